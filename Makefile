@@ -1,0 +1,54 @@
+# ptm-sync: everything a fresh machine needs is installed from here.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: all demo test lint typecheck unit bench bench-quick clean test-servers
+
+all: test
+
+$(STAMP): pyproject.toml
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "ptm-sync needs Python 3.11 or newer"; exit 1; }
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# The IMAP tests run a private Dovecot instance; install the package when it is
+# missing and we may (root, apt-get available). Elsewhere the tests say why they skip.
+test-servers:
+	@command -v dovecot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing dovecot-imapd for the IMAP tests"; \
+	    (apt-get install -y -qq dovecot-imapd >/dev/null 2>&1 || \
+	     (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dovecot-imapd >/dev/null 2>&1)) || \
+	     echo "could not install dovecot-imapd: IMAP tests will skip"; \
+	  else echo "dovecot not installed and cannot install it here: IMAP tests will skip"; fi; }
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP) test-servers lint typecheck
+	$(BIN)/python -m pytest -q
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit tests/property
+
+demo: $(STAMP)
+	$(BIN)/ptm-sync demo
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+bench-quick: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
