@@ -1,0 +1,1 @@
+"""Calendar connectors: one module per calendar system behind one protocol (base.py)."""

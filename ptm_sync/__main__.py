@@ -1,0 +1,3 @@
+from ptm_sync.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,9 @@
+"""Command modules; each exposes ``register(subparsers)`` and sets ``func`` on its parser."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from ptm_sync.commands import setup
+
+COMMAND_MODULES: list[ModuleType] = [setup]

@@ -1,0 +1,60 @@
+"""`init` and `check`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ptm_sync.app import App
+from ptm_sync.errors import PtmError, UserError
+from ptm_sync.store import Database
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "data" / "ptm-sync.example.toml"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("init", help="write a commented ptm-sync.toml and create the database")
+    p.add_argument("dir", nargs="?", default=".", help="folder for ptm-sync.toml (default: .)")
+    p.set_defaults(func=cmd_init)
+    p = sub.add_parser("check", help="validate the config, database, calendars, SMTP and IMAP")
+    p.set_defaults(func=cmd_check)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from ptm_sync import config as config_mod
+
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder")
+    target = folder / "ptm-sync.toml"
+    if target.exists():
+        print(f"{target} exists; keeping it")
+    else:
+        target.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+        print(f"wrote {target}: edit [school], [mail], [[accounts]] and [[periods]]")
+    config = config_mod.load(args.config or str(target))
+    db = Database(config.database.url)
+    db.migrate()
+    print(f"database ready: {db.safe_url}")
+    db.dispose()
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    app = App.from_args(args)
+    problems: list[str] = []
+    try:
+        app.db.ping()
+    except PtmError as exc:
+        problems.append(f"database: {exc}")
+    except Exception as exc:
+        problems.append(f"database: {exc}")
+    from ptm_sync.checks import run_checks
+
+    problems += run_checks(app)
+    for line in problems:
+        print(line)
+    if problems:
+        return 1
+    print("ok: configuration, database and every configured service answer")
+    return 0

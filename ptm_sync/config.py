@@ -1,0 +1,583 @@
+"""Configuration: one TOML file → frozen, validated objects.
+
+The schema is data: every section is a frozen dataclass whose fields carry their help text,
+and one generic loader walks them.  That loader refuses unknown keys, reports missing
+required ones and converts values, naming the offending key as a dotted path.  Secrets are
+never read at load time: a :class:`Secret` records where the value lives (``password``,
+``password_env`` or ``password_file``) and :meth:`Secret.reveal` fetches it when needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ptm_sync.errors import ConfigError
+from ptm_sync.model import MeetingFormat, Window
+
+SEARCH_PATHS = (Path("ptm-sync.toml"), Path("/etc/ptm-sync/ptm-sync.toml"))
+ACCOUNT_TYPES = ("caldav", "graph", "ews", "google", "ics")
+VIDEO_PROVIDERS = ("jitsi", "teams", "meet", "zoom", "none")
+FREEBUSY_MODES = ("auto", "local", "server")
+
+
+def opt(help: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
+    """A config field with its help text; no default means the key is required."""
+    if isinstance(default, list | dict):
+        value = default
+        return field(default_factory=lambda: type(value)(value), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Secret:
+    """Where a secret lives.  ``repr`` never shows the value."""
+
+    key: str
+    value: str | None = None
+    env: str | None = None
+    file: Path | None = None
+
+    def __repr__(self) -> str:
+        return f"Secret({self.key})"
+
+    @property
+    def source(self) -> str:
+        if self.env:
+            return f"${self.env}"
+        if self.file:
+            return str(self.file)
+        return "config file"
+
+    def reveal(self) -> str:
+        """Return the secret, or raise ConfigError naming the key when it cannot be read."""
+        if self.value is not None:
+            return self.value
+        if self.env:
+            found = os.environ.get(self.env)
+            if found is None:
+                raise ConfigError(f"environment variable {self.env} is not set", f"{self.key}_env")
+            return found
+        if self.file:
+            try:
+                return self.file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read {self.file}: {exc.strerror}", f"{self.key}_file"
+                ) from None
+        raise ConfigError("no value given", self.key)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchoolConfig:
+    name: str = opt("The school's name, shown in emails and on the published pages.")
+    timezone: ZoneInfo = opt("IANA time zone of the school, e.g. America/New_York.")
+    contact: str = opt("Email address parents write to about changes.")
+    language: str = opt("Language of emails and pages (BCP 47).", "en")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DatabaseConfig:
+    url: str = opt(
+        "SQLAlchemy URL; sqlite:///file (relative to this file) or postgresql+psycopg://...",
+        "sqlite:///ptm-sync.db",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SmtpConfig:
+    host: str = opt("SMTP server host name.")
+    port: int = opt("SMTP port: 587 with starttls, 465 with ssl, 25 plain.", 587)
+    starttls: bool = opt("Upgrade the connection with STARTTLS.", False)
+    ssl: bool = opt("Connect with TLS from the start (port 465).", False)
+    username: str = opt("Login name; empty for no login.", "")
+    password: Secret | None = opt("Login password (password, password_env or password_file).", None)
+    timeout: float = opt("Seconds to wait for the server.", 30.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImapConfig:
+    host: str = opt("IMAP server host name.")
+    port: int = opt("IMAP port: 993 with ssl, 143 otherwise.", 993)
+    ssl: bool = opt("Connect with TLS from the start.", True)
+    starttls: bool = opt("Upgrade a plain connection with STARTTLS.", False)
+    username: str = opt("Login name.")
+    password: Secret | None = opt("Login password (password, password_env or password_file).", None)
+    folder: str = opt("Folder to read replies from.", "INBOX")
+    processed_folder: str = opt("Move processed messages here; empty to flag them \\Seen.", "")
+    idle: bool = opt("Wait with IMAP IDLE where the server offers it.", True)
+    poll_seconds: int = opt("Seconds between passes when IDLE is not used.", 60)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MailConfig:
+    organizer: str = opt("The service's address: ORGANIZER of every invitation.")
+    plus_addressing: bool = opt("Give each meeting its own local+token@domain organizer.", False)
+    booking_address: str = opt(
+        "Pattern of teachers' booking addresses, e.g. book+{teacher_key}@school.org.", ""
+    )
+    trusted_authserv_id: str = opt(
+        "authserv-id of the receiving server whose Authentication-Results we trust.", ""
+    )
+    aliases: dict[str, list[str]] = opt(
+        "Extra sender addresses accepted for a guardian: {guardian = [aliases]}.", {}
+    )
+    smtp: SmtpConfig | None = opt("Outgoing mail ([mail.smtp]).", None)
+    imap: ImapConfig | None = opt("Incoming replies ([mail.imap]); optional.", None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebConfig:
+    listen: str = opt("host:port the daemon serves the published pages on.", "127.0.0.1:8080")
+    public_url: str = opt("How parents reach the pages, e.g. https://conferences.school.org.", "")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VideoConfig:
+    provider: str = opt("jitsi | teams | meet | zoom | none", "jitsi")
+    base_url: str = opt("Base URL of the video service (jitsi).", "https://meet.jit.si")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncConfig:
+    interval_minutes: int = opt("Minutes between sync passes of the daemon.", 5)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TemplatesConfig:
+    summary: str = opt(
+        "Summary of the event in the teacher's calendar.",
+        "Conference: {student_first} ({guardian})",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountConfig:
+    id: str = opt("Name that teachers.csv refers to in its account column.")
+    type: str = opt("caldav | graph | ews | google | ics")
+    url: str = opt("Server URL (CalDAV, EWS, ICS feed).", "")
+    username: str = opt("Login name.", "")
+    password: Secret | None = opt("Password (password, password_env or password_file).", None)
+    freebusy: str = opt(
+        "auto: the server's free-busy REPORT only where it is known to be right; local | server",
+        "auto",
+    )
+    verify_tls: bool = opt("Check the server's TLS certificate.", True)
+    tenant_id: str = opt("Graph: the Entra ID tenant.", "")
+    client_id: str = opt("Graph/Google: application (client) id.", "")
+    client_secret: Secret | None = opt("Graph: client secret (_env/_file).", None)
+    service_account_file: str = opt("Google: service-account JSON key file.", "")
+    subject: str = opt("Google: user to impersonate with domain-wide delegation.", "")
+    endpoint: str = opt("Override of the API base URL (tests, sovereign clouds).", "")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeriodConfig:
+    id: str = opt("Short id used on the command line and in URLs.")
+    title: str = opt("Title shown to parents.")
+    windows: tuple[Window, ...] = opt(
+        'Local times, e.g. ["2027-04-10T15:00/19:00"]; the school\'s time zone.'
+    )
+    slot_minutes: int = opt("Length of one meeting.", 15)
+    buffer_minutes: int = opt("Minutes between two slots of the same teacher.", 0)
+    gap_minutes: int = opt("Minutes between a family's consecutive meetings.", 5)
+    hold_hours: int = opt("Hours a proposed meeting holds its slot.", 48)
+    booking_opens: datetime | None = opt("When invitations go out (local time).", None)
+    booking_closes: datetime | None = opt("Deadline for bookings (local time).", None)
+    format: MeetingFormat = opt("video | in_person | either", MeetingFormat.VIDEO)
+    location: str = opt("Where in-person meetings happen; {room} is the teacher's room.", "")
+    max_reproposals: int = opt("New proposals after a decline before giving up.", 2)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    school: SchoolConfig = opt("[school]")
+    periods: tuple[PeriodConfig, ...] = opt("[[periods]]")
+    database: DatabaseConfig = opt("[database]", DatabaseConfig())
+    mail: MailConfig | None = opt("[mail]", None)
+    web: WebConfig = opt("[web]", WebConfig())
+    video: VideoConfig = opt("[video]", VideoConfig())
+    sync: SyncConfig = opt("[sync]", SyncConfig())
+    templates: TemplatesConfig = opt("[templates]", TemplatesConfig())
+    accounts: tuple[AccountConfig, ...] = opt("[[accounts]]", ())
+    path: Path | None = field(default=None, metadata={"internal": True})
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.school.timezone
+
+    def period(self, period_id: str | None) -> PeriodConfig:
+        """The period named ``period_id``, or the only/first one when None."""
+        if period_id is None:
+            return self.periods[0]
+        for period in self.periods:
+            if period.id == period_id:
+                return period
+        known = ", ".join(p.id for p in self.periods)
+        raise ConfigError(f"no period {period_id!r} (configured: {known})")
+
+    def account(self, account_id: str) -> AccountConfig:
+        for account in self.accounts:
+            if account.id == account_id:
+                return account
+        raise ConfigError(f"no account {account_id!r}", "accounts")
+
+
+# --- loading ----------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class _Loader:
+    def __init__(self, base_dir: Path, tz: ZoneInfo | None) -> None:
+        self.base_dir = base_dir
+        self.tz = tz
+
+    def section(self, cls: type[T], table: Any, key: str) -> T:
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"must be a table, got {_kind(table)}", key or None)
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}  # type: ignore[arg-type]
+        secrets = {n for n, f in fields.items() if _is_secret(hints[n])}
+        allowed = set(fields) - secrets
+        for name in secrets:
+            allowed |= {name, f"{name}_env", f"{name}_file"}
+        for given in table:
+            if given not in allowed:
+                raise ConfigError("unknown key", _join(key, given))
+        values: dict[str, Any] = {}
+        for name, fld in fields.items():
+            dotted = _join(key, name)
+            if name in secrets:
+                values[name] = self.secret(table, name, dotted)
+                continue
+            if name not in table:
+                if (
+                    fld.default is dataclasses.MISSING
+                    and fld.default_factory is dataclasses.MISSING
+                ):
+                    raise ConfigError("missing required key", dotted)
+                continue
+            values[name] = self.value(hints[name], table[name], dotted)
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:  # pragma: no cover - schema bug
+            raise ConfigError(str(exc), key or None) from exc
+
+    def secret(self, table: Mapping[str, Any], name: str, dotted: str) -> Secret | None:
+        given = [k for k in (name, f"{name}_env", f"{name}_file") if k in table]
+        if len(given) > 1:
+            raise ConfigError(f"give only one of {', '.join(given)}", dotted)
+        if not given:
+            return None
+        raw = table[given[0]]
+        if not isinstance(raw, str):
+            raise ConfigError(f"must be a string, got {_kind(raw)}", _join(dotted, "")[:-1])
+        if given[0].endswith("_env"):
+            return Secret(key=dotted, env=raw)
+        if given[0].endswith("_file"):
+            return Secret(key=dotted, file=self.path(raw))
+        return Secret(key=dotted, value=raw)
+
+    def path(self, raw: str) -> Path:
+        p = Path(raw).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def value(self, hint: Any, raw: Any, key: str) -> Any:
+        origin = typing.get_origin(hint)
+        if origin in (typing.Union, types.UnionType):
+            inner = [a for a in typing.get_args(hint) if a is not type(None)]
+            return self.value(inner[0], raw, key)
+        if dataclasses.is_dataclass(hint):
+            return self.section(hint, raw, key)  # type: ignore[arg-type]
+        if origin is tuple:
+            item = typing.get_args(hint)[0]
+            if not isinstance(raw, list):
+                raise ConfigError(f"must be a list, got {_kind(raw)}", key)
+            if item is Window:
+                return tuple(self.window(v, f"{key}[{i}]") for i, v in enumerate(raw))
+            return tuple(self.value(item, v, f"{key}[{i}]") for i, v in enumerate(raw))
+        if origin is dict:
+            if not isinstance(raw, Mapping):
+                raise ConfigError(f"must be a table, got {_kind(raw)}", key)
+            return {str(k): _strings(v, f"{key}.{k}") for k, v in raw.items()}
+        if hint is bool:
+            if not isinstance(raw, bool):
+                raise ConfigError(f"must be true or false, got {raw!r}", key)
+            return raw
+        if hint is int:
+            if isinstance(raw, bool) or not isinstance(raw, int):
+                raise ConfigError(f"must be a whole number, got {raw!r}", key)
+            return raw
+        if hint is float:
+            if isinstance(raw, bool) or not isinstance(raw, int | float):
+                raise ConfigError(f"must be a number, got {raw!r}", key)
+            return float(raw)
+        if hint is str:
+            if not isinstance(raw, str):
+                raise ConfigError(f"must be a string, got {_kind(raw)}", key)
+            return raw
+        if hint is ZoneInfo:
+            return _zone(raw, key)
+        if hint is MeetingFormat:
+            try:
+                return MeetingFormat(raw)
+            except ValueError:
+                choices = " | ".join(m.value for m in MeetingFormat)
+                raise ConfigError(f"must be one of {choices}, got {raw!r}", key) from None
+        if hint is datetime:
+            return self.local_datetime(raw, key)
+        raise ConfigError(f"unsupported value {raw!r}", key)  # pragma: no cover - schema bug
+
+    def local_datetime(self, raw: Any, key: str) -> datetime:
+        if isinstance(raw, str):
+            try:
+                raw = datetime.fromisoformat(raw)
+            except ValueError:
+                raise ConfigError(f"not a date and time: {raw!r}", key) from None
+        if isinstance(raw, date) and not isinstance(raw, datetime):
+            raw = datetime.combine(raw, time())
+        if not isinstance(raw, datetime):
+            raise ConfigError(f"must be a date and time, got {_kind(raw)}", key)
+        if raw.tzinfo is not None:
+            return raw
+        assert self.tz is not None
+        return _aware(raw, self.tz, key).astimezone(UTC)
+
+    def window(self, raw: Any, key: str) -> Window:
+        if not isinstance(raw, str) or "/" not in raw:
+            raise ConfigError(f'must look like "2027-04-10T15:00/19:00", got {raw!r}', key)
+        first, _, second = raw.partition("/")
+        try:
+            start = datetime.fromisoformat(first)
+        except ValueError:
+            raise ConfigError(f"window start is not a date and time: {first!r}", key) from None
+        try:
+            if re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", second):
+                end = datetime.combine(start.date(), time.fromisoformat(second.zfill(5)))
+            else:
+                end = datetime.fromisoformat(second)
+        except ValueError:
+            raise ConfigError(f"window end is not a time: {second!r}", key) from None
+        if start.tzinfo is not None or end.tzinfo is not None:
+            raise ConfigError("window times are local times of the school; drop the offset", key)
+        assert self.tz is not None
+        # Kept in UTC: arithmetic on two datetimes of one ZoneInfo ignores a clock change.
+        window = Window(
+            _aware(start, self.tz, key).astimezone(UTC), _aware(end, self.tz, key).astimezone(UTC)
+        )
+        if window.end <= window.start:
+            raise ConfigError(f"window ends before it starts: {raw}", key)
+        return window
+
+
+def _aware(local: datetime, tz: ZoneInfo, key: str) -> datetime:
+    aware = local.replace(tzinfo=tz)
+    # A wall-clock time that does not exist (clocks jump forward) does not survive a
+    # round trip through UTC; refuse it rather than guess.
+    round_trip = aware.astimezone(ZoneInfo("UTC")).astimezone(tz)
+    if round_trip.replace(tzinfo=None) != local:
+        raise ConfigError(f"{local.isoformat()} does not exist in {tz.key} (clocks change)", key)
+    return aware
+
+
+def _zone(raw: Any, key: str) -> ZoneInfo:
+    if not isinstance(raw, str) or not raw:
+        raise ConfigError(f"must be an IANA time zone name, got {raw!r}", key)
+    try:
+        return ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown time zone {raw!r}", key) from None
+
+
+def _strings(raw: Any, key: str) -> list[str]:
+    if isinstance(raw, str):
+        return [raw]
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        raise ConfigError("must be a list of strings", key)
+    return list(raw)
+
+
+def _is_secret(hint: Any) -> bool:
+    return hint is Secret or Secret in typing.get_args(hint)
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _kind(raw: Any) -> str:
+    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(raw), type(raw).__name__
+    )
+
+
+def _check(config: Config) -> None:
+    """Rules that span several keys."""
+    if not config.periods:
+        raise ConfigError("at least one [[periods]] is needed", "periods")
+    _unique([p.id for p in config.periods], "periods", "id")
+    _unique([a.id for a in config.accounts], "accounts", "id")
+    for i, period in enumerate(config.periods):
+        where = f"periods[{i}]"
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", period.id):
+            raise ConfigError("use letters, digits, '.', '_' and '-' only", f"{where}.id")
+        if not period.windows:
+            raise ConfigError("at least one window is needed", f"{where}.windows")
+        for name in ("slot_minutes", "hold_hours"):
+            if getattr(period, name) <= 0:
+                raise ConfigError("must be greater than 0", f"{where}.{name}")
+        for name in ("buffer_minutes", "gap_minutes", "max_reproposals"):
+            if getattr(period, name) < 0:
+                raise ConfigError("must not be negative", f"{where}.{name}")
+        ordered = sorted(period.windows, key=lambda w: w.start)
+        for a, b in itertools.pairwise(ordered):
+            if b.start < a.end:
+                raise ConfigError("windows overlap", f"{where}.windows")
+        for w in period.windows:
+            if w.end - w.start < timedelta(minutes=period.slot_minutes):
+                raise ConfigError(
+                    f"window {w.start:%Y-%m-%dT%H:%M} is shorter than one slot", f"{where}.windows"
+                )
+        opens, closes = period.booking_opens, period.booking_closes
+        if opens and closes and closes <= opens:
+            raise ConfigError("booking closes before it opens", f"{where}.booking_closes")
+    for i, account in enumerate(config.accounts):
+        where = f"accounts[{i}]"
+        if account.type not in ACCOUNT_TYPES:
+            raise ConfigError(f"must be one of {' | '.join(ACCOUNT_TYPES)}", f"{where}.type")
+        if account.freebusy not in FREEBUSY_MODES:
+            raise ConfigError(f"must be one of {' | '.join(FREEBUSY_MODES)}", f"{where}.freebusy")
+        if account.type in ("caldav", "ews", "ics") and not account.url:
+            raise ConfigError(f"a {account.type} account needs a url", f"{where}.url")
+    if config.video.provider not in VIDEO_PROVIDERS:
+        raise ConfigError(f"must be one of {' | '.join(VIDEO_PROVIDERS)}", "video.provider")
+    if config.mail and config.mail.smtp and config.mail.smtp.ssl and config.mail.smtp.starttls:
+        raise ConfigError("choose ssl or starttls, not both", "mail.smtp.starttls")
+    if config.mail and config.mail.imap and config.mail.imap.ssl and config.mail.imap.starttls:
+        raise ConfigError("choose ssl or starttls, not both", "mail.imap.starttls")
+    for name, address in (("school.contact", config.school.contact),) + (
+        (("mail.organizer", config.mail.organizer),) if config.mail else ()
+    ):
+        if not re.fullmatch(r"[^@\s]+@[^@\s]+", address):
+            raise ConfigError(f"not an email address: {address!r}", name)
+
+
+def _unique(values: Sequence[str], section: str, name: str) -> None:
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        if value in seen:
+            raise ConfigError(f"duplicate {name} {value!r}", f"{section}[{i}].{name}")
+        seen.add(value)
+
+
+def parse(text: str, path: Path | None = None) -> Config:
+    """Parse and validate the text of a config file."""
+    where = str(path) if path else None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=where) from None
+    base_dir = path.parent if path else Path.cwd()
+    school = data.get("school")
+    tz = None
+    if isinstance(school, Mapping) and "timezone" in school:
+        try:
+            tz = _zone(school["timezone"], "school.timezone")
+        except ConfigError as exc:
+            raise ConfigError(str(exc), path=where) from None
+    loader = _Loader(base_dir, tz)
+    try:
+        config = loader.section(Config, data, "")
+        config = dataclasses.replace(
+            config,
+            path=path,
+            database=DatabaseConfig(url=_resolve_db_url(config.database.url, base_dir)),
+        )
+        _check(config)
+    except ConfigError as exc:
+        if exc.path is None and where:
+            raise ConfigError(str(exc), path=where) from None
+        raise
+    return config
+
+
+def _resolve_db_url(url: str, base_dir: Path) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith("sqlite:////"):
+        rest = url[len(prefix) :]
+        if rest and rest != ":memory:" and not rest.startswith("file:"):
+            return prefix + str((base_dir / rest).resolve())
+    return url
+
+
+def find(explicit: str | None) -> Path:
+    """The config file: --config, then $PTM_SYNC_CONFIG, then ./ptm-sync.toml, then /etc."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("PTM_SYNC_CONFIG")
+    if env:
+        return Path(env)
+    for candidate in SEARCH_PATHS:
+        if candidate.exists():
+            return candidate
+    raise ConfigError(
+        "no configuration found: pass --config, set PTM_SYNC_CONFIG, "
+        "or run `ptm-sync init` to write ./ptm-sync.toml"
+    )
+
+
+def load(explicit: str | None = None) -> Config:
+    path = find(explicit)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("no such file", path=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
+    return parse(text, path.resolve())
+
+
+def schema() -> list[tuple[str, str, str]]:
+    """Every config key as (dotted key, default, help): the reference in the README."""
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.metadata.get("internal"):
+                continue
+            hint = hints[f.name]
+            inner = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+            target = inner[0]
+            if typing.get_origin(target) is tuple:
+                target = typing.get_args(target)[0]
+            key = _join(prefix, f.name)
+            if target is Secret:
+                for suffix in ("", "_env", "_file"):
+                    rows.append((key + suffix, "", f.metadata["help"]))
+                continue
+            if dataclasses.is_dataclass(target) and target is not Window:
+                walk(target, key)  # type: ignore[arg-type]
+                continue
+            if f.default is not dataclasses.MISSING:
+                default = "" if f.default is None else repr(f.default)
+            elif f.default_factory is not dataclasses.MISSING:
+                default = repr(f.default_factory())
+            else:
+                default = "required"
+            rows.append((key, default, f.metadata["help"]))
+
+    walk(Config, "")
+    return rows

@@ -1,0 +1,136 @@
+"""The one exception hierarchy of ptm-sync.
+
+Everything the program raises on purpose derives from :class:`PtmError`.  Two flags decide
+what happens next, each in one ``isinstance`` or attribute check:
+
+* :class:`UserError` — something the user can fix (config, roster, arguments).  The command
+  line prints the message on one line, without a traceback, and exits with code 1.
+* ``retryable`` — a transient failure (server down, throttled).  The outbox and the daemon
+  try again later, honouring ``retry_after`` when the far side named a delay.
+
+Connector errors are translated where they arise: nothing above ``connectors/`` sees an
+HTTP or SDK exception.
+"""
+
+from __future__ import annotations
+
+
+class PtmError(Exception):
+    """Base of every error ptm-sync raises on purpose."""
+
+    retryable: bool = False
+    retry_after: float | None = None
+
+
+class UserError(PtmError):
+    """Raised for a problem the user can fix; printed as one line, exit code 1."""
+
+
+class ConfigError(UserError):
+    """Raised when the configuration file is missing, malformed or invalid.
+
+    ``key`` names the offending key as a dotted path (``mail.smtp.port``) when there is one.
+    """
+
+    def __init__(self, message: str, key: str | None = None, path: str | None = None) -> None:
+        self.key = key
+        self.path = path
+        where = f"{path}: " if path else ""
+        what = f"{key}: " if key else ""
+        super().__init__(f"{where}{what}{message}")
+
+
+class RosterError(UserError):
+    """Raised when a roster import finds bad rows; nothing was imported.
+
+    ``problems`` holds one ``file:line: reason`` string per bad row.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        count = len(problems)
+        head = f"roster not imported: {count} problem{'s' if count != 1 else ''}"
+        super().__init__(head + "\n" + "\n".join(problems))
+
+
+class NotFoundError(UserError):
+    """Raised when a command names a period, teacher, guardian or meeting that does not exist."""
+
+
+class StoreError(PtmError):
+    """Raised when the database cannot be opened or migrated."""
+
+
+class SlotTaken(PtmError):
+    """Raised when a booking loses the race for a slot: another active meeting holds it."""
+
+
+class BookingRefused(UserError):
+    """Raised when a requested booking breaks a rule (outside the period, off the grid, closed)."""
+
+
+# --- connectors -----------------------------------------------------------------------
+
+
+class ConnectorError(PtmError):
+    """Base of the errors a calendar connector raises."""
+
+
+class AuthFailed(ConnectorError, UserError):
+    """Raised when a calendar server refuses our credentials (HTTP 401/403, bad token)."""
+
+
+class Unavailable(ConnectorError):
+    """Raised when a server is down, times out or throttles us; try again later."""
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class WrongEtag(ConnectorError):
+    """Raised when a conditional write fails (HTTP 412): the event changed on the server."""
+
+
+class NotFound(ConnectorError):
+    """Raised when a calendar or an event does not exist on the server."""
+
+
+class SyncTokenInvalid(ConnectorError):
+    """Raised when the server no longer accepts our sync token; do a full resync."""
+
+
+class Unsupported(ConnectorError):
+    """Raised when a server lacks a feature we asked for."""
+
+
+# --- mail -----------------------------------------------------------------------------
+
+
+class MailError(PtmError):
+    """Raised when sending or fetching mail fails."""
+
+
+class MailUnavailable(MailError):
+    """Raised when the mail server is unreachable or answers with a temporary failure."""
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class MailRejected(MailError):
+    """Raised when the mail server rejects a message permanently (5xx)."""
+
+
+class Unusable(PtmError):
+    """Raised when an inbound message cannot be used; it goes to quarantine with ``reason``."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)

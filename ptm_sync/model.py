@@ -1,0 +1,174 @@
+"""Domain values: intervals, slots, people, meetings and their states.
+
+Pure: no I/O, no clock.  Datetimes are timezone-aware; the engine works in UTC and converts
+to the school's zone only for display and for the period's local-time windows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+
+class MeetingState(StrEnum):
+    """The life cycle of a meeting (DESIGN §3)."""
+
+    PROPOSED = "proposed"
+    CONFIRMED = "confirmed"
+    COMPLETED = "completed"
+    NO_SHOW = "no_show"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    SUPERSEDED = "superseded"
+    CANCELLED = "cancelled"
+
+
+#: States in which a meeting occupies its slot.
+ACTIVE_STATES: frozenset[MeetingState] = frozenset({MeetingState.PROPOSED, MeetingState.CONFIRMED})
+
+
+class SlotStatus(StrEnum):
+    """A cell of the scheduling matrix."""
+
+    AVAILABLE = "available"
+    BUSY = "busy"
+    HELD = "held"
+    BOOKED = "booked"
+
+
+class MeetingFormat(StrEnum):
+    VIDEO = "video"
+    IN_PERSON = "in_person"
+    EITHER = "either"
+
+
+class Actor(StrEnum):
+    """Who caused a change in a meeting's history."""
+
+    PARENT = "parent"
+    TEACHER = "teacher"
+    STAFF = "staff"
+    SYSTEM = "system"
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Return an aware datetime in UTC; refuse naive ones, which would be ambiguous."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment.isoformat()} where an aware one is needed")
+    return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Interval:
+    """A half-open span of time ``[start, end)`` between two aware datetimes."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("Interval needs aware datetimes")
+        if self.end < self.start:
+            raise ValueError(f"Interval ends before it starts: {self.start} > {self.end}")
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.start
+
+    def overlaps(self, other: Interval) -> bool:
+        """True when the two spans share any instant (touching ends do not overlap)."""
+        return self.start < other.end and other.start < self.end
+
+    def contains(self, other: Interval) -> bool:
+        return self.start <= other.start and other.end <= self.end
+
+    def utc(self) -> Interval:
+        return Interval(as_utc(self.start), as_utc(self.end))
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Slot:
+    """A bookable span of one teacher's time."""
+
+    start: datetime
+    end: datetime
+    teacher: str  # the teacher's email
+
+    @property
+    def interval(self) -> Interval:
+        return Interval(self.start, self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """A span in which a teacher cannot meet.  ``tentative`` is still busy (DESIGN, issue 2)."""
+
+    start: datetime
+    end: datetime
+    tentative: bool = False
+
+    @property
+    def interval(self) -> Interval:
+        return Interval(self.start, self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class Teacher:
+    email: str
+    name: str
+    key: str
+    account: str
+    calendar: str
+    room: str = ""
+    booking_address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Guardian:
+    email: str
+    name: str
+    language: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Student:
+    id: str
+    name: str
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name.strip() else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One evening (or morning) of a period, as local wall-clock datetimes made aware."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingRequest:
+    """What the planner needs to know about one meeting a family wants."""
+
+    guardian: str
+    teacher: str
+    students: tuple[str, ...] = field(default_factory=tuple)
+
+
+_KEY_CLEAN = re.compile(r"[^a-z0-9]+")
+
+
+def teacher_key_for(email: str) -> str:
+    """The URL-safe key of a teacher, derived from the local part of the email.
+
+    ``Mary.O'Neil@school.org`` → ``mary-o-neil``.  The roster importer keeps keys unique and
+    stores them, so a key never changes once given.
+    """
+    local = email.split("@", 1)[0].lower()
+    local = local.split("+", 1)[0]
+    key = _KEY_CLEAN.sub("-", local).strip("-")
+    return key or "teacher"

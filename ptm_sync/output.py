@@ -1,0 +1,55 @@
+"""Rendering rows for the command line: table, JSON, CSV (DESIGN §7)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def to_json(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A JSON list with one object per row; datetimes in ISO 8601."""
+    return json.dumps([{k: _plain(v) for k, v in row.items()} for row in rows], indent=2) + "\n"
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(
+            [
+                ";".join(map(str, v)) if isinstance(v, list | tuple) else _plain(v)
+                for v in (row.get(c, "") for c in columns)
+            ]
+        )
+    return buffer.getvalue()
+
+
+def to_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """A plain aligned text table."""
+    cells = [[_cell(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    return str(value)

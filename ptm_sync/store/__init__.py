@@ -1,0 +1,39 @@
+"""Persistence: tables, sessions and migrations (SQLite by default, PostgreSQL)."""
+
+from ptm_sync.store.db import Database
+from ptm_sync.store.tables import (
+    Base,
+    BusyTime,
+    Calendar,
+    CalendarEvent,
+    Guardian,
+    Inbound,
+    Link,
+    Meeting,
+    MeetingHistory,
+    MeetingStudent,
+    Outbox,
+    Period,
+    Setting,
+    Student,
+    Teacher,
+)
+
+__all__ = [
+    "Base",
+    "BusyTime",
+    "Calendar",
+    "CalendarEvent",
+    "Database",
+    "Guardian",
+    "Inbound",
+    "Link",
+    "Meeting",
+    "MeetingHistory",
+    "MeetingStudent",
+    "Outbox",
+    "Period",
+    "Setting",
+    "Student",
+    "Teacher",
+]

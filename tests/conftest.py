@@ -1,0 +1,5 @@
+"""Test-wide fixtures, gathered from tests/support/ (one module per server or concern)."""
+
+pytest_plugins = [
+    "tests.support.database",
+]
