@@ -81,12 +81,12 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A session for reading; rolled back at the end."""
+        """A session for reading; closed (never committed) at the end.
+
+        Objects loaded in it stay readable afterwards (``expire_on_commit=False``).
+        """
         with self._read() as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
+            yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:
