@@ -47,7 +47,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         app.db.ping()
     except PtmError as exc:
         problems.append(f"database: {exc}")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - report, do not crash
         problems.append(f"database: {exc}")
     from ptm_sync.checks import run_checks
 

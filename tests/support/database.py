@@ -41,7 +41,7 @@ def postgres_url() -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
             conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure means: no PostgreSQL here
         admin.dispose()
         require(f"PostgreSQL at {base} does not answer: {exc}")
     try:

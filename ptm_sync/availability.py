@@ -1,0 +1,163 @@
+"""Bookable slots and the scheduling matrix, read from the store.
+
+The one place that turns stored busy times and meetings into the pure slot engine's inputs;
+the command line, the published pages and the booking engine all go through here, so
+`slots --format json` and `/periods/<id>/slots.json` can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ptm_sync import slots as engine
+from ptm_sync.config import Config, PeriodConfig
+from ptm_sync.errors import NotFoundError
+from ptm_sync.model import Interval, MeetingState, SlotStatus
+from ptm_sync.periods import period_span
+from ptm_sync.store import BusyTime, CalendarEvent, Meeting, Teacher
+
+
+@dataclass(frozen=True, slots=True)
+class SlotRow:
+    teacher: str
+    teacher_key: str
+    teacher_name: str
+    period: str
+    start: datetime  # in the school's zone
+    end: datetime
+
+    def as_json(self) -> dict[str, str]:
+        """The contract's JSON object (DESIGN §7): no names beyond the teacher's email."""
+        return {
+            "teacher": self.teacher,
+            "teacher_key": self.teacher_key,
+            "period": self.period,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixRow:
+    date: str
+    start: datetime
+    end: datetime
+    teacher: str
+    teacher_name: str
+    status: SlotStatus
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "date": self.date,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "teacher": self.teacher,
+            "status": self.status.value,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TeacherTimes:
+    """One teacher's inputs to the engine for one period."""
+
+    teacher: Teacher
+    busy: list[Interval]
+    held: list[Interval]
+    booked: list[Interval]
+
+
+def teachers(session: Session, teacher_email: str | None = None) -> list[Teacher]:
+    query = select(Teacher).order_by(Teacher.name, Teacher.email)
+    if teacher_email:
+        query = query.where(Teacher.email == teacher_email.strip().lower())
+    found = list(session.scalars(query))
+    if teacher_email and not found:
+        raise NotFoundError(f"no teacher {teacher_email!r} in the roster")
+    return found
+
+
+def teacher_times(
+    session: Session, period: PeriodConfig, selected: Sequence[Teacher]
+) -> list[TeacherTimes]:
+    """Busy times (our own meeting events excluded) and active meetings of each teacher."""
+    start, end = period_span(period)
+    ids = [t.id for t in selected]
+    busy: dict[int, list[Interval]] = defaultdict(list)
+    held: dict[int, list[Interval]] = defaultdict(list)
+    booked: dict[int, list[Interval]] = defaultdict(list)
+    ours = select(Meeting.uid)
+    rows = session.execute(
+        select(BusyTime.teacher_id, BusyTime.start, BusyTime.end)
+        .outerjoin(CalendarEvent, CalendarEvent.id == BusyTime.event_id)
+        .where(
+            BusyTime.teacher_id.in_(ids),
+            BusyTime.start < end,
+            BusyTime.end > start,
+            # The events we wrote for meetings are represented by the meetings themselves.
+            (CalendarEvent.uid.is_(None)) | (CalendarEvent.uid.not_in(ours)),
+        )
+    )
+    for teacher_id, b_start, b_end in rows:
+        busy[teacher_id].append(Interval(b_start, b_end))
+    meetings = session.execute(
+        select(Meeting.teacher_id, Meeting.start, Meeting.end, Meeting.state).where(
+            Meeting.teacher_id.in_(ids),
+            Meeting.state.in_([MeetingState.PROPOSED.value, MeetingState.CONFIRMED.value]),
+            Meeting.start < end,
+            Meeting.end > start,
+        )
+    )
+    for teacher_id, m_start, m_end, state in meetings:
+        target = booked if state == MeetingState.CONFIRMED else held
+        target[teacher_id].append(Interval(m_start, m_end))
+    return [TeacherTimes(t, busy[t.id], held[t.id], booked[t.id]) for t in selected]
+
+
+def period_slots(
+    session: Session,
+    config: Config,
+    period: PeriodConfig,
+    *,
+    now: datetime,
+    teacher_email: str | None = None,
+) -> list[SlotRow]:
+    """Every bookable slot of the period, ordered by teacher then time; none in the past."""
+    tz = config.tz
+    rows: list[SlotRow] = []
+    for times in teacher_times(session, period, teachers(session, teacher_email)):
+        free = engine.teacher_slots(
+            period.windows,
+            period.slot_minutes,
+            period.buffer_minutes,
+            times.busy,
+            times.held + times.booked,
+        )
+        t = times.teacher
+        rows += [
+            SlotRow(t.email, t.key, t.name, period.id, s.start.astimezone(tz), s.end.astimezone(tz))
+            for s in free
+            if s.start >= now
+        ]
+    return rows
+
+
+def period_matrix(
+    session: Session, config: Config, period: PeriodConfig, *, teacher_email: str | None = None
+) -> list[MatrixRow]:
+    """One row per (grid slot, teacher): available, busy, held or booked."""
+    tz = config.tz
+    grid = engine.grid(period.windows, period.slot_minutes, period.buffer_minutes)
+    rows: list[MatrixRow] = []
+    for times in teacher_times(session, period, teachers(session, teacher_email)):
+        t = times.teacher
+        for slot, status in engine.matrix(grid, times.busy, times.held, times.booked):
+            start, end = slot.start.astimezone(tz), slot.end.astimezone(tz)
+            rows.append(MatrixRow(start.date().isoformat(), start, end, t.email, t.name, status))
+    rows.sort(key=lambda r: (r.start, r.teacher_name, r.teacher))
+    return rows

@@ -1,0 +1,103 @@
+"""The daemon: scheduled jobs, the published pages, a clean stop on SIGTERM/SIGINT.
+
+Every job catches and logs its own failures; one calendar server being down never stops the
+daemon.  Stopping finishes the job in progress, stops the web server and closes connections.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from types import FrameType
+
+import schedule
+
+from ptm_sync.app import App
+from ptm_sync.errors import PtmError
+from ptm_sync.sync import Connectors, sync
+from ptm_sync.web.pages import Site
+from ptm_sync.web.server import WebServer
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    def __init__(self, app: App, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.app = app
+        self.clock = clock or app.now
+        self.stopping = threading.Event()
+        self.scheduler = schedule.Scheduler()
+        self.connectors = Connectors(app.config)
+        self.web: WebServer | None = None
+        self.passes = 0
+
+    def sync_job(self) -> None:
+        try:
+            results = sync(self.app.db, self.app.config, self.connectors, now=self.clock())
+        except PtmError as exc:
+            log.error("sync pass failed: %s", exc)
+            return
+        failed = [r for r in results if r.error]
+        self.passes += 1
+        log.info("sync pass: %d calendars, %d failed", len(results), len(failed))
+
+    def _guard(self, job: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                job()
+            except Exception:
+                log.exception("job %s failed", getattr(job, "__name__", job))
+
+        return run
+
+    def start(self) -> str:
+        """Start the web server and schedule the jobs; returns the pages' URL."""
+        self.app.db  # noqa: B018 - open and migrate before anything else
+        self.web = WebServer(
+            Site(self.app.config, self.app.db, self.clock), self.app.config.web.listen
+        )
+        self.web.start()
+        minutes = self.app.config.sync.interval_minutes
+        self.scheduler.every(minutes).minutes.do(self._guard(self.sync_job))
+        return self.web.url
+
+    def loop(self) -> None:
+        """Run jobs until :meth:`stop` (or a signal)."""
+        self._guard(self.sync_job)()
+        while not self.stopping.is_set():
+            self.scheduler.run_pending()
+            idle = self.scheduler.idle_seconds
+            self.stopping.wait(timeout=max(0.1, min(idle if idle is not None else 1.0, 1.0)))
+
+    def stop(self, *_: object) -> None:
+        self.stopping.set()
+
+    def close(self) -> None:
+        if self.web is not None:
+            self.web.stop()
+        self.connectors.close()
+        self.scheduler.clear()
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            log.info("received %s: stopping", signal.Signals(signum).name)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+
+def run(app: App) -> int:
+    daemon = Daemon(app)
+    daemon.install_signal_handlers()
+    url = daemon.start()
+    print(f"ptm-sync running: published pages at {url}/ (Ctrl-C or SIGTERM to stop)", flush=True)
+    try:
+        daemon.loop()
+    finally:
+        daemon.close()
+    print("ptm-sync stopped", flush=True)
+    return 0

@@ -1,0 +1,1 @@
+"""The published pages, feeds and health endpoint served by `ptm-sync run`."""

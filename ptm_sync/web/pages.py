@@ -1,0 +1,164 @@
+"""Routing and pages: path in, (status, content type, body) out; no sockets here.
+
+Paths (DESIGN §7, a contract): ``/``, ``/periods/<id>``, ``/periods/<id>/slots.json``,
+``/periods/<id>/teachers/<teacher-key>.ics``, ``/healthz``.  Nothing served here carries a
+guardian's or student's name or the title of a teacher's own event.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote, unquote
+
+from sqlalchemy import func, select
+
+from ptm_sync import render
+from ptm_sync.availability import SlotRow, period_slots
+from ptm_sync.config import Config, PeriodConfig
+from ptm_sync.errors import ConfigError
+from ptm_sync.store import Calendar, Database, Teacher
+
+HTML = "text/html; charset=utf-8"
+JSON = "application/json"
+ICS = "text/calendar; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    content_type: str
+    body: bytes
+    cache_seconds: int = 60
+
+
+class Site:
+    """The public site of one school."""
+
+    def __init__(self, config: Config, db: Database, clock: Callable[[], datetime]) -> None:
+        self.config = config
+        self.db = db
+        self.clock = clock
+        self.routes: list[tuple[re.Pattern[str], Callable[..., Response]]] = [
+            (re.compile(r"/"), self.index),
+            (re.compile(r"/healthz"), self.health),
+            (re.compile(r"/periods/([^/]+)/?"), self.period_page),
+            (re.compile(r"/periods/([^/]+)/slots\.json"), self.period_json),
+            (re.compile(r"/periods/([^/]+)/teachers/([^/]+)\.ics"), self.teacher_feed),
+        ]
+
+    def handle(self, path: str) -> Response:
+        path = unquote(path.split("?", 1)[0])
+        for pattern, view in self.routes:
+            match = pattern.fullmatch(path)
+            if match:
+                return view(*match.groups())
+        return self.not_found("no such page")
+
+    def not_found(self, what: str) -> Response:
+        body = render.page("Not found", f"<h1>Not found</h1><p>{html.escape(what)}</p>")
+        return Response(404, HTML, body.encode(), cache_seconds=0)
+
+    def _period(self, period_id: str) -> PeriodConfig | None:
+        try:
+            return self.config.period(period_id)
+        except ConfigError:
+            return None
+
+    def _slots(self, period: PeriodConfig) -> list[SlotRow]:
+        with self.db.read() as session:
+            return period_slots(session, self.config, period, now=self.clock())
+
+    def index(self) -> Response:
+        school = self.config.school
+        items = "".join(
+            f'<li><a href="/periods/{quote(p.id)}">{html.escape(p.title)}</a> '
+            f'<span class="muted">{_span(p, self.config)}</span></li>'
+            for p in self.config.periods
+        )
+        body = (
+            f"<h1>{html.escape(school.name)}</h1>"
+            f"<h2>Parent-teacher conferences</h2><ul>{items}</ul>"
+        )
+        return Response(200, HTML, render.page(school.name, body).encode())
+
+    def period_page(self, period_id: str) -> Response:
+        period = self._period(period_id)
+        if period is None:
+            return self.not_found(f"no period {period_id}")
+        tz = self.config.tz
+        by_teacher: OrderedDict[str, list[SlotRow]] = OrderedDict()
+        with self.db.read() as session:
+            teachers = list(session.scalars(select(Teacher).order_by(Teacher.name)))
+        for t in teachers:
+            by_teacher[t.key] = []
+        for row in self._slots(period):
+            by_teacher.setdefault(row.teacher_key, []).append(row)
+        sections = []
+        for t in teachers:
+            rows = by_teacher[t.key]
+            feed = f"/periods/{quote(period.id)}/teachers/{quote(t.key)}.ics"
+            if rows:
+                times = "".join(f"<li>{r.start:%a %d %b %H:%M}–{r.end:%H:%M}</li>" for r in rows)
+                listing = f'<ul class="times">{times}</ul>'
+            else:
+                listing = '<p class="muted">No free times left.</p>'
+            room = f' <span class="muted">room {html.escape(t.room)}</span>' if t.room else ""
+            sections.append(
+                f"<section><h3>{html.escape(t.name)}{room}</h3>{listing}"
+                f'<p><a href="{feed}">Subscribe to free times (iCalendar)</a></p></section>'
+            )
+        contact = html.escape(self.config.school.contact)
+        body = (
+            f"<h1>{html.escape(period.title)}</h1>"
+            f"<p>{html.escape(self.config.school.name)} · {_span(period, self.config)} · "
+            f"times in {html.escape(tz.key)} · {period.slot_minutes} minutes each</p>"
+            f'<p>Questions: <a href="mailto:{contact}">{contact}</a> · '
+            f'<a href="/periods/{quote(period.id)}/slots.json">JSON</a></p>' + "".join(sections)
+        )
+        return Response(200, HTML, render.page(period.title, body).encode())
+
+    def period_json(self, period_id: str) -> Response:
+        period = self._period(period_id)
+        if period is None:
+            return self.not_found(f"no period {period_id}")
+        rows = [r.as_json() for r in self._slots(period)]
+        return Response(200, JSON, (json.dumps(rows, indent=2) + "\n").encode())
+
+    def teacher_feed(self, period_id: str, key: str) -> Response:
+        period = self._period(period_id)
+        if period is None:
+            return self.not_found(f"no period {period_id}")
+        with self.db.read() as session:
+            exists = session.scalar(select(func.count()).where(Teacher.key == key))
+        if not exists:
+            return self.not_found(f"no teacher {key}")
+        rows = [r for r in self._slots(period) if r.teacher_key == key]
+        body = render.slots_ics(rows, title=f"{period.title}: free times", now=self.clock())
+        return Response(200, ICS, body)
+
+    def health(self) -> Response:
+        status: dict[str, object] = {"status": "ok"}
+        try:
+            with self.db.read() as session:
+                teachers = session.scalar(select(func.count()).select_from(Teacher))
+                last = session.scalar(select(func.max(Calendar.synced_at)))
+        except Exception as exc:  # noqa: BLE001 - health reports, never raises
+            status = {"status": "error", "database": type(exc).__name__}
+            return Response(503, JSON, json.dumps(status).encode(), cache_seconds=0)
+        status.update(
+            database="ok",
+            teachers=teachers,
+            last_sync=last.isoformat() if last else None,
+        )
+        return Response(200, JSON, json.dumps(status).encode(), cache_seconds=0)
+
+
+def _span(period: PeriodConfig, config: Config) -> str:
+    days = sorted({w.start.astimezone(config.tz).date() for w in period.windows})
+    return ", ".join(f"{d:%a %d %b %Y}" for d in days)
