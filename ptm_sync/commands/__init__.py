@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ptm_sync.commands import availability, daemon, setup
+from ptm_sync.commands import availability, daemon, demo, setup
 
-COMMAND_MODULES: list[ModuleType] = [setup, availability, daemon]
+COMMAND_MODULES: list[ModuleType] = [setup, availability, daemon, demo]

@@ -1,0 +1,1 @@
+"""`ptm-sync demo`: the whole story on embedded parts."""

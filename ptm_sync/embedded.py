@@ -1,0 +1,88 @@
+"""Real servers embedded in this process, for the demo (and reused by the tests).
+
+Radicale runs as a WSGI application in a thread on 127.0.0.1; the SMTP sink is aiosmtpd.
+These are the real servers, not imitations: the demo exercises the same code paths a school
+runs against its own servers.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from ptm_sync.errors import UserError
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class EmbeddedServer:
+    """A WSGI application served on a background thread."""
+
+    url: str
+    httpd: WSGIServer = field(repr=False)
+    thread: threading.Thread = field(repr=False)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+def serve_wsgi(app: Any, name: str, host: str = "127.0.0.1", port: int = 0) -> EmbeddedServer:
+    httpd = make_server(
+        host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+    )
+    thread = threading.Thread(target=httpd.serve_forever, name=name, daemon=True)
+    thread.start()
+    return EmbeddedServer(f"http://{host}:{httpd.server_port}/", httpd, thread)
+
+
+def start_radicale(folder: Path, *, htpasswd: Path | None = None) -> EmbeddedServer:
+    """Radicale storing into ``folder``; without ``htpasswd`` any user name is accepted."""
+    try:
+        import radicale
+        from radicale import config as radicale_config
+    except ImportError:
+        raise UserError("the demo needs Radicale: pip install 'ptm-sync[demo]'") from None
+    logging.getLogger("radicale").setLevel(logging.ERROR)
+    configuration = radicale_config.load()
+    auth: dict[str, str] = {"type": "none"}
+    if htpasswd is not None:
+        auth = {
+            "type": "htpasswd",
+            "htpasswd_filename": str(htpasswd),
+            "htpasswd_encryption": "plain",
+        }
+    configuration.update(
+        {
+            "storage": {"filesystem_folder": str(folder)},
+            "auth": auth,
+            "rights": {"type": "owner_only"},
+            "logging": {"level": "warning", "mask_passwords": "True"},
+        },
+        "ptm-sync embedded",
+        privileged=True,
+    )
+    app = radicale.Application(configuration)
+    return serve_wsgi(app, "radicale")
