@@ -232,6 +232,7 @@ def families_csv() -> str:
 
 def config_toml(*, radicale_url: str, database: str, listen: str, today: date) -> str:
     d1, d2 = evenings(today)
+    span = f"{WINDOW_START:%H:%M}/{WINDOW_END:%H:%M}"
     return f"""# Written by `ptm-sync demo`.
 [school]
 name = "Lincoln High School (demo)"
@@ -257,5 +258,5 @@ title = "Parent-teacher conferences"
 slot_minutes = 15
 buffer_minutes = 0
 gap_minutes = 5
-windows = ["{d1}T{WINDOW_START:%H:%M}/{WINDOW_END:%H:%M}", "{d2}T{WINDOW_START:%H:%M}/{WINDOW_END:%H:%M}"]
+windows = ["{d1}T{span}", "{d2}T{span}"]
 """
