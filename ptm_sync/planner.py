@@ -54,6 +54,24 @@ def _clash(a: Interval, b: Interval, gap: timedelta) -> bool:
     return a.start < b.end + gap and b.start < a.end + gap
 
 
+def _cost(
+    slot: Interval, target: datetime, placed: Sequence[Interval], gap: timedelta
+) -> tuple[float, float]:
+    """Near the family's other meetings first (their nearest edge after the gap), then
+    near the family's anchor."""
+    to_anchor = abs((slot.start - target).total_seconds())
+    if not placed:
+        return (to_anchor, 0.0)
+    near = min(
+        min(
+            abs((slot.start - (p.end + gap)).total_seconds()),
+            abs(((p.start - gap) - slot.end).total_seconds()),
+        )
+        for p in placed
+    )
+    return (near, to_anchor)
+
+
 def anchors(families: Sequence[str], windows: Sequence[Window]) -> dict[str, datetime]:
     """Spread families evenly over the windows' total time.
 
@@ -131,22 +149,7 @@ def plan(
                 unplaced.append((need, reason))
                 continue
             target = anchor[family]
-
-            def cost(slot: Interval, target: datetime = target) -> tuple[float, float]:
-                to_anchor = abs((slot.start - target).total_seconds())
-                if not placed:
-                    return (to_anchor, 0.0)
-                # Stay next to the family's other meetings: the nearest edge, after the gap.
-                near = min(
-                    min(
-                        abs((slot.start - (p.end + gap)).total_seconds()),
-                        abs(((p.start - gap) - slot.end).total_seconds()),
-                    )
-                    for p in placed
-                )
-                return (near, to_anchor)
-
-            best = min(candidates, key=lambda s: (cost(s), s.start))
+            best = min(candidates, key=lambda s: (_cost(s, target, placed, gap), s.start))
             taken[need.teacher].add(best)
             placed.append(best)
             proposals.append(Proposal(need, best))

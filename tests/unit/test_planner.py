@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -34,7 +35,7 @@ def check_invariants(result: Plan, free: dict[str, list[Interval]], gap: timedel
         by_family.setdefault(p.need.family, []).append(p.slot)
     for slots in by_family.values():
         slots.sort()
-        for a, b in zip(slots, slots[1:], strict=False):
+        for a, b in itertools.pairwise(slots):
             assert a.end + gap <= b.start, f"family meetings {a} and {b} closer than the gap"
 
 
