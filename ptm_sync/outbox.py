@@ -1,0 +1,194 @@
+"""Durable side effects: every email and calendar write is an outbox row.
+
+Rows are written in the same transaction as the state change that causes them
+(:func:`enqueue`), so a crash can lose neither the change nor its effects.  Delivery is at
+least once and harmless when repeated: an email carries a fixed Message-ID, a calendar write
+a fixed UID and is reconciled against the meeting's current state when it runs.
+
+Claiming takes a lease (``claimed_until``): a worker that dies mid-delivery leaves a row that
+becomes due again when the lease runs out.  On PostgreSQL rows are claimed with ``FOR UPDATE
+SKIP LOCKED`` so several replicas share the work; on SQLite the ``BEGIN IMMEDIATE`` write
+transaction serialises claims.  Rows of one meeting are delivered in order: a row waits while
+an older row of the same meeting is still pending.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from ptm_sync.errors import PtmError
+from ptm_sync.store import Database, Outbox
+
+log = logging.getLogger(__name__)
+
+PENDING, DONE, DEAD = "pending", "done", "dead"
+EMAIL, CALENDAR = "email", "calendar"
+
+MAX_ATTEMPTS = 8
+BASE_DELAY = timedelta(seconds=30)
+MAX_DELAY = timedelta(hours=2)
+LEASE = timedelta(minutes=5)
+
+#: A deliverer performs one row's effect; it raises PtmError (retryable or not) on failure.
+Deliverer = Callable[[Outbox], None]
+
+
+def enqueue(
+    session: Session,
+    *,
+    key: str,
+    kind: str,
+    payload: Mapping[str, Any],
+    now: datetime,
+    meeting_id: int | None = None,
+) -> Outbox:
+    """Add a side effect to the caller's transaction; a row with the same key is kept as is."""
+    row = session.scalars(select(Outbox).where(Outbox.key == key)).one_or_none()
+    if row is not None:
+        return row
+    row = Outbox(
+        key=key,
+        kind=kind,
+        payload=json.dumps(payload, sort_keys=True),
+        meeting_id=meeting_id,
+        state=PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        last_error="",
+        created_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
+    """Exponential backoff after ``attempts`` failures, or the server's Retry-After if longer."""
+    delay = min(BASE_DELAY * (2 ** min(max(attempts - 1, 0), 20)), MAX_DELAY)
+    if retry_after is not None:
+        delay = max(delay, timedelta(seconds=retry_after))
+    return delay
+
+
+def _due(now: datetime) -> Any:
+    older = aliased(Outbox)
+    blocked = exists().where(
+        older.meeting_id == Outbox.meeting_id,
+        older.id < Outbox.id,
+        older.state == PENDING,
+    )
+    return and_(
+        Outbox.state == PENDING,
+        Outbox.next_attempt_at <= now,
+        or_(Outbox.claimed_until.is_(None), Outbox.claimed_until <= now),
+        or_(Outbox.meeting_id.is_(None), ~blocked),
+    )
+
+
+def claim(db: Database, *, now: datetime, limit: int = 100, kind: str | None = None) -> list[int]:
+    """Lease up to ``limit`` due rows to this worker; returns their ids in order."""
+    with db.write() as session:
+        query = select(Outbox).where(_due(now)).order_by(Outbox.id).limit(limit)
+        if kind is not None:
+            query = query.where(Outbox.kind == kind)
+        if db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=Outbox)
+        rows = list(session.scalars(query))
+        for row in rows:
+            row.claimed_until = now + LEASE
+        return [row.id for row in rows]
+
+
+@dataclass
+class FlushReport:
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def deliver(
+    db: Database,
+    deliverers: Mapping[str, Deliverer],
+    *,
+    clock: Callable[[], datetime],
+    limit: int = 100,
+    kind: str | None = None,
+) -> FlushReport:
+    """Claim and deliver due rows once; failures are rescheduled or dead-lettered."""
+    report = FlushReport()
+    for row_id in claim(db, now=clock(), limit=limit, kind=kind):
+        with db.read() as session:
+            row = session.get(Outbox, row_id)
+        if row is None:  # pragma: no cover - rows are never deleted while pending
+            continue
+        deliverer = deliverers.get(row.kind)
+        try:
+            if deliverer is None:
+                raise PtmError(f"no deliverer for {row.kind!r} configured")
+            deliverer(row)
+        except PtmError as exc:
+            _failed(db, row_id, exc, clock(), report)
+            continue
+        with db.write() as session:
+            done = session.get(Outbox, row_id)
+            assert done is not None
+            done.state, done.done_at, done.claimed_until = DONE, clock(), None
+            done.attempts += 1
+        report.delivered += 1
+    return report
+
+
+def _failed(db: Database, row_id: int, exc: PtmError, now: datetime, report: FlushReport) -> None:
+    with db.write() as session:
+        row = session.get(Outbox, row_id)
+        assert row is not None
+        row.attempts += 1
+        row.last_error = str(exc)[:2000]
+        row.claimed_until = None
+        if exc.retryable and row.attempts < MAX_ATTEMPTS:
+            row.next_attempt_at = now + backoff(row.attempts, exc.retry_after)
+            report.retried += 1
+            log.warning("outbox %s %s: will retry: %s", row.kind, row.key, exc)
+        else:
+            row.state = DEAD
+            report.dead += 1
+            log.error(
+                "outbox %s %s: dead-lettered after %d attempts: %s",
+                row.kind,
+                row.key,
+                row.attempts,
+                exc,
+            )
+        report.errors.append(f"{row.key}: {exc}")
+
+
+def flush(
+    db: Database,
+    deliverers: Mapping[str, Deliverer],
+    *,
+    clock: Callable[[], datetime],
+    batch: int = 100,
+) -> FlushReport:
+    """Deliver every row that is due now, batch after batch, until none is left."""
+    total = FlushReport()
+    while True:
+        report = deliver(db, deliverers, clock=clock, limit=batch)
+        total.delivered += report.delivered
+        total.retried += report.retried
+        total.dead += report.dead
+        total.errors += report.errors
+        if report.delivered + report.retried + report.dead == 0:
+            return total
+
+
+def payload(row: Outbox) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(row.payload)
+    return data

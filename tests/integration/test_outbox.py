@@ -1,0 +1,194 @@
+"""The outbox: at-least-once delivery, retries with backoff, dead letters, per-meeting order."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from ptm_sync import outbox
+from ptm_sync.errors import MailRejected, MailUnavailable
+from ptm_sync.store import Database, Guardian, Meeting, Outbox, Period, Teacher
+
+T0 = datetime(2027, 3, 20, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Recorder:
+    """A deliverer that records what it was asked to do and fails when told to."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.failures: dict[str, list[Exception]] = {}
+
+    def __call__(self, row: Outbox) -> None:
+        self.seen.append(row.key)
+        pending = self.failures.get(row.key)
+        if pending:
+            raise pending.pop(0)
+
+
+def _add(db: Database, key: str, meeting_id: int | None = None) -> None:
+    with db.write() as s:
+        outbox.enqueue(
+            s, key=key, kind=outbox.EMAIL, payload={"k": key}, now=T0, meeting_id=meeting_id
+        )
+
+
+def _meeting(db: Database) -> int:
+    with db.write() as s:
+        s.add(Period(id="p", title="P"))
+        t = Teacher(
+            email="t@s", name="T", key="t", account="a", calendar="c", room="", booking_address=""
+        )
+        g = Guardian(email="g@h", name="G", language="")
+        s.add_all([t, g])
+        s.flush()
+        m = Meeting(
+            uid="u",
+            period_id="p",
+            teacher_id=t.id,
+            guardian_id=g.id,
+            start=T0,
+            end=T0 + timedelta(minutes=15),
+            state="proposed",
+            sequence=0,
+            origin="offer",
+            organizer="",
+            partstat="NEEDS-ACTION",
+            video_url="",
+            location="",
+            reproposals=0,
+            created_at=T0,
+            updated_at=T0,
+        )
+        s.add(m)
+        s.flush()
+        return m.id
+
+
+def _states(db: Database) -> dict[str, tuple[str, int]]:
+    with db.read() as s:
+        return {r.key: (r.state, r.attempts) for r in s.scalars(select(Outbox))}
+
+
+def test_enqueue_is_idempotent_by_key(db: Database) -> None:
+    _add(db, "email:<a@x>")
+    _add(db, "email:<a@x>")
+    assert list(_states(db)) == ["email:<a@x>"]
+
+
+def test_flush_delivers_every_due_row_once(db: Database) -> None:
+    for i in range(5):
+        _add(db, f"k{i}")
+    rec, clock = Recorder(), Clock()
+    report = outbox.flush(db, {outbox.EMAIL: rec}, clock=clock, batch=2)
+    assert report.delivered == 5 and sorted(rec.seen) == [f"k{i}" for i in range(5)]
+    assert outbox.flush(db, {outbox.EMAIL: rec}, clock=clock).delivered == 0
+    assert set(_states(db).values()) == {("done", 1)}
+
+
+def test_retryable_failure_waits_with_backoff_then_succeeds(db: Database) -> None:
+    _add(db, "k")
+    rec, clock = Recorder(), Clock()
+    rec.failures["k"] = [MailUnavailable("451 try later"), MailUnavailable("451 again")]
+    assert outbox.flush(db, {outbox.EMAIL: rec}, clock=clock).retried == 1
+    assert outbox.flush(db, {outbox.EMAIL: rec}, clock=clock).retried == 0  # not due yet
+    clock.now += outbox.backoff(1)
+    assert outbox.flush(db, {outbox.EMAIL: rec}, clock=clock).retried == 1
+    clock.now += outbox.backoff(1)
+    assert outbox.flush(db, {outbox.EMAIL: rec}, clock=clock).delivered == 0  # backoff doubled
+    clock.now += outbox.backoff(2)
+    assert outbox.flush(db, {outbox.EMAIL: rec}, clock=clock).delivered == 1
+    assert _states(db)["k"] == ("done", 3)
+
+
+def test_retry_after_from_the_server_is_honoured() -> None:
+    assert outbox.backoff(1, retry_after=600) == timedelta(seconds=600)
+    assert outbox.backoff(1, retry_after=1) == outbox.BASE_DELAY
+    assert outbox.backoff(50) == outbox.MAX_DELAY
+
+
+def test_permanent_failure_is_dead_lettered_at_once(db: Database) -> None:
+    _add(db, "k")
+    rec = Recorder()
+    rec.failures["k"] = [MailRejected("550 no such user")]
+    report = outbox.flush(db, {outbox.EMAIL: rec}, clock=Clock())
+    assert report.dead == 1 and "550" in report.errors[0]
+    with db.read() as s:
+        row = s.scalars(select(Outbox)).one()
+    assert (row.state, row.last_error) == ("dead", "550 no such user")
+
+
+def test_retryable_failure_is_dead_lettered_after_the_limit(db: Database) -> None:
+    _add(db, "k")
+    rec, clock = Recorder(), Clock()
+    rec.failures["k"] = [MailUnavailable("down")] * outbox.MAX_ATTEMPTS
+    for _ in range(outbox.MAX_ATTEMPTS):
+        outbox.flush(db, {outbox.EMAIL: rec}, clock=clock)
+        clock.now += outbox.MAX_DELAY
+    assert _states(db)["k"] == ("dead", outbox.MAX_ATTEMPTS)
+
+
+def test_a_meetings_rows_are_delivered_in_order(db: Database) -> None:
+    meeting = _meeting(db)
+    _add(db, "first", meeting)
+    _add(db, "second", meeting)
+    _add(db, "other")
+    rec, clock = Recorder(), Clock()
+    rec.failures["first"] = [MailUnavailable("later")]
+    outbox.flush(db, {outbox.EMAIL: rec}, clock=clock)
+    assert rec.seen == ["first", "other"]  # "second" waits for "first"
+    clock.now += outbox.MAX_DELAY
+    outbox.flush(db, {outbox.EMAIL: rec}, clock=clock)
+    assert rec.seen == ["first", "other", "first", "second"]
+
+
+def test_a_worker_that_dies_mid_delivery_leaves_the_row_for_the_next(db: Database) -> None:
+    _add(db, "k")
+    clock = Clock()
+    assert outbox.claim(db, now=clock()) != []  # claimed, then the worker "dies"
+    assert outbox.claim(db, now=clock()) == []  # leased to the dead worker
+    clock.now += outbox.LEASE
+    rec = Recorder()
+    assert outbox.flush(db, {outbox.EMAIL: rec}, clock=clock).delivered == 1
+    assert rec.seen == ["k"]
+
+
+def test_concurrent_workers_never_claim_the_same_row(db: Database) -> None:
+    for i in range(60):
+        _add(db, f"k{i}")
+    claimed: list[list[int]] = []
+    barrier = threading.Barrier(3)
+
+    def worker() -> None:
+        barrier.wait()
+        mine: list[int] = []
+        while batch := outbox.claim(db, now=T0, limit=7):
+            mine += batch
+        claimed.append(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = [i for mine in claimed for i in mine]
+    assert len(ids) == 60 and len(set(ids)) == 60
+
+
+@pytest.mark.parametrize("kind", ["calendar"])
+def test_a_row_without_deliverer_is_dead_lettered(db: Database, kind: str) -> None:
+    with db.write() as s:
+        outbox.enqueue(s, key="x", kind=kind, payload={}, now=T0)
+    report = outbox.flush(db, {}, clock=Clock())
+    assert report.dead == 1 and "no deliverer" in report.errors[0]
