@@ -1,0 +1,474 @@
+"""The booking engine: every state change of a meeting, in one transaction with its effects.
+
+Each public method works inside the caller's write session: it changes the meeting, appends
+one row to the append-only history, and enqueues the outbox rows (emails, calendar writes)
+the change causes.  Nothing here talks to a server; the outbox delivers later, so a crash at
+any point loses nothing (DESIGN §6).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from icalendar import Calendar
+from icalendar.enums import PARTSTAT, STATUS
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ptm_sync import imip, itip, messages, outbox, trust
+from ptm_sync.config import Config, PeriodConfig
+from ptm_sync.errors import BookingRefused, PtmError
+from ptm_sync.model import ACTIVE_STATES, Actor, Interval, MeetingFormat, MeetingState
+from ptm_sync.store import (
+    Guardian,
+    Meeting,
+    MeetingHistory,
+    MeetingStudent,
+    Setting,
+    Student,
+    Teacher,
+)
+from ptm_sync.video import VideoProvider
+
+SECRET_KEY = "uid_secret"
+
+
+def signing_secret(session: Session) -> bytes:
+    """The key that signs meeting UIDs and reply tokens; made once, kept in the database."""
+    row = session.get(Setting, SECRET_KEY)
+    if row is None:
+        row = Setting(key=SECRET_KEY, value=secrets.token_hex(32))
+        session.add(row)
+        session.flush()
+    return bytes.fromhex(row.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Parties:
+    """The people a meeting is between, loaded once per change."""
+
+    teacher: Teacher
+    guardian: Guardian
+    students: tuple[Student, ...]
+
+
+class Booking:
+    """State changes of meetings.  ``now`` is fixed per instance: one instance per event."""
+
+    def __init__(self, config: Config, *, now: datetime, video: VideoProvider) -> None:
+        if config.mail is None:
+            raise BookingRefused("[mail] is not configured: organizer address needed")
+        self.config = config
+        self.mail = config.mail
+        self.tz = config.tz
+        self.now = now
+        self.video = video
+
+    # --- reading ------------------------------------------------------------------------
+
+    def parties(self, session: Session, meeting: Meeting) -> Parties:
+        teacher = session.get(Teacher, meeting.teacher_id)
+        guardian = session.get(Guardian, meeting.guardian_id)
+        assert teacher is not None and guardian is not None
+        ids = [ms.student_id for ms in meeting.students]
+        students = tuple(session.scalars(select(Student).where(Student.id.in_(ids)))) if ids else ()
+        return Parties(teacher, guardian, students)
+
+    def period(self, meeting: Meeting) -> PeriodConfig:
+        return self.config.period(meeting.period_id)
+
+    def organizer(self, session: Session, meeting: Meeting) -> str:
+        """The ORGANIZER address: plus-addressed per meeting when configured (DESIGN §4)."""
+        if not self.mail.plus_addressing:
+            return self.mail.organizer
+        token = trust.make_token(signing_secret(session), meeting.uid)
+        return trust.organizer_address(self.mail.organizer, token)
+
+    # --- transitions ----------------------------------------------------------------------
+
+    def propose(
+        self,
+        session: Session,
+        *,
+        period: PeriodConfig,
+        teacher: Teacher,
+        guardian: Guardian,
+        students: Sequence[Student],
+        slot: Interval,
+        origin: str = "offer",
+    ) -> Meeting:
+        """A new meeting that holds ``slot`` until the hold deadline; sends the invitation.
+
+        Raises IntegrityError (at flush) when another active meeting holds the slot: the
+        database, not this code, is what makes a double booking impossible.
+        """
+        domain = self.mail.organizer.rsplit("@", 1)[1]
+        uid = trust.make_uid(signing_secret(session), secrets.token_hex(12), domain)
+        hold = self.now + timedelta(hours=period.hold_hours)
+        if period.booking_closes is not None:
+            hold = min(hold, period.booking_closes)
+        meeting = Meeting(
+            uid=uid,
+            period_id=period.id,
+            teacher_id=teacher.id,
+            guardian_id=guardian.id,
+            start=slot.start,
+            end=slot.end,
+            state=MeetingState.PROPOSED.value,
+            sequence=0,
+            origin=origin,
+            organizer="",
+            partstat="NEEDS-ACTION",
+            video_url="",
+            location=self._location(period, teacher),
+            hold_until=hold,
+            reproposals=0,
+            created_at=self.now,
+            updated_at=self.now,
+        )
+        if period.format != MeetingFormat.IN_PERSON:
+            room = self.video.create_room(uid)
+            meeting.video_url = room.url if room else ""
+        meeting.students = [MeetingStudent(student_id=s.id) for s in students]
+        session.add(meeting)
+        session.flush()  # the unique index speaks here
+        meeting.organizer = self.organizer(session, meeting)
+        self._history(session, meeting, None, Actor.SYSTEM, f"proposed ({origin})")
+        self._send_request(session, meeting, STATUS.TENTATIVE, kind="invitation")
+        return meeting
+
+    def confirm(
+        self,
+        session: Session,
+        meeting: Meeting,
+        *,
+        actor: Actor,
+        reason: str,
+        inbound_id: int | None = None,
+    ) -> None:
+        """proposed → confirmed: the teacher's calendar gets the event; the parent an update."""
+        self._require(meeting, {MeetingState.PROPOSED})
+        before = meeting.state
+        meeting.state = MeetingState.CONFIRMED.value
+        meeting.partstat = PARTSTAT.ACCEPTED
+        meeting.sequence += 1  # STATUS changed: significant (RFC 5546 §2.1.4)
+        meeting.hold_until = None
+        meeting.updated_at = self.now
+        self._history(session, meeting, before, actor, reason, inbound_id)
+        self._calendar(session, meeting)
+        self._send_request(session, meeting, STATUS.CONFIRMED, kind="confirmation")
+
+    def decline(
+        self,
+        session: Session,
+        meeting: Meeting,
+        *,
+        actor: Actor,
+        reason: str,
+        inbound_id: int | None = None,
+    ) -> None:
+        """The parent said no: the slot is released; a confirmed meeting is taken down."""
+        self._require(meeting, {MeetingState.PROPOSED, MeetingState.CONFIRMED})
+        before = meeting.state
+        meeting.state = (
+            MeetingState.DECLINED.value
+            if before == MeetingState.PROPOSED
+            else MeetingState.CANCELLED.value
+        )
+        meeting.partstat = PARTSTAT.DECLINED
+        meeting.hold_until = None
+        meeting.updated_at = self.now
+        self._history(session, meeting, before, actor, reason, inbound_id)
+        if before == MeetingState.CONFIRMED:
+            self._calendar(session, meeting)
+        self._send_plain(session, meeting, kind="declined")
+
+    def cancel(self, session: Session, meeting: Meeting, *, actor: Actor, reason: str) -> None:
+        """Staff or teacher cancels: CANCEL to the parent, the teacher's event removed."""
+        self._require(meeting, {MeetingState.PROPOSED, MeetingState.CONFIRMED})
+        before = meeting.state
+        meeting.state = MeetingState.CANCELLED.value
+        meeting.sequence += 1
+        meeting.hold_until = None
+        meeting.updated_at = self.now
+        self._history(session, meeting, before, actor, reason)
+        if before == MeetingState.CONFIRMED:
+            self._calendar(session, meeting)
+        self._send_cancel(session, meeting, reason)
+
+    def expire(self, session: Session, meeting: Meeting) -> None:
+        """No answer by the hold deadline: the slot returns to the pool."""
+        self._require(meeting, {MeetingState.PROPOSED})
+        before = meeting.state
+        meeting.state = MeetingState.EXPIRED.value
+        meeting.sequence += 1
+        meeting.hold_until = None
+        meeting.updated_at = self.now
+        self._history(session, meeting, before, Actor.SYSTEM, "no answer by the hold deadline")
+        self._send_cancel(session, meeting, "the reserved time was not confirmed in time")
+
+    def record_partstat(
+        self, session: Session, meeting: Meeting, partstat: str, inbound_id: int | None
+    ) -> None:
+        """A reply that changes no state (e.g. TENTATIVE) is still part of the record."""
+        meeting.partstat = partstat
+        meeting.updated_at = self.now
+        self._history(
+            session, meeting, meeting.state, Actor.PARENT, f"replied {partstat}", inbound_id
+        )
+
+    # --- effects --------------------------------------------------------------------------
+
+    def _require(self, meeting: Meeting, allowed: set[MeetingState]) -> None:
+        if meeting.state not in allowed:
+            raise PtmError(f"meeting {meeting.id} is {meeting.state}")
+
+    def _history(
+        self,
+        session: Session,
+        meeting: Meeting,
+        before: str | None,
+        actor: Actor,
+        reason: str,
+        inbound_id: int | None = None,
+    ) -> None:
+        session.add(
+            MeetingHistory(
+                meeting_id=meeting.id,
+                at=self.now,
+                actor=actor.value,
+                from_state=before,
+                to_state=meeting.state,
+                old_start=None,
+                new_start=meeting.start,
+                reason=reason,
+                inbound_id=inbound_id,
+            )
+        )
+
+    def _location(self, period: PeriodConfig, teacher: Teacher) -> str:
+        if period.format == MeetingFormat.VIDEO:
+            return ""
+        if period.location:
+            return period.location.replace("{room}", teacher.room)
+        return f"Room {teacher.room}" if teacher.room else ""
+
+    def facts(self, parties: Parties, meeting: Meeting) -> messages.MeetingFacts:
+        return messages.MeetingFacts(
+            teacher_name=parties.teacher.name,
+            students=tuple(s.name.split()[0] for s in parties.students),
+            start=meeting.start,
+            end=meeting.end,
+            video_url=meeting.video_url,
+            location=meeting.location,
+        )
+
+    def invitation(
+        self, session: Session, meeting: Meeting, status: str, parties: Parties
+    ) -> itip.Invitation:
+        period = self.period(meeting)
+        about = ", ".join(s.name.split()[0] for s in parties.students)
+        summary = f"{period.title}: {parties.teacher.name}" + (f" ({about})" if about else "")
+        text = messages.invitation(
+            school=self.config.school.name,
+            period_title=period.title,
+            meeting=self.facts(parties, meeting),
+            tz=self.tz,
+            contact=self.config.school.contact,
+        )
+        return itip.Invitation(
+            uid=meeting.uid,
+            sequence=meeting.sequence,
+            start=meeting.start,
+            end=meeting.end,
+            summary=summary,
+            organizer=meeting.organizer or self.organizer(session, meeting),
+            organizer_name=self.config.school.name,
+            attendee=parties.guardian.email,
+            attendee_name=parties.guardian.name,
+            status=status,
+            dtstamp=self.now,
+            description=text.plain,
+            location=meeting.location,
+            video_url=meeting.video_url,
+            partstat=meeting.partstat,
+        )
+
+    def _message_id(self, meeting: Meeting, kind: str) -> str:
+        local, _, domain = meeting.uid.partition("@")
+        return f"<{kind}.{meeting.sequence}.{local}@{domain or 'ptm-sync'}>"
+
+    def _send_request(self, session: Session, meeting: Meeting, status: str, kind: str) -> None:
+        parties = self.parties(session, meeting)
+        inv = self.invitation(session, meeting, status, parties)
+        period, facts = self.period(meeting), self.facts(parties, meeting)
+        make = messages.confirmation if kind == "confirmation" else messages.invitation
+        text = make(
+            school=self.config.school.name,
+            period_title=period.title,
+            meeting=facts,
+            tz=self.tz,
+            contact=self.config.school.contact,
+        )
+        cal = itip.build_request(inv, self.tz)
+        self._email(session, meeting, parties, kind, text, cal, "REQUEST")
+
+    def _send_cancel(self, session: Session, meeting: Meeting, reason: str) -> None:
+        parties = self.parties(session, meeting)
+        inv = self.invitation(session, meeting, STATUS.CANCELLED, parties)
+        text = messages.cancellation(
+            school=self.config.school.name,
+            period_title=self.period(meeting).title,
+            meeting=self.facts(parties, meeting),
+            tz=self.tz,
+            contact=self.config.school.contact,
+            reason=reason,
+        )
+        cal = itip.build_cancel(inv, self.tz)
+        self._email(session, meeting, parties, "cancel", text, cal, "CANCEL")
+
+    def _send_plain(self, session: Session, meeting: Meeting, kind: str) -> None:
+        parties = self.parties(session, meeting)
+        text = messages.declined(
+            school=self.config.school.name,
+            period_title=self.period(meeting).title,
+            meeting=self.facts(parties, meeting),
+            tz=self.tz,
+            contact=self.config.school.contact,
+            page_url=self.page_url(meeting.period_id),
+        )
+        self._email(session, meeting, parties, kind, text, None, None)
+
+    def page_url(self, period_id: str) -> str:
+        base = self.config.web.public_url.rstrip("/")
+        return f"{base}/periods/{period_id}" if base else ""
+
+    def _email(
+        self,
+        session: Session,
+        meeting: Meeting,
+        parties: Parties,
+        kind: str,
+        text: messages.Text,
+        cal: Calendar | None,
+        method: str | None,
+    ) -> None:
+        message_id = self._message_id(meeting, kind)
+        common = {
+            "sender": meeting.organizer or self.mail.organizer,
+            "sender_name": self.config.school.name,
+            "to": parties.guardian.email,
+            "to_name": parties.guardian.name,
+            "subject": text.subject,
+            "text": text.plain,
+            "html": text.html,
+            "message_id": message_id,
+            "date": self.now,
+            "reply_to": None,
+        }
+        msg: EmailMessage
+        if cal is not None and method is not None:
+            msg = imip.build_invitation_email(cal=cal, method=method, **common)  # type: ignore[arg-type]
+        else:
+            msg = imip.build_plain_email(**common)  # type: ignore[arg-type]
+        enqueue_email(
+            session,
+            msg,
+            meeting_id=meeting.id,
+            now=self.now,
+            envelope_from=self.mail.organizer,
+            to=[parties.guardian.email],
+        )
+
+    def _calendar(self, session: Session, meeting: Meeting) -> None:
+        """Bring the teacher's calendar in line with the meeting (delivered by the outbox)."""
+        outbox.enqueue(
+            session,
+            key=f"calendar:{meeting.uid}:{meeting.sequence}:{meeting.state}",
+            kind=outbox.CALENDAR,
+            payload={"meeting_id": meeting.id},
+            now=self.now,
+            meeting_id=meeting.id,
+        )
+
+    def notify_family(
+        self,
+        session: Session,
+        *,
+        period: PeriodConfig,
+        guardian: Guardian,
+        meetings: Sequence[Meeting],
+    ) -> None:
+        """The one notification email per family and period (purpose, dates, how, contact)."""
+        facts = [self.facts(self.parties(session, m), m) for m in meetings]
+        dates = sorted({w.start.astimezone(self.tz).strftime("%A %d %B") for w in period.windows})
+        holds = [m.hold_until for m in meetings if m.hold_until]
+        text = messages.notification(
+            school=self.config.school.name,
+            period_title=period.title,
+            guardian_name=guardian.name,
+            dates=dates,
+            meetings=facts,
+            tz=self.tz,
+            contact=self.config.school.contact,
+            hold_until=min(holds) if holds else None,
+            page_url=self.page_url(period.id),
+        )
+        domain = self.mail.organizer.rsplit("@", 1)[1]
+        digest = trust.make_token(signing_secret(session), f"{period.id}/{guardian.email}")
+        msg = imip.build_plain_email(
+            sender=self.mail.organizer,
+            sender_name=self.config.school.name,
+            to=guardian.email,
+            to_name=guardian.name,
+            subject=text.subject,
+            text=text.plain,
+            html=text.html,
+            message_id=f"<notify.{period.id}.{digest}@{domain}>",
+            date=self.now,
+        )
+        enqueue_email(
+            session,
+            msg,
+            meeting_id=None,
+            now=self.now,
+            envelope_from=self.mail.organizer,
+            to=[guardian.email],
+        )
+
+
+def enqueue_email(
+    session: Session,
+    msg: EmailMessage,
+    *,
+    meeting_id: int | None,
+    now: datetime,
+    envelope_from: str,
+    to: Sequence[str],
+) -> None:
+    """An email as an outbox row; its Message-ID is the idempotency key."""
+    if "Date" not in msg:
+        msg["Date"] = format_datetime(now)
+    raw = msg.as_bytes()
+    outbox.enqueue(
+        session,
+        key=f"email:{msg['Message-ID']}",
+        kind=outbox.EMAIL,
+        payload={
+            "from": envelope_from,
+            "to": list(to),
+            "raw": base64.b64encode(raw).decode("ascii"),
+        },
+        now=now,
+        meeting_id=meeting_id,
+    )
+
+
+def active(meeting: Meeting) -> bool:
+    return MeetingState(meeting.state) in ACTIVE_STATES
