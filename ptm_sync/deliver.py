@@ -1,0 +1,133 @@
+"""Outbox deliverers: SMTP for emails, the teacher's calendar for meeting events."""
+
+from __future__ import annotations
+
+import base64
+import ssl
+from collections.abc import Callable
+from datetime import datetime
+
+from connectors.base import CalendarRef, MeetingEvent, RemoteRef
+from ptm_sync import outbox
+from ptm_sync.config import Config
+from ptm_sync.errors import NotFound, PtmError, WrongEtag
+from ptm_sync.mail.smtp import SmtpSender
+from ptm_sync.model import MeetingState
+from ptm_sync.store import Database, Guardian, Meeting, Outbox, Student, Teacher
+from ptm_sync.sync import Connectors
+
+
+class EmailDeliverer:
+    """Sends outbox emails over one SMTP connection for the whole batch."""
+
+    def __init__(self, config: Config, *, tls_context: ssl.SSLContext | None = None) -> None:
+        if config.mail is None or config.mail.smtp is None:
+            raise PtmError("[mail.smtp] is not configured: emails cannot be sent")
+        self.sender = SmtpSender(config.mail.smtp, tls_context=tls_context)
+
+    def __call__(self, row: Outbox) -> None:
+        data = outbox.payload(row)
+        raw = base64.b64decode(data["raw"])
+        self.sender.send(raw, sender=data["from"], recipients=data["to"])
+
+    def close(self) -> None:
+        self.sender.close()
+
+
+def teacher_event(
+    config: Config, meeting: Meeting, teacher: Teacher, guardian: Guardian, students: list[Student]
+) -> MeetingEvent:
+    """The event in the teacher's calendar: private, summary from the template, no attendees.
+
+    The parent is named in the description, not as an ATTENDEE, so no server ever sends
+    scheduling messages on our behalf (DESIGN §4).
+    """
+    firsts = [s.name.split()[0] for s in students if s.name.strip()]
+    values = {
+        "student_first": " & ".join(firsts),
+        "students": ", ".join(s.name for s in students),
+        "guardian": guardian.name,
+        "teacher": teacher.name,
+    }
+    try:
+        summary = config.templates.summary.format(**values)
+    except (KeyError, IndexError, ValueError):
+        summary = "Conference: {student_first} ({guardian})".format(**values)
+    lines = [
+        f"Parent-teacher conference with {guardian.name} <{guardian.email}>",
+        f"About: {values['students']}" if students else "",
+        f"Video call: {meeting.video_url}" if meeting.video_url else "",
+        f"Place: {meeting.location}" if meeting.location and not meeting.video_url else "",
+        f"Booked through ptm-sync; changes: {config.school.contact}",
+    ]
+    return MeetingEvent(
+        uid=meeting.uid,
+        start=meeting.start,
+        end=meeting.end,
+        summary=summary,
+        description="\n".join(line for line in lines if line),
+        location=meeting.video_url or meeting.location,
+        video_url=meeting.video_url,
+        sequence=meeting.sequence,
+        status="CONFIRMED",
+        private=True,
+    )
+
+
+class CalendarDeliverer:
+    """Brings a teacher's calendar in line with the meeting as it is *now*.
+
+    A row says only "meeting N changed"; the deliverer reads the meeting's current state,
+    so a repeated or late delivery converges on the truth instead of replaying old intent.
+    """
+
+    def __init__(
+        self, db: Database, config: Config, connectors: Connectors, clock: Callable[[], datetime]
+    ) -> None:
+        self.db, self.config, self.connectors, self.clock = db, config, connectors, clock
+
+    def __call__(self, row: Outbox) -> None:
+        meeting_id = int(outbox.payload(row)["meeting_id"])
+        with self.db.read() as session:
+            meeting = session.get(Meeting, meeting_id)
+            if meeting is None:
+                return
+            teacher = session.get(Teacher, meeting.teacher_id)
+            guardian = session.get(Guardian, meeting.guardian_id)
+            assert teacher is not None and guardian is not None
+            ids = [ms.student_id for ms in meeting.students]
+            students = [s for s in (session.get(Student, i) for i in ids) if s is not None]
+        ref = CalendarRef(teacher.account, teacher.calendar)
+        connector = self.connectors.get(teacher.account)
+        remote = (
+            RemoteRef(meeting.remote_href, meeting.remote_etag) if meeting.remote_href else None
+        )
+        if meeting.state == MeetingState.CONFIRMED:
+            event = teacher_event(self.config, meeting, teacher, guardian, students)
+            if remote is None:
+                remote = connector.create_event(ref, event)
+            else:
+                try:
+                    remote = connector.update_event(ref, remote, event)
+                except NotFound:
+                    remote = connector.create_event(ref, event)
+                except WrongEtag:
+                    raise PtmError(
+                        "the event was changed in the teacher's calendar since we wrote it; "
+                        "not overwritten"
+                    ) from None
+            self._store(meeting_id, remote)
+        elif remote is not None:
+            try:
+                connector.delete_event(ref, remote)
+            except WrongEtag:
+                # The teacher edited the event, but the meeting is gone: remove it anyway.
+                connector.delete_event(ref, RemoteRef(remote.href, None))
+            self._store(meeting_id, None)
+
+    def _store(self, meeting_id: int, remote: RemoteRef | None) -> None:
+        with self.db.write() as session:
+            meeting = session.get(Meeting, meeting_id)
+            if meeting is not None:
+                meeting.remote_href = remote.href if remote else None
+                meeting.remote_etag = remote.etag if remote else None
