@@ -213,6 +213,18 @@ class Booking:
         self._history(session, meeting, before, Actor.SYSTEM, "no answer by the hold deadline")
         self._send_cancel(session, meeting, "the reserved time was not confirmed in time")
 
+    def refresh(self, session: Session, meeting: Meeting) -> None:
+        """REFRESH (RFC 5546 §3.2.6): send the current REQUEST again, with a fresh DTSTAMP."""
+        status = {
+            MeetingState.PROPOSED: STATUS.TENTATIVE,
+            MeetingState.CONFIRMED: STATUS.CONFIRMED,
+        }.get(MeetingState(meeting.state))
+        if status is None:
+            self._send_cancel(session, meeting, f"this meeting is {meeting.state}")
+            return
+        kind = f"refresh-{self.now:%Y%m%dT%H%M%S}"
+        self._send_request(session, meeting, status, kind=kind)
+
     def record_partstat(
         self, session: Session, meeting: Meeting, partstat: str, inbound_id: int | None
     ) -> None:

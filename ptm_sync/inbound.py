@@ -1,0 +1,198 @@
+"""The inbound pipeline: one email in, one recorded decision out.
+
+`mail deliver` (stdin) and `mail fetch` (IMAP) both call :func:`process`.  The message is
+read (:mod:`ptm_sync.imip`), recognised as a duplicate by its digest, checked against the
+meeting it names (:mod:`ptm_sync.trust`) and applied by the booking engine — all in one write
+transaction together with the :class:`~ptm_sync.store.Inbound` record, so a message's effect
+and the fact that it was processed commit together or not at all.
+
+A message we cannot use changes nothing and goes to quarantine with a short, stable reason.
+Bounces, auto-replies and read receipts are recorded as what they are, never mistaken for
+replies (DESIGN §4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from icalendar.enums import PARTSTAT
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ptm_sync import imip, itip, trust
+from ptm_sync.booking import Booking, signing_secret
+from ptm_sync.config import Config
+from ptm_sync.errors import Unusable
+from ptm_sync.model import Actor, MeetingState
+from ptm_sync.store import Database, Guardian, Inbound, Meeting
+from ptm_sync.video import VideoProvider
+
+log = logging.getLogger(__name__)
+
+APPLIED, STALE, DUPLICATE, QUARANTINED = "applied", "stale", "duplicate", "quarantined"
+RECORDED_KINDS = {
+    imip.Kind.BOUNCE: "bounce",
+    imip.Kind.AUTO_REPLY: "auto_reply",
+    imip.Kind.READ_RECEIPT: "read_receipt",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one message."""
+
+    outcome: str
+    reason: str = ""
+    meeting_uid: str | None = None
+    inbound_id: int | None = None
+
+    def __str__(self) -> str:
+        detail = f" ({self.reason})" if self.reason else ""
+        return f"{self.outcome}{detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    outcome: str
+    reason: str
+    meeting: Meeting | None = None
+
+
+def digest_of(raw: bytes, inbound: imip.Inbound | None) -> str:
+    if inbound is not None and inbound.message_id and inbound.calendar:
+        return imip.calendar_digest(inbound)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def process(
+    db: Database, config: Config, raw: bytes, *, now: datetime, video: VideoProvider
+) -> Outcome:
+    """Process one inbound message exactly once; never raises for bad input."""
+    try:
+        inbound: imip.Inbound | None = imip.extract(raw, tz=config.tz)
+    except Unusable as exc:
+        inbound = None
+        early: Unusable | None = exc
+    else:
+        early = None
+    digest = digest_of(raw, inbound)
+    try:
+        with db.write() as session:
+            if session.scalar(select(Inbound.id).where(Inbound.digest == digest)) is not None:
+                return Outcome(DUPLICATE, "already processed")
+            row = Inbound(
+                digest=digest,
+                received_at=now,
+                message_id=(inbound.message_id if inbound else None) or "",
+                sender=(inbound.sender if inbound else None) or "",
+                outcome=QUARANTINED,
+                reason="",
+            )
+            session.add(row)
+            session.flush()
+            if early is not None or inbound is None:
+                decision = _Decision(QUARANTINED, early.reason if early else "not-an-email")
+            else:
+                try:
+                    decision = _decide(session, config, inbound, row.id, now, video)
+                except Unusable as exc:
+                    decision = _Decision(QUARANTINED, exc.reason)
+            row.outcome, row.reason = decision.outcome, decision.reason
+            row.meeting_id = decision.meeting.id if decision.meeting else None
+            if decision.outcome == QUARANTINED:
+                row.raw = raw  # kept for staff to inspect; purged with the meeting data
+            uid = decision.meeting.uid if decision.meeting else None
+            result = Outcome(decision.outcome, decision.reason, uid, row.id)
+    except IntegrityError:
+        # Another worker recorded the same message first.
+        return Outcome(DUPLICATE, "already processed")
+    log.info("inbound message: %s", result)
+    return result
+
+
+def _decide(
+    session: Session,
+    config: Config,
+    inbound: imip.Inbound,
+    inbound_id: int,
+    now: datetime,
+    video: VideoProvider,
+) -> _Decision:
+    if inbound.kind in RECORDED_KINDS:
+        return _Decision(RECORDED_KINDS[inbound.kind], inbound.quarantine_reason or "")
+    msg = inbound.require_itip()
+    secret = signing_secret(session)
+    if not trust.uid_is_ours(secret, msg.uid):
+        raise Unusable("unknown-uid", "UID not issued by this service")
+    meeting = session.scalars(select(Meeting).where(Meeting.uid == msg.uid)).one_or_none()
+    if meeting is None:
+        raise Unusable("unknown-uid", "no meeting with this UID")
+    mail = config.mail
+    assert mail is not None  # Booking refuses to exist without it
+    if mail.trusted_authserv_id:
+        verdict = trust.authentication_verdict(
+            inbound.authentication_results, mail.trusted_authserv_id
+        )
+        if verdict == "fail":
+            raise Unusable("authentication-failed", "DMARC/DKIM failed at our mail server")
+    booking = Booking(config, now=now, video=video)
+    if msg.method == itip.Method.REFRESH:
+        booking.refresh(session, meeting)
+        return _Decision(APPLIED, "refresh", meeting)
+    if msg.method != itip.Method.REPLY:
+        raise Unusable("unsupported-method", f"{msg.method} is not handled yet")
+    guardian = session.get(Guardian, meeting.guardian_id)
+    assert guardian is not None
+    aliases = mail.aliases
+    attendee = msg.attendee(guardian.email) or msg.replying_attendee
+    if attendee is None:
+        raise Unusable("attendee-not-invited", "the reply names no attendee we invited")
+    if not trust.sender_may_act(attendee.email, guardian.email, guardian.email, aliases):
+        raise Unusable("attendee-not-invited", "the reply is for somebody we did not invite")
+    if not trust.sender_may_act(inbound.sender or "", attendee.email, guardian.email, aliases):
+        raise Unusable("sender-not-attendee", "the sender is not the invited attendee")
+    if mail.plus_addressing:
+        tokens = {trust.token_from_address(a, mail.organizer) for a in inbound.recipients}
+        tokens.discard(None)
+        if tokens and trust.make_token(secret, meeting.uid) not in tokens:
+            raise Unusable("wrong-token", "the reply was sent to another meeting's address")
+    if not itip.is_newer(msg.sequence, msg.dtstamp, meeting.reply_sequence, meeting.reply_dtstamp):
+        return _Decision(STALE, "an equal or newer reply was processed before", meeting)
+    meeting.reply_sequence, meeting.reply_dtstamp = msg.sequence, msg.dtstamp
+    return _apply_reply(session, booking, meeting, attendee.partstat, inbound_id, msg.comment)
+
+
+def _apply_reply(
+    session: Session,
+    booking: Booking,
+    meeting: Meeting,
+    partstat: str,
+    inbound_id: int,
+    comment: str | None,
+) -> _Decision:
+    state = MeetingState(meeting.state)
+    note = f": {comment}" if comment else ""
+    if partstat == PARTSTAT.ACCEPTED:
+        if state == MeetingState.CONFIRMED:
+            return _Decision(DUPLICATE, "already confirmed", meeting)
+        if state != MeetingState.PROPOSED:
+            raise Unusable(f"meeting-{state.value}", "accepted a meeting that is closed")
+        booking.confirm(
+            session, meeting, actor=Actor.PARENT, reason=f"accepted{note}", inbound_id=inbound_id
+        )
+        return _Decision(APPLIED, "accepted", meeting)
+    if partstat == PARTSTAT.DECLINED:
+        if state not in (MeetingState.PROPOSED, MeetingState.CONFIRMED):
+            return _Decision(STALE, f"meeting already {state.value}", meeting)
+        booking.decline(
+            session, meeting, actor=Actor.PARENT, reason=f"declined{note}", inbound_id=inbound_id
+        )
+        return _Decision(APPLIED, "declined", meeting)
+    if partstat in (PARTSTAT.TENTATIVE, PARTSTAT.NEEDS_ACTION):
+        booking.record_partstat(session, meeting, str(partstat), inbound_id)
+        return _Decision(APPLIED, str(partstat).lower(), meeting)
+    raise Unusable("unsupported-partstat", f"PARTSTAT {partstat} is not handled")
