@@ -320,7 +320,7 @@ class Booking:
         parties = self.parties(session, meeting)
         inv = self.invitation(session, meeting, status, parties)
         period, facts = self.period(meeting), self.facts(parties, meeting)
-        make = messages.confirmation if kind == "confirmation" else messages.invitation
+        make = messages.confirmation if status == STATUS.CONFIRMED else messages.invitation
         text = make(
             school=self.config.school.name,
             period_title=period.title,

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ptm_sync.commands import availability, daemon, demo, setup
+from ptm_sync.commands import availability, booking, daemon, demo, mail, setup
 
-COMMAND_MODULES: list[ModuleType] = [setup, availability, daemon, demo]
+COMMAND_MODULES: list[ModuleType] = [setup, availability, booking, mail, daemon, demo]

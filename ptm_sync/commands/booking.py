@@ -1,0 +1,147 @@
+"""`invite`, `meetings`, `outbox flush`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sqlalchemy import select
+
+from ptm_sync import output
+from ptm_sync.app import App
+from ptm_sync.invite import invite
+from ptm_sync.services import flush_outbox, video_provider
+from ptm_sync.store import Guardian, Meeting, MeetingStudent, Student, Teacher
+from ptm_sync.sync import opened
+
+MEETING_COLUMNS = [
+    "id",
+    "period",
+    "teacher",
+    "guardian",
+    "students",
+    "start",
+    "end",
+    "state",
+    "sequence",
+    "video_url",
+    "location",
+    "uid",
+]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("invite", help="plan itineraries and send notifications and invitations")
+    p.add_argument("--period", metavar="ID")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    p.set_defaults(func=cmd_invite)
+
+    p = sub.add_parser("meetings", help="the record of meetings")
+    p.add_argument("--state", metavar="S")
+    p.add_argument("--teacher", metavar="EMAIL")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.set_defaults(func=cmd_meetings)
+
+    p = sub.add_parser("outbox", help="durable side effects")
+    outbox_sub = p.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
+    flush = outbox_sub.add_parser("flush", help="deliver every due email and calendar write now")
+    flush.set_defaults(func=cmd_outbox_flush)
+
+
+def cmd_invite(args: argparse.Namespace) -> int:
+    app = App.from_args(args)
+    period = app.config.period(args.period)
+    tz = app.config.tz
+    result = invite(
+        app.db,
+        app.config,
+        period,
+        now=app.now(),
+        video=video_provider(app.config),
+        dry_run=args.dry_run,
+    )
+    rows = [
+        {
+            "start": p.slot.start.astimezone(tz),
+            "end": p.slot.end.astimezone(tz),
+            "teacher": p.need.teacher,
+            "guardian": p.need.guardian,
+            "students": list(p.need.students),
+        }
+        for p in result.plan.proposals
+    ]
+    if args.dry_run:
+        print(f"plan for {period.id} (dry run: nothing changed)")
+        sys.stdout.write(output.to_table(rows, ["start", "end", "teacher", "guardian", "students"]))
+    for need, reason in result.plan.unplaced:
+        print(f"not placed: {need.guardian} with {need.teacher}: {reason}")
+    if args.dry_run:
+        print(f"{len(rows)} meetings would be proposed, {len(result.plan.unplaced)} not placed")
+        return 0
+    print(
+        f"proposed {len(result.proposed)} meetings to {result.notified} guardians"
+        + (f"; {result.lost_races} slots were taken meanwhile" if result.lost_races else "")
+    )
+    if app.config.mail and app.config.mail.smtp:
+        with opened(app.config) as connectors:
+            report = flush_outbox(app.db, app.config, connectors, app.now)
+        print(f"sent {report.delivered}; {report.retried} will be retried; {report.dead} failed")
+    return 0
+
+
+def cmd_meetings(args: argparse.Namespace) -> int:
+    app = App.from_args(args)
+    tz = app.config.tz
+    with app.db.read() as session:
+        query = (
+            select(Meeting, Teacher.email, Guardian.email)
+            .join(Teacher, Teacher.id == Meeting.teacher_id)
+            .join(Guardian, Guardian.id == Meeting.guardian_id)
+            .order_by(Meeting.start, Teacher.email)
+        )
+        if args.state:
+            query = query.where(Meeting.state == args.state)
+        if args.teacher:
+            query = query.where(Teacher.email == args.teacher.strip().lower())
+        found = session.execute(query).all()
+        students: dict[int, list[str]] = {}
+        for meeting_id, student in session.execute(
+            select(MeetingStudent.meeting_id, Student.student_id).join(
+                Student, Student.id == MeetingStudent.student_id
+            )
+        ):
+            students.setdefault(meeting_id, []).append(student)
+    rows = [
+        {
+            "id": m.id,
+            "uid": m.uid,
+            "period": m.period_id,
+            "teacher": teacher,
+            "guardian": guardian,
+            "students": sorted(students.get(m.id, [])),
+            "start": m.start.astimezone(tz),
+            "end": m.end.astimezone(tz),
+            "state": m.state,
+            "sequence": m.sequence,
+            "video_url": m.video_url,
+            "location": m.location,
+        }
+        for m, teacher, guardian in found
+    ]
+    if args.format == "json":
+        sys.stdout.write(output.to_json(rows))
+    elif args.format == "csv":
+        sys.stdout.write(output.to_csv(rows, MEETING_COLUMNS))
+    else:
+        sys.stdout.write(output.to_table(rows, MEETING_COLUMNS[:-3]))
+    return 0
+
+
+def cmd_outbox_flush(args: argparse.Namespace) -> int:
+    app = App.from_args(args)
+    with opened(app.config) as connectors:
+        report = flush_outbox(app.db, app.config, connectors, app.now)
+    print(f"delivered {report.delivered}; {report.retried} will be retried; {report.dead} failed")
+    for error in report.errors:
+        print(f"  {error}")
+    return 0

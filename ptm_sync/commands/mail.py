@@ -1,0 +1,74 @@
+"""`mail deliver`, `mail fetch`, `quarantine`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sqlalchemy import select
+
+from ptm_sync import output
+from ptm_sync.app import App
+from ptm_sync.inbound import QUARANTINED, process
+from ptm_sync.services import fetch_mail, video_provider
+from ptm_sync.store import Inbound
+
+QUARANTINE_COLUMNS = ["id", "received_at", "message_id", "sender", "reason"]
+#: Message too large for `mail deliver` (bytes): refuse rather than exhaust memory.
+MAX_MESSAGE = 25 * 1024 * 1024
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("mail", help="inbound mail")
+    mail_sub = p.add_subparsers(dest="mail_command", metavar="ACTION", required=True)
+    d = mail_sub.add_parser("deliver", help="process one message read from stdin (MTA pipe)")
+    d.set_defaults(func=cmd_deliver)
+    f = mail_sub.add_parser("fetch", help="one pass over the IMAP inbox")
+    f.set_defaults(func=cmd_fetch)
+
+    q = sub.add_parser("quarantine", help="inbound messages that changed nothing, and why")
+    q.add_argument("--format", choices=["table", "json"], default="table")
+    q.set_defaults(func=cmd_quarantine)
+
+
+def cmd_deliver(args: argparse.Namespace) -> int:
+    app = App.from_args(args)
+    raw = sys.stdin.buffer.read(MAX_MESSAGE + 1)
+    if len(raw) > MAX_MESSAGE:
+        raw = raw[:MAX_MESSAGE]
+    outcome = process(app.db, app.config, raw, now=app.now(), video=video_provider(app.config))
+    print(outcome)
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    app = App.from_args(args)
+    outcomes = fetch_mail(app.db, app.config, clock=app.now, video=video_provider(app.config))
+    for outcome in outcomes:
+        print(outcome)
+    print(f"{len(outcomes)} messages processed")
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    app = App.from_args(args)
+    tz = app.config.tz
+    with app.db.read() as session:
+        found = session.scalars(
+            select(Inbound).where(Inbound.outcome == QUARANTINED).order_by(Inbound.id)
+        ).all()
+    rows = [
+        {
+            "id": r.id,
+            "received_at": r.received_at.astimezone(tz),
+            "message_id": r.message_id,
+            "sender": r.sender,
+            "reason": r.reason,
+        }
+        for r in found
+    ]
+    if args.format == "json":
+        sys.stdout.write(output.to_json(rows))
+    else:
+        sys.stdout.write(output.to_table(rows, QUARANTINE_COLUMNS))
+    return 0

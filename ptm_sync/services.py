@@ -1,0 +1,83 @@
+"""Wiring shared by the commands and the daemon: outbox delivery, mail passes, expiry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import select
+
+from ptm_sync import outbox
+from ptm_sync.booking import Booking
+from ptm_sync.config import Config
+from ptm_sync.deliver import CalendarDeliverer, EmailDeliverer
+from ptm_sync.errors import PtmError
+from ptm_sync.inbound import Outcome, process
+from ptm_sync.model import MeetingState
+from ptm_sync.store import Database, Meeting
+from ptm_sync.sync import Connectors
+from ptm_sync.video import VideoProvider, provider_for
+
+log = logging.getLogger(__name__)
+
+
+def video_provider(config: Config) -> VideoProvider:
+    return provider_for(config.video)
+
+
+def flush_outbox(
+    db: Database, config: Config, connectors: Connectors, clock: Callable[[], datetime]
+) -> outbox.FlushReport:
+    """Deliver every due email and calendar write; one SMTP connection for the batch."""
+    deliverers: dict[str, outbox.Deliverer] = {
+        outbox.CALENDAR: CalendarDeliverer(db, config, connectors, clock)
+    }
+    email: EmailDeliverer | None = None
+    if config.mail is not None and config.mail.smtp is not None:
+        email = EmailDeliverer(config)
+        deliverers[outbox.EMAIL] = email
+    try:
+        return outbox.flush(db, deliverers, clock=clock)
+    finally:
+        if email is not None:
+            email.close()
+
+
+def expire_holds(db: Database, config: Config, *, now: datetime, video: VideoProvider) -> int:
+    """Proposals nobody answered by their hold deadline return their slot to the pool."""
+    with db.read() as session:
+        ids = list(
+            session.scalars(
+                select(Meeting.id).where(
+                    Meeting.state == MeetingState.PROPOSED.value,
+                    Meeting.hold_until.is_not(None),
+                    Meeting.hold_until <= now,
+                )
+            )
+        )
+    expired = 0
+    for meeting_id in ids:
+        with db.write() as session:
+            meeting = session.get(Meeting, meeting_id)
+            if meeting is None or meeting.state != MeetingState.PROPOSED.value:
+                continue  # answered meanwhile
+            Booking(config, now=now, video=video).expire(session, meeting)
+            expired += 1
+    return expired
+
+
+def fetch_mail(
+    db: Database, config: Config, *, clock: Callable[[], datetime], video: VideoProvider
+) -> list[Outcome]:
+    """One IMAP pass: each message is marked processed only after its effect committed."""
+    from ptm_sync.mail.imap import ImapReader
+
+    if config.mail is None or config.mail.imap is None:
+        raise PtmError("[mail.imap] is not configured: use `ptm-sync mail deliver` instead")
+    outcomes = []
+    with ImapReader(config.mail.imap) as reader:
+        for message in reader.fetch_new():
+            outcomes.append(process(db, config, message.raw, now=clock(), video=video))
+            reader.mark_processed(message.uid)
+    return outcomes
