@@ -17,11 +17,16 @@ import schedule
 
 from ptm_sync.app import App
 from ptm_sync.errors import PtmError
+from ptm_sync.inbound import process
+from ptm_sync.services import expire_holds, flush_outbox, video_provider
 from ptm_sync.sync import Connectors, sync
 from ptm_sync.web.pages import Site
 from ptm_sync.web.server import WebServer
 
 log = logging.getLogger(__name__)
+
+#: Seconds between outbox passes (a reply's effects are also flushed right after it).
+OUTBOX_SECONDS = 15
 
 
 class Daemon:
@@ -32,6 +37,8 @@ class Daemon:
         self.scheduler = schedule.Scheduler()
         self.connectors = Connectors(app.config)
         self.web: WebServer | None = None
+        self.video = video_provider(app.config)
+        self._threads: list[threading.Thread] = []
         self.passes = 0
 
     def sync_job(self) -> None:
@@ -43,6 +50,54 @@ class Daemon:
         failed = [r for r in results if r.error]
         self.passes += 1
         log.info("sync pass: %d calendars, %d failed", len(results), len(failed))
+
+    def outbox_job(self) -> None:
+        report = flush_outbox(self.app.db, self.app.config, self.connectors, self.clock)
+        if report.delivered or report.retried or report.dead:
+            log.info(
+                "outbox: %d delivered, %d to retry, %d dead",
+                report.delivered,
+                report.retried,
+                report.dead,
+            )
+
+    def expiry_job(self) -> None:
+        expired = expire_holds(self.app.db, self.app.config, now=self.clock(), video=self.video)
+        if expired:
+            log.info("%d proposals expired", expired)
+            self.outbox_job()
+
+    def mail_watcher(self) -> None:
+        """Fetch replies, then wait with IDLE (or poll) until new mail or stop."""
+        from ptm_sync.mail.imap import ImapReader
+
+        imap = self.app.config.mail.imap if self.app.config.mail else None
+        assert imap is not None
+        backoff = 5.0
+        while not self.stopping.is_set():
+            try:
+                with ImapReader(imap) as reader:
+                    backoff = 5.0
+                    while not self.stopping.is_set():
+                        for message in reader.fetch_new():
+                            outcome = process(
+                                self.app.db,
+                                self.app.config,
+                                message.raw,
+                                now=self.clock(),
+                                video=self.video,
+                            )
+                            reader.mark_processed(message.uid)
+                            log.info("reply processed: %s", outcome)
+                            self.outbox_job()
+                        reader.idle(timeout=float(imap.poll_seconds), stop=self.stopping)
+            except PtmError as exc:
+                log.warning("IMAP: %s; retrying in %.0f s", exc, backoff)
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 300.0)
+            except Exception:  # noqa: BLE001 - the watcher must survive its own bugs
+                log.exception("IMAP watcher failed; retrying")
+                self.stopping.wait(backoff)
 
     def _guard(self, job: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
@@ -62,6 +117,15 @@ class Daemon:
         self.web.start()
         minutes = self.app.config.sync.interval_minutes
         self.scheduler.every(minutes).minutes.do(self._guard(self.sync_job))
+        self.scheduler.every(OUTBOX_SECONDS).seconds.do(self._guard(self.outbox_job))
+        self.scheduler.every(1).minutes.do(self._guard(self.expiry_job))
+        mail = self.app.config.mail
+        if mail is not None and mail.imap is not None:
+            self._threads.append(
+                threading.Thread(target=self.mail_watcher, name="imap", daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
         return self.web.url
 
     def loop(self) -> None:
@@ -76,6 +140,9 @@ class Daemon:
         self.stopping.set()
 
     def close(self) -> None:
+        self.stopping.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
         if self.web is not None:
             self.web.stop()
         self.connectors.close()
