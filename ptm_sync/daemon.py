@@ -95,7 +95,7 @@ class Daemon:
                 log.warning("IMAP: %s; retrying in %.0f s", exc, backoff)
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, 300.0)
-            except Exception:  # noqa: BLE001 - the watcher must survive its own bugs
+            except Exception:
                 log.exception("IMAP watcher failed; retrying")
                 self.stopping.wait(backoff)
 
