@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ptm_sync.commands import setup
+from ptm_sync.commands import roster, setup
 
-COMMAND_MODULES: list[ModuleType] = [setup]
+COMMAND_MODULES: list[ModuleType] = [setup, roster]
