@@ -221,7 +221,7 @@ def _email(row: Row, column: str, problems: Problems, *, required: bool = True) 
         if required:
             problems.add(row.where, f"empty {column}")
     elif not is_email(value):
-        problems.add(row.where, f"{column}: not an email address: {value!r}")
+        problems.add(row.where, f"{column}: not an email address: {row.get(column)!r}")
         return ""
     return value
 
@@ -239,6 +239,7 @@ def _read_teachers(
         if account and account not in context.accounts:
             known = ", ".join(context.accounts) or "none configured"
             problems.add(row.where, f"unknown account {account!r} ([[accounts]] ids: {known})")
+            account = ""
         if email and name and account and calendar:
             entries.teachers.append(
                 TeacherEntry(
@@ -335,7 +336,8 @@ def _merge(entries: Entries, context: RosterContext, problems: Problems) -> Rost
     )
     teachers: dict[str, RosterTeacher] = {}
     for email, entry in or_teachers.items():
-        teachers[email] = _oneroster_teacher(entry, context, problems)
+        if email not in csv_teachers:
+            teachers[email] = _oneroster_teacher(entry, context, problems)
     for email, entry in csv_teachers.items():
         # A teachers.csv row given with a OneRoster export completes and overrides it.
         teachers[email] = RosterTeacher(
