@@ -85,7 +85,10 @@ def test_teacher_row_becomes_a_teacher_with_every_field() -> None:
 
 
 def test_header_case_column_order_and_unknown_columns_do_not_matter() -> None:
-    text = "Room,NAME,Calendar,Email,Account,Phone\nB-1,Ann Lee,/cal/ann/,ann@school.test,district,555\n"
+    text = (
+        "Room,NAME,Calendar,Email,Account,Phone\n"
+        "B-1,Ann Lee,/cal/ann/,ann@school.test,district,555\n"
+    )
     (teacher,) = parse(csv("t.csv", text)).teachers
     assert (teacher.email, teacher.name, teacher.room) == ("ann@school.test", "Ann Lee", "B-1")
 
@@ -204,7 +207,7 @@ def test_empty_file_is_reported() -> None:
 
 
 def test_bytes_that_are_not_utf8_are_reported_at_their_line() -> None:
-    data = "email,name,account,calendar,room\nann@school.test,Ann,district,/c/,\n".encode()
+    data = b"email,name,account,calendar,room\nann@school.test,Ann,district,/c/,\n"
     data += "bo@school.test,Bo Ström,district,/c/,\n".encode("latin-1")
     assert problems(SourceFile("t.csv", data)) == [
         "t.csv:3: not UTF-8 (byte 0xf6 at column 22); save the file as UTF-8"
@@ -218,9 +221,10 @@ def test_same_teacher_twice_with_the_same_data_is_one_teacher() -> None:
 
 
 def test_same_teacher_twice_with_conflicting_data_is_reported() -> None:
-    other = "email,name,account,calendar,room\nM.Okafor@lincoln.example.org,Michael Okafor,district,/x/,B-9\n"
+    other = TEACHERS.replace("/cal/okafor/,B-204", "/x/,B-9").replace("m.okafor", "M.Okafor")
     assert problems(csv("t.csv", TEACHERS), csv("t2.csv", other)) == [
-        "t2.csv:2: teacher m.okafor@lincoln.example.org has a different calendar, room than at t.csv:2"
+        "t2.csv:2: teacher m.okafor@lincoln.example.org "
+        "has a different calendar, room than at t.csv:2"
     ]
 
 
