@@ -34,6 +34,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from ptm_sync.roster_input import (
+    ID_LIMIT,
+    NAME_LIMIT,
     Entries,
     GuardianEntry,
     LinkEntry,
@@ -226,9 +228,17 @@ def _teachers(
 
 
 def _named(user: _User, what: str, problems: Problems) -> bool:
+    """True when the user's name (and a student's id) can be stored."""
     if not user.name:
         problems.add(user.where, f"{what} {user.id} has an empty givenName and familyName")
-    return bool(user.name)
+        return False
+    if len(user.name) > NAME_LIMIT:
+        problems.add(user.where, f"{what} {user.id}: name longer than {NAME_LIMIT} characters")
+        return False
+    if what == "student" and len(user.id) > ID_LIMIT:
+        problems.add(user.where, f"sourcedId longer than {ID_LIMIT} characters")
+        return False
+    return True
 
 
 def _students(users: dict[str, _User], entries: Entries, problems: Problems) -> list[str]:

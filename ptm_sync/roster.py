@@ -38,6 +38,8 @@ from typing import TypeVar
 
 from ptm_sync import oneroster
 from ptm_sync.roster_input import (
+    ID_LIMIT,
+    NAME_LIMIT,
     Entries,
     GuardianEntry,
     LinkEntry,
@@ -73,6 +75,16 @@ __all__ = [
 TEACHER_COLUMNS = ("email", "name", "account", "calendar", "room")
 FAMILY_COLUMNS = ("student_id", "student_name", "guardian_email", "guardian_name", "teacher_email")
 _KINDS = {"teachers": TEACHER_COLUMNS, "families": FAMILY_COLUMNS}
+#: Column sizes of store/tables.py (emails are checked by is_email).
+_LIMITS = {
+    "name": NAME_LIMIT,
+    "account": 64,
+    "room": 100,
+    "student_id": ID_LIMIT,
+    "student_name": NAME_LIMIT,
+    "guardian_name": NAME_LIMIT,
+    "language": 35,
+}
 _LANGUAGE = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*")  # a BCP 47 tag, loosely
 
 
@@ -209,9 +221,17 @@ def _read_csv(
 
 
 def _required(row: Row, column: str, problems: Problems) -> str:
-    value = row.get(column)
+    value = _value(row, column, problems)
     if not value:
         problems.add(row.where, f"empty {column}")
+    return value
+
+
+def _value(row: Row, column: str, problems: Problems) -> str:
+    value = row.get(column)
+    limit = _LIMITS.get(column)
+    if limit and len(value) > limit:
+        problems.add(row.where, f"{column}: longer than {limit} characters")
     return value
 
 
@@ -248,7 +268,7 @@ def _read_teachers(
                     name,
                     account,
                     calendar,
-                    row.get("room"),
+                    _value(row, "room", problems),
                     booking if has_booking else None,
                     "csv",
                 )
@@ -262,7 +282,7 @@ def _read_families(table: Table, entries: Entries, problems: Problems) -> None:
         guardian = _email(row, "guardian_email", problems)
         guardian_name = _required(row, "guardian_name", problems)
         teacher = _email(row, "teacher_email", problems)
-        language = row.get("language")
+        language = _value(row, "language", problems)
         if language and not _LANGUAGE.fullmatch(language):
             problems.add(row.where, f"language: not a language tag like en or pt-BR: {language!r}")
         if student_id and student_name:

@@ -247,7 +247,14 @@ def normal_email(raw: str) -> str:
 
 
 def is_email(address: str) -> bool:
-    return bool(_EMAIL.fullmatch(address))
+    # RFC 5321 §4.5.3.1: a path holds at most 256 octets, so 254 for the address itself.
+    return len(address) <= 254 and bool(_EMAIL.fullmatch(address))
+
+
+#: The longest names and ids the tables hold (store/tables.py).  Longer values are refused
+#: while validating: PostgreSQL would fail the one transaction half-way, SQLite not at all.
+NAME_LIMIT = 200
+ID_LIMIT = 100
 
 
 # --- entries: what a parser read, with where it read it -------------------------------
