@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ptm_sync.errors import RosterError
-from ptm_sync.roster_input import SourceFile
+from ptm_sync.roster_input import OneRosterExport, SourceFile
 from ptm_sync.roster_store import ImportReport, LinkTally, Tally, import_roster
 from ptm_sync.store import (
     Database,
@@ -256,3 +256,43 @@ def test_booking_address_is_kept_without_its_column_and_cleared_by_an_empty_cell
     assert run(db, ("teachers.csv", cleared)).teachers.updated == 1
     with db.read() as s:
         assert set(s.scalars(select(Teacher.booking_address))) == {""}
+
+
+def oneroster(teacher_email: str) -> OneRosterExport:
+    tables = {
+        "users.csv": "sourcedId,role,givenName,familyName,email,agentSourcedIds\n"
+        f"t1,teacher,Michael,Okafor,{teacher_email},\n"
+        "s1,student,Emma,Johnson,,p1\n"
+        "p1,parent,Karen,Johnson,karen@example.com,\n",
+        "classes.csv": "sourcedId,title\nc1,Biology\n",
+        "enrollments.csv": "sourcedId,classSourcedId,userSourcedId,role\n"
+        "e1,c1,t1,teacher\ne2,c1,s1,student\n",
+    }
+    return OneRosterExport(
+        "sis", {name: SourceFile(f"sis/{name}", text.encode()) for name, text in tables.items()}
+    )
+
+
+def test_oneroster_import_keeps_the_stored_calendar_of_a_known_teacher(db: Database) -> None:
+    run(db, ("teachers.csv", TEACHERS))
+    report = import_roster(db, [oneroster("M.Okafor@lincoln.example.org")], ["district"])
+    assert report.teachers == Tally(1, 0, 0)
+    assert report.links == LinkTally(1, 1, 0)
+    with db.read() as s:
+        teacher = s.scalars(select(Teacher).where(Teacher.key == "m-okafor")).one()
+        assert (teacher.account, teacher.calendar, teacher.room) == (
+            "district",
+            "/cal/okafor/",
+            "B-204",
+        )
+
+
+def test_oneroster_import_gives_a_new_teacher_the_default_account(db: Database) -> None:
+    import_roster(db, [oneroster("n.new@lincoln.example.org")], ["district"])
+    with db.read() as s:
+        teacher = s.scalars(select(Teacher)).one()
+        assert (teacher.key, teacher.account, teacher.calendar) == (
+            "n-new",
+            "district",
+            "n.new@lincoln.example.org",
+        )

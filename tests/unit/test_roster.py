@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -143,6 +145,15 @@ def test_guardian_language_is_optional() -> None:
             "t.csv:2: unknown account 'elsewhere' ([[accounts]] ids: district)",
         ),
         ("ann@school.test,Ann,district,/c/,,extra", "t.csv:2: 6 fields, but the header has 5"),
+        (f"ann@school.test,{'A' * 201},district,/c/,", "t.csv:2: name: longer than 200 characters"),
+        (
+            f"ann@school.test,Ann,district,/c/,{'9' * 101}",
+            "t.csv:2: room: longer than 100 characters",
+        ),
+        (
+            f"{'a' * 250}@school.test,Ann,district,/c/,",
+            f"t.csv:2: email: not an email address: '{'a' * 250}@school.test'",
+        ),
     ],
 )
 def test_bad_teacher_row_is_reported_with_file_and_line(row: str, reason: str) -> None:
@@ -504,3 +515,14 @@ def test_oneroster_bad_rows_are_reported_with_file_and_line() -> None:
 def test_oneroster_missing_column_is_reported_on_line_1() -> None:
     header = USERS_HEADER.replace("email,", "mail,")
     assert problems(export(users=[header, *USERS])) == ["sis/users.csv:1: missing column email"]
+
+
+def test_roster_parsing_is_pure_no_database_no_network() -> None:
+    code = (
+        "import sys, ptm_sync.roster\n"
+        "bad = [m for m in ('sqlalchemy', 'ptm_sync.store', 'socket', 'connectors') "
+        "if m in sys.modules]\n"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
