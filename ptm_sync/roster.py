@@ -260,7 +260,9 @@ def _read_teachers(
             known = ", ".join(context.accounts) or "none configured"
             problems.add(row.where, f"unknown account {account!r} ([[accounts]] ids: {known})")
             account = ""
-        if email and name and account and calendar:
+        if not (email and name and account and calendar):
+            entries.faulty_teachers.add(email)
+        else:
             entries.teachers.append(
                 TeacherEntry(
                     row.where,
@@ -383,6 +385,8 @@ def _merge(entries: Entries, context: RosterContext, problems: Problems) -> Rost
             languages.setdefault(guardian.email, guardian.language)
     links: set[RosterLink] = set()
     for link in entries.links:
+        if link.teacher in entries.faulty_teachers:
+            continue
         if link.teacher not in teachers and link.teacher not in context.known_teachers:
             problems.add(
                 link.where,

@@ -306,3 +306,5 @@ class Entries:
     guardians: list[GuardianEntry] = field(default_factory=list)
     links: list[LinkEntry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Emails of teachers rows that had problems: already reported, not "not a teacher".
+    faulty_teachers: set[str] = field(default_factory=set)

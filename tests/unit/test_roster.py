@@ -268,6 +268,16 @@ def test_family_row_naming_someone_who_is_not_a_teacher_is_reported() -> None:
     ]
 
 
+def test_family_row_naming_a_teacher_whose_row_is_bad_adds_no_second_problem() -> None:
+    teachers = TEACHERS.replace(
+        "a.lindqvist@lincoln.example.org,Anna Lindqvist,district",
+        "a.lindqvist@lincoln.example.org,Anna Lindqvist,nowhere",
+    )
+    assert problems(csv("t.csv", teachers), csv("f.csv", FAMILIES)) == [
+        "t.csv:3: unknown account 'nowhere' ([[accounts]] ids: district)"
+    ]
+
+
 def test_family_rows_may_name_teachers_already_in_the_database() -> None:
     known = frozenset({"m.okafor@lincoln.example.org", "a.lindqvist@lincoln.example.org"})
     roster = parse(csv("f.csv", FAMILIES), context=RosterContext(("district",), known))
