@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ptm_sync.commands import availability, booking, daemon, demo, mail, setup
+from ptm_sync.commands import availability, booking, daemon, demo, mail, roster, setup
 
-COMMAND_MODULES: list[ModuleType] = [setup, availability, booking, mail, daemon, demo]
+COMMAND_MODULES: list[ModuleType] = [setup, roster, availability, booking, mail, daemon, demo]
