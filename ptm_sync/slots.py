@@ -166,11 +166,12 @@ def matrix(
 
 
 def _ordered(slots: Sequence[Interval]) -> Sequence[Interval]:
-    """``slots`` sorted by start; the grid usually is already, and then costs one pass."""
-    if all(a.start <= b.start for a, b in itertools.pairwise(slots)):
+    """``slots`` sorted by start in real time; the grid usually is already (one pass then)."""
+    if all(as_utc(a.start) <= as_utc(b.start) for a, b in itertools.pairwise(slots)):
         return slots
-    return sorted(slots, key=_start_end)
+    return sorted(slots, key=_real_start_end)
 
 
-def _start_end(slot: Interval) -> tuple[datetime, datetime]:
-    return slot.start, slot.end
+def _real_start_end(slot: Interval) -> tuple[datetime, datetime]:
+    # In UTC: two datetimes of one ZoneInfo compare by wall clock, wrong across a change.
+    return as_utc(slot.start), as_utc(slot.end)

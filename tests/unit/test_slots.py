@@ -307,3 +307,20 @@ def test_naive_busy_time_is_refused_rather_than_guessed() -> None:
     naive = Busy(datetime(2026, 4, 10, 15, 0), datetime(2026, 4, 10, 16, 0))
     with pytest.raises(ValueError, match="naive"):
         free_slots(grid(HOUR, 15, 0), [naive])
+
+
+def test_an_interval_across_the_fall_back_hour_in_one_zone_is_measured_in_real_time() -> None:
+    # 02:40 summer time, then 02:00 winter time: 20 real minutes later, though earlier on
+    # the wall clock.  Python compares datetimes of one tzinfo by wall clock.
+    first = local(BERLIN, "2026-10-25", "02:40")
+    second = local(BERLIN, "2026-10-25", "02:00", fold=1)
+    across = Interval(first, second)
+    assert across.duration.total_seconds() == 20 * 60
+    assert across.overlaps(Interval(local(BERLIN, "2026-10-25", "02:50"), second))
+    assert not across.overlaps(Interval(second, local(BERLIN, "2026-10-25", "02:10", fold=1)))
+
+
+def test_free_slots_sorts_local_slots_in_real_time_across_the_fall_back_hour() -> None:
+    cells = grid([window(BERLIN, "2026-10-25", "01:00", "04:00")], 60, 0)
+    in_local = [Interval(c.start.astimezone(BERLIN), c.end.astimezone(BERLIN)) for c in cells]
+    assert free_slots(list(reversed(in_local)), []) == in_local
