@@ -68,7 +68,7 @@ class Blocks:
         return len(self._starts)
 
     def overlaps(self, span: Span) -> bool:
-        """True when ``span`` shares any instant with a block (touching ends do not count)."""
+        """True when the aware ``span`` shares an instant with a block (touching does not count)."""
         # Blocks are disjoint and sorted, so their ends are sorted too: the first block that
         # ends after the span starts is the only one that can overlap it.
         i = bisect_right(self._ends, span.start)
