@@ -62,7 +62,12 @@ def as_utc(moment: datetime) -> datetime:
 
 @dataclass(frozen=True, slots=True, order=True)
 class Interval:
-    """A half-open span of time ``[start, end)`` between two aware datetimes."""
+    """A half-open span of time ``[start, end)`` between two aware datetimes.
+
+    Comparisons and durations are made in UTC: Python compares and subtracts two datetimes
+    of the same ``tzinfo`` by wall clock, which is wrong across a change of the clocks
+    (02:40+02:00 and 02:00+01:00 in Europe/Berlin are 20 minutes apart, not -40).
+    """
 
     start: datetime
     end: datetime
@@ -70,19 +75,19 @@ class Interval:
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise ValueError("Interval needs aware datetimes")
-        if self.end < self.start:
+        if as_utc(self.end) < as_utc(self.start):
             raise ValueError(f"Interval ends before it starts: {self.start} > {self.end}")
 
     @property
     def duration(self) -> timedelta:
-        return self.end - self.start
+        return as_utc(self.end) - as_utc(self.start)
 
     def overlaps(self, other: Interval) -> bool:
         """True when the two spans share any instant (touching ends do not overlap)."""
-        return self.start < other.end and other.start < self.end
+        return as_utc(self.start) < as_utc(other.end) and as_utc(other.start) < as_utc(self.end)
 
     def contains(self, other: Interval) -> bool:
-        return self.start <= other.start and other.end <= self.end
+        return as_utc(self.start) <= as_utc(other.start) and as_utc(other.end) <= as_utc(self.end)
 
     def utc(self) -> Interval:
         return Interval(as_utc(self.start), as_utc(self.end))
