@@ -31,12 +31,17 @@ Helpers for other tests (sync, demo, end-to-end)::
         with caldav_server.requests.recording() as log:     # count what the server receives
             ...
         assert len(log) == 1
+        caldav_server.requests.fail_next("429 Too Many Requests", {"Retry-After": "7"})
+
+    account = account_for(radicale_server, freebusy="local")  # one server, fields overridden
+    delete_href(radicale_server, href)                           # remove an object behind our back
 
 :class:`EmbeddedCalDAV` holds ``kind`` (``"radicale"`` / ``"xandikos"``), ``url`` (the
 account URL: the user's home, calendars are created under it), ``username``,
-``password``, ``requests`` (a :class:`RequestLog`) and ``expect`` (the
-:class:`ServerExpectations` for this server: the per-server table of known differences that
-tests consult instead of comparing server names).
+``password``, ``requests`` (a :class:`RequestLog`: what the server received, and faults to
+inject) and ``expect`` (the :class:`ServerExpectations` for this server: the per-server table of
+known differences that tests consult instead of comparing server names; what a server's
+free-busy REPORT gets right is in ``connectors.caldav_features.FEATURES[server.kind]``).
 """
 
 from __future__ import annotations
@@ -66,40 +71,53 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 @dataclass(frozen=True, slots=True)
 class ServerExpectations:
-    """What a test may expect from one embedded server where servers differ.
+    """How one embedded server differs where a test can see it.
 
-    ``freebusy_dst_shift``: the server's free-busy-query REPORT moves a weekly event that
-    began before a daylight-saving change by an hour after it.  ``freebusy_allday_utc``: the
-    REPORT places all-day events in UTC instead of the school's zone.  Both must agree with
-    ``connectors.caldav_features.FEATURES``; the tests check the servers still behave so.
+    What a server's free-busy REPORT gets right lives in the connector's own table,
+    ``connectors.caldav_features.FEATURES[server.kind]``; this holds the rest.
+
+    ``sync_sends_calendar_data``: a sync-collection answer carries calendar-data, so an
+    incremental sync with changes is one request (else one more calendar-multiget).
+    ``authenticates``: the server checks a user name and password.
     """
 
     kind: str
-    freebusy_dst_shift: bool
-    freebusy_allday_utc: bool
-    needs_auth: bool
+    sync_sends_calendar_data: bool
+    authenticates: bool
 
 
 EXPECTATIONS: dict[str, ServerExpectations] = {
-    "radicale": ServerExpectations(
-        "radicale", freebusy_dst_shift=True, freebusy_allday_utc=True, needs_auth=True
-    ),
-    "xandikos": ServerExpectations(
-        "xandikos", freebusy_dst_shift=False, freebusy_allday_utc=True, needs_auth=False
-    ),
+    "radicale": ServerExpectations("radicale", sync_sends_calendar_data=True, authenticates=True),
+    "xandikos": ServerExpectations("xandikos", sync_sends_calendar_data=False, authenticates=False),
 }
 
 
 @dataclass
 class RequestLog:
-    """Every request an embedded server received, as ``(method, path)`` pairs."""
+    """Every request an embedded server received, as ``(method, path)`` pairs.
+
+    It also injects faults: :meth:`fail_next` makes the server answer the next requests with
+    an error status (throttling, outage) before the real server sees them.
+    """
 
     entries: list[tuple[str, str]] = field(default_factory=list)
+    faults: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, method: str, path: str) -> None:
+    def add(self, method: str, path: str) -> tuple[str, list[tuple[str, str]]] | None:
+        """Record a request; return the fault to answer it with, if one is due."""
         with self._lock:
             self.entries.append((method, path))
+            return self.faults.pop(0) if self.faults else None
+
+    def fail_next(self, status: str, headers: dict[str, str] | None = None, times: int = 1) -> None:
+        """Answer the next ``times`` requests with ``status`` (e.g. ``"429 Too Many Requests"``)."""
+        with self._lock:
+            self.faults.extend([(status, list((headers or {}).items()))] * times)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[list[tuple[str, str]]]:
@@ -122,7 +140,11 @@ def _counting(app: WSGIApp, log: RequestLog) -> WSGIApp:
     """
 
     def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        log.add(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""))
+        fault = log.add(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""))
+        if fault is not None:
+            status, headers = fault
+            start_response(status, [*headers, ("Content-Length", "0")])
+            return [b""]
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -312,10 +334,11 @@ def xandikos_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedd
         pytest.param("xandikos", marks=pytest.mark.xandikos),
     ]
 )
-def caldav_server(request: pytest.FixtureRequest) -> EmbeddedCalDAV:
-    """Each embedded server in turn."""
+def caldav_server(request: pytest.FixtureRequest) -> Iterator[EmbeddedCalDAV]:
+    """Each embedded server in turn; faults a test injected but did not use are dropped."""
     server: EmbeddedCalDAV = request.getfixturevalue(f"{request.param}_server")
-    return server
+    yield server
+    server.requests.clear_faults()
 
 
 @pytest.fixture
