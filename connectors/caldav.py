@@ -7,7 +7,8 @@ Requests per operation, once the session has authenticated:
   server leaves calendar-data out of it (Xandikos) and something changed.
 * ``changes(cal, "ctag:…")``: one PROPFIND; a full load when the ctag moved.
 * ``free_busy``: one calendar-query REPORT per calendar (or one free-busy-query where the
-  feature table trusts the server).
+  feature table trusts the server); with ``freebusy = "auto"`` one OPTIONS per connector to
+  detect the server kind.
 * writes: one PUT/DELETE, conditional on If-None-Match / If-Match (RFC 7232 §3).
 """
 
@@ -40,7 +41,7 @@ from connectors.caldav_features import (
 )
 from connectors.caldav_http import DavTransport, Reply, raise_for_status
 from connectors.ical import meeting_matches, meeting_to_ical, parse_free_busy
-from ptm_sync.busy import busy_times
+from ptm_sync.busy import busy_times, event_uid
 from ptm_sync.config import AccountConfig
 from ptm_sync.errors import (
     AuthFailed,
@@ -49,7 +50,6 @@ from ptm_sync.errors import (
     PtmError,
     SyncTokenInvalid,
     Unavailable,
-    Unsupported,
     WrongEtag,
 )
 from ptm_sync.model import Busy
@@ -211,16 +211,12 @@ class CalDAVConnector:
         )
 
     def _sync_page(self, url: str, token: str) -> dav_xml.Multistatus:
-        try:
-            reply = self._http.request(
-                "REPORT", url, dav_xml.sync_collection(token), {**XML, "Depth": "0"}
-            )
-        except Unsupported as exc:  # a 403 naming some other precondition
-            self._no_sync.add(url)
-            raise SyncTokenInvalid(f"{url}: sync-collection refused ({exc}); reload") from exc
+        body = dav_xml.sync_collection(token)
+        reply = self._http.request("REPORT", url, body, {**XML, "Depth": "0"})
         if reply.status in (403, 409, 412) and dav_xml.VALID_SYNC_TOKEN in reply.preconditions():
             raise SyncTokenInvalid(f"{url}: the server no longer knows our sync token")
         if reply.status in (400, 403, 405, 409, 412, 415, 501):
+            # The server will not do sync-collection here: fall back to ctag from now on.
             self._no_sync.add(url)
             raise SyncTokenInvalid(f"{url}: sync-collection refused (HTTP {reply.status}); reload")
         raise_for_status(reply, f"sync-collection on {url}", ok=(207,))
@@ -349,10 +345,11 @@ class CalDAVConnector:
         reply = self._http.request("REPORT", url, dav_xml.uid_query(uid), {**XML, "Depth": "1"})
         raise_for_status(reply, f"find {uid} in {url}", ok=(207,))
         for resource in reply.multistatus().resources:
-            if resource.calendar_data and f"UID:{uid}" in resource.calendar_data.replace(
-                "\r\n ", ""
-            ):
-                return resource.href
+            try:
+                if resource.calendar_data and event_uid(resource.calendar_data) == uid:
+                    return resource.href  # text-match is a substring match; insist on equality
+            except BadCalendarData:
+                continue
         return None
 
     # --- health ---------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from ptm_sync.errors import (
     AuthFailed,
     ConnectorError,
     NotFound,
-    SyncTokenInvalid,
     Unavailable,
     Unsupported,
     WrongEtag,
@@ -110,10 +109,10 @@ class DavTransport:
                 retry_after=exc.retry_after_seconds,
             ) from exc
         except dav_error.AuthorizationError as exc:
-            if dav_xml.VALID_SYNC_TOKEN in exc.preconditions:
-                raise SyncTokenInvalid(
-                    f"{what}: the server no longer knows our sync token"
-                ) from exc
+            if exc.status == 403 and exc.preconditions:
+                # RFC 4918 §16: a 403 naming a precondition (valid-sync-token, no-uid-conflict,
+                # supported-report) is an answer for the caller, not a credentials problem.
+                return Reply(status=403, text=_text(exc.body))
             raise AuthFailed(
                 f"{what}: the server refused our credentials (HTTP {exc.status or 401})"
             ) from exc
@@ -139,6 +138,12 @@ class DavTransport:
     def close(self) -> None:
         with contextlib.suppress(*_NETWORK_ERRORS):  # a broken session is closed anyway
             self._client.close()
+
+
+def _text(body: bytes | str | None) -> str:
+    if isinstance(body, bytes):
+        return body.decode("utf-8", "replace")
+    return body or ""
 
 
 def raise_for_status(reply: Reply, what: str, ok: Collection[int] = (200, 201, 204, 207)) -> Reply:

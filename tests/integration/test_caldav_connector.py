@@ -227,6 +227,20 @@ def test_ctag_fallback_without_sync_collection(
     conn.close()
 
 
+def test_a_server_that_refuses_sync_collection_falls_back_to_ctag(
+    caldav_server: EmbeddedCalDAV, connector: CalDAVConnector, calendar: CalendarRef
+) -> None:
+    token = connector.changes(calendar, None).token
+    caldav_server.requests.fail_next("501 Not Implemented")
+    with pytest.raises(SyncTokenInvalid):
+        connector.changes(calendar, token)
+    reloaded = connector.changes(calendar, None)
+    assert reloaded.full and reloaded.token is not None and reloaded.token.startswith("ctag:")
+    with caldav_server.requests.recording() as log:
+        assert connector.changes(calendar, reloaded.token).changed == ()
+    assert len(log) == 1
+
+
 def test_a_missing_calendar_raises_not_found(
     connector: CalDAVConnector, caldav_account: AccountConfig
 ) -> None:
