@@ -101,7 +101,13 @@ def busy_times(
     if window_end < window_start:
         raise ValueError(f"window ends before it starts: {start} > {end}")
     calendar = parse_calendar(ics)
-    ignored = frozenset(ignore_uids)
+    if ignore_uids:
+        ignored = frozenset(ignore_uids)
+        calendar.subcomponents = [
+            component
+            for component in calendar.subcomponents
+            if component.name != "VEVENT" or str(component.get("UID", "")) not in ignored
+        ]
     try:
         localize_zones(calendar, tz)
         occurrences: Iterable[Component] = recurring_ical_events.of(
@@ -110,8 +116,7 @@ def busy_times(
         spans = [
             busy
             for occurrence in occurrences
-            if str(occurrence.get("UID", "")) not in ignored
-            and (busy := _busy_of(occurrence, window_start, window_end, tz)) is not None
+            if (busy := _busy_of(occurrence, window_start, window_end, tz)) is not None
         ]
     except PtmError:
         raise
