@@ -106,6 +106,21 @@ class Unsupported(ConnectorError):
     """Raised when a server lacks a feature we asked for."""
 
 
+# --- calendar data --------------------------------------------------------------------
+
+
+class BadCalendarData(PtmError):
+    """Raised when an iCalendar object cannot be parsed or expanded.
+
+    One bad object must never stop a whole teacher's sync: the caller catches this, records
+    the object (``href`` when known) and carries on with the others.
+    """
+
+    def __init__(self, message: str, href: str | None = None) -> None:
+        self.href = href
+        super().__init__(f"{href}: {message}" if href else message)
+
+
 # --- mail -----------------------------------------------------------------------------
 
 

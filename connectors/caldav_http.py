@@ -1,0 +1,166 @@
+"""HTTP for the CalDAV connector: python-caldav's DAVClient, with every error translated here.
+
+``DavTransport.request`` returns a :class:`Reply` for any HTTP status and raises only
+ptm-sync errors: connection failures, timeouts and throttling become
+:class:`~ptm_sync.errors.Unavailable` (with ``retry_after`` from Retry-After), refused
+credentials :class:`~ptm_sync.errors.AuthFailed`.  :func:`raise_for_status` maps the status of
+a reply the caller did not expect.  Nothing above ``connectors/`` sees a caldav, niquests or
+requests exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from caldav.davclient import DAVClient
+from caldav.lib import error as dav_error
+from caldav.lib.http_sync import requests as http
+from lxml import etree
+
+from connectors import dav_xml
+from ptm_sync.errors import (
+    AuthFailed,
+    ConnectorError,
+    NotFound,
+    Unavailable,
+    Unsupported,
+    WrongEtag,
+)
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_SECONDS = 30
+
+#: What the transport may raise from the HTTP library: connection refused, DNS, TLS, timeouts.
+_NETWORK_ERRORS: tuple[type[BaseException], ...] = (http.exceptions.RequestException, OSError)
+#: …except a URL that can never work, which is a configuration problem, not an outage.
+_URL_ERRORS: tuple[type[BaseException], ...] = (
+    http.exceptions.InvalidURL,
+    http.exceptions.MissingSchema,
+    http.exceptions.InvalidSchema,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One HTTP answer: status, headers (lower-case names), body text and parsed XML if any."""
+
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    text: str = ""
+    tree: Any = None
+
+    @property
+    def etag(self) -> str | None:
+        return self.headers.get("etag") or None
+
+    def multistatus(self) -> dav_xml.Multistatus:
+        return dav_xml.parse_multistatus(self.tree)
+
+    def preconditions(self) -> dict[str, list[str]]:
+        return dav_xml.preconditions(self.text)
+
+
+class DavTransport:
+    """One authenticated HTTP session to a CalDAV account (auth negotiated on first 401)."""
+
+    def __init__(
+        self,
+        url: str,
+        username: str | None,
+        password: str | None,
+        *,
+        verify_tls: bool = True,
+        timeout: int = TIMEOUT_SECONDS,
+    ) -> None:
+        self.url = url
+        try:
+            self._client = DAVClient(
+                url=url,
+                username=username or None,
+                password=password,
+                ssl_verify_cert=verify_tls,
+                timeout=timeout,
+                enable_rfc6764=False,
+                rate_limit_handle=False,
+            )
+        except (dav_error.DAVError, ValueError) as exc:
+            raise ConnectorError(f"cannot use CalDAV URL {url!r}: {exc}") from exc
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | str = b"",
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """Send one request; raise only ptm-sync errors (see the module docstring)."""
+        what = f"{method} {url}"
+        text = body.decode("utf-8") if isinstance(body, bytes) else body  # sent as UTF-8
+        try:
+            response = self._client.request(url, method, text, dict(headers or {}))
+        except dav_error.RateLimitError as exc:
+            raise Unavailable(
+                f"{what}: the server asks us to slow down (HTTP {exc.status})",
+                retry_after=exc.retry_after_seconds,
+            ) from exc
+        except dav_error.AuthorizationError as exc:
+            if exc.status == 403 and exc.preconditions:
+                # RFC 4918 §16: a 403 naming a precondition (valid-sync-token, no-uid-conflict,
+                # supported-report) is an answer for the caller, not a credentials problem.
+                return Reply(status=403, text=_text(exc.body))
+            raise AuthFailed(
+                f"{what}: the server refused our credentials (HTTP {exc.status or 401})"
+            ) from exc
+        except NotImplementedError as exc:  # no auth scheme we can speak
+            raise AuthFailed(f"{what}: {exc}") from exc
+        except etree.XMLSyntaxError as exc:
+            raise ConnectorError(f"{what}: the server sent malformed XML: {exc}") from exc
+        except dav_error.DAVError as exc:
+            raise ConnectorError(f"{what}: {exc}") from exc
+        except _URL_ERRORS as exc:
+            raise ConnectorError(f"{what}: not a usable URL: {exc}") from exc
+        except _NETWORK_ERRORS as exc:
+            raise Unavailable(f"{what}: cannot reach the server: {exc}") from exc
+        reply = Reply(
+            status=response.status,
+            headers={name.lower(): value for name, value in (response.headers or {}).items()},
+            text=response.raw if response.status != 204 else "",
+            tree=response.tree,
+        )
+        log.debug("%s -> %s", what, reply.status)
+        return reply
+
+    def close(self) -> None:
+        with contextlib.suppress(*_NETWORK_ERRORS):  # a broken session is closed anyway
+            self._client.close()
+
+
+def _text(body: bytes | str | None) -> str:
+    if isinstance(body, bytes):
+        return body.decode("utf-8", "replace")
+    return body or ""
+
+
+def raise_for_status(reply: Reply, what: str, ok: Collection[int] = (200, 201, 204, 207)) -> Reply:
+    """Return ``reply`` when its status is in ``ok``; otherwise raise the matching error."""
+    status = reply.status
+    if status in ok:
+        return reply
+    message = f"{what}: HTTP {status}"
+    if status in (401, 403):
+        raise AuthFailed(f"{what}: the server refused access (HTTP {status})")
+    if status in (404, 410):
+        raise NotFound(f"{what}: not found (HTTP {status})")
+    if status == 412:
+        raise WrongEtag(f"{what}: the object changed on the server (HTTP 412)")
+    if status in (429, 503) or status >= 500:
+        retry_after = dav_error.parse_retry_after(reply.headers.get("retry-after", ""))
+        raise Unavailable(message, retry_after=retry_after)
+    if status in (400, 405, 501):
+        raise Unsupported(f"{what}: the server does not support this request (HTTP {status})")
+    raise ConnectorError(message)
