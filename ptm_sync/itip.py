@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from icalendar import Alarm, Calendar, Component, Event, Timezone, vCalAddress
 from icalendar.enums import CLASS, PARTSTAT, ROLE, STATUS, TRANSP
-from icalendar.prop import vUnknown
+from icalendar.prop import vBroken, vUnknown
 from icalendar.prop.conference import Conference
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
@@ -217,11 +217,12 @@ def read_itip(cal: Calendar, method_hint: str | None, tz: tzinfo) -> ItipMessage
     start = _moment(start_prop, "DTSTART", tz, strict=timed)
     end = _moment(main.get("DTEND"), "DTEND", tz, strict=timed)
     if end is None and start is not None and main.get("DURATION") is not None:
-        duration = getattr(main["DURATION"], "dt", None)
+        duration = _dt(main["DURATION"])
         if isinstance(duration, timedelta):
             end = start + duration
     organizer = main.get("ORGANIZER")
-    comments = [str(c) for c in _as_list(main.get("COMMENT"))]
+    # Outlook sends COMMENT:\n when the attendee wrote nothing.
+    comments = [text for c in _as_list(main.get("COMMENT")) if (text := str(c).strip())]
     return ItipMessage(
         method=method,
         uid=uid,
@@ -233,7 +234,7 @@ def read_itip(cal: Calendar, method_hint: str | None, tz: tzinfo) -> ItipMessage
         attendees=attendees,
         start=start,
         end=end,
-        all_day=start_prop is not None and type(getattr(start_prop, "dt", None)) is date,
+        all_day=type(_dt(start_prop)) is date,
         recurring="RRULE" in main or "RDATE" in main,
         summary=_text(main.get("SUMMARY")),
         location=_text(main.get("LOCATION")),
@@ -264,6 +265,8 @@ def _sequence(event: Component) -> int:
     prop = event.get("SEQUENCE")
     if prop is None:
         return 0  # RFC 5545 §3.8.7.4: absent means 0
+    if isinstance(prop, vBroken):
+        raise Unusable("broken-icalendar", f"SEQUENCE: {str(prop)[:40]}")
     try:
         return int(prop)
     except (TypeError, ValueError):
@@ -271,12 +274,10 @@ def _sequence(event: Component) -> int:
 
 
 def _moment(prop: object, name: str, tz: tzinfo, *, strict: bool) -> datetime | None:
-    value = getattr(prop, "dt", None) if prop is not None else None
-    if prop is not None and not isinstance(value, date):
-        if strict:
+    value = _dt(prop)
+    if not isinstance(value, date):
+        if prop is not None and strict:
             raise Unusable("broken-icalendar", f"{name}: {str(prop)[:40]}")
-        return None
-    if value is None:
         return None
     if isinstance(value, datetime):
         if value.tzinfo is None:
@@ -285,6 +286,13 @@ def _moment(prop: object, name: str, tz: tzinfo, *, strict: bool) -> datetime | 
             value = value.replace(tzinfo=_zone(str(tzid), tz) if tzid else tz)
         return value.astimezone(UTC)
     return datetime.combine(value, time(0), tz).astimezone(UTC)
+
+
+def _dt(prop: object) -> object:
+    """The ``.dt`` value of a date/time property; None when absent or unparseable."""
+    if prop is None or isinstance(prop, vBroken):
+        return None
+    return getattr(prop, "dt", None)
 
 
 def _zone(tzid: str, fallback: tzinfo) -> tzinfo:
