@@ -179,6 +179,7 @@ def build_invitation_email(
         filename="invite.ics",
         params={"name": "invite.ics"},
     )
+    _fix_boundaries(msg)
     return msg
 
 
@@ -204,6 +205,7 @@ def build_plain_email(
     msg.set_content(text, subtype="plain", charset="utf-8")
     if html:
         msg.add_alternative(html, subtype="html", charset="utf-8")
+    _fix_boundaries(msg)
     return msg
 
 
@@ -234,6 +236,14 @@ def _envelope(
     msg["Message-ID"] = _bracketed(message_id)
     msg["MIME-Version"] = "1.0"
     return msg
+
+
+def _fix_boundaries(msg: EmailMessage) -> None:
+    """Boundaries derived from the Message-ID: the same message always has the same bytes."""
+    seed = hashlib.sha256(str(msg["Message-ID"]).encode("utf-8")).hexdigest()[:24]
+    for index, part in enumerate(msg.walk()):
+        if part.is_multipart():
+            part.set_boundary(f"=_ptm_{seed}_{index}")
 
 
 def _bracketed(message_id: str) -> str:
