@@ -13,6 +13,7 @@ I/O, no clock.  ``dtstamp`` and the school's time zone are arguments.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
@@ -106,6 +107,7 @@ class Attendee:
     delegated_from: tuple[str, ...] = ()
     delegated_to: tuple[str, ...] = ()
     sent_by: str | None = None
+    comment: str | None = None  # Google's X-RESPONSE-COMMENT: the note sent with an answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +225,8 @@ def read_itip(cal: Calendar, method_hint: str | None, tz: tzinfo) -> ItipMessage
     organizer = main.get("ORGANIZER")
     # Outlook sends COMMENT:\n when the attendee wrote nothing.
     comments = [text for c in _as_list(main.get("COMMENT")) if (text := str(c).strip())]
+    if not comments and len(attendees) == 1 and attendees[0].comment:
+        comments = [attendees[0].comment]
     return ItipMessage(
         method=method,
         uid=uid,
@@ -314,7 +318,18 @@ def _attendee(value: object) -> Attendee:
         delegated_from=_addresses(value, "DELEGATED-FROM"),
         delegated_to=_addresses(value, "DELEGATED-TO"),
         sent_by=address_of(sent_by) if (sent_by := _param(value, "SENT-BY")) else None,
+        comment=_response_comment(value),
     )
+
+
+def _response_comment(value: object) -> str | None:
+    # Google Calendar puts the attendee's note in this parameter, HTML-escaped, instead of
+    # a COMMENT property.
+    raw = _param(value, "X-RESPONSE-COMMENT")
+    if not raw:
+        return None
+    text = raw.replace("\\;", ";").replace("\\,", ",").replace("\\n", "\n")
+    return html.unescape(text).strip() or None
 
 
 def _email(value: object) -> str:

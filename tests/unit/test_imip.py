@@ -73,6 +73,12 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "partstat": ("jane.doe@gmail.com", "ACCEPTED"),
         "delivered_to": ("conferences+xyioe7f7h4huj6ds@lincoln.example.org",),
     },
+    "gmail_reply_declined_note.eml": {
+        "kind": Kind.ITIP,
+        "sender": "anna.novak@gmail.com",
+        "partstat": ("anna.novak@gmail.com", "DECLINED"),
+        "comment": "We're away that weekend, is Monday possible?",  # X-RESPONSE-COMMENT
+    },
     "apple_mail_reply_accepted_qp.eml": {
         "kind": Kind.ITIP,
         "sender": "tom.lee@icloud.com",

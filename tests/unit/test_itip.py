@@ -458,6 +458,19 @@ U = UTC
             {"comment": "Sorry, I work late.\nMornings are fine."},
         ),
         (
+            ics(
+                UID,
+                'ATTENDEE;PARTSTAT=DECLINED;X-RESPONSE-COMMENT="It&#39\\;s late":mailto:a@b.org',
+            ),
+            None,
+            {"comment": "It's late"},  # Google's note, HTML-escaped
+        ),
+        (
+            ics(UID, 'ATTENDEE;X-RESPONSE-COMMENT="theirs":mailto:a@b.org', "COMMENT:ours"),
+            None,
+            {"comment": "ours"},
+        ),
+        (
             ics(UID, ANSWER, "REQUEST-STATUS:2.0;Success", "STATUS:confirmed", "SUMMARY:Hi"),
             None,
             {"request_status": ("2.0;Success",), "status": "CONFIRMED", "summary": "Hi"},
