@@ -23,12 +23,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from email import policy
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 from enum import StrEnum
+
+from icalendar import Calendar
 
 from ptm_sync.errors import Unusable
 from ptm_sync.itip import ItipMessage, Method, parse_calendar, read_itip
@@ -141,7 +144,7 @@ def calendar_digest(inbound: Inbound) -> str:
 
 def build_invitation_email(
     *,
-    cal: object,
+    cal: Calendar,
     method: str,
     sender: str,
     sender_name: str,
@@ -156,17 +159,16 @@ def build_invitation_email(
 ) -> EmailMessage:
     """An invitation, update, cancellation or reply as one email (RFC 6047 §2.4, DESIGN §4).
 
-    ``cal`` is an :class:`icalendar.Calendar` whose METHOD must equal ``method``.
+    ``cal``'s METHOD must equal ``method`` (the MIME ``method=`` parameter, RFC 6047 §2.4).
     ``message_id`` is fixed by the caller so a redelivery is recognisably the same message.
 
     Raises:
         ValueError: when ``method`` and the calendar's METHOD differ.
     """
-    to_ical = getattr(cal, "to_ical", None)
-    cal_method = str(getattr(cal, "get", lambda _k: None)("METHOD") or "").upper()
-    if to_ical is None or cal_method != method.upper():
+    cal_method = str(cal.get("METHOD") or "").upper()
+    if cal_method != method.upper():
         raise ValueError(f"calendar METHOD {cal_method or 'missing'} != {method.upper()}")
-    ics = to_ical().decode("utf-8")
+    ics = cal.to_ical().decode("utf-8")
     msg = _envelope(sender, sender_name, to, to_name, subject, message_id, date, reply_to)
     msg.set_content(text, subtype="plain", charset="utf-8")
     msg.add_alternative(html, subtype="html", charset="utf-8")
@@ -371,7 +373,7 @@ def _strip_type(value: str) -> str:
 def _decoded(value: str) -> str:
     try:
         return str(make_header(decode_header(value))).strip()
-    except (ValueError, LookupError, UnicodeDecodeError):
+    except (MessageError, ValueError, LookupError):  # bad encoded words, unknown charsets
         return value.strip()
 
 
@@ -556,6 +558,6 @@ def _text(data: bytes, charset: str | None) -> str:
         if candidate:
             try:
                 return data.decode(candidate).lstrip("\ufeff")
-            except (LookupError, UnicodeDecodeError):
+            except (LookupError, ValueError):  # unknown or mangled charset names too
                 continue
     return data.decode("cp1252", errors="replace")

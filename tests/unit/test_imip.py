@@ -12,6 +12,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ptm_sync.errors import Unusable
 from ptm_sync.imip import (
@@ -346,6 +348,31 @@ def test_bytes_that_are_no_email_are_refused(raw: bytes) -> None:
 def test_malformed_email_never_raises_anything_but_unusable(raw: bytes) -> None:
     inbound = extract(raw, tz=NY)
     assert inbound.kind in (Kind.NO_CALENDAR, Kind.UNUSABLE)
+
+
+SAMPLES = [p.read_bytes() for p in sorted(FIXTURES.glob("*.eml"))]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sample=st.sampled_from(SAMPLES),
+    cuts=st.lists(
+        st.tuples(st.floats(0, 1), st.binary(max_size=12), st.integers(0, 40)), max_size=6
+    ),
+)
+def test_mangled_client_messages_never_raise_anything_but_unusable(
+    sample: bytes, cuts: list[tuple[float, bytes, int]]
+) -> None:
+    data = bytearray(sample)
+    for where, insert, delete in cuts:  # splice: delete some bytes, insert others
+        at = int(where * len(data))
+        data[at : at + delete] = insert
+    try:
+        inbound = extract(bytes(data), tz=NY)
+    except Unusable as exc:
+        assert exc.reason == "not-an-email"
+    else:
+        assert inbound.kind in set(Kind)
 
 
 def test_digest_identifies_one_delivery() -> None:
