@@ -1,0 +1,563 @@
+"""iMIP (RFC 6047): iTIP messages carried by email, both ways.  Pure: bytes in, values out.
+
+Outbound, :func:`build_invitation_email` gives the shape of DESIGN §4 that Gmail, Outlook
+and Apple Mail all show with RSVP buttons::
+
+    multipart/mixed
+      multipart/alternative
+        text/plain; text/html; text/calendar; method=REQUEST; charset=utf-8
+      application/ics; name=invite.ics   (attachment)
+
+Inbound, :func:`extract` reads one raw message into an :class:`Inbound` value: who sent it,
+to whom, and what kind of message it is.  The calendar part is found anywhere (inline or
+attached, with or without ``method=``, ``application/ics``, ``.ics`` with a generic type,
+inside a forwarded ``message/rfc822``), whatever its transfer encoding or charset.  Delivery
+reports, auto-replies and read receipts are told apart before any calendar data is trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
+from email import policy
+from email.errors import MessageError
+from email.header import decode_header, make_header
+from email.headerregistry import Address
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from email.utils import format_datetime, getaddresses, parsedate_to_datetime
+from enum import StrEnum
+
+from icalendar import Calendar
+
+from ptm_sync.errors import Unusable
+from ptm_sync.itip import ItipMessage, Method, parse_calendar, read_itip
+
+__all__ = [
+    "GOOGLE_NOTIFIER",
+    "Inbound",
+    "Kind",
+    "as_bytes",
+    "build_invitation_email",
+    "build_plain_email",
+    "calendar_digest",
+    "extract",
+]
+
+#: Google Calendar sends replies from this address with the attendee in Reply-To.
+GOOGLE_NOTIFIER = "calendar-notification@google.com"
+
+# Build with 7-bit transfer encodings so no relay needs 8BITMIME; send with CRLF.
+_BUILD_POLICY = policy.SMTP.clone(cte_type="7bit")
+_CALENDAR_TYPES = frozenset(
+    {"text/calendar", "application/ics", "text/x-vcalendar", "application/x-ics"}
+)
+_CALENDAR_SUFFIXES = (".ics", ".ical", ".ifb", ".vcs")
+_DAEMONS = frozenset({"mailer-daemon", "postmaster"})
+
+
+class Kind(StrEnum):
+    """What an inbound message is, decided before its calendar data is trusted."""
+
+    ITIP = "itip"  # a usable iTIP message: ``Inbound.itip`` is set
+    BOUNCE = "bounce"  # a delivery status notification (RFC 3464) or a daemon's bounce
+    AUTO_REPLY = "auto_reply"  # out-of-office and other automatic answers (RFC 3834)
+    READ_RECEIPT = "read_receipt"  # a message disposition notification (RFC 8098)
+    NO_CALENDAR = "no_calendar"  # a person's email without any calendar part
+    UNUSABLE = "unusable"  # a calendar part we cannot use: see ``reason``
+
+
+_QUARANTINE_REASONS = {
+    Kind.BOUNCE: "bounce",
+    Kind.AUTO_REPLY: "auto-reply",
+    Kind.READ_RECEIPT: "read-receipt",
+    Kind.NO_CALENDAR: "no-calendar-part",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inbound:
+    """One received email as :func:`extract` read it.
+
+    Addresses are lowercased.  ``sender`` is the effective sender the trust rules compare
+    with the attendee: the From address, except for Google's notifier, where it is the
+    Reply-To address (DESIGN §4).  ``calendar`` is the chosen calendar part re-encoded as
+    UTF-8.  For a bounce, ``bounced`` is the invitation that came back (never a reply) and
+    ``original_message_id`` the Message-ID of what we had sent.
+    """
+
+    kind: Kind
+    message_id: str | None = None
+    from_address: str | None = None
+    from_name: str | None = None
+    reply_to: str | None = None
+    sender: str | None = None
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    delivered_to: tuple[str, ...] = ()
+    subject: str = ""
+    date: datetime | None = None
+    in_reply_to: str | None = None
+    calendar: bytes | None = None
+    method_hint: str | None = None
+    itip: ItipMessage | None = None
+    reason: str | None = None
+    detail: str = ""
+    authentication_results: tuple[str, ...] = ()
+    auto_submitted: str | None = None
+    original_message_id: str | None = None
+    failed_recipients: tuple[str, ...] = ()
+    bounced: ItipMessage | None = None
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        """To, Cc and the envelope recipients (Delivered-To, X-Original-To …), once each."""
+        return tuple(dict.fromkeys(self.to + self.cc + self.delivered_to))
+
+    @property
+    def quarantine_reason(self) -> str | None:
+        """The short reason to record when this message changes nothing; None for iTIP."""
+        if self.kind is Kind.ITIP:
+            return None
+        return self.reason or _QUARANTINE_REASONS[self.kind]
+
+    def require_itip(self) -> ItipMessage:
+        """The iTIP message, or :class:`Unusable` with :attr:`quarantine_reason`."""
+        if self.kind is Kind.ITIP and self.itip is not None:
+            return self.itip
+        raise Unusable(self.quarantine_reason or "unusable", self.detail)
+
+
+def calendar_digest(inbound: Inbound) -> str:
+    """SHA-256 of Message-ID and calendar part: one delivery processed once (DESIGN §4)."""
+    digest = hashlib.sha256((inbound.message_id or "").encode("utf-8", "surrogateescape"))
+    digest.update(b"\0")
+    digest.update(inbound.calendar or b"")
+    return digest.hexdigest()
+
+
+# --- outbound -----------------------------------------------------------------------------
+
+
+def build_invitation_email(
+    *,
+    cal: Calendar,
+    method: str,
+    sender: str,
+    sender_name: str,
+    to: str,
+    to_name: str,
+    subject: str,
+    text: str,
+    html: str,
+    message_id: str,
+    date: datetime,
+    reply_to: str | None = None,
+) -> EmailMessage:
+    """An invitation, update, cancellation or reply as one email (RFC 6047 §2.4, DESIGN §4).
+
+    ``cal``'s METHOD must equal ``method`` (the MIME ``method=`` parameter, RFC 6047 §2.4).
+    ``message_id`` is fixed by the caller so a redelivery is recognisably the same message.
+
+    Raises:
+        ValueError: when ``method`` and the calendar's METHOD differ.
+    """
+    cal_method = str(cal.get("METHOD") or "").upper()
+    if cal_method != method.upper():
+        raise ValueError(f"calendar METHOD {cal_method or 'missing'} != {method.upper()}")
+    ics = cal.to_ical().decode("utf-8")
+    msg = _envelope(sender, sender_name, to, to_name, subject, message_id, date, reply_to)
+    msg.set_content(text, subtype="plain", charset="utf-8")
+    msg.add_alternative(html, subtype="html", charset="utf-8")
+    msg.add_alternative(ics, subtype="calendar", charset="utf-8", params={"method": cal_method})
+    # The attachment turns multipart/alternative into multipart/mixed around it.
+    msg.add_attachment(
+        ics.encode("utf-8"),
+        maintype="application",
+        subtype="ics",
+        filename="invite.ics",
+        params={"name": "invite.ics"},
+    )
+    _fix_boundaries(msg)
+    return msg
+
+
+def build_plain_email(
+    *,
+    sender: str,
+    sender_name: str,
+    to: str,
+    to_name: str,
+    subject: str,
+    text: str,
+    html: str = "",
+    message_id: str,
+    date: datetime,
+    reply_to: str | None = None,
+    in_reply_to: str | None = None,
+) -> EmailMessage:
+    """A notification without calendar data: text/plain, plus text/html when given."""
+    msg = _envelope(sender, sender_name, to, to_name, subject, message_id, date, reply_to)
+    if in_reply_to:
+        msg["In-Reply-To"] = _bracketed(in_reply_to)
+        msg["References"] = _bracketed(in_reply_to)
+    msg.set_content(text, subtype="plain", charset="utf-8")
+    if html:
+        msg.add_alternative(html, subtype="html", charset="utf-8")
+    _fix_boundaries(msg)
+    return msg
+
+
+def as_bytes(msg: EmailMessage) -> bytes:
+    """The message as sent over SMTP (CRLF line ends)."""
+    return msg.as_bytes(policy=policy.SMTP)
+
+
+def _envelope(
+    sender: str,
+    sender_name: str,
+    to: str,
+    to_name: str,
+    subject: str,
+    message_id: str,
+    date: datetime,
+    reply_to: str | None,
+) -> EmailMessage:
+    if date.tzinfo is None:
+        raise ValueError("date must be an aware datetime")
+    msg = EmailMessage(policy=_BUILD_POLICY)
+    msg["From"] = Address(display_name=sender_name, addr_spec=sender)
+    msg["To"] = Address(display_name=to_name, addr_spec=to)
+    if reply_to:
+        msg["Reply-To"] = reply_to
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(date)
+    msg["Message-ID"] = _bracketed(message_id)
+    msg["MIME-Version"] = "1.0"
+    return msg
+
+
+def _fix_boundaries(msg: EmailMessage) -> None:
+    """Boundaries derived from the Message-ID: the same message always has the same bytes."""
+    seed = hashlib.sha256(str(msg["Message-ID"]).encode("utf-8")).hexdigest()[:24]
+    for index, part in enumerate(msg.walk()):
+        if part.is_multipart():
+            part.set_boundary(f"=_ptm_{seed}_{index}")
+
+
+def _bracketed(message_id: str) -> str:
+    value = message_id.strip()
+    return value if value.startswith("<") else f"<{value}>"
+
+
+# --- inbound ------------------------------------------------------------------------------
+
+
+def extract(raw: bytes, *, tz: tzinfo) -> Inbound:
+    """Read one raw email.  ``tz`` is the school's zone, for floating calendar times.
+
+    Never raises on odd input but :class:`Unusable` (``not-an-email``) when the bytes are
+    not an email at all; a message with an unusable calendar part comes back as
+    :attr:`Kind.UNUSABLE` with its ``reason`` so the caller can quarantine it by sender
+    and Message-ID.
+    """
+    msg = _parse(raw)
+    head = _head(msg)
+    if _is_report(msg, "delivery-status") or _is_daemon(msg, head):
+        return _bounce(msg, head, tz)
+    if _is_report(msg, "disposition-notification"):
+        return replace(head, kind=Kind.READ_RECEIPT, original_message_id=_mdn_original(msg))
+    auto = _auto_reply(msg)
+    found = _find_calendar(msg, tz)
+    if found is None:
+        return replace(head, kind=Kind.AUTO_REPLY if auto else Kind.NO_CALENDAR)
+    data, hint, result = found
+    if auto and not (isinstance(result, ItipMessage) and result.method is Method.REPLY):
+        # RFC 3834 auto-replies may quote our invitation; only a calendar REPLY counts.
+        return replace(head, kind=Kind.AUTO_REPLY, calendar=data, method_hint=hint)
+    if isinstance(result, Unusable):
+        return replace(
+            head,
+            kind=Kind.UNUSABLE,
+            calendar=data,
+            method_hint=hint,
+            reason=result.reason,
+            detail=result.detail,
+        )
+    return replace(head, kind=Kind.ITIP, calendar=data, method_hint=hint, itip=result)
+
+
+def _parse(raw: bytes) -> Message:
+    if not isinstance(raw, bytes | bytearray) or not raw.strip():
+        raise Unusable("not-an-email", "empty input")
+    try:
+        msg = BytesParser(policy=policy.default).parsebytes(bytes(raw))
+    except Exception as exc:  # the parser is lenient; anything it raises means "not mail"
+        raise Unusable("not-an-email", str(exc)[:120]) from exc
+    names = {name.lower() for name in msg}
+    if not names & {"from", "sender", "message-id", "received", "return-path"}:
+        raise Unusable("not-an-email", "no From, Message-ID or Received header")
+    return msg
+
+
+def _head(msg: Message) -> Inbound:
+    """The header facts every Inbound carries, read from raw header values."""
+    from_name, from_address = _first_address(msg, "From")
+    _, reply_to = _first_address(msg, "Reply-To")
+    sender = from_address
+    if from_address == GOOGLE_NOTIFIER and reply_to:
+        sender = reply_to  # DESIGN §4: Google replies name the attendee in Reply-To
+    delivered = [
+        *_addresses(msg, "Delivered-To"),
+        *_addresses(msg, "X-Original-To"),
+        *_addresses(msg, "Envelope-To"),
+        *_addresses(msg, "X-Envelope-To"),
+        *(_strip_type(v) for v in _raw(msg, "Original-Recipient")),
+    ]
+    auto = _raw(msg, "Auto-Submitted")
+    subject = _raw(msg, "Subject")
+    return Inbound(
+        kind=Kind.NO_CALENDAR,
+        message_id=_message_id(_raw(msg, "Message-ID")),
+        from_address=from_address,
+        from_name=from_name,
+        reply_to=reply_to,
+        sender=sender,
+        to=tuple(dict.fromkeys(_addresses(msg, "To"))),
+        cc=tuple(dict.fromkeys(_addresses(msg, "Cc"))),
+        delivered_to=tuple(dict.fromkeys(a for a in delivered if a)),
+        subject=_decoded(subject[0]) if subject else "",
+        date=_date(_raw(msg, "Date")),
+        in_reply_to=_message_id(_raw(msg, "In-Reply-To")),
+        authentication_results=tuple(_raw(msg, "Authentication-Results")),
+        auto_submitted=auto[0] if auto else None,
+    )
+
+
+def _raw(msg: Message, name: str) -> list[str]:
+    # Raw values, unfolded: structured header parsing can raise on malformed input.
+    wanted = name.lower()
+    values = []
+    for key, value in msg.raw_items():
+        if key.lower() == wanted:
+            values.append(re.sub(r"\r?\n[ \t]+", " ", str(value)).strip())
+    return values
+
+
+def _addresses(msg: Message, name: str) -> list[str]:
+    return [addr for _, addr in _address_pairs(msg, name)]
+
+
+def _first_address(msg: Message, name: str) -> tuple[str | None, str | None]:
+    pairs = _address_pairs(msg, name)
+    return (pairs[0][0] or None, pairs[0][1]) if pairs else (None, None)
+
+
+def _address_pairs(msg: Message, name: str) -> list[tuple[str, str]]:
+    pairs = []
+    for display, addr in getaddresses(_raw(msg, name)):
+        if "@" in addr:
+            pairs.append((_decoded(display), addr.strip().lower()))
+    return pairs
+
+
+def _strip_type(value: str) -> str:
+    # "rfc822;user@example.org" (RFC 3464 address-type prefix)
+    addr = value.split(";", 1)[-1].strip().strip("<>").lower()
+    return addr if "@" in addr else ""
+
+
+def _decoded(value: str) -> str:
+    try:
+        return str(make_header(decode_header(value))).strip()
+    except (MessageError, ValueError, LookupError):  # bad encoded words, unknown charsets
+        return value.strip()
+
+
+def _message_id(values: list[str]) -> str | None:
+    if not values:
+        return None
+    found = re.search(r"<[^<>\s]+>", values[0])
+    return found.group(0) if found else (values[0].strip() or None)
+
+
+def _date(values: list[str]) -> datetime | None:
+    if not values:
+        return None
+    try:
+        moment = parsedate_to_datetime(values[0])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _walk(part: Message, forwarded: bool = False) -> Iterator[tuple[Message, bool]]:
+    """Every part, with whether it sits inside an attached message/rfc822."""
+    yield part, forwarded
+    if part.is_multipart():
+        inner = forwarded or part.get_content_type() == "message/rfc822"
+        for sub in part.get_payload():
+            if isinstance(sub, Message):
+                yield from _walk(sub, inner)
+
+
+def _is_report(msg: Message, report_type: str) -> bool:
+    for part, forwarded in _walk(msg):
+        if forwarded:
+            continue
+        ctype = part.get_content_type()
+        if ctype == "multipart/report":
+            if str(part.get_param("report-type") or "").lower() == report_type:
+                return True
+        elif ctype == f"message/{report_type}":
+            return True
+    return False
+
+
+def _is_daemon(msg: Message, head: Inbound) -> bool:
+    address = head.from_address or ""
+    return address.split("@")[0] in _DAEMONS or bool(_raw(msg, "X-Failed-Recipients"))
+
+
+def _auto_reply(msg: Message) -> bool:
+    # RFC 3834 §5: Auto-Submitted other than "no"; plus the common vendor headers.
+    for value in _raw(msg, "Auto-Submitted"):
+        if value.split(";")[0].strip().lower() not in ("", "no"):
+            return True
+    if _raw(msg, "X-Autoreply") or _raw(msg, "X-Autorespond"):
+        return True
+    return any(v.strip().lower() == "auto_reply" for v in _raw(msg, "Precedence"))
+
+
+def _bounce(msg: Message, head: Inbound, tz: tzinfo) -> Inbound:
+    """A DSN: which recipients failed, and which of our messages came back (RFC 3464)."""
+    failed = [*_addresses(msg, "X-Failed-Recipients")]
+    original: str | None = None
+    for part, _ in _walk(msg):
+        ctype = part.get_content_type()
+        if ctype == "message/delivery-status":
+            failed.extend(_failed_recipients(part))
+        elif ctype in ("message/rfc822", "text/rfc822-headers") and original is None:
+            original = _returned_message_id(part)
+    found = _find_calendar(msg, tz)
+    bounced = found[2] if found is not None and isinstance(found[2], ItipMessage) else None
+    return replace(
+        head,
+        kind=Kind.BOUNCE,
+        calendar=found[0] if found is not None else None,
+        original_message_id=original,
+        failed_recipients=tuple(dict.fromkeys(failed)),
+        bounced=bounced,
+    )
+
+
+def _failed_recipients(part: Message) -> list[str]:
+    failed = []
+    for group in part.get_payload():
+        if not isinstance(group, Message):
+            continue
+        action = str(group.get("Action", "failed")).strip().lower()
+        recipient = _strip_type(str(group.get("Final-Recipient", "")))
+        if recipient and action == "failed":
+            failed.append(recipient)
+    return failed
+
+
+def _returned_message_id(part: Message) -> str | None:
+    if part.get_content_type() == "message/rfc822":
+        inner = part.get_payload()
+        returned = inner[0] if isinstance(inner, list) and inner else None
+        return _message_id(_raw(returned, "Message-ID")) if isinstance(returned, Message) else None
+    headers = part.get_payload(decode=True)
+    if not isinstance(headers, bytes):
+        return None
+    parsed = BytesParser(policy=policy.default).parsebytes(headers, headersonly=True)
+    return _message_id(_raw(parsed, "Message-ID"))
+
+
+def _mdn_original(msg: Message) -> str | None:
+    for part, _ in _walk(msg):
+        if part.get_content_type() == "message/disposition-notification":
+            body = part.get_payload(decode=True)
+            if not isinstance(body, bytes):  # parsed as a message: fields are its headers
+                payload = part.get_payload()
+                fields = payload[0] if isinstance(payload, list) and payload else part
+                if not isinstance(fields, Message):
+                    return None
+                return _message_id(_raw(fields, "Original-Message-ID"))
+            found = re.search(rb"(?im)^Original-Message-ID:\s*(<[^<>\s]+>)", body)
+            return found.group(1).decode("ascii", "replace") if found else None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    data: bytes
+    method: str | None
+    ctype: str
+    attached: bool
+    order: int
+
+
+def _find_calendar(
+    msg: Message, tz: tzinfo
+) -> tuple[bytes, str | None, ItipMessage | Unusable] | None:
+    """The best calendar part: (UTF-8 bytes, MIME method hint, reading or its failure).
+
+    When several parts hold a calendar (Google's inline part plus ``invite.ics``), the one
+    that reads and whose ``method=`` matches its METHOD wins, inline before attached.
+    """
+    parts = list(_calendar_parts(msg))
+    if not parts:
+        return None
+    # RFC 6047 §2.4: the method= of one part describes the same iTIP message in the others.
+    message_hint = next((p.method for p in parts if p.method), None)
+    readings: list[tuple[tuple[int, int, int], _Part, ItipMessage | Unusable]] = []
+    for part in parts:
+        hint = part.method or message_hint
+        try:
+            result: ItipMessage | Unusable = read_itip(parse_calendar(part.data), hint, tz)
+        except Unusable as exc:
+            result = exc
+        ok = isinstance(result, ItipMessage)
+        matches = isinstance(result, ItipMessage) and result.method == part.method
+        rank = (0 if ok else 1, 0 if matches else 1, 1 if part.attached else 0)
+        readings.append(((*rank[:2], rank[2] * 1000 + part.order), part, result))
+    _, best, result = min(readings, key=lambda r: r[0])
+    return best.data, best.method or message_hint, result
+
+
+def _calendar_parts(msg: Message) -> Iterator[_Part]:
+    for order, (part, _) in enumerate(_walk(msg)):
+        if part.is_multipart() or part.get_content_maintype() == "message":
+            continue
+        ctype = part.get_content_type()
+        name = str(part.get_filename() or part.get_param("name") or "").lower()
+        if ctype not in _CALENDAR_TYPES and not name.endswith(_CALENDAR_SUFFIXES):
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            continue
+        text = _text(payload, part.get_content_charset())
+        method = str(part.get_param("method") or "").strip().upper() or None
+        yield _Part(
+            data=text.encode("utf-8"),
+            method=method,
+            ctype=ctype,
+            attached=part.get_content_disposition() == "attachment",
+            order=order,
+        )
+
+
+def _text(data: bytes, charset: str | None) -> str:
+    """Decode with the declared charset, then UTF-8, then Windows-1252 as a last resort."""
+    for candidate in (charset, "utf-8"):
+        if candidate:
+            try:
+                return data.decode(candidate).lstrip("\ufeff")
+            except (LookupError, ValueError):  # unknown or mangled charset names too
+                continue
+    return data.decode("cp1252", errors="replace")
