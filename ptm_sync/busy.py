@@ -200,7 +200,7 @@ def _resolve(name: str, definitions: dict[str, Timezone], fallback: tzinfo) -> t
         try:
             custom: tzinfo = definitions[name].to_tz(lookup_tzid=False)
             return custom
-        except Exception:  # a broken VTIMEZONE: fall back to what its name says
+        except Exception:  # noqa: BLE001 - a broken VTIMEZONE: fall back to what its name says
             pass
     if name in WINDOWS_TO_OLSON:
         return _iana(WINDOWS_TO_OLSON[name]) or fallback

@@ -9,10 +9,7 @@ from sqlalchemy import select
 
 from ptm_sync import output
 from ptm_sync.app import App
-from ptm_sync.invite import invite
-from ptm_sync.services import flush_outbox, video_provider
 from ptm_sync.store import Guardian, Meeting, MeetingStudent, Student, Teacher
-from ptm_sync.sync import opened
 
 MEETING_COLUMNS = [
     "id",
@@ -49,6 +46,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_invite(args: argparse.Namespace) -> int:
+    from ptm_sync.invite import invite
+    from ptm_sync.services import flush_outbox, video_provider
+    from ptm_sync.sync import opened
+
     app = App.from_args(args)
     period = app.config.period(args.period)
     tz = app.config.tz
@@ -138,6 +139,9 @@ def cmd_meetings(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox_flush(args: argparse.Namespace) -> int:
+    from ptm_sync.services import flush_outbox
+    from ptm_sync.sync import opened
+
     app = App.from_args(args)
     with opened(app.config) as connectors:
         report = flush_outbox(app.db, app.config, connectors, app.now)

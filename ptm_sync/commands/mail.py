@@ -9,8 +9,6 @@ from sqlalchemy import select
 
 from ptm_sync import output
 from ptm_sync.app import App
-from ptm_sync.inbound import QUARANTINED, process
-from ptm_sync.services import fetch_mail, video_provider
 from ptm_sync.store import Inbound
 
 QUARANTINE_COLUMNS = ["id", "received_at", "message_id", "sender", "reason"]
@@ -32,6 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_deliver(args: argparse.Namespace) -> int:
+    from ptm_sync.inbound import process
+    from ptm_sync.services import video_provider
+
     app = App.from_args(args)
     raw = sys.stdin.buffer.read(MAX_MESSAGE + 1)
     if len(raw) > MAX_MESSAGE:
@@ -42,6 +43,8 @@ def cmd_deliver(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    from ptm_sync.services import fetch_mail, video_provider
+
     app = App.from_args(args)
     outcomes = fetch_mail(app.db, app.config, clock=app.now, video=video_provider(app.config))
     for outcome in outcomes:
@@ -55,7 +58,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     tz = app.config.tz
     with app.db.read() as session:
         found = session.scalars(
-            select(Inbound).where(Inbound.outcome == QUARANTINED).order_by(Inbound.id)
+            select(Inbound).where(Inbound.outcome == "quarantined").order_by(Inbound.id)
         ).all()
     rows = [
         {

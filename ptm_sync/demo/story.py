@@ -33,9 +33,9 @@ def _run(config: Path, *argv: str) -> None:
 
 def seed_calendars(radicale: EmbeddedServer, today: date) -> dict[str, str]:
     """Create one calendar per teacher in Radicale and fill it; returns email → path."""
-    import caldav
+    from caldav.davclient import DAVClient
 
-    client = caldav.DAVClient(radicale.url, username=DEMO_USER, password=DEMO_USER)
+    client = DAVClient(radicale.url, username=DEMO_USER, password=DEMO_USER)
     principal = client.principal()
     paths: dict[str, str] = {}
     for teacher in school.TEACHERS:
