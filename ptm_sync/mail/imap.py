@@ -174,11 +174,11 @@ class ImapReader:
         with :meth:`fetch_new` after every return either way.  Setting ``stop`` ends the
         wait early with False.
         """
-        if not self.config.idle or "IDLE" not in self._ready().capabilities:
+        conn = self._ready() if self.config.idle else None
+        if conn is None or "IDLE" not in self._caps:
             pause = min(timeout, float(self.config.poll_seconds))
             (stop or threading.Event()).wait(pause)
             return False
-        conn = self._ready()
         # New mail reported with the answer to an earlier command: IDLE would not repeat it.
         if conn.response("EXISTS")[1] != [None]:
             return True

@@ -13,6 +13,8 @@ Fixtures:
   implicit TLS, where any user name logs in with ``DovecotServer.password``.
 * ``mailbox`` (function): a :class:`Mailbox` of a brand-new user, so every test starts
   empty: ``append(raw)``, ``uids()``, ``flags(uid)``, ``config(**overrides)``.
+* ``minimal_mailbox`` (function): the same on a server that offers that user only
+  IMAP4rev1 (no IDLE, MOVE or UIDPLUS), for the fallbacks.
 """
 
 from __future__ import annotations
@@ -337,10 +339,18 @@ service imap-login {{
 }}
 service anvil {{
   chroot =
+  # No growing delay for logins after a failed one (the wrong-password tests).
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 passdb {{
   driver = static
   args = password={password}
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {d}/userdb
 }}
 userdb {{
   driver = static
@@ -348,6 +358,9 @@ userdb {{
 }}
 mail_location = maildir:~/Maildir
 """
+
+
+MINIMAL_USERS = 50
 
 
 @dataclass
@@ -358,12 +371,19 @@ class DovecotServer:
     port: int
     tls_port: int
     tls: TlsMaterial
+    mail_user: str
+    mail_group: str
     password: str = "s3cret-imap"
     host: str = "127.0.0.1"
     _users: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _minimal_users: Iterator[int] = field(default_factory=lambda: iter(range(MINIMAL_USERS)))
 
-    def new_user(self) -> str:
-        return f"user{next(self._users)}-{os.getpid()}@school.test"
+    def new_user(self, *, minimal: bool = False) -> str:
+        """A user nobody has used yet; ``minimal``: the server offers that user nothing
+        beyond IMAP4rev1 (no IDLE, MOVE or UIDPLUS), like a bare RFC 3501 server."""
+        if minimal:
+            return f"minimal{next(self._minimal_users)}@school.test"
+        return f"user{next(self._users)}@school.test"
 
     def imap_config(self, user: str, *, tls: bool = False, **overrides: Any) -> ImapConfig:
         """The ``[mail.imap]`` section for ``user``: plain, or implicit TLS with ``tls``."""
@@ -388,8 +408,8 @@ class DovecotServer:
         """APPEND ``raw`` to ``folder`` (created if missing); returns its UID (UIDPLUS)."""
         conn = self.login(user)
         try:
-            conn.create(folder)  # NO when it exists: fine
-            typ, data = conn.append(folder, f"({flags})" if flags else None, None, raw)
+            conn.create(_quote(folder))  # NO when it exists: fine
+            typ, data = conn.append(_quote(folder), f"({flags})" if flags else None, None, raw)
             assert typ == "OK", data
             found = re.search(rb"APPENDUID \d+ (\d+)", data[0] or b"")
             assert found, data
@@ -400,7 +420,7 @@ class DovecotServer:
     def uids(self, user: str, folder: str = "INBOX", criteria: str = "ALL") -> list[int]:
         conn = self.login(user)
         try:
-            typ, data = conn.select(folder, readonly=True)
+            typ, data = conn.select(_quote(folder), readonly=True)
             if typ != "OK":
                 return []
             typ, data = conn.uid("SEARCH", criteria)
@@ -411,7 +431,7 @@ class DovecotServer:
     def flags(self, user: str, uid: int, folder: str = "INBOX") -> set[str]:
         conn = self.login(user)
         try:
-            conn.select(folder, readonly=True)
+            conn.select(_quote(folder), readonly=True)
             _, data = conn.uid("FETCH", str(uid), "(FLAGS)")
             found = re.search(rb"FLAGS \(([^)]*)\)", data[0] or b"")  # type: ignore[arg-type]
             assert found, data
@@ -419,21 +439,46 @@ class DovecotServer:
         finally:
             conn.logout()
 
+    @property
+    def pid_file(self) -> Path:
+        return self.directory / "run" / "master.pid"
+
     def stop(self) -> None:
-        pid_file = self.directory / "run" / "master.pid"
+        """Stop this instance: SIGTERM to the master, then SIGKILL to its process group.
+
+        A login process waiting for Dovecot's stats service holds a clean shutdown up for
+        seconds; the master leads its own session, so its group is this instance alone.
+        """
         try:
-            pid = int(pid_file.read_text().strip())
+            pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+            if not _gone(pid, 1.0) and os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+            _gone(pid, 10.0)
+
+
+def _gone(pid: int, seconds: float) -> bool:
+    """Whether ``pid`` ended within ``seconds``.  A zombie counts as ended: in a container
+    the init process may be slow to reap a daemon that it adopted."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return True
+        except OSError:  # no /proc: ask the kernel instead
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
-                return
-            time.sleep(0.05)
+                return True
+        else:
+            if stat.rpartition(")")[2].split()[0] in ("Z", "X"):
+                return True
+        time.sleep(0.02)
+    return False
 
 
 @dataclass
@@ -454,6 +499,11 @@ class Mailbox:
 
     def flags(self, uid: int, folder: str = "INBOX") -> set[str]:
         return self.server.flags(self.user, uid, folder)
+
+
+def _quote(folder: str) -> str:
+    """Folder names in the helpers are given as they go on the wire (modified UTF-7)."""
+    return f'"{folder}"'
 
 
 def _dovecot_binary() -> str | None:
@@ -479,14 +529,17 @@ def _install_dovecot() -> str | None:
     return _dovecot_binary()
 
 
-def _wait_for_port(host: str, port: int, seconds: float) -> bool:
+def _wait_for_start(server: DovecotServer, seconds: float) -> bool:
+    """Until Dovecot listens and has written its pid file (a little after listening)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.05)
+        if server.pid_file.exists():
+            try:
+                with socket.create_connection((server.host, server.port), timeout=1):
+                    return True
+            except OSError:
+                pass
+        time.sleep(0.02)
     return False
 
 
@@ -501,7 +554,16 @@ def start_dovecot(directory: Path, tls: TlsMaterial) -> DovecotServer:
         me = pwd.getpwuid(os.getuid()).pw_name
         login_user = internal_user = mail_user = me
         internal_group = mail_group = str(os.getgid())
-    server = DovecotServer(directory, free_port(), free_port(), tls)
+    server = DovecotServer(directory, free_port(), free_port(), tls, mail_user, mail_group)
+    # Users offered only IMAP4rev1: their userdb_ fields override settings for them alone.
+    # Written before the start: Dovecot looks at a changed passwd-file at most once a second.
+    (directory / "userdb").write_text(
+        "".join(
+            f"minimal{n}@school.test::{mail_user}:{mail_group}::{directory}/mail/minimal{n}"
+            "::userdb_imap_capability=IMAP4rev1\n"
+            for n in range(MINIMAL_USERS)
+        )
+    )
     for sub in ("run", "state", "mail"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
     directory.chmod(0o755)
@@ -528,7 +590,7 @@ def start_dovecot(directory: Path, tls: TlsMaterial) -> DovecotServer:
         started = subprocess.run(
             [binary, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=out, stderr=out
         )
-    if started.returncode != 0 or not _wait_for_port(server.host, server.port, 15):
+    if started.returncode != 0 or not _wait_for_start(server, 15):
         log = directory / "dovecot.log"
         detail = output.read_text() + (log.read_text() if log.exists() else "")
         server.stop()
@@ -555,3 +617,9 @@ def dovecot(tls_material: TlsMaterial) -> Iterator[DovecotServer]:
 def mailbox(dovecot: DovecotServer) -> Mailbox:
     """An empty mailbox: a user nobody has used before."""
     return Mailbox(dovecot, dovecot.new_user())
+
+
+@pytest.fixture
+def minimal_mailbox(dovecot: DovecotServer) -> Mailbox:
+    """An empty mailbox on a server that offers only IMAP4rev1: no IDLE, MOVE or UIDPLUS."""
+    return Mailbox(dovecot, dovecot.new_user(minimal=True))
