@@ -9,22 +9,18 @@ otherwise flagged with the keyword :data:`PROCESSED_KEYWORD` where the folder ac
 keywords (``\\*`` in PERMANENTFLAGS), otherwise flagged ``\\Seen``.
 
 :meth:`~ImapReader.idle` waits for new mail with IDLE (RFC 2177) where the server offers it,
-and by sleeping ``poll_seconds`` elsewhere.  imaplib (Python 3.11) has no IDLE, so the
-conversation is held over its socket by :func:`_idle_wait`.
+and by sleeping ``poll_seconds`` elsewhere.  imaplib (Python 3.11) has no IDLE, so
+:mod:`ptm_sync.mail.idle` holds that conversation over imaplib's socket.
 """
 
 from __future__ import annotations
 
 import base64
 import imaplib
-import io
-import itertools
 import logging
 import re
-import select
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -32,19 +28,14 @@ from types import TracebackType
 
 from ptm_sync.config import ImapConfig
 from ptm_sync.errors import ConfigError, MailAuthFailed, MailError, MailUnavailable, PtmError
+from ptm_sync.mail import idle as idle_protocol
 
 log = logging.getLogger(__name__)
 
 #: The keyword that marks a message we processed (RFC 3501 §2.3.2 keywords).
 PROCESSED_KEYWORD = "$PtmProcessed"
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
-#: RFC 2177 §3: clients should re-issue IDLE at least every 29 minutes.
-IDLE_RENEW_SECONDS = 29 * 60
-#: How often a wait that can be stopped looks at its stop event.
-STOP_CHECK_SECONDS = 0.5
 _UID = re.compile(rb"UID (\d+)")
-_LITERAL = re.compile(rb"\{(\d+)\}\r?\n?$")
-_TAGS = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +127,10 @@ class ImapReader:
             conn = self._ready()
             with self._guard(f"fetching message {uid}"):
                 typ, data = conn.uid("FETCH", str(uid), "(BODY.PEEK[])")
-            raw = _body(data, uid) if typ == "OK" else None
-            if raw is None:  # expunged by somebody else in the meantime
+            if typ != "OK":
+                raise MailError(f"{self.where} refused to fetch message {uid}: {_text(data)}")
+            raw = _body(data, uid)
+            if raw is None:  # expunged by somebody else since the search
                 continue
             yield FetchedMessage(uid=uid, raw=raw)
 
@@ -184,11 +177,11 @@ class ImapReader:
             return True
         with self._guard("waiting with IDLE"):
             try:
-                return _idle_wait(conn, timeout, stop)
-            except _ServerClosed as exc:
+                return idle_protocol.wait(conn, timeout, stop)
+            except idle_protocol.ServerClosed as exc:
                 self._discard()
                 raise MailUnavailable(f"{self.where} ended the connection: {exc}") from None
-            except _IdleRefused as exc:
+            except idle_protocol.IdleRefused as exc:
                 raise MailError(f"{self.where} refused IDLE: {exc}") from None
 
     # --- the connection ---------------------------------------------------------------
@@ -304,7 +297,9 @@ class ImapReader:
         typ, data = conn.uid("COPY", str(uid), target)
         if typ != "OK":
             return typ, list(data)
-        conn.uid("STORE", str(uid), "+FLAGS.SILENT", "(\\Deleted)")
+        # Flagged processed as well: should somebody undelete it, it is still not new.
+        processed = PROCESSED_KEYWORD if self._keywords else "\\Seen"
+        conn.uid("STORE", str(uid), "+FLAGS.SILENT", f"(\\Deleted {processed})")
         if "UIDPLUS" in self._caps:
             # Only this message: a plain EXPUNGE would remove what others marked \Deleted.
             conn.uid("EXPUNGE", str(uid))
@@ -323,113 +318,6 @@ class ImapReader:
         except OSError as exc:
             self._discard()
             raise MailUnavailable(f"{self.where}: {_reason(exc)} while {doing}") from None
-
-
-# --- IDLE (RFC 2177) over imaplib's socket ------------------------------------------------
-
-
-class _ServerClosed(Exception):
-    """The server said BYE or closed the connection while we waited."""
-
-
-class _IdleRefused(Exception):
-    """The server answered IDLE or DONE with NO or BAD."""
-
-
-def _idle_wait(conn: imaplib.IMAP4, timeout: float, stop: threading.Event | None) -> bool:
-    """IDLE until new mail, ``timeout`` or ``stop``; re-issued every 29 minutes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or (stop is not None and stop.is_set()):
-            return False
-        if _idle_once(conn, min(remaining, IDLE_RENEW_SECONDS), stop):
-            return True
-
-
-def _idle_once(conn: imaplib.IMAP4, seconds: float, stop: threading.Event | None) -> bool:
-    """One IDLE command: ``TAG IDLE``, wait for ``+``, listen, ``DONE``, the tagged OK.
-
-    Our own tag never clashes with imaplib's (four letters and a number), and every line up
-    to the tagged answer is read here, so imaplib finds the connection as it left it.
-    """
-    tag = b"ptm%d" % next(_TAGS)
-    conn.send(tag + b" IDLE\r\n")
-    news = False
-    while True:  # RFC 2177 §3: a continuation request ("+ idling") starts the wait
-        line = _read_response(conn)
-        if line.startswith(b"+"):
-            break
-        if line.startswith(tag + b" "):
-            raise _IdleRefused(_text(line))
-        news = _is_news(line) or news
-    deadline = time.monotonic() + seconds
-    while not news:
-        if stop is not None and stop.is_set():
-            break
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        if _readable(conn, min(remaining, STOP_CHECK_SECONDS) if stop else remaining):
-            news = _is_news(_read_response(conn))
-    conn.send(b"DONE\r\n")
-    while True:
-        line = _read_response(conn)
-        if line.startswith(tag + b" "):
-            if line.split(b" ", 2)[1].upper() != b"OK":
-                raise _IdleRefused(_text(line))
-            return news
-        news = _is_news(line) or news
-
-
-def _is_news(line: bytes) -> bool:
-    """True for ``* n EXISTS`` (RFC 3501 §7.3.1): the folder grew."""
-    parts = line.split()
-    if parts[:2] == [b"*", b"BYE"]:
-        raise _ServerClosed(_text(line))
-    return len(parts) >= 3 and parts[0] == b"*" and parts[2].upper() == b"EXISTS"
-
-
-def _read_response(conn: imaplib.IMAP4) -> bytes:
-    """One response line without its CRLF, with any literal (``{n}``) it carries inlined."""
-    line = conn.readline()
-    if not line:
-        raise _ServerClosed("the connection was closed")
-    while (literal := _LITERAL.search(line)) is not None:
-        line += conn.read(int(literal.group(1)))
-        more = conn.readline()
-        if not more:
-            raise _ServerClosed("the connection was closed")
-        line += more
-    return line.rstrip(b"\r\n")
-
-
-def _readable(conn: imaplib.IMAP4, seconds: float) -> bool:
-    """Wait up to ``seconds`` until the server has sent something.
-
-    imaplib reads through a buffered file, which may already hold the next line; the socket
-    would then never become readable.  So look into that buffer first, without blocking: a
-    socket timeout on that file would break it for good, a non-blocking read does not.
-    """
-    sock = conn.sock
-    reader = _buffered_reader(conn)
-    before = sock.gettimeout()
-    sock.settimeout(0.0)
-    try:
-        if reader.peek(1):
-            return True
-    except ssl.SSLWantReadError:  # part of a TLS record: select() says when the rest is in
-        pass
-    finally:
-        sock.settimeout(before)
-    ready, _, _ = select.select([sock], [], [], seconds)
-    return bool(ready)
-
-
-def _buffered_reader(conn: imaplib.IMAP4) -> io.BufferedReader:
-    reader = conn.file
-    assert isinstance(reader, io.BufferedReader)
-    return reader
 
 
 def mailbox_name(name: str) -> str:

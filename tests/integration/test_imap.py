@@ -245,6 +245,29 @@ def test_untrusted_certificate_is_refused(mailbox: Mailbox) -> None:
         list(reader.fetch_new())
 
 
+def test_fetch_new_reconnects_after_the_server_dropped_the_connection(
+    mailbox: Mailbox,
+) -> None:
+    with reader_for(mailbox) as reader:
+        assert list(reader.fetch_new()) == []
+        mailbox.kick()
+        uid = mailbox.append(reply(1))
+        assert [m.uid for m in reader.fetch_new()] == [uid]
+
+
+def test_idle_on_a_dropped_connection_is_retryable_and_the_next_pass_reconnects(
+    mailbox: Mailbox,
+) -> None:
+    with reader_for(mailbox) as reader:
+        assert list(reader.fetch_new()) == []
+        mailbox.kick()
+        with pytest.raises(MailUnavailable) as caught:
+            reader.idle(timeout=3600)
+        assert caught.value.retryable
+        uid = mailbox.append(reply(1))
+        assert [m.uid for m in reader.fetch_new()] == [uid]
+
+
 def test_wrong_password_is_mail_auth_failed_which_the_user_must_fix(mailbox: Mailbox) -> None:
     config = mailbox.config(password=Secret(key="mail.imap.password", value="wrong"))
     with ImapReader(config) as reader, pytest.raises(MailAuthFailed) as caught:

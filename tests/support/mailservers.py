@@ -12,7 +12,7 @@ Fixtures:
 * ``dovecot`` (session): a private Dovecot (:class:`DovecotServer`) on free ports, plain and
   implicit TLS, where any user name logs in with ``DovecotServer.password``.
 * ``mailbox`` (function): a :class:`Mailbox` of a brand-new user, so every test starts
-  empty: ``append(raw)``, ``uids()``, ``flags(uid)``, ``config(**overrides)``.
+  empty: ``append(raw)``, ``uids()``, ``flags(uid)``, ``kick()``, ``config(**overrides)``.
 * ``minimal_mailbox`` (function): the same on a server that offers that user only
   IMAP4rev1 (no IDLE, MOVE or UIDPLUS), for the fallbacks.
 """
@@ -439,6 +439,12 @@ class DovecotServer:
         finally:
             conn.logout()
 
+    def kick(self, user: str) -> None:
+        """Drop every connection of ``user`` from the server side (``doveadm kick``)."""
+        doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
+        conf = str(self.directory / "dovecot.conf")
+        subprocess.run([doveadm, "-c", conf, "kick", user], check=True, capture_output=True)
+
     @property
     def pid_file(self) -> Path:
         return self.directory / "run" / "master.pid"
@@ -499,6 +505,9 @@ class Mailbox:
 
     def flags(self, uid: int, folder: str = "INBOX") -> set[str]:
         return self.server.flags(self.user, uid, folder)
+
+    def kick(self) -> None:
+        self.server.kick(self.user)
 
 
 def _quote(folder: str) -> str:
