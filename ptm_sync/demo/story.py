@@ -130,15 +130,15 @@ def show_teacher_calendars(radicale: EmbeddedServer, paths: dict[str, str]) -> N
     )
     start = datetime.now(UTC)
     connector = CalDAVConnector(account, school.TZ, Horizon(start, start + timedelta(days=30)))
-    from icalendar import Calendar
-
     try:
         for teacher in school.TEACHERS:
             changes = connector.changes(CalendarRef("demo", paths[teacher.email]), None)
             for remote in changes.changed:
                 for event in Calendar.from_ical(remote.ics).events:
                     if "CLASS" in event and str(event["CLASS"]) == "PRIVATE":
-                        when = event.start.astimezone(school.TZ)
+                        start = event.start
+                        assert isinstance(start, datetime)
+                        when = start.astimezone(school.TZ)
                         _say(
                             f"  {teacher.name:<14} {when:%a %H:%M}  {event['SUMMARY']}  "
                             f"{event.get('LOCATION', '')}"
