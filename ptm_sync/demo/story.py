@@ -117,6 +117,8 @@ def _start_of(raw: bytes) -> datetime:
 
 
 def show_teacher_calendars(radicale: EmbeddedServer, paths: dict[str, str]) -> None:
+    from icalendar import Calendar
+
     from connectors.base import CalendarRef, Horizon
     from connectors.caldav import CalDAVConnector
     from ptm_sync.config import AccountConfig, Secret
