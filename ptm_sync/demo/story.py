@@ -138,9 +138,9 @@ def show_teacher_calendars(radicale: EmbeddedServer, paths: dict[str, str]) -> N
             for remote in changes.changed:
                 for event in Calendar.from_ical(remote.ics).events:
                     if "CLASS" in event and str(event["CLASS"]) == "PRIVATE":
-                        start = event.start
-                        assert isinstance(start, datetime)
-                        when = start.astimezone(school.TZ)
+                        begins = event.start
+                        assert isinstance(begins, datetime)
+                        when = begins.astimezone(school.TZ)
                         _say(
                             f"  {teacher.name:<14} {when:%a %H:%M}  {event['SUMMARY']}  "
                             f"{event.get('LOCATION', '')}"
