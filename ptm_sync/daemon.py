@@ -16,9 +16,11 @@ from types import FrameType
 import schedule
 
 from ptm_sync.app import App
+from ptm_sync.config import ImapConfig
 from ptm_sync.errors import PtmError
 from ptm_sync.inbound import process
 from ptm_sync.services import expire_holds, flush_outbox, video_provider
+from ptm_sync.store.locks import poller_lock
 from ptm_sync.sync import Connectors, sync
 from ptm_sync.web.pages import Site
 from ptm_sync.web.server import WebServer
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 #: Seconds between outbox passes (a reply's effects are also flushed right after it).
 OUTBOX_SECONDS = 15
+IDLE_SECONDS = 600.0
 
 
 class Daemon:
@@ -42,11 +45,15 @@ class Daemon:
         self.passes = 0
 
     def sync_job(self) -> None:
-        try:
-            results = sync(self.app.db, self.app.config, self.connectors, now=self.clock())
-        except PtmError as exc:
-            log.error("sync pass failed: %s", exc)
-            return
+        with poller_lock(self.app.db, "sync") as mine:
+            if not mine:
+                log.debug("sync: another replica is syncing")
+                return
+            try:
+                results = sync(self.app.db, self.app.config, self.connectors, now=self.clock())
+            except PtmError as exc:
+                log.error("sync pass failed: %s", exc)
+                return
         failed = [r for r in results if r.error]
         self.passes += 1
         log.info("sync pass: %d calendars, %d failed", len(results), len(failed))
@@ -62,18 +69,31 @@ class Daemon:
             )
 
     def expiry_job(self) -> None:
-        expired = expire_holds(self.app.db, self.app.config, now=self.clock(), video=self.video)
+        with poller_lock(self.app.db, "expiry") as mine:
+            if not mine:
+                return
+            expired = expire_holds(self.app.db, self.app.config, now=self.clock(), video=self.video)
         if expired:
             log.info("%d proposals expired", expired)
             self.outbox_job()
 
     def mail_watcher(self) -> None:
         """Fetch replies, then wait with IDLE (or poll) until new mail or stop."""
-        from ptm_sync.mail.imap import ImapReader
-
         imap = self.app.config.mail.imap if self.app.config.mail else None
         assert imap is not None
         backoff = 5.0
+        while not self.stopping.is_set():
+            with poller_lock(self.app.db, "imap") as mine:
+                if mine:
+                    backoff = self._watch(imap, backoff)
+            if not self.stopping.is_set():
+                # Another replica watches the inbox (or we lost the connection): look again.
+                self.stopping.wait(backoff)
+
+    def _watch(self, imap: ImapConfig, backoff: float) -> float:
+        """Watch the inbox until stop or a failure; returns the next retry delay."""
+        from ptm_sync.mail.imap import ImapReader
+
         while not self.stopping.is_set():
             try:
                 with ImapReader(imap) as reader:
@@ -90,7 +110,9 @@ class Daemon:
                             reader.mark_processed(message.uid)
                             log.info("reply processed: %s", outcome)
                             self.outbox_job()
-                        reader.idle(timeout=float(imap.poll_seconds), stop=self.stopping)
+                        # IDLE is re-issued well inside RFC 2177's 29 minutes; without
+                        # IDLE the reader polls every poll_seconds.
+                        reader.idle(timeout=IDLE_SECONDS, stop=self.stopping)
             except PtmError as exc:
                 log.warning("IMAP: %s; retrying in %.0f s", exc, backoff)
                 self.stopping.wait(backoff)
@@ -98,6 +120,7 @@ class Daemon:
             except Exception:
                 log.exception("IMAP watcher failed; retrying")
                 self.stopping.wait(backoff)
+        return backoff
 
     def _guard(self, job: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
