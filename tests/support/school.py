@@ -321,6 +321,7 @@ def write_school(
     database_url: str = "sqlite:///ptm.db",
     accounts: Sequence[Mapping[str, Any]],
     sections: Mapping[str, Mapping[str, Any]] | None = None,
+    more_periods: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     """The school's config file in ``folder``; returns its path."""
     return write_config(
@@ -328,7 +329,7 @@ def write_school(
         config_text(
             school={"name": "Lincoln High School", "timezone": TZ.key, "contact": "o@l.org"},
             database_url=database_url,
-            periods=[school.period()],
+            periods=[school.period(), *more_periods],
             accounts=accounts,
             sections=sections,
         ),
