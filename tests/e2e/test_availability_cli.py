@@ -276,6 +276,11 @@ def test_an_idle_sync_makes_at_most_one_request_per_calendar(
     synced: Synced, tmp_path: Path
 ) -> None:
     config = synced.copy(tmp_path / "school")
+    one = ptm_sync(config, "sync", "--teacher", ADA)
+    assert one.stdout.splitlines() == [
+        f"{ADA}: incremental, 0 changed, 0 removed",
+        "synced 1 of 1 calendars",
+    ]
     with synced.server.requests.recording() as log:
         result = ptm_sync(config, "sync")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -197,6 +197,18 @@ def test_health_answers_200_with_a_json_status(published: Published) -> None:
     assert status["teachers"] == len(NAMES) and status["last_sync"]
 
 
+def test_health_answers_503_when_the_database_does_not(
+    published: Published, tmp_path: Path
+) -> None:
+    (tmp_path / "db").mkdir()
+    gone = Database(f"sqlite:///{tmp_path / 'db' / 'ptm.db'}")
+    (tmp_path / "db").rmdir()  # the disk went away under the running service
+    site = Site(config_mod.load(str(published.config)), gone, lambda: published.now)
+    health = site.handle("/healthz")
+    assert health.status == 503 and json.loads(health.body)["status"] == "error"
+    gone.dispose()
+
+
 @pytest.mark.parametrize(
     "path",
     [
