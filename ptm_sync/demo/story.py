@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         _run(config, "roster", "import", str(folder / "teachers.csv"), str(folder / "families.csv"))
         _run(config, "sync")
         _run(config, "matrix")
-        serve(config, once=args.once)
+        # Without --dir, --once removes the folder at the end: nothing left to try then.
+        serve(config, once=args.once, kept=bool(args.dir) or not args.once)
     finally:
         radicale.stop()
         if not args.dir and args.once:
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve(config_path: Path, *, once: bool) -> None:
+def serve(config_path: Path, *, once: bool, kept: bool = True) -> None:
     from ptm_sync import config as config_mod
     from ptm_sync.app import App
     from ptm_sync.daemon import Daemon
@@ -97,7 +98,8 @@ def serve(config_path: Path, *, once: bool) -> None:
     _say(f"\nPublished page:  {url}/periods/{period}")
     _say(f"Slots as JSON:   {url}/periods/{period}/slots.json")
     _say(f"Health:          {url}/healthz")
-    _say(f"Try it yourself: .venv/bin/ptm-sync --config {config_path} slots --format json")
+    if kept:
+        _say(f"Try it yourself: .venv/bin/ptm-sync --config {config_path} slots --format json")
     try:
         if once:
             daemon.sync_job()

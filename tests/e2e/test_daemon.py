@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -130,3 +131,13 @@ def test_the_daemon_syncs_serves_the_pages_and_stops_cleanly_on_a_signal(
     # The port is free again: the web server was closed, not abandoned.
     with pytest.raises(urllib.error.URLError):
         get(base + "/healthz")
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(installed: Installed) -> None:
+    host, port = installed.base.removeprefix("http://").split(":")
+    with socket.create_server((host, int(port))):
+        result = ptm_sync(installed.config, "run", timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"ptm-sync: web.listen: cannot listen on {host}:{port}: Address already in use"
+    ]
