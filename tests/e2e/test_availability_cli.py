@@ -2,7 +2,7 @@
 
 A school's IT person imports the roster, runs `sync`, and reads `slots` and `matrix`.  Every
 test runs against Radicale and against Xandikos; the calendars hold what real ones do (see
-``tests/support/school.py``), and the expected free times are stated there in local time.
+``tests/support/sample_school.py``), and the expected free times are stated there in local time.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ptm_sync.store import Database, Guardian, Meeting, Teacher
 from tests.support.caldav_servers import EmbeddedCalDAV, delete_href, make_calendar, put_ics
 from tests.support.calendar_data import ics, vevent
 from tests.support.cli import ptm_sync
-from tests.support.school import (
+from tests.support.sample_school import (
     ADA,
     ALAN,
     GRACE,

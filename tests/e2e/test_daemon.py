@@ -22,7 +22,7 @@ import pytest
 
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.cli import ptm_sync
-from tests.support.school import (
+from tests.support.sample_school import (
     PERIOD_ID,
     SampleSchool,
     account_table,

@@ -28,7 +28,7 @@ from ptm_sync.web.pages import Site
 from ptm_sync.web.server import WebServer
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.cli import ptm_sync
-from tests.support.school import (
+from tests.support.sample_school import (
     ADA,
     NAMES,
     PERIOD_ID,
