@@ -96,3 +96,36 @@ def start_radicale(
     )
     app: Any = radicale.Application(configuration)
     return serve_wsgi(wrap(app) if wrap else app, "radicale")
+
+
+@dataclass
+class SmtpSink:
+    """An aiosmtpd server on 127.0.0.1 that keeps every message it receives."""
+
+    port: int
+    messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+    _controller: Any = field(default=None, repr=False)
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+
+
+def start_smtp_sink() -> SmtpSink:
+    """Start a local SMTP sink (the parents' mail servers, as far as the demo goes)."""
+    from aiosmtpd.controller import Controller
+
+    sink = SmtpSink(free_port())
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            sink.messages.append(
+                (envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
+            )
+            return "250 OK: queued"
+
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    controller = Controller(Handler(), hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    sink._controller = controller
+    return sink

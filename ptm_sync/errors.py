@@ -142,6 +142,10 @@ class MailRejected(MailError):
     """Raised when the mail server rejects a message permanently (5xx)."""
 
 
+class MailAuthFailed(MailError, UserError):
+    """Raised when the SMTP or IMAP server refuses our login; fix the credentials."""
+
+
 class Unusable(PtmError):
     """Raised when an inbound message cannot be used; it goes to quarantine with ``reason``."""
 

@@ -17,6 +17,7 @@ the builders of one RFC share their helpers, and callers import one name, ``itip
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
@@ -181,9 +182,15 @@ def address_of(value: str) -> str:
 
 
 def parse_calendar(data: bytes | str) -> Calendar:
-    """Parse one VCALENDAR, or raise :class:`Unusable` (``broken-icalendar``)."""
+    """Parse one VCALENDAR, or raise :class:`Unusable` (``broken-icalendar``).
+
+    Line endings are normalised first: mail gateways and clients that re-encode parts turn
+    CRLF into LF or CRCRLF, which RFC 5545 §3.1 parsers would otherwise reject.
+    """
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    text = re.sub(r"\r*\n", "\r\n", text)
     try:
-        calendar = Calendar.from_ical(data)
+        calendar = Calendar.from_ical(text)
     except Exception as exc:  # icalendar raises assorted types on garbage input
         raise Unusable("broken-icalendar", _short(exc)) from exc
     if not isinstance(calendar, Calendar) or calendar.name != "VCALENDAR":

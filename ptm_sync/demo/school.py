@@ -230,7 +230,20 @@ def families_csv() -> str:
     return "\n".join(lines) + "\n"
 
 
-def config_toml(*, radicale_url: str, database: str, listen: str, today: date) -> str:
+#: How each simulated family answers: (mail client, answers per meeting in plan order).
+#: "accept" and "decline" become iTIP REPLYs shaped like that client's; None stays silent.
+ANSWERS: dict[str, tuple[str, list[str | None]]] = {
+    "pat.johnson@example.net": ("outlook", ["accept", "accept", "accept"]),
+    "sam.smith@example.com": ("gmail", ["accept", "decline", "accept"]),
+    "maria.garcia@example.org": ("apple", ["accept", "accept"]),
+    "jordan.davis@example.com": ("thunderbird", ["accept", None, "accept"]),
+    "taylor.wilson@example.org": ("proton", ["decline"]),
+}
+
+
+def config_toml(
+    *, radicale_url: str, database: str, listen: str, today: date, smtp_port: int
+) -> str:
     d1, d2 = evenings(today)
     span = f"{WINDOW_START:%H:%M}/{WINDOW_END:%H:%M}"
     return f"""# Written by `ptm-sync demo`.
@@ -244,6 +257,17 @@ url = "sqlite:///{database}"
 
 [web]
 listen = "{listen}"
+
+[mail]
+organizer = "conferences@lincoln.example.org"
+
+[mail.smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+
+[video]
+provider = "jitsi"
+base_url = "https://meet.jit.si"
 
 [[accounts]]
 id = "demo"

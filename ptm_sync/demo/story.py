@@ -1,18 +1,34 @@
-"""The demo's story, told through the real command line on embedded servers."""
+"""The demo's story, told through the real command line on embedded servers.
+
+1. Radicale holds six teachers' calendars; the roster is imported and the calendars synced;
+   the matrix shows who is free when.
+2. `invite` plans each family's evening and sends the invitations into a local SMTP sink.
+3. Simulated parents answer from Outlook, Gmail, Apple Mail, Thunderbird and Proton; each
+   reply goes through `mail deliver`, as an MTA would pipe it.
+4. `outbox flush` writes the confirmed meetings into the teachers' Radicale calendars and
+   sends the parents their confirmations.
+5. The daemon serves the published pages until Ctrl-C (or ends with `--once`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import email
+import email.policy
+import io
 import shutil
 import signal
+import sys
 import tempfile
 import threading
-from datetime import date
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
-from ptm_sync.demo import school
-from ptm_sync.embedded import EmbeddedServer, free_port, start_radicale
+from ptm_sync.demo import parents, school
+from ptm_sync.embedded import EmbeddedServer, SmtpSink, free_port, start_radicale, start_smtp_sink
 from ptm_sync.errors import UserError
 
 DEMO_USER = "demo"
@@ -22,13 +38,26 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _run(config: Path, *argv: str) -> None:
+def _run(config: Path, *argv: str, stdin: bytes | None = None, quiet: bool = False) -> str:
+    """Run one `ptm-sync` command in this process, as the user would type it."""
     from ptm_sync.cli import main
 
-    _say(f"\n$ ptm-sync {' '.join(argv)}")
-    code = main(["--config", str(config), *argv])
+    if not quiet:
+        _say(f"\n$ ptm-sync {' '.join(argv)}")
+    out = io.StringIO()
+    saved = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin))
+    try:
+        with contextlib.redirect_stdout(out):
+            code = main(["--config", str(config), *argv])
+    finally:
+        sys.stdin = saved
+    if not quiet:
+        _say(out.getvalue().rstrip())
     if code != 0:
         raise UserError(f"demo step `ptm-sync {' '.join(argv)}` failed with exit code {code}")
+    return out.getvalue()
 
 
 def seed_calendars(radicale: EmbeddedServer, today: date) -> dict[str, str]:
@@ -47,6 +76,79 @@ def seed_calendars(radicale: EmbeddedServer, today: date) -> dict[str, str]:
     return paths
 
 
+def _subject(raw: bytes) -> str:
+    return str(email.message_from_bytes(raw, policy=email.policy.default)["Subject"])
+
+
+def _calendar_method(raw: bytes) -> str | None:
+    message = email.message_from_bytes(raw)
+    for part in message.walk():
+        if part.get_content_type() == "text/calendar":
+            return str(part.get_param("method") or "") or None
+    return None
+
+
+def parents_answer(config: Path, sink: SmtpSink) -> None:
+    """Each simulated family answers its invitations with its own mail client."""
+    tz = school.TZ
+    by_guardian: dict[str, list[bytes]] = defaultdict(list)
+    for _, recipients, raw in sink.messages:
+        if _calendar_method(raw) == "REQUEST":
+            by_guardian[recipients[0]].append(raw)
+    now = datetime.now(UTC)
+    for guardian, (client, answers) in school.ANSWERS.items():
+        invitations = sorted(by_guardian.get(guardian, []), key=_start_of)
+        for raw, answer in zip(invitations, answers, strict=False):
+            if answer is None:
+                _say(f"  {guardian:<27} ({client}) does not answer {_subject(raw)[12:]}")
+                continue
+            partstat = "ACCEPTED" if answer == "accept" else "DECLINED"
+            comment = "Sorry, that evening we are away." if answer == "decline" else ""
+            reply = parents.reply(client, raw, partstat, tz=tz, now=now, comment=comment)
+            outcome = _run(config, "mail", "deliver", stdin=reply, quiet=True).strip()
+            _say(f"  {guardian:<27} ({client}) {answer}s -> {outcome}")
+            now += timedelta(seconds=1)
+
+
+def _start_of(raw: bytes) -> datetime:
+    invitation = parents.Invitation(raw, school.TZ)
+    assert invitation.message.start is not None
+    return invitation.message.start
+
+
+def show_teacher_calendars(radicale: EmbeddedServer, paths: dict[str, str]) -> None:
+    from icalendar import Calendar
+
+    from connectors.base import CalendarRef, Horizon
+    from connectors.caldav import CalDAVConnector
+    from ptm_sync.config import AccountConfig, Secret
+
+    account = AccountConfig(
+        id="demo",
+        type="caldav",
+        url=radicale.url,
+        username=DEMO_USER,
+        password=Secret(key="demo", value=DEMO_USER),
+    )
+    start = datetime.now(UTC)
+    connector = CalDAVConnector(account, school.TZ, Horizon(start, start + timedelta(days=30)))
+    try:
+        for teacher in school.TEACHERS:
+            changes = connector.changes(CalendarRef("demo", paths[teacher.email]), None)
+            for remote in changes.changed:
+                for event in Calendar.from_ical(remote.ics).events:
+                    if "CLASS" in event and str(event["CLASS"]) == "PRIVATE":
+                        begins = event.start
+                        assert isinstance(begins, datetime)
+                        when = begins.astimezone(school.TZ)
+                        _say(
+                            f"  {teacher.name:<14} {when:%a %H:%M}  {event['SUMMARY']}  "
+                            f"{event.get('LOCATION', '')}"
+                        )
+    finally:
+        connector.close()
+
+
 def run(args: argparse.Namespace) -> int:
     folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="ptm-sync-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -54,11 +156,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{folder} is not empty; the demo needs an empty folder")
     today = date.today()
     radicale = start_radicale(folder / "radicale")
+    sink = start_smtp_sink()
     port = args.port or free_port()
-    listen = f"127.0.0.1:{port}"
     try:
         _say("ptm-sync demo: Lincoln High School, six teachers, seven families.")
-        _say(f"Radicale (CalDAV) is running at {radicale.url}; data in {folder}")
+        _say(
+            f"Radicale (CalDAV) runs at {radicale.url}; mail goes to an SMTP sink on port "
+            f"{sink.port}; files in {folder}"
+        )
         paths = seed_calendars(radicale, today)
         for teacher in school.TEACHERS:
             _say(f"  {teacher.name:<14} {teacher.story}")
@@ -69,17 +174,38 @@ def run(args: argparse.Namespace) -> int:
             school.config_toml(
                 radicale_url=radicale.url,
                 database=str(folder / "ptm-sync.db"),
-                listen=listen,
+                listen=f"127.0.0.1:{port}",
                 today=today,
+                smtp_port=sink.port,
             ),
             encoding="utf-8",
         )
         _run(config, "roster", "import", str(folder / "teachers.csv"), str(folder / "families.csv"))
         _run(config, "sync")
         _run(config, "matrix")
+
+        _say("\n== Booking opens: each family gets its evening planned and invited.")
+        _run(config, "invite")
+        _say(
+            f"The SMTP sink holds {len(sink.messages)} emails: a notification per family and "
+            "an invitation (METHOD:REQUEST) per meeting."
+        )
+        sent = len(sink.messages)
+
+        _say("\n== Parents answer from their own mail clients (each reply via `mail deliver`):")
+        parents_answer(config, sink)
+        _run(config, "outbox", "flush")
+        _say("\nWhat the parents received back:")
+        for _, recipients, raw in sink.messages[sent:]:
+            _say(f"  to {recipients[0]:<27} {_subject(raw)}")
+        _say("\nConfirmed meetings in the teachers' own Radicale calendars:")
+        show_teacher_calendars(radicale, paths)
+        _run(config, "meetings")
+        _run(config, "matrix")
         # Without --dir, --once removes the folder at the end: nothing left to try then.
         serve(config, once=args.once, kept=bool(args.dir) or not args.once)
     finally:
+        sink.stop()
         radicale.stop()
         if not args.dir and args.once:
             shutil.rmtree(folder, ignore_errors=True)
@@ -99,7 +225,7 @@ def serve(config_path: Path, *, once: bool, kept: bool = True) -> None:
     _say(f"Slots as JSON:   {url}/periods/{period}/slots.json")
     _say(f"Health:          {url}/healthz")
     if kept:
-        _say(f"Try it yourself: .venv/bin/ptm-sync --config {config_path} slots --format json")
+        _say(f"Try it yourself: .venv/bin/ptm-sync --config {config_path} meetings")
     try:
         if once:
             daemon.sync_job()

@@ -29,18 +29,21 @@ BUSY: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {
 }
 
 
-def parse_matrix(output: str) -> tuple[list[str], dict[tuple[str, str], list[str]]]:
-    """The teachers in column order, and (date, start) → the status in each column."""
-    lines = output.splitlines()
-    header = next(line for line in lines if line.startswith("time "))
-    names = sorted(BUSY, key=header.index)
-    assert all(name in header for name in names), header
-    cells: dict[tuple[str, str], list[str]] = {}
-    for line in lines:
-        found = ROW.match(line)
-        if found:
-            cells[(found["date"], found["start"])] = line[found.end() :].split()
-    return names, cells
+Matrix = dict[tuple[str, str], list[str]]
+
+
+def parse_matrices(output: str) -> tuple[list[str], list[Matrix]]:
+    """The teachers in column order, and each printed matrix: (date, start) → statuses."""
+    names: list[str] = []
+    matrices: list[Matrix] = []
+    for line in output.splitlines():
+        if line.startswith("time "):
+            names = sorted(BUSY, key=line.index)
+            assert all(name in line for name in names), line
+            matrices.append({})
+        elif found := ROW.match(line):
+            matrices[-1][(found["date"], found["start"])] = line[found.end() :].split()
+    return names, matrices
 
 
 def is_busy(spans: list[tuple[str, str]], start: str) -> bool:
@@ -60,23 +63,43 @@ def test_the_demo_tells_the_story_and_prints_the_matrix_and_the_published_page(
     published = re.search(r"Published page:\s+(http://127\.0\.0\.1:\d+/periods/demo)\s", out)
     assert published, out
 
-    names, cells = parse_matrix(out)
-    days = sorted({day for day, _ in cells})
+    names, (before, after) = parse_matrices(out)
+    days = sorted({day for day, _ in before})
     first, second = (date.fromisoformat(d) for d in days)
     assert first.weekday() == 1 and second == first + timedelta(days=1)  # Tuesday, Wednesday
     assert (first, second) == school.evenings(first - timedelta(days=7))
-    assert len(cells) == 2 * 16  # 15:00-19:00 in 15-minute slots, two evenings
-    for (day, start), statuses in cells.items():
+    assert len(before) == 2 * 16  # 15:00-19:00 in 15-minute slots, two evenings
+    for (day, start), statuses in before.items():
         evening = days.index(day)
         expected = ["busy" if is_busy(BUSY[n][evening], start) else "free" for n in names]
         assert statuses == expected, (day, start, dict(zip(names, statuses, strict=True)))
-    busy = sum(s == "busy" for statuses in cells.values() for s in statuses)
+    busy = sum(s == "busy" for statuses in before.values() for s in statuses)
     assert f"{6 * 32 - busy} available, {busy} busy, 0 held, 0 booked" in out
+
+    # After the invitations and the parents' answers, meetings take free slots only; the
+    # events written into teachers' calendars for them do not count as busy.
+    assert after.keys() == before.keys()
+    for slot, statuses in after.items():
+        for was, now in zip(before[slot], statuses, strict=True):
+            assert now == was or (was == "free" and now in ("held", "booked")), slot
+    assert any("booked" in statuses for statuses in after.values())
 
     # What the demo invites the reader to try works on the files it leaves in --dir.
     config = folder / "ptm-sync.toml"
-    assert f"--config {config} slots --format json" in out
+    assert f"--config {config} " in out
     slots = json.loads(ptm_sync(config, "slots", "--format", "json").stdout)
-    ada = {s["start"] for s in slots if s["teacher"] == "ada.lovelace@lincoln.example.org"}
-    free, meeting = (datetime.combine(first, t, school.TZ) for t in (time(15, 15), time(15, 30)))
-    assert free.isoformat() in ada and meeting.isoformat() not in ada
+    # `slots` offers exactly what the last matrix shows free.
+    email = {t.name: t.email for t in school.TEACHERS}
+    offered = {(s["teacher"], s["start"]) for s in slots}
+    free = {
+        (
+            email[name],
+            datetime.combine(
+                date.fromisoformat(day), time.fromisoformat(start), school.TZ
+            ).isoformat(),
+        )
+        for (day, start), statuses in after.items()
+        for name, status in zip(names, statuses, strict=True)
+        if status == "free"
+    }
+    assert offered == free

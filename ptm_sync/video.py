@@ -1,0 +1,157 @@
+"""Video links for meetings: one small provider interface and a registry.
+
+A provider turns a meeting into a :class:`VideoRoom` (a joining URL and a label for the
+RFC 7986 CONFERENCE property).  The room is created once, when the meeting is confirmed, and
+the caller stores its URL with the meeting for the meeting's whole life; nothing here
+remembers rooms.
+
+``jitsi`` and ``none`` work now.  ``teams`` and ``meet`` links come from the calendar
+connectors (Graph ``isOnlineMeeting``, Google ``conferenceData``) and ``zoom`` needs its own
+API client; all three are registered so that the config accepts them and say clearly that
+they are not available yet.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+from ptm_sync.config import VideoConfig
+from ptm_sync.errors import ConfigError, Unsupported
+
+#: Random bytes in a Jitsi room name: 160 bits, well above the 128 a guessable link must beat.
+ROOM_BYTES = 20
+ROOM_PREFIX = "ptm-"
+
+
+@dataclass(frozen=True, slots=True)
+class VideoRoom:
+    """Where a video meeting happens: the joining URL and a label for people and clients."""
+
+    url: str
+    label: str
+
+
+@runtime_checkable
+class VideoProvider(Protocol):
+    """Creates and removes video rooms.  ``create_room`` returns None when there is no link."""
+
+    name: ClassVar[str]
+
+    def create_room(self, meeting_uid: str) -> VideoRoom | None: ...
+
+    def delete_room(self, room: VideoRoom) -> None: ...
+
+
+class JitsiProvider:
+    """Rooms on a Jitsi Meet server: a room exists as soon as somebody opens its URL.
+
+    The name carries :data:`ROOM_BYTES` bytes from :mod:`secrets`, base32-encoded in lower
+    case (URL-safe, no padding), so that nobody can find a meeting by guessing its link.  The
+    meeting UID is deliberately not part of the name: the parent sees the UID.
+    """
+
+    name: ClassVar[str] = "jitsi"
+
+    def __init__(self, config: VideoConfig) -> None:
+        self.base_url = _base_url(config.base_url)
+
+    def create_room(self, meeting_uid: str) -> VideoRoom:
+        token = base64.b32encode(secrets.token_bytes(ROOM_BYTES)).decode("ascii")
+        room = ROOM_PREFIX + token.rstrip("=").lower()
+        return VideoRoom(url=f"{self.base_url}/{room}", label="Jitsi Meet")
+
+    def delete_room(self, room: VideoRoom) -> None:
+        """Nothing to do: a Jitsi room disappears when the last participant leaves."""
+
+
+class NoVideo:
+    """``provider = "none"``: meetings carry no video link."""
+
+    name: ClassVar[str] = "none"
+
+    def __init__(self, config: VideoConfig) -> None:
+        pass
+
+    def create_room(self, meeting_uid: str) -> None:
+        return None
+
+    def delete_room(self, room: VideoRoom) -> None:
+        pass
+
+
+class _PlugsInLater:
+    """A provider the config accepts but that is not implemented yet."""
+
+    name: ClassVar[str] = ""
+    how: ClassVar[str] = ""
+
+    def __init__(self, config: VideoConfig) -> None:
+        raise Unsupported(
+            f'video provider "{self.name}" is not available yet ({self.how}); '
+            'set [video] provider = "jitsi" or "none"'
+        )
+
+    def create_room(self, meeting_uid: str) -> VideoRoom:  # pragma: no cover - never built
+        raise NotImplementedError
+
+    def delete_room(self, room: VideoRoom) -> None:  # pragma: no cover - never built
+        raise NotImplementedError
+
+
+class TeamsProvider(_PlugsInLater):
+    name = "teams"
+    how = "Teams links will come from the Microsoft Graph calendar connector"
+
+
+class MeetProvider(_PlugsInLater):
+    name = "meet"
+    how = "Meet links will come from the Google calendar connector"
+
+
+class ZoomProvider(_PlugsInLater):
+    name = "zoom"
+    how = "Zoom needs its own API client"
+
+
+_REGISTRY: dict[str, Callable[[VideoConfig], VideoProvider]] = {
+    "jitsi": JitsiProvider,
+    "none": NoVideo,
+    "teams": TeamsProvider,
+    "meet": MeetProvider,
+    "zoom": ZoomProvider,
+}
+
+
+def register(name: str, factory: Callable[[VideoConfig], VideoProvider]) -> None:
+    """Make ``factory`` the provider for ``[video] provider = name``."""
+    _REGISTRY[name] = factory
+
+
+def provider_for(config: VideoConfig) -> VideoProvider:
+    """The provider that ``[video]`` names.
+
+    Raises:
+        ConfigError: the provider is unknown, or ``base_url`` is not an http(s) URL.
+        Unsupported: the provider is known but not available yet (teams, meet, zoom).
+    """
+    factory = _REGISTRY.get(config.provider)
+    if factory is None:
+        known = " | ".join(sorted(_REGISTRY))
+        raise ConfigError(
+            f"unknown video provider {config.provider!r} (choose {known})", "video.provider"
+        )
+    return factory(config)
+
+
+def _base_url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"must be an http(s) URL, got {raw!r}", "video.base_url")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"must not carry a query or fragment, got {raw!r}", "video.base_url")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"

@@ -1,0 +1,371 @@
+"""The booking life cycle through the command line, on real servers.
+
+Radicale holds the teachers' calendars, aiosmtpd receives what we send, Dovecot holds the
+replies for `mail fetch`.  Parents answer with messages shaped like the ones Outlook,
+Gmail, Apple Mail, Thunderbird and Proton send (:mod:`ptm_sync.demo.parents`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from icalendar import Calendar, Event
+
+from connectors.base import CalendarRef, Horizon
+from connectors.caldav import CalDAVConnector
+from ptm_sync.demo import parents
+from tests.support.caldav_servers import EmbeddedCalDAV, account_for
+from tests.support.mailservers import Mailbox, SmtpSink
+from tests.support.school import (
+    CONTACT,
+    ORGANIZER,
+    TZ,
+    VIDEO_BASE,
+    School,
+    calendar_part,
+    now_utc,
+    parse,
+    plain_body,
+    to_address,
+)
+
+pytestmark = [pytest.mark.radicale, pytest.mark.slow]
+
+
+@pytest.fixture
+def school(
+    tmp_path: Path, radicale_server: EmbeddedCalDAV, smtp_sink: Callable[..., SmtpSink]
+) -> Iterator[tuple[School, SmtpSink]]:
+    sink = smtp_sink(mode="plain")
+    s = School(tmp_path, radicale_server, sink.port)
+    s.setup()
+    yield s, sink
+
+
+def invitations(sink: SmtpSink) -> dict[str, bytes]:
+    """Invitations received by the sink, by meeting UID (the latest per UID)."""
+    found: dict[str, bytes] = {}
+    for mail in sink.received:
+        for part in parse(mail.raw).walk():
+            if part.get_content_type() == "text/calendar":
+                cal = calendar_part(mail.raw)
+                if str(cal.get("METHOD")) == "REQUEST":
+                    found[str(cal.events[0]["UID"])] = mail.raw
+                break
+    return found
+
+
+def teacher_events(server: EmbeddedCalDAV, calendar_url: str) -> list[Event]:
+    start = datetime.now(UTC) - timedelta(days=1)
+    connector = CalDAVConnector(account_for(server), TZ, Horizon(start, start + timedelta(days=60)))
+    try:
+        changes = connector.changes(CalendarRef("dav", calendar_url), None)
+    finally:
+        connector.close()
+    return [e for c in changes.changed for e in Calendar.from_ical(c.ics).events]
+
+
+def meeting_by_uid(school: School, uid: str) -> dict[str, Any]:
+    return next(m for m in school.meetings() if m["uid"] == uid)
+
+
+def test_invite_sends_a_notification_per_family_and_an_invitation_per_meeting(
+    school: tuple[School, SmtpSink],
+) -> None:
+    s, sink = school
+    out = s.run("invite").out
+    assert "proposed 6 meetings to 3 guardians" in out
+    meetings = s.meetings()
+    assert len(meetings) == 6 and {m["state"] for m in meetings} == {"proposed"}
+    invs = invitations(sink)
+    assert set(invs) == {m["uid"] for m in meetings}
+    notes = [
+        m
+        for m in sink.received
+        if not any(p.get_content_type() == "text/calendar" for p in parse(m.raw).walk())
+    ]
+    assert sorted(to_address(n.raw) for n in notes) == [
+        "maria@example.org",
+        "pat@example.net",
+        "sam@example.com",
+    ]
+    pat = next(n for n in notes if to_address(n.raw) == "pat@example.net")
+    body = plain_body(pat.raw)
+    assert CONTACT in body and "Accept" in body and "Spring conferences" in s.config.read_text()
+    assert body.count("Ada Lovelace") + body.count("Alan Turing") + body.count("Grace Hopper") == 3
+
+    # The shape of one invitation (DESIGN §4).
+    raw = invs[meetings[0]["uid"]]
+    msg = parse(raw)
+    assert msg.get_content_type() == "multipart/mixed"
+    types = [p.get_content_type() for p in msg.walk()]
+    assert types[:5] == [
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+        "text/calendar",
+    ]
+    assert "application/ics" in types
+    cal_part = next(p for p in msg.walk() if p.get_content_type() == "text/calendar")
+    assert cal_part.get_param("method") == "REQUEST"
+    cal = calendar_part(raw)
+    assert str(cal["METHOD"]) == "REQUEST" and cal.timezones
+    event = cal.events[0]
+    assert str(event["STATUS"]) == "TENTATIVE"
+    assert str(event["ORGANIZER"]).lower() == f"mailto:{ORGANIZER}"
+    attendee = event["ATTENDEE"]
+    assert attendee.params["RSVP"] == "TRUE" and attendee.params["PARTSTAT"] == "NEEDS-ACTION"
+    video = meetings[0]["video_url"]
+    assert video.startswith(VIDEO_BASE + "/") and len(video) > len(VIDEO_BASE) + 26
+    assert str(event["URL"]) == video
+    assert video in str(event["DESCRIPTION"]) and video in str(event["LOCATION"])
+    assert any(str(c.uri) == video for c in event.conferences)
+    assert abs(event.DTSTAMP - now_utc()) < timedelta(minutes=5)
+    assert event.start == datetime.fromisoformat(meetings[0]["start"])
+
+
+def test_invite_twice_proposes_nothing_twice_and_dry_run_changes_nothing(
+    school: tuple[School, SmtpSink],
+) -> None:
+    s, sink = school
+    plan = s.run("invite", "--dry-run").out
+    assert "6 meetings would be proposed" in plan and "nothing changed" in plan
+    assert s.meetings() == [] and sink.received == []
+    s.run("invite")
+    sent = len(sink.received)
+    second = s.run("invite").out
+    assert "proposed 0 meetings" in second
+    assert len(s.meetings()) == 6 and len(sink.received) == sent
+
+
+def test_a_familys_meetings_do_not_overlap_and_keep_the_gap(
+    school: tuple[School, SmtpSink],
+) -> None:
+    s, _ = school
+    s.run("invite")
+    pat = sorted(
+        (datetime.fromisoformat(m["start"]), datetime.fromisoformat(m["end"]))
+        for m in s.meetings()
+        if m["guardian"] == "pat@example.net"
+    )
+    assert len(pat) == 3
+    for (_, end), (start, _) in itertools.pairwise(pat):
+        assert start - end >= timedelta(minutes=5)
+
+
+@pytest.mark.parametrize("client", sorted(parents.CLIENTS))
+def test_accepting_confirms_writes_the_teachers_calendar_and_updates_the_parent(
+    school: tuple[School, SmtpSink], radicale_server: EmbeddedCalDAV, client: str
+) -> None:
+    s, sink = school
+    s.run("invite")
+    meeting = s.meetings(teacher="ada@lincoln.example.org")[0]
+    invitation = invitations(sink)[meeting["uid"]]
+    before = len(sink.received)
+
+    reply = parents.reply(client, invitation, "ACCEPTED", tz=TZ, now=now_utc())
+    assert s.run("mail", "deliver", stdin=reply).out.strip() == "applied (accepted)"
+    s.run("outbox", "flush")
+
+    confirmed = meeting_by_uid(s, meeting["uid"])
+    assert (confirmed["state"], confirmed["sequence"]) == ("confirmed", 1)
+    # The teacher's own calendar now holds the meeting, private, with the video link.
+    events = [
+        e
+        for e in teacher_events(radicale_server, s.calendars[meeting["teacher"]])
+        if str(e["UID"]) == meeting["uid"]
+    ]
+    assert len(events) == 1
+    event = events[0]
+    assert event.start == datetime.fromisoformat(meeting["start"])
+    assert str(event["CLASS"]) == "PRIVATE"
+    assert meeting["video_url"] in str(event["DESCRIPTION"])
+    assert str(event["SUMMARY"]).startswith("Conference: ")
+    for attendee in (
+        event.get("ATTENDEE", [])
+        if isinstance(event.get("ATTENDEE"), list)
+        else ([event["ATTENDEE"]] if "ATTENDEE" in event else [])
+    ):
+        assert attendee.params.get("SCHEDULE-AGENT") == "CLIENT"
+    # The parent received the confirming update: same UID, SEQUENCE + 1, CONFIRMED.
+    update = sink.received[before:]
+    assert len(update) == 1 and to_address(update[0].raw) == meeting["guardian"]
+    cal = calendar_part(update[0].raw)
+    ev = cal.events[0]
+    assert str(cal["METHOD"]) == "REQUEST" and str(ev["UID"]) == meeting["uid"]
+    assert (int(ev["SEQUENCE"]), str(ev["STATUS"])) == (1, "CONFIRMED")
+    assert meeting["video_url"] in str(ev["LOCATION"])
+    assert CONTACT in plain_body(update[0].raw)
+
+
+def test_declining_releases_the_slot(school: tuple[School, SmtpSink]) -> None:
+    s, sink = school
+    s.run("invite")
+    meeting = s.meetings(teacher="grace@lincoln.example.org")[0]
+    slot = {"teacher": meeting["teacher"], "start": meeting["start"]}
+    free = [
+        {"teacher": x["teacher"], "start": x["start"]}
+        for x in s.run("slots", "--format", "json").json()
+    ]
+    assert slot not in free
+    reply = parents.reply(
+        "gmail",
+        invitations(sink)[meeting["uid"]],
+        "DECLINED",
+        tz=TZ,
+        now=now_utc(),
+        comment="Sorry, we are away",
+    )
+    assert s.run("mail", "deliver", stdin=reply).out.strip() == "applied (declined)"
+    assert meeting_by_uid(s, meeting["uid"])["state"] == "declined"
+    free = [
+        {"teacher": x["teacher"], "start": x["start"]}
+        for x in s.run("slots", "--format", "json").json()
+    ]
+    assert slot in free
+    s.run("outbox", "flush")
+    assert "Declined" in str(parse(sink.received[-1].raw)["Subject"])
+
+
+def test_replies_are_fetched_over_imap_and_marked_only_after_commit(
+    tmp_path: Path,
+    radicale_server: EmbeddedCalDAV,
+    smtp_sink: Callable[..., SmtpSink],
+    mailbox: Mailbox,
+) -> None:
+    sink = smtp_sink(mode="plain")
+    imap = mailbox.config()
+    s = School(
+        tmp_path,
+        radicale_server,
+        sink.port,
+        imap={
+            "host": imap.host,
+            "port": imap.port,
+            "ssl": False,
+            "username": imap.username,
+            "password": imap.password.reveal() if imap.password else "",
+        },
+    )
+    s.setup()
+    s.run("invite")
+    meetings = s.meetings()
+    invs = invitations(sink)
+    uid_apple = mailbox.append(
+        parents.reply("apple", invs[meetings[0]["uid"]], "ACCEPTED", tz=TZ, now=now_utc())
+    )
+    uid_proton = mailbox.append(
+        parents.reply("proton", invs[meetings[1]["uid"]], "DECLINED", tz=TZ, now=now_utc())
+    )
+    out = s.run("mail", "fetch").out
+    assert "applied (accepted)" in out and "applied (declined)" in out
+    assert "2 messages processed" in out
+    states = {m["uid"]: m["state"] for m in s.meetings()}
+    assert states[meetings[0]["uid"]] == "confirmed"
+    assert states[meetings[1]["uid"]] == "declined"
+    for uid in (uid_apple, uid_proton):
+        assert "$PtmProcessed" in mailbox.flags(uid) and "\\Seen" not in mailbox.flags(uid)
+    assert "0 messages processed" in s.run("mail", "fetch").out
+
+
+def _forged(raw: bytes, old: str, new: str) -> bytes:
+    return raw.replace(old.encode(), new.encode())
+
+
+def test_what_cannot_be_used_goes_to_quarantine_and_changes_nothing(
+    school: tuple[School, SmtpSink],
+) -> None:
+    s, sink = school
+    s.run("invite")
+    meeting = s.meetings(teacher="alan@lincoln.example.org")[0]
+    invitation = invitations(sink)[meeting["uid"]]
+    accept = parents.reply("thunderbird", invitation, "ACCEPTED", tz=TZ, now=now_utc())
+    local, _, _domain = meeting["uid"].partition("@")
+    forged_uid = _forged(accept, local, local[:-3] + "aaa")
+    stranger = _forged(accept, f"<{meeting['guardian']}>", "<mallory@evil.example>")
+    no_calendar = (
+        b"From: Pat Johnson <pat@example.net>\r\nTo: "
+        + ORGANIZER.encode()
+        + b"\r\nSubject: Re: conferences\r\nMessage-ID: <plain-1@example.net>\r\n\r\n"
+        b"Can we meet on Thursday instead?\r\n"
+    )
+    # A calendar attachment cut short in transit: the VEVENT and VCALENDAR never end.
+    broken = (
+        b"From: "
+        + meeting["guardian"].encode()
+        + b"\r\nTo: "
+        + ORGANIZER.encode()
+        + b"\r\nSubject: Accepted\r\nMessage-ID: <cut-1@example.net>\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/calendar; charset=utf-8; method=REPLY\r\n\r\n"
+        b"BEGIN:VCALENDAR\r\nMETHOD:REPLY\r\nBEGIN:VEVENT\r\nUID:"
+        + meeting["uid"].encode()
+        + b"\r\nATTENDEE;PARTSTAT=ACCEPTED:mailto:"
+        + meeting["guardian"].encode()
+        + b"\r\n"
+    )
+    expected = {
+        "unknown-uid": forged_uid,
+        "sender-not-attendee": stranger,
+        "no-calendar-part": no_calendar,
+        "broken-icalendar": broken,
+    }
+    for reason, raw in expected.items():
+        assert s.run("mail", "deliver", stdin=raw).out.strip() == f"quarantined ({reason})"
+    listed = s.run("quarantine", "--format", "json").json()
+    assert sorted(q["reason"] for q in listed) == sorted(expected)
+    assert set(listed[0]) >= {"id", "received_at", "message_id", "sender", "reason"}
+    assert {m["state"] for m in s.meetings()} == {"proposed"}
+    assert s.run("quarantine").code == 0
+
+
+def test_the_same_reply_delivered_twice_is_processed_once(
+    school: tuple[School, SmtpSink],
+) -> None:
+    s, sink = school
+    s.run("invite")
+    meeting = s.meetings()[0]
+    reply = parents.reply(
+        "outlook", invitations(sink)[meeting["uid"]], "ACCEPTED", tz=TZ, now=now_utc()
+    )
+    assert s.run("mail", "deliver", stdin=reply).out.strip() == "applied (accepted)"
+    assert s.run("mail", "deliver", stdin=reply).out.strip() == "duplicate (already processed)"
+    assert meeting_by_uid(s, meeting["uid"])["sequence"] == 1
+
+
+def test_bounces_and_auto_replies_are_recorded_never_taken_for_replies(
+    school: tuple[School, SmtpSink],
+) -> None:
+    s, sink = school
+    s.run("invite")
+    meeting = s.meetings()[0]
+    invitation = invitations(sink)[meeting["uid"]]
+    bounce = (
+        b"From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n"
+        b"To: " + ORGANIZER.encode() + b"\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        b"Message-ID: <bounce-1@mx.example.net>\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nUser unknown\r\n"
+        b"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+        b"Final-Recipient: rfc822; "
+        + meeting["guardian"].encode()
+        + b"\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        b"--b\r\nContent-Type: message/rfc822\r\n\r\n" + invitation + b"\r\n--b--\r\n"
+    )
+    away = (
+        b"From: "
+        + meeting["guardian"].encode()
+        + b"\r\nTo: "
+        + ORGANIZER.encode()
+        + b"\r\nSubject: Out of office\r\nAuto-Submitted: auto-replied\r\n"
+        b"Message-ID: <away-1@example.net>\r\n\r\nI am away until Monday.\r\n"
+    )
+    assert s.run("mail", "deliver", stdin=bounce).out.strip().startswith("bounce")
+    assert s.run("mail", "deliver", stdin=away).out.strip().startswith("auto_reply")
+    assert s.run("quarantine", "--format", "json").json() == []
+    assert meeting_by_uid(s, meeting["uid"])["state"] == "proposed"

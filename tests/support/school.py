@@ -1,0 +1,210 @@
+"""A small school on the embedded servers, driven through the real command line.
+
+``School`` writes a config file, a roster and teachers' calendars (one calendar per teacher
+on the embedded Radicale), and runs ``ptm-sync`` as a user would: a subprocess with
+``--config``.  Tests of the booking life cycle build on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import io
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from icalendar import Calendar
+
+from tests.support.caldav_servers import EmbeddedCalDAV, make_calendar
+
+TZ = ZoneInfo("America/New_York")
+ORGANIZER = "conferences@lincoln.example.org"
+CONTACT = "office@lincoln.example.org"
+VIDEO_BASE = "https://meet.lincoln.example.org"
+
+TEACHERS = [
+    ("ada@lincoln.example.org", "Ada Lovelace", "101"),
+    ("alan@lincoln.example.org", "Alan Turing", "102"),
+    ("grace@lincoln.example.org", "Grace Hopper", "103"),
+]
+# student id, student name, guardian email, guardian name, teacher indexes
+FAMILIES = [
+    ("S1", "Mia Johnson", "pat@example.net", "Pat Johnson", [0, 1]),
+    ("S2", "Leo Johnson", "pat@example.net", "Pat Johnson", [2]),
+    ("S3", "Ava Smith", "sam@example.com", "Sam Smith", [0]),
+    ("S4", "Noah Garcia", "maria@example.org", "Maria Garcia", [1, 2]),
+]
+
+
+def evening(today: date | None = None) -> date:
+    """A weekday at least 10 days ahead, so every slot is in the future."""
+    day = (today or date.today()) + timedelta(days=10)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@dataclass
+class School:
+    folder: Path
+    caldav: EmbeddedCalDAV
+    smtp_port: int
+    imap: dict[str, Any] | None = None
+    day: date = field(default_factory=evening)
+    calendars: dict[str, str] = field(default_factory=dict)
+    extra_config: str = ""
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "ptm-sync.toml"
+
+    def write(self) -> None:
+        for email_, _, _ in TEACHERS:
+            if email_ not in self.calendars:
+                self.calendars[email_] = make_calendar(self.caldav)
+        lines = ["email,name,account,calendar,room"]
+        lines += [f"{e},{n},dav,{self.calendars[e]},{r}" for e, n, r in TEACHERS]
+        (self.folder / "teachers.csv").write_text("\n".join(lines) + "\n")
+        rows = ["student_id,student_name,guardian_email,guardian_name,teacher_email"]
+        for sid, student, g_email, g_name, teachers in FAMILIES:
+            rows += [f"{sid},{student},{g_email},{g_name},{TEACHERS[i][0]}" for i in teachers]
+        (self.folder / "families.csv").write_text("\n".join(rows) + "\n")
+        imap = ""
+        if self.imap:
+            imap = "[mail.imap]\n" + "".join(
+                f"{k} = {json.dumps(v)}\n" for k, v in self.imap.items()
+            )
+        self.config.write_text(
+            f"""
+[school]
+name = "Lincoln High School"
+timezone = "{TZ.key}"
+contact = "{CONTACT}"
+
+[database]
+url = "sqlite:///ptm.db"
+
+[mail]
+organizer = "{ORGANIZER}"
+
+[mail.smtp]
+host = "127.0.0.1"
+port = {self.smtp_port}
+
+{imap}
+[video]
+provider = "jitsi"
+base_url = "{VIDEO_BASE}"
+
+[[accounts]]
+id = "dav"
+type = "caldav"
+url = "{self.caldav.url}"
+username = "{self.caldav.username}"
+password = "{self.caldav.password or ""}"
+
+[[periods]]
+id = "spring"
+title = "Spring conferences"
+slot_minutes = 15
+gap_minutes = 5
+hold_hours = 48
+windows = ["{self.day}T15:00/17:00"]
+{self.extra_config}
+"""
+        )
+
+    def run(
+        self, *args: str, stdin: bytes | None = None, check: bool = True, fast: bool = False
+    ) -> Run:
+        """``ptm-sync --config ... ARGS`` in a subprocess; ``fast``: the same entry point
+        called in this process (for set-up steps, to keep the suite quick)."""
+        if fast:
+            return self._run_here(args, stdin, check)
+        proc = subprocess.run(
+            [sys.executable, "-m", "ptm_sync", "--config", str(self.config), *args],
+            input=stdin,
+            capture_output=True,
+            timeout=120,
+        )
+        result = Run(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+        if check:
+            assert result.code == 0, f"ptm-sync {' '.join(args)} failed:\n{result.err}"
+        return result
+
+    def _run_here(self, args: tuple[str, ...], stdin: bytes | None, check: bool) -> Run:
+        from ptm_sync.cli import main
+
+        out, err = io.StringIO(), io.StringIO()
+        saved = sys.stdin
+        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin or b""))
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(["--config", str(self.config), *args])
+        finally:
+            sys.stdin = saved
+        result = Run(code, out.getvalue(), err.getvalue())
+        if check:
+            assert result.code == 0, f"ptm-sync {' '.join(args)} failed:\n{result.err}"
+        return result
+
+    def setup(self) -> None:
+        """Roster imported, calendars synced: ready to invite."""
+        self.write()
+        teachers, families = self.folder / "teachers.csv", self.folder / "families.csv"
+        self.run("roster", "import", str(teachers), str(families), fast=True)
+        self.run("sync", fast=True)
+
+    def meetings(self, **filters: str) -> list[dict[str, Any]]:
+        args = ["meetings", "--format", "json"]
+        for key, value in filters.items():
+            args += [f"--{key}", value]
+        data: list[dict[str, Any]] = self.run(*args, fast=True).json()
+        return data
+
+
+def parse(raw: bytes) -> EmailMessage:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def plain_body(raw: bytes) -> str:
+    body = parse(raw).get_body(("plain",))
+    assert body is not None
+    return str(body.get_content())
+
+
+def calendar_part(raw: bytes, content_type: str = "text/calendar") -> Calendar:
+    for part in parse(raw).walk():
+        if part.get_content_type() == content_type:
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return Calendar.from_ical(payload)
+    raise AssertionError(f"no {content_type} part")
+
+
+def to_address(raw: bytes) -> str:
+    return email.utils.parseaddr(str(parse(raw)["To"]))[1].lower()
+
+
+def now_utc() -> datetime:
+    return datetime.now(ZoneInfo("UTC"))
