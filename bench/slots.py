@@ -7,6 +7,12 @@ events as iCalendar text (one VCALENDAR per teacher), which any sync must do any
 events are written with UTC times and no VTIMEZONE, the cheapest text there is to parse,
 so the floor is low and the ratio errs against us.  Target: <= 0.25.
 
+``requests_per_idle_sync``: teachers' calendars on an embedded Radicale (with password
+authentication, as a school's server has), a full sync pass, then a second pass in which
+nothing changed, run with freshly opened connectors as a new ``ptm-sync sync`` process
+would.  A WSGI middleware in front of Radicale counts what the server receives; the figure
+is the requests of the idle pass per calendar.  Target: <= 1.0.
+
 Run from the repository root: ``.venv/bin/python bench/slots.py [--quick]``.
 """
 
@@ -14,8 +20,12 @@ from __future__ import annotations
 
 import argparse
 import random
+import tempfile
+import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -120,5 +130,115 @@ def slots_over_parse(options: argparse.Namespace) -> Figure:
     return Figure("slots_over_parse", ours / floor, "<=", 0.25)
 
 
+class RequestCounter:
+    """WSGI middleware: counts the requests the wrapped application receives."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        with self._lock:
+            self.count += 1
+        return self.app(environ, start_response)
+
+
+def busy_event(uid: str, start: datetime) -> str:
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//ptm-sync//bench//EN\r\n"
+        f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20270301T120000Z\r\n"
+        f"DTSTART:{start:%Y%m%dT%H%M%SZ}\r\n"
+        f"DTEND:{start + timedelta(minutes=45):%Y%m%dT%H%M%SZ}\r\n"
+        "SUMMARY:Busy\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+def requests_per_idle_sync(options: argparse.Namespace) -> Figure:
+    from caldav.davclient import DAVClient
+
+    from ptm_sync import config as config_mod
+    from ptm_sync.embedded import start_radicale
+    from ptm_sync.store import Database, Teacher
+    from ptm_sync.sync import opened, sync
+
+    teachers = 20 if options.quick else 200
+    events = 5
+    rng = random.Random(SEED)
+    with tempfile.TemporaryDirectory(prefix="ptm-bench-") as tmp:
+        folder = Path(tmp)
+        (folder / "users").write_text("bench:bench-secret\n", encoding="utf-8")
+        counter: RequestCounter | None = None
+
+        def count(app: Any) -> RequestCounter:
+            nonlocal counter
+            counter = RequestCounter(app)
+            return counter
+
+        radicale = start_radicale(folder / "radicale", htpasswd=folder / "users", wrap=count)
+        assert counter is not None
+        try:
+            say(
+                f"requests_per_idle_sync: {teachers} calendars x {events} events "
+                f"on Radicale at {radicale.url}"
+            )
+            client = DAVClient(radicale.url, username="bench", password="bench-secret")
+            for n in range(teachers):
+                calendar = client.principal().make_calendar(cal_id=f"teacher-{n}")
+                for i in range(events):
+                    start = local(rng.choice(EVENINGS), time(14)) + timedelta(minutes=15 * i)
+                    calendar.save_event(busy_event(f"t{n}-e{i}@bench", start))
+            client.close()
+            config = config_mod.parse(
+                f"""
+[school]
+name = "Bench High"
+timezone = "{ZONE.key}"
+contact = "office@bench.example.org"
+[database]
+url = "sqlite:///{folder / "bench.db"}"
+[[accounts]]
+id = "dav"
+type = "caldav"
+url = "{radicale.url}"
+username = "bench"
+password = "bench-secret"
+[[periods]]
+id = "bench"
+title = "Bench"
+windows = [{", ".join(f'"{d}T15:00/20:00"' for d in EVENINGS)}]
+"""
+            )
+            db = Database(config.database.url)
+            db.migrate()
+            with db.write() as session:
+                for n in range(teachers):
+                    session.add(
+                        Teacher(
+                            email=f"t{n}@bench.example.org",
+                            name=f"Teacher {n}",
+                            key=f"t{n}",
+                            account="dav",
+                            calendar=f"/bench/teacher-{n}/",
+                        )
+                    )
+            now = datetime.now(UTC)
+            passes = []
+            for _ in range(2):  # full, then idle; each with fresh connectors (a new process)
+                before = counter.count
+                with opened(config) as connectors:
+                    results = sync(db, config, connectors, now=now)
+                failed = [r for r in results if r.error]
+                assert not failed, failed[0].error
+                passes.append(counter.count - before)
+            db.dispose()
+        finally:
+            radicale.stop()
+    full, idle = passes
+    say(f"  full sync pass: {full:6d} requests  ({full / teachers:.2f} per calendar)")
+    say(f"  idle sync pass: {idle:6d} requests  ({idle / teachers:.2f} per calendar)")
+    return Figure("requests_per_idle_sync", idle / teachers, "<=", 1.0)
+
+
 if __name__ == "__main__":
-    raise SystemExit(run(__doc__, [slots_over_parse]))
+    raise SystemExit(run(__doc__, [slots_over_parse, requests_per_idle_sync]))

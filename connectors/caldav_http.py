@@ -66,7 +66,13 @@ class Reply:
 
 
 class DavTransport:
-    """One authenticated HTTP session to a CalDAV account (auth negotiated on first 401)."""
+    """One authenticated HTTP session to a CalDAV account.
+
+    With a user name and password, Basic credentials go with the very first request
+    (RFC 7617 allows sending them unprompted), so a fresh process does not pay a 401
+    round trip and an idle sync pass stays at one request per calendar.  A server that
+    refuses them once gets a second chance to name its scheme (Digest) in a challenge.
+    """
 
     def __init__(
         self,
@@ -78,11 +84,14 @@ class DavTransport:
         timeout: int = TIMEOUT_SECONDS,
     ) -> None:
         self.url = url
+        #: Basic credentials are sent unprompted until the server refuses them once.
+        self._preemptive = bool(username) and password is not None
         try:
             self._client = DAVClient(
                 url=url,
                 username=username or None,
                 password=password,
+                auth_type="basic" if self._preemptive else None,
                 ssl_verify_cert=verify_tls,
                 timeout=timeout,
                 enable_rfc6764=False,
@@ -102,7 +111,7 @@ class DavTransport:
         what = f"{method} {url}"
         text = body.decode("utf-8") if isinstance(body, bytes) else body  # sent as UTF-8
         try:
-            response = self._client.request(url, method, text, dict(headers or {}))
+            response = self._send(url, method, text, headers)
         except dav_error.RateLimitError as exc:
             raise Unavailable(
                 f"{what}: the server asks us to slow down (HTTP {exc.status})",
@@ -134,6 +143,19 @@ class DavTransport:
         )
         log.debug("%s -> %s", what, reply.status)
         return reply
+
+    def _send(self, url: str, method: str, text: str, headers: Mapping[str, str] | None) -> Any:
+        try:
+            return self._client.request(url, method, text, dict(headers or {}))
+        except dav_error.AuthorizationError as exc:
+            if not (self._preemptive and exc.status == 401):
+                raise
+        # Unprompted Basic was refused: forget it and let the client negotiate the scheme
+        # the server's challenge names (RFC 7235 §4.1), as on a first contact.
+        self._preemptive = False
+        self._client.auth = None
+        self._client.auth_type = None
+        return self._client.request(url, method, text, dict(headers or {}))
 
     def close(self) -> None:
         with contextlib.suppress(*_NETWORK_ERRORS):  # a broken session is closed anyway

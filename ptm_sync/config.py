@@ -48,6 +48,7 @@ class Secret:
     value: str | None = None
     env: str | None = None
     file: Path | None = None
+    origin: str | None = None  # the config file that names it, for error messages
 
     def __repr__(self) -> str:
         return f"Secret({self.key})"
@@ -67,16 +68,18 @@ class Secret:
         if self.env:
             found = os.environ.get(self.env)
             if found is None:
-                raise ConfigError(f"environment variable {self.env} is not set", f"{self.key}_env")
+                raise ConfigError(
+                    f"environment variable {self.env} is not set", f"{self.key}_env", self.origin
+                )
             return found
         if self.file:
             try:
                 return self.file.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ConfigError(
-                    f"cannot read {self.file}: {exc.strerror}", f"{self.key}_file"
+                    f"cannot read {self.file}: {exc.strerror}", f"{self.key}_file", self.origin
                 ) from None
-        raise ConfigError("no value given", self.key)
+        raise ConfigError("no value given", self.key, self.origin)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -240,9 +243,10 @@ T = TypeVar("T")
 
 
 class _Loader:
-    def __init__(self, base_dir: Path, tz: ZoneInfo | None) -> None:
+    def __init__(self, base_dir: Path, tz: ZoneInfo | None, origin: str | None = None) -> None:
         self.base_dir = base_dir
         self.tz = tz
+        self.origin = origin
 
     def section(self, cls: type[T], table: Any, key: str) -> T:
         if not isinstance(table, Mapping):
@@ -285,10 +289,10 @@ class _Loader:
         if not isinstance(raw, str):
             raise ConfigError(f"must be a string, got {_kind(raw)}", _join(dotted, "")[:-1])
         if given[0].endswith("_env"):
-            return Secret(key=dotted, env=raw)
+            return Secret(key=dotted, env=raw, origin=self.origin)
         if given[0].endswith("_file"):
-            return Secret(key=dotted, file=self.path(raw))
-        return Secret(key=dotted, value=raw)
+            return Secret(key=dotted, file=self.path(raw), origin=self.origin)
+        return Secret(key=dotted, value=raw, origin=self.origin)
 
     def path(self, raw: str) -> Path:
         p = Path(raw).expanduser()
@@ -497,7 +501,7 @@ def parse(text: str, path: Path | None = None) -> Config:
             tz = _zone(school["timezone"], "school.timezone")
         except ConfigError as exc:
             raise ConfigError(str(exc), path=where) from None
-    loader = _Loader(base_dir, tz)
+    loader = _Loader(base_dir, tz, where)
     try:
         config = loader.section(Config, data, "")
         config = dataclasses.replace(

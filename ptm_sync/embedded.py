@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -58,8 +59,17 @@ def serve_wsgi(app: Any, name: str, host: str = "127.0.0.1", port: int = 0) -> E
     return EmbeddedServer(f"http://{host}:{httpd.server_port}/", httpd, thread)
 
 
-def start_radicale(folder: Path, *, htpasswd: Path | None = None) -> EmbeddedServer:
-    """Radicale storing into ``folder``; without ``htpasswd`` any user name is accepted."""
+def start_radicale(
+    folder: Path,
+    *,
+    htpasswd: Path | None = None,
+    wrap: Callable[[Any], Any] | None = None,
+) -> EmbeddedServer:
+    """Radicale storing into ``folder``; without ``htpasswd`` any user name is accepted.
+
+    ``wrap`` receives the WSGI application and returns the one to serve (a middleware,
+    e.g. the benchmark's request counter).
+    """
     try:
         import radicale
         from radicale import config as radicale_config
@@ -84,8 +94,8 @@ def start_radicale(folder: Path, *, htpasswd: Path | None = None) -> EmbeddedSer
         "ptm-sync embedded",
         privileged=True,
     )
-    app = radicale.Application(configuration)
-    return serve_wsgi(app, "radicale")
+    app: Any = radicale.Application(configuration)
+    return serve_wsgi(wrap(app) if wrap else app, "radicale")
 
 
 @dataclass

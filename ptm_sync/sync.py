@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from connectors.base import CalendarConnector, CalendarRef, ChangeSet, Horizon, open_connector
 from ptm_sync import busy as busy_mod
 from ptm_sync.config import Config
-from ptm_sync.errors import NotFoundError, PtmError, SyncTokenInvalid
+from ptm_sync.errors import ConfigError, NotFoundError, PtmError, SyncTokenInvalid
 from ptm_sync.model import Busy
 from ptm_sync.periods import ensure_periods, horizon
 from ptm_sync.store import BusyTime, Calendar, CalendarEvent, Database, Teacher
@@ -96,6 +96,16 @@ def sync(
         teachers = list(session.scalars(query))
     if teacher_email and not teachers:
         raise NotFoundError(f"no teacher {teacher_email!r} in the roster")
+    known = {a.id for a in config.accounts}
+    for account_id in sorted({t.account for t in teachers} & known):
+        # Open each account first: a secret that cannot be read (an unset *_env) is a
+        # configuration error that stops the pass with one line, not one failure per teacher.
+        try:
+            connectors.get(account_id)
+        except ConfigError:
+            raise
+        except PtmError:
+            pass  # reported for each of the account's teachers below
     results = []
     for teacher in teachers:
         try:

@@ -41,6 +41,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from ptm_sync.checks import run_checks
+
     app = App.from_args(args)
     problems: list[str] = []
     try:
@@ -49,11 +51,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         problems.append(f"database: {exc}")
     except Exception as exc:  # noqa: BLE001 - report, do not crash
         problems.append(f"database: {exc}")
-    from ptm_sync.checks import run_checks
-
-    problems += run_checks(app)
+    report = run_checks(app, roster=not problems)
+    problems += report.problems
     for line in problems:
         print(line)
+    for note in report.notes:
+        print(f"note: {note}")
     if problems:
         return 1
     print("ok: configuration, database and every configured service answer")

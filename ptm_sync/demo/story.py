@@ -202,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
         show_teacher_calendars(radicale, paths)
         _run(config, "meetings")
         _run(config, "matrix")
-        serve(config, once=args.once)
+        # Without --dir, --once removes the folder at the end: nothing left to try then.
+        serve(config, once=args.once, kept=bool(args.dir) or not args.once)
     finally:
         sink.stop()
         radicale.stop()
@@ -211,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve(config_path: Path, *, once: bool) -> None:
+def serve(config_path: Path, *, once: bool, kept: bool = True) -> None:
     from ptm_sync import config as config_mod
     from ptm_sync.app import App
     from ptm_sync.daemon import Daemon
@@ -223,7 +224,8 @@ def serve(config_path: Path, *, once: bool) -> None:
     _say(f"\nPublished page:  {url}/periods/{period}")
     _say(f"Slots as JSON:   {url}/periods/{period}/slots.json")
     _say(f"Health:          {url}/healthz")
-    _say(f"Try it yourself: .venv/bin/ptm-sync --config {config_path} meetings")
+    if kept:
+        _say(f"Try it yourself: .venv/bin/ptm-sync --config {config_path} meetings")
     try:
         if once:
             daemon.sync_job()

@@ -29,6 +29,13 @@ class WebServer:
             server_version = "ptm-sync"
 
             def do_GET(self) -> None:
+                self._respond(with_body=True)
+
+            def do_HEAD(self) -> None:
+                # RFC 9110 §9.3.2: the headers a GET would send, and no content.
+                self._respond(with_body=False)
+
+            def _respond(self, *, with_body: bool) -> None:
                 try:
                     response = site.handle(self.path)
                 except Exception:
@@ -41,10 +48,8 @@ class WebServer:
                 self.send_header("Cache-Control", f"public, max-age={response.cache_seconds}")
                 self.send_header("X-Content-Type-Options", "nosniff")
                 self.end_headers()
-                self.wfile.write(response.body)
-
-            def do_HEAD(self) -> None:
-                self.do_GET()
+                if with_body:
+                    self.wfile.write(response.body)
 
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("%s %s", self.address_string(), format % args)

@@ -194,6 +194,22 @@ def test_idle_pass_makes_one_request(
     assert len(log) == 1
 
 
+def test_a_fresh_connector_sends_credentials_up_front_so_its_idle_pass_is_one_request(
+    caldav_server: EmbeddedCalDAV, caldav_account: AccountConfig, calendar: CalendarRef
+) -> None:
+    """A `ptm-sync sync` from cron is a new process: no 401 round trip before each pass."""
+    put_ics(caldav_server, calendar.calendar, simple_event("quiet"))
+    first = CalDAVConnector(caldav_account, SCHOOL_TZ, HORIZON)
+    token = first.changes(calendar, None).token
+    first.close()
+    fresh = CalDAVConnector(caldav_account, SCHOOL_TZ, HORIZON)
+    with caldav_server.requests.recording() as log:
+        changes = fresh.changes(calendar, token)
+    fresh.close()
+    assert changes.changed == () and changes.token == token
+    assert len(log) == 1, log
+
+
 def test_a_token_the_server_no_longer_knows_raises_sync_token_invalid(
     connector: CalDAVConnector, calendar: CalendarRef
 ) -> None:
