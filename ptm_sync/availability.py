@@ -20,7 +20,7 @@ from ptm_sync.config import Config, PeriodConfig
 from ptm_sync.errors import NotFoundError
 from ptm_sync.model import Interval, MeetingState, SlotStatus
 from ptm_sync.periods import period_span
-from ptm_sync.store import BusyTime, CalendarEvent, Meeting, Teacher
+from ptm_sync.store import BusyTime, Calendar, CalendarEvent, Meeting, Teacher
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +105,18 @@ def teacher_times(
     )
     for teacher_id, b_start, b_end in rows:
         busy[teacher_id].append(Interval(b_start, b_end))
+    # A calendar never read successfully says nothing about the teacher: offering the whole
+    # evening could book them over anything, so they count as busy until a sync succeeds.
+    synced = set(
+        session.scalars(
+            select(Calendar.teacher_id).where(
+                Calendar.teacher_id.in_(ids), Calendar.synced_at.is_not(None)
+            )
+        )
+    )
+    for teacher_id in ids:
+        if teacher_id not in synced:
+            busy[teacher_id] = [Interval(start, end)]
     meetings = session.execute(
         select(Meeting.teacher_id, Meeting.start, Meeting.end, Meeting.state).where(
             Meeting.teacher_id.in_(ids),
