@@ -150,12 +150,8 @@ def roster(calendars: Mapping[str, str] | None = None) -> Roster:
             for e, n, r in TEACHERS
         ),
         students=tuple(RosterStudent(sid, name) for sid, name, *_ in FAMILIES),
-        guardians=tuple(
-            {g: RosterGuardian(g, gname) for _, _, g, gname, _ in FAMILIES}.values()
-        ),
-        links=tuple(
-            RosterLink(g, sid, t) for sid, _, g, _, teachers in FAMILIES for t in teachers
-        ),
+        guardians=tuple({g: RosterGuardian(g, gname) for _, _, g, gname, _ in FAMILIES}.values()),
+        links=tuple(RosterLink(g, sid, t) for sid, _, g, _, teachers in FAMILIES for t in teachers),
     )
 
 
@@ -284,9 +280,9 @@ class SeededSchool:
         t = session.scalars(select(Teacher).where(Teacher.email == teacher)).one()
         g = session.scalars(select(Guardian).where(Guardian.email == guardian)).one()
         if students is None:
-            students = [
-                sid for sid, _, gm, _, ts in FAMILIES if gm == guardian and teacher in ts
-            ][:1]
+            students = [sid for sid, _, gm, _, ts in FAMILIES if gm == guardian and teacher in ts][
+                :1
+            ]
         found = list(session.scalars(select(Student).where(Student.student_id.in_(students))))
         return self.booking(now).propose(
             session, period=period, teacher=t, guardian=g, students=found, slot=interval
@@ -369,8 +365,16 @@ class SeededSchool:
         return process(self.db, self.config, raw, now=self.now + at, video=self.video)
 
 
-def refresh_message(meeting: Meeting, sender: str, *, now: datetime, to: str = ORGANIZER) -> bytes:
-    """A METHOD:REFRESH (RFC 5546 §3.2.6) from ``sender`` asking for the meeting again."""
+def refresh_message(
+    meeting: Meeting,
+    sender: str,
+    *,
+    now: datetime,
+    to: str = ORGANIZER,
+    attendee: str | None = None,
+) -> bytes:
+    """A METHOD:REFRESH (RFC 5546 §3.2.6) from ``sender`` (as ``attendee``, default the
+    sender) asking for the meeting again."""
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     cal = "\r\n".join(
         [
@@ -382,7 +386,7 @@ def refresh_message(meeting: Meeting, sender: str, *, now: datetime, to: str = O
             f"UID:{meeting.uid}",
             f"DTSTAMP:{stamp}",
             f"ORGANIZER:mailto:{to}",
-            f"ATTENDEE:mailto:{sender}",
+            f"ATTENDEE:mailto:{attendee or sender}",
             "END:VEVENT",
             "END:VCALENDAR",
             "",
