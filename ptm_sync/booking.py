@@ -219,10 +219,12 @@ class Booking:
             MeetingState.PROPOSED: STATUS.TENTATIVE,
             MeetingState.CONFIRMED: STATUS.CONFIRMED,
         }.get(MeetingState(meeting.state))
-        if status is None:
-            self._send_cancel(session, meeting, f"this meeting is {meeting.state}")
-            return
+        # A kind of its own per REFRESH: the Message-ID (the outbox key) must differ from
+        # the first REQUEST or CANCEL of this SEQUENCE, or the outbox keeps the old row.
         kind = f"refresh-{self.now:%Y%m%dT%H%M%S}"
+        if status is None:
+            self._send_cancel(session, meeting, f"this meeting is {meeting.state}", kind=kind)
+            return
         self._send_request(session, meeting, status, kind=kind)
 
     def record_partstat(
@@ -331,7 +333,9 @@ class Booking:
         cal = itip.build_request(inv, self.tz)
         self._email(session, meeting, parties, kind, text, cal, "REQUEST")
 
-    def _send_cancel(self, session: Session, meeting: Meeting, reason: str) -> None:
+    def _send_cancel(
+        self, session: Session, meeting: Meeting, reason: str, kind: str = "cancel"
+    ) -> None:
         parties = self.parties(session, meeting)
         inv = self.invitation(session, meeting, STATUS.CANCELLED, parties)
         text = messages.cancellation(
@@ -343,7 +347,7 @@ class Booking:
             reason=reason,
         )
         cal = itip.build_cancel(inv, self.tz)
-        self._email(session, meeting, parties, "cancel", text, cal, "CANCEL")
+        self._email(session, meeting, parties, kind, text, cal, "CANCEL")
 
     def _send_plain(self, session: Session, meeting: Meeting, kind: str) -> None:
         parties = self.parties(session, meeting)
