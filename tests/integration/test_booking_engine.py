@@ -29,6 +29,7 @@ from tests.support.booking import (
     SAM,
     VIDEO_BASE,
     SeededSchool,
+    race,
     refresh_message,
 )
 
@@ -476,3 +477,25 @@ def test_expiry_ends_unanswered_proposals_frees_their_slots_and_tells_the_parent
     assert _count(school.db, MeetingHistory, meeting_id=unanswered.id) == 2
     # Running it again finds nothing more to do.
     assert expire_holds(school.db, school.config, now=later, video=school.video) == 0
+
+
+def test_expiry_racing_an_accept_ends_in_one_consistent_state(school: SeededSchool) -> None:
+    meeting = school.propose(ADA, PAT, slot=0)
+    after_hold = timedelta(hours=48, minutes=1)
+    accept = school.reply(meeting, "ACCEPTED", at=timedelta(hours=47))
+
+    expired, outcome = race(
+        [
+            lambda: expire_holds(
+                school.db, school.config, now=NOW + after_hold, video=school.video
+            ),
+            lambda: school.deliver(accept, at=after_hold),
+        ]
+    )
+
+    state = school.meeting(meeting.id).state
+    if outcome.outcome == APPLIED:  # the answer came first: it stands
+        assert (expired, state) == (0, "confirmed")
+    else:  # the deadline came first
+        assert (expired, outcome.reason, state) == (1, "meeting-expired", "expired")
+    assert len(school.history(meeting.id)) == 2

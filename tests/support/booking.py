@@ -19,11 +19,12 @@ import base64
 import email
 import email.policy
 import json
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event
@@ -398,3 +399,72 @@ def refresh_message(
         "Content-Type: text/calendar; charset=utf-8; method=REFRESH\r\n\r\n"
     )
     return (head + cal).encode()
+
+
+def handmade_reply(
+    uid: str,
+    attendee: str,
+    partstat: str,
+    *,
+    now: datetime,
+    sender: str | None = None,
+    sequence: int = 0,
+    to: str = ORGANIZER,
+) -> bytes:
+    """A bare METHOD:REPLY in one 7-bit text/calendar part, for UIDs no invitation carried."""
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    cal = "\r\n".join(
+        [
+            "BEGIN:VCALENDAR",
+            "PRODID:-//Example//Client//EN",
+            "VERSION:2.0",
+            "METHOD:REPLY",
+            "BEGIN:VEVENT",
+            f"UID:{uid}",
+            f"DTSTAMP:{stamp}",
+            f"SEQUENCE:{sequence}",
+            f"ORGANIZER:mailto:{to}",
+            f"ATTENDEE;PARTSTAT={partstat}:mailto:{attendee}",
+            "END:VEVENT",
+            "END:VCALENDAR",
+            "",
+        ]
+    )
+    head = (
+        f"From: {sender or attendee}\r\nTo: {to}\r\nSubject: {partstat.title()}\r\n"
+        f"Message-ID: <reply-{stamp}-{abs(hash(uid))}@example.net>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/calendar; charset=utf-8; method=REPLY\r\n\r\n"
+    )
+    return (head + cal).encode()
+
+
+T = TypeVar("T")
+
+
+def race(jobs: Sequence[Callable[[], T]]) -> list[T]:
+    """Run ``jobs`` in threads that start together; their results in order.
+
+    An exception in any job is raised here, in the test's thread.
+    """
+    barrier = threading.Barrier(len(jobs))
+    results: list[Any] = [None] * len(jobs)
+    done = [False] * len(jobs)
+
+    def work(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = jobs[i]()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            results[i] = exc
+        done[i] = True
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert all(done), "a job did not finish within a minute"
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
