@@ -131,7 +131,11 @@ def _decide(
     secret = signing_secret(session)
     if not trust.uid_is_ours(secret, msg.uid):
         raise Unusable("unknown-uid", "UID not issued by this service")
-    meeting = session.scalars(select(Meeting).where(Meeting.uid == msg.uid)).one_or_none()
+    # FOR UPDATE: on PostgreSQL two workers with two answers for one meeting must take turns,
+    # or both read "proposed" and both confirm (SQLite's BEGIN IMMEDIATE serialises anyway).
+    meeting = session.scalars(
+        select(Meeting).where(Meeting.uid == msg.uid).with_for_update()
+    ).one_or_none()
     if meeting is None:
         raise Unusable("unknown-uid", "no meeting with this UID")
     mail = config.mail
