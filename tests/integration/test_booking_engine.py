@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ptm_sync import outbox, trust
 from ptm_sync.booking import signing_secret
+from ptm_sync.errors import BookingRefused
 from ptm_sync.inbound import APPLIED, DUPLICATE, QUARANTINED, STALE
 from ptm_sync.invite import invite, needs
 from ptm_sync.model import Actor, Interval
@@ -135,6 +136,25 @@ def test_invite_proposes_each_need_once_and_notifies_each_family(school: SeededS
     assert again.proposed == [] and again.notified == 0
     notes = [e for e in school.emails() if e.method is None]
     assert sorted(n.to[0] for n in notes) == [PAT, SAM]
+    body = notes[0].message.get_body(("plain",))
+    assert body is not None
+    assert "on Monday 12 April, Friday 16 April:" in str(body.get_content())  # in date order
+
+
+def test_nothing_is_proposed_once_booking_has_closed(school: SeededSchool) -> None:
+    period = school.period("open-day")
+    closes = period.booking_closes
+    assert closes is not None
+    with pytest.raises(BookingRefused, match="closed"):
+        school.propose(ALAN, SAM, slot=0, period_id="open-day", students=["S3"], now=closes)
+    with pytest.raises(BookingRefused, match="closed"):
+        invite(school.db, school.config, period, now=closes, video=school.video)
+    assert _count(school.db, Meeting) == 0
+    # Just before the deadline a proposal holds its slot only until the deadline.
+    last_minute = school.propose(
+        ALAN, SAM, slot=0, period_id="open-day", students=["S3"], now=closes - timedelta(hours=1)
+    )
+    assert last_minute.hold_until == closes
 
 
 # --- confirm ------------------------------------------------------------------------------

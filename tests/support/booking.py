@@ -71,7 +71,7 @@ FAMILIES = [
     ("S3", "Ava Smith", SAM, "Sam Smith", [ADA]),
 ]
 
-#: "spring": video meetings, no deadline.  "open-day": in person, booking closes a day
+#: "spring": video meetings on a Monday and a Friday, no deadline.  "open-day": in person, booking closes a day
 #: after NOW, so its holds are capped (hold_hours is 48).
 PERIODS = """
 [[periods]]
@@ -81,7 +81,7 @@ slot_minutes = 15
 gap_minutes = 5
 hold_hours = 48
 format = "video"
-windows = ["2027-04-12T15:00/17:00"]
+windows = ["2027-04-12T15:00/17:00", "2027-04-16T15:00/16:00"]
 
 [[periods]]
 id = "open-day"
