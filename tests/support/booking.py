@@ -71,8 +71,8 @@ FAMILIES = [
     ("S3", "Ava Smith", SAM, "Sam Smith", [ADA]),
 ]
 
-#: "spring": video meetings on a Monday and a Friday, no deadline.  "open-day": in person, booking closes a day
-#: after NOW, so its holds are capped (hold_hours is 48).
+#: "spring": video meetings on a Monday and a Friday, no deadline.  "open-day": in person,
+#: booking closes a day after NOW, so its holds are capped (hold_hours is 48).
 PERIODS = """
 [[periods]]
 id = "spring"
