@@ -12,7 +12,7 @@ import base64
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -106,8 +106,10 @@ class Booking:
         """A new meeting that holds ``slot`` until the hold deadline; sends the invitation.
 
         Raises IntegrityError (at flush) when another active meeting holds the slot: the
-        database, not this code, is what makes a double booking impossible.
+        database, not this code, is what makes a double booking impossible.  Raises
+        BookingRefused once the period's booking has closed.
         """
+        require_open(period, self.now, self.tz)
         domain = self.mail.organizer.rsplit("@", 1)[1]
         uid = trust.make_uid(signing_secret(session), secrets.token_hex(12), domain)
         hold = self.now + timedelta(hours=period.hold_hours)
@@ -423,7 +425,8 @@ class Booking:
     ) -> None:
         """The one notification email per family and period (purpose, dates, how, contact)."""
         facts = [self.facts(self.parties(session, m), m) for m in meetings]
-        dates = sorted({w.start.astimezone(self.tz).strftime("%A %d %B") for w in period.windows})
+        days = sorted({w.start.astimezone(self.tz).date() for w in period.windows})
+        dates = [f"{day:%A %d %B}" for day in days]  # in date order, not by weekday name
         holds = [m.hold_until for m in meetings if m.hold_until]
         text = messages.notification(
             school=self.config.school.name,
@@ -456,6 +459,15 @@ class Booking:
             now=self.now,
             envelope_from=self.mail.organizer,
             to=[guardian.email],
+        )
+
+
+def require_open(period: PeriodConfig, now: datetime, tz: tzinfo) -> None:
+    """Raise BookingRefused once the period's booking deadline has passed."""
+    closes = period.booking_closes
+    if closes is not None and now >= closes:
+        raise BookingRefused(
+            f"booking for {period.id} closed at {closes.astimezone(tz):%Y-%m-%d %H:%M}"
         )
 
 
