@@ -12,7 +12,7 @@ import base64
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -106,8 +106,10 @@ class Booking:
         """A new meeting that holds ``slot`` until the hold deadline; sends the invitation.
 
         Raises IntegrityError (at flush) when another active meeting holds the slot: the
-        database, not this code, is what makes a double booking impossible.
+        database, not this code, is what makes a double booking impossible.  Raises
+        BookingRefused once the period's booking has closed.
         """
+        require_open(period, self.now, self.tz)
         domain = self.mail.organizer.rsplit("@", 1)[1]
         uid = trust.make_uid(signing_secret(session), secrets.token_hex(12), domain)
         hold = self.now + timedelta(hours=period.hold_hours)
@@ -219,10 +221,12 @@ class Booking:
             MeetingState.PROPOSED: STATUS.TENTATIVE,
             MeetingState.CONFIRMED: STATUS.CONFIRMED,
         }.get(MeetingState(meeting.state))
-        if status is None:
-            self._send_cancel(session, meeting, f"this meeting is {meeting.state}")
-            return
+        # A kind of its own per REFRESH: the Message-ID (the outbox key) must differ from
+        # the first REQUEST or CANCEL of this SEQUENCE, or the outbox keeps the old row.
         kind = f"refresh-{self.now:%Y%m%dT%H%M%S}"
+        if status is None:
+            self._send_cancel(session, meeting, f"this meeting is {meeting.state}", kind=kind)
+            return
         self._send_request(session, meeting, status, kind=kind)
 
     def record_partstat(
@@ -331,7 +335,9 @@ class Booking:
         cal = itip.build_request(inv, self.tz)
         self._email(session, meeting, parties, kind, text, cal, "REQUEST")
 
-    def _send_cancel(self, session: Session, meeting: Meeting, reason: str) -> None:
+    def _send_cancel(
+        self, session: Session, meeting: Meeting, reason: str, kind: str = "cancel"
+    ) -> None:
         parties = self.parties(session, meeting)
         inv = self.invitation(session, meeting, STATUS.CANCELLED, parties)
         text = messages.cancellation(
@@ -343,7 +349,7 @@ class Booking:
             reason=reason,
         )
         cal = itip.build_cancel(inv, self.tz)
-        self._email(session, meeting, parties, "cancel", text, cal, "CANCEL")
+        self._email(session, meeting, parties, kind, text, cal, "CANCEL")
 
     def _send_plain(self, session: Session, meeting: Meeting, kind: str) -> None:
         parties = self.parties(session, meeting)
@@ -419,7 +425,8 @@ class Booking:
     ) -> None:
         """The one notification email per family and period (purpose, dates, how, contact)."""
         facts = [self.facts(self.parties(session, m), m) for m in meetings]
-        dates = sorted({w.start.astimezone(self.tz).strftime("%A %d %B") for w in period.windows})
+        days = sorted({w.start.astimezone(self.tz).date() for w in period.windows})
+        dates = [f"{day:%A %d %B}" for day in days]  # in date order, not by weekday name
         holds = [m.hold_until for m in meetings if m.hold_until]
         text = messages.notification(
             school=self.config.school.name,
@@ -452,6 +459,15 @@ class Booking:
             now=self.now,
             envelope_from=self.mail.organizer,
             to=[guardian.email],
+        )
+
+
+def require_open(period: PeriodConfig, now: datetime, tz: tzinfo) -> None:
+    """Raise BookingRefused once the period's booking deadline has passed."""
+    closes = period.booking_closes
+    if closes is not None and now >= closes:
+        raise BookingRefused(
+            f"booking for {period.id} closed at {closes.astimezone(tz):%Y-%m-%d %H:%M}"
         )
 
 

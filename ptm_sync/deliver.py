@@ -7,7 +7,7 @@ import ssl
 from collections.abc import Callable
 from datetime import datetime
 
-from connectors.base import CalendarRef, MeetingEvent, RemoteRef
+from connectors.base import CalendarConnector, CalendarRef, MeetingEvent, RemoteRef
 from ptm_sync import outbox
 from ptm_sync.config import Config
 from ptm_sync.errors import NotFound, PtmError, WrongEtag
@@ -74,11 +74,20 @@ def teacher_event(
     )
 
 
+#: ``remote_href`` while a create is in flight: the event may exist, and where is unknown.
+CREATING = "creating:"
+
+
 class CalendarDeliverer:
     """Brings a teacher's calendar in line with the meeting as it is *now*.
 
     A row says only "meeting N changed"; the deliverer reads the meeting's current state,
     so a repeated or late delivery converges on the truth instead of replaying old intent.
+
+    Before a create the meeting is marked :data:`CREATING` in its own transaction: a crash
+    after the server took the event but before its href was stored leaves that mark, and the
+    next delivery finds the event again by UID (``create_event`` is idempotent) — to keep
+    it, or to remove it when the meeting has ended meanwhile.
     """
 
     def __init__(
@@ -99,31 +108,51 @@ class CalendarDeliverer:
             students = [s for s in (session.get(Student, i) for i in ids) if s is not None]
         ref = CalendarRef(teacher.account, teacher.calendar)
         connector = self.connectors.get(teacher.account)
+        creating = meeting.remote_href == CREATING
         remote = (
-            RemoteRef(meeting.remote_href, meeting.remote_etag) if meeting.remote_href else None
+            RemoteRef(meeting.remote_href, meeting.remote_etag)
+            if meeting.remote_href and not creating
+            else None
         )
+        event = teacher_event(self.config, meeting, teacher, guardian, students)
         if meeting.state == MeetingState.CONFIRMED:
-            event = teacher_event(self.config, meeting, teacher, guardian, students)
             if remote is None:
-                remote = connector.create_event(ref, event)
+                remote = self._create(connector, ref, event, meeting_id, creating)
             else:
                 try:
                     remote = connector.update_event(ref, remote, event)
                 except NotFound:
-                    remote = connector.create_event(ref, event)
+                    remote = self._create(connector, ref, event, meeting_id, creating)
                 except WrongEtag:
                     raise PtmError(
-                        "the event was changed in the teacher's calendar since we wrote it; "
-                        "not overwritten"
+                        f"event {remote.href} of meeting {meeting.uid} was changed in the "
+                        "teacher's calendar since we wrote it; not overwritten"
                     ) from None
             self._store(meeting_id, remote)
-        elif remote is not None:
+            return
+        if creating:
+            # A create may have reached the server before a crash: find the event by its
+            # UID (creating it if it never arrived) so that it can be removed.
+            remote = connector.create_event(ref, event)
+        if remote is not None:
             try:
                 connector.delete_event(ref, remote)
             except WrongEtag:
                 # The teacher edited the event, but the meeting is gone: remove it anyway.
                 connector.delete_event(ref, RemoteRef(remote.href, None))
             self._store(meeting_id, None)
+
+    def _create(
+        self,
+        connector: CalendarConnector,
+        ref: CalendarRef,
+        event: MeetingEvent,
+        meeting_id: int,
+        marked: bool,
+    ) -> RemoteRef:
+        if not marked:
+            self._store(meeting_id, RemoteRef(CREATING))
+        return connector.create_event(ref, event)
 
     def _store(self, meeting_id: int, remote: RemoteRef | None) -> None:
         with self.db.write() as session:

@@ -98,7 +98,10 @@ def process(
                 decision = _Decision(QUARANTINED, early.reason if early else "not-an-email")
             else:
                 try:
-                    decision = _decide(session, config, inbound, row.id, now, video)
+                    # A savepoint: a message that ends in quarantine changes nothing, even
+                    # what the decision had begun to change before it found the problem.
+                    with session.begin_nested():
+                        decision = _decide(session, config, inbound, row.id, now, video)
                 except Unusable as exc:
                     decision = _Decision(QUARANTINED, exc.reason)
             row.outcome, row.reason = decision.outcome, decision.reason
@@ -128,7 +131,11 @@ def _decide(
     secret = signing_secret(session)
     if not trust.uid_is_ours(secret, msg.uid):
         raise Unusable("unknown-uid", "UID not issued by this service")
-    meeting = session.scalars(select(Meeting).where(Meeting.uid == msg.uid)).one_or_none()
+    # FOR UPDATE: on PostgreSQL two workers with two answers for one meeting must take turns,
+    # or both read "proposed" and both confirm (SQLite's BEGIN IMMEDIATE serialises anyway).
+    meeting = session.scalars(
+        select(Meeting).where(Meeting.uid == msg.uid).with_for_update()
+    ).one_or_none()
     if meeting is None:
         raise Unusable("unknown-uid", "no meeting with this UID")
     mail = config.mail
@@ -139,11 +146,7 @@ def _decide(
         )
         if verdict == "fail":
             raise Unusable("authentication-failed", "DMARC/DKIM failed at our mail server")
-    booking = Booking(config, now=now, video=video)
-    if msg.method == itip.Method.REFRESH:
-        booking.refresh(session, meeting)
-        return _Decision(APPLIED, "refresh", meeting)
-    if msg.method != itip.Method.REPLY:
+    if msg.method not in (itip.Method.REPLY, itip.Method.REFRESH):
         raise Unusable("unsupported-method", f"{msg.method} is not handled yet")
     guardian = session.get(Guardian, meeting.guardian_id)
     assert guardian is not None
@@ -160,8 +163,17 @@ def _decide(
         tokens.discard(None)
         if tokens and trust.make_token(secret, meeting.uid) not in tokens:
             raise Unusable("wrong-token", "the reply was sent to another meeting's address")
+    booking = Booking(config, now=now, video=video)
+    if msg.method == itip.Method.REFRESH:
+        # Only the invited attendee may ask for the current REQUEST (RFC 5546 §3.2.6).
+        booking.refresh(session, meeting)
+        return _Decision(APPLIED, "refresh", meeting)
     if not itip.is_newer(msg.sequence, msg.dtstamp, meeting.reply_sequence, meeting.reply_dtstamp):
-        return _Decision(STALE, "an equal or newer reply was processed before", meeting)
+        # RFC 5546 §2.1.5, DESIGN §4: an equal (SEQUENCE, DTSTAMP) pair is the same answer
+        # sent again; a lower one is an older answer that arrived late.
+        if (msg.sequence, msg.dtstamp) == (meeting.reply_sequence, meeting.reply_dtstamp):
+            return _Decision(DUPLICATE, "the same reply was processed before", meeting)
+        return _Decision(STALE, "a newer reply was processed before", meeting)
     meeting.reply_sequence, meeting.reply_dtstamp = msg.sequence, msg.dtstamp
     return _apply_reply(session, booking, meeting, attendee.partstat, inbound_id, msg.comment)
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from ptm_sync import slots as engine
 from ptm_sync.availability import teacher_times, teachers
-from ptm_sync.booking import Booking
+from ptm_sync.booking import Booking, require_open
 from ptm_sync.config import Config, PeriodConfig
 from ptm_sync.model import ACTIVE_STATES, Interval
 from ptm_sync.planner import Need, Plan, Proposal, plan
@@ -132,7 +132,12 @@ def invite(
     video: VideoProvider,
     dry_run: bool = False,
 ) -> InviteResult:
-    """Plan and (unless ``dry_run``) propose every meeting, one family per transaction."""
+    """Plan and (unless ``dry_run``) propose every meeting, one family per transaction.
+
+    Raises:
+        BookingRefused: the period's booking has closed.
+    """
+    require_open(period, now, config.tz)
     with db.read() as session:
         the_plan = make_plan(session, config, period, now=now)
     result = InviteResult(the_plan)

@@ -59,7 +59,8 @@ def expire_holds(db: Database, config: Config, *, now: datetime, video: VideoPro
     expired = 0
     for meeting_id in ids:
         with db.write() as session:
-            meeting = session.get(Meeting, meeting_id)
+            # Locked, then checked again: a reply may have been applied since the query.
+            meeting = session.get(Meeting, meeting_id, with_for_update=True)
             if meeting is None or meeting.state != MeetingState.PROPOSED.value:
                 continue  # answered meanwhile
             Booking(config, now=now, video=video).expire(session, meeting)
