@@ -286,18 +286,17 @@ class Booking:
         )
 
     def invitation(
-        self, session: Session, meeting: Meeting, status: str, parties: Parties
+        self,
+        session: Session,
+        meeting: Meeting,
+        status: str,
+        parties: Parties,
+        text: messages.Text,
     ) -> itip.Invitation:
+        """The meeting as the parent's calendar sees it; ``text`` becomes its DESCRIPTION."""
         period = self.period(meeting)
         about = ", ".join(s.name.split()[0] for s in parties.students)
         summary = f"{period.title}: {parties.teacher.name}" + (f" ({about})" if about else "")
-        text = messages.invitation(
-            school=self.config.school.name,
-            period_title=period.title,
-            meeting=self.facts(parties, meeting),
-            tz=self.tz,
-            contact=self.config.school.contact,
-        )
         return itip.Invitation(
             uid=meeting.uid,
             sequence=meeting.sequence,
@@ -322,7 +321,6 @@ class Booking:
 
     def _send_request(self, session: Session, meeting: Meeting, status: str, kind: str) -> None:
         parties = self.parties(session, meeting)
-        inv = self.invitation(session, meeting, status, parties)
         period, facts = self.period(meeting), self.facts(parties, meeting)
         make = messages.confirmation if status == STATUS.CONFIRMED else messages.invitation
         text = make(
@@ -332,6 +330,7 @@ class Booking:
             tz=self.tz,
             contact=self.config.school.contact,
         )
+        inv = self.invitation(session, meeting, status, parties, text)
         cal = itip.build_request(inv, self.tz)
         self._email(session, meeting, parties, kind, text, cal, "REQUEST")
 
@@ -339,7 +338,6 @@ class Booking:
         self, session: Session, meeting: Meeting, reason: str, kind: str = "cancel"
     ) -> None:
         parties = self.parties(session, meeting)
-        inv = self.invitation(session, meeting, STATUS.CANCELLED, parties)
         text = messages.cancellation(
             school=self.config.school.name,
             period_title=self.period(meeting).title,
@@ -348,6 +346,7 @@ class Booking:
             contact=self.config.school.contact,
             reason=reason,
         )
+        inv = self.invitation(session, meeting, STATUS.CANCELLED, parties, text)
         cal = itip.build_cancel(inv, self.tz)
         self._email(session, meeting, parties, kind, text, cal, "CANCEL")
 
@@ -378,23 +377,35 @@ class Booking:
         method: str | None,
     ) -> None:
         message_id = self._message_id(meeting, kind)
-        common = {
-            "sender": meeting.organizer or self.mail.organizer,
-            "sender_name": self.config.school.name,
-            "to": parties.guardian.email,
-            "to_name": parties.guardian.name,
-            "subject": text.subject,
-            "text": text.plain,
-            "html": text.html,
-            "message_id": message_id,
-            "date": self.now,
-            "reply_to": None,
-        }
+        sender = meeting.organizer or self.mail.organizer
+        school, guardian = self.config.school.name, parties.guardian
         msg: EmailMessage
         if cal is not None and method is not None:
-            msg = imip.build_invitation_email(cal=cal, method=method, **common)  # type: ignore[arg-type]
+            msg = imip.build_invitation_email(
+                cal=cal,
+                method=method,
+                sender=sender,
+                sender_name=school,
+                to=guardian.email,
+                to_name=guardian.name,
+                subject=text.subject,
+                text=text.plain,
+                html=text.html,
+                message_id=message_id,
+                date=self.now,
+            )
         else:
-            msg = imip.build_plain_email(**common)  # type: ignore[arg-type]
+            msg = imip.build_plain_email(
+                sender=sender,
+                sender_name=school,
+                to=guardian.email,
+                to_name=guardian.name,
+                subject=text.subject,
+                text=text.plain,
+                html=text.html,
+                message_id=message_id,
+                date=self.now,
+            )
         enqueue_email(
             session,
             msg,
@@ -440,7 +451,10 @@ class Booking:
             page_url=self.page_url(period.id),
         )
         domain = self.mail.organizer.rsplit("@", 1)[1]
-        digest = trust.make_token(signing_secret(session), f"{period.id}/{guardian.email}")
+        # One notification per family and set of meetings: a later `invite` that adds
+        # meetings for the family tells it about them; a repeated one sends nothing twice.
+        uids = ",".join(sorted(m.uid for m in meetings))
+        digest = trust.make_token(signing_secret(session), f"{period.id}/{guardian.email}/{uids}")
         msg = imip.build_plain_email(
             sender=self.mail.organizer,
             sender_name=self.config.school.name,

@@ -42,6 +42,9 @@ from ptm_sync.roster import Roster, RosterGuardian, RosterLink, RosterStudent, R
 from ptm_sync.roster_store import apply_roster
 from ptm_sync.slots import grid
 from ptm_sync.store import (
+    Calendar as CalendarRow,
+)
+from ptm_sync.store import (
     Database,
     Guardian,
     Inbound,
@@ -236,6 +239,16 @@ class SeededSchool:
         apply_roster(db, roster(calendars))
         with db.write() as session:
             ensure_periods(session, school.config)
+            # Every teacher's calendar has been read (empty): they are free all evening.
+            for teacher in session.scalars(select(Teacher)):
+                session.add(
+                    CalendarRow(
+                        teacher_id=teacher.id,
+                        account=teacher.account,
+                        url=teacher.calendar,
+                        synced_at=now,
+                    )
+                )
         return school
 
     # --- the engine -------------------------------------------------------------------
