@@ -29,15 +29,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.set_defaults(func=cmd_quarantine)
 
 
+#: sysexits.h EX_TEMPFAIL: the MTA keeps the message and tries again later.
+EX_TEMPFAIL = 75
+
+
 def cmd_deliver(args: argparse.Namespace) -> int:
+    """Process one message from stdin, as an MTA pipe calls it.
+
+    A message we read is never bounced: a usable or unusable message exits 0 (the latter
+    lands in quarantine).  When we cannot process it at all — config broken, database
+    down — the exit code is EX_TEMPFAIL so the MTA keeps it and retries, instead of
+    returning the parent's reply to them as undeliverable.
+    """
+    from ptm_sync.cli import handle_error
     from ptm_sync.inbound import process
     from ptm_sync.services import video_provider
 
-    app = App.from_args(args)
     raw = sys.stdin.buffer.read(MAX_MESSAGE + 1)
     if len(raw) > MAX_MESSAGE:
         raw = raw[:MAX_MESSAGE]
-    outcome = process(app.db, app.config, raw, now=app.now(), video=video_provider(app.config))
+    try:
+        app = App.from_args(args)
+        outcome = process(app.db, app.config, raw, now=app.now(), video=video_provider(app.config))
+    except Exception as exc:  # noqa: BLE001 - anything: defer, never bounce
+        handle_error(exc)
+        print("ptm-sync: message deferred (EX_TEMPFAIL); the MTA will retry", file=sys.stderr)
+        return EX_TEMPFAIL
     print(outcome)
     return 0
 

@@ -8,6 +8,8 @@ Gmail, Apple Mail, Thunderbird and Proton send (:mod:`ptm_sync.demo.parents`).
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -369,3 +371,23 @@ def test_bounces_and_auto_replies_are_recorded_never_taken_for_replies(
     assert s.run("mail", "deliver", stdin=away).out.strip().startswith("auto_reply")
     assert s.run("quarantine", "--format", "json").json() == []
     assert meeting_by_uid(s, meeting["uid"])["state"] == "proposed"
+
+
+def test_mail_deliver_defers_instead_of_bouncing_when_it_cannot_process(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "ptm-sync.toml"
+    config.write_text(
+        '[school]\nname = "S"\ntimezone = "UTC"\ncontact = "o@s.test"\n'
+        '[database]\nurl = "sqlite:///missing-folder/ptm.db"\n'
+        '[mail]\norganizer = "c@s.test"\n'
+        '[[periods]]\nid = "p"\ntitle = "P"\nwindows = ["2030-01-01T10:00/11:00"]\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "ptm_sync", "--config", str(config), "mail", "deliver"],
+        input=b"From: a@b.test\r\nSubject: hi\r\n\r\nhello\r\n",
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 75  # EX_TEMPFAIL: the MTA keeps the message and retries
+    assert b"missing-folder" in proc.stderr and b"Traceback" not in proc.stderr
