@@ -37,6 +37,7 @@ class Daemon:
         self.app = app
         self.clock = clock or app.now
         self.stopping = threading.Event()
+        self.outbox_wanted = threading.Event()
         self.scheduler = schedule.Scheduler()
         self.connectors = Connectors(app.config)
         self.web: WebServer | None = None
@@ -109,7 +110,9 @@ class Daemon:
                             )
                             reader.mark_processed(message.uid)
                             log.info("reply processed: %s", outcome)
-                            self.outbox_job()
+                            # Its effects go out from the main loop within a second; the
+                            # connectors are used by one thread only.
+                            self.outbox_wanted.set()
                         # IDLE is re-issued well inside RFC 2177's 29 minutes; without
                         # IDLE the reader polls every poll_seconds.
                         reader.idle(timeout=IDLE_SECONDS, stop=self.stopping)
@@ -156,6 +159,9 @@ class Daemon:
         self._guard(self.sync_job)()
         while not self.stopping.is_set():
             self.scheduler.run_pending()
+            if self.outbox_wanted.is_set():
+                self.outbox_wanted.clear()
+                self._guard(self.outbox_job)()
             idle = self.scheduler.idle_seconds
             self.stopping.wait(timeout=max(0.1, min(idle if idle is not None else 1.0, 1.0)))
 
