@@ -240,6 +240,7 @@ def serve(config_path: Path, *, once: bool, kept: bool = True) -> None:
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
         daemon.loop()
+        _say(f"\nDemo stopped. Its files stay in {config_path.parent}; delete them when done.")
     finally:
         daemon.close()
         app.close()
