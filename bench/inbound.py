@@ -65,9 +65,7 @@ def workload(folder: Path, messages: int, seed: int = SEED) -> Workload:
         client = rng.choice(CLIENTS)
         partstat = "DECLINED" if rng.random() < DECLINED_SHARE else "ACCEPTED"
         sent = REPLIED_AT + timedelta(seconds=n)
-        replies.append(
-            parents.reply(client, invitation.raw, partstat, tz=made.config.tz, now=sent)
-        )
+        replies.append(parents.reply(client, invitation.raw, partstat, tz=made.config.tz, now=sent))
         answers[partstat] += 1
         clients[client] += 1
     made.db.dispose()  # checkpoints the WAL: the file alone is the snapshot
@@ -77,8 +75,8 @@ def workload(folder: Path, messages: int, seed: int = SEED) -> Workload:
 def ours(work: Workload, snapshot: Path) -> tuple[float, Counter[str]]:
     """Every reply through ``process`` on a fresh copy of the school's database."""
     target = work.school.database_file
-    for leftover in (target.with_name(target.name + "-wal"), target.with_name(target.name + "-shm")):
-        leftover.unlink(missing_ok=True)
+    for suffix in ("-wal", "-shm"):
+        target.with_name(target.name + suffix).unlink(missing_ok=True)
     shutil.copyfile(snapshot, target)
     config, video = work.school.config, work.school.video
     db = Database(config.database.url)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import secrets
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 
 from icalendar import Calendar
 from icalendar.enums import PARTSTAT, STATUS
@@ -39,14 +41,26 @@ from ptm_sync.video import VideoProvider
 SECRET_KEY = "uid_secret"
 
 
+#: Signing secrets already read, by connection pool (one per database; a disposed engine
+#: gets a new pool).  The secret never changes once stored, so it is read once per process.
+_SECRETS: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+
+
 def signing_secret(session: Session) -> bytes:
     """The key that signs meeting UIDs and reply tokens; made once, kept in the database."""
+    pool = session.get_bind().engine.pool
+    known = _SECRETS.get(pool)
+    if known is not None:
+        return known
     row = session.get(Setting, SECRET_KEY)
     if row is None:
+        # Not remembered: this transaction may still roll back.
         row = Setting(key=SECRET_KEY, value=secrets.token_hex(32))
         session.add(row)
         session.flush()
-    return bytes.fromhex(row.value)
+        return bytes.fromhex(row.value)
+    secret = _SECRETS[pool] = bytes.fromhex(row.value)
+    return secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +90,14 @@ class Booking:
         teacher = session.get(Teacher, meeting.teacher_id)
         guardian = session.get(Guardian, meeting.guardian_id)
         assert teacher is not None and guardian is not None
-        ids = [ms.student_id for ms in meeting.students]
-        students = tuple(session.scalars(select(Student).where(Student.id.in_(ids)))) if ids else ()
+        students = tuple(
+            session.scalars(
+                select(Student)
+                .join(MeetingStudent, MeetingStudent.student_id == Student.id)
+                .where(MeetingStudent.meeting_id == meeting.id)
+                .order_by(Student.id)
+            )
+        )
         return Parties(teacher, guardian, students)
 
     def period(self, meeting: Meeting) -> PeriodConfig:

@@ -16,6 +16,7 @@ the builders of one RFC share their helpers, and callers import one name, ``itip
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from dataclasses import dataclass
@@ -583,13 +584,22 @@ def _calendar(method: Method, event: Event, tz: ZoneInfo, inv: Invitation) -> Ca
         # RFC 5545 §3.6.5: every TZID used needs its VTIMEZONE.  A VTIMEZONE covering the
         # meeting's calendar year(s) keeps the message small and the output deterministic.
         start, end = inv.start.astimezone(tz), inv.end.astimezone(tz)
-        calendar.add_component(
-            Timezone.from_tzinfo(
-                tz, tz.key, first_date=date(start.year, 1, 1), last_date=date(end.year + 1, 1, 1)
-            )
-        )
+        calendar.add_component(_vtimezone(tz, start.year, end.year + 1))
     calendar.add_component(event)
     return calendar
+
+
+@functools.lru_cache(maxsize=64)
+def _vtimezone(tz: ZoneInfo, first_year: int, last_year: int) -> Timezone:
+    """The VTIMEZONE of ``tz`` from 1 January ``first_year`` to 1 January ``last_year``.
+
+    Made once per zone and years and shared by the calendars that need it: working out a
+    zone's transitions costs more than the rest of an invitation.  Nothing changes a
+    calendar's VTIMEZONE after it is built.
+    """
+    return Timezone.from_tzinfo(
+        tz, tz.key, first_date=date(first_year, 1, 1), last_date=date(last_year, 1, 1)
+    )
 
 
 def _tzids(event: Event) -> set[str]:

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import Table, and_, exists, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from ptm_sync.errors import PtmError
@@ -37,6 +38,13 @@ BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=2)
 LEASE = timedelta(minutes=5)
 
+_TABLE: Table = Outbox.__table__  # type: ignore[assignment]
+#: Built once; the values come as parameters.
+_INSERTS: dict[str, Any] = {
+    "sqlite": sqlite.insert(_TABLE).on_conflict_do_nothing(index_elements=["key"]),
+    "postgresql": postgresql.insert(_TABLE).on_conflict_do_nothing(index_elements=["key"]),
+}
+
 #: A deliverer performs one row's effect; it raises PtmError (retryable or not) on failure.
 Deliverer = Callable[[Outbox], None]
 
@@ -49,24 +57,31 @@ def enqueue(
     payload: Mapping[str, Any],
     now: datetime,
     meeting_id: int | None = None,
-) -> Outbox:
-    """Add a side effect to the caller's transaction; a row with the same key is kept as is."""
-    row = session.scalars(select(Outbox).where(Outbox.key == key)).one_or_none()
-    if row is not None:
-        return row
-    row = Outbox(
-        key=key,
-        kind=kind,
-        payload=json.dumps(payload, sort_keys=True),
-        meeting_id=meeting_id,
-        state=PENDING,
-        attempts=0,
-        next_attempt_at=now,
-        last_error="",
-        created_at=now,
-    )
-    session.add(row)
-    return row
+) -> None:
+    """Add a side effect to the caller's transaction; a row with the same key is kept as is.
+
+    One statement: ``INSERT … ON CONFLICT (key) DO NOTHING`` on SQLite and PostgreSQL, so
+    the unique key, not a look-up before the insert, decides whether the row is new.
+    """
+    values = {
+        "key": key,
+        "kind": kind,
+        "payload": json.dumps(payload, sort_keys=True),
+        "meeting_id": meeting_id,
+        "state": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "claimed_until": None,
+        "last_error": "",
+        "created_at": now,
+        "done_at": None,
+    }
+    insert = _INSERTS.get(session.get_bind().dialect.name)
+    if insert is None:  # pragma: no cover - the store supports SQLite and PostgreSQL only
+        if session.scalars(select(Outbox.id).where(Outbox.key == key)).first() is None:
+            session.add(Outbox(**values))
+        return
+    session.execute(insert, values)
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> timedelta:

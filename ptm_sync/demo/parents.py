@@ -235,8 +235,7 @@ def apple(inv: Invitation, partstat: str, now: datetime, comment: str = "") -> b
     # Apple Mail writes each iCalendar line as one quoted-printable line ending in an
     # encoded CRLF and a soft line break.
     qp = CRLF.join(
-        quopri.encodestring(line.encode("utf-8")).decode("ascii").replace("\n", CRLF)
-        + "=0D=0A="
+        quopri.encodestring(line.encode("utf-8")).decode("ascii").replace("\n", CRLF) + "=0D=0A="
         for line in cal.split(CRLF)
         if line
     )
