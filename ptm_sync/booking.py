@@ -20,7 +20,7 @@ from typing import Any
 
 from icalendar import Calendar
 from icalendar.enums import PARTSTAT, STATUS
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from ptm_sync import imip, itip, messages, outbox, trust
@@ -63,6 +63,17 @@ def signing_secret(session: Session) -> bytes:
     return secret
 
 
+# Built once: statements built per change cost more than running them.
+_STUDENTS_OF = (
+    select(Student)
+    .join(MeetingStudent, MeetingStudent.student_id == Student.id)
+    .where(MeetingStudent.meeting_id == bindparam("meeting_id"))
+    .order_by(Student.id)
+)
+_HISTORY_TABLE: Table = MeetingHistory.__table__  # type: ignore[assignment]
+_HISTORY = insert(_HISTORY_TABLE)
+
+
 @dataclass(frozen=True, slots=True)
 class Parties:
     """The people a meeting is between, loaded once per change."""
@@ -90,14 +101,7 @@ class Booking:
         teacher = session.get(Teacher, meeting.teacher_id)
         guardian = session.get(Guardian, meeting.guardian_id)
         assert teacher is not None and guardian is not None
-        students = tuple(
-            session.scalars(
-                select(Student)
-                .join(MeetingStudent, MeetingStudent.student_id == Student.id)
-                .where(MeetingStudent.meeting_id == meeting.id)
-                .order_by(Student.id)
-            )
-        )
+        students = tuple(session.scalars(_STUDENTS_OF, {"meeting_id": meeting.id}))
         return Parties(teacher, guardian, students)
 
     def period(self, meeting: Meeting) -> PeriodConfig:
@@ -270,18 +274,20 @@ class Booking:
         reason: str,
         inbound_id: int | None = None,
     ) -> None:
-        session.add(
-            MeetingHistory(
-                meeting_id=meeting.id,
-                at=self.now,
-                actor=actor.value,
-                from_state=before,
-                to_state=meeting.state,
-                old_start=None,
-                new_start=meeting.start,
-                reason=reason,
-                inbound_id=inbound_id,
-            )
+        # Append-only: written at once, never loaded back into the session.
+        session.execute(
+            _HISTORY,
+            {
+                "meeting_id": meeting.id,
+                "at": self.now,
+                "actor": actor.value,
+                "from_state": before,
+                "to_state": meeting.state,
+                "old_start": None,
+                "new_start": meeting.start,
+                "reason": reason,
+                "inbound_id": inbound_id,
+            },
         )
 
     def _location(self, period: PeriodConfig, teacher: Teacher) -> str:

@@ -37,7 +37,7 @@ from typing import Any
 from icalendar import Calendar
 
 from ptm_sync.errors import Unusable
-from ptm_sync.itip import ItipMessage, Method, parse_calendar, read_itip
+from ptm_sync.itip import ItipMessage, Method, parse_calendar, read_itip, serialize
 
 __all__ = [
     "GOOGLE_NOTIFIER",
@@ -241,7 +241,7 @@ def build_invitation_email(
     cal_method = str(cal.get("METHOD") or "").upper()
     if cal_method != method.upper():
         raise ValueError(f"calendar METHOD {cal_method or 'missing'} != {method.upper()}")
-    ics = cal.to_ical().decode("utf-8")
+    ics = serialize(cal).decode("utf-8")
     msg = _envelope(sender, sender_name, to, to_name, subject, message_id, date, reply_to)
     msg.set_content(text, subtype="plain", charset="utf-8")
     msg.add_alternative(html, subtype="html", charset="utf-8")
@@ -302,8 +302,10 @@ def _envelope(
     if date.tzinfo is None:
         raise ValueError("date must be an aware datetime")
     msg = EmailMessage(policy=_BUILD_POLICY)
-    msg["From"] = Address(display_name=sender_name, addr_spec=sender)
-    msg["To"] = Address(display_name=to_name, addr_spec=to)
+    # Set as text, which gives the same header and bytes as the Address object (both are
+    # parsed from this text) but is parsed once, and only once per process for our From.
+    msg["From"] = str(Address(display_name=sender_name, addr_spec=sender))
+    msg["To"] = str(Address(display_name=to_name, addr_spec=to))
     if reply_to:
         msg["Reply-To"] = reply_to
     msg["Subject"] = subject
@@ -339,9 +341,10 @@ def extract(raw: bytes, *, tz: tzinfo) -> Inbound:
     """
     msg = _parse(raw)
     head = _head(msg)
-    if _is_report(msg, "delivery-status") or _is_daemon(msg, head):
+    reports = _report_types(msg)
+    if "delivery-status" in reports or _is_daemon(msg, head):
         return _bounce(msg, head, tz)
-    if _is_report(msg, "disposition-notification"):
+    if "disposition-notification" in reports:
         return replace(head, kind=Kind.READ_RECEIPT, original_message_id=_mdn_original(msg))
     auto = _auto_reply(msg)
     found = _find_calendar(msg, tz)
@@ -477,17 +480,22 @@ def _walk(part: Message, forwarded: bool = False) -> Iterator[tuple[Message, boo
                 yield from _walk(sub, inner)
 
 
-def _is_report(msg: Message, report_type: str) -> bool:
+def _report_types(msg: Message) -> set[str]:
+    """The report types (RFC 6522) the message carries outside any forwarded message.
+
+    ``delivery-status`` for a DSN (RFC 3464), ``disposition-notification`` for an MDN
+    (RFC 8098): named by a ``multipart/report`` or by a ``message/<type>`` part.
+    """
+    found = set()
     for part, forwarded in _walk(msg):
         if forwarded:
             continue
         ctype = part.get_content_type()
         if ctype == "multipart/report":
-            if str(part.get_param("report-type") or "").lower() == report_type:
-                return True
-        elif ctype == f"message/{report_type}":
-            return True
-    return False
+            found.add(str(part.get_param("report-type") or "").lower())
+        elif ctype.startswith("message/"):
+            found.add(ctype.removeprefix("message/"))
+    return found
 
 
 def _is_daemon(msg: Message, head: Inbound) -> bool:

@@ -22,11 +22,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, and_, exists, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from ptm_sync.errors import PtmError
 from ptm_sync.store import Database, Outbox
+from ptm_sync.store.insert import insert_new
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,6 @@ MAX_DELAY = timedelta(hours=2)
 LEASE = timedelta(minutes=5)
 
 _TABLE: Table = Outbox.__table__  # type: ignore[assignment]
-#: Built once; the values come as parameters.
-_INSERTS: dict[str, Any] = {
-    "sqlite": sqlite.insert(_TABLE).on_conflict_do_nothing(index_elements=["key"]),
-    "postgresql": postgresql.insert(_TABLE).on_conflict_do_nothing(index_elements=["key"]),
-}
 
 #: A deliverer performs one row's effect; it raises PtmError (retryable or not) on failure.
 Deliverer = Callable[[Outbox], None]
@@ -76,12 +71,7 @@ def enqueue(
         "created_at": now,
         "done_at": None,
     }
-    insert = _INSERTS.get(session.get_bind().dialect.name)
-    if insert is None:  # pragma: no cover - the store supports SQLite and PostgreSQL only
-        if session.scalars(select(Outbox.id).where(Outbox.key == key)).first() is None:
-            session.add(Outbox(**values))
-        return
-    session.execute(insert, values)
+    insert_new(session, _TABLE, values, key="key")
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
