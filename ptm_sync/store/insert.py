@@ -28,6 +28,10 @@ def _statement(dialect: str, table: Table, key: str) -> Insert:
         if make is None:  # pragma: no cover - the store supports SQLite and PostgreSQL only
             raise StoreError(f"no INSERT … ON CONFLICT for the {dialect} dialect")
         built = make(table).on_conflict_do_nothing(index_elements=[key])
+        if dialect == "postgresql":
+            # The new row's key comes back, or no row when it existed.  (SQLite tells by
+            # the row count and the last row id: RETURNING needs SQLite 3.35.)
+            built = built.returning(*table.primary_key.columns)
         _BUILT[(dialect, table.name, key)] = built
     return built
 
@@ -35,12 +39,9 @@ def _statement(dialect: str, table: Table, key: str) -> Insert:
 def insert_new(session: Session, table: Table, values: Mapping[str, Any], *, key: str) -> bool:
     """Insert ``values`` into ``table`` unless a row with the same ``key`` exists.
 
-    Runs at once in the session's transaction (pending ORM changes are not flushed first).
-    Returns True when the row was inserted.
+    Runs at once in the session's transaction.  Returns True when the row was inserted.
     """
-    dialect = session.get_bind().dialect.name
-    result = session.execute(_statement(dialect, table, key), dict(values))
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return insert_new_id(session, table, values, key=key) is not None
 
 
 def insert_new_id(
@@ -49,7 +50,9 @@ def insert_new_id(
     """Like :func:`insert_new`; the new row's integer primary key, or None when it existed."""
     dialect = session.get_bind().dialect.name
     result = session.execute(_statement(dialect, table, key), dict(values))
+    if dialect == "postgresql":
+        row = result.first()
+        return None if row is None else int(row[0])
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return None
-    (new_id,) = result.inserted_primary_key  # type: ignore[attr-defined]
-    return int(new_id)
+    return int(result.lastrowid)  # type: ignore[attr-defined]
