@@ -1,4 +1,4 @@
-"""``itip.serialize`` writes exactly the bytes icalendar's ``to_ical()`` writes.
+"""``icaltext.serialize`` writes exactly the bytes icalendar's ``to_ical()`` writes.
 
 Invitations are written by our own serializer (shared VTIMEZONE text, quick folding); the
 reference is icalendar itself.  Texts are drawn to hit the folding rules: multi-octet
@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from icalendar import Calendar, Event
 
-from ptm_sync import itip
+from ptm_sync import icaltext, itip
 
 ZONES = [ZoneInfo(z) for z in ("America/New_York", "Europe/Berlin", "Asia/Kolkata", "UTC")]
 # Few characters, so that the special ones often land right at a fold.
@@ -66,7 +66,7 @@ def test_invitations_are_written_as_icalendar_writes_them(
         comment=comment,
     )
     for calendar in (itip.build_request(inv, zone), itip.build_cancel(inv, zone)):
-        assert itip.serialize(calendar) == calendar.to_ical()
+        assert icaltext.serialize(calendar) == calendar.to_ical()
 
 
 @settings(max_examples=300, deadline=None)
@@ -76,7 +76,7 @@ def test_any_line_is_folded_where_icalendar_folds_it(prefix: int, text: str) -> 
     event.add("SUMMARY", "x" * prefix + text)
     event.add("X-RAW", "x" * prefix + text.replace("\n", " "))
     calendar = Calendar.new(prodid=itip.PRODID, subcomponents=[event])
-    assert itip.serialize(calendar) == calendar.to_ical()
+    assert icaltext.serialize(calendar) == calendar.to_ical()
 
 
 def test_calendars_sharing_a_zone_are_each_written_whole() -> None:
@@ -99,6 +99,6 @@ def test_calendars_sharing_a_zone_are_each_written_whole() -> None:
     zones = [c.walk("VTIMEZONE")[0] for c in calendars]
     assert zones[0] is zones[1] is zones[2]  # made once, shared
     for calendar in calendars:
-        written = itip.serialize(calendar)
+        written = icaltext.serialize(calendar)
         assert written == calendar.to_ical()
         assert written.count(b"BEGIN:VTIMEZONE") == 1 and written.count(b"BEGIN:VEVENT") == 1

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar
 
-from ptm_sync import imip, itip
+from ptm_sync import imip, itip, mailheaders
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "imip"
 TZ = ZoneInfo("America/New_York")
@@ -76,7 +76,7 @@ def test_built_messages_are_the_bytes_the_standard_registry_gives(
 
 
 def test_forgetting_the_remembered_headers_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(imip._Headers, "KEEP", 3)  # forgotten every few headers
+    monkeypatch.setattr(mailheaders.Headers, "KEEP", 3)  # forgotten every few headers
     assert _emails() == _emails()
 
 
