@@ -44,8 +44,8 @@ _MEETING_BY_UID = (
     .where(Meeting.uid == bindparam("uid"))
 )
 _RECORD_DECISION = (
-    update(Inbound)
-    .where(Inbound.id == bindparam("row_id"))
+    update(_INBOUND)
+    .where(_INBOUND.c.id == bindparam("row_id"))
     .values(
         outcome=bindparam("new_outcome"),
         reason=bindparam("new_reason"),
