@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import base64
 import secrets
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 
 from icalendar import Calendar
 from icalendar.enums import PARTSTAT, STATUS
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from ptm_sync import imip, itip, messages, outbox, trust
@@ -39,14 +41,37 @@ from ptm_sync.video import VideoProvider
 SECRET_KEY = "uid_secret"
 
 
+#: Signing secrets already read, by connection pool (one per database; a disposed engine
+#: gets a new pool).  The secret never changes once stored, so it is read once per process.
+_SECRETS: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+
+
 def signing_secret(session: Session) -> bytes:
     """The key that signs meeting UIDs and reply tokens; made once, kept in the database."""
+    pool = session.get_bind().engine.pool
+    known = _SECRETS.get(pool)
+    if known is not None:
+        return known
     row = session.get(Setting, SECRET_KEY)
     if row is None:
+        # Not remembered: this transaction may still roll back.
         row = Setting(key=SECRET_KEY, value=secrets.token_hex(32))
         session.add(row)
         session.flush()
-    return bytes.fromhex(row.value)
+        return bytes.fromhex(row.value)
+    secret = _SECRETS[pool] = bytes.fromhex(row.value)
+    return secret
+
+
+# Built once: statements built per change cost more than running them.
+_STUDENTS_OF = (
+    select(Student)
+    .join(MeetingStudent, MeetingStudent.student_id == Student.id)
+    .where(MeetingStudent.meeting_id == bindparam("meeting_id"))
+    .order_by(Student.id)
+)
+_HISTORY_TABLE: Table = MeetingHistory.__table__  # type: ignore[assignment]
+_HISTORY = insert(_HISTORY_TABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +101,7 @@ class Booking:
         teacher = session.get(Teacher, meeting.teacher_id)
         guardian = session.get(Guardian, meeting.guardian_id)
         assert teacher is not None and guardian is not None
-        ids = [ms.student_id for ms in meeting.students]
-        students = tuple(session.scalars(select(Student).where(Student.id.in_(ids)))) if ids else ()
+        students = tuple(session.scalars(_STUDENTS_OF, {"meeting_id": meeting.id}))
         return Parties(teacher, guardian, students)
 
     def period(self, meeting: Meeting) -> PeriodConfig:
@@ -254,18 +278,20 @@ class Booking:
         reason: str,
         inbound_id: int | None = None,
     ) -> None:
-        session.add(
-            MeetingHistory(
-                meeting_id=meeting.id,
-                at=self.now,
-                actor=actor.value,
-                from_state=before,
-                to_state=meeting.state,
-                old_start=None,
-                new_start=meeting.start,
-                reason=reason,
-                inbound_id=inbound_id,
-            )
+        # Append-only: written at once, never loaded back into the session.
+        session.execute(
+            _HISTORY,
+            {
+                "meeting_id": meeting.id,
+                "at": self.now,
+                "actor": actor.value,
+                "from_state": before,
+                "to_state": meeting.state,
+                "old_start": None,
+                "new_start": meeting.start,
+                "reason": reason,
+                "inbound_id": inbound_id,
+            },
         )
 
     def _location(self, period: PeriodConfig, teacher: Teacher) -> str:

@@ -34,7 +34,9 @@ from enum import StrEnum
 from icalendar import Calendar
 
 from ptm_sync.errors import Unusable
+from ptm_sync.icaltext import serialize
 from ptm_sync.itip import ItipMessage, Method, parse_calendar, read_itip
+from ptm_sync.mailheaders import BUILD_POLICY, READ_POLICY
 
 __all__ = [
     "GOOGLE_NOTIFIER",
@@ -50,8 +52,11 @@ __all__ = [
 #: Google Calendar sends replies from this address with the attendee in Reply-To.
 GOOGLE_NOTIFIER = "calendar-notification@google.com"
 
+
+# Read with the standard policy's rules (``policy.default``), only faster.
+_READ_POLICY = READ_POLICY
 # Build with 7-bit transfer encodings so no relay needs 8BITMIME; send with CRLF.
-_BUILD_POLICY = policy.SMTP.clone(cte_type="7bit")
+_BUILD_POLICY = BUILD_POLICY
 _CALENDAR_TYPES = frozenset(
     {"text/calendar", "application/ics", "text/x-vcalendar", "application/x-ics"}
 )
@@ -168,7 +173,7 @@ def build_invitation_email(
     cal_method = str(cal.get("METHOD") or "").upper()
     if cal_method != method.upper():
         raise ValueError(f"calendar METHOD {cal_method or 'missing'} != {method.upper()}")
-    ics = cal.to_ical().decode("utf-8")
+    ics = serialize(cal).decode("utf-8")
     msg = _envelope(sender, sender_name, to, to_name, subject, message_id, date, reply_to)
     msg.set_content(text, subtype="plain", charset="utf-8")
     msg.add_alternative(html, subtype="html", charset="utf-8")
@@ -229,8 +234,10 @@ def _envelope(
     if date.tzinfo is None:
         raise ValueError("date must be an aware datetime")
     msg = EmailMessage(policy=_BUILD_POLICY)
-    msg["From"] = Address(display_name=sender_name, addr_spec=sender)
-    msg["To"] = Address(display_name=to_name, addr_spec=to)
+    # Set as text, which gives the same header and bytes as the Address object (both are
+    # parsed from this text) but is parsed once, and only once per process for our From.
+    msg["From"] = str(Address(display_name=sender_name, addr_spec=sender))
+    msg["To"] = str(Address(display_name=to_name, addr_spec=to))
     if reply_to:
         msg["Reply-To"] = reply_to
     msg["Subject"] = subject
@@ -266,9 +273,10 @@ def extract(raw: bytes, *, tz: tzinfo) -> Inbound:
     """
     msg = _parse(raw)
     head = _head(msg)
-    if _is_report(msg, "delivery-status") or _is_daemon(msg, head):
+    reports = _report_types(msg)
+    if "delivery-status" in reports or _is_daemon(msg, head):
         return _bounce(msg, head, tz)
-    if _is_report(msg, "disposition-notification"):
+    if "disposition-notification" in reports:
         return replace(head, kind=Kind.READ_RECEIPT, original_message_id=_mdn_original(msg))
     auto = _auto_reply(msg)
     found = _find_calendar(msg, tz)
@@ -294,7 +302,7 @@ def _parse(raw: bytes) -> Message:
     if not isinstance(raw, bytes | bytearray) or not raw.strip():
         raise Unusable("not-an-email", "empty input")
     try:
-        msg = BytesParser(policy=policy.default).parsebytes(bytes(raw))
+        msg = BytesParser(policy=_READ_POLICY).parsebytes(bytes(raw))
     except Exception as exc:  # the parser is lenient; anything it raises means "not mail"
         raise Unusable("not-an-email", str(exc)[:120]) from exc
     names = {name.lower() for name in msg}
@@ -404,17 +412,22 @@ def _walk(part: Message, forwarded: bool = False) -> Iterator[tuple[Message, boo
                 yield from _walk(sub, inner)
 
 
-def _is_report(msg: Message, report_type: str) -> bool:
+def _report_types(msg: Message) -> set[str]:
+    """The report types (RFC 6522) the message carries outside any forwarded message.
+
+    ``delivery-status`` for a DSN (RFC 3464), ``disposition-notification`` for an MDN
+    (RFC 8098): named by a ``multipart/report`` or by a ``message/<type>`` part.
+    """
+    found = set()
     for part, forwarded in _walk(msg):
         if forwarded:
             continue
         ctype = part.get_content_type()
         if ctype == "multipart/report":
-            if str(part.get_param("report-type") or "").lower() == report_type:
-                return True
-        elif ctype == f"message/{report_type}":
-            return True
-    return False
+            found.add(str(part.get_param("report-type") or "").lower())
+        elif ctype.startswith("message/"):
+            found.add(ctype.removeprefix("message/"))
+    return found
 
 
 def _is_daemon(msg: Message, head: Inbound) -> bool:
@@ -474,7 +487,7 @@ def _returned_message_id(part: Message) -> str | None:
     headers = part.get_payload(decode=True)
     if not isinstance(headers, bytes):
         return None
-    parsed = BytesParser(policy=policy.default).parsebytes(headers, headersonly=True)
+    parsed = BytesParser(policy=_READ_POLICY).parsebytes(headers, headersonly=True)
     return _message_id(_raw(parsed, "Message-ID"))
 
 
@@ -516,16 +529,21 @@ def _find_calendar(
     # RFC 6047 §2.4: the method= of one part describes the same iTIP message in the others.
     message_hint = next((p.method for p in parts if p.method), None)
     readings: list[tuple[tuple[int, int, int], _Part, ItipMessage | Unusable]] = []
+    # Clients often send one calendar twice (inline and as invite.ics): read it once.
+    read: dict[tuple[bytes, str | None], ItipMessage | Unusable] = {}
     for part in parts:
         hint = part.method or message_hint
-        try:
-            result: ItipMessage | Unusable = read_itip(parse_calendar(part.data), hint, tz)
-        except Unusable as exc:
-            result = exc
-        ok = isinstance(result, ItipMessage)
-        matches = isinstance(result, ItipMessage) and result.method == part.method
+        reading = read.get((part.data, hint))
+        if reading is None:
+            try:
+                reading = read_itip(parse_calendar(part.data), hint, tz)
+            except Unusable as exc:
+                reading = exc
+            read[(part.data, hint)] = reading
+        ok = isinstance(reading, ItipMessage)
+        matches = isinstance(reading, ItipMessage) and reading.method == part.method
         rank = (0 if ok else 1, 0 if matches else 1, 1 if part.attached else 0)
-        readings.append(((*rank[:2], rank[2] * 1000 + part.order), part, result))
+        readings.append(((*rank[:2], rank[2] * 1000 + part.order), part, reading))
     _, best, result = min(readings, key=lambda r: r[0])
     return best.data, best.method or message_hint, result
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from icalendar.enums import PARTSTAT
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,12 +28,32 @@ from ptm_sync.booking import Booking, signing_secret
 from ptm_sync.config import Config
 from ptm_sync.errors import Unusable
 from ptm_sync.model import Actor, MeetingState
-from ptm_sync.store import Database, Guardian, Inbound, Meeting
+from ptm_sync.store import Database, Guardian, Inbound, Meeting, Teacher
+from ptm_sync.store.insert import insert_new_id
 from ptm_sync.video import VideoProvider
 
 log = logging.getLogger(__name__)
 
 APPLIED, STALE, DUPLICATE, QUARANTINED = "applied", "stale", "duplicate", "quarantined"
+_INBOUND: Table = Inbound.__table__  # type: ignore[assignment]
+# Built once: statements built per message cost more than running them.
+_MEETING_BY_UID = (
+    select(Meeting, Guardian, Teacher)
+    .join(Guardian, Guardian.id == Meeting.guardian_id)
+    .join(Teacher, Teacher.id == Meeting.teacher_id)
+    .where(Meeting.uid == bindparam("uid"))
+    .with_for_update(of=Meeting)
+)
+_RECORD_DECISION = (
+    update(_INBOUND)
+    .where(_INBOUND.c.id == bindparam("row_id"))
+    .values(
+        outcome=bindparam("new_outcome"),
+        reason=bindparam("new_reason"),
+        meeting_id=bindparam("new_meeting_id"),
+        raw=bindparam("new_raw"),
+    )
+)
 RECORDED_KINDS = {
     imip.Kind.BOUNCE: "bounce",
     imip.Kind.AUTO_REPLY: "auto_reply",
@@ -82,18 +102,24 @@ def process(
     digest = digest_of(raw, inbound)
     try:
         with db.write() as session:
-            if session.scalar(select(Inbound.id).where(Inbound.digest == digest)) is not None:
-                return Outcome(DUPLICATE, "already processed")
-            row = Inbound(
-                digest=digest,
-                received_at=now,
-                message_id=(inbound.message_id if inbound else None) or "",
-                sender=(inbound.sender if inbound else None) or "",
-                outcome=QUARANTINED,
-                reason="",
+            # The unique digest decides: a message seen before is not recorded again.
+            row_id = insert_new_id(
+                session,
+                _INBOUND,
+                {
+                    "digest": digest,
+                    "received_at": now,
+                    "message_id": (inbound.message_id if inbound else None) or "",
+                    "sender": (inbound.sender if inbound else None) or "",
+                    "outcome": QUARANTINED,
+                    "reason": "",
+                    "meeting_id": None,
+                    "raw": None,
+                },
+                key="digest",
             )
-            session.add(row)
-            session.flush()
+            if row_id is None:
+                return Outcome(DUPLICATE, "already processed")
             if early is not None or inbound is None:
                 decision = _Decision(QUARANTINED, early.reason if early else "not-an-email")
             else:
@@ -101,15 +127,22 @@ def process(
                     # A savepoint: a message that ends in quarantine changes nothing, even
                     # what the decision had begun to change before it found the problem.
                     with session.begin_nested():
-                        decision = _decide(session, config, inbound, row.id, now, video)
+                        decision = _decide(session, config, inbound, row_id, now, video)
                 except Unusable as exc:
                     decision = _Decision(QUARANTINED, exc.reason)
-            row.outcome, row.reason = decision.outcome, decision.reason
-            row.meeting_id = decision.meeting.id if decision.meeting else None
-            if decision.outcome == QUARANTINED:
-                row.raw = raw  # kept for staff to inspect; purged with the meeting data
+            session.execute(
+                _RECORD_DECISION,
+                {
+                    "row_id": row_id,
+                    "new_outcome": decision.outcome,
+                    "new_reason": decision.reason,
+                    "new_meeting_id": decision.meeting.id if decision.meeting else None,
+                    # Kept for staff to inspect; purged with the meeting data.
+                    "new_raw": raw if decision.outcome == QUARANTINED else None,
+                },
+            )
             uid = decision.meeting.uid if decision.meeting else None
-            result = Outcome(decision.outcome, decision.reason, uid, row.id)
+            result = Outcome(decision.outcome, decision.reason, uid, row_id)
     except IntegrityError:
         # Another worker recorded the same message first.
         return Outcome(DUPLICATE, "already processed")
@@ -131,13 +164,15 @@ def _decide(
     secret = signing_secret(session)
     if not trust.uid_is_ours(secret, msg.uid):
         raise Unusable("unknown-uid", "UID not issued by this service")
-    # FOR UPDATE: on PostgreSQL two workers with two answers for one meeting must take turns,
-    # or both read "proposed" and both confirm (SQLite's BEGIN IMMEDIATE serialises anyway).
-    meeting = session.scalars(
-        select(Meeting).where(Meeting.uid == msg.uid).with_for_update()
-    ).one_or_none()
-    if meeting is None:
+    # The meeting with its guardian and teacher in one query: the checks below and the
+    # booking engine then find both in the session without asking the database again.
+    # FOR UPDATE OF meetings: on PostgreSQL two workers with two answers for one meeting
+    # must take turns, or both read "proposed" and both confirm (SQLite's BEGIN IMMEDIATE
+    # serialises anyway).
+    found = session.execute(_MEETING_BY_UID, {"uid": msg.uid}).one_or_none()
+    if found is None:
         raise Unusable("unknown-uid", "no meeting with this UID")
+    meeting = found[0]
     mail = config.mail
     assert mail is not None  # Booking refuses to exist without it
     if mail.trusted_authserv_id:

@@ -23,13 +23,14 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from icalendar import Alarm, Calendar, Component, Event, Timezone, vCalAddress
+from icalendar import Alarm, Calendar, Component, Event, vCalAddress
 from icalendar.enums import CLASS, PARTSTAT, ROLE, STATUS, TRANSP
 from icalendar.prop import vBroken, vUnknown
 from icalendar.prop.conference import Conference
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from ptm_sync.errors import Unusable
+from ptm_sync.icaltext import vtimezone
 
 __all__ = [
     "CONFERENCE_LABEL",
@@ -583,11 +584,7 @@ def _calendar(method: Method, event: Event, tz: ZoneInfo, inv: Invitation) -> Ca
         # RFC 5545 §3.6.5: every TZID used needs its VTIMEZONE.  A VTIMEZONE covering the
         # meeting's calendar year(s) keeps the message small and the output deterministic.
         start, end = inv.start.astimezone(tz), inv.end.astimezone(tz)
-        calendar.add_component(
-            Timezone.from_tzinfo(
-                tz, tz.key, first_date=date(start.year, 1, 1), last_date=date(end.year + 1, 1, 1)
-            )
-        )
+        calendar.add_component(vtimezone(tz, start.year, end.year + 1))
     calendar.add_component(event)
     return calendar
 

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from ptm_sync.errors import PtmError
 from ptm_sync.store import Database, Outbox
+from ptm_sync.store.insert import insert_new
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,13 @@ MAX_ATTEMPTS = 8
 BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=2)
 LEASE = timedelta(minutes=5)
+
+_TABLE: Table = Outbox.__table__  # type: ignore[assignment]
+_MARK_DONE = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("row_id"))
+    .values(state=DONE, done_at=bindparam("at"), claimed_until=None, attempts=_TABLE.c.attempts + 1)
+)
 
 #: A deliverer performs one row's effect; it raises PtmError (retryable or not) on failure.
 Deliverer = Callable[[Outbox], None]
@@ -49,24 +57,26 @@ def enqueue(
     payload: Mapping[str, Any],
     now: datetime,
     meeting_id: int | None = None,
-) -> Outbox:
-    """Add a side effect to the caller's transaction; a row with the same key is kept as is."""
-    row = session.scalars(select(Outbox).where(Outbox.key == key)).one_or_none()
-    if row is not None:
-        return row
-    row = Outbox(
-        key=key,
-        kind=kind,
-        payload=json.dumps(payload, sort_keys=True),
-        meeting_id=meeting_id,
-        state=PENDING,
-        attempts=0,
-        next_attempt_at=now,
-        last_error="",
-        created_at=now,
-    )
-    session.add(row)
-    return row
+) -> None:
+    """Add a side effect to the caller's transaction; a row with the same key is kept as is.
+
+    One statement: ``INSERT … ON CONFLICT (key) DO NOTHING`` on SQLite and PostgreSQL, so
+    the unique key, not a look-up before the insert, decides whether the row is new.
+    """
+    values = {
+        "key": key,
+        "kind": kind,
+        "payload": json.dumps(payload, sort_keys=True),
+        "meeting_id": meeting_id,
+        "state": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "claimed_until": None,
+        "last_error": "",
+        "created_at": now,
+        "done_at": None,
+    }
+    insert_new(session, _TABLE, values, key="key")
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
@@ -78,32 +88,52 @@ def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
 
 
 def _due(now: datetime) -> Any:
+    # A meeting's row waits while an older row of the same meeting is pending: it is due
+    # only when it is the oldest pending row of its meeting.  One grouped look-up for all
+    # candidates, rather than a search of the outbox for each (there is no index on
+    # meeting_id), keeps a claim quick when thousands of rows wait.
     older = aliased(Outbox)
-    blocked = exists().where(
-        older.meeting_id == Outbox.meeting_id,
-        older.id < Outbox.id,
-        older.state == PENDING,
+    first_pending = (
+        select(func.min(older.id))
+        .where(older.state == PENDING, older.meeting_id.is_not(None))
+        .group_by(older.meeting_id)
     )
     return and_(
         Outbox.state == PENDING,
         Outbox.next_attempt_at <= now,
         or_(Outbox.claimed_until.is_(None), Outbox.claimed_until <= now),
-        or_(Outbox.meeting_id.is_(None), ~blocked),
+        or_(Outbox.meeting_id.is_(None), Outbox.id.in_(first_pending)),
     )
 
 
-def claim(db: Database, *, now: datetime, limit: int = 100, kind: str | None = None) -> list[int]:
-    """Lease up to ``limit`` due rows to this worker; returns their ids in order."""
+def claim_rows(
+    db: Database, *, now: datetime, limit: int = 100, kind: str | None = None
+) -> list[Outbox]:
+    """Lease up to ``limit`` due rows to this worker; returns them in order, loaded.
+
+    The rows stay readable after the claim's transaction (the store does not expire
+    objects on commit), so a deliverer needs no second look-up.
+    """
     with db.write() as session:
-        query = select(Outbox).where(_due(now)).order_by(Outbox.id).limit(limit)
+        # The ids first: sorting whole rows (payloads and all) to pick the first few is
+        # what a one-step SELECT … ORDER BY id LIMIT n would make the database do.
+        query = select(Outbox.id).where(_due(now)).order_by(Outbox.id).limit(limit)
         if kind is not None:
             query = query.where(Outbox.kind == kind)
         if db.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True, of=Outbox)
-        rows = list(session.scalars(query))
-        for row in rows:
-            row.claimed_until = now + LEASE
-        return [row.id for row in rows]
+        ids = list(session.scalars(query))
+        if not ids:
+            return []
+        session.execute(
+            update(_TABLE).where(_TABLE.c.id.in_(ids)).values(claimed_until=now + LEASE)
+        )
+        return list(session.scalars(select(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.id)))
+
+
+def claim(db: Database, *, now: datetime, limit: int = 100, kind: str | None = None) -> list[int]:
+    """Lease up to ``limit`` due rows to this worker; returns their ids in order."""
+    return [row.id for row in claim_rows(db, now=now, limit=limit, kind=kind)]
 
 
 @dataclass
@@ -124,24 +154,18 @@ def deliver(
 ) -> FlushReport:
     """Claim and deliver due rows once; failures are rescheduled or dead-lettered."""
     report = FlushReport()
-    for row_id in claim(db, now=clock(), limit=limit, kind=kind):
-        with db.read() as session:
-            row = session.get(Outbox, row_id)
-        if row is None:  # pragma: no cover - rows are never deleted while pending
-            continue
+    for row in claim_rows(db, now=clock(), limit=limit, kind=kind):
         deliverer = deliverers.get(row.kind)
         try:
             if deliverer is None:
                 raise PtmError(f"no deliverer for {row.kind!r} configured")
             deliverer(row)
         except PtmError as exc:
-            _failed(db, row_id, exc, clock(), report)
+            _failed(db, row.id, exc, clock(), report)
             continue
-        with db.write() as session:
-            done = session.get(Outbox, row_id)
-            assert done is not None
-            done.state, done.done_at, done.claimed_until = DONE, clock(), None
-            done.attempts += 1
+        # Recorded at once, row by row: a crash repeats at most the one item in flight.
+        with db.write_connection() as connection:
+            connection.execute(_MARK_DONE, {"row_id": row.id, "at": clock()})
         report.delivered += 1
     return report
 

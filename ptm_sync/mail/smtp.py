@@ -199,7 +199,9 @@ class SmtpSender:
 
     def _open(self) -> smtplib.SMTP:
         cfg = self.config
-        context = self._tls_context or ssl.create_default_context()
+        context = self._tls_context
+        if context is None and (cfg.ssl or cfg.starttls):
+            context = ssl.create_default_context()  # reads the system's CAs: only for TLS
         conn: smtplib.SMTP | None = None
         try:
             if cfg.ssl:

@@ -1,0 +1,62 @@
+"""Insert unless present: the unique key decides, in one statement, on every backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Table, func, select
+
+from ptm_sync.store import Database, Inbound
+from ptm_sync.store.insert import insert_new, insert_new_id
+
+T0 = datetime(2027, 3, 22, 13, 0, tzinfo=UTC)
+INBOUND: Table = Inbound.__table__  # type: ignore[assignment]
+
+
+def _message(digest: str, sender: str = "pat@example.net") -> dict[str, object]:
+    return {
+        "digest": digest,
+        "received_at": T0,
+        "message_id": f"<{digest}@example.net>",
+        "sender": sender,
+        "outcome": "quarantined",
+        "reason": "",
+        "meeting_id": None,
+        "raw": None,
+    }
+
+
+def test_a_new_row_is_inserted_and_its_id_returned(db: Database) -> None:
+    with db.write() as s:
+        first = insert_new_id(s, INBOUND, _message("a" * 64), key="digest")
+        second = insert_new_id(s, INBOUND, _message("b" * 64), key="digest")
+    assert first is not None and second is not None and second != first
+    with db.read() as s:
+        assert s.get(Inbound, first) is not None and s.get(Inbound, second) is not None
+
+
+def test_a_row_whose_key_exists_is_left_as_it_is(db: Database) -> None:
+    with db.write() as s:
+        assert insert_new(s, INBOUND, _message("c" * 64), key="digest")
+    with db.write() as s:
+        assert (
+            insert_new_id(s, INBOUND, _message("c" * 64, sender="eve@x.org"), key="digest") is None
+        )
+        assert not insert_new(s, INBOUND, _message("c" * 64, sender="eve@x.org"), key="digest")
+    with db.read() as s:
+        rows = s.scalars(select(Inbound)).all()
+    assert [(r.digest, r.sender) for r in rows] == [("c" * 64, "pat@example.net")]
+
+
+def test_the_insert_belongs_to_the_callers_transaction(db: Database) -> None:
+    class Abort(Exception):
+        pass
+
+    try:
+        with db.write() as s:
+            assert insert_new_id(s, INBOUND, _message("d" * 64), key="digest") is not None
+            raise Abort
+    except Abort:
+        pass
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Inbound)) == 0
