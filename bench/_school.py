@@ -28,7 +28,7 @@ from ptm_sync.invite import invite
 from ptm_sync.periods import ensure_periods
 from ptm_sync.roster_input import SourceFile
 from ptm_sync.roster_store import import_roster
-from ptm_sync.store import Database, Outbox
+from ptm_sync.store import Calendar, Database, Outbox, Teacher
 from ptm_sync.video import VideoProvider, provider_for
 
 ORGANIZER = "conferences@lincoln.example.org"
@@ -157,6 +157,16 @@ def school(folder: Path, meetings: int, *, smtp_port: int | None = None) -> Scho
     import_roster(db, roster(meetings), [a.id for a in config.accounts])
     with db.write() as session:
         ensure_periods(session, config)  # what `ptm-sync sync` does before any invite
+        # Every teacher's calendar read once and found empty: free all evening.
+        for teacher in session.scalars(select(Teacher)):
+            session.add(
+                Calendar(
+                    teacher_id=teacher.id,
+                    account=teacher.account,
+                    url=teacher.calendar,
+                    synced_at=NOW,
+                )
+            )
     video = provider_for(config.video)
     result = invite(db, config, config.periods[0], now=NOW, video=video)
     if len(result.proposed) != meetings:
