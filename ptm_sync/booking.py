@@ -403,35 +403,23 @@ class Booking:
         method: str | None,
     ) -> None:
         message_id = self._message_id(meeting, kind)
-        sender = meeting.organizer or self.mail.organizer
-        school, guardian = self.config.school.name, parties.guardian
+        guardian = parties.guardian
+        common: dict[str, Any] = {
+            "sender": meeting.organizer or self.mail.organizer,
+            "sender_name": self.config.school.name,
+            "to": guardian.email,
+            "to_name": guardian.name,
+            "subject": text.subject,
+            "text": text.plain,
+            "html": text.html,
+            "message_id": message_id,
+            "date": self.now,
+        }
         msg: EmailMessage
         if cal is not None and method is not None:
-            msg = imip.build_invitation_email(
-                cal=cal,
-                method=method,
-                sender=sender,
-                sender_name=school,
-                to=guardian.email,
-                to_name=guardian.name,
-                subject=text.subject,
-                text=text.plain,
-                html=text.html,
-                message_id=message_id,
-                date=self.now,
-            )
+            msg = imip.build_invitation_email(cal=cal, method=method, **common)
         else:
-            msg = imip.build_plain_email(
-                sender=sender,
-                sender_name=school,
-                to=guardian.email,
-                to_name=guardian.name,
-                subject=text.subject,
-                text=text.plain,
-                html=text.html,
-                message_id=message_id,
-                date=self.now,
-            )
+            msg = imip.build_plain_email(**common)
         enqueue_email(
             session,
             msg,

@@ -378,6 +378,7 @@ def test_delete_of_an_absent_event_succeeds(
     connector.delete_event(
         calendar, RemoteRef(urlsplit(calendar.calendar).path + "never-there.ics", etag)
     )
+    assert connector.changes(calendar, None).changed == ()  # nothing raised, nothing made
 
 
 def test_delete_with_a_stale_etag_raises_wrong_etag(
