@@ -239,6 +239,57 @@ class Booking:
         self._history(session, meeting, before, Actor.SYSTEM, "no answer by the hold deadline")
         self._send_cancel(session, meeting, "the reserved time was not confirmed in time")
 
+    def move(
+        self,
+        session: Session,
+        meeting: Meeting,
+        slot: Interval,
+        *,
+        actor: Actor,
+        reason: str,
+        inbound_id: int | None = None,
+    ) -> None:
+        """A new time for the meeting, which is then confirmed (an accepted COUNTER).
+
+        The meeting keeps its UID; SEQUENCE goes up and the old time is kept in the history
+        (DESIGN §3).  Raises IntegrityError at flush when another meeting holds the slot.
+        """
+        self._require(meeting, {MeetingState.PROPOSED, MeetingState.CONFIRMED})
+        before, old_start = meeting.state, meeting.start
+        meeting.start, meeting.end = slot.start, slot.end
+        meeting.state = MeetingState.CONFIRMED.value
+        meeting.partstat = PARTSTAT.ACCEPTED
+        meeting.sequence += 1
+        meeting.hold_until = None
+        meeting.updated_at = self.now
+        session.flush()  # the unique index and the exclusion constraint speak here
+        self._history(session, meeting, before, actor, reason, inbound_id, old_start=old_start)
+        self._calendar(session, meeting)
+        self._send_request(session, meeting, STATUS.CONFIRMED, kind="confirmation")
+
+    def decline_counter(
+        self, session: Session, meeting: Meeting, why: str, alternatives: Sequence[Interval]
+    ) -> None:
+        """DECLINECOUNTER (RFC 5546 §3.2.8): the proposed time is refused; the meeting keeps
+        its time; the parent is told why and offered up to three free alternatives."""
+        parties = self.parties(session, meeting)
+        text = messages.counter_declined(
+            school=self.config.school.name,
+            period_title=self.period(meeting).title,
+            meeting=self.facts(parties, meeting),
+            tz=self.tz,
+            contact=self.config.school.contact,
+            why=why,
+            alternatives=[(a.start, a.end) for a in alternatives],
+        )
+        inv = self.invitation(session, meeting, STATUS.TENTATIVE, parties, text)
+        cal = itip.build_decline_counter(inv, self.tz, text.plain)
+        kind = f"declinecounter-{self.now:%Y%m%dT%H%M%S%f}"
+        self._email(session, meeting, parties, kind, text, cal, "DECLINECOUNTER")
+        self._history(
+            session, meeting, meeting.state, Actor.SYSTEM, f"proposed time declined: {why}"
+        )
+
     def refresh(self, session: Session, meeting: Meeting) -> None:
         """REFRESH (RFC 5546 §3.2.6): send the current REQUEST again, with a fresh DTSTAMP."""
         status = {
@@ -277,6 +328,7 @@ class Booking:
         actor: Actor,
         reason: str,
         inbound_id: int | None = None,
+        old_start: datetime | None = None,
     ) -> None:
         # Append-only: written at once, never loaded back into the session.
         session.execute(
@@ -287,7 +339,7 @@ class Booking:
                 "actor": actor.value,
                 "from_state": before,
                 "to_state": meeting.state,
-                "old_start": None,
+                "old_start": old_start,
                 "new_start": meeting.start,
                 "reason": reason,
                 "inbound_id": inbound_id,

@@ -27,7 +27,7 @@ from ptm_sync import imip, itip, trust
 from ptm_sync.booking import Booking, signing_secret
 from ptm_sync.config import Config
 from ptm_sync.errors import Unusable
-from ptm_sync.model import Actor, MeetingState
+from ptm_sync.model import Actor, Interval, MeetingState
 from ptm_sync.store import Database, Guardian, Inbound, Meeting, Teacher
 from ptm_sync.store.insert import insert_new_id
 from ptm_sync.video import VideoProvider
@@ -181,7 +181,7 @@ def _decide(
         )
         if verdict == "fail":
             raise Unusable("authentication-failed", "DMARC/DKIM failed at our mail server")
-    if msg.method not in (itip.Method.REPLY, itip.Method.REFRESH):
+    if msg.method not in (itip.Method.REPLY, itip.Method.REFRESH, itip.Method.COUNTER):
         raise Unusable("unsupported-method", f"{msg.method} is not handled yet")
     guardian = session.get(Guardian, meeting.guardian_id)
     assert guardian is not None
@@ -203,6 +203,8 @@ def _decide(
         # Only the invited attendee may ask for the current REQUEST (RFC 5546 §3.2.6).
         booking.refresh(session, meeting)
         return _Decision(APPLIED, "refresh", meeting)
+    if msg.method == itip.Method.COUNTER:
+        return _counter(session, booking, meeting, msg, inbound_id)
     if not itip.is_newer(msg.sequence, msg.dtstamp, meeting.reply_sequence, meeting.reply_dtstamp):
         # RFC 5546 §2.1.5, DESIGN §4: an equal (SEQUENCE, DTSTAMP) pair is the same answer
         # sent again; a lower one is an older answer that arrived late.
@@ -211,6 +213,28 @@ def _decide(
         return _Decision(STALE, "a newer reply was processed before", meeting)
     meeting.reply_sequence, meeting.reply_dtstamp = msg.sequence, msg.dtstamp
     return _apply_reply(session, booking, meeting, attendee.partstat, inbound_id, msg.comment)
+
+
+def _counter(
+    session: Session, booking: Booking, meeting: Meeting, msg: itip.ItipMessage, inbound_id: int
+) -> _Decision:
+    """Propose new time: granted, or declined with alternatives (:mod:`ptm_sync.counter`)."""
+    from ptm_sync.counter import handle_counter
+
+    if msg.start is None or msg.end is None or msg.end <= msg.start:
+        raise Unusable("counter-without-time", "a COUNTER must propose a start and an end")
+    state = MeetingState(meeting.state)
+    if state not in (MeetingState.PROPOSED, MeetingState.CONFIRMED):
+        raise Unusable(f"meeting-{state.value}", "proposed a new time for a closed meeting")
+    outcome = handle_counter(
+        session,
+        booking,
+        meeting,
+        Interval(msg.start, msg.end),
+        inbound_id=inbound_id,
+        comment=msg.comment,
+    )
+    return _Decision(APPLIED, outcome, meeting)
 
 
 def _apply_reply(

@@ -175,3 +175,32 @@ def declined(
             school,
         ],
     )
+
+
+def counter_declined(
+    *,
+    school: str,
+    period_title: str,
+    meeting: MeetingFacts,
+    tz: ZoneInfo,
+    contact: str,
+    why: str,
+    alternatives: Sequence[tuple[datetime, datetime]],
+) -> Text:
+    """The answer to a "Propose new time" we cannot grant, with free alternatives."""
+    offer = (
+        "These times are free:\n" + "\n".join(f"- {when(s, e, tz)}" for s, e in alternatives)
+        if alternatives
+        else "No other time with this teacher is free at the moment."
+    )
+    return _text(
+        f"New time not possible: {period_title} with {meeting.teacher_name}",
+        [
+            f"Thank you for proposing another time for your meeting with {_about(meeting)}. "
+            f"We cannot move it: {why}.",
+            f"Your meeting stays at {when(meeting.start, meeting.end, tz)}.",
+            offer,
+            f"To take one of them, propose it again from your calendar, or write to {contact}.",
+            school,
+        ],
+    )

@@ -103,16 +103,19 @@ def _reply_calendar(
     tzid: str | None,
     comment: str = "",
     extra_attendee: str = "",
+    method: str = "REPLY",
+    when: tuple[datetime, datetime] | None = None,
 ) -> str:
     msg = inv.message
     assert msg.start is not None and msg.end is not None
-    lines = ["BEGIN:VCALENDAR", f"PRODID:{prodid}", "VERSION:2.0", "METHOD:REPLY"]
+    begins, ends = when or (msg.start, msg.end)
+    lines = ["BEGIN:VCALENDAR", f"METHOD:{method}", f"PRODID:{prodid}", "VERSION:2.0"]
     if tzid is not None:
-        lines += _vtimezone(tzid, inv.tz, msg.start.year)
-        start = f"DTSTART;TZID={tzid}:{_local(msg.start, inv.tz)}"
-        end = f"DTEND;TZID={tzid}:{_local(msg.end, inv.tz)}"
+        lines += _vtimezone(tzid, inv.tz, begins.year)
+        start = f"DTSTART;TZID={tzid}:{_local(begins, inv.tz)}"
+        end = f"DTEND;TZID={tzid}:{_local(ends, inv.tz)}"
     else:
-        start, end = f"DTSTART:{_stamp(msg.start)}", f"DTEND:{_stamp(msg.end)}"
+        start, end = f"DTSTART:{_stamp(begins)}", f"DTEND:{_stamp(ends)}"
     lines += ["BEGIN:VEVENT", f"UID:{msg.uid}", f"DTSTAMP:{_stamp(now)}", start, end]
     if organizer:
         lines.append(f"ORGANIZER;CN=Conferences:mailto:{inv.organizer}")
@@ -145,16 +148,28 @@ def _verb(partstat: str) -> str:
     )
 
 
-def outlook(inv: Invitation, partstat: str, now: datetime, comment: str = "") -> bytes:
+def outlook(
+    inv: Invitation,
+    partstat: str,
+    now: datetime,
+    comment: str = "",
+    *,
+    counter: tuple[datetime, datetime] | None = None,
+) -> bytes:
+    """Outlook's answer; with ``counter``, its "Propose new time" (METHOD:COUNTER, which
+    keeps the ORGANIZER and carries the proposed DTSTART/DTEND)."""
+    method = "COUNTER" if counter else "REPLY"
     tzid = _OLSON_TO_WINDOWS.get(inv.tz.key)
     cal = _reply_calendar(
         inv,
-        partstat,
+        "TENTATIVE" if counter else partstat,
         now,
         prodid="Microsoft Exchange Server 2010",
-        organizer=False,
+        organizer=counter is not None,
         tzid=tzid,
         comment=comment or "\\n",
+        method=method,
+        when=counter,
     )
     boundary = f"_000_{uuid.uuid4().hex.upper()}_"
     head = _headers(
@@ -177,7 +192,7 @@ def outlook(inv: Invitation, partstat: str, now: datetime, comment: str = "") ->
         f'--{boundary}{CRLF}Content-Type: text/html; charset="us-ascii"{CRLF}'
         f"Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}<html><body>{comment}"
         f"</body></html>{CRLF}{CRLF}"
-        f'--{boundary}{CRLF}Content-Type: text/calendar; charset="utf-8"; method=REPLY{CRLF}'
+        f'--{boundary}{CRLF}Content-Type: text/calendar; charset="utf-8"; method={method}{CRLF}'
         f"Content-Transfer-Encoding: base64{CRLF}{CRLF}{_b64(cal)}{CRLF}--{boundary}--{CRLF}"
     )
     return (head + CRLF + body).encode("utf-8")
@@ -352,6 +367,19 @@ def reply(
 ) -> bytes:
     """The raw reply ``client`` would send to ``invitation`` with ``partstat``."""
     return CLIENTS[client](Invitation(invitation, tz), partstat, now, comment)
+
+
+def propose_new_time(
+    invitation: bytes,
+    start: datetime,
+    end: datetime,
+    *,
+    tz: ZoneInfo,
+    now: datetime,
+    comment: str = "",
+) -> bytes:
+    """Outlook's "Propose new time" for ``invitation``: an iTIP COUNTER."""
+    return outlook(Invitation(invitation, tz), "TENTATIVE", now, comment, counter=(start, end))
 
 
 def is_invitation(raw: bytes) -> bool:

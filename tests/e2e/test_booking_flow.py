@@ -391,3 +391,36 @@ def test_mail_deliver_defers_instead_of_bouncing_when_it_cannot_process(
     )
     assert proc.returncode == 75  # EX_TEMPFAIL: the MTA keeps the message and retries
     assert b"missing-folder" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+def test_propose_new_time_moves_the_meeting_when_the_time_is_free(
+    school: tuple[School, SmtpSink], radicale_server: EmbeddedCalDAV
+) -> None:
+    s, sink = school
+    s.run("invite")
+    meeting = s.meetings(teacher="grace@lincoln.example.org")[0]
+    taken = {x["start"] for x in s.meetings(teacher="grace@lincoln.example.org")}
+    free = [
+        x
+        for x in s.run("slots", "--teacher", "grace@lincoln.example.org", "--format", "json").json()
+        if x["start"] not in taken
+    ]
+    wanted = free[-1]
+    counter = parents.propose_new_time(
+        invitations(sink)[meeting["uid"]],
+        datetime.fromisoformat(wanted["start"]),
+        datetime.fromisoformat(wanted["end"]),
+        tz=TZ,
+        now=now_utc(),
+        comment="Later would suit us better",
+    )
+    assert s.run("mail", "deliver", stdin=counter).out.strip() == "applied (counter accepted)"
+    s.run("outbox", "flush")
+    moved = meeting_by_uid(s, meeting["uid"])
+    assert (moved["start"], moved["state"], moved["sequence"]) == (wanted["start"], "confirmed", 1)
+    events = [
+        e
+        for e in teacher_events(radicale_server, s.calendars[meeting["teacher"]])
+        if str(e["UID"]) == meeting["uid"]
+    ]
+    assert len(events) == 1 and events[0].start == datetime.fromisoformat(wanted["start"])
