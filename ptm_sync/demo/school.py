@@ -231,12 +231,14 @@ def families_csv() -> str:
 
 
 #: How each simulated family answers: (mail client, answers per meeting in plan order).
-#: "accept" and "decline" become iTIP REPLYs shaped like that client's; None stays silent.
+#: "accept" and "decline" become iTIP REPLYs shaped like that client's; "later" is Outlook's
+#: "Propose new time" two hours later (a COUNTER); None stays silent.
 ANSWERS: dict[str, tuple[str, list[str | None]]] = {
     "pat.johnson@example.net": ("outlook", ["accept", "accept", "accept"]),
     "sam.smith@example.com": ("gmail", ["accept", "decline", "accept"]),
     "maria.garcia@example.org": ("apple", ["accept", "accept"]),
     "jordan.davis@example.com": ("thunderbird", ["accept", None, "accept"]),
+    "alex.brown@example.net": ("outlook", ["later"]),
     "taylor.wilson@example.org": ("proton", ["decline"]),
 }
 

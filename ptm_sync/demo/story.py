@@ -102,11 +102,26 @@ def parents_answer(config: Path, sink: SmtpSink) -> None:
             if answer is None:
                 _say(f"  {guardian:<27} ({client}) does not answer {_subject(raw)[12:]}")
                 continue
-            partstat = "ACCEPTED" if answer == "accept" else "DECLINED"
-            comment = "Sorry, that evening we are away." if answer == "decline" else ""
-            reply = parents.reply(client, raw, partstat, tz=tz, now=now, comment=comment)
+            if answer == "later":
+                asked = parents.Invitation(raw, tz).message
+                assert asked.start is not None and asked.end is not None
+                later = timedelta(hours=2)
+                reply = parents.propose_new_time(
+                    raw,
+                    asked.start + later,
+                    asked.end + later,
+                    tz=tz,
+                    now=now,
+                    comment="Could we make it two hours later?",
+                )
+                answer = "propose"  # "proposes a new time"
+            else:
+                partstat = "ACCEPTED" if answer == "accept" else "DECLINED"
+                comment = "Sorry, that evening we are away." if answer == "decline" else ""
+                reply = parents.reply(client, raw, partstat, tz=tz, now=now, comment=comment)
             outcome = _run(config, "mail", "deliver", stdin=reply, quiet=True).strip()
-            _say(f"  {guardian:<27} ({client}) {answer}s -> {outcome}")
+            what = "proposes two hours later" if answer == "propose" else f"{answer}s"
+            _say(f"  {guardian:<27} ({client}) {what} -> {outcome}")
             now += timedelta(seconds=1)
 
 
