@@ -19,6 +19,7 @@ Time zones are resolved per calendar object, never through icalendar's process-w
 
 from __future__ import annotations
 
+import logging
 import warnings
 import zoneinfo
 from collections.abc import Callable, Collection, Iterable
@@ -26,6 +27,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 import recurring_ical_events
+import x_wr_timezone
 from icalendar import Calendar, Component, Event, Timezone
 from icalendar.enums import STATUS, TRANSP
 from icalendar.error import GloballyUniqueTZIDGuessed
@@ -42,6 +44,8 @@ _ZONED_PROPERTIES = ("DTSTART", "DTEND", "RECURRENCE-ID", "EXDATE", "RDATE")
 _PADDING = timedelta(days=2)
 
 _ONE_DAY = timedelta(days=1)
+
+log = logging.getLogger(__name__)
 
 
 def parse_calendar(ics: str | bytes) -> Calendar:
@@ -101,6 +105,13 @@ def busy_times(
     if window_end < window_start:
         raise ValueError(f"window ends before it starts: {start} > {end}")
     calendar = parse_calendar(ics)
+    if "X-WR-TIMEZONE" in calendar:
+        # Google and Apple exports name the calendar's zone here and leave times floating
+        # or in UTC; read them as that zone says, not as the school's.
+        try:
+            calendar = x_wr_timezone.to_standard(calendar)
+        except Exception as exc:  # noqa: BLE001 - an unknown zone name: keep RFC 5545 rules
+            log.debug("ignoring X-WR-TIMEZONE: %s", exc)
     if ignore_uids:
         ignored = frozenset(ignore_uids)
         calendar.subcomponents = [

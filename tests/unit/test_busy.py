@@ -286,6 +286,14 @@ def test_floating_time_is_read_in_the_school_zone() -> None:
     assert busy_in_march(text, ZoneInfo("Asia/Tokyo")) == [("2027-03-10T01:00", "2027-03-10T02:00")]
 
 
+def test_x_wr_timezone_names_the_zone_of_floating_times() -> None:
+    # Google and Apple exports: the calendar's zone in X-WR-TIMEZONE, times left floating.
+    text = ics(vevent("g", "DTSTART:20270310T100000", "DTEND:20270310T110000")).replace(
+        "PRODID:-//ptm-sync tests//EN", "PRODID:-//ptm-sync tests//EN\r\nX-WR-TIMEZONE:Asia/Tokyo"
+    )
+    assert busy_in_march(text) == [("2027-03-10T01:00", "2027-03-10T02:00")]
+
+
 def test_floating_recurring_event_keeps_local_time_across_dst() -> None:
     text = ics(
         vevent(
