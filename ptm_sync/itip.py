@@ -172,11 +172,14 @@ def is_newer(
 
 
 def address_of(value: str) -> str:
-    """A calendar address as a plain lowercased email: ``MAILTO:A@B.org`` → ``a@b.org``."""
+    """A calendar address as a plain lowercased email: ``MAILTO:A@B.org`` → ``a@b.org``.
+
+    Angle brackets some clients put around the address (``mailto:<a@b.org>``) are dropped.
+    """
     text = str(value).strip()
     if text[:7].lower() == "mailto:":
         text = text[7:]
-    return text.strip().lower()
+    return text.strip().strip("<>").strip().lower()
 
 
 # --- reading ------------------------------------------------------------------------------
