@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -107,7 +107,7 @@ def _due(now: datetime) -> Any:
 
 
 def claim_rows(
-    db: Database, *, now: datetime, limit: int = 100, kind: str | None = None
+    db: Database, *, now: datetime, limit: int = 100, kinds: Collection[str] | None = None
 ) -> list[Outbox]:
     """Lease up to ``limit`` due rows to this worker; returns them in order, loaded.
 
@@ -118,8 +118,8 @@ def claim_rows(
         # The ids first: sorting whole rows (payloads and all) to pick the first few is
         # what a one-step SELECT … ORDER BY id LIMIT n would make the database do.
         query = select(Outbox.id).where(_due(now)).order_by(Outbox.id).limit(limit)
-        if kind is not None:
-            query = query.where(Outbox.kind == kind)
+        if kinds is not None:
+            query = query.where(Outbox.kind.in_(list(kinds)))
         if db.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True, of=Outbox)
         ids = list(session.scalars(query))
@@ -131,9 +131,11 @@ def claim_rows(
         return list(session.scalars(select(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.id)))
 
 
-def claim(db: Database, *, now: datetime, limit: int = 100, kind: str | None = None) -> list[int]:
+def claim(
+    db: Database, *, now: datetime, limit: int = 100, kinds: Collection[str] | None = None
+) -> list[int]:
     """Lease up to ``limit`` due rows to this worker; returns their ids in order."""
-    return [row.id for row in claim_rows(db, now=now, limit=limit, kind=kind)]
+    return [row.id for row in claim_rows(db, now=now, limit=limit, kinds=kinds)]
 
 
 @dataclass
@@ -150,11 +152,11 @@ def deliver(
     *,
     clock: Callable[[], datetime],
     limit: int = 100,
-    kind: str | None = None,
+    kinds: Collection[str] | None = None,
 ) -> FlushReport:
     """Claim and deliver due rows once; failures are rescheduled or dead-lettered."""
     report = FlushReport()
-    for row in claim_rows(db, now=clock(), limit=limit, kind=kind):
+    for row in claim_rows(db, now=clock(), limit=limit, kinds=kinds):
         deliverer = deliverers.get(row.kind)
         try:
             if deliverer is None:
@@ -201,10 +203,14 @@ def flush(
     clock: Callable[[], datetime],
     batch: int = 100,
 ) -> FlushReport:
-    """Deliver every row that is due now, batch after batch, until none is left."""
+    """Deliver every row that is due now, batch after batch, until none is left.
+
+    Only rows of the kinds ``deliverers`` can deliver are taken: emails wait in the outbox
+    while no SMTP server is configured, rather than being given up on.
+    """
     total = FlushReport()
     while True:
-        report = deliver(db, deliverers, clock=clock, limit=batch)
+        report = deliver(db, deliverers, clock=clock, limit=batch, kinds=list(deliverers))
         total.delivered += report.delivered
         total.retried += report.retried
         total.dead += report.dead

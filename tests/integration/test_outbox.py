@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
 from ptm_sync import outbox
@@ -186,9 +185,17 @@ def test_concurrent_workers_never_claim_the_same_row(db: Database) -> None:
     assert len(ids) == 60 and len(set(ids)) == 60
 
 
-@pytest.mark.parametrize("kind", ["calendar"])
-def test_a_row_without_deliverer_is_dead_lettered(db: Database, kind: str) -> None:
+def test_emails_wait_while_no_smtp_server_is_configured(db: Database) -> None:
+    _add(db, "k")
+    rec, clock = Recorder(), Clock()
+    assert outbox.flush(db, {outbox.CALENDAR: rec}, clock=clock).delivered == 0
+    assert _states(db)["k"] == ("pending", 0)  # not given up on
+    assert outbox.flush(db, {outbox.EMAIL: rec}, clock=clock).delivered == 1
+    assert rec.seen == ["k"]
+
+
+def test_a_claimed_row_of_an_unknown_kind_is_dead_lettered(db: Database) -> None:
     with db.write() as s:
-        outbox.enqueue(s, key="x", kind=kind, payload={}, now=T0)
-    report = outbox.flush(db, {}, clock=Clock())
+        outbox.enqueue(s, key="x", kind="fax", payload={}, now=T0)
+    report = outbox.deliver(db, {}, clock=Clock())
     assert report.dead == 1 and "no deliverer" in report.errors[0]
