@@ -9,6 +9,7 @@ any point loses nothing (DESIGN §6).
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 import weakref
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from ptm_sync.model import ACTIVE_STATES, Actor, Interval, MeetingFormat, Meetin
 from ptm_sync.store import (
     Guardian,
     Meeting,
+    MeetingGuardian,
     MeetingHistory,
     MeetingStudent,
     Setting,
@@ -76,11 +78,29 @@ _HISTORY = insert(_HISTORY_TABLE)
 
 @dataclass(frozen=True, slots=True)
 class Parties:
-    """The people a meeting is between, loaded once per change."""
+    """The people a meeting is between, loaded once per change.
+
+    ``guardians`` are every guardian invited, the primary (``meetings.guardian_id``) first.
+    """
 
     teacher: Teacher
-    guardian: Guardian
+    guardians: tuple[Guardian, ...]
     students: tuple[Student, ...]
+
+
+def attendees(meeting: Meeting) -> list[MeetingGuardian]:
+    """The meeting's guardians with their answers: the primary first, then by roster order."""
+    return sorted(
+        meeting.guardians, key=lambda a: (a.guardian_id != meeting.guardian_id, a.guardian_id)
+    )
+
+
+def attending(meeting: Meeting, besides: MeetingGuardian) -> MeetingGuardian | None:
+    """Another guardian who has accepted the meeting, if any."""
+    return next(
+        (a for a in attendees(meeting) if a is not besides and a.partstat == PARTSTAT.ACCEPTED),
+        None,
+    )
 
 
 class Booking:
@@ -99,10 +119,10 @@ class Booking:
 
     def parties(self, session: Session, meeting: Meeting) -> Parties:
         teacher = session.get(Teacher, meeting.teacher_id)
-        guardian = session.get(Guardian, meeting.guardian_id)
-        assert teacher is not None and guardian is not None
+        assert teacher is not None
+        guardians = tuple(a.guardian for a in attendees(meeting))
         students = tuple(session.scalars(_STUDENTS_OF, {"meeting_id": meeting.id}))
-        return Parties(teacher, guardian, students)
+        return Parties(teacher, guardians, students)
 
     def period(self, meeting: Meeting) -> PeriodConfig:
         return self.config.period(meeting.period_id)
@@ -126,8 +146,13 @@ class Booking:
         students: Sequence[Student],
         slot: Interval,
         origin: str = "offer",
+        guardians: Sequence[Guardian] = (),
     ) -> Meeting:
-        """A new meeting that holds ``slot`` until the hold deadline; sends the invitation.
+        """A new meeting that holds ``slot`` until the hold deadline; sends the invitations.
+
+        ``guardian`` is the primary guardian; ``guardians`` may name every guardian of the
+        student(s) for this teacher (the primary among them or not): each is a party of the
+        meeting and gets an invitation of their own.
 
         Raises IntegrityError (at flush) when another active meeting holds the slot: the
         database, not this code, is what makes a double booking impossible.  Raises
@@ -162,6 +187,10 @@ class Booking:
             room = self.video.create_room(uid)
             meeting.video_url = room.url if room else ""
         meeting.students = [MeetingStudent(student_id=s.id) for s in students]
+        invited = [guardian, *(g for g in guardians if g.id != guardian.id)]
+        meeting.guardians = [
+            MeetingGuardian(guardian=g, partstat=PARTSTAT.NEEDS_ACTION) for g in invited
+        ]
         session.add(meeting)
         session.flush()  # the unique index speaks here
         meeting.organizer = self.organizer(session, meeting)
@@ -177,11 +206,15 @@ class Booking:
         actor: Actor,
         reason: str,
         inbound_id: int | None = None,
+        by: MeetingGuardian | None = None,
     ) -> None:
-        """proposed → confirmed: the teacher's calendar gets the event; the parent an update."""
+        """proposed → confirmed: the teacher's calendar gets the event; every guardian an
+        update.  ``by``: the guardian whose answer this is."""
         self._require(meeting, {MeetingState.PROPOSED})
         before = meeting.state
         meeting.state = MeetingState.CONFIRMED.value
+        if by is not None:
+            by.partstat = PARTSTAT.ACCEPTED
         meeting.partstat = PARTSTAT.ACCEPTED
         meeting.sequence += 1  # STATUS changed: significant (RFC 5546 §2.1.4)
         meeting.hold_until = None
@@ -198,8 +231,12 @@ class Booking:
         actor: Actor,
         reason: str,
         inbound_id: int | None = None,
+        by: MeetingGuardian | None = None,
     ) -> None:
-        """The parent said no: the slot is released; a confirmed meeting is taken down."""
+        """The family said no: the slot is released; a confirmed meeting is taken down.
+
+        Every guardian is told.  ``by``: the guardian whose answer this is.
+        """
         self._require(meeting, {MeetingState.PROPOSED, MeetingState.CONFIRMED})
         before = meeting.state
         meeting.state = (
@@ -207,16 +244,18 @@ class Booking:
             if before == MeetingState.PROPOSED
             else MeetingState.CANCELLED.value
         )
+        if by is not None:
+            by.partstat = PARTSTAT.DECLINED
         meeting.partstat = PARTSTAT.DECLINED
         meeting.hold_until = None
         meeting.updated_at = self.now
         self._history(session, meeting, before, actor, reason, inbound_id)
         if before == MeetingState.CONFIRMED:
             self._calendar(session, meeting)
-        self._send_plain(session, meeting, kind="declined")
+        self._send_declined(session, meeting, by)
 
     def cancel(self, session: Session, meeting: Meeting, *, actor: Actor, reason: str) -> None:
-        """Staff or teacher cancels: CANCEL to the parent, the teacher's event removed."""
+        """Staff or teacher cancels: CANCEL to every guardian, the teacher's event removed."""
         self._require(meeting, {MeetingState.PROPOSED, MeetingState.CONFIRMED})
         before = meeting.state
         meeting.state = MeetingState.CANCELLED.value
@@ -229,7 +268,8 @@ class Booking:
         self._send_cancel(session, meeting, reason)
 
     def expire(self, session: Session, meeting: Meeting) -> None:
-        """No answer by the hold deadline: the slot returns to the pool."""
+        """No answer by the hold deadline: the slot returns to the pool; every guardian is
+        told."""
         self._require(meeting, {MeetingState.PROPOSED})
         before = meeting.state
         meeting.state = MeetingState.EXPIRED.value
@@ -248,16 +288,22 @@ class Booking:
         actor: Actor,
         reason: str,
         inbound_id: int | None = None,
+        by: MeetingGuardian | None = None,
     ) -> None:
         """A new time for the meeting, which is then confirmed (an accepted COUNTER).
 
         The meeting keeps its UID; SEQUENCE goes up and the old time is kept in the history
-        (DESIGN §3).  Raises IntegrityError at flush when another meeting holds the slot.
+        (DESIGN §3).  ``by``, the guardian who asked for the time, accepts it; the other
+        guardians' answers were for the old time and are reset to NEEDS-ACTION, as for any
+        moved meeting.  Raises IntegrityError at flush when another meeting holds the slot.
         """
         self._require(meeting, {MeetingState.PROPOSED, MeetingState.CONFIRMED})
         before, old_start = meeting.state, meeting.start
         meeting.start, meeting.end = slot.start, slot.end
         meeting.state = MeetingState.CONFIRMED.value
+        if by is not None:
+            for attendee in meeting.guardians:
+                attendee.partstat = PARTSTAT.ACCEPTED if attendee is by else PARTSTAT.NEEDS_ACTION
         meeting.partstat = PARTSTAT.ACCEPTED
         meeting.sequence += 1
         meeting.hold_until = None
@@ -268,10 +314,16 @@ class Booking:
         self._send_request(session, meeting, STATUS.CONFIRMED, kind="confirmation")
 
     def decline_counter(
-        self, session: Session, meeting: Meeting, why: str, alternatives: Sequence[Interval]
+        self,
+        session: Session,
+        meeting: Meeting,
+        why: str,
+        alternatives: Sequence[Interval],
+        to: MeetingGuardian,
     ) -> None:
         """DECLINECOUNTER (RFC 5546 §3.2.8): the proposed time is refused; the meeting keeps
-        its time; the parent is told why and offered up to three free alternatives."""
+        its time; the guardian who asked (``to``) is told why and offered up to three free
+        alternatives."""
         parties = self.parties(session, meeting)
         text = messages.counter_declined(
             school=self.config.school.name,
@@ -282,16 +334,17 @@ class Booking:
             why=why,
             alternatives=[(a.start, a.end) for a in alternatives],
         )
-        inv = self.invitation(session, meeting, STATUS.TENTATIVE, parties, text)
+        inv = self.invitation(session, meeting, STATUS.TENTATIVE, parties, text, to)
         cal = itip.build_decline_counter(inv, self.tz, text.plain)
         kind = f"declinecounter-{self.now:%Y%m%dT%H%M%S%f}"
-        self._email(session, meeting, parties, kind, text, cal, "DECLINECOUNTER")
+        self._email(session, meeting, to.guardian, kind, text, cal, "DECLINECOUNTER")
         self._history(
             session, meeting, meeting.state, Actor.SYSTEM, f"proposed time declined: {why}"
         )
 
-    def refresh(self, session: Session, meeting: Meeting) -> None:
-        """REFRESH (RFC 5546 §3.2.6): send the current REQUEST again, with a fresh DTSTAMP."""
+    def refresh(self, session: Session, meeting: Meeting, to: MeetingGuardian) -> None:
+        """REFRESH (RFC 5546 §3.2.6): send the guardian who asked (``to``) the current
+        REQUEST again, with a fresh DTSTAMP."""
         status = {
             MeetingState.PROPOSED: STATUS.TENTATIVE,
             MeetingState.CONFIRMED: STATUS.CONFIRMED,
@@ -300,19 +353,27 @@ class Booking:
         # the first REQUEST or CANCEL of this SEQUENCE, or the outbox keeps the old row.
         kind = f"refresh-{self.now:%Y%m%dT%H%M%S}"
         if status is None:
-            self._send_cancel(session, meeting, f"this meeting is {meeting.state}", kind=kind)
+            self._send_cancel(session, meeting, f"this meeting is {meeting.state}", kind, to)
             return
-        self._send_request(session, meeting, status, kind=kind)
+        self._send_request(session, meeting, status, kind, to)
 
-    def record_partstat(
-        self, session: Session, meeting: Meeting, partstat: str, inbound_id: int | None
+    def record_answer(
+        self,
+        session: Session,
+        meeting: Meeting,
+        attendee: MeetingGuardian,
+        partstat: str,
+        inbound_id: int | None,
+        reason: str = "",
     ) -> None:
-        """A reply that changes no state (e.g. TENTATIVE) is still part of the record."""
-        meeting.partstat = partstat
+        """An answer that changes no state (e.g. TENTATIVE, or one guardian declining while
+        another attends) is still part of the record: the guardian's and the family's."""
+        attendee.partstat = partstat
+        someone_attends = any(a.partstat == PARTSTAT.ACCEPTED for a in meeting.guardians)
+        meeting.partstat = PARTSTAT.ACCEPTED if someone_attends else partstat
         meeting.updated_at = self.now
-        self._history(
-            session, meeting, meeting.state, Actor.PARENT, f"replied {partstat}", inbound_id
-        )
+        reason = reason or f"{attendee.guardian.name} replied {partstat}"
+        self._history(session, meeting, meeting.state, Actor.PARENT, reason, inbound_id)
 
     # --- effects --------------------------------------------------------------------------
 
@@ -370,8 +431,10 @@ class Booking:
         status: str,
         parties: Parties,
         text: messages.Text,
+        attendee: MeetingGuardian,
     ) -> itip.Invitation:
-        """The meeting as the parent's calendar sees it; ``text`` becomes its DESCRIPTION."""
+        """The meeting as one guardian's calendar sees it: that guardian is the ATTENDEE,
+        with their own answer as PARTSTAT; ``text`` becomes its DESCRIPTION."""
         period = self.period(meeting)
         about = ", ".join(s.name.split()[0] for s in parties.students)
         summary = f"{period.title}: {parties.teacher.name}" + (f" ({about})" if about else "")
@@ -383,21 +446,31 @@ class Booking:
             summary=summary,
             organizer=meeting.organizer or self.organizer(session, meeting),
             organizer_name=self.config.school.name,
-            attendee=parties.guardian.email,
-            attendee_name=parties.guardian.name,
+            attendee=attendee.guardian.email,
+            attendee_name=attendee.guardian.name,
             status=status,
             dtstamp=self.now,
             description=text.plain,
             location=meeting.location,
             video_url=meeting.video_url,
-            partstat=meeting.partstat,
+            partstat=attendee.partstat,
         )
 
-    def _message_id(self, meeting: Meeting, kind: str) -> str:
+    def _message_id(self, meeting: Meeting, kind: str, guardian: Guardian) -> str:
+        """Fixed per meeting, kind, SEQUENCE and recipient: the outbox key (DESIGN §6)."""
         local, _, domain = meeting.uid.partition("@")
-        return f"<{kind}.{meeting.sequence}.{local}@{domain or 'ptm-sync'}>"
+        to = hashlib.sha256(guardian.email.lower().encode()).hexdigest()[:10]
+        return f"<{kind}.{meeting.sequence}.{local}.{to}@{domain or 'ptm-sync'}>"
 
-    def _send_request(self, session: Session, meeting: Meeting, status: str, kind: str) -> None:
+    def _send_request(
+        self,
+        session: Session,
+        meeting: Meeting,
+        status: str,
+        kind: str,
+        to: MeetingGuardian | None = None,
+    ) -> None:
+        """A REQUEST to each guardian (or only ``to``), each naming its own ATTENDEE."""
         parties = self.parties(session, meeting)
         period, facts = self.period(meeting), self.facts(parties, meeting)
         make = messages.confirmation if status == STATUS.CONFIRMED else messages.invitation
@@ -408,13 +481,20 @@ class Booking:
             tz=self.tz,
             contact=self.config.school.contact,
         )
-        inv = self.invitation(session, meeting, status, parties, text)
-        cal = itip.build_request(inv, self.tz)
-        self._email(session, meeting, parties, kind, text, cal, "REQUEST")
+        for attendee in [to] if to else attendees(meeting):
+            inv = self.invitation(session, meeting, status, parties, text, attendee)
+            cal = itip.build_request(inv, self.tz)
+            self._email(session, meeting, attendee.guardian, kind, text, cal, "REQUEST")
 
     def _send_cancel(
-        self, session: Session, meeting: Meeting, reason: str, kind: str = "cancel"
+        self,
+        session: Session,
+        meeting: Meeting,
+        reason: str,
+        kind: str = "cancel",
+        to: MeetingGuardian | None = None,
     ) -> None:
+        """A CANCEL to each guardian (or only ``to``)."""
         parties = self.parties(session, meeting)
         text = messages.cancellation(
             school=self.config.school.name,
@@ -424,21 +504,27 @@ class Booking:
             contact=self.config.school.contact,
             reason=reason,
         )
-        inv = self.invitation(session, meeting, STATUS.CANCELLED, parties, text)
-        cal = itip.build_cancel(inv, self.tz)
-        self._email(session, meeting, parties, kind, text, cal, "CANCEL")
+        for attendee in [to] if to else attendees(meeting):
+            inv = self.invitation(session, meeting, STATUS.CANCELLED, parties, text, attendee)
+            cal = itip.build_cancel(inv, self.tz)
+            self._email(session, meeting, attendee.guardian, kind, text, cal, "CANCEL")
 
-    def _send_plain(self, session: Session, meeting: Meeting, kind: str) -> None:
-        parties = self.parties(session, meeting)
-        text = messages.declined(
-            school=self.config.school.name,
-            period_title=self.period(meeting).title,
-            meeting=self.facts(parties, meeting),
-            tz=self.tz,
-            contact=self.config.school.contact,
-            page_url=self.page_url(meeting.period_id),
-        )
-        self._email(session, meeting, parties, kind, text, None, None)
+    def _send_declined(
+        self, session: Session, meeting: Meeting, by: MeetingGuardian | None
+    ) -> None:
+        """Every guardian learns that the time is released, and who declined it."""
+        facts = self.facts(self.parties(session, meeting), meeting)
+        for attendee in attendees(meeting):
+            text = messages.declined(
+                school=self.config.school.name,
+                period_title=self.period(meeting).title,
+                meeting=facts,
+                tz=self.tz,
+                contact=self.config.school.contact,
+                page_url=self.page_url(meeting.period_id),
+                declined_by=by.guardian.name if by and by is not attendee else "",
+            )
+            self._email(session, meeting, attendee.guardian, "declined", text, None, None)
 
     def page_url(self, period_id: str) -> str:
         base = self.config.web.public_url.rstrip("/")
@@ -448,14 +534,12 @@ class Booking:
         self,
         session: Session,
         meeting: Meeting,
-        parties: Parties,
+        guardian: Guardian,
         kind: str,
         text: messages.Text,
         cal: Calendar | None,
         method: str | None,
     ) -> None:
-        message_id = self._message_id(meeting, kind)
-        guardian = parties.guardian
         common: dict[str, Any] = {
             "sender": meeting.organizer or self.mail.organizer,
             "sender_name": self.config.school.name,
@@ -464,7 +548,7 @@ class Booking:
             "subject": text.subject,
             "text": text.plain,
             "html": text.html,
-            "message_id": message_id,
+            "message_id": self._message_id(meeting, kind, guardian),
             "date": self.now,
         }
         msg: EmailMessage
@@ -478,7 +562,7 @@ class Booking:
             meeting_id=meeting.id,
             now=self.now,
             envelope_from=self.mail.organizer,
-            to=[parties.guardian.email],
+            to=[guardian.email],
         )
 
     def _calendar(self, session: Session, meeting: Meeting) -> None:
@@ -500,7 +584,8 @@ class Booking:
         guardian: Guardian,
         meetings: Sequence[Meeting],
     ) -> None:
-        """The one notification email per family and period (purpose, dates, how, contact)."""
+        """The one notification email per guardian and period (purpose, dates, how, contact),
+        listing ``meetings``: those of the guardian's children proposed now."""
         facts = [self.facts(self.parties(session, m), m) for m in meetings]
         days = sorted({w.start.astimezone(self.tz).date() for w in period.windows})
         dates = [f"{day:%A %d %B}" for day in days]  # in date order, not by weekday name

@@ -21,7 +21,7 @@ from ptm_sync.availability import teacher_times
 from ptm_sync.booking import Booking
 from ptm_sync.config import PeriodConfig
 from ptm_sync.model import ACTIVE_STATES, Actor, Interval
-from ptm_sync.store import Meeting, Teacher
+from ptm_sync.store import Meeting, MeetingGuardian, Teacher
 
 ALTERNATIVES = 3
 
@@ -41,14 +41,18 @@ def _free(session: Session, booking: Booking, meeting: Meeting) -> list[Interval
 
 
 def _family(session: Session, meeting: Meeting) -> list[Interval]:
-    """The guardian's other active meetings in the period."""
+    """The other active meetings in the period of any of the meeting's guardians."""
+    guardians = select(MeetingGuardian.guardian_id).where(MeetingGuardian.meeting_id == meeting.id)
     rows = session.execute(
-        select(Meeting.start, Meeting.end).where(
-            Meeting.guardian_id == meeting.guardian_id,
+        select(Meeting.start, Meeting.end)
+        .join(MeetingGuardian, MeetingGuardian.meeting_id == Meeting.id)
+        .where(
+            MeetingGuardian.guardian_id.in_(guardians),
             Meeting.period_id == meeting.period_id,
             Meeting.id != meeting.id,
             Meeting.state.in_([s.value for s in ACTIVE_STATES]),
         )
+        .distinct()
     )
     return [Interval(start, end) for start, end in rows]
 
@@ -85,10 +89,11 @@ def handle_counter(
     meeting: Meeting,
     proposed: Interval,
     *,
+    by: MeetingGuardian,
     inbound_id: int,
     comment: str | None,
 ) -> str:
-    """Grant or decline a proposed time; returns a short outcome for the record."""
+    """Grant or decline the time guardian ``by`` proposed; returns a short outcome."""
     period = booking.period(meeting)
     proposed = proposed.utc()
     free = _free(session, booking, meeting)
@@ -103,8 +108,9 @@ def handle_counter(
                     meeting,
                     proposed,
                     actor=Actor.PARENT,
-                    reason=f"proposed a new time{note}",
+                    reason=f"{by.guardian.name} proposed a new time{note}",
                     inbound_id=inbound_id,
+                    by=by,
                 )
             return "counter accepted"
         except IntegrityError:
@@ -115,5 +121,5 @@ def handle_counter(
     own = Interval(meeting.start, meeting.end).utc()
     choices = [s for s in free if s != own and not _clashes(s, family, gap)]
     choices.sort(key=lambda s: (abs((s.start - proposed.start).total_seconds()), s.start))
-    booking.decline_counter(session, meeting, why, sorted(choices[:ALTERNATIVES]))
+    booking.decline_counter(session, meeting, why, sorted(choices[:ALTERNATIVES]), by)
     return f"counter declined: {why}"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from connectors.base import CalendarConnector, CalendarRef, MeetingEvent, RemoteRef
 from ptm_sync import outbox
+from ptm_sync.booking import attendees
 from ptm_sync.config import Config
 from ptm_sync.errors import NotFound, PtmError, WrongEtag
 from ptm_sync.mail.smtp import SmtpSender
@@ -35,18 +36,23 @@ class EmailDeliverer:
 
 
 def teacher_event(
-    config: Config, meeting: Meeting, teacher: Teacher, guardian: Guardian, students: list[Student]
+    config: Config,
+    meeting: Meeting,
+    teacher: Teacher,
+    guardians: Sequence[Guardian],
+    students: Sequence[Student],
 ) -> MeetingEvent:
     """The event in the teacher's calendar: private, summary from the template, no attendees.
 
-    The parent is named in the description, not as an ATTENDEE, so no server ever sends
-    scheduling messages on our behalf (DESIGN §4).
+    The parents (every guardian of the meeting, the primary first) are named in the
+    description, not as ATTENDEEs, so no server ever sends scheduling messages on our
+    behalf (DESIGN §4).
     """
     firsts = [s.name.split()[0] for s in students if s.name.strip()]
     values = {
         "student_first": " & ".join(firsts),
         "students": ", ".join(s.name for s in students),
-        "guardian": guardian.name,
+        "guardian": " & ".join(g.name for g in guardians),
         "teacher": teacher.name,
     }
     try:
@@ -54,7 +60,8 @@ def teacher_event(
     except (KeyError, IndexError, ValueError):
         summary = "Conference: {student_first} ({guardian})".format(**values)
     lines = [
-        f"Parent-teacher conference with {guardian.name} <{guardian.email}>",
+        "Parent-teacher conference with "
+        + " and ".join(f"{g.name} <{g.email}>" for g in guardians),
         f"About: {values['students']}" if students else "",
         f"Video call: {meeting.video_url}" if meeting.video_url else "",
         f"Place: {meeting.location}" if meeting.location and not meeting.video_url else "",
@@ -102,8 +109,8 @@ class CalendarDeliverer:
             if meeting is None:
                 return
             teacher = session.get(Teacher, meeting.teacher_id)
-            guardian = session.get(Guardian, meeting.guardian_id)
-            assert teacher is not None and guardian is not None
+            assert teacher is not None
+            guardians = [a.guardian for a in attendees(meeting)]
             ids = [ms.student_id for ms in meeting.students]
             students = [s for s in (session.get(Student, i) for i in ids) if s is not None]
         ref = CalendarRef(teacher.account, teacher.calendar)
@@ -114,7 +121,7 @@ class CalendarDeliverer:
             if meeting.remote_href and not creating
             else None
         )
-        event = teacher_event(self.config, meeting, teacher, guardian, students)
+        event = teacher_event(self.config, meeting, teacher, guardians, students)
         if meeting.state == MeetingState.CONFIRMED:
             if remote is None:
                 remote = self._create(connector, ref, event, meeting_id, creating)

@@ -21,14 +21,14 @@ from datetime import datetime
 from icalendar.enums import PARTSTAT
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from ptm_sync import imip, itip, trust
-from ptm_sync.booking import Booking, signing_secret
-from ptm_sync.config import Config
+from ptm_sync.booking import Booking, attendees, attending, signing_secret
+from ptm_sync.config import Config, MailConfig
 from ptm_sync.errors import Unusable
 from ptm_sync.model import Actor, Interval, MeetingState
-from ptm_sync.store import Database, Guardian, Inbound, Meeting, Teacher
+from ptm_sync.store import Database, Inbound, Meeting, MeetingGuardian, Teacher
 from ptm_sync.store.insert import insert_new_id
 from ptm_sync.video import VideoProvider
 
@@ -38,11 +38,13 @@ APPLIED, STALE, DUPLICATE, QUARANTINED = "applied", "stale", "duplicate", "quara
 _INBOUND: Table = Inbound.__table__  # type: ignore[assignment]
 # Built once: statements built per message cost more than running them.
 _MEETING_BY_UID = (
-    select(Meeting, Guardian, Teacher)
-    .join(Guardian, Guardian.id == Meeting.guardian_id)
+    select(Meeting, Teacher)
     .join(Teacher, Teacher.id == Meeting.teacher_id)
+    .join(Meeting.guardians)
+    .join(MeetingGuardian.guardian)
+    .options(contains_eager(Meeting.guardians).contains_eager(MeetingGuardian.guardian))
     .where(Meeting.uid == bindparam("uid"))
-    .with_for_update(of=Meeting)
+    .with_for_update(of=(Meeting, MeetingGuardian))
 )
 _RECORD_DECISION = (
     update(_INBOUND)
@@ -164,12 +166,13 @@ def _decide(
     secret = signing_secret(session)
     if not trust.uid_is_ours(secret, msg.uid):
         raise Unusable("unknown-uid", "UID not issued by this service")
-    # The meeting with its guardian and teacher in one query: the checks below and the
-    # booking engine then find both in the session without asking the database again.
+    # The meeting with its guardians and teacher in one query: the checks below and the
+    # booking engine then find them in the session without asking the database again.
     # FOR UPDATE OF meetings: on PostgreSQL two workers with two answers for one meeting
     # must take turns, or both read "proposed" and both confirm (SQLite's BEGIN IMMEDIATE
-    # serialises anyway).
-    found = session.execute(_MEETING_BY_UID, {"uid": msg.uid}).one_or_none()
+    # serialises anyway).  The guardians' rows are locked too: the one who waited then
+    # reads their answers as the first left them, not as they were when it began.
+    found = session.execute(_MEETING_BY_UID, {"uid": msg.uid}).unique().one_or_none()
     if found is None:
         raise Unusable("unknown-uid", "no meeting with this UID")
     meeting = found[0]
@@ -183,16 +186,7 @@ def _decide(
             raise Unusable("authentication-failed", "DMARC/DKIM failed at our mail server")
     if msg.method not in (itip.Method.REPLY, itip.Method.REFRESH, itip.Method.COUNTER):
         raise Unusable("unsupported-method", f"{msg.method} is not handled yet")
-    guardian = session.get(Guardian, meeting.guardian_id)
-    assert guardian is not None
-    aliases = mail.aliases
-    attendee = msg.attendee(guardian.email) or msg.replying_attendee
-    if attendee is None:
-        raise Unusable("attendee-not-invited", "the reply names no attendee we invited")
-    if not trust.sender_may_act(attendee.email, guardian.email, guardian.email, aliases):
-        raise Unusable("attendee-not-invited", "the reply is for somebody we did not invite")
-    if not trust.sender_may_act(inbound.sender or "", attendee.email, guardian.email, aliases):
-        raise Unusable("sender-not-attendee", "the sender is not the invited attendee")
+    invited, attendee = _speaker(meeting, msg, inbound.sender or "", mail)
     if mail.plus_addressing:
         tokens = {trust.token_from_address(a, mail.organizer) for a in inbound.recipients}
         tokens.discard(None)
@@ -200,23 +194,59 @@ def _decide(
             raise Unusable("wrong-token", "the reply was sent to another meeting's address")
     booking = Booking(config, now=now, video=video)
     if msg.method == itip.Method.REFRESH:
-        # Only the invited attendee may ask for the current REQUEST (RFC 5546 §3.2.6).
-        booking.refresh(session, meeting)
+        # Only an invited attendee may ask for the current REQUEST (RFC 5546 §3.2.6).
+        booking.refresh(session, meeting, invited)
         return _Decision(APPLIED, "refresh", meeting)
     if msg.method == itip.Method.COUNTER:
-        return _counter(session, booking, meeting, msg, inbound_id)
-    if not itip.is_newer(msg.sequence, msg.dtstamp, meeting.reply_sequence, meeting.reply_dtstamp):
-        # RFC 5546 §2.1.5, DESIGN §4: an equal (SEQUENCE, DTSTAMP) pair is the same answer
-        # sent again; a lower one is an older answer that arrived late.
-        if (msg.sequence, msg.dtstamp) == (meeting.reply_sequence, meeting.reply_dtstamp):
+        return _counter(session, booking, meeting, invited, msg, inbound_id)
+    # RFC 5546 §2.1.5, DESIGN §4: ordered per attendee.  An equal (SEQUENCE, DTSTAMP) pair
+    # is the same answer sent again; a lower one is an older answer that arrived late.
+    last = (invited.reply_sequence, invited.reply_dtstamp)
+    if not itip.is_newer(msg.sequence, msg.dtstamp, *last):
+        if (msg.sequence, msg.dtstamp) == last:
             return _Decision(DUPLICATE, "the same reply was processed before", meeting)
         return _Decision(STALE, "a newer reply was processed before", meeting)
+    invited.reply_sequence, invited.reply_dtstamp = msg.sequence, msg.dtstamp
     meeting.reply_sequence, meeting.reply_dtstamp = msg.sequence, msg.dtstamp
-    return _apply_reply(session, booking, meeting, attendee.partstat, inbound_id, msg.comment)
+    return _apply_reply(
+        session, booking, meeting, invited, attendee.partstat, inbound_id, msg.comment
+    )
+
+
+def _speaker(
+    meeting: Meeting, msg: itip.ItipMessage, sender: str, mail: MailConfig
+) -> tuple[MeetingGuardian, itip.Attendee]:
+    """The guardian of the meeting a message speaks for, and its ATTENDEE.
+
+    The ATTENDEE must be one of the meeting's guardians (or an alias from ``[mail]
+    aliases``) and the sender that same guardian (DESIGN §4); any of them may answer.
+    """
+    parties = [(party, party.guardian.email) for party in attendees(meeting)]
+    named = [(party, a) for party, email in parties if (a := msg.attendee(email))]
+    if not named:
+        only = msg.replying_attendee
+        if only is None:
+            raise Unusable("attendee-not-invited", "the reply names no attendee we invited")
+        named = [
+            (party, only)
+            for party, email in parties
+            if trust.sender_may_act(only.email, email, email, mail.aliases)
+        ]
+        if not named:
+            raise Unusable("attendee-not-invited", "the reply is for somebody we did not invite")
+    for party, attendee in named:
+        if trust.sender_may_act(sender, attendee.email, party.guardian.email, mail.aliases):
+            return party, attendee
+    raise Unusable("sender-not-attendee", "the sender is not the invited attendee")
 
 
 def _counter(
-    session: Session, booking: Booking, meeting: Meeting, msg: itip.ItipMessage, inbound_id: int
+    session: Session,
+    booking: Booking,
+    meeting: Meeting,
+    invited: MeetingGuardian,
+    msg: itip.ItipMessage,
+    inbound_id: int,
 ) -> _Decision:
     """Propose new time: granted, or declined with alternatives (:mod:`ptm_sync.counter`)."""
     from ptm_sync.counter import handle_counter
@@ -231,6 +261,7 @@ def _counter(
         booking,
         meeting,
         Interval(msg.start, msg.end),
+        by=invited,
         inbound_id=inbound_id,
         comment=msg.comment,
     )
@@ -241,29 +272,52 @@ def _apply_reply(
     session: Session,
     booking: Booking,
     meeting: Meeting,
+    invited: MeetingGuardian,
     partstat: str,
     inbound_id: int,
     comment: str | None,
 ) -> _Decision:
+    """One guardian's answer.  The first to accept books the meeting for the family; a
+    decline releases it only when no other guardian attends."""
     state = MeetingState(meeting.state)
+    who = invited.guardian.name
     note = f": {comment}" if comment else ""
     if partstat == PARTSTAT.ACCEPTED:
         if state == MeetingState.CONFIRMED:
-            return _Decision(DUPLICATE, "already confirmed", meeting)
+            if invited.partstat == PARTSTAT.ACCEPTED:
+                return _Decision(DUPLICATE, "already confirmed", meeting)
+            reason = f"{who} accepted{note}"
+            booking.record_answer(session, meeting, invited, partstat, inbound_id, reason)
+            return _Decision(APPLIED, "accepted", meeting)
         if state != MeetingState.PROPOSED:
             raise Unusable(f"meeting-{state.value}", "accepted a meeting that is closed")
         booking.confirm(
-            session, meeting, actor=Actor.PARENT, reason=f"accepted{note}", inbound_id=inbound_id
+            session,
+            meeting,
+            actor=Actor.PARENT,
+            reason=f"{who} accepted{note}",
+            inbound_id=inbound_id,
+            by=invited,
         )
         return _Decision(APPLIED, "accepted", meeting)
     if partstat == PARTSTAT.DECLINED:
         if state not in (MeetingState.PROPOSED, MeetingState.CONFIRMED):
             return _Decision(STALE, f"meeting already {state.value}", meeting)
+        other = attending(meeting, besides=invited)
+        if other is not None:
+            reason = f"{who} declined; {other.guardian.name} attends{note}"
+            booking.record_answer(session, meeting, invited, partstat, inbound_id, reason)
+            return _Decision(APPLIED, "declined; another guardian attends", meeting)
         booking.decline(
-            session, meeting, actor=Actor.PARENT, reason=f"declined{note}", inbound_id=inbound_id
+            session,
+            meeting,
+            actor=Actor.PARENT,
+            reason=f"{who} declined{note}",
+            inbound_id=inbound_id,
+            by=invited,
         )
         return _Decision(APPLIED, "declined", meeting)
     if partstat in (PARTSTAT.TENTATIVE, PARTSTAT.NEEDS_ACTION):
-        booking.record_partstat(session, meeting, str(partstat), inbound_id)
+        booking.record_answer(session, meeting, invited, str(partstat), inbound_id)
         return _Decision(APPLIED, str(partstat).lower(), meeting)
     raise Unusable("unsupported-partstat", f"PARTSTAT {partstat} is not handled")

@@ -1,10 +1,12 @@
 """`invite`: plan each family's itinerary and propose the meetings.
 
 A family is every guardian and student joined by the roster's links (siblings, two
-guardians of one child).  Each (student, teacher) link needs one meeting; the student's
-first guardian in the roster is the one invited.  A need that ever had a meeting in the
-period is never proposed again by `invite` — running it twice proposes nothing twice, and a
-parent's "no" stays a no.
+guardians of one child).  Each (student, teacher) link needs one meeting, to which every
+guardian linked to that student and teacher is invited; the first of them in the roster is
+the meeting's primary guardian.  Each guardian is told, in one notification, about the
+meetings proposed for their children.  A need that ever had a meeting in the period is never
+proposed again by `invite` — running it twice proposes nothing twice, and a parent's "no"
+stays a no.
 """
 
 from __future__ import annotations
@@ -67,10 +69,11 @@ def needs(session: Session, period: PeriodConfig) -> tuple[list[Need], dict[str,
         .order_by(Link.id)
     ).all()
     families = _Families()
-    primary: dict[str, str] = {}
-    for _, guardian, student, _ in links:
+    # Every guardian linked to the student and the teacher, in roster order.
+    guardians: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for _, guardian, student, teacher in links:
         families.join(f"g:{guardian}", f"s:{student}")
-        primary.setdefault(student, guardian)
+        guardians[(teacher, student)].append(guardian)
     had = {
         (teacher, student)
         for teacher, student in session.execute(
@@ -88,7 +91,8 @@ def needs(session: Session, period: PeriodConfig) -> tuple[list[Need], dict[str,
             continue
         seen.add((teacher, student))
         family = families.find(f"s:{student}")
-        result.append(Need(family, primary[student], teacher, (student,)))
+        primary, *others = guardians[(teacher, student)]
+        result.append(Need(family, primary, teacher, (student,), tuple(others)))
     existing: dict[str, list[Interval]] = defaultdict(list)
     for guardian, start, end in session.execute(
         select(Guardian.email, Meeting.start, Meeting.end)
@@ -149,15 +153,17 @@ def invite(
         by_family[proposal.need.family].append(proposal)
     for family in sorted(by_family):
         with db.write() as session:
+            # Each guardian of the family is told about the meetings of their children.
             made: dict[str, list[Meeting]] = defaultdict(list)
+            people: dict[str, Guardian] = {}
             for proposal in by_family[family]:
                 need = proposal.need
                 teacher = session.scalars(
                     select(Teacher).where(Teacher.email == need.teacher)
                 ).one()
-                guardian = session.scalars(
-                    select(Guardian).where(Guardian.email == need.guardian)
-                ).one()
+                found = session.scalars(select(Guardian).where(Guardian.email.in_(need.guardians)))
+                people.update((g.email, g) for g in found)
+                invited = [people[email] for email in need.guardians]
                 students = list(
                     session.scalars(select(Student).where(Student.student_id.in_(need.students)))
                 )
@@ -167,7 +173,8 @@ def invite(
                             session,
                             period=period,
                             teacher=teacher,
-                            guardian=guardian,
+                            guardian=invited[0],
+                            guardians=invited,
                             students=students,
                             slot=proposal.slot,
                         )
@@ -175,10 +182,12 @@ def invite(
                     # Someone booked that slot since we planned: the next run re-plans.
                     result.lost_races += 1
                     continue
-                made[guardian.email].append(meeting)
+                for guardian in invited:
+                    made[guardian.email].append(meeting)
                 result.proposed.append(meeting)
             for email, meetings in made.items():
-                guardian = session.scalars(select(Guardian).where(Guardian.email == email)).one()
-                booking.notify_family(session, period=period, guardian=guardian, meetings=meetings)
+                booking.notify_family(
+                    session, period=period, guardian=people[email], meetings=meetings
+                )
                 result.notified += 1
     return result

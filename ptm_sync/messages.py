@@ -163,13 +163,22 @@ def declined(
     tz: ZoneInfo,
     contact: str,
     page_url: str = "",
+    declined_by: str = "",
 ) -> Text:
-    """Acknowledges a decline and says how else to book."""
+    """Acknowledges a decline and says how else to book.
+
+    ``declined_by`` names the other guardian who declined, for a guardian who did not.
+    """
+    time = when(meeting.start, meeting.end, tz)
+    opening = (
+        f"{declined_by} has declined the time {time} with {_about(meeting)}: it is released."
+        if declined_by
+        else f"Thank you for letting us know: the time {time} with {_about(meeting)} is released."
+    )
     return _text(
         f"Declined: {period_title} with {meeting.teacher_name}",
         [
-            f"Thank you for letting us know: the time {when(meeting.start, meeting.end, tz)} "
-            f"with {_about(meeting)} is released.",
+            opening,
             f"Free times are listed at {page_url}." if page_url else "",
             f"To book another time, write to {contact}.",
             school,

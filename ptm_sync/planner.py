@@ -29,12 +29,22 @@ from ptm_sync.model import Interval, Window
 
 @dataclass(frozen=True, slots=True)
 class Need:
-    """One meeting a family needs: a guardian, a teacher, the student(s) it is about."""
+    """One meeting a family needs: a guardian, a teacher, the student(s) it is about.
+
+    ``guardian`` is the primary guardian; ``co_guardians`` are the student's other guardians
+    for this teacher, invited to the same meeting.
+    """
 
     family: str
     guardian: str
     teacher: str
     students: tuple[str, ...] = field(default_factory=tuple)
+    co_guardians: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def guardians(self) -> tuple[str, ...]:
+        """Every guardian invited, the primary first."""
+        return (self.guardian, *self.co_guardians)
 
 
 @dataclass(frozen=True, slots=True)

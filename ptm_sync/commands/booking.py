@@ -9,8 +9,9 @@ from sqlalchemy import select
 
 from ptm_sync import output
 from ptm_sync.app import App
-from ptm_sync.store import Guardian, Meeting, MeetingStudent, Student, Teacher
+from ptm_sync.store import Guardian, Meeting, MeetingGuardian, MeetingStudent, Student, Teacher
 
+#: The table shows the first nine; json and csv all of them.
 MEETING_COLUMNS = [
     "id",
     "period",
@@ -24,6 +25,7 @@ MEETING_COLUMNS = [
     "video_url",
     "location",
     "uid",
+    "guardians",
 ]
 
 
@@ -66,7 +68,7 @@ def cmd_invite(args: argparse.Namespace) -> int:
             "start": p.slot.start.astimezone(tz),
             "end": p.slot.end.astimezone(tz),
             "teacher": p.need.teacher,
-            "guardian": p.need.guardian,
+            "guardian": ", ".join(p.need.guardians),
             "students": list(p.need.students),
         }
         for p in result.plan.proposals
@@ -112,6 +114,19 @@ def cmd_meetings(args: argparse.Namespace) -> int:
             )
         ):
             students.setdefault(meeting_id, []).append(student)
+        # Every guardian of each meeting, the primary first, then in roster order.
+        guardians: dict[int, list[str]] = {}
+        for meeting_id, email in session.execute(
+            select(MeetingGuardian.meeting_id, Guardian.email)
+            .join(Guardian, Guardian.id == MeetingGuardian.guardian_id)
+            .join(Meeting, Meeting.id == MeetingGuardian.meeting_id)
+            .order_by(
+                MeetingGuardian.meeting_id,
+                MeetingGuardian.guardian_id != Meeting.guardian_id,
+                MeetingGuardian.guardian_id,
+            )
+        ):
+            guardians.setdefault(meeting_id, []).append(email)
     rows = [
         {
             "id": m.id,
@@ -126,6 +141,7 @@ def cmd_meetings(args: argparse.Namespace) -> int:
             "sequence": m.sequence,
             "video_url": m.video_url,
             "location": m.location,
+            "guardians": guardians.get(m.id, []),
         }
         for m, teacher, guardian in found
     ]
@@ -134,7 +150,7 @@ def cmd_meetings(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         sys.stdout.write(output.to_csv(rows, MEETING_COLUMNS))
     else:
-        sys.stdout.write(output.to_table(rows, MEETING_COLUMNS[:-3]))
+        sys.stdout.write(output.to_table(rows, MEETING_COLUMNS[:9]))
     return 0
 
 

@@ -137,6 +137,15 @@ class BusyTime(Base):
 
 
 class Meeting(Base):
+    """One meeting of a teacher with a family.
+
+    ``guardian_id`` is the primary guardian (the student's first in the roster); every
+    guardian invited, the primary included, has a :class:`MeetingGuardian` row with their
+    own answer.  ``partstat`` is the family's answer as a whole (ACCEPTED while any of its
+    guardians attends, else the last answer applied); ``reply_sequence`` and
+    ``reply_dtstamp`` are those of the last reply applied, from whichever guardian.
+    """
+
     __tablename__ = "meetings"
     __table_args__ = (
         Index(
@@ -176,6 +185,31 @@ class Meeting(Base):
     students: Mapped[list[MeetingStudent]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True
     )
+    guardians: Mapped[list[MeetingGuardian]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class MeetingGuardian(Base):
+    """A guardian who is a party of a meeting, with that guardian's own answer.
+
+    Every guardian of the meeting's student(s) is invited; each answers for themselves, and
+    the ordering rule (higher SEQUENCE, then later DTSTAMP) holds per attendee (DESIGN §4),
+    so the last reply applied is kept here, per guardian (migration 0002).
+    """
+
+    __tablename__ = "meeting_guardians"
+    __table_args__ = (Index("ix_meeting_guardians_guardian", "guardian_id"),)
+    meeting_id: Mapped[int] = mapped_column(
+        ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True
+    )
+    guardian_id: Mapped[int] = mapped_column(ForeignKey("guardians.id"), primary_key=True)
+    partstat: Mapped[str] = mapped_column(
+        String(20), default="NEEDS-ACTION", server_default="NEEDS-ACTION"
+    )
+    reply_sequence: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reply_dtstamp: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    guardian: Mapped[Guardian] = relationship()
 
 
 class MeetingStudent(Base):
