@@ -11,6 +11,8 @@ feeds replies shaped like real clients' (:mod:`ptm_sync.demo.parents`) through
     meeting = school.propose(ADA, PAT, slot=0)         # first grid slot of "spring"
     raw = school.reply(meeting, "ACCEPTED", client="outlook")
     assert school.deliver(raw).outcome == "applied"
+
+``SeededSchool.create(db, families=FAMILIES + BROWNS)`` adds a student with two guardians.
 """
 
 from __future__ import annotations
@@ -66,12 +68,19 @@ AUTHSERV = "mx.lincoln.example.org"
 
 ADA, ALAN = "ada@lincoln.example.org", "alan@lincoln.example.org"
 PAT, SAM = "pat@example.net", "sam@example.com"
+CHRIS, ALEX = "chris.brown@example.org", "alex.brown@example.org"
 TEACHERS = [(ADA, "Ada Lovelace", "101"), (ALAN, "Alan Turing", "102")]
+Family = tuple[str, str, str, str, list[str]]
 # student id, name, guardian email, guardian name, teachers
-FAMILIES = [
+FAMILIES: list[Family] = [
     ("S1", "Mia Johnson", PAT, "Pat Johnson", [ADA, ALAN]),
     ("S2", "Leo Johnson", PAT, "Pat Johnson", [ALAN]),
     ("S3", "Ava Smith", SAM, "Sam Smith", [ADA]),
+]
+#: A student with two guardians, Chris first in the roster: not in the default school.
+BROWNS: list[Family] = [
+    ("S4", "Zoe Brown", CHRIS, "Chris Brown", [ADA]),
+    ("S4", "Zoe Brown", ALEX, "Alex Brown", [ADA]),
 ]
 
 #: "spring": video meetings on a Monday and a Friday, no deadline.  "open-day": in person,
@@ -138,8 +147,10 @@ password = "{caldav_password}"
 """
 
 
-def roster(calendars: Mapping[str, str] | None = None) -> Roster:
-    """TEACHERS and FAMILIES as a validated roster (calendar URLs per teacher email)."""
+def roster(
+    calendars: Mapping[str, str] | None = None, families: Sequence[Family] = FAMILIES
+) -> Roster:
+    """TEACHERS and ``families`` as a validated roster (calendar URLs per teacher email)."""
     calendars = calendars or {}
     return Roster(
         teachers=tuple(
@@ -153,9 +164,9 @@ def roster(calendars: Mapping[str, str] | None = None) -> Roster:
             )
             for e, n, r in TEACHERS
         ),
-        students=tuple(RosterStudent(sid, name) for sid, name, *_ in FAMILIES),
-        guardians=tuple({g: RosterGuardian(g, gname) for _, _, g, gname, _ in FAMILIES}.values()),
-        links=tuple(RosterLink(g, sid, t) for sid, _, g, _, teachers in FAMILIES for t in teachers),
+        students=tuple({sid: RosterStudent(sid, name) for sid, name, *_ in families}.values()),
+        guardians=tuple({g: RosterGuardian(g, gname) for _, _, g, gname, _ in families}.values()),
+        links=tuple(RosterLink(g, sid, t) for sid, _, g, _, teachers in families for t in teachers),
     )
 
 
@@ -220,6 +231,7 @@ class SeededSchool:
     db: Database
     config: Config
     now: datetime = NOW
+    families: Sequence[Family] = field(default_factory=lambda: FAMILIES)
     video: VideoProvider = field(init=False)
 
     def __post_init__(self) -> None:
@@ -232,11 +244,12 @@ class SeededSchool:
         *,
         calendars: Mapping[str, str] | None = None,
         now: datetime = NOW,
+        families: Sequence[Family] = FAMILIES,
         **config: Any,
     ) -> SeededSchool:
         """Parse the config (keywords go to :func:`config_text`) and store the roster."""
-        school = cls(db, parse(config_text(**config)), now)
-        apply_roster(db, roster(calendars))
+        school = cls(db, parse(config_text(**config)), now, families)
+        apply_roster(db, roster(calendars, families))
         with db.write() as session:
             ensure_periods(session, school.config)
             # Every teacher's calendar has been read (empty): they are free all evening.
@@ -274,7 +287,11 @@ class SeededSchool:
         students: Sequence[str] | None = None,
         now: datetime | None = None,
     ) -> Meeting:
-        """One proposal in its own transaction; the meeting comes back detached."""
+        """One proposal in its own transaction; the meeting comes back detached.
+
+        ``guardian`` is the primary; every other guardian of the student(s) who sees
+        ``teacher`` is invited too, as `invite` does.
+        """
         period = self.period(period_id)
         interval = slot if isinstance(slot, Interval) else self.slot(slot, period_id)
         with self.db.write() as session:
@@ -292,14 +309,26 @@ class SeededSchool:
         now: datetime | None = None,
     ) -> Meeting:
         t = session.scalars(select(Teacher).where(Teacher.email == teacher)).one()
-        g = session.scalars(select(Guardian).where(Guardian.email == guardian)).one()
         if students is None:
-            students = [sid for sid, _, gm, _, ts in FAMILIES if gm == guardian and teacher in ts][
-                :1
-            ]
+            mine = [sid for sid, _, g, _, ts in self.families if g == guardian and teacher in ts]
+            students = mine[:1]
+        invited = [guardian] + [
+            g
+            for sid, _, g, _, ts in self.families
+            if sid in students and teacher in ts and g != guardian
+        ]
+        people = {
+            g.email: g for g in session.scalars(select(Guardian).where(Guardian.email.in_(invited)))
+        }
         found = list(session.scalars(select(Student).where(Student.student_id.in_(students))))
         return self.booking(now).propose(
-            session, period=period, teacher=t, guardian=g, students=found, slot=interval
+            session,
+            period=period,
+            teacher=t,
+            guardian=people[guardian],
+            guardians=[people[g] for g in invited],
+            students=found,
+            slot=interval,
         )
 
     # --- reading back -----------------------------------------------------------------
@@ -337,9 +366,14 @@ class SeededSchool:
             found.append(SentEmail(row.id, row.key, data["to"], base64.b64decode(data["raw"])))
         return found
 
-    def latest_request(self, meeting_id: int) -> bytes:
-        """The newest METHOD:REQUEST email of the meeting, as the parent received it."""
-        requests = [e for e in self.emails(meeting_id) if e.method == "REQUEST"]
+    def latest_request(self, meeting_id: int, to: str | None = None) -> bytes:
+        """The newest METHOD:REQUEST email of the meeting, as the parent (or guardian
+        ``to``) received it."""
+        requests = [
+            e
+            for e in self.emails(meeting_id)
+            if e.method == "REQUEST" and (to is None or e.to == [to])
+        ]
         assert requests, f"no REQUEST sent for meeting {meeting_id}"
         return requests[-1].raw
 
@@ -368,10 +402,12 @@ class SeededSchool:
         at: timedelta = timedelta(minutes=10),
         comment: str = "",
         invitation: bytes | None = None,
+        by: str | None = None,
     ) -> bytes:
-        """The parent's answer to the latest REQUEST, sent ``at`` after ``now``."""
+        """The parent's answer to the latest REQUEST (the one guardian ``by`` received),
+        sent ``at`` after ``now``."""
         meeting_id = meeting if isinstance(meeting, int) else meeting.id
-        raw = invitation or self.latest_request(meeting_id)
+        raw = invitation or self.latest_request(meeting_id, by)
         return parents.reply(client, raw, partstat, tz=TZ, now=self.now + at, comment=comment)
 
     def deliver(self, raw: bytes, *, at: timedelta = timedelta(minutes=15)) -> Outcome:
