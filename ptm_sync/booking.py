@@ -89,7 +89,8 @@ class Parties:
 
 
 def attendees(meeting: Meeting) -> list[MeetingGuardian]:
-    """The meeting's guardians with their answers: the primary first, then by roster order."""
+    """The meeting's guardians with their answers: the primary first, then in the order
+    the roster stored them."""
     return sorted(
         meeting.guardians, key=lambda a: (a.guardian_id != meeting.guardian_id, a.guardian_id)
     )

@@ -139,7 +139,7 @@ class BusyTime(Base):
 class Meeting(Base):
     """One meeting of a teacher with a family.
 
-    ``guardian_id`` is the primary guardian (the student's first in the roster); every
+    ``guardian_id`` is the primary guardian (the first one linked to the student); every
     guardian invited, the primary included, has a :class:`MeetingGuardian` row with their
     own answer.  ``partstat`` is the family's answer as a whole (ACCEPTED while any of its
     guardians attends, else the last answer applied); ``reply_sequence`` and

@@ -25,6 +25,7 @@ from tests.support.caldav_servers import EmbeddedCalDAV, account_for
 from tests.support.mailservers import Mailbox, SmtpSink
 from tests.support.school import (
     CONTACT,
+    FAMILIES,
     ORGANIZER,
     TZ,
     VIDEO_BASE,
@@ -424,3 +425,59 @@ def test_propose_new_time_moves_the_meeting_when_the_time_is_free(
         if str(e["UID"]) == meeting["uid"]
     ]
     assert len(events) == 1 and events[0].start == datetime.fromisoformat(wanted["start"])
+
+
+def test_both_guardians_are_invited_and_the_second_ones_accept_confirms_for_both(
+    tmp_path: Path, radicale_server: EmbeddedCalDAV, smtp_sink: Callable[..., SmtpSink]
+) -> None:
+    chris, alex = "chris.brown@example.org", "alex.brown@example.org"
+    sink = smtp_sink(mode="plain")
+    s = School(
+        tmp_path,
+        radicale_server,
+        sink.port,
+        families=[
+            *FAMILIES,
+            ("S5", "Zoe Brown", chris, "Chris Brown", [0]),
+            ("S5", "Zoe Brown", alex, "Alex Brown", [0]),
+        ],
+    )
+    s.setup()
+
+    assert "proposed 7 meetings to 5 guardians" in s.run("invite").out
+
+    [zoes] = [m for m in s.meetings() if m["students"] == ["S5"]]
+    primary, second = zoes["guardians"]
+    assert zoes["guardian"] == primary and {primary, second} == {chris, alex}
+    requests = {
+        to_address(mail.raw): mail.raw
+        for mail in sink.received
+        if any(p.get_content_type() == "text/calendar" for p in parse(mail.raw).walk())
+        and str(calendar_part(mail.raw).events[0]["UID"]) == zoes["uid"]
+    }
+    assert set(requests) == {chris, alex}
+    for guardian, raw in requests.items():
+        attendee = calendar_part(raw).events[0]["ATTENDEE"]
+        assert str(attendee).lower() == f"mailto:{guardian}"
+    notified = {to_address(m.raw): plain_body(m.raw) for m in sink.received}
+    assert "Ada Lovelace about Zoe" in notified[chris]
+    before = len(sink.received)
+
+    reply = parents.reply("gmail", requests[second], "ACCEPTED", tz=TZ, now=now_utc())
+    assert s.run("mail", "deliver", stdin=reply).out.strip() == "applied (accepted)"
+    s.run("outbox", "flush")
+
+    confirmed = meeting_by_uid(s, zoes["uid"])
+    assert (confirmed["state"], confirmed["sequence"]) == ("confirmed", 1)
+    updates = sink.received[before:]
+    assert sorted(to_address(u.raw) for u in updates) == [alex, chris]
+    for update in updates:
+        event = calendar_part(update.raw).events[0]
+        assert (str(event["UID"]), str(event["STATUS"])) == (zoes["uid"], "CONFIRMED")
+    [event] = [
+        e
+        for e in teacher_events(radicale_server, s.calendars[zoes["teacher"]])
+        if str(e["UID"]) == zoes["uid"]
+    ]
+    description = str(event["DESCRIPTION"])
+    assert f"Chris Brown <{chris}>" in description and f"Alex Brown <{alex}>" in description

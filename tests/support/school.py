@@ -35,8 +35,9 @@ TEACHERS = [
     ("alan@lincoln.example.org", "Alan Turing", "102"),
     ("grace@lincoln.example.org", "Grace Hopper", "103"),
 ]
+Family = tuple[str, str, str, str, list[int]]
 # student id, student name, guardian email, guardian name, teacher indexes
-FAMILIES = [
+FAMILIES: list[Family] = [
     ("S1", "Mia Johnson", "pat@example.net", "Pat Johnson", [0, 1]),
     ("S2", "Leo Johnson", "pat@example.net", "Pat Johnson", [2]),
     ("S3", "Ava Smith", "sam@example.com", "Sam Smith", [0]),
@@ -71,6 +72,7 @@ class School:
     day: date = field(default_factory=evening)
     calendars: dict[str, str] = field(default_factory=dict)
     extra_config: str = ""
+    families: list[Family] = field(default_factory=lambda: list(FAMILIES))
 
     @property
     def config(self) -> Path:
@@ -84,7 +86,7 @@ class School:
         lines += [f"{e},{n},dav,{self.calendars[e]},{r}" for e, n, r in TEACHERS]
         (self.folder / "teachers.csv").write_text("\n".join(lines) + "\n")
         rows = ["student_id,student_name,guardian_email,guardian_name,teacher_email"]
-        for sid, student, g_email, g_name, teachers in FAMILIES:
+        for sid, student, g_email, g_name, teachers in self.families:
             rows += [f"{sid},{student},{g_email},{g_name},{TEACHERS[i][0]}" for i in teachers]
         (self.folder / "families.csv").write_text("\n".join(rows) + "\n")
         imap = ""
