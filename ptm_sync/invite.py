@@ -3,10 +3,10 @@
 A family is every guardian and student joined by the roster's links (siblings, two
 guardians of one child).  Each (student, teacher) link needs one meeting, to which every
 guardian linked to that student and teacher is invited; the first of them (in the order of
-the stored links) is the meeting's primary guardian.  Each guardian is told, in one notification, about the
-meetings proposed for their children.  A need that ever had a meeting in the period is never
-proposed again by `invite` — running it twice proposes nothing twice, and a parent's "no"
-stays a no.
+the stored links) is the meeting's primary guardian.  Each guardian is told, in one
+notification, about the meetings proposed for their children.  A need that ever had a
+meeting in the period is never proposed again by `invite` — running it twice proposes
+nothing twice, and a parent's "no" stays a no.
 """
 
 from __future__ import annotations
