@@ -230,15 +230,17 @@ def families_csv() -> str:
     return "\n".join(lines) + "\n"
 
 
-#: How each simulated family answers: (mail client, answers per meeting in plan order).
+#: How each simulated guardian answers: (mail client, answers per meeting in plan order).
 #: "accept" and "decline" become iTIP REPLYs shaped like that client's; "later" is Outlook's
-#: "Propose new time" two hours later (a COUNTER); None stays silent.
+#: "Propose new time" two hours later (a COUNTER); None stays silent.  Emma Brown's two
+#: guardians both answer: Alex moves the meeting, then Chris declines, and Alex attends.
 ANSWERS: dict[str, tuple[str, list[str | None]]] = {
     "pat.johnson@example.net": ("outlook", ["accept", "accept", "accept"]),
     "sam.smith@example.com": ("gmail", ["accept", "decline", "accept"]),
     "maria.garcia@example.org": ("apple", ["accept", "accept"]),
     "jordan.davis@example.com": ("thunderbird", ["accept", None, "accept"]),
     "alex.brown@example.net": ("outlook", ["later"]),
+    "chris.brown@example.net": ("apple", ["decline"]),
     "taylor.wilson@example.org": ("proton", ["decline"]),
 }
 

@@ -117,7 +117,7 @@ def parents_answer(config: Path, sink: SmtpSink) -> None:
                 answer = "propose"  # "proposes a new time"
             else:
                 partstat = "ACCEPTED" if answer == "accept" else "DECLINED"
-                comment = "Sorry, that evening we are away." if answer == "decline" else ""
+                comment = "Sorry, I cannot come that evening." if answer == "decline" else ""
                 reply = parents.reply(client, raw, partstat, tz=tz, now=now, comment=comment)
             outcome = _run(config, "mail", "deliver", stdin=reply, quiet=True).strip()
             what = "proposes two hours later" if answer == "propose" else f"{answer}s"
@@ -202,8 +202,9 @@ def run(args: argparse.Namespace) -> int:
         _say("\n== Booking opens: each family gets its evening planned and invited.")
         _run(config, "invite")
         _say(
-            f"The SMTP sink holds {len(sink.messages)} emails: a notification per family and "
-            "an invitation (METHOD:REQUEST) per meeting."
+            f"The SMTP sink holds {len(sink.messages)} emails: a notification per guardian and "
+            "an invitation (METHOD:REQUEST) per meeting to each of the student's guardians "
+            "(Emma Brown's two each get their own)."
         )
         sent = len(sink.messages)
 
