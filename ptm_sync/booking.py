@@ -80,11 +80,12 @@ _HISTORY = insert(_HISTORY_TABLE)
 class Parties:
     """The people a meeting is between, loaded once per change.
 
-    ``guardians`` are every guardian invited, the primary (``meetings.guardian_id``) first.
+    ``guardians``: every guardian invited, each with their own answer, the primary
+    (``meetings.guardian_id``) first.
     """
 
     teacher: Teacher
-    guardians: tuple[Guardian, ...]
+    guardians: tuple[MeetingGuardian, ...]
     students: tuple[Student, ...]
 
 
@@ -121,7 +122,7 @@ class Booking:
     def parties(self, session: Session, meeting: Meeting) -> Parties:
         teacher = session.get(Teacher, meeting.teacher_id)
         assert teacher is not None
-        guardians = tuple(a.guardian for a in attendees(meeting))
+        guardians = tuple(attendees(meeting))
         students = tuple(session.scalars(_STUDENTS_OF, {"meeting_id": meeting.id}))
         return Parties(teacher, guardians, students)
 
@@ -482,7 +483,7 @@ class Booking:
             tz=self.tz,
             contact=self.config.school.contact,
         )
-        for attendee in [to] if to else attendees(meeting):
+        for attendee in [to] if to else parties.guardians:
             inv = self.invitation(session, meeting, status, parties, text, attendee)
             cal = itip.build_request(inv, self.tz)
             self._email(session, meeting, attendee.guardian, kind, text, cal, "REQUEST")
@@ -505,7 +506,7 @@ class Booking:
             contact=self.config.school.contact,
             reason=reason,
         )
-        for attendee in [to] if to else attendees(meeting):
+        for attendee in [to] if to else parties.guardians:
             inv = self.invitation(session, meeting, STATUS.CANCELLED, parties, text, attendee)
             cal = itip.build_cancel(inv, self.tz)
             self._email(session, meeting, attendee.guardian, kind, text, cal, "CANCEL")
@@ -514,8 +515,9 @@ class Booking:
         self, session: Session, meeting: Meeting, by: MeetingGuardian | None
     ) -> None:
         """Every guardian learns that the time is released, and who declined it."""
-        facts = self.facts(self.parties(session, meeting), meeting)
-        for attendee in attendees(meeting):
+        parties = self.parties(session, meeting)
+        facts = self.facts(parties, meeting)
+        for attendee in parties.guardians:
             text = messages.declined(
                 school=self.config.school.name,
                 period_title=self.period(meeting).title,
