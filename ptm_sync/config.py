@@ -19,6 +19,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -87,7 +88,6 @@ class SchoolConfig:
     name: str = opt("The school's name, shown in emails and on the published pages.")
     timezone: ZoneInfo = opt("IANA time zone of the school, e.g. America/New_York.")
     contact: str = opt("Email address parents write to about changes.")
-    language: str = opt("Language of emails and pages (BCP 47).", "en")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -196,11 +196,17 @@ class PeriodConfig:
     buffer_minutes: int = opt("Minutes between two slots of the same teacher.", 0)
     gap_minutes: int = opt("Minutes between a family's consecutive meetings.", 5)
     hold_hours: int = opt("Hours a proposed meeting holds its slot.", 48)
-    booking_opens: datetime | None = opt("When invitations go out (local time).", None)
+    booking_opens: datetime | None = opt(
+        "When the daemon sends the invitations by itself (local time); or run `invite`.", None
+    )
     booking_closes: datetime | None = opt("Deadline for bookings (local time).", None)
     format: MeetingFormat = opt("video | in_person | either", MeetingFormat.VIDEO)
     location: str = opt("Where in-person meetings happen; {room} is the teacher's room.", "")
-    max_reproposals: int = opt("New proposals after a decline before giving up.", 2)
+    max_reproposals: int = opt(
+        "New proposals after a decline before giving up (reserved: today a decline frees "
+        "the slot and the parent is pointed to the free times).",
+        2,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -553,6 +559,23 @@ def load(explicit: str | None = None) -> Config:
     return parse(text, path.resolve())
 
 
+def _toml(value: Any) -> str:
+    """A default as it would be written in the TOML file ("" when there is none)."""
+    if value is None or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        return ""
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{}" if not value else str(value)
+    return str(value)
+
+
 def schema() -> list[tuple[str, str, str]]:
     """Every config key as (dotted key, default, help): the reference in the README."""
     rows: list[tuple[str, str, str]] = []
@@ -576,9 +599,9 @@ def schema() -> list[tuple[str, str, str]]:
                 walk(target, key)  # type: ignore[arg-type]
                 continue
             if f.default is not dataclasses.MISSING:
-                default = "" if f.default is None else repr(f.default)
+                default = _toml(f.default)
             elif f.default_factory is not dataclasses.MISSING:
-                default = repr(f.default_factory())
+                default = _toml(f.default_factory())
             else:
                 default = "required"
             rows.append((key, default, f.metadata["help"]))

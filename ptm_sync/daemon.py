@@ -19,7 +19,7 @@ from ptm_sync.app import App
 from ptm_sync.config import ImapConfig
 from ptm_sync.errors import PtmError
 from ptm_sync.inbound import process
-from ptm_sync.services import expire_holds, flush_outbox, video_provider
+from ptm_sync.services import expire_holds, flush_outbox, open_booking, video_provider
 from ptm_sync.store.locks import poller_lock
 from ptm_sync.sync import Connectors, sync
 from ptm_sync.web.pages import Site
@@ -77,6 +77,14 @@ class Daemon:
         if expired:
             log.info("%d proposals expired", expired)
             self.outbox_job()
+
+    def opening_job(self) -> None:
+        """Invitations go out by themselves when a period's booking opens."""
+        with poller_lock(self.app.db, "opening") as mine:
+            if not mine:
+                return
+            if open_booking(self.app.db, self.app.config, now=self.clock(), video=self.video):
+                self.outbox_job()
 
     def mail_watcher(self) -> None:
         """Fetch replies, then wait with IDLE (or poll) until new mail or stop."""
@@ -145,6 +153,8 @@ class Daemon:
         self.scheduler.every(minutes).minutes.do(self._guard(self.sync_job))
         self.scheduler.every(OUTBOX_SECONDS).seconds.do(self._guard(self.outbox_job))
         self.scheduler.every(1).minutes.do(self._guard(self.expiry_job))
+        if any(p.booking_opens for p in self.app.config.periods):
+            self.scheduler.every(1).minutes.do(self._guard(self.opening_job))
         mail = self.app.config.mail
         if mail is not None and mail.imap is not None:
             self._threads.append(
@@ -157,6 +167,8 @@ class Daemon:
     def loop(self) -> None:
         """Run jobs until :meth:`stop` (or a signal)."""
         self._guard(self.sync_job)()
+        if any(p.booking_opens for p in self.app.config.periods):
+            self._guard(self.opening_job)()
         while not self.stopping.is_set():
             self.scheduler.run_pending()
             if self.outbox_wanted.is_set():

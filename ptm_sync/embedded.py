@@ -59,16 +59,16 @@ def serve_wsgi(app: Any, name: str, host: str = "127.0.0.1", port: int = 0) -> E
     return EmbeddedServer(f"http://{host}:{httpd.server_port}/", httpd, thread)
 
 
-def start_radicale(
+def radicale_app(
     folder: Path,
     *,
     htpasswd: Path | None = None,
-    wrap: Callable[[Any], Any] | None = None,
-) -> EmbeddedServer:
-    """Radicale storing into ``folder``; without ``htpasswd`` any user name is accepted.
+    settings: dict[str, dict[str, str]] | None = None,
+) -> Any:
+    """Radicale's WSGI application storing into ``folder``.
 
-    ``wrap`` receives the WSGI application and returns the one to serve (a middleware,
-    e.g. the benchmark's request counter).
+    Without ``htpasswd`` any user name is accepted.  ``settings`` override Radicale's
+    configuration section by section (the tests relax rights and delays with it).
     """
     try:
         import radicale
@@ -84,17 +84,30 @@ def start_radicale(
             "htpasswd_filename": str(htpasswd),
             "htpasswd_encryption": "plain",
         }
-    configuration.update(
-        {
-            "storage": {"filesystem_folder": str(folder)},
-            "auth": auth,
-            "rights": {"type": "owner_only"},
-            "logging": {"level": "warning", "mask_passwords": "True"},
-        },
-        "ptm-sync embedded",
-        privileged=True,
-    )
-    app: Any = radicale.Application(configuration)
+    values: dict[str, dict[str, str]] = {
+        "storage": {"filesystem_folder": str(folder)},
+        "auth": auth,
+        "rights": {"type": "owner_only"},
+        "logging": {"level": "warning", "mask_passwords": "True"},
+    }
+    for section, options in (settings or {}).items():
+        values.setdefault(section, {}).update(options)
+    configuration.update(values, "ptm-sync embedded", privileged=True)
+    return radicale.Application(configuration)
+
+
+def start_radicale(
+    folder: Path,
+    *,
+    htpasswd: Path | None = None,
+    wrap: Callable[[Any], Any] | None = None,
+) -> EmbeddedServer:
+    """Radicale storing into ``folder``, served on 127.0.0.1.
+
+    ``wrap`` receives the WSGI application and returns the one to serve (a middleware,
+    e.g. the benchmark's request counter).
+    """
+    app = radicale_app(folder, htpasswd=htpasswd)
     return serve_wsgi(wrap(app) if wrap else app, "radicale")
 
 

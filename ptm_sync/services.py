@@ -15,7 +15,7 @@ from ptm_sync.deliver import CalendarDeliverer, EmailDeliverer
 from ptm_sync.errors import PtmError
 from ptm_sync.inbound import Outcome, process
 from ptm_sync.model import MeetingState
-from ptm_sync.store import Database, Meeting
+from ptm_sync.store import Database, Meeting, Setting
 from ptm_sync.sync import Connectors
 from ptm_sync.video import VideoProvider, provider_for
 
@@ -82,3 +82,35 @@ def fetch_mail(
             outcomes.append(process(db, config, message.raw, now=clock(), video=video))
             reader.mark_processed(message.uid)
     return outcomes
+
+
+def open_booking(db: Database, config: Config, *, now: datetime, video: VideoProvider) -> list[str]:
+    """Send the invitations of every period whose ``booking_opens`` has come (daemon job).
+
+    Each period is opened once: a settings row records it, so a restart does not invite
+    again (and `invite` itself never proposes a need twice).  Families added to the roster
+    later are invited by running `ptm-sync invite`.
+    """
+    from ptm_sync.invite import invite
+
+    opened: list[str] = []
+    for period in config.periods:
+        opens, closes = period.booking_opens, period.booking_closes
+        if opens is None or now < opens or (closes is not None and now >= closes):
+            continue
+        key = f"booking_opened:{period.id}"
+        with db.read() as session:
+            if session.get(Setting, key) is not None:
+                continue
+        result = invite(db, config, period, now=now, video=video)
+        with db.write() as session:
+            if session.get(Setting, key) is None:
+                session.add(Setting(key=key, value=now.isoformat()))
+        log.info(
+            "booking opened for %s: %d meetings proposed, %d not placed",
+            period.id,
+            len(result.proposed),
+            len(result.plan.unplaced),
+        )
+        opened.append(period.id)
+    return opened

@@ -61,6 +61,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 
 from ptm_sync.config import AccountConfig, Secret
+from ptm_sync.embedded import radicale_app
 
 RADICALE_USER = "teacher"
 RADICALE_PASSWORD = "teacher-secret"
@@ -208,33 +209,22 @@ def _serve(kind: str, app: WSGIApp, path: str, user: str, password: str | None) 
 
 def start_radicale(storage: Path) -> EmbeddedCalDAV:
     """Start Radicale with htpasswd auth on a free port; storage under ``storage``."""
-    import radicale
-    import radicale.config
-
     users = storage / "users"
     users.write_text(f"{RADICALE_USER}:{RADICALE_PASSWORD}\n", encoding="utf-8")
-    configuration = radicale.config.load()
-    configuration.update(
-        {
-            "auth": {
-                "type": "htpasswd",
-                "htpasswd_filename": str(users),
-                "htpasswd_encryption": "plain",
-                "delay": "0",
-            },
+    app = radicale_app(
+        storage / "collections",
+        htpasswd=users,
+        settings={
+            "auth": {"delay": "0"},
             "rights": {"type": "authenticated"},
             "server": {"delay_on_error": "0"},
-            "storage": {
-                "filesystem_folder": str(storage / "collections"),
-                "_filesystem_fsync": "False",
+            "storage": {"_filesystem_fsync": "False"},
+            "reporting": {
+                "freebusy_view_past_days": "36500",
+                "freebusy_view_future_days": "36500",
             },
-            "reporting": {"freebusy_view_past_days": "36500", "freebusy_view_future_days": "36500"},
-            "logging": {"level": "warning"},
         },
-        "ptm-sync tests",
-        privileged=True,
     )
-    app = radicale.Application(configuration)
     return _serve("radicale", app, f"/{RADICALE_USER}/", RADICALE_USER, RADICALE_PASSWORD)
 
 
