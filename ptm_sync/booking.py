@@ -189,9 +189,9 @@ class Booking:
             room = self.video.create_room(uid)
             meeting.video_url = room.url if room else ""
         meeting.students = [MeetingStudent(student_id=s.id) for s in students]
-        invited = [guardian, *(g for g in guardians if g.id != guardian.id)]
+        invited = {g.id: g for g in (guardian, *guardians)}  # the primary first, each once
         meeting.guardians = [
-            MeetingGuardian(guardian=g, partstat=PARTSTAT.NEEDS_ACTION) for g in invited
+            MeetingGuardian(guardian=g, partstat=PARTSTAT.NEEDS_ACTION) for g in invited.values()
         ]
         session.add(meeting)
         session.flush()  # the unique index speaks here
