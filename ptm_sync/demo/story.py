@@ -203,8 +203,7 @@ def run(args: argparse.Namespace) -> int:
         _run(config, "invite")
         _say(
             f"The SMTP sink holds {len(sink.messages)} emails: a notification per guardian and "
-            "an invitation (METHOD:REQUEST) per meeting to each of the student's guardians "
-            "(Emma Brown's two each get their own)."
+            "an invitation (METHOD:REQUEST) per meeting and guardian."
         )
         sent = len(sink.messages)
 
