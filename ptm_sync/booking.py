@@ -54,6 +54,10 @@ _HISTORY_TABLE: Table = MeetingHistory.__table__  # type: ignore[assignment]
 _HISTORY = insert(_HISTORY_TABLE)
 
 
+#: States a family or staff can still change.
+_OPEN = {MeetingState.PROPOSED, MeetingState.CONFIRMED}
+
+
 class Booking(Notices):
     """State changes of meetings.  ``now`` is fixed per instance: one instance per event.
 
@@ -136,15 +140,11 @@ class Booking(Notices):
     ) -> None:
         """proposed → confirmed: the teacher's calendar gets the event; every guardian an
         update.  ``by``: the guardian whose answer this is."""
-        self._require(meeting, {MeetingState.PROPOSED})
-        before = meeting.state
-        meeting.state = MeetingState.CONFIRMED.value
+        # STATUS changes: a significant change, SEQUENCE + 1 (RFC 5546 §2.1.4).
+        before = self._enter(meeting, MeetingState.CONFIRMED, {MeetingState.PROPOSED}, bump=True)
         if by is not None:
             by.partstat = PARTSTAT.ACCEPTED
         meeting.partstat = PARTSTAT.ACCEPTED
-        meeting.sequence += 1  # STATUS changed: significant (RFC 5546 §2.1.4)
-        meeting.hold_until = None
-        meeting.updated_at = self.now
         self._history(session, meeting, before, actor, reason, inbound_id)
         self._calendar(session, meeting)
         self._send_request(session, meeting, STATUS.CONFIRMED, kind="confirmation")
@@ -163,18 +163,15 @@ class Booking(Notices):
 
         Every guardian is told.  ``by``: the guardian whose answer this is.
         """
-        self._require(meeting, {MeetingState.PROPOSED, MeetingState.CONFIRMED})
-        before = meeting.state
-        meeting.state = (
-            MeetingState.DECLINED.value
-            if before == MeetingState.PROPOSED
-            else MeetingState.CANCELLED.value
+        after = (
+            MeetingState.DECLINED
+            if meeting.state == MeetingState.PROPOSED
+            else MeetingState.CANCELLED
         )
+        before = self._enter(meeting, after, _OPEN, bump=False)
         if by is not None:
             by.partstat = PARTSTAT.DECLINED
         meeting.partstat = PARTSTAT.DECLINED
-        meeting.hold_until = None
-        meeting.updated_at = self.now
         self._history(session, meeting, before, actor, reason, inbound_id)
         if before == MeetingState.CONFIRMED:
             self._calendar(session, meeting)
@@ -182,12 +179,7 @@ class Booking(Notices):
 
     def cancel(self, session: Session, meeting: Meeting, *, actor: Actor, reason: str) -> None:
         """Staff or teacher cancels: CANCEL to every guardian, the teacher's event removed."""
-        self._require(meeting, {MeetingState.PROPOSED, MeetingState.CONFIRMED})
-        before = meeting.state
-        meeting.state = MeetingState.CANCELLED.value
-        meeting.sequence += 1
-        meeting.hold_until = None
-        meeting.updated_at = self.now
+        before = self._enter(meeting, MeetingState.CANCELLED, _OPEN, bump=True)
         self._history(session, meeting, before, actor, reason)
         if before == MeetingState.CONFIRMED:
             self._calendar(session, meeting)
@@ -196,12 +188,7 @@ class Booking(Notices):
     def expire(self, session: Session, meeting: Meeting) -> None:
         """No answer by the hold deadline: the slot returns to the pool; every guardian is
         told."""
-        self._require(meeting, {MeetingState.PROPOSED})
-        before = meeting.state
-        meeting.state = MeetingState.EXPIRED.value
-        meeting.sequence += 1
-        meeting.hold_until = None
-        meeting.updated_at = self.now
+        before = self._enter(meeting, MeetingState.EXPIRED, {MeetingState.PROPOSED}, bump=True)
         self._history(session, meeting, before, Actor.SYSTEM, "no answer by the hold deadline")
         self._send_cancel(session, meeting, "the reserved time was not confirmed in time")
 
@@ -302,6 +289,22 @@ class Booking(Notices):
         self._history(session, meeting, meeting.state, Actor.PARENT, reason, inbound_id)
 
     # --- effects --------------------------------------------------------------------------
+
+    def _enter(
+        self, meeting: Meeting, state: MeetingState, allowed: set[MeetingState], *, bump: bool
+    ) -> str:
+        """Move ``meeting`` to ``state`` from one of ``allowed``; returns the state it left.
+
+        ``bump``: the change is significant to the parents' calendars (SEQUENCE + 1).
+        """
+        self._require(meeting, allowed)
+        before = meeting.state
+        meeting.state = state.value
+        if bump:
+            meeting.sequence += 1
+        meeting.hold_until = None
+        meeting.updated_at = self.now
+        return before
 
     def _require(self, meeting: Meeting, allowed: set[MeetingState]) -> None:
         if meeting.state not in allowed:
