@@ -161,14 +161,15 @@ class Booking(Notices):
     ) -> None:
         """The family said no: the slot is released; a confirmed meeting is taken down.
 
-        Every guardian is told.  ``by``: the guardian whose answer this is.
+        Every guardian gets a CANCEL (SEQUENCE + 1), so the meeting leaves every family
+        calendar it was put in.  ``by``: the guardian whose answer this is.
         """
         after = (
             MeetingState.DECLINED
             if meeting.state == MeetingState.PROPOSED
             else MeetingState.CANCELLED
         )
-        before = self._enter(meeting, after, _OPEN, bump=False)
+        before = self._enter(meeting, after, _OPEN, bump=True)
         if by is not None:
             by.partstat = PARTSTAT.DECLINED
         meeting.partstat = PARTSTAT.DECLINED

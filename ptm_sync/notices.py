@@ -228,7 +228,11 @@ class Notices:
     def _send_declined(
         self, session: Session, meeting: Meeting, by: MeetingGuardian | None
     ) -> None:
-        """Every guardian learns that the time is released, and who declined it."""
+        """Every guardian learns that the time is released, and who declined it.
+
+        The message is a CANCEL (RFC 5546 §3.2.5): the other guardians' calendars hold the
+        invitation or the confirmation, and a plain email would leave it there.
+        """
         parties = self.parties(session, meeting)
         facts = self.facts(parties, meeting)
         for attendee in parties.guardians:
@@ -241,7 +245,9 @@ class Notices:
                 page_url=self.page_url(meeting.period_id),
                 declined_by=by.guardian.name if by and by is not attendee else "",
             )
-            self._email(session, meeting, attendee.guardian, "declined", text, None, None)
+            inv = self.invitation(session, meeting, STATUS.CANCELLED, parties, text, attendee)
+            cal = itip.build_cancel(inv, self.tz)
+            self._email(session, meeting, attendee.guardian, "declined", text, cal, "CANCEL")
 
     def page_url(self, period_id: str) -> str:
         base = self.config.web.public_url.rstrip("/")

@@ -234,8 +234,10 @@ def test_declining_a_proposal_releases_the_slot(school: SeededSchool) -> None:
     assert (after.state, after.partstat, after.hold_until) == ("declined", "DECLINED", None)
     assert meeting.start in school.free_starts(ADA)
     assert school.outbox_rows(meeting.id, outbox.CALENDAR) == []  # nothing was in a calendar
+    # A CANCEL, so the invitation also leaves the calendars of anyone else who got it.
     last = school.emails(meeting.id)[-1]
-    assert last.method is None and last.subject.startswith("Declined")
+    assert last.method == "CANCEL" and last.subject.startswith("Declined")
+    assert int(last.event["SEQUENCE"]) == after.sequence == 1
 
 
 def test_declining_a_confirmed_meeting_cancels_it_and_takes_the_teachers_event_down(
