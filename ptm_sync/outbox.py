@@ -88,21 +88,27 @@ def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
 
 
 def _due(now: datetime) -> Any:
-    # A meeting's row waits while an older row of the same meeting is pending: it is due
-    # only when it is the oldest pending row of its meeting.  One grouped look-up for all
-    # candidates, rather than a search of the outbox for each (there is no index on
-    # meeting_id), keeps a claim quick when thousands of rows wait.
+    # A meeting's email waits while an older email of the same meeting is pending (an
+    # update must not overtake the invitation it updates): it is due only when it is the
+    # oldest pending email of its meeting.  Calendar rows need no order — the deliverer
+    # brings the calendar in line with the meeting as it is now — so a slow mailbox never
+    # holds up a teacher's calendar.  One grouped look-up for all candidates, rather than a
+    # search of the outbox for each, keeps a claim quick when thousands of rows wait.
     older = aliased(Outbox)
     first_pending = (
         select(func.min(older.id))
-        .where(older.state == PENDING, older.meeting_id.is_not(None))
+        .where(older.state == PENDING, older.meeting_id.is_not(None), older.kind == EMAIL)
         .group_by(older.meeting_id)
     )
     return and_(
         Outbox.state == PENDING,
         Outbox.next_attempt_at <= now,
         or_(Outbox.claimed_until.is_(None), Outbox.claimed_until <= now),
-        or_(Outbox.meeting_id.is_(None), Outbox.id.in_(first_pending)),
+        or_(
+            Outbox.meeting_id.is_(None),
+            Outbox.kind != EMAIL,
+            Outbox.id.in_(first_pending),
+        ),
     )
 
 
@@ -165,6 +171,12 @@ def deliver(
         except PtmError as exc:
             _failed(db, row.id, exc, clock(), report)
             continue
+        except Exception as exc:
+            log.exception("outbox row %d (%s) failed unexpectedly", row.id, row.kind)
+            failure = PtmError(f"unexpected {type(exc).__name__}: {exc}")
+            failure.retryable = True  # counted: dead-lettered after MAX_ATTEMPTS
+            _failed(db, row.id, failure, clock(), report)
+            continue
         # Recorded at once, row by row: a crash repeats at most the one item in flight.
         with db.write_connection() as connection:
             connection.execute(_MARK_DONE, {"row_id": row.id, "at": clock()})
@@ -182,16 +194,17 @@ def _failed(db: Database, row_id: int, exc: PtmError, now: datetime, report: Flu
         if exc.retryable and row.attempts < MAX_ATTEMPTS:
             row.next_attempt_at = now + backoff(row.attempts, exc.retry_after)
             report.retried += 1
-            log.warning("outbox %s %s: will retry: %s", row.kind, row.key, exc)
+            # Ids and error kinds only: the error text can name a parent's address.
+            log.warning("outbox row %d (%s): will retry: %s", row.id, row.kind, type(exc).__name__)
         else:
             row.state = DEAD
             report.dead += 1
             log.error(
-                "outbox %s %s: dead-lettered after %d attempts: %s",
+                "outbox row %d (%s): dead-lettered after %d attempts: %s",
+                row.id,
                 row.kind,
-                row.key,
                 row.attempts,
-                exc,
+                type(exc).__name__,
             )
         report.errors.append(f"{row.key}: {exc}")
 

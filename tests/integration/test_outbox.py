@@ -199,3 +199,27 @@ def test_a_claimed_row_of_an_unknown_kind_is_dead_lettered(db: Database) -> None
         outbox.enqueue(s, key="x", kind="fax", payload={}, now=T0)
     report = outbox.deliver(db, {}, clock=Clock())
     assert report.dead == 1 and "no deliverer" in report.errors[0]
+
+
+def test_a_slow_email_never_holds_up_the_teachers_calendar(db: Database) -> None:
+    meeting = _meeting(db)
+    _add(db, "email-first", meeting)
+    with db.write() as s:
+        outbox.enqueue(
+            s, key="calendar", kind=outbox.CALENDAR, payload={}, now=T0, meeting_id=meeting
+        )
+    rec, clock = Recorder(), Clock()
+    rec.failures["email-first"] = [MailUnavailable("451 greylisted")]
+    outbox.flush(db, {outbox.EMAIL: rec, outbox.CALENDAR: rec}, clock=clock)
+    assert sorted(rec.seen) == ["calendar", "email-first"]
+    assert _states(db)["calendar"] == ("done", 1)
+
+
+def test_an_unexpected_error_in_one_row_does_not_stop_the_others(db: Database) -> None:
+    _add(db, "bad")
+    _add(db, "good")
+    rec, clock = Recorder(), Clock()
+    rec.failures["bad"] = [RuntimeError("a bug")]
+    report = outbox.flush(db, {outbox.EMAIL: rec}, clock=clock)
+    assert (report.delivered, report.retried) == (1, 1)
+    assert _states(db) == {"bad": ("pending", 1), "good": ("done", 1)}
