@@ -20,7 +20,7 @@ from datetime import datetime
 
 from icalendar.enums import PARTSTAT
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, contains_eager
 
 from ptm_sync import imip, itip, trust
@@ -103,51 +103,79 @@ def process(
         early = None
     digest = digest_of(raw, inbound)
     try:
+        return _record(db, config, raw, inbound, early, digest, now, video)
+    except DBAPIError:
+        raise  # the database is away: the caller retries later (EX_TEMPFAIL, next IMAP pass)
+    except Exception:
+        # A bug must neither lose the message nor block the ones behind it: it is kept in
+        # quarantine, where staff can see it, and processing goes on.
+        log.exception("inbound message could not be processed; kept in quarantine")
         with db.write() as session:
-            # The unique digest decides: a message seen before is not recorded again.
             row_id = insert_new_id(
                 session,
                 _INBOUND,
-                {
-                    "digest": digest,
-                    "received_at": now,
-                    "message_id": (inbound.message_id if inbound else None) or "",
-                    "sender": (inbound.sender if inbound else None) or "",
-                    "outcome": QUARANTINED,
-                    "reason": "",
-                    "meeting_id": None,
-                    "raw": None,
-                },
+                _record_values(digest, now, inbound, "internal-error", raw),
                 key="digest",
             )
-            if row_id is None:
-                return Outcome(DUPLICATE, "already processed")
-            if early is not None or inbound is None:
-                decision = _Decision(QUARANTINED, early.reason if early else "not-an-email")
-            else:
-                try:
-                    # A savepoint: a message that ends in quarantine changes nothing, even
-                    # what the decision had begun to change before it found the problem.
-                    with session.begin_nested():
-                        decision = _decide(session, config, inbound, row_id, now, video)
-                except Unusable as exc:
-                    decision = _Decision(QUARANTINED, exc.reason)
-            session.execute(
-                _RECORD_DECISION,
-                {
-                    "row_id": row_id,
-                    "new_outcome": decision.outcome,
-                    "new_reason": decision.reason,
-                    "new_meeting_id": decision.meeting.id if decision.meeting else None,
-                    # Kept for staff to inspect; purged with the meeting data.
-                    "new_raw": raw if decision.outcome == QUARANTINED else None,
-                },
-            )
-            uid = decision.meeting.uid if decision.meeting else None
-            result = Outcome(decision.outcome, decision.reason, uid, row_id)
-    except IntegrityError:
-        # Another worker recorded the same message first.
-        return Outcome(DUPLICATE, "already processed")
+        return Outcome(QUARANTINED, "internal-error", None, row_id)
+
+
+def _record_values(
+    digest: str, now: datetime, inbound: imip.Inbound | None, reason: str, raw: bytes | None
+) -> dict[str, object]:
+    return {
+        "digest": digest,
+        "received_at": now,
+        "message_id": (inbound.message_id if inbound else None) or "",
+        "sender": (inbound.sender if inbound else None) or "",
+        "outcome": QUARANTINED,
+        "reason": reason,
+        "meeting_id": None,
+        "raw": raw,
+    }
+
+
+def _record(
+    db: Database,
+    config: Config,
+    raw: bytes,
+    inbound: imip.Inbound | None,
+    early: Unusable | None,
+    digest: str,
+    now: datetime,
+    video: VideoProvider,
+) -> Outcome:
+    """Record the message and its decision in one write transaction."""
+    with db.write() as session:
+        # The unique digest decides: a message seen before is not recorded again.
+        row_id = insert_new_id(
+            session, _INBOUND, _record_values(digest, now, inbound, "", None), key="digest"
+        )
+        if row_id is None:
+            return Outcome(DUPLICATE, "already processed")
+        if early is not None or inbound is None:
+            decision = _Decision(QUARANTINED, early.reason if early else "not-an-email")
+        else:
+            try:
+                # A savepoint: a message that ends in quarantine changes nothing, even
+                # what the decision had begun to change before it found the problem.
+                with session.begin_nested():
+                    decision = _decide(session, config, inbound, row_id, now, video)
+            except Unusable as exc:
+                decision = _Decision(QUARANTINED, exc.reason)
+        session.execute(
+            _RECORD_DECISION,
+            {
+                "row_id": row_id,
+                "new_outcome": decision.outcome,
+                "new_reason": decision.reason,
+                "new_meeting_id": decision.meeting.id if decision.meeting else None,
+                # Kept for staff to inspect; purged with the meeting data.
+                "new_raw": raw if decision.outcome == QUARANTINED else None,
+            },
+        )
+        uid = decision.meeting.uid if decision.meeting else None
+        result = Outcome(decision.outcome, decision.reason, uid, row_id)
     log.info("inbound message: %s", result)
     return result
 

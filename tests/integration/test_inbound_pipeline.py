@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
+from ptm_sync import inbound as inbound_module
 from ptm_sync import trust
 from ptm_sync.booking import signing_secret
 from ptm_sync.demo import parents
@@ -310,3 +311,20 @@ def test_different_accepts_racing_for_one_meeting_confirm_it_once_and_are_all_re
     assert [h.to_state for h in school.history(meeting.id)] == ["proposed", "confirmed"]
     assert len([e for e in school.emails(meeting.id) if e.method == "REQUEST"]) == 2
     assert event_of(school.latest_request(meeting.id))["STATUS"] == "CONFIRMED"
+
+
+def test_a_bug_while_deciding_keeps_the_message_in_quarantine_and_goes_on(
+    school: SeededSchool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    meeting = school.propose(ADA, PAT, slot=0)
+    raw = school.reply(meeting, "ACCEPTED")
+
+    def broken(*_: object, **__: object) -> None:
+        raise KeyError("a bug in the decision")
+
+    monkeypatch.setattr(inbound_module, "_decide", broken)
+    outcome = school.deliver(raw)
+    assert (outcome.outcome, outcome.reason) == ("quarantined", "internal-error")
+    assert school.inbound(outcome.inbound_id or 0).raw == raw  # nothing lost
+    assert school.meeting(meeting.id).state == "proposed"  # nothing half-done
+    assert school.deliver(raw).outcome == "duplicate"
