@@ -17,7 +17,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,6 +47,14 @@ def _sqlite_setup(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+def _masked(url: str) -> str:
+    """The URL with its password hidden, even when SQLAlchemy cannot use it."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an unreadable URL)"
+
+
 class Database:
     """One database: a read session factory, a write session factory, migrations."""
 
@@ -60,7 +68,7 @@ class Database:
             else:
                 engine = create_engine(url, echo=echo, pool_pre_ping=True)
         except (ArgumentError, NoSuchModuleError) as exc:
-            raise UserError(f"database.url: cannot use {url!r}: {exc}") from None
+            raise UserError(f"database.url: cannot use {_masked(url)}: {exc}") from None
         self.engine = engine
         self._writer = engine.execution_options(**{_WRITE: True})
         self._read = sessionmaker(engine, expire_on_commit=False)
