@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ptm_sync import slots as engine
@@ -91,16 +91,22 @@ def teacher_times(
     busy: dict[int, list[Interval]] = defaultdict(list)
     held: dict[int, list[Interval]] = defaultdict(list)
     booked: dict[int, list[Interval]] = defaultdict(list)
-    ours = select(Meeting.uid)
     rows = session.execute(
         select(BusyTime.teacher_id, BusyTime.start, BusyTime.end)
         .outerjoin(CalendarEvent, CalendarEvent.id == BusyTime.event_id)
+        .outerjoin(Meeting, Meeting.uid == CalendarEvent.uid)
         .where(
             BusyTime.teacher_id.in_(ids),
             BusyTime.start < end,
             BusyTime.end > start,
-            # The events we wrote for meetings are represented by the meetings themselves.
-            (CalendarEvent.uid.is_(None)) | (CalendarEvent.uid.not_in(ours)),
+            # An event we wrote for a meeting, where we wrote it, is the meeting itself.  If
+            # the teacher dragged it elsewhere, its new time is busy like any other event
+            # (the meeting still holds the old one until it is rescheduled).
+            or_(
+                Meeting.id.is_(None),
+                BusyTime.start != Meeting.start,
+                BusyTime.end != Meeting.end,
+            ),
         )
     )
     for teacher_id, b_start, b_end in rows:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ptm_sync import config as config_mod
 from ptm_sync.availability import period_matrix, period_slots
@@ -61,3 +61,72 @@ def test_slots_in_the_past_are_not_offered(db: Database) -> None:
     with db.read() as s:
         slots = period_slots(s, CONFIG, period, now=during)
     assert [r.start.strftime("%H:%M") for r in slots] == ["16:30", "16:45"]
+
+
+def test_our_event_where_we_wrote_it_is_the_meeting_but_moved_elsewhere_it_is_busy(
+    db: Database,
+) -> None:
+    from ptm_sync.store import BusyTime, CalendarEvent, Guardian, Meeting, Period
+
+    _teachers(db)
+    period = CONFIG.period("p")
+    at = datetime(2030, 3, 5, 15, 0, tzinfo=UTC)  # 16:00 in Berlin
+    quarter = timedelta(minutes=15)
+    with db.write() as s:
+        teacher = s.query(Teacher).filter_by(key="read").one()
+        calendar = s.query(Calendar).filter_by(teacher_id=teacher.id).one()
+        guardian = Guardian(email="g@h.test", name="G", language="")
+        s.add_all([guardian, Period(id="p", title="P")])
+        s.flush()
+        s.add(
+            Meeting(
+                uid="ours@s.test",
+                period_id="p",
+                teacher_id=teacher.id,
+                guardian_id=guardian.id,
+                start=at,
+                end=at + quarter,
+                state="confirmed",
+                sequence=1,
+                origin="offer",
+                organizer="",
+                partstat="ACCEPTED",
+                video_url="",
+                location="",
+                reproposals=0,
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
+        where_we_wrote = CalendarEvent(
+            calendar_id=calendar.id, href="a.ics", uid="ours@s.test", ics=""
+        )
+        s.add(where_we_wrote)
+        s.flush()
+        s.add(
+            BusyTime(
+                event_id=where_we_wrote.id,
+                teacher_id=teacher.id,
+                start=at,
+                end=at + quarter,
+                tentative=False,
+            )
+        )
+    with db.read() as s:
+        cells = {
+            c.start.strftime("%H:%M"): c.status
+            for c in period_matrix(s, CONFIG, period)
+            if c.teacher == "read@s.test"
+        }
+    assert cells["16:00"] == SlotStatus.BOOKED and cells["16:30"] == SlotStatus.AVAILABLE
+    # The teacher drags our event to 16:30: that time is now busy too.
+    with db.write() as s:
+        busy = s.query(BusyTime).one()
+        busy.start, busy.end = at + 2 * quarter, at + 3 * quarter
+    with db.read() as s:
+        cells = {
+            c.start.strftime("%H:%M"): c.status
+            for c in period_matrix(s, CONFIG, period)
+            if c.teacher == "read@s.test"
+        }
+    assert cells["16:00"] == SlotStatus.BOOKED and cells["16:30"] == SlotStatus.BUSY
