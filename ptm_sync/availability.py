@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -177,5 +177,7 @@ def period_matrix(
         for slot, status in engine.matrix(grid, times.busy, times.held, times.booked):
             start, end = slot.start.astimezone(tz), slot.end.astimezone(tz)
             rows.append(MatrixRow(start.date().isoformat(), start, end, t.email, t.name, status))
-    rows.sort(key=lambda r: (r.start, r.teacher_name, r.teacher))
+    # By the instant, not the wall clock: on the night clocks go back, 01:15 EST comes
+    # after 01:45 EDT although it reads earlier.
+    rows.sort(key=lambda r: (r.start.astimezone(UTC), r.teacher_name, r.teacher))
     return rows

@@ -7,9 +7,9 @@ event: only teachers' names and the times they can be booked.
 from __future__ import annotations
 
 import html
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from icalendar import Calendar, Event
 
@@ -56,12 +56,24 @@ def matrix_grid(rows: Sequence[MatrixRow]) -> tuple[list[str], list[tuple[str, l
     teachers: OrderedDict[str, str] = OrderedDict()
     for row in sorted(rows, key=lambda r: (r.teacher_name, r.teacher)):
         teachers.setdefault(row.teacher, row.teacher_name or row.teacher)
-    lines: OrderedDict[str, dict[str, str]] = OrderedDict()
+    # One line per instant: the night clocks go back has two 01:15s, each its own line,
+    # told apart by the zone's abbreviation (EDT, EST).
+    lines: dict[datetime, dict[str, str]] = {}
+    labels: dict[datetime, str] = {}
     for row in rows:
-        label = f"{row.start:%a %Y-%m-%d %H:%M}-{row.end:%H:%M}"
-        lines.setdefault(label, {})[row.teacher] = _STATUS_MARK[row.status]
+        instant = row.start.astimezone(UTC)
+        labels[instant] = f"{row.start:%a %Y-%m-%d %H:%M}-{row.end:%H:%M}"
+        lines.setdefault(instant, {})[row.teacher] = _STATUS_MARK[row.status]
+    seen = Counter(labels.values())
+    for row in rows:
+        instant = row.start.astimezone(UTC)
+        if seen[labels[instant]] > 1:
+            labels[instant] = f"{row.start:%a %Y-%m-%d %H:%M}-{row.end:%H:%M} {row.start:%Z}"
     header = list(teachers.values())
-    body = [(label, [cells.get(t, "") for t in teachers]) for label, cells in lines.items()]
+    body = [
+        (labels[instant], [lines[instant].get(t, "") for t in teachers])
+        for instant in sorted(lines)
+    ]
     return header, body
 
 
