@@ -211,17 +211,13 @@ class Booking(Notices):
         guardians' answers were for the old time and are reset to NEEDS-ACTION, as for any
         moved meeting.  Raises IntegrityError at flush when another meeting holds the slot.
         """
-        self._require(meeting, {MeetingState.PROPOSED, MeetingState.CONFIRMED})
-        before, old_start = meeting.state, meeting.start
+        old_start = meeting.start
+        before = self._enter(meeting, MeetingState.CONFIRMED, _OPEN, bump=True)
         meeting.start, meeting.end = slot.start, slot.end
-        meeting.state = MeetingState.CONFIRMED.value
         if by is not None:
             for attendee in meeting.guardians:
                 attendee.partstat = PARTSTAT.ACCEPTED if attendee is by else PARTSTAT.NEEDS_ACTION
         meeting.partstat = PARTSTAT.ACCEPTED
-        meeting.sequence += 1
-        meeting.hold_until = None
-        meeting.updated_at = self.now
         session.flush()  # the unique index and the exclusion constraint speak here
         self._history(session, meeting, before, actor, reason, inbound_id, old_start=old_start)
         self._calendar(session, meeting)

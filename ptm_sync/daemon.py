@@ -109,7 +109,7 @@ class Daemon:
                     backoff = 5.0
                     while not self.stopping.is_set():
                         for message in reader.fetch_new():
-                            outcome = process(
+                            process(
                                 self.app.db,
                                 self.app.config,
                                 message.raw,
@@ -117,7 +117,6 @@ class Daemon:
                                 video=self.video,
                             )
                             reader.mark_processed(message.uid)
-                            log.info("reply processed: %s", outcome)
                             # Its effects go out from the main loop within a second; the
                             # connectors are used by one thread only.
                             self.outbox_wanted.set()

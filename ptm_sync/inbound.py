@@ -216,9 +216,12 @@ def _decide(
         raise Unusable("unsupported-method", f"{msg.method} is not handled yet")
     invited, attendee = _speaker(meeting, msg, inbound.sender or "", mail)
     if mail.plus_addressing:
-        tokens = {trust.token_from_address(a, mail.organizer) for a in inbound.recipients}
-        tokens.discard(None)
-        if tokens and trust.make_token(secret, meeting.uid) not in tokens:
+        tokens = [
+            token
+            for token in (trust.token_from_address(a, mail.organizer) for a in inbound.recipients)
+            if token is not None
+        ]
+        if tokens and not any(trust.token_matches(secret, meeting.uid, t) for t in tokens):
             raise Unusable("wrong-token", "the reply was sent to another meeting's address")
     booking = Booking(config, now=now, video=video)
     if msg.method == itip.Method.REFRESH:

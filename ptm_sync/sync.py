@@ -218,7 +218,8 @@ def _apply(
             intervals = busy_mod.busy_times(remote.ics, span.start, span.end, tz)
         except PtmError as exc:
             # One bad object must not stop the teacher's sync; it blocks nothing.
-            log.warning("ignoring unreadable event %s: %s", remote.href, exc)
+            # The reason's class only: its text can quote the teacher's private event.
+            log.warning("ignoring unreadable event %s (%s)", remote.href, type(exc).__name__)
             event.uid = event.uid or ""
             continue
         for b in intervals:
