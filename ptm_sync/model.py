@@ -7,7 +7,7 @@ to the school's zone only for display and for the period's local-time windows.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -93,19 +93,6 @@ class Interval:
         return Interval(as_utc(self.start), as_utc(self.end))
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Slot:
-    """A bookable span of one teacher's time."""
-
-    start: datetime
-    end: datetime
-    teacher: str  # the teacher's email
-
-    @property
-    def interval(self) -> Interval:
-        return Interval(self.start, self.end)
-
-
 @dataclass(frozen=True, slots=True)
 class Busy:
     """A span in which a teacher cannot meet.  ``tentative`` is still busy (DESIGN, issue 2)."""
@@ -120,48 +107,12 @@ class Busy:
 
 
 @dataclass(frozen=True, slots=True)
-class Teacher:
-    email: str
-    name: str
-    key: str
-    account: str
-    calendar: str
-    room: str = ""
-    booking_address: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Guardian:
-    email: str
-    name: str
-    language: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Student:
-    id: str
-    name: str
-
-    @property
-    def first_name(self) -> str:
-        return self.name.split()[0] if self.name.strip() else self.name
-
-
-@dataclass(frozen=True, slots=True)
 class Window:
-    """One evening (or morning) of a period, as local wall-clock datetimes made aware."""
+    """One evening (or morning) of a period.  The config gives the school's local times
+    and stores them in UTC, so arithmetic on them is right across a change of the clocks."""
 
     start: datetime
     end: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class MeetingRequest:
-    """What the planner needs to know about one meeting a family wants."""
-
-    guardian: str
-    teacher: str
-    students: tuple[str, ...] = field(default_factory=tuple)
 
 
 _KEY_CLEAN = re.compile(r"[^a-z0-9]+")
