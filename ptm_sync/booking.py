@@ -14,11 +14,12 @@ from datetime import datetime, timedelta, tzinfo
 
 from icalendar.enums import PARTSTAT, STATUS
 from sqlalchemy import Table, insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ptm_sync import itip, messages, outbox, trust
 from ptm_sync.config import PeriodConfig
-from ptm_sync.errors import BookingRefused, PtmError
+from ptm_sync.errors import BookingRefused, PtmError, SlotTaken
 from ptm_sync.model import ACTIVE_STATES, Actor, Interval, MeetingFormat, MeetingState
 from ptm_sync.notices import (
     Notices,
@@ -54,6 +55,19 @@ _HISTORY_TABLE: Table = MeetingHistory.__table__  # type: ignore[assignment]
 _HISTORY = insert(_HISTORY_TABLE)
 
 
+def _claim_slot(session: Session) -> None:
+    """Write the meeting's time; the database refuses a slot another meeting holds.
+
+    The partial unique index (and on PostgreSQL the exclusion constraint) is what makes a
+    double booking impossible; its refusal becomes :class:`SlotTaken`.  Call it inside a
+    savepoint when the transaction should go on after a lost race.
+    """
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise SlotTaken("another meeting holds that time") from exc
+
+
 #: States a family or staff can still change.
 _OPEN = {MeetingState.PROPOSED, MeetingState.CONFIRMED}
 
@@ -84,7 +98,7 @@ class Booking(Notices):
         student(s) for this teacher (the primary among them or not): each is a party of the
         meeting and gets an invitation of their own.
 
-        Raises IntegrityError (at flush) when another active meeting holds the slot: the
+        Raises SlotTaken when another active meeting holds the slot: the
         database, not this code, is what makes a double booking impossible.  Raises
         BookingRefused once the period's booking has closed.
         """
@@ -122,7 +136,7 @@ class Booking(Notices):
             MeetingGuardian(guardian=g, partstat=PARTSTAT.NEEDS_ACTION) for g in invited.values()
         ]
         session.add(meeting)
-        session.flush()  # the unique index speaks here
+        _claim_slot(session)
         meeting.organizer = self.organizer(session, meeting)
         self._history(session, meeting, None, Actor.SYSTEM, f"proposed ({origin})")
         self._send_request(session, meeting, STATUS.TENTATIVE, kind="invitation")
@@ -209,7 +223,7 @@ class Booking(Notices):
         The meeting keeps its UID; SEQUENCE goes up and the old time is kept in the history
         (DESIGN §3).  ``by``, the guardian who asked for the time, accepts it; the other
         guardians' answers were for the old time and are reset to NEEDS-ACTION, as for any
-        moved meeting.  Raises IntegrityError at flush when another meeting holds the slot.
+        moved meeting.  Raises SlotTaken when another meeting holds the slot.
         """
         old_start = meeting.start
         before = self._enter(meeting, MeetingState.CONFIRMED, _OPEN, bump=True)
@@ -218,7 +232,7 @@ class Booking(Notices):
             for attendee in meeting.guardians:
                 attendee.partstat = PARTSTAT.ACCEPTED if attendee is by else PARTSTAT.NEEDS_ACTION
         meeting.partstat = PARTSTAT.ACCEPTED
-        session.flush()  # the unique index and the exclusion constraint speak here
+        _claim_slot(session)
         self._history(session, meeting, before, actor, reason, inbound_id, old_start=old_start)
         self._calendar(session, meeting)
         self._send_request(session, meeting, STATUS.CONFIRMED, kind="confirmation")

@@ -13,13 +13,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ptm_sync import slots as engine
 from ptm_sync.availability import teacher_times
 from ptm_sync.booking import Booking
 from ptm_sync.config import PeriodConfig
+from ptm_sync.errors import SlotTaken
 from ptm_sync.model import ACTIVE_STATES, Actor, Interval
 from ptm_sync.store import Meeting, MeetingGuardian, Teacher
 
@@ -113,7 +113,7 @@ def handle_counter(
                     by=by,
                 )
             return "counter accepted"
-        except IntegrityError:
+        except SlotTaken:
             session.refresh(meeting)
             why = "another family has just booked that time"
             free = [s for s in free if s != proposed]

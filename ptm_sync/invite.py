@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ptm_sync import slots as engine
 from ptm_sync.availability import teacher_times, teachers
 from ptm_sync.booking import Booking, require_open
 from ptm_sync.config import Config, PeriodConfig
+from ptm_sync.errors import SlotTaken
 from ptm_sync.model import ACTIVE_STATES, Interval
 from ptm_sync.planner import Need, Plan, Proposal, plan
 from ptm_sync.store import Database, Guardian, Link, Meeting, MeetingStudent, Student, Teacher
@@ -178,7 +178,7 @@ def invite(
                             students=students,
                             slot=proposal.slot,
                         )
-                except IntegrityError:
+                except SlotTaken:
                     # Someone booked that slot since we planned: the next run re-plans.
                     result.lost_races += 1
                     continue

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ptm_sync import outbox, trust
 from ptm_sync.booking import signing_secret
-from ptm_sync.errors import BookingRefused
+from ptm_sync.errors import BookingRefused, SlotTaken
 from ptm_sync.inbound import APPLIED, DUPLICATE, QUARANTINED, STALE
 from ptm_sync.invite import invite, needs
 from ptm_sync.model import Actor, Interval
@@ -97,8 +97,9 @@ def test_two_active_meetings_on_one_slot_are_refused_by_the_database(
     school: SeededSchool,
 ) -> None:
     first = school.propose(ADA, PAT, slot=0)
-    with pytest.raises(IntegrityError):
+    with pytest.raises(SlotTaken) as lost:
         school.propose(ADA, SAM, slot=0)
+    assert isinstance(lost.value.__cause__, IntegrityError)  # the database said no
     assert _count(school.db, Meeting) == 1
     assert _count(school.db, Outbox) == 1
 
@@ -116,8 +117,9 @@ def test_overlapping_off_grid_meetings_are_refused_on_postgresql(postgres_url: s
         school.propose(ADA, PAT, slot=0)
         on_grid = school.slot(0)
         shifted = Interval(on_grid.start + timedelta(minutes=5), on_grid.end + timedelta(minutes=5))
-        with pytest.raises(IntegrityError):
+        with pytest.raises(SlotTaken) as lost:
             school.propose(ADA, SAM, slot=shifted)
+        assert "ex_meetings_no_overlap" in str(lost.value.__cause__)
         # Another teacher at that time, or the same teacher right after, is fine.
         school.propose(ALAN, SAM, slot=shifted, students=["S3"])
         school.propose(ADA, SAM, slot=1)
@@ -196,7 +198,7 @@ def test_a_confirmation_whose_transaction_fails_leaves_nothing_behind(
     meeting = school.propose(ADA, PAT, slot=0)
     rows_before = _count(school.db, Outbox)
 
-    with pytest.raises(IntegrityError), school.db.write() as session:
+    with pytest.raises(SlotTaken), school.db.write() as session:
         live = session.get(Meeting, meeting.id)
         assert live is not None
         school.booking().confirm(session, live, actor=Actor.PARENT, reason="accepted")
