@@ -1,9 +1,11 @@
 """Video links for meetings: one small provider interface and a registry.
 
 A provider turns a meeting into a :class:`VideoRoom` (a joining URL and a label for the
-RFC 7986 CONFERENCE property).  The room is created once, when the meeting is confirmed, and
-the caller stores its URL with the meeting for the meeting's whole life; nothing here
-remembers rooms.
+RFC 7986 CONFERENCE property).  The room is created once, when the meeting is proposed, so
+the invitation already carries the link; the caller stores its URL with the meeting for the
+meeting's whole life, and nothing here remembers rooms.  ``create_room`` runs inside the
+booking transaction: a provider that calls a remote API (Teams, Zoom) must be quick or
+make its rooms ahead of time.
 
 ``jitsi`` and ``none`` work now.  ``teams`` and ``meet`` links come from the calendar
 connectors (Graph ``isOnlineMeeting``, Google ``conferenceData``) and ``zoom`` needs its own
