@@ -176,7 +176,7 @@ def address_of(value: str) -> str:
 
     Angle brackets some clients put around the address (``mailto:<a@b.org>``) are dropped.
     """
-    text = str(value).strip()
+    text = str(value).strip().strip("<>").strip()
     if text[:7].lower() == "mailto:":
         text = text[7:]
     return text.strip().strip("<>").strip().lower()

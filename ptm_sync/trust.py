@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from ptm_sync.itip import address_of
+
 __all__ = [
     "AuthResults",
     "authentication_verdict",
@@ -101,8 +103,8 @@ def organizer_address(organizer: str, token: str) -> str:
 
 def token_from_address(addr: str, organizer: str) -> str | None:
     """The token of a plus address of ``organizer``, or None when ``addr`` is not one."""
-    local, at, domain = _plain(addr).rpartition("@")
-    base_local, base_at, base_domain = _plain(organizer).rpartition("@")
+    local, at, domain = address_of(addr).rpartition("@")
+    base_local, base_at, base_domain = address_of(organizer).rpartition("@")
     if not at or not base_at or domain != base_domain:
         return None
     prefix = f"{base_local}+"
@@ -121,7 +123,7 @@ def normalize_address(addr: str) -> str:
     its local parts and treats googlemail.com as gmail.com; other providers differ, so only
     Gmail addresses are folded that far.
     """
-    local, at, domain = _plain(addr).rpartition("@")
+    local, at, domain = address_of(addr).rpartition("@")
     if not at:
         return domain
     if domain in _GMAIL_DOMAINS:
@@ -146,13 +148,6 @@ def sender_may_act(
         if normalize_address(guardian) == wanted:
             identities.update(normalize_address(a) for a in extra)
     return normalize_address(attendee) in identities and normalize_address(sender) in identities
-
-
-def _plain(addr: str) -> str:
-    text = addr.strip().strip("<>").strip()
-    if text[:7].lower() == "mailto:":
-        text = text[7:]
-    return text.strip().lower()
 
 
 # --- Authentication-Results (RFC 8601) ----------------------------------------------------
