@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import smtplib
-import socket
 import tempfile
 import threading
 import time
@@ -32,6 +31,7 @@ from sqlalchemy import func, select, update
 
 from ptm_sync import outbox
 from ptm_sync.deliver import EmailDeliverer
+from ptm_sync.embedded import free_port
 from ptm_sync.store import Outbox
 
 SENT_AT = NOW + timedelta(minutes=5)
@@ -51,13 +51,6 @@ class CountingSink:
             self.messages += 1
             self.octets += len(envelope.original_content or b"")
         return "250 2.0.0 OK: queued"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def only_invitations_pending(made: School) -> None:

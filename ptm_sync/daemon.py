@@ -18,8 +18,13 @@ import schedule
 from ptm_sync.app import App
 from ptm_sync.config import ImapConfig
 from ptm_sync.errors import PtmError
-from ptm_sync.inbound import process
-from ptm_sync.services import expire_holds, flush_outbox, open_booking, video_provider
+from ptm_sync.services import (
+    expire_holds,
+    flush_outbox,
+    open_booking,
+    process_inbox,
+    video_provider,
+)
 from ptm_sync.store.locks import poller_lock
 from ptm_sync.sync import Connectors, sync
 from ptm_sync.web.pages import Site
@@ -108,16 +113,14 @@ class Daemon:
                 with ImapReader(imap) as reader:
                     backoff = 5.0
                     while not self.stopping.is_set():
-                        for message in reader.fetch_new():
-                            process(
-                                self.app.db,
-                                self.app.config,
-                                message.raw,
-                                now=self.clock(),
-                                video=self.video,
-                            )
-                            reader.mark_processed(message.uid)
-                            # Its effects go out from the main loop within a second; the
+                        if process_inbox(
+                            reader,
+                            self.app.db,
+                            self.app.config,
+                            clock=self.clock,
+                            video=self.video,
+                        ):
+                            # Their effects go out from the main loop within a second; the
                             # connectors are used by one thread only.
                             self.outbox_wanted.set()
                         # IDLE is re-issued well inside RFC 2177's 29 minutes; without

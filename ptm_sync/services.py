@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -18,6 +19,9 @@ from ptm_sync.model import MeetingState
 from ptm_sync.store import Database, Meeting, Setting
 from ptm_sync.sync import Connectors
 from ptm_sync.video import VideoProvider, provider_for
+
+if TYPE_CHECKING:
+    from ptm_sync.mail.imap import ImapReader
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +80,23 @@ def fetch_mail(
 
     if config.mail is None or config.mail.imap is None:
         raise PtmError("[mail.imap] is not configured: use `ptm-sync mail deliver` instead")
-    outcomes = []
     with ImapReader(config.mail.imap) as reader:
-        for message in reader.fetch_new():
-            outcomes.append(process(db, config, message.raw, now=clock(), video=video))
-            reader.mark_processed(message.uid)
+        return process_inbox(reader, db, config, clock=clock, video=video)
+
+
+def process_inbox(
+    reader: ImapReader,
+    db: Database,
+    config: Config,
+    *,
+    clock: Callable[[], datetime],
+    video: VideoProvider,
+) -> list[Outcome]:
+    """Every new message of an open inbox, each marked processed only after it committed."""
+    outcomes = []
+    for message in reader.fetch_new():
+        outcomes.append(process(db, config, message.raw, now=clock(), video=video))
+        reader.mark_processed(message.uid)
     return outcomes
 
 

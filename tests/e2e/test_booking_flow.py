@@ -31,6 +31,7 @@ from tests.support.school import (
     VIDEO_BASE,
     School,
     calendar_part,
+    imap_table,
     now_utc,
     parse,
     plain_body,
@@ -248,13 +249,7 @@ def test_replies_are_fetched_over_imap_and_marked_only_after_commit(
         tmp_path,
         radicale_server,
         sink.port,
-        imap={
-            "host": imap.host,
-            "port": imap.port,
-            "ssl": False,
-            "username": imap.username,
-            "password": imap.password.reveal() if imap.password else "",
-        },
+        imap=imap_table(imap),
     )
     s.setup()
     s.run("invite")

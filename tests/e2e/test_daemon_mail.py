@@ -19,7 +19,7 @@ from ptm_sync.demo import parents
 from tests.e2e.test_booking_flow import invitations, meeting_by_uid, teacher_events
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.mailservers import Mailbox, SmtpSink
-from tests.support.school import TZ, School, calendar_part, now_utc
+from tests.support.school import TZ, School, calendar_part, imap_table, now_utc
 from tests.support.servers import free_port
 
 pytestmark = [pytest.mark.radicale, pytest.mark.dovecot, pytest.mark.slow]
@@ -49,13 +49,7 @@ def test_the_running_daemon_confirms_a_reply_that_arrives_by_imap(
         tmp_path,
         radicale_server,
         sink.port,
-        imap={
-            "host": imap.host,
-            "port": imap.port,
-            "ssl": False,
-            "username": imap.username,
-            "password": imap.password.reveal() if imap.password else "",
-        },
+        imap=imap_table(imap),
         extra_config=f'\n[web]\nlisten = "127.0.0.1:{free_port()}"\n',
     )
     school.setup()

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar
 
+from ptm_sync.config import ImapConfig
 from tests.support.caldav_servers import EmbeddedCalDAV, make_calendar
 
 TZ = ZoneInfo("America/New_York")
@@ -181,6 +182,17 @@ windows = ["{self.day}T15:00/17:00"]
             args += [f"--{key}", value]
         data: list[dict[str, Any]] = self.run(*args, fast=True).json()
         return data
+
+
+def imap_table(imap: ImapConfig) -> dict[str, Any]:
+    """The ``[mail.imap]`` keys of a plain-IMAP test server, for :attr:`School.imap`."""
+    return {
+        "host": imap.host,
+        "port": imap.port,
+        "ssl": False,
+        "username": imap.username,
+        "password": imap.password.reveal() if imap.password else "",
+    }
 
 
 def parse(raw: bytes) -> EmailMessage:
