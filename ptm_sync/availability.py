@@ -83,16 +83,26 @@ def teachers(session: Session, teacher_email: str | None = None) -> list[Teacher
 
 
 def teacher_times(
-    session: Session, period: PeriodConfig, selected: Sequence[Teacher]
+    session: Session,
+    period: PeriodConfig,
+    selected: Sequence[Teacher],
+    *,
+    own_meeting: tuple[int, str] | None = None,
 ) -> list[TeacherTimes]:
-    """Busy times (our own meeting events excluded) and active meetings of each teacher."""
+    """Busy times (our own meeting events excluded) and active meetings of each teacher.
+
+    ``own_meeting``: (id, UID) of a meeting whose own time is asked about (a counter, a
+    reschedule): it holds no slot against itself, and its event in the teacher's calendar,
+    wherever the teacher put it, is not busy time for it.
+    """
     start, end = period_span(period)
+    own_id, own_uid = own_meeting if own_meeting else (None, None)
     ids = [t.id for t in selected]
     busy: dict[int, list[Interval]] = defaultdict(list)
     held: dict[int, list[Interval]] = defaultdict(list)
     booked: dict[int, list[Interval]] = defaultdict(list)
     rows = session.execute(
-        select(BusyTime.teacher_id, BusyTime.start, BusyTime.end)
+        select(BusyTime.teacher_id, BusyTime.start, BusyTime.end, CalendarEvent.uid)
         .outerjoin(CalendarEvent, CalendarEvent.id == BusyTime.event_id)
         .outerjoin(Meeting, Meeting.uid == CalendarEvent.uid)
         .where(
@@ -109,7 +119,9 @@ def teacher_times(
             ),
         )
     )
-    for teacher_id, b_start, b_end in rows:
+    for teacher_id, b_start, b_end, uid in rows:
+        if own_uid is not None and uid == own_uid:
+            continue
         busy[teacher_id].append(Interval(b_start, b_end))
     # A calendar never read successfully says nothing about the teacher: offering the whole
     # evening could book them over anything, so they count as busy until a sync succeeds.
@@ -124,14 +136,16 @@ def teacher_times(
         if teacher_id not in synced:
             busy[teacher_id] = [Interval(start, end)]
     meetings = session.execute(
-        select(Meeting.teacher_id, Meeting.start, Meeting.end, Meeting.state).where(
+        select(Meeting.id, Meeting.teacher_id, Meeting.start, Meeting.end, Meeting.state).where(
             Meeting.teacher_id.in_(ids),
             Meeting.state.in_([MeetingState.PROPOSED.value, MeetingState.CONFIRMED.value]),
             Meeting.start < end,
             Meeting.end > start,
         )
     )
-    for teacher_id, m_start, m_end, state in meetings:
+    for meeting_id, teacher_id, m_start, m_end, state in meetings:
+        if meeting_id == own_id:
+            continue
         target = booked if state == MeetingState.CONFIRMED else held
         target[teacher_id].append(Interval(m_start, m_end))
     return [TeacherTimes(t, busy[t.id], held[t.id], booked[t.id]) for t in selected]

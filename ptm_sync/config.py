@@ -31,6 +31,8 @@ SEARCH_PATHS = (Path("ptm-sync.toml"), Path("/etc/ptm-sync/ptm-sync.toml"))
 ACCOUNT_TYPES = ("caldav", "graph", "ews", "google", "ics")
 VIDEO_PROVIDERS = ("jitsi", "teams", "meet", "zoom", "none")
 FREEBUSY_MODES = ("auto", "local", "server")
+MEETING_MODES = ("joint", "separate")
+AUTOMATE_PROCESSING = ("auto_accept", "none")
 
 
 def opt(help: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
@@ -186,6 +188,28 @@ class AccountConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BookingAddressConfig:
+    """Requests to teachers' booking addresses, decided like an Exchange room mailbox
+    (the keys are named after Set-CalendarProcessing)."""
+
+    automate_processing: str = opt(
+        "auto_accept: requests are decided at once; none: they wait in quarantine for staff.",
+        "auto_accept",
+    )
+    booking_window_days: int = opt("How many days ahead a booking address takes requests.", 180)
+    maximum_duration_minutes: int = opt(
+        "Longest meeting a booking address accepts; 0: the period's slot length.", 0
+    )
+    process_external_meeting_messages: bool = opt(
+        "false: requests from senders who are not guardians in the roster are quarantined "
+        "unanswered; true: they are declined.  Strangers never book.",
+        False,
+    )
+    add_additional_response: str = opt("Text appended to every answer we send.", "")
+    allow_conflicts: bool = opt("Must be false: a booking address never double-books.", False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PeriodConfig:
     id: str = opt("Short id used on the command line and in URLs.")
     title: str = opt("Title shown to parents.")
@@ -203,9 +227,18 @@ class PeriodConfig:
     format: MeetingFormat = opt("video | in_person | either", MeetingFormat.VIDEO)
     location: str = opt("Where in-person meetings happen; {room} is the teacher's room.", "")
     max_reproposals: int = opt(
-        "New proposals after a decline before giving up (reserved: today a decline frees "
-        "the slot and the parent is pointed to the free times).",
-        2,
+        "New proposals after a decline before the family is told how else to book.", 2
+    )
+    max_meetings_per_family: int = opt(
+        "Most active meetings one family may have in the period; 0: no cap.", 0
+    )
+    max_meetings_per_teacher: int = opt(
+        "Most active meetings one teacher may have in the period; 0: no cap.", 0
+    )
+    meeting_mode: str = opt(
+        "joint | separate: whether a student's guardians meet the teacher together, for "
+        "students without a meeting_mode in the roster.",
+        "joint",
     )
 
 
@@ -219,6 +252,7 @@ class Config:
     video: VideoConfig = opt("[video]", VideoConfig())
     sync: SyncConfig = opt("[sync]", SyncConfig())
     templates: TemplatesConfig = opt("[templates]", TemplatesConfig())
+    booking_address: BookingAddressConfig = opt("[booking_address]", BookingAddressConfig())
     accounts: tuple[AccountConfig, ...] = opt("[[accounts]]", ())
     path: Path | None = field(default=None, metadata={"internal": True})
 
@@ -448,7 +482,17 @@ def _check(config: Config) -> None:
         for name in ("slot_minutes", "hold_hours"):
             if getattr(period, name) <= 0:
                 raise ConfigError("must be greater than 0", f"{where}.{name}")
-        for name in ("buffer_minutes", "gap_minutes", "max_reproposals"):
+        if period.meeting_mode not in MEETING_MODES:
+            raise ConfigError(
+                f"must be one of {' | '.join(MEETING_MODES)}", f"{where}.meeting_mode"
+            )
+        for name in (
+            "buffer_minutes",
+            "gap_minutes",
+            "max_reproposals",
+            "max_meetings_per_family",
+            "max_meetings_per_teacher",
+        ):
             if getattr(period, name) < 0:
                 raise ConfigError("must not be negative", f"{where}.{name}")
         ordered = sorted(period.windows, key=lambda w: w.start)
@@ -471,6 +515,20 @@ def _check(config: Config) -> None:
             raise ConfigError(f"must be one of {' | '.join(FREEBUSY_MODES)}", f"{where}.freebusy")
         if account.type in ("caldav", "ews", "ics") and not account.url:
             raise ConfigError(f"a {account.type} account needs a url", f"{where}.url")
+    booking = config.booking_address
+    if booking.allow_conflicts:
+        raise ConfigError(
+            "must be false: a booking address never accepts a time that is taken",
+            "booking_address.allow_conflicts",
+        )
+    if booking.automate_processing not in AUTOMATE_PROCESSING:
+        raise ConfigError(
+            f"must be one of {' | '.join(AUTOMATE_PROCESSING)}",
+            "booking_address.automate_processing",
+        )
+    for name in ("booking_window_days", "maximum_duration_minutes"):
+        if getattr(booking, name) < 0:
+            raise ConfigError("must not be negative", f"booking_address.{name}")
     if config.video.provider not in VIDEO_PROVIDERS:
         raise ConfigError(f"must be one of {' | '.join(VIDEO_PROVIDERS)}", "video.provider")
     if config.mail and config.mail.smtp and config.mail.smtp.ssl and config.mail.smtp.starttls:

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from connectors.base import CalendarConnector, CalendarRef, MeetingEvent, RemoteRef
 from ptm_sync import outbox
-from ptm_sync.booking import attendees
+from ptm_sync.booking.apply import record_calendar_event
 from ptm_sync.config import Config
 from ptm_sync.errors import NotFound, PtmError, WrongEtag
 from ptm_sync.mail.smtp import SmtpSender
@@ -110,7 +110,12 @@ class CalendarDeliverer:
                 return
             teacher = session.get(Teacher, meeting.teacher_id)
             assert teacher is not None
-            guardians = [a.guardian for a in attendees(meeting)]
+            # Every guardian of the meeting, the primary first, then in roster order.
+            links = sorted(
+                meeting.guardians,
+                key=lambda a: (a.guardian_id != meeting.guardian_id, a.guardian_id),
+            )
+            guardians = [a.guardian for a in links]
             ids = [ms.student_id for ms in meeting.students]
             students = [s for s in (session.get(Student, i) for i in ids) if s is not None]
         ref = CalendarRef(teacher.account, teacher.calendar)
@@ -163,7 +168,6 @@ class CalendarDeliverer:
 
     def _store(self, meeting_id: int, remote: RemoteRef | None) -> None:
         with self.db.write() as session:
-            meeting = session.get(Meeting, meeting_id)
-            if meeting is not None:
-                meeting.remote_href = remote.href if remote else None
-                meeting.remote_etag = remote.etag if remote else None
+            record_calendar_event(
+                session, meeting_id, remote.href if remote else None, remote.etag if remote else None
+            )

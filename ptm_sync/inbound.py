@@ -18,23 +18,27 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from icalendar.enums import PARTSTAT
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from ptm_sync import imip, itip, trust
-from ptm_sync.booking import Booking, attendees, attending, signing_secret
+from ptm_sync.booking.apply import Applier
+from ptm_sync.booking.decide import APPLIED, QUARANTINED
+from ptm_sync.booking.events import Answer, Counter, Event, Refresh
+from ptm_sync.booking.values import Decision, MeetingView
 from ptm_sync.config import Config, MailConfig
 from ptm_sync.errors import Unusable
-from ptm_sync.model import Actor, Interval, MeetingState
-from ptm_sync.store import Database, Inbound, Meeting, MeetingGuardian, Teacher
+from ptm_sync.model import Interval
+from ptm_sync.room_mailbox import booking_request
+from ptm_sync.store import Database, Inbound, Meeting, MeetingGuardian, MeetingStudent, Teacher
 from ptm_sync.store.insert import insert_new_id
+from ptm_sync.store.secret import signing_secret
 from ptm_sync.video import VideoProvider
 
 log = logging.getLogger(__name__)
 
-APPLIED, STALE, DUPLICATE, QUARANTINED = "applied", "stale", "duplicate", "quarantined"
+STALE, DUPLICATE = "stale", "duplicate"
 _INBOUND: Table = Inbound.__table__  # type: ignore[assignment]
 # Built once: statements built per message cost more than running them.
 _MEETING_BY_UID = (
@@ -42,7 +46,10 @@ _MEETING_BY_UID = (
     .join(Teacher, Teacher.id == Meeting.teacher_id)
     .join(Meeting.guardians)
     .join(MeetingGuardian.guardian)
-    .options(contains_eager(Meeting.guardians).contains_eager(MeetingGuardian.guardian))
+    .options(
+        contains_eager(Meeting.guardians).contains_eager(MeetingGuardian.guardian),
+        selectinload(Meeting.students).selectinload(MeetingStudent.student),
+    )
     .where(Meeting.uid == bindparam("uid"))
     .with_for_update(of=(Meeting, MeetingGuardian))
 )
@@ -81,7 +88,8 @@ class Outcome:
 class _Decision:
     outcome: str
     reason: str
-    meeting: Meeting | None = None
+    meeting_id: int | None = None
+    meeting_uid: str | None = None
 
 
 def digest_of(raw: bytes, inbound: imip.Inbound | None) -> str:
@@ -169,13 +177,12 @@ def _record(
                 "row_id": row_id,
                 "new_outcome": decision.outcome,
                 "new_reason": decision.reason,
-                "new_meeting_id": decision.meeting.id if decision.meeting else None,
+                "new_meeting_id": decision.meeting_id,
                 # Kept for staff to inspect; purged with the meeting data.
                 "new_raw": raw if decision.outcome == QUARANTINED else None,
             },
         )
-        uid = decision.meeting.uid if decision.meeting else None
-        result = Outcome(decision.outcome, decision.reason, uid, row_id)
+        result = Outcome(decision.outcome, decision.reason, decision.meeting_uid, row_id)
     log.info("inbound message: %s", result)
     return result
 
@@ -191,30 +198,31 @@ def _decide(
     if inbound.kind in RECORDED_KINDS:
         return _Decision(RECORDED_KINDS[inbound.kind], inbound.quarantine_reason or "")
     msg = inbound.require_itip()
+    mail = config.mail
+    assert mail is not None  # the Applier refuses to exist without it
+    applier = Applier(config, now=now, video=video)
     secret = signing_secret(session)
-    if not trust.uid_is_ours(secret, msg.uid):
+    ours = trust.uid_is_ours(secret, msg.uid)
+    if msg.method in (itip.Method.REQUEST, itip.Method.CANCEL) and not ours:
+        # A parent organizes: a request to a teacher's booking address (DESIGN §3).
+        _authenticated(inbound, mail)
+        return _result(booking_request(session, applier, inbound, msg, inbound_id))
+    if not ours:
         raise Unusable("unknown-uid", "UID not issued by this service")
-    # The meeting with its guardians and teacher in one query: the checks below and the
-    # booking engine then find them in the session without asking the database again.
-    # FOR UPDATE OF meetings: on PostgreSQL two workers with two answers for one meeting
-    # must take turns, or both read "proposed" and both confirm (SQLite's BEGIN IMMEDIATE
-    # serialises anyway).  The guardians' rows are locked too: the one who waited then
-    # reads their answers as the first left them, not as they were when it began.
+    # The meeting with its guardians and teacher in one query.  FOR UPDATE OF meetings:
+    # on PostgreSQL two workers with two answers for one meeting must take turns, or both
+    # read "proposed" and both confirm (SQLite's BEGIN IMMEDIATE serialises anyway).  The
+    # guardians' rows are locked too: the one who waited then reads their answers as the
+    # first left them, not as they were when it began.
     found = session.execute(_MEETING_BY_UID, {"uid": msg.uid}).unique().one_or_none()
     if found is None:
         raise Unusable("unknown-uid", "no meeting with this UID")
     meeting = found[0]
-    mail = config.mail
-    assert mail is not None  # Booking refuses to exist without it
-    if mail.trusted_authserv_id:
-        verdict = trust.authentication_verdict(
-            inbound.authentication_results, mail.trusted_authserv_id
-        )
-        if verdict == "fail":
-            raise Unusable("authentication-failed", "DMARC/DKIM failed at our mail server")
+    _authenticated(inbound, mail)
     if msg.method not in (itip.Method.REPLY, itip.Method.REFRESH, itip.Method.COUNTER):
-        raise Unusable("unsupported-method", f"{msg.method} is not handled yet")
-    invited, attendee = _speaker(meeting, msg, inbound.sender or "", mail)
+        raise Unusable("unsupported-method", f"{msg.method} is not handled for our meetings")
+    view = applier.view(session, meeting)
+    invited, attendee = _speaker(view, msg, inbound.sender or "", mail)
     if mail.plus_addressing:
         tokens = [
             token
@@ -223,132 +231,101 @@ def _decide(
         ]
         if tokens and not any(trust.token_matches(secret, meeting.uid, t) for t in tokens):
             raise Unusable("wrong-token", "the reply was sent to another meeting's address")
-    booking = Booking(config, now=now, video=video)
+    event = _event(msg, invited, attendee, inbound_id)
+    return _result(applier.handle(session, view, event, inbound_id=inbound_id))
+
+
+def _authenticated(inbound: imip.Inbound, mail: MailConfig) -> None:
+    """Where our own receiving server checked DMARC/DKIM, a failure quarantines (DESIGN §4)."""
+    if mail.trusted_authserv_id:
+        verdict = trust.authentication_verdict(
+            inbound.authentication_results, mail.trusted_authserv_id
+        )
+        if verdict == "fail":
+            raise Unusable("authentication-failed", "DMARC/DKIM failed at our mail server")
+
+
+def _event(
+    msg: itip.ItipMessage, guardian_id: int, attendee: itip.Attendee, inbound_id: int
+) -> Event:
+    """The booking event an iTIP message from a guardian carries (RFC 5546 §3.2)."""
     if msg.method == itip.Method.REFRESH:
-        # Only an invited attendee may ask for the current REQUEST (RFC 5546 §3.2.6).
-        booking.refresh(session, meeting, invited)
-        return _Decision(APPLIED, "refresh", meeting)
+        return Refresh(guardian_id=guardian_id, inbound_id=inbound_id)
+    times = (
+        Interval(msg.start, msg.end)
+        if msg.start is not None and msg.end is not None and msg.end > msg.start
+        else None
+    )
     if msg.method == itip.Method.COUNTER:
-        return _counter(session, booking, meeting, invited, msg, inbound_id)
-    # RFC 5546 §2.1.5, DESIGN §4: ordered per attendee.  An equal (SEQUENCE, DTSTAMP) pair
-    # is the same answer sent again; a lower one is an older answer that arrived late.
-    last = (invited.reply_sequence, invited.reply_dtstamp)
-    if not itip.is_newer(msg.sequence, msg.dtstamp, *last):
-        if (msg.sequence, msg.dtstamp) == last:
-            return _Decision(DUPLICATE, "the same reply was processed before", meeting)
-        return _Decision(STALE, "a newer reply was processed before", meeting)
-    invited.reply_sequence, invited.reply_dtstamp = msg.sequence, msg.dtstamp
-    meeting.reply_sequence, meeting.reply_dtstamp = msg.sequence, msg.dtstamp
-    return _apply_reply(
-        session, booking, meeting, invited, attendee.partstat, inbound_id, msg.comment
+        if times is None:
+            raise Unusable("counter-without-time", "a COUNTER must propose a start and an end")
+        return Counter(
+            guardian_id=guardian_id,
+            proposed=times,
+            sequence=msg.sequence,
+            dtstamp=msg.dtstamp,
+            comment=msg.comment or "",
+            inbound_id=inbound_id,
+        )
+    return Answer(
+        guardian_id=guardian_id,
+        partstat=attendee.partstat,
+        sequence=msg.sequence,
+        dtstamp=msg.dtstamp,
+        comment=msg.comment or "",
+        inbound_id=inbound_id,
+        proposed=times if getattr(msg, "proposes_time", False) else None,
     )
 
 
+def _result(decision: Decision) -> _Decision:
+    if decision.outcome == QUARANTINED:
+        raise Unusable(decision.reason, "")
+    meeting = decision.after or decision.before
+    if meeting is None or meeting.id is None:
+        return _Decision(decision.outcome, _short(decision))
+    return _Decision(decision.outcome, _short(decision), meeting.id, meeting.uid)
+
+
+def _short(decision: Decision) -> str:
+    """The reason recorded for the message: what was decided, in a few words."""
+    if decision.outcome != APPLIED:
+        return decision.reason
+    if decision.rule == "counter-refused":
+        why = decision.notices[0].reason if decision.notices else decision.reason
+        return f"counter declined: {why}"
+    return {
+        "accept": "accepted",
+        "accept-recorded": "accepted",
+        "decline": "declined",
+        "decline-recorded": "declined; another guardian attends",
+        "counter-granted": "counter accepted",
+        "refresh": "refresh",
+        "tentative": "tentative",
+    }.get(decision.rule, f"{decision.rule}: {decision.reason}")
+
+
 def _speaker(
-    meeting: Meeting, msg: itip.ItipMessage, sender: str, mail: MailConfig
-) -> tuple[MeetingGuardian, itip.Attendee]:
+    meeting: MeetingView, msg: itip.ItipMessage, sender: str, mail: MailConfig
+) -> tuple[int, itip.Attendee]:
     """The guardian of the meeting a message speaks for, and its ATTENDEE.
 
     The ATTENDEE must be one of the meeting's guardians (or an alias from ``[mail]
     aliases``) and the sender that same guardian (DESIGN §4); any of them may answer.
     """
-    parties = [(party, party.guardian.email) for party in attendees(meeting)]
-    named = [(party, a) for party, email in parties if (a := msg.attendee(email))]
+    named = [(p, a) for p in meeting.parties if (a := msg.attendee(p.email))]
     if not named:
         only = msg.replying_attendee
         if only is None:
             raise Unusable("attendee-not-invited", "the reply names no attendee we invited")
         named = [
-            (party, only)
-            for party, email in parties
-            if trust.sender_may_act(only.email, email, email, mail.aliases)
+            (p, only)
+            for p in meeting.parties
+            if trust.sender_may_act(only.email, p.email, p.email, mail.aliases)
         ]
         if not named:
             raise Unusable("attendee-not-invited", "the reply is for somebody we did not invite")
     for party, attendee in named:
-        if trust.sender_may_act(sender, attendee.email, party.guardian.email, mail.aliases):
-            return party, attendee
+        if trust.sender_may_act(sender, attendee.email, party.email, mail.aliases):
+            return party.guardian_id, attendee
     raise Unusable("sender-not-attendee", "the sender is not the invited attendee")
-
-
-def _counter(
-    session: Session,
-    booking: Booking,
-    meeting: Meeting,
-    invited: MeetingGuardian,
-    msg: itip.ItipMessage,
-    inbound_id: int,
-) -> _Decision:
-    """Propose new time: granted, or declined with alternatives (:mod:`ptm_sync.counter`)."""
-    from ptm_sync.counter import handle_counter
-
-    if msg.start is None or msg.end is None or msg.end <= msg.start:
-        raise Unusable("counter-without-time", "a COUNTER must propose a start and an end")
-    state = MeetingState(meeting.state)
-    if state not in (MeetingState.PROPOSED, MeetingState.CONFIRMED):
-        raise Unusable(f"meeting-{state.value}", "proposed a new time for a closed meeting")
-    outcome = handle_counter(
-        session,
-        booking,
-        meeting,
-        Interval(msg.start, msg.end),
-        by=invited,
-        inbound_id=inbound_id,
-        comment=msg.comment,
-    )
-    return _Decision(APPLIED, outcome, meeting)
-
-
-def _apply_reply(
-    session: Session,
-    booking: Booking,
-    meeting: Meeting,
-    invited: MeetingGuardian,
-    partstat: str,
-    inbound_id: int,
-    comment: str | None,
-) -> _Decision:
-    """One guardian's answer.  The first to accept books the meeting for the family; a
-    decline releases it only when no other guardian attends."""
-    state = MeetingState(meeting.state)
-    who = invited.guardian.name
-    note = f": {comment}" if comment else ""
-    if partstat == PARTSTAT.ACCEPTED:
-        if state == MeetingState.CONFIRMED:
-            if invited.partstat == PARTSTAT.ACCEPTED:
-                return _Decision(DUPLICATE, "already confirmed", meeting)
-            reason = f"{who} accepted{note}"
-            booking.record_answer(session, meeting, invited, partstat, inbound_id, reason)
-            return _Decision(APPLIED, "accepted", meeting)
-        if state != MeetingState.PROPOSED:
-            raise Unusable(f"meeting-{state.value}", "accepted a meeting that is closed")
-        booking.confirm(
-            session,
-            meeting,
-            actor=Actor.PARENT,
-            reason=f"{who} accepted{note}",
-            inbound_id=inbound_id,
-            by=invited,
-        )
-        return _Decision(APPLIED, "accepted", meeting)
-    if partstat == PARTSTAT.DECLINED:
-        if state not in (MeetingState.PROPOSED, MeetingState.CONFIRMED):
-            return _Decision(STALE, f"meeting already {state.value}", meeting)
-        other = attending(meeting, besides=invited)
-        if other is not None:
-            reason = f"{who} declined; {other.guardian.name} attends{note}"
-            booking.record_answer(session, meeting, invited, partstat, inbound_id, reason)
-            return _Decision(APPLIED, "declined; another guardian attends", meeting)
-        booking.decline(
-            session,
-            meeting,
-            actor=Actor.PARENT,
-            reason=f"{who} declined{note}",
-            inbound_id=inbound_id,
-            by=invited,
-        )
-        return _Decision(APPLIED, "declined", meeting)
-    if partstat in (PARTSTAT.TENTATIVE, PARTSTAT.NEEDS_ACTION):
-        booking.record_answer(session, meeting, invited, str(partstat), inbound_id)
-        return _Decision(APPLIED, str(partstat).lower(), meeting)
-    raise Unusable("unsupported-partstat", f"PARTSTAT {partstat} is not handled")

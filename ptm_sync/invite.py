@@ -21,12 +21,25 @@ from sqlalchemy.orm import Session
 
 from ptm_sync import slots as engine
 from ptm_sync.availability import teacher_times, teachers
-from ptm_sync.booking import Booking, require_open
+from ptm_sync.booking import load
+from ptm_sync.booking.apply import Applier
+from ptm_sync.booking.decide import APPLIED
+from ptm_sync.booking.events import Offer
+from ptm_sync.booking.values import MeetingView
 from ptm_sync.config import Config, PeriodConfig
-from ptm_sync.errors import SlotTaken
+from ptm_sync.errors import BookingRefused
 from ptm_sync.model import ACTIVE_STATES, Interval
 from ptm_sync.planner import Need, Plan, Proposal, plan
-from ptm_sync.store import Database, Guardian, Link, Meeting, MeetingStudent, Student, Teacher
+from ptm_sync.store import (
+    Database,
+    Guardian,
+    Link,
+    Meeting,
+    MeetingGuardian,
+    MeetingStudent,
+    Student,
+    Teacher,
+)
 from ptm_sync.video import VideoProvider
 
 log = logging.getLogger(__name__)
@@ -35,9 +48,10 @@ log = logging.getLogger(__name__)
 @dataclass
 class InviteResult:
     plan: Plan
-    proposed: list[Meeting] = field(default_factory=list)
+    proposed: list[MeetingView] = field(default_factory=list)
     lost_races: int = 0
     notified: int = 0
+    waitlisted: int = 0
 
 
 class _Families:
@@ -59,10 +73,17 @@ class _Families:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def needs(session: Session, period: PeriodConfig) -> tuple[list[Need], dict[str, list[Interval]]]:
-    """What each family still needs in the period, and the meetings it already has."""
+def needs(
+    session: Session, config: Config, period: PeriodConfig
+) -> tuple[list[Need], dict[str, list[Interval]]]:
+    """What each family still needs in the period, and the meetings it already has.
+
+    Joint students (the default) need one meeting per teacher with every guardian invited;
+    a ``separate`` student (roster ``meeting_mode``, or the period's default) needs one
+    meeting per guardian and teacher.
+    """
     links = session.execute(
-        select(Link.id, Guardian.email, Student.student_id, Teacher.email)
+        select(Guardian.email, Student.student_id, Teacher.email, Student.meeting_mode)
         .join(Guardian, Guardian.id == Link.guardian_id)
         .join(Student, Student.id == Link.student_id)
         .join(Teacher, Teacher.id == Link.teacher_id)
@@ -71,32 +92,38 @@ def needs(session: Session, period: PeriodConfig) -> tuple[list[Need], dict[str,
     families = _Families()
     # Every guardian linked to the student and the teacher, in roster order.
     guardians: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for _, guardian, student, teacher in links:
+    for guardian, student, teacher, _ in links:
         families.join(f"g:{guardian}", f"s:{student}")
         guardians[(teacher, student)].append(guardian)
     had = {
-        (teacher, student)
-        for teacher, student in session.execute(
-            select(Teacher.email, Student.student_id)
+        (teacher, student, guardian)
+        for teacher, student, guardian in session.execute(
+            select(Teacher.email, Student.student_id, Guardian.email)
             .join(Meeting, Meeting.teacher_id == Teacher.id)
             .join(MeetingStudent, MeetingStudent.meeting_id == Meeting.id)
             .join(Student, Student.id == MeetingStudent.student_id)
+            .join(MeetingGuardian, MeetingGuardian.meeting_id == Meeting.id)
+            .join(Guardian, Guardian.id == MeetingGuardian.guardian_id)
             .where(Meeting.period_id == period.id)
         )
     }
     result: list[Need] = []
-    seen: set[tuple[str, str]] = set()
-    for _, _, student, teacher in links:
-        if (teacher, student) in had or (teacher, student) in seen:
+    seen: set[tuple[str, str, str]] = set()
+    for guardian, student, teacher, mode in links:
+        separate = (mode or period.meeting_mode) == "separate"
+        invited = [guardian] if separate else guardians[(teacher, student)]
+        key = (teacher, student, guardian if separate else "")
+        if key in seen or any((teacher, student, g) in had for g in invited):
             continue
-        seen.add((teacher, student))
+        seen.add(key)
         family = families.find(f"s:{student}")
-        primary, *others = guardians[(teacher, student)]
+        primary, *others = invited
         result.append(Need(family, primary, teacher, (student,), tuple(others)))
     existing: dict[str, list[Interval]] = defaultdict(list)
     for guardian, start, end in session.execute(
         select(Guardian.email, Meeting.start, Meeting.end)
-        .join(Meeting, Meeting.guardian_id == Guardian.id)
+        .join(MeetingGuardian, MeetingGuardian.guardian_id == Guardian.id)
+        .join(Meeting, Meeting.id == MeetingGuardian.meeting_id)
         .where(
             Meeting.period_id == period.id,
             Meeting.state.in_([s.value for s in ACTIVE_STATES]),
@@ -107,7 +134,7 @@ def needs(session: Session, period: PeriodConfig) -> tuple[list[Need], dict[str,
 
 
 def make_plan(session: Session, config: Config, period: PeriodConfig, *, now: datetime) -> Plan:
-    wanted, existing = needs(session, period)
+    wanted, existing = needs(session, config, period)
     free: dict[str, list[Interval]] = {}
     for times in teacher_times(session, period, teachers(session)):
         slots = engine.teacher_slots(
@@ -138,56 +165,72 @@ def invite(
 ) -> InviteResult:
     """Plan and (unless ``dry_run``) propose every meeting, one family per transaction.
 
+    A need the plan could not place puts the family on the teacher's waiting list.
+
     Raises:
         BookingRefused: the period's booking has closed.
     """
-    require_open(period, now, config.tz)
+    closes = period.booking_closes
+    if closes is not None and now >= closes:
+        raise BookingRefused(
+            f"booking for {period.id} closed at {closes.astimezone(config.tz):%Y-%m-%d %H:%M}"
+        )
     with db.read() as session:
         the_plan = make_plan(session, config, period, now=now)
     result = InviteResult(the_plan)
     if dry_run:
         return result
-    booking = Booking(config, now=now, video=video)
+    applier = Applier(config, now=now, video=video)
     by_family: dict[str, list[Proposal]] = defaultdict(list)
     for proposal in the_plan.proposals:
         by_family[proposal.need.family].append(proposal)
     for family in sorted(by_family):
         with db.write() as session:
-            # Each guardian of the family is told about the meetings of their children.
-            made: dict[str, list[Meeting]] = defaultdict(list)
-            people: dict[str, Guardian] = {}
-            for proposal in by_family[family]:
-                need = proposal.need
-                teacher = session.scalars(
-                    select(Teacher).where(Teacher.email == need.teacher)
-                ).one()
-                found = session.scalars(select(Guardian).where(Guardian.email.in_(need.guardians)))
-                people.update((g.email, g) for g in found)
-                invited = [people[email] for email in need.guardians]
-                students = list(
-                    session.scalars(select(Student).where(Student.student_id.in_(need.students)))
-                )
-                try:
-                    with session.begin_nested():
-                        meeting = booking.propose(
-                            session,
-                            period=period,
-                            teacher=teacher,
-                            guardian=invited[0],
-                            guardians=invited,
-                            students=students,
-                            slot=proposal.slot,
-                        )
-                except SlotTaken:
-                    # Someone booked that slot since we planned: the next run re-plans.
-                    result.lost_races += 1
-                    continue
-                for guardian in invited:
-                    made[guardian.email].append(meeting)
-                result.proposed.append(meeting)
-            for email, meetings in made.items():
-                booking.notify_family(
-                    session, period=period, guardian=people[email], meetings=meetings
-                )
-                result.notified += 1
+            _propose_family(session, applier, config, period, by_family[family], result)
+    if the_plan.unplaced:
+        with db.write() as session:
+            for need, _ in the_plan.unplaced:
+                result.waitlisted += applier.wait(session, period, *_people(session, need))
     return result
+
+
+def _people(session: Session, need: Need) -> tuple[Teacher, list[Guardian], list[Student]]:
+    teacher = session.scalars(select(Teacher).where(Teacher.email == need.teacher)).one()
+    found = {
+        g.email: g
+        for g in session.scalars(select(Guardian).where(Guardian.email.in_(need.guardians)))
+    }
+    students = list(session.scalars(select(Student).where(Student.student_id.in_(need.students))))
+    return teacher, [found[e] for e in need.guardians if e in found], students
+
+
+def _propose_family(
+    session: Session,
+    applier: Applier,
+    config: Config,
+    period: PeriodConfig,
+    proposals: list[Proposal],
+    result: InviteResult,
+) -> None:
+    """Propose a family's meetings; each guardian is told about their children's."""
+    made: dict[str, list[MeetingView]] = defaultdict(list)
+    people: dict[str, Guardian] = {}
+    for proposal in proposals:
+        teacher, invited, students = _people(session, proposal.need)
+        people.update((g.email, g) for g in invited)
+        draft = load.draft(
+            config, period, teacher, invited, students, proposal.slot,
+            fresh=applier.fresh(session, period.id),
+        )  # fmt: skip
+        decision = applier.handle(session, draft, Offer(slot=proposal.slot))
+        if decision.outcome != APPLIED or decision.after is None:
+            # Someone took that slot since we planned (or a cap forbids it): the next run
+            # re-plans.
+            result.lost_races += 1
+            continue
+        for guardian in invited:
+            made[guardian.email].append(decision.after)
+        result.proposed.append(decision.after)
+    for email, meetings in made.items():
+        applier.notify_family(session, period=period, guardian=people[email], meetings=meetings)
+        result.notified += 1

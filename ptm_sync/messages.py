@@ -213,3 +213,157 @@ def counter_declined(
             school,
         ],
     )
+
+
+def _times(alternatives: Sequence[tuple[datetime, datetime]], tz: ZoneInfo) -> str:
+    if not alternatives:
+        return "No other time with this teacher is free at the moment."
+    return "These times are free:\n" + "\n".join(f"- {when(s, e, tz)}" for s, e in alternatives)
+
+
+def how_to_book(*, booking_address: str, page_url: str, contact: str) -> str:
+    """The sentence that tells a family how else to book (DESIGN §3)."""
+    ways = []
+    if booking_address:
+        ways.append(f"send a calendar invitation for a free time to {booking_address}")
+    if page_url:
+        ways.append(f"see the free times at {page_url}")
+    ways.append(f"write to {contact}")
+    return "To book another time, " + ", or ".join(ways) + "."
+
+
+def reproposal(
+    *, school: str, period_title: str, meeting: MeetingFacts, tz: ZoneInfo, contact: str
+) -> Text:
+    """A new proposal after the family declined a time (DESIGN §3, re-proposals)."""
+    return _text(
+        _subject("New time proposed", period_title, meeting, tz),
+        [
+            f"As the time we proposed did not suit you, we have reserved another time for "
+            f"your meeting with {_about(meeting)}:",
+            when(meeting.start, meeting.end, tz),
+            _where(meeting),
+            "Press Accept to book it, Decline to free it, or Propose new time.",
+            f"Questions or changes: {contact}",
+            school,
+        ],
+    )
+
+
+def waitlist_offer(
+    *, school: str, period_title: str, meeting: MeetingFacts, tz: ZoneInfo, contact: str
+) -> Text:
+    """A freed time offered to the first family on the teacher's waiting list."""
+    return _text(
+        _subject("A time has become free", period_title, meeting, tz),
+        [
+            f"You are on the waiting list for a meeting with {_about(meeting)}. A time has "
+            "become free and is reserved for you:",
+            when(meeting.start, meeting.end, tz),
+            _where(meeting),
+            "Press Accept to book it, Decline to free it, or Propose new time.",
+            f"Questions or changes: {contact}",
+            school,
+        ],
+    )
+
+
+def moved(
+    *, school: str, period_title: str, meeting: MeetingFacts, tz: ZoneInfo, contact: str
+) -> Text:
+    """The teacher moved the meeting in their calendar: the new time, to be answered."""
+    return _text(
+        _subject("Moved", period_title, meeting, tz),
+        [
+            f"{meeting.teacher_name} has had to move your meeting about "
+            f"{' and '.join(meeting.students) or 'your child'}. The new time is:",
+            when(meeting.start, meeting.end, tz),
+            _where(meeting),
+            "Press Accept if it suits you, or Decline or Propose new time if it does not.",
+            f"Questions: {contact}",
+            school,
+        ],
+    )
+
+
+def booking_answer(
+    *,
+    school: str,
+    period_title: str,
+    meeting: MeetingFacts,
+    tz: ZoneInfo,
+    contact: str,
+    accepted: bool,
+    reason: str = "",
+    alternatives: Sequence[tuple[datetime, datetime]] = (),
+    how: str = "",
+    additional: str = "",
+) -> Text:
+    """Our answer (the REPLY's text) to a parent's invitation of a teacher's booking address."""
+    time = when(meeting.start, meeting.end, tz)
+    if accepted:
+        subject = f"Accepted: {period_title} with {meeting.teacher_name}, {time}"
+        lines = [f"{meeting.teacher_name} accepts your invitation for {time}.", _where(meeting)]
+    else:
+        subject = f"Declined: {period_title} with {meeting.teacher_name}, {time}"
+        lines = [
+            f"{meeting.teacher_name} cannot accept your invitation for {time}: {reason}.",
+            _times(alternatives, tz),
+            how,
+        ]
+    return _text(subject, [*lines, additional, f"Questions: {contact}", school])
+
+
+def booking_details(
+    *, school: str, period_title: str, meeting: MeetingFacts, tz: ZoneInfo, contact: str
+) -> Text:
+    """The follow-up to an accepted booking: where the meeting happens."""
+    return _text(
+        f"Your meeting with {meeting.teacher_name}: {when(meeting.start, meeting.end, tz)}",
+        [
+            f"Your {period_title.lower()} meeting with {_about(meeting)} is booked:",
+            when(meeting.start, meeting.end, tz),
+            _where(meeting) or "The school will tell you where the meeting takes place.",
+            "Please add the video link or place to your calendar event.",
+            f"To change or cancel it, update or cancel your invitation, or write to {contact}.",
+            school,
+        ],
+    )
+
+
+def moved_booked(
+    *,
+    school: str,
+    period_title: str,
+    meeting: MeetingFacts,
+    tz: ZoneInfo,
+    contact: str,
+    alternatives: Sequence[tuple[datetime, datetime]],
+) -> Text:
+    """The teacher moved a meeting the parent organized: the parent is asked to move it."""
+    new = when(*alternatives[0], tz) if alternatives else ""
+    return _text(
+        f"Please move your meeting with {meeting.teacher_name}",
+        [
+            f"{meeting.teacher_name} has had to move your meeting of "
+            f"{when(meeting.start, meeting.end, tz)}" + (f" to {new}." if new else "."),
+            "Please change the time in your calendar invitation, which sends the teacher "
+            "the update, or cancel it if the new time does not suit you.",
+            f"Questions: {contact}",
+            school,
+        ],
+    )
+
+
+def waitlisted(*, school: str, period_title: str, meeting: MeetingFacts, contact: str) -> Text:
+    """The family is on the teacher's waiting list."""
+    return _text(
+        f"Waiting list: {period_title} with {meeting.teacher_name}",
+        [
+            f"{meeting.teacher_name} has no free time left that suits your family. We have "
+            "put you on the waiting list: when a time becomes free, we reserve it for you "
+            "and send you an invitation.",
+            f"Questions: {contact}",
+            school,
+        ],
+    )

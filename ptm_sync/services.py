@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from ptm_sync import outbox
-from ptm_sync.booking import Booking
+from ptm_sync.booking.apply import Applier
+from ptm_sync.booking.decide import APPLIED
+from ptm_sync.booking.events import HoldExpired
 from ptm_sync.config import Config
 from ptm_sync.deliver import CalendarDeliverer, EmailDeliverer
 from ptm_sync.errors import PtmError
@@ -61,14 +63,15 @@ def expire_holds(db: Database, config: Config, *, now: datetime, video: VideoPro
             )
         )
     expired = 0
+    applier = Applier(config, now=now, video=video)
     for meeting_id in ids:
         with db.write() as session:
-            # Locked, then checked again: a reply may have been applied since the query.
+            # Locked, then decided: a reply may have been applied since the query.
             meeting = session.get(Meeting, meeting_id, with_for_update=True)
-            if meeting is None or meeting.state != MeetingState.PROPOSED.value:
-                continue  # answered meanwhile
-            Booking(config, now=now, video=video).expire(session, meeting)
-            expired += 1
+            if meeting is None:
+                continue
+            if applier.handle(session, meeting, HoldExpired()).outcome == APPLIED:
+                expired += 1
     return expired
 
 

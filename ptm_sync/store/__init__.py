@@ -18,6 +18,7 @@ from ptm_sync.store.tables import (
     Setting,
     Student,
     Teacher,
+    WaitlistEntry,
 )
 
 __all__ = [
@@ -38,4 +39,5 @@ __all__ = [
     "Setting",
     "Student",
     "Teacher",
+    "WaitlistEntry",
 ]

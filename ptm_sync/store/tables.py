@@ -61,10 +61,14 @@ class Teacher(Base):
 
 
 class Student(Base):
+    """A student.  ``meeting_mode``: ``joint`` or ``separate`` (whether the student's
+    guardians meet a teacher together or each on their own); "" follows the period."""
+
     __tablename__ = "students"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     student_id: Mapped[str] = mapped_column(String(100), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    meeting_mode: Mapped[str] = mapped_column(String(10), default="", server_default="")
 
 
 class Guardian(Base):
@@ -178,6 +182,8 @@ class Meeting(Base):
     reply_sequence: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reply_dtstamp: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     reproposals: Mapped[int] = mapped_column(Integer, default=0)
+    # The meeting a re-proposal follows: a plain id, kept when a purge removes that one.
+    replaces_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     remote_href: Mapped[str | None] = mapped_column(Text, nullable=True)
     remote_etag: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -218,6 +224,7 @@ class MeetingStudent(Base):
         ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True
     )
     student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), primary_key=True)
+    student: Mapped[Student] = relationship()
 
 
 class MeetingHistory(Base):
@@ -234,6 +241,29 @@ class MeetingHistory(Base):
     new_start: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"), nullable=True)
+
+
+class WaitlistEntry(Base):
+    """A family waiting for a free time with a teacher (DESIGN §3, issue 6).
+
+    ``state``: ``waiting``; ``offered`` once a freed slot was proposed to it (``meeting_id``);
+    ``left`` when the family no longer waits (booked otherwise, or removed by staff).
+    Served in ``id`` order: first come, first served.
+    """
+
+    __tablename__ = "waitlist"
+    __table_args__ = (Index("ix_waitlist_teacher", "period_id", "teacher_id", "state"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    period_id: Mapped[str] = mapped_column(ForeignKey("periods.id"))
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id", ondelete="CASCADE"))
+    guardian_id: Mapped[int] = mapped_column(ForeignKey("guardians.id", ondelete="CASCADE"))
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    state: Mapped[str] = mapped_column(String(20), default="waiting")
+    meeting_id: Mapped[int | None] = mapped_column(
+        ForeignKey("meetings.id", ondelete="SET NULL"), nullable=True
+    )
+    guardians: Mapped[str] = mapped_column(Text, default="")  # co-guardian ids, comma-separated
+    students: Mapped[str] = mapped_column(Text, default="")  # student ids, comma-separated
 
 
 class Outbox(Base):

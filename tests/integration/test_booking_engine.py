@@ -6,6 +6,7 @@ The command-line story on real servers is in ``tests/e2e/test_booking_flow.py``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -13,13 +14,19 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from ptm_sync import outbox, trust
-from ptm_sync.booking import signing_secret
+from ptm_sync.booking import load
+from ptm_sync.booking.decide import decide
+from ptm_sync.booking.decide import needs as needs_of
+from ptm_sync.booking.events import Answer, Offer, StaffCancel
+from ptm_sync.booking.values import Decision
 from ptm_sync.errors import BookingRefused, SlotTaken
 from ptm_sync.inbound import APPLIED, DUPLICATE, QUARANTINED, STALE
 from ptm_sync.invite import invite, needs
-from ptm_sync.model import Actor, Interval
+from ptm_sync.model import Interval
 from ptm_sync.services import expire_holds
-from ptm_sync.store import Database, Meeting, MeetingHistory, Outbox
+from ptm_sync.store import Database, Guardian, Meeting, MeetingHistory, Outbox, Student, Teacher
+from ptm_sync.store import WaitlistEntry as WaitlistRow
+from ptm_sync.store.secret import signing_secret
 from tests.support.booking import (
     ADA,
     ALAN,
@@ -93,18 +100,44 @@ def test_an_in_person_proposal_has_the_room_and_no_video_link_and_holds_until_bo
     assert "URL" not in event and "CONFERENCE" not in event
 
 
-def test_two_active_meetings_on_one_slot_are_refused_by_the_database(
+def _decided_now(school: SeededSchool, guardian: str, slot: Interval) -> Decision:
+    """An offer of ``slot`` to ``guardian``'s family with Ada, decided on what the database
+    holds now and not written: a transaction that will lose a race it could not see."""
+    with school.db.write() as session:
+        guardians = [g for g in session.scalars(select(Guardian).where(Guardian.email == guardian))]
+        family = {PAT: ["S1"], SAM: ["S3"]}[guardian]
+        students = list(session.scalars(select(Student).where(Student.student_id.in_(family))))
+        teacher = session.scalars(select(Teacher).where(Teacher.email == ADA)).one()
+        applier = school.applier()
+        draft = load.draft(
+            school.config, school.period(), teacher, guardians, students, slot,
+            fresh=applier.fresh(session, "spring"),
+        )  # fmt: skip
+        ctx = load.context(
+            session, school.config, draft, school.now, needs=needs_of(Offer(slot=slot))
+        )
+        decision = decide(draft, Offer(slot=slot), ctx)
+    assert decision.outcome == APPLIED
+    return decision
+
+
+def test_a_taken_slot_is_refused_by_the_rule_and_a_lost_race_by_the_database(
     school: SeededSchool,
 ) -> None:
+    late = _decided_now(school, SAM, school.slot(0))  # decided before Pat's meeting exists
     first = school.propose(ADA, PAT, slot=0)
-    with pytest.raises(SlotTaken) as lost:
+    with pytest.raises(SlotTaken, match="not free"):  # the admission rule sees it
         school.propose(ADA, SAM, slot=0)
-    assert isinstance(lost.value.__cause__, IntegrityError)  # the database said no
+    with pytest.raises(SlotTaken) as lost, school.db.write() as session:
+        school.applier().write(session, late, None)  # the database refuses what it missed
+    assert isinstance(lost.value.__cause__, IntegrityError)
     assert _count(school.db, Meeting) == 1
     assert _count(school.db, Outbox) == 1
 
     # A declined meeting no longer occupies the slot: the index covers active states only.
     assert school.deliver(school.reply(first, "DECLINED")).reason == "declined"
+    with school.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(WaitlistRow)) == 0
     again = school.propose(ADA, SAM, slot=0)
     assert again.state == "proposed"
 
@@ -114,16 +147,20 @@ def test_overlapping_off_grid_meetings_are_refused_on_postgresql(postgres_url: s
     try:
         db.migrate()
         school = SeededSchool.create(db)
-        school.propose(ADA, PAT, slot=0)
         on_grid = school.slot(0)
         shifted = Interval(on_grid.start + timedelta(minutes=5), on_grid.end + timedelta(minutes=5))
-        with pytest.raises(SlotTaken) as lost:
-            school.propose(ADA, SAM, slot=shifted)
+        decided = _decided_now(school, SAM, school.slot(1))
+        assert decided.after is not None
+        late = replace(decided, after=replace(decided.after, start=shifted.start, end=shifted.end))
+        school.propose(ADA, PAT, slot=0)
+        with pytest.raises(SlotTaken) as lost, db.write() as session:
+            school.applier().write(session, late, None)
         assert "ex_meetings_no_overlap" in str(lost.value.__cause__)
-        # Another teacher at that time, or the same teacher right after, is fine.
-        school.propose(ALAN, SAM, slot=shifted, students=["S3"])
+        # The same teacher right after is fine; off the grid the rule says no by itself.
         school.propose(ADA, SAM, slot=1)
-        assert _count(db, Meeting) == 3
+        with pytest.raises(SlotTaken, match="off-grid"):
+            school.propose(ALAN, SAM, slot=shifted, students=["S3"])
+        assert _count(db, Meeting) == 2
     finally:
         db.dispose()
 
@@ -201,7 +238,8 @@ def test_a_confirmation_whose_transaction_fails_leaves_nothing_behind(
     with pytest.raises(SlotTaken), school.db.write() as session:
         live = session.get(Meeting, meeting.id)
         assert live is not None
-        school.booking().confirm(session, live, actor=Actor.PARENT, reason="accepted")
+        accept = Answer(guardian_id=live.guardian_id, partstat="ACCEPTED", dtstamp=school.now)
+        school.applier().handle(session, live, accept)
         session.flush()
         # The change and every effect are in this one transaction ...
         assert (
@@ -291,7 +329,7 @@ def _cancelled(school: SeededSchool, meeting: Meeting) -> None:
     with school.db.write() as session:
         live = session.get(Meeting, meeting.id)
         assert live is not None
-        school.booking().cancel(session, live, actor=Actor.STAFF, reason="teacher is ill")
+        school.applier().handle(session, live, StaffCancel(reason="teacher is ill"))
 
 
 def _declined(school: SeededSchool, meeting: Meeting) -> None:

@@ -17,8 +17,8 @@ from icalendar import Calendar, Event
 
 from connectors.base import CalendarConnector, CalendarRef, MeetingEvent, RemoteRef
 from ptm_sync import outbox
+from ptm_sync.booking.events import Answer, StaffCancel
 from ptm_sync.deliver import CalendarDeliverer
-from ptm_sync.model import Actor
 from ptm_sync.store import Database, Meeting, Outbox
 from ptm_sync.sync import Connectors
 from tests.support.booking import ADA, PAT, SeededSchool
@@ -193,7 +193,7 @@ def test_a_cancelled_meeting_is_removed_from_the_calendar_and_forgotten(teacher:
     with teacher.school.db.write() as session:
         live = session.get(Meeting, meeting.id)
         assert live is not None
-        teacher.school.booking().cancel(session, live, actor=Actor.STAFF, reason="teacher is ill")
+        teacher.school.applier().handle(session, live, StaffCancel(reason="teacher is ill"))
     report = teacher.flush()
 
     assert report.dead == 0
@@ -257,9 +257,13 @@ def test_a_create_interrupted_after_the_server_took_it_converges_on_the_meeting(
         with teacher.school.db.write() as session:
             live = session.get(Meeting, meeting.id)
             assert live is not None
-            teacher.school.booking().decline(
-                session, live, actor=Actor.PARENT, reason="declined after all"
+            decline = Answer(
+                guardian_id=live.guardian_id,
+                partstat="DECLINED",
+                sequence=live.sequence,
+                dtstamp=teacher.school.now + timedelta(hours=1),
             )
+            teacher.school.applier().handle(session, live, decline)
 
     report = teacher.flush()
 

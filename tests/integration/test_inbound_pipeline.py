@@ -16,10 +16,10 @@ from sqlalchemy import event, func, select
 
 from ptm_sync import inbound as inbound_module
 from ptm_sync import trust
-from ptm_sync.booking import signing_secret
 from ptm_sync.demo import parents
 from ptm_sync.inbound import APPLIED, DUPLICATE, QUARANTINED
 from ptm_sync.store import Database, Inbound, MeetingHistory, Outbox
+from ptm_sync.store.secret import signing_secret
 from tests.support.booking import (
     ADA,
     ALAN,

@@ -15,13 +15,16 @@ import pytest
 from sqlalchemy import select
 
 from ptm_sync import config as config_mod
-from ptm_sync.booking import Booking, signing_secret
+from ptm_sync.booking import load
+from ptm_sync.booking.apply import Applier
+from ptm_sync.booking.events import Offer
 from ptm_sync.config import Config
 from ptm_sync.demo import parents
 from ptm_sync.inbound import process
 from ptm_sync.model import Interval
 from ptm_sync.periods import ensure_periods
 from ptm_sync.store import (
+    Calendar,
     Database,
     Guardian,
     Inbound,
@@ -31,6 +34,7 @@ from ptm_sync.store import (
     Student,
     Teacher,
 )
+from ptm_sync.store.secret import signing_secret
 from ptm_sync.video import provider_for
 
 NOW = datetime(2027, 3, 22, 13, 0, tzinfo=UTC)
@@ -72,14 +76,15 @@ def _propose(db: Database, config: Config) -> bytes:
         student = Student(student_id="S1", name="Mia Johnson")
         s.add_all([teacher, guardian, student])
         s.flush()
-        Booking(config, now=NOW, video=provider_for(config.video)).propose(
-            s,
-            period=config.periods[0],
-            teacher=teacher,
-            guardian=guardian,
-            students=[student],
-            slot=SLOT,
-        )
+        # The teacher's calendar has been read (empty): the slot is free.
+        s.add(Calendar(teacher_id=teacher.id, account="dav", url="/ada/", synced_at=NOW))
+        applier = Applier(config, now=NOW, video=provider_for(config.video))
+        period = config.periods[0]
+        draft = load.draft(
+            config, period, teacher, [guardian], [student], SLOT,
+            fresh=applier.fresh(s, period.id),
+        )  # fmt: skip
+        assert applier.handle(s, draft, Offer(slot=SLOT)).outcome == "applied"
     with db.read() as s:
         row = s.scalars(select(Outbox).where(Outbox.key.like("email:<invitation.%"))).one()
     return base64.b64decode(json.loads(row.payload)["raw"])

@@ -19,11 +19,11 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import select, text
 
 from ptm_sync import outbox
+from ptm_sync.booking.events import Answer, StaffCancel
 from ptm_sync.deliver import teacher_event
 from ptm_sync.demo import parents
 from ptm_sync.inbound import APPLIED, DUPLICATE, QUARANTINED, STALE, Outcome
 from ptm_sync.invite import invite
-from ptm_sync.model import Actor
 from ptm_sync.services import expire_holds
 from ptm_sync.store import Database, Guardian, Meeting, MeetingGuardian, Period, Teacher
 from ptm_sync.store.db import MIGRATIONS
@@ -300,7 +300,8 @@ def test_a_decline_that_waited_for_an_accept_sees_it_on_postgresql(postgres_url:
             live = session.get(Meeting, meeting.id, with_for_update=True)
             assert live is not None
             [chris] = [a for a in live.guardians if a.guardian.email == CHRIS]
-            school.booking().confirm(session, live, actor=Actor.PARENT, reason="accepted", by=chris)
+            accept = Answer(guardian_id=chris.guardian_id, partstat="ACCEPTED", dtstamp=school.now)
+            school.applier().handle(session, live, accept)
             session.flush()
             me = session.scalar(text("SELECT pg_backend_pid()"))
             waiter.start()
@@ -449,7 +450,7 @@ def test_a_staff_cancel_tells_every_guardian(school: SeededSchool) -> None:
     with school.db.write() as session:
         live = session.get(Meeting, meeting.id)
         assert live is not None
-        school.booking().cancel(session, live, actor=Actor.STAFF, reason="teacher is ill")
+        school.applier().handle(session, live, StaffCancel(reason="teacher is ill"))
 
     cancels = _to(school.emails(meeting.id), "CANCEL")
     assert set(cancels) == {CHRIS, ALEX}

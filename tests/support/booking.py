@@ -2,7 +2,7 @@
 
 No subprocesses and no real clock: :class:`SeededSchool` holds a config parsed from text
 (:func:`config_text`), the roster written with :func:`ptm_sync.roster_store.apply_roster`,
-and a fixed ``now``.  It proposes meetings through :class:`ptm_sync.booking.Booking`, reads
+and a fixed ``now``.  It proposes meetings through the booking core's applier, reads
 back what the engine wrote (meetings, history, outbox rows and the emails inside them), and
 feeds replies shaped like real clients' (:mod:`ptm_sync.demo.parents`) through
 :func:`ptm_sync.inbound.process`.
@@ -34,9 +34,12 @@ from sqlalchemy import select
 
 from ptm_sync import outbox
 from ptm_sync.availability import period_slots
-from ptm_sync.booking import Booking
+from ptm_sync.booking import load
+from ptm_sync.booking.apply import Applier
+from ptm_sync.booking.events import Offer
 from ptm_sync.config import Config, PeriodConfig, parse
 from ptm_sync.demo import parents
+from ptm_sync.errors import SlotTaken
 from ptm_sync.inbound import Outcome, process
 from ptm_sync.model import Interval
 from ptm_sync.periods import ensure_periods
@@ -266,8 +269,9 @@ class SeededSchool:
 
     # --- the engine -------------------------------------------------------------------
 
-    def booking(self, now: datetime | None = None) -> Booking:
-        return Booking(self.config, now=now or self.now, video=self.video)
+    def applier(self, now: datetime | None = None) -> Applier:
+        """The booking core's writer at ``now`` (default: the school's fixed now)."""
+        return Applier(self.config, now=now or self.now, video=self.video)
 
     def period(self, period_id: str = "spring") -> PeriodConfig:
         return self.config.period(period_id)
@@ -321,15 +325,22 @@ class SeededSchool:
             g.email: g for g in session.scalars(select(Guardian).where(Guardian.email.in_(invited)))
         }
         found = list(session.scalars(select(Student).where(Student.student_id.in_(students))))
-        return self.booking(now).propose(
-            session,
-            period=period,
-            teacher=t,
-            guardian=people[guardian],
-            guardians=[people[g] for g in invited],
-            students=found,
-            slot=interval,
+        applier = self.applier(now)
+        draft = load.draft(
+            self.config,
+            period,
+            t,
+            [people[g] for g in invited],
+            found,
+            interval,
+            fresh=applier.fresh(session, period.id),
         )
+        decision = applier.handle(session, draft, Offer(slot=interval))
+        if decision.after is None or decision.after.id is None:
+            raise SlotTaken(f"not proposed: {decision.reason}")
+        meeting = session.get(Meeting, decision.after.id)
+        assert meeting is not None
+        return meeting
 
     # --- reading back -----------------------------------------------------------------
 

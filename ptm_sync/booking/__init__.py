@@ -1,0 +1,16 @@
+"""The booking core: every rule of a meeting's life, in one package (DESIGN §3).
+
+* :mod:`~ptm_sync.booking.values` and :mod:`~ptm_sync.booking.events` — the meeting, the
+  period's rules, the events of every channel and the decision, as frozen values;
+* :mod:`~ptm_sync.booking.table` — the transition table (state × event → state, SEQUENCE,
+  messages, calendar action), to read next to DESIGN §3;
+* :mod:`~ptm_sync.booking.decide` — ``decide(meeting, event, context) -> Decision``;
+* :mod:`~ptm_sync.booking.admission` — "may this party have this time?", for every channel;
+* :mod:`~ptm_sync.booking.notices` — a decision's messages as emails;
+* :mod:`~ptm_sync.booking.addresses` — teachers' booking addresses;
+* :mod:`~ptm_sync.booking.load` — the store's rows as the core's values (reads only);
+* :mod:`~ptm_sync.booking.apply` — the one writer of meetings, their history and outbox rows.
+
+The first six are PURE: they import no store, mail, connector, socket or clock (a test
+checks).  Only ``load`` and ``apply`` touch the database, and only ``apply`` writes.
+"""

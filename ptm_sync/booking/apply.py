@@ -1,0 +1,539 @@
+"""The one writer: a decision becomes rows — the meeting, its history, its outbox rows.
+
+Everything that changes a meeting goes through :class:`Applier`: it loads the meeting as a
+value, reads the context the event needs, asks :func:`~ptm_sync.booking.decide.decide`, and
+writes the decision in the caller's transaction, inside a savepoint.  When the database
+refuses the write because another transaction took the slot first (the partial unique
+index, or PostgreSQL's exclusion constraint: DESIGN §3 "first come, first served"), the
+savepoint is rolled back and the event decided again on what is now committed, so the loser
+gets a decline with alternatives instead of an error.
+
+Side effects are outbox rows written in the same transaction (DESIGN §6): emails composed by
+:mod:`ptm_sync.booking.notices`, and one calendar row per change of the teacher's event.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from icalendar.enums import PARTSTAT
+from sqlalchemy import Table, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ptm_sync import imip, messages, outbox, trust
+from ptm_sync.booking import load
+from ptm_sync.booking.decide import APPLIED, decide, needs
+from ptm_sync.booking.events import Event, Offer
+from ptm_sync.booking.notices import Letterhead, Outgoing, compose, facts
+from ptm_sync.booking.values import (
+    TRIED,
+    CalendarAction,
+    Decision,
+    Fresh,
+    MeetingView,
+    Origin,
+    WaitlistEntry,
+)
+from ptm_sync.config import Config, MailConfig, PeriodConfig
+from ptm_sync.errors import BookingRefused, SlotTaken
+from ptm_sync.model import Interval, MeetingFormat
+from ptm_sync.store import (
+    Guardian,
+    Meeting,
+    MeetingGuardian,
+    MeetingHistory,
+    MeetingStudent,
+    Student,
+    Teacher,
+)
+from ptm_sync.store import WaitlistEntry as WaitlistRow
+from ptm_sync.store.secret import signing_secret
+from ptm_sync.video import VideoProvider
+
+log = logging.getLogger(__name__)
+
+_HISTORY_TABLE: Table = MeetingHistory.__table__  # type: ignore[assignment]
+_HISTORY = insert(_HISTORY_TABLE)  # built once: append-only, never loaded back
+
+#: How often a decision is taken again after the database refused its slot.
+_ATTEMPTS = 3
+#: How many waiting families a freed slot is tried for (the rest clash with it).
+_WAITLIST_TRIES = 20
+
+
+class Applier:
+    """Decides events about meetings and writes the decisions.  One per point in time.
+
+    ``now`` (aware, UTC) is fixed for the instance; ``video`` makes the rooms of new
+    meetings.
+
+    Raises:
+        BookingRefused: at construction when ``[mail]`` is missing (no organizer address).
+    """
+
+    def __init__(self, config: Config, *, now: datetime, video: VideoProvider) -> None:
+        if config.mail is None:
+            raise BookingRefused("[mail] is not configured: organizer address needed")
+        self.config = config
+        self.mail: MailConfig = config.mail
+        self.now = now
+        self.video = video
+        self.head = Letterhead(
+            school=config.school.name,
+            contact=config.school.contact,
+            tz=config.tz,
+            organizer=config.mail.organizer,
+            public_url=config.web.public_url,
+            period_titles={p.id: p.title for p in config.periods},
+            additional_response=config.booking_address.add_additional_response,
+        )
+
+    # --- deciding ---------------------------------------------------------------------
+
+    def view(self, session: Session, meeting: Meeting) -> MeetingView:
+        teacher = session.get(Teacher, meeting.teacher_id)
+        assert teacher is not None
+        return load.view(self.config, meeting, teacher)
+
+    def handle(
+        self,
+        session: Session,
+        meeting: Meeting | MeetingView,
+        event: Event,
+        *,
+        inbound_id: int | None = None,
+        is_guardian: bool = True,
+    ) -> Decision:
+        """Decide ``event`` for ``meeting`` and write the decision in ``session``.
+
+        A lost race for a slot is decided again (up to three times) on what the database
+        now holds.  Returns the decision that was written (``outcome`` other than
+        ``applied`` wrote nothing).
+
+        Raises:
+            SlotTaken: the slot was lost on every attempt (only under a storm of races).
+        """
+        view = meeting if isinstance(meeting, MeetingView) else self.view(session, meeting)
+        wanted = needs(event)
+        for _ in range(_ATTEMPTS):
+            fresh = self.fresh(session, view.period) if _creates(wanted) else None
+            ctx = load.context(
+                session,
+                self.config,
+                view,
+                self.now,
+                needs=wanted,
+                fresh=fresh,
+                is_guardian=is_guardian,
+            )
+            decision = decide(view, event, ctx)
+            try:
+                with session.begin_nested():
+                    made = self.write(session, decision, inbound_id)
+            except SlotTaken:
+                log.info("lost the race for a slot; deciding again (%s)", decision.rule)
+                continue
+            if made is not None and decision.after is not None and decision.after.id is None:
+                decision = replace(decision, after=replace(decision.after, id=made))
+            return decision
+        raise SlotTaken("another meeting holds that time")
+
+    def fresh(self, session: Session, period: str) -> Fresh:
+        """A new meeting's signed UID, ORGANIZER address and video link (DESIGN §4)."""
+        secret = signing_secret(session)
+        domain = self.mail.organizer.rsplit("@", 1)[1]
+        uid = trust.make_uid(secret, secrets.token_hex(12), domain)
+        organizer = self.mail.organizer
+        if self.mail.plus_addressing:
+            organizer = trust.organizer_address(organizer, trust.make_token(secret, uid))
+        return Fresh(uid=uid, organizer=organizer, video_url=self.room(period, uid))
+
+    def room(self, period: str, uid: str) -> str:
+        """The video link of a new meeting in ``period`` ("" for in-person periods)."""
+        if self.config.period(period).format == MeetingFormat.IN_PERSON:
+            return ""
+        room = self.video.create_room(uid)
+        return room.url if room else ""
+
+    # --- writing ----------------------------------------------------------------------
+
+    def write(self, session: Session, decision: Decision, inbound_id: int | None) -> int | None:
+        """Write ``decision`` (and its follow-ups) in ``session``; returns the meeting id.
+
+        Raises:
+            SlotTaken: the database refused the meeting's time (another meeting holds it).
+        """
+        if decision.outcome != APPLIED:
+            return None
+        after = decision.after
+        meeting_id: int | None = None
+        if after is not None:
+            if decision.before is None or decision.before.state is None:
+                meeting_id = self._insert(session, after)
+            else:
+                meeting_id = self._update(session, decision)
+            if decision.history is not None:
+                self._history(session, decision, meeting_id, inbound_id)
+        for message in compose(decision, self.head, self.now):
+            self._email(session, message, meeting_id)
+        if after is not None and decision.calendar is not CalendarAction.NONE:
+            self._calendar(session, after, meeting_id)
+        if decision.waitlist is not None:
+            self._join_waitlist(session, decision.waitlist)
+        for follow in decision.then:
+            self.write(session, follow, None)
+        if decision.releases is not None and after is not None:
+            self._offer_released(session, after.period, after.teacher.id, decision.releases)
+        return meeting_id
+
+    def _insert(self, session: Session, meeting: MeetingView) -> int:
+        assert meeting.state is not None
+        row = Meeting(
+            uid=meeting.uid,
+            period_id=meeting.period,
+            teacher_id=meeting.teacher.id,
+            guardian_id=meeting.parties[0].guardian_id,
+            start=meeting.start,
+            end=meeting.end,
+            state=meeting.state.value,
+            sequence=meeting.sequence,
+            origin=meeting.origin.value,
+            organizer=meeting.organizer,
+            partstat=_family_answer(meeting),
+            video_url=meeting.video_url,
+            location=meeting.location,
+            hold_until=meeting.hold_until,
+            reproposals=meeting.reproposals,
+            replaces_id=meeting.replaces,
+            created_at=self.now,
+            updated_at=self.now,
+        )
+        row.guardians = [
+            MeetingGuardian(
+                guardian_id=p.guardian_id,
+                partstat=p.partstat,
+                reply_sequence=p.reply_sequence,
+                reply_dtstamp=p.reply_dtstamp,
+            )
+            for p in meeting.parties
+        ]
+        row.students = [MeetingStudent(student_id=s.id) for s in meeting.students]
+        session.add(row)
+        _claim(session)
+        # A family that books by any channel no longer waits for this teacher.
+        self._leave_waitlist(session, meeting, row.id)
+        return row.id
+
+    def _update(self, session: Session, decision: Decision) -> int:
+        before, after = decision.before, decision.after
+        assert before is not None and after is not None and after.state is not None
+        assert before.id is not None
+        row = session.get(Meeting, before.id)
+        assert row is not None
+        row.state = after.state.value
+        row.sequence = after.sequence
+        row.start, row.end = after.start, after.end
+        row.hold_until = after.hold_until
+        row.partstat = _family_answer(after, decision.asker, row.partstat)
+        row.updated_at = self.now
+        asker = after.party(decision.asker) if decision.asker is not None else None
+        if asker is not None and asker.reply_sequence is not None:
+            row.reply_sequence, row.reply_dtstamp = asker.reply_sequence, asker.reply_dtstamp
+        links = {link.guardian_id: link for link in row.guardians}
+        for party in after.parties:
+            link = links.get(party.guardian_id)
+            if link is not None and before.party(party.guardian_id) != party:
+                link.partstat = party.partstat
+                link.reply_sequence = party.reply_sequence
+                link.reply_dtstamp = party.reply_dtstamp
+        _claim(session)
+        return row.id
+
+    def _history(
+        self, session: Session, decision: Decision, meeting_id: int, inbound_id: int | None
+    ) -> None:
+        history, after = decision.history, decision.after
+        assert history is not None and after is not None and after.state is not None
+        before = decision.before
+        session.execute(
+            _HISTORY,
+            {
+                "meeting_id": meeting_id,
+                "at": self.now,
+                "actor": history.actor.value,
+                "from_state": before.state.value if before and before.state else None,
+                "to_state": after.state.value,
+                "old_start": history.old_start,
+                "new_start": after.start,
+                "reason": history.reason,
+                "inbound_id": inbound_id,
+            },
+        )
+
+    def _email(self, session: Session, message: Outgoing, meeting_id: int | None) -> None:
+        enqueue_email(
+            session,
+            message.message,
+            meeting_id=meeting_id,
+            now=self.now,
+            envelope_from=message.sender,
+            to=[message.to],
+        )
+
+    def _calendar(self, session: Session, meeting: MeetingView, meeting_id: int | None) -> None:
+        """Bring the teacher's calendar in line with the meeting (delivered by the outbox,
+        which reads the meeting as it is then)."""
+        assert meeting.state is not None
+        outbox.enqueue(
+            session,
+            key=f"calendar:{meeting.uid}:{meeting.sequence}:{meeting.state.value}:"
+            f"{meeting.start:%Y%m%dT%H%M}",
+            kind=outbox.CALENDAR,
+            payload={"meeting_id": meeting_id},
+            now=self.now,
+            meeting_id=meeting_id,
+        )
+
+    # --- the waiting list ---------------------------------------------------------------
+
+    def wait(
+        self,
+        session: Session,
+        period: PeriodConfig,
+        teacher: Teacher,
+        guardians: Sequence[Guardian],
+        students: Sequence[Student],
+    ) -> int:
+        """Put a family on ``teacher``'s waiting list (the planner found no time for it);
+        returns 1 when it was not waiting yet, else 0."""
+        if not guardians or not students:
+            return 0
+        entry = WaitlistEntry(
+            id=None,
+            period=period.id,
+            teacher_id=teacher.id,
+            guardian_ids=tuple(dict.fromkeys(g.id for g in guardians)),
+            student_ids=tuple(s.id for s in students),
+            since=self.now,
+        )
+        return int(self._join_waitlist(session, entry))
+
+    def _join_waitlist(self, session: Session, entry: WaitlistEntry) -> bool:
+        primary, *others = entry.guardian_ids
+        waiting = session.scalar(
+            select(WaitlistRow.id).where(
+                WaitlistRow.period_id == entry.period,
+                WaitlistRow.teacher_id == entry.teacher_id,
+                WaitlistRow.guardian_id == primary,
+                WaitlistRow.state == "waiting",
+            )
+        )
+        if waiting is not None:
+            return False
+        session.add(
+            WaitlistRow(
+                period_id=entry.period,
+                teacher_id=entry.teacher_id,
+                guardian_id=primary,
+                since=entry.since,
+                state="waiting",
+                guardians=",".join(str(g) for g in others),
+                students=",".join(str(s) for s in entry.student_ids),
+            )
+        )
+        return True
+
+    def _leave_waitlist(self, session: Session, meeting: MeetingView, meeting_id: int) -> None:
+        if meeting.origin is Origin.WAITLIST:
+            return  # the offer marks its own entry
+        guardians = [p.guardian_id for p in meeting.parties]
+        for row in session.scalars(
+            select(WaitlistRow).where(
+                WaitlistRow.period_id == meeting.period,
+                WaitlistRow.teacher_id == meeting.teacher.id,
+                WaitlistRow.guardian_id.in_(guardians),
+                WaitlistRow.state == "waiting",
+            )
+        ):
+            row.state, row.meeting_id = "left", meeting_id
+
+    def _offer_released(
+        self, session: Session, period: str, teacher_id: int, slot: Interval
+    ) -> None:
+        """A freed slot goes to the first family waiting for the teacher that can take it."""
+        entries = session.scalars(
+            select(WaitlistRow)
+            .where(
+                WaitlistRow.period_id == period,
+                WaitlistRow.teacher_id == teacher_id,
+                WaitlistRow.state == "waiting",
+            )
+            .order_by(WaitlistRow.id)
+            .limit(_WAITLIST_TRIES)
+        ).all()
+        if not entries:
+            return
+        teacher = session.get(Teacher, teacher_id)
+        assert teacher is not None
+        the_period = self.config.period(period)
+        for entry in entries:
+            draft = self.waitlist_draft(session, the_period, teacher, entry, slot)
+            if draft is None:
+                entry.state = "left"  # the family is gone from the roster
+                continue
+            decision = self.handle(session, draft, Offer(slot=slot, origin=Origin.WAITLIST))
+            if decision.outcome == APPLIED and decision.after is not None:
+                made = session.scalar(select(Meeting.id).where(Meeting.uid == decision.after.uid))
+                entry.state, entry.meeting_id = "offered", made
+                return
+
+    def waitlist_draft(
+        self,
+        session: Session,
+        period: PeriodConfig,
+        teacher: Teacher,
+        entry: WaitlistRow,
+        slot: Interval,
+    ) -> MeetingView | None:
+        ids = [entry.guardian_id, *(int(g) for g in entry.guardians.split(",") if g)]
+        people = {g.id: g for g in session.scalars(select(Guardian).where(Guardian.id.in_(ids)))}
+        student_ids = [int(s) for s in entry.students.split(",") if s]
+        students = list(session.scalars(select(Student).where(Student.id.in_(student_ids))))
+        if entry.guardian_id not in people or not students:
+            return None
+        guardians = [people[g] for g in ids if g in people]
+        return load.draft(
+            self.config,
+            period,
+            teacher,
+            guardians,
+            students,
+            slot,
+            fresh=self.fresh(session, period.id),
+            origin=Origin.WAITLIST,
+        )
+
+    # --- messages that are not about one meeting ---------------------------------------
+
+    def notify_family(
+        self,
+        session: Session,
+        *,
+        period: PeriodConfig,
+        guardian: Guardian,
+        meetings: Sequence[MeetingView],
+    ) -> None:
+        """The one notification email per guardian and period (purpose, dates, how to book,
+        contact), listing ``meetings``: those of the guardian's children proposed now."""
+        tz = self.config.tz
+        days = sorted({w.start.astimezone(tz).date() for w in period.windows})
+        holds = [m.hold_until for m in meetings if m.hold_until]
+        text = messages.notification(
+            school=self.config.school.name,
+            period_title=period.title,
+            guardian_name=guardian.name,
+            dates=[f"{day:%A %d %B}" for day in days],
+            meetings=[facts(m) for m in meetings],
+            tz=tz,
+            contact=self.config.school.contact,
+            hold_until=min(holds) if holds else None,
+            page_url=self.head.page_url(period.id),
+        )
+        # One notification per family and set of meetings: a later `invite` that adds
+        # meetings tells the family about them; a repeated one sends nothing twice.
+        uids = ",".join(sorted(m.uid for m in meetings))
+        digest = trust.make_token(signing_secret(session), f"{period.id}/{guardian.email}/{uids}")
+        msg = imip.build_plain_email(
+            sender=self.mail.organizer,
+            sender_name=self.config.school.name,
+            to=guardian.email,
+            to_name=guardian.name,
+            subject=text.subject,
+            text=text.plain,
+            html=text.html,
+            message_id=f"<notify.{period.id}.{digest}@{self.head.domain}>",
+            date=self.now,
+        )
+        enqueue_email(
+            session,
+            msg,
+            meeting_id=None,
+            now=self.now,
+            envelope_from=self.mail.organizer,
+            to=[guardian.email],
+        )
+
+
+def record_calendar_event(
+    session: Session, meeting_id: int, href: str | None, etag: str | None
+) -> None:
+    """Remember where the meeting's event lives in the teacher's calendar (the outbox's
+    calendar deliverer calls this after a write)."""
+    row = session.get(Meeting, meeting_id)
+    if row is not None:
+        row.remote_href, row.remote_etag = href, etag
+
+
+def enqueue_email(
+    session: Session,
+    msg: EmailMessage,
+    *,
+    meeting_id: int | None,
+    now: datetime,
+    envelope_from: str,
+    to: Sequence[str],
+) -> None:
+    """An email as an outbox row; its Message-ID is the idempotency key."""
+    if "Date" not in msg:
+        msg["Date"] = format_datetime(now)
+    raw = msg.as_bytes()
+    outbox.enqueue(
+        session,
+        key=f"email:{msg['Message-ID']}",
+        kind=outbox.EMAIL,
+        payload={
+            "from": envelope_from,
+            "to": list(to),
+            "raw": base64.b64encode(raw).decode("ascii"),
+        },
+        now=now,
+        meeting_id=meeting_id,
+    )
+
+
+def _claim(session: Session) -> None:
+    """Write the meeting's time; the database refuses a slot another meeting holds.
+
+    The partial unique index (and on PostgreSQL the exclusion constraint) is what makes a
+    double booking impossible; its refusal becomes :class:`SlotTaken`.
+    """
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise SlotTaken("another meeting holds that time") from exc
+
+
+def _creates(wanted: frozenset[str]) -> bool:
+    """Whether deciding an event may create a meeting of ours (a re-proposal), which then
+    needs a fresh UID.  Events that create the meeting they are about get a draft made
+    with :meth:`Applier.fresh` by their channel."""
+    return TRIED in wanted
+
+
+def _family_answer(meeting: MeetingView, asker: int | None = None, current: str = "") -> str:
+    """The family's answer as a whole: ACCEPTED while any guardian attends, else the
+    asker's latest answer (DESIGN §4, two guardians)."""
+    if meeting.attending:
+        return PARTSTAT.ACCEPTED
+    party = meeting.party(asker) if asker is not None else None
+    if party is not None:
+        return party.partstat
+    return current or (meeting.parties[0].partstat if meeting.parties else PARTSTAT.NEEDS_ACTION)

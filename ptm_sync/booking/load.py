@@ -1,0 +1,273 @@
+"""From the store to the core's values: a meeting as a :class:`MeetingView`, its context.
+
+Reads only; the applier (:mod:`ptm_sync.booking.apply`) is the one writer.  The context is
+read inside the caller's write transaction, so what the core decides on is what the
+transaction sees (and the database's unique index settles any race it cannot see).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, selectinload
+
+from ptm_sync import slots as engine
+from ptm_sync.availability import teacher_times
+from ptm_sync.booking.addresses import booking_address
+from ptm_sync.booking.values import (
+    FAMILY,
+    FREE,
+    PENDING,
+    TRIED,
+    Context,
+    Fresh,
+    MeetingView,
+    Origin,
+    Party,
+    Rules,
+    StudentInfo,
+    TeacherInfo,
+)
+from ptm_sync.config import Config, PeriodConfig
+from ptm_sync.model import ACTIVE_STATES, Interval, MeetingFormat, MeetingState
+from ptm_sync.store import Guardian, Meeting, MeetingGuardian, MeetingStudent, Student, Teacher
+
+_ACTIVE = [s.value for s in ACTIVE_STATES]
+
+
+def rules(config: Config, period: PeriodConfig) -> Rules:
+    """The period's booking rules, with the ``[booking_address]`` limits."""
+    booking = config.booking_address
+    return Rules(
+        period=period.id,
+        title=period.title,
+        windows=tuple(period.windows),
+        slot_minutes=period.slot_minutes,
+        buffer_minutes=period.buffer_minutes,
+        gap_minutes=period.gap_minutes,
+        hold_hours=period.hold_hours,
+        booking_closes=period.booking_closes,
+        max_reproposals=period.max_reproposals,
+        max_meetings_per_family=period.max_meetings_per_family,
+        max_meetings_per_teacher=period.max_meetings_per_teacher,
+        booking_window_days=booking.booking_window_days,
+        maximum_duration_minutes=booking.maximum_duration_minutes,
+    )
+
+
+def teacher_info(config: Config, teacher: Teacher) -> TeacherInfo:
+    mail = config.mail
+    address = booking_address(
+        teacher.key,
+        teacher.booking_address or "",
+        mail.booking_address if mail else "",
+        mail.organizer if mail else config.school.contact,
+    )
+    return TeacherInfo(
+        id=teacher.id,
+        email=teacher.email,
+        name=teacher.name,
+        key=teacher.key,
+        room=teacher.room or "",
+        booking_address=address,
+    )
+
+
+def party(guardian: Guardian, link: MeetingGuardian | None = None) -> Party:
+    if link is None:
+        return Party(guardian_id=guardian.id, email=guardian.email, name=guardian.name)
+    return Party(
+        guardian_id=guardian.id,
+        email=guardian.email,
+        name=guardian.name,
+        partstat=link.partstat,
+        reply_sequence=link.reply_sequence,
+        reply_dtstamp=link.reply_dtstamp,
+    )
+
+
+def student_info(student: Student) -> StudentInfo:
+    return StudentInfo(id=student.id, student_id=student.student_id, name=student.name)
+
+
+def view(config: Config, meeting: Meeting, teacher: Teacher) -> MeetingView:
+    """``meeting`` (with its guardians and students loaded) as a value."""
+    links = sorted(
+        meeting.guardians, key=lambda a: (a.guardian_id != meeting.guardian_id, a.guardian_id)
+    )
+    students = sorted((ms.student for ms in meeting.students), key=lambda s: s.id)
+    return MeetingView(
+        id=meeting.id,
+        uid=meeting.uid,
+        period=meeting.period_id,
+        teacher=teacher_info(config, teacher),
+        parties=tuple(party(link.guardian, link) for link in links),
+        students=tuple(student_info(s) for s in students),
+        start=meeting.start,
+        end=meeting.end,
+        state=MeetingState(meeting.state),
+        sequence=meeting.sequence,
+        origin=Origin(meeting.origin),
+        organizer=meeting.organizer,
+        hold_until=meeting.hold_until,
+        video_url=meeting.video_url,
+        location=meeting.location,
+        reproposals=meeting.reproposals,
+        replaces=meeting.replaces_id,
+    )
+
+
+def draft(
+    config: Config,
+    period: PeriodConfig,
+    teacher: Teacher,
+    guardians: Sequence[Guardian],
+    students: Sequence[Student],
+    slot: Interval,
+    *,
+    fresh: Fresh,
+    origin: Origin = Origin.OFFER,
+) -> MeetingView:
+    """A meeting about to be created (``state`` None) with ``fresh``'s identity."""
+    invited = {g.id: g for g in guardians}  # the primary first, each once
+    utc = slot.utc()
+    return MeetingView(
+        id=None,
+        uid=fresh.uid,
+        period=period.id,
+        teacher=teacher_info(config, teacher),
+        parties=tuple(party(g) for g in invited.values()),
+        students=tuple(student_info(s) for s in sorted(students, key=lambda s: s.id)),
+        start=utc.start,
+        end=utc.end,
+        state=None,
+        origin=origin,
+        organizer=fresh.organizer,
+        video_url=fresh.video_url,
+        location=location(period, teacher),
+    )
+
+
+def location(period: PeriodConfig, teacher: Teacher) -> str:
+    """Where an in-person meeting happens: the period's template with the teacher's room."""
+    if period.format == MeetingFormat.VIDEO:
+        return ""
+    if period.location:
+        return period.location.replace("{room}", teacher.room or "")
+    return f"Room {teacher.room}" if teacher.room else ""
+
+
+def meetings_by_id(session: Session, ids: Collection[int]) -> list[Meeting]:
+    """Meetings with their guardians and students, ready for :func:`view`."""
+    if not ids:
+        return []
+    return list(
+        session.scalars(
+            select(Meeting)
+            .where(Meeting.id.in_(list(ids)))
+            .options(
+                selectinload(Meeting.guardians).selectinload(MeetingGuardian.guardian),
+                selectinload(Meeting.students).selectinload(MeetingStudent.student),
+            )
+            .order_by(Meeting.id)
+        )
+    )
+
+
+def context(
+    session: Session,
+    config: Config,
+    meeting: MeetingView,
+    now: datetime,
+    *,
+    needs: Collection[str],
+    fresh: Fresh | None = None,
+    is_guardian: bool = True,
+) -> Context:
+    """What the core needs besides ``meeting``: only the parts named in ``needs``."""
+    period = config.period(meeting.period)
+    the_rules = rules(config, period)
+    teacher = session.get(Teacher, meeting.teacher.id)
+    assert teacher is not None
+    ctx = Context(
+        rules=the_rules,
+        now=now,
+        fresh=fresh,
+        is_guardian=is_guardian,
+        location=location(period, teacher),
+    )
+    own = (meeting.id or -1, meeting.uid)
+    if FREE in needs:
+        (times,) = teacher_times(session, period, [teacher], own_meeting=own)
+        free = engine.teacher_slots(
+            period.windows,
+            period.slot_minutes,
+            period.buffer_minutes,
+            times.busy,
+            times.held + times.booked,
+        )
+        ctx = replace(
+            ctx,
+            free=tuple(s.utc() for s in free),
+            teacher_count=len(times.held) + len(times.booked),
+        )
+    if FAMILY in needs:
+        family = _family(session, meeting)
+        ctx = replace(ctx, family=family, family_count=len(family))
+    if TRIED in needs:
+        ctx = replace(ctx, tried=_tried(session, meeting))
+    if PENDING in needs:
+        pending = [
+            view(config, m, teacher)
+            for m in meetings_by_id(session, _pending_ids(session, meeting))
+        ]
+        ctx = replace(ctx, pending=tuple(pending))
+    return ctx
+
+
+def _family(session: Session, meeting: MeetingView) -> tuple[Interval, ...]:
+    """The other active meetings in the period of any of the meeting's guardians."""
+    guardians = [p.guardian_id for p in meeting.parties]
+    rows = session.execute(
+        select(Meeting.id, Meeting.start, Meeting.end)
+        .join(MeetingGuardian, MeetingGuardian.meeting_id == Meeting.id)
+        .where(
+            MeetingGuardian.guardian_id.in_(guardians),
+            Meeting.period_id == meeting.period,
+            Meeting.state.in_(_ACTIVE),
+        )
+        .distinct()
+    )
+    return tuple(
+        Interval(start, end).utc() for meeting_id, start, end in rows if meeting_id != meeting.id
+    )
+
+
+def _same_need(meeting: MeetingView) -> Select[tuple[int]]:
+    """Meetings of the same teacher and period about one of the same students."""
+    students = [s.id for s in meeting.students]
+    return (
+        select(Meeting.id)
+        .join(MeetingStudent, MeetingStudent.meeting_id == Meeting.id)
+        .where(
+            Meeting.teacher_id == meeting.teacher.id,
+            Meeting.period_id == meeting.period,
+            MeetingStudent.student_id.in_(students),
+        )
+    )
+
+
+def _tried(session: Session, meeting: MeetingView) -> tuple[Interval, ...]:
+    """Every time already offered to this family for this need, in any state."""
+    ids = session.scalars(_same_need(meeting)).all()
+    rows = session.execute(select(Meeting.start, Meeting.end).where(Meeting.id.in_(ids)))
+    return tuple(Interval(s, e).utc() for s, e in rows)
+
+
+def _pending_ids(session: Session, meeting: MeetingView) -> list[int]:
+    """Unanswered proposals for the same need (superseded by a new booking)."""
+    query = _same_need(meeting).where(Meeting.state == MeetingState.PROPOSED.value)
+    return [i for i in session.scalars(query).all() if i != meeting.id]

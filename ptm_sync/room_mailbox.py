@@ -1,0 +1,192 @@
+"""Requests to teachers' booking addresses, taken like an Exchange room mailbox (DESIGN §3).
+
+A parent invites ``book+<teacher_key>@…`` (or the address the roster or ``[mail]
+booking_address`` gives) to an event at a free time.  This channel finds the teacher the
+request is for, the guardian who sent it and the students that guardian has with that
+teacher, and hands a :class:`~ptm_sync.booking.events.Request` (or, for the parent's CANCEL,
+an :class:`~ptm_sync.booking.events.OrganizerCancel`) to the booking core.  The parent stays
+ORGANIZER and the meeting keeps the parent's UID; such a meeting is found by that UID and
+its organizer.
+
+Strangers never book: a sender who is no guardian in the roster is quarantined unanswered
+(``[booking_address] process_external_meeting_messages = false``, the default) or declined
+(``true``); a guardian with no student in the teacher's classes is declined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ptm_sync import imip, itip, trust
+from ptm_sync.booking import load
+from ptm_sync.booking.apply import Applier
+from ptm_sync.booking.events import OrganizerCancel, Request
+from ptm_sync.booking.values import Decision, Fresh, Origin
+from ptm_sync.config import PeriodConfig
+from ptm_sync.errors import Unusable
+from ptm_sync.model import Interval
+from ptm_sync.store import Guardian, Link, Meeting, Student, Teacher
+
+
+def booking_request(
+    session: Session,
+    applier: Applier,
+    inbound: imip.Inbound,
+    msg: itip.ItipMessage,
+    inbound_id: int,
+) -> Decision:
+    """Decide a parent's REQUEST or CANCEL sent to a booking address.
+
+    Raises:
+        Unusable: the message goes to quarantine — ``not-for-a-booking-address`` (no
+            teacher's booking address among its attendees and recipients),
+            ``booking-address-manual`` (``automate_processing = "none"``: staff decide),
+            ``no-organizer``, ``sender-not-organizer``, ``stranger`` or ``unknown-uid``.
+    """
+    config = applier.config
+    mail = applier.mail
+    teacher = _teacher(session, applier, msg, inbound)
+    if config.booking_address.automate_processing == "none":
+        raise Unusable("booking-address-manual", "booking requests wait for staff")
+    if msg.organizer is None:
+        raise Unusable("no-organizer", "a request names its organizer")
+    sender = inbound.sender or ""
+    guardian = _guardian(session, msg.organizer, mail.aliases)
+    if guardian is None:
+        if not config.booking_address.process_external_meeting_messages:
+            raise Unusable("stranger", "the sender is not a guardian in the roster")
+    elif not trust.sender_may_act(sender, msg.organizer, guardian.email, mail.aliases):
+        raise Unusable("sender-not-organizer", "the sender is not the request's organizer")
+    existing = session.scalars(select(Meeting).where(Meeting.uid == msg.uid)).one_or_none()
+    if existing is not None:
+        if existing.origin != Origin.BOOKING_ADDRESS.value or existing.teacher_id != teacher.id:
+            raise Unusable("uid-conflict", "this UID belongs to another meeting")
+        view = applier.view(session, existing)
+        if guardian is None or view.party(guardian.id) is None:
+            raise Unusable("sender-not-organizer", "the request belongs to another family")
+        if msg.method == itip.Method.CANCEL:
+            cancel = OrganizerCancel(
+                guardian_id=guardian.id,
+                sequence=msg.sequence,
+                dtstamp=msg.dtstamp,
+                inbound_id=inbound_id,
+            )
+            return applier.handle(session, view, cancel, inbound_id=inbound_id)
+        request = _request(msg, guardian.id, inbound_id)
+        return applier.handle(session, view, request, inbound_id=inbound_id)
+    if msg.method == itip.Method.CANCEL:
+        raise Unusable("unknown-uid", "a cancellation of nothing we booked")
+    slot = _slot(msg)
+    period = period_for(config.periods, slot, applier.now)
+    students = _students(session, guardian, teacher) if guardian is not None else []
+    person = guardian if guardian is not None else _outsider(msg)
+    draft = load.draft(
+        config,
+        period,
+        teacher,
+        [person],
+        students,
+        slot or Interval(applier.now, applier.now),
+        fresh=Fresh(
+            uid=msg.uid,
+            organizer=itip.address_of(msg.organizer),
+            video_url=applier.room(period.id, msg.uid),
+        ),
+        origin=Origin.BOOKING_ADDRESS,
+    )
+    event = _request(msg, person.id, inbound_id)
+    return applier.handle(session, draft, event, inbound_id=inbound_id, is_guardian=bool(students))
+
+
+def _request(msg: itip.ItipMessage, guardian_id: int, inbound_id: int) -> Request:
+    return Request(
+        guardian_id=guardian_id,
+        uid=msg.uid,
+        organizer=itip.address_of(msg.organizer or ""),
+        slot=_slot(msg),
+        sequence=msg.sequence,
+        dtstamp=msg.dtstamp,
+        recurring=msg.recurring,
+        all_day=msg.all_day,
+        summary=msg.summary or "",
+        comment=msg.comment or "",
+        inbound_id=inbound_id,
+    )
+
+
+def _slot(msg: itip.ItipMessage) -> Interval | None:
+    if msg.start is None or msg.end is None or msg.end <= msg.start:
+        return None
+    return Interval(msg.start, msg.end).utc()
+
+
+def period_for(
+    periods: Sequence[PeriodConfig], slot: Interval | None, now: datetime
+) -> PeriodConfig:
+    """The period a requested time belongs to: the one whose windows hold its start, else
+    the next period still ahead (whose free times the refusal offers), else the last."""
+    if slot is not None:
+        for period in periods:
+            if any(w.start <= slot.start < w.end for w in period.windows):
+                return period
+    ahead = [p for p in periods if max(w.end for w in p.windows) > now]
+    if ahead:
+        return min(ahead, key=lambda p: min(w.start for w in p.windows))
+    return periods[-1]
+
+
+def _teacher(
+    session: Session, applier: Applier, msg: itip.ItipMessage, inbound: imip.Inbound
+) -> Teacher:
+    """The teacher whose booking address the request invites (as ATTENDEE or recipient)."""
+    wanted = {trust.normalize_address(a.email) for a in msg.attendees}
+    wanted |= {trust.normalize_address(a) for a in inbound.recipients}
+    for teacher in session.scalars(select(Teacher).order_by(Teacher.id)):
+        address = load.teacher_info(applier.config, teacher).booking_address
+        if trust.normalize_address(address) in wanted:
+            return teacher
+    raise Unusable("not-for-a-booking-address", "no teacher's booking address is invited")
+
+
+def _guardian(
+    session: Session, address: str, aliases: Mapping[str, Sequence[str]]
+) -> Guardian | None:
+    """The roster's guardian with this address, or whose ``[mail] aliases`` include it."""
+    wanted = trust.normalize_address(address)
+    candidates = [itip.address_of(address)]
+    for email, extra in aliases.items():
+        if any(trust.normalize_address(a) == wanted for a in extra):
+            candidates.append(itip.address_of(email))
+    found = session.scalars(
+        select(Guardian).where(func.lower(Guardian.email).in_(candidates)).order_by(Guardian.id)
+    ).first()
+    if found is not None:
+        return found
+    # Gmail spells one mailbox many ways (dots, +tags): compare the normal forms.
+    for guardian in session.scalars(select(Guardian)):
+        if trust.normalize_address(guardian.email) == wanted:
+            return guardian
+    return None
+
+
+def _students(session: Session, guardian: Guardian, teacher: Teacher) -> list[Student]:
+    """The guardian's students the teacher teaches (the roster's links)."""
+    return list(
+        session.scalars(
+            select(Student)
+            .join(Link, Link.student_id == Student.id)
+            .where(Link.guardian_id == guardian.id, Link.teacher_id == teacher.id)
+            .order_by(Student.id)
+            .distinct()
+        )
+    )
+
+
+def _outsider(msg: itip.ItipMessage) -> Guardian:
+    """A sender who is no guardian, as a value to address the refusal to (never stored)."""
+    address = itip.address_of(msg.organizer or "")
+    return Guardian(id=0, email=address, name=msg.organizer_name or address)
