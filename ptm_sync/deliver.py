@@ -169,5 +169,8 @@ class CalendarDeliverer:
     def _store(self, meeting_id: int, remote: RemoteRef | None) -> None:
         with self.db.write() as session:
             record_calendar_event(
-                session, meeting_id, remote.href if remote else None, remote.etag if remote else None
+                session,
+                meeting_id,
+                remote.href if remote else None,
+                remote.etag if remote else None,
             )

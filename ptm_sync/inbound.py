@@ -289,7 +289,7 @@ def _result(decision: Decision) -> _Decision:
 
 def _short(decision: Decision) -> str:
     """The reason recorded for the message: what was decided, in a few words."""
-    if decision.outcome != APPLIED:
+    if decision.outcome != APPLIED or (decision.history is None and decision.after):
         return decision.reason
     if decision.rule == "counter-refused":
         why = decision.notices[0].reason if decision.notices else decision.reason
@@ -302,6 +302,7 @@ def _short(decision: Decision) -> str:
         "counter-granted": "counter accepted",
         "refresh": "refresh",
         "tentative": "tentative",
+        "accept-late": "accepted after the hold deadline",
     }.get(decision.rule, f"{decision.rule}: {decision.reason}")
 
 

@@ -84,6 +84,7 @@ def needs(
     """
     links = session.execute(
         select(Guardian.email, Student.student_id, Teacher.email, Student.meeting_mode)
+        .select_from(Link)
         .join(Guardian, Guardian.id == Link.guardian_id)
         .join(Student, Student.id == Link.student_id)
         .join(Teacher, Teacher.id == Link.teacher_id)
@@ -99,6 +100,7 @@ def needs(
         (teacher, student, guardian)
         for teacher, student, guardian in session.execute(
             select(Teacher.email, Student.student_id, Guardian.email)
+            .select_from(Teacher)
             .join(Meeting, Meeting.teacher_id == Teacher.id)
             .join(MeetingStudent, MeetingStudent.meeting_id == Meeting.id)
             .join(Student, Student.id == MeetingStudent.student_id)
@@ -122,6 +124,7 @@ def needs(
     existing: dict[str, list[Interval]] = defaultdict(list)
     for guardian, start, end in session.execute(
         select(Guardian.email, Meeting.start, Meeting.end)
+        .select_from(Guardian)
         .join(MeetingGuardian, MeetingGuardian.guardian_id == Guardian.id)
         .join(Meeting, Meeting.id == MeetingGuardian.meeting_id)
         .where(

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from ptm_sync import imip, messages, outbox, trust
 from ptm_sync.booking import load
-from ptm_sync.booking.decide import APPLIED, decide, needs
+from ptm_sync.booking.decide import APPLIED, DUPLICATE, decide, needs
 from ptm_sync.booking.events import Event, Offer
 from ptm_sync.booking.notices import Letterhead, Outgoing, compose, facts
 from ptm_sync.booking.values import (
@@ -171,8 +171,10 @@ class Applier:
         Raises:
             SlotTaken: the database refused the meeting's time (another meeting holds it).
         """
-        if decision.outcome != APPLIED:
-            return None
+        if decision.outcome != APPLIED and not (
+            decision.outcome == DUPLICATE and decision.changes_meeting
+        ):
+            return None  # stale, refused, quarantined: nothing to write
         after = decision.after
         meeting_id: int | None = None
         if after is not None:
@@ -182,10 +184,10 @@ class Applier:
                 meeting_id = self._update(session, decision)
             if decision.history is not None:
                 self._history(session, decision, meeting_id, inbound_id)
-        for message in compose(decision, self.head, self.now):
-            self._email(session, message, meeting_id)
         if after is not None and decision.calendar is not CalendarAction.NONE:
             self._calendar(session, after, meeting_id)
+        for message in compose(decision, self.head, self.now):
+            self._email(session, message, meeting_id)
         if decision.waitlist is not None:
             self._join_waitlist(session, decision.waitlist)
         for follow in decision.then:
@@ -294,8 +296,7 @@ class Applier:
         assert meeting.state is not None
         outbox.enqueue(
             session,
-            key=f"calendar:{meeting.uid}:{meeting.sequence}:{meeting.state.value}:"
-            f"{meeting.start:%Y%m%dT%H%M}",
+            key=f"calendar:{meeting.uid}:{meeting.sequence}:{meeting.state.value}",
             kind=outbox.CALENDAR,
             payload={"meeting_id": meeting_id},
             now=self.now,

@@ -261,6 +261,10 @@ def _answer(meeting: MeetingView, event: Answer, ctx: Context) -> Decision:
             inbound_id=event.inbound_id,
         )
         return _counter(meeting, counter, ctx)
+    partstat = str(event.partstat).upper()
+    if partstat == PARTSTAT.ACCEPTED and meeting.state in CLOSED:
+        # Staff should see a parent who wants a meeting that is gone (quarantine).
+        return _quarantine(meeting, f"meeting-{meeting.state}", party.guardian_id)
     order = _ordering(meeting, party, event.sequence, event.dtstamp)
     if order is not None:
         why = (
@@ -281,12 +285,21 @@ def _answer(meeting: MeetingView, event: Answer, ctx: Context) -> Decision:
     updated = meeting.with_party(answered)
     who, note = party.name, _note(event.comment)
     state = meeting.state
-    partstat = str(event.partstat).upper()
     if partstat == PARTSTAT.ACCEPTED:
         if state is MeetingState.CONFIRMED:
-            if party.partstat == PARTSTAT.ACCEPTED:
-                return _nothing(meeting, DUPLICATE, "already confirmed", party.guardian_id)
             row = row_for(state, "accept-recorded")
+            if party.partstat == PARTSTAT.ACCEPTED:
+                # Nothing new, but this is now the attendee's latest answer (§2.1.5).
+                return _apply(
+                    row,
+                    meeting,
+                    ctx,
+                    "already confirmed",
+                    updated=updated,
+                    asker=party.guardian_id,
+                    record=False,
+                    outcome=DUPLICATE,
+                )
             return _apply(
                 row, meeting, ctx, f"{who} accepted{note}", updated=updated, asker=party.guardian_id
             )

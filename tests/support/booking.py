@@ -39,7 +39,7 @@ from ptm_sync.booking.apply import Applier
 from ptm_sync.booking.events import Offer
 from ptm_sync.config import Config, PeriodConfig, parse
 from ptm_sync.demo import parents
-from ptm_sync.errors import SlotTaken
+from ptm_sync.errors import BookingRefused, SlotTaken
 from ptm_sync.inbound import Outcome, process
 from ptm_sync.model import Interval
 from ptm_sync.periods import ensure_periods
@@ -337,7 +337,9 @@ class SeededSchool:
         )
         decision = applier.handle(session, draft, Offer(slot=interval))
         if decision.after is None or decision.after.id is None:
-            raise SlotTaken(f"not proposed: {decision.reason}")
+            if decision.reason.startswith("busy"):
+                raise SlotTaken(f"not proposed: {decision.reason}")
+            raise BookingRefused(f"not proposed: {decision.reason}")
         meeting = session.get(Meeting, decision.after.id)
         assert meeting is not None
         return meeting
