@@ -234,7 +234,9 @@ def test_declining_releases_the_slot(school: tuple[School, SmtpSink]) -> None:
     ]
     assert slot in free
     s.run("outbox", "flush")
-    assert "Declined" in str(parse(sink.received[-1].raw)["Subject"])
+    # The decline is acknowledged and the next best time proposed (DESIGN §3).
+    subjects = [str(parse(m.raw)["Subject"]) for m in sink.received[-2:]]
+    assert subjects[0].startswith("Declined") and subjects[1].startswith("New time proposed")
 
 
 def test_replies_are_fetched_over_imap_and_marked_only_after_commit(
