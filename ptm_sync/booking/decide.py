@@ -62,6 +62,11 @@ def decide(meeting: MeetingView, event: Event, ctx: Context) -> Decision:
     the event cannot apply to this meeting at all, e.g. an answer to a meeting organized
     by the parent.  Never raises for a legal combination of values.
     """
+    creates = isinstance(event, Offer | StaffBook) or (
+        isinstance(event, Request) and meeting.state is NEW
+    )
+    if creates and meeting.state is not NEW:
+        return _nothing(meeting, DUPLICATE, "the meeting exists already")
     match event:
         case Answer():
             return _answer(meeting, event, ctx)
@@ -548,6 +553,8 @@ def _request(meeting: MeetingView, event: Request, ctx: Context) -> Decision:
             asker=asker,
             then=_supersede_pending(ctx, "booked through the booking address"),
         )
+    if not meeting.organized_by_parent or meeting.state is MeetingState.PROPOSED:
+        return _quarantine(meeting, "unsupported-method", asker)
     if meeting.party(asker) is None:
         return _quarantine(meeting, "sender-not-organizer", asker)
     if event.sequence < meeting.sequence:
@@ -613,7 +620,7 @@ def _request(meeting: MeetingView, event: Request, ctx: Context) -> Decision:
 def _organizer_cancel(meeting: MeetingView, event: OrganizerCancel, ctx: Context) -> Decision:
     if meeting.state is NEW or meeting.party(event.guardian_id) is None:
         return _quarantine(meeting, "unknown-uid", event.guardian_id)
-    if not meeting.organized_by_parent:
+    if not meeting.organized_by_parent or meeting.state is MeetingState.PROPOSED:
         return _quarantine(meeting, "unsupported-method", event.guardian_id)
     if meeting.state in CLOSED:
         return _nothing(meeting, DUPLICATE, f"meeting already {meeting.state}", event.guardian_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
@@ -246,7 +247,7 @@ def _family(session: Session, meeting: MeetingView) -> tuple[Interval, ...]:
     )
 
 
-def _same_need(meeting: MeetingView) -> Select[tuple[int]]:
+def _same_need(meeting: MeetingView) -> Select[Any]:
     """Meetings of the same teacher and period about one of the same students."""
     students = [s.id for s in meeting.students]
     return (
@@ -270,4 +271,4 @@ def _tried(session: Session, meeting: MeetingView) -> tuple[Interval, ...]:
 def _pending_ids(session: Session, meeting: MeetingView) -> list[int]:
     """Unanswered proposals for the same need (superseded by a new booking)."""
     query = _same_need(meeting).where(Meeting.state == MeetingState.PROPOSED.value)
-    return [i for i in session.scalars(query).all() if i != meeting.id]
+    return [int(i) for i in session.scalars(query).all() if i != meeting.id]

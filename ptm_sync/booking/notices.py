@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypedDict
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
@@ -53,6 +54,16 @@ class Letterhead:
     def page_url(self, period: str) -> str:
         base = self.public_url.rstrip("/")
         return f"{base}/periods/{period}" if base else ""
+
+
+class _Common(TypedDict):
+    """The keyword arguments every text of :mod:`ptm_sync.messages` takes."""
+
+    school: str
+    period_title: str
+    meeting: messages.MeetingFacts
+    tz: ZoneInfo
+    contact: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +129,13 @@ def _notice(
     decision: Decision, notice: Notice, meeting: MeetingView, head: Letterhead, now: datetime
 ) -> list[Outgoing]:
     title = head.period_titles.get(meeting.period, meeting.period)
-    common = {
-        "school": head.school,
-        "period_title": title,
-        "meeting": facts(meeting),
-        "tz": head.tz,
-        "contact": head.contact,
-    }
+    common = _Common(
+        school=head.school,
+        period_title=title,
+        meeting=facts(meeting),
+        tz=head.tz,
+        contact=head.contact,
+    )
     how = messages.how_to_book(
         booking_address=meeting.teacher.booking_address,
         page_url=head.page_url(meeting.period),
@@ -175,13 +186,13 @@ def _text(
     notice: Notice,
     meeting: MeetingView,
     party: Party,
-    common: Mapping[str, object],
+    common: _Common,
     how: str,
     spans: list[tuple[datetime, datetime]],
 ) -> tuple[messages.Text, str]:
     """The text of a calendar message to ``party`` and the STATUS its event carries."""
     template = notice.template
-    kw: dict[str, object] = dict(common)
+    kw = common
     if template == "current":
         template = "confirmation" if meeting.state is MeetingState.CONFIRMED else "invitation"
     if template in ("invitation", "reproposal", "waitlist_offer"):

@@ -28,6 +28,15 @@ PURE = (
     "ptm_sync.imip",
     "ptm_sync.trust",
     "ptm_sync.busy",
+    "ptm_sync.messages",
+    # The booking core: every rule of a meeting's life decided without I/O (DESIGN §2-§3).
+    "ptm_sync.booking.values",
+    "ptm_sync.booking.events",
+    "ptm_sync.booking.table",
+    "ptm_sync.booking.admission",
+    "ptm_sync.booking.decide",
+    "ptm_sync.booking.notices",
+    "ptm_sync.booking.addresses",
 )
 
 #: Top-level names (or dotted prefixes) that mean I/O.

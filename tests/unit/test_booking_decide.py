@@ -1,0 +1,517 @@
+"""The booking core as a table: (meeting, event, context) → decision, with no database.
+
+Each row names the event, the meeting it meets and what must follow: the rule of the
+transition table that decides, the state after, whether SEQUENCE went up, the calendar
+action, the slot released, and the messages — compared as parsed calendars (METHOD, the
+ATTENDEE's PARTSTAT, STATUS, SEQUENCE, DTSTART), never as strings (sabre's ITip Broker).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+
+import pytest
+from icalendar.enums import PARTSTAT
+
+from ptm_sync.booking.decide import decide
+from ptm_sync.booking.events import (
+    Answer,
+    Completed,
+    Counter,
+    Event,
+    HoldExpired,
+    MarkNoShow,
+    Offer,
+    OrganizerCancel,
+    Refresh,
+    Request,
+    StaffBook,
+    StaffCancel,
+    StaffReschedule,
+    TeacherMoved,
+    TeacherRemoved,
+)
+from ptm_sync.booking.values import CalendarAction, Context, MeetingView, Origin
+from ptm_sync.model import Interval, MeetingState
+from tests.unit.booking_values import (
+    KIM,
+    NOW,
+    PAT,
+    RULES,
+    context,
+    event_of,
+    meeting,
+    sent,
+    slot,
+    with_answer,
+)
+
+P, C = MeetingState.PROPOSED, MeetingState.CONFIRMED
+LATER = NOW + timedelta(minutes=10)
+BOOKED_BY_PAT = meeting(
+    C, at=2, sequence=1, origin=Origin.BOOKING_ADDRESS, uid="pat-event-1@example.net"
+)
+NEW_REQUEST = replace(BOOKED_BY_PAT, id=None, state=None, sequence=0)
+
+
+def request(at: Interval | None, *, sequence: int = 0, **kw: object) -> Request:
+    return Request(
+        guardian_id=PAT.guardian_id,
+        uid="pat-event-1@example.net",
+        organizer=PAT.email,
+        slot=at,
+        sequence=sequence,
+        dtstamp=LATER,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What a decision must say.  ``mail``: (METHOD or None, recipient, PARTSTAT or STATUS
+    the message carries, start slot index or None) per email, in order."""
+
+    rule: str
+    state: MeetingState | None
+    bumped: bool = False
+    calendar: CalendarAction = CalendarAction.NONE
+    releases: int | None = None
+    mail: tuple[tuple[str | None, str, str, int | None], ...] = ()
+    then: tuple[str, ...] = ()
+    outcome: str = "applied"
+    waitlist: bool = False
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    meeting: MeetingView
+    event: Event
+    expect: Expect
+    ctx: Context = field(default_factory=context)
+
+
+ACCEPTED, DECLINED, TENTATIVE = PARTSTAT.ACCEPTED, PARTSTAT.DECLINED, PARTSTAT.TENTATIVE
+PAT_ID = PAT.guardian_id
+
+CASES = [
+    Case(
+        "an accept confirms: the teacher's calendar, a CONFIRMED update (RFC 5546 §3.2.3)",
+        meeting(P),
+        Answer(guardian_id=PAT_ID, partstat=ACCEPTED, dtstamp=LATER),
+        Expect(
+            "accept", C, True, CalendarAction.WRITE, mail=(("REQUEST", PAT.email, "CONFIRMED", 0),)
+        ),
+    ),
+    Case(
+        "an accept after the hold deadline is decided by the deadline",
+        meeting(P, hold_until=NOW - timedelta(minutes=1)),
+        Answer(guardian_id=PAT_ID, partstat=ACCEPTED, dtstamp=LATER),
+        Expect(
+            "accept-late",
+            MeetingState.EXPIRED,
+            True,
+            releases=0,
+            mail=(("CANCEL", PAT.email, "CANCELLED", 0),),
+        ),
+    ),
+    Case(
+        "a tentative answer keeps the hold",
+        meeting(P),
+        Answer(guardian_id=PAT_ID, partstat=TENTATIVE, dtstamp=LATER),
+        Expect("tentative", P),
+    ),
+    Case(
+        "a decline releases the slot and proposes the next best time",
+        meeting(P, at=3),
+        Answer(guardian_id=PAT_ID, partstat=DECLINED, dtstamp=LATER),
+        Expect(
+            "decline",
+            MeetingState.DECLINED,
+            True,
+            releases=3,
+            mail=(("CANCEL", PAT.email, "CANCELLED", 3),),
+            then=("reproposal",),
+        ),
+        context(free=(0, 3, 5)),
+    ),
+    Case(
+        "after max_reproposals a decline proposes nothing more",
+        meeting(P, at=3, reproposals=2),
+        Answer(guardian_id=PAT_ID, partstat=DECLINED, dtstamp=LATER),
+        Expect(
+            "decline",
+            MeetingState.DECLINED,
+            True,
+            releases=3,
+            mail=(("CANCEL", PAT.email, "CANCELLED", 3),),
+        ),
+    ),
+    Case(
+        "a decline when the teacher has no other time puts the family on the waiting list",
+        meeting(P, at=3),
+        Answer(guardian_id=PAT_ID, partstat=DECLINED, dtstamp=LATER),
+        Expect(
+            "decline",
+            MeetingState.DECLINED,
+            True,
+            releases=3,
+            waitlist=True,
+            mail=(("CANCEL", PAT.email, "CANCELLED", 3), (None, PAT.email, "", None)),
+        ),
+        context(free=(3,)),
+    ),
+    Case(
+        "a decline of a confirmed meeting cancels it and takes the event down",
+        meeting(C, sequence=1),
+        Answer(guardian_id=PAT_ID, partstat=DECLINED, sequence=1, dtstamp=LATER),
+        Expect(
+            "decline",
+            MeetingState.CANCELLED,
+            True,
+            CalendarAction.REMOVE,
+            releases=0,
+            mail=(("CANCEL", PAT.email, "CANCELLED", 0),),
+        ),
+    ),
+    Case(
+        "one guardian declining while the other attends keeps the meeting",
+        with_answer(meeting(C, sequence=1, parties=(PAT, KIM)), KIM, ACCEPTED, 1),
+        Answer(guardian_id=PAT_ID, partstat=DECLINED, sequence=1, dtstamp=LATER),
+        Expect("decline-recorded", C),
+    ),
+    Case(
+        "a decline of the original after a granted counter is stale (RFC 5546 §2.1.5)",
+        with_answer(meeting(C, at=4, sequence=1), PAT, ACCEPTED, 0),
+        Answer(guardian_id=PAT_ID, partstat=DECLINED, sequence=0, dtstamp=NOW - timedelta(hours=1)),
+        Expect("stale", C, outcome="stale"),
+    ),
+    Case(
+        "a counter for a free time moves and confirms the meeting",
+        meeting(P, at=0),
+        Counter(guardian_id=PAT_ID, proposed=slot(4), dtstamp=LATER),
+        Expect(
+            "counter-granted",
+            C,
+            True,
+            CalendarAction.WRITE,
+            releases=0,
+            mail=(("REQUEST", PAT.email, "CONFIRMED", 4),),
+        ),
+    ),
+    Case(
+        "a counter for a busy time is declined with alternatives (§3.2.8)",
+        meeting(P, at=0),
+        Counter(guardian_id=PAT_ID, proposed=slot(4), dtstamp=LATER),
+        Expect("counter-refused", P, mail=(("DECLINECOUNTER", PAT.email, "", 0),)),
+        context(free=(0, 1, 6)),
+    ),
+    Case(
+        "Gmail's reply carrying a new time is a counter",
+        meeting(P, at=0),
+        Answer(guardian_id=PAT_ID, partstat=TENTATIVE, dtstamp=LATER, proposed=slot(5)),
+        Expect(
+            "counter-granted",
+            C,
+            True,
+            CalendarAction.WRITE,
+            releases=0,
+            mail=(("REQUEST", PAT.email, "CONFIRMED", 5),),
+        ),
+    ),
+    Case(
+        "a refresh sends the current version to the one who asked",
+        meeting(P, parties=(PAT, KIM)),
+        Refresh(guardian_id=KIM.guardian_id),
+        Expect("refresh", P, mail=(("REQUEST", KIM.email, "TENTATIVE", 0),)),
+    ),
+    Case(
+        "a refresh of a closed meeting sends its CANCEL again",
+        meeting(MeetingState.EXPIRED, sequence=1),
+        Refresh(guardian_id=PAT_ID),
+        Expect("refresh", MeetingState.EXPIRED, mail=(("CANCEL", PAT.email, "CANCELLED", 0),)),
+    ),
+    Case(
+        "the hold deadline passing expires the proposal",
+        meeting(P, hold_until=NOW),
+        HoldExpired(),
+        Expect(
+            "expire",
+            MeetingState.EXPIRED,
+            True,
+            releases=0,
+            mail=(("CANCEL", PAT.email, "CANCELLED", 0),),
+        ),
+    ),
+    Case(
+        "staff cancel a confirmed meeting: CANCEL, the event taken down",
+        meeting(C, sequence=1),
+        StaffCancel(reason="the teacher is ill"),
+        Expect(
+            "staff-cancel",
+            MeetingState.CANCELLED,
+            True,
+            CalendarAction.REMOVE,
+            releases=0,
+            mail=(("CANCEL", PAT.email, "CANCELLED", 0),),
+        ),
+    ),
+    Case(
+        "staff reschedule a confirmed meeting to a free time",
+        meeting(C, sequence=1),
+        StaffReschedule(slot=slot(6)),
+        Expect(
+            "staff-reschedule",
+            C,
+            True,
+            CalendarAction.WRITE,
+            releases=0,
+            mail=(("REQUEST", PAT.email, "CONFIRMED", 6),),
+        ),
+    ),
+    Case(
+        "staff book a free time for a family",
+        replace(meeting(None), origin=Origin.STAFF),
+        StaffBook(slot=slot(2)),
+        Expect(
+            "staff-book",
+            C,
+            False,
+            CalendarAction.WRITE,
+            mail=(("REQUEST", PAT.email, "CONFIRMED", 2),),
+        ),
+    ),
+    Case(
+        "staff may book past the deadline with an override, recorded",
+        replace(meeting(None), origin=Origin.STAFF),
+        StaffBook(slot=slot(2), override=True),
+        Expect(
+            "staff-book",
+            C,
+            False,
+            CalendarAction.WRITE,
+            mail=(("REQUEST", PAT.email, "CONFIRMED", 2),),
+        ),
+        context(rules=replace(RULES, booking_closes=NOW - timedelta(days=1))),
+    ),
+    Case(
+        "without the override the deadline holds for staff too",
+        replace(meeting(None), origin=Origin.STAFF),
+        StaffBook(slot=slot(2)),
+        Expect("staff-refused", None, outcome="refused"),
+        context(rules=replace(RULES, booking_closes=NOW - timedelta(days=1))),
+    ),
+    Case(
+        "the planner's offer holds a slot: a TENTATIVE invitation",
+        meeting(None),
+        Offer(slot=slot(1)),
+        Expect("offer", P, mail=(("REQUEST", PAT.email, "TENTATIVE", 1),)),
+    ),
+    Case(
+        "a request to a booking address at a free time is accepted like a room mailbox",
+        NEW_REQUEST,
+        request(slot(2)),
+        Expect(
+            "request-granted",
+            C,
+            False,
+            CalendarAction.WRITE,
+            mail=(("REPLY", PAT.email, "ACCEPTED", 2), (None, PAT.email, "", None)),
+        ),
+    ),
+    Case(
+        "a request for a busy time is declined with alternatives",
+        NEW_REQUEST,
+        request(slot(2)),
+        Expect("request-refused", None, mail=(("REPLY", PAT.email, "DECLINED", 2),)),
+        context(free=(0, 5)),
+    ),
+    Case(
+        "a request from somebody who is not a guardian of the teacher's students is declined",
+        NEW_REQUEST,
+        request(slot(2)),
+        Expect("request-refused", None, mail=(("REPLY", PAT.email, "DECLINED", 2),)),
+        context(is_guardian=False),
+    ),
+    Case(
+        "a request longer than one slot is declined",
+        NEW_REQUEST,
+        request(Interval(slot(2).start, slot(3).end)),
+        Expect("request-refused", None, mail=(("REPLY", PAT.email, "DECLINED", 2),)),
+    ),
+    Case(
+        "a request after booking closed is declined",
+        NEW_REQUEST,
+        request(slot(2)),
+        Expect("request-refused", None, mail=(("REPLY", PAT.email, "DECLINED", 2),)),
+        context(rules=replace(RULES, booking_closes=NOW)),
+    ),
+    Case(
+        "the parent's updated request to a free time moves the booking",
+        BOOKED_BY_PAT,
+        request(slot(5), sequence=2),
+        Expect(
+            "request-moved",
+            C,
+            True,
+            CalendarAction.WRITE,
+            releases=2,
+            mail=(("REPLY", PAT.email, "ACCEPTED", 5), (None, PAT.email, "", None)),
+        ),
+    ),
+    Case(
+        "the parent's updated request to a busy time is declined and the booking released",
+        BOOKED_BY_PAT,
+        request(slot(5), sequence=2),
+        Expect(
+            "request-move-refused",
+            MeetingState.CANCELLED,
+            True,
+            CalendarAction.REMOVE,
+            releases=2,
+            mail=(("REPLY", PAT.email, "DECLINED", 2),),
+        ),
+        context(free=(2,)),
+    ),
+    Case(
+        "the parent's CANCEL takes the booking down",
+        BOOKED_BY_PAT,
+        OrganizerCancel(guardian_id=PAT_ID, sequence=2, dtstamp=LATER),
+        Expect("organizer-cancel", MeetingState.CANCELLED, True, CalendarAction.REMOVE, releases=2),
+    ),
+    Case(
+        "the teacher moved our event: the parent is asked again at the new time",
+        meeting(C, sequence=1),
+        TeacherMoved(slot=slot(7)),
+        Expect(
+            "teacher-moved", C, True, releases=0, mail=(("REQUEST", PAT.email, "NEEDS-ACTION", 7),)
+        ),
+    ),
+    Case(
+        "the teacher deleted our event: CANCEL, and a new proposal",
+        meeting(C, sequence=1, at=1),
+        TeacherRemoved(),
+        Expect(
+            "teacher-removed",
+            MeetingState.CANCELLED,
+            True,
+            releases=1,
+            mail=(("CANCEL", PAT.email, "CANCELLED", 1),),
+            then=("reproposal",),
+        ),
+        context(free=(0, 1, 2)),
+    ),
+    Case(
+        "the end passing completes a confirmed meeting",
+        meeting(C, sequence=1),
+        Completed(),
+        Expect("complete", MeetingState.COMPLETED),
+    ),
+    Case(
+        "staff mark a no-show",
+        meeting(MeetingState.COMPLETED, sequence=1),
+        MarkNoShow(),
+        Expect("no-show", MeetingState.NO_SHOW),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_the_decision(case: Case) -> None:
+    decision = decide(case.meeting, case.event, case.ctx)
+    want = case.expect
+
+    assert (decision.rule, decision.outcome, decision.state) == (
+        want.rule,
+        want.outcome,
+        want.state,
+    )
+    assert decision.bumped is want.bumped
+    assert decision.calendar is want.calendar
+    assert decision.releases == (slot(want.releases) if want.releases is not None else None)
+    assert tuple(d.rule for d in decision.then) == want.then
+    assert (decision.waitlist is not None) is want.waitlist
+    mail = []
+    for message, cal in sent(decision):
+        if cal is None:
+            mail.append((None, message.to, "", None))
+            continue
+        event = event_of(cal)
+        method = str(cal["METHOD"])
+        [attendee] = event.attendees
+        carried = (
+            attendee.params.get("PARTSTAT", "")
+            if method == "REPLY" or "STATUS" not in event
+            else str(event["STATUS"])
+        )
+        if method == "REQUEST" and attendee.params.get("PARTSTAT") == "NEEDS-ACTION":
+            carried = "NEEDS-ACTION" if decision.rule == "teacher-moved" else carried
+        start = next(i for i in range(8) if slot(i).start == event.DTSTART.astimezone(NOW.tzinfo))
+        mail.append((method, message.to, carried, start))
+        assert int(event.get("SEQUENCE", 0)) == (decision.after or decision.before).sequence  # type: ignore[union-attr]
+    assert tuple(mail) == want.mail
+
+
+def test_a_refused_request_names_the_reason_and_the_free_times() -> None:
+    decision = decide(NEW_REQUEST, request(slot(2)), context(free=(0, 5, 6, 7)))
+    [(message, cal)] = sent(decision)
+    event = event_of(cal)
+    comment = str(event["COMMENT"])
+    assert "the teacher is not free then" in comment
+    # Up to three alternatives, nearest first, written in the school's zone.
+    assert "15:00–15:15" in comment and "16:15–16:30" in comment and "16:30–16:45" in comment
+    assert "16:45–17:00" not in comment
+    assert str(event["REQUEST-STATUS"]).startswith("4.0")
+    assert message.message["From"].addresses[0].addr_spec == "book+ada@lincoln.example.org"
+
+
+def test_a_declined_counter_offers_alternatives_clear_of_the_familys_other_meetings() -> None:
+    others = (slot(1),)  # the family's meeting with another teacher
+    ctx = context(free=(0, 2, 3, 4, 5), family=others)
+    decision = decide(meeting(P, at=0), Counter(guardian_id=PAT_ID, proposed=slot(1)), ctx)
+    assert decision.rule == "counter-refused"
+    # slot 2 starts right when the other meeting ends: inside the 5-minute gap.
+    assert decision.alternatives == (slot(3), slot(4), slot(5))
+
+
+def test_the_granted_counter_resets_the_other_guardians_answers() -> None:
+    view = with_answer(meeting(C, sequence=1, parties=(PAT, KIM)), KIM, ACCEPTED, 1)
+    decision = decide(view, Counter(guardian_id=PAT_ID, proposed=slot(3), sequence=1), context())
+    assert decision.after is not None
+    answers = {p.email: p.partstat for p in decision.after.parties}
+    assert answers == {PAT.email: ACCEPTED, KIM.email: PARTSTAT.NEEDS_ACTION}
+    assert decision.history is not None and decision.history.old_start == slot(0).start
+
+
+def test_the_reproposal_avoids_every_time_already_offered() -> None:
+    ctx = context(free=(0, 1, 2, 3), tried=(slot(1),))
+    decision = decide(
+        meeting(P, at=0, reproposals=1),
+        Answer(guardian_id=PAT_ID, partstat=DECLINED, dtstamp=LATER),
+        ctx,
+    )
+    [offer] = decision.then
+    assert offer.after is not None and offer.after.slot == slot(2)
+    assert offer.after.reproposals == 2 and offer.after.replaces == 7
+    assert offer.after.uid == "next-z9z9z9z9z9z9z9z9@lincoln.example.org"
+
+
+def test_staff_overrides_are_recorded_in_the_history() -> None:
+    ctx = context(rules=replace(RULES, max_meetings_per_family=1), family_count=1)
+    decision = decide(
+        replace(meeting(None), origin=Origin.STAFF), StaffBook(slot=slot(2), override=True), ctx
+    )
+    assert decision.overrides == ("family cap",)
+    assert decision.history is not None and "staff override: family cap" in decision.history.reason
+    refused = decide(replace(meeting(None), origin=Origin.STAFF), StaffBook(slot=slot(2)), ctx)
+    assert refused.outcome == "refused" and "most allowed" in refused.reason
+
+
+def test_a_new_booking_supersedes_the_familys_pending_proposal() -> None:
+    pending = meeting(P, at=6, uid="old-proposal@lincoln.example.org")
+    decision = decide(NEW_REQUEST, request(slot(2)), context(pending=(pending,)))
+    [superseded] = decision.then
+    assert (superseded.rule, superseded.state) == ("supersede", MeetingState.SUPERSEDED)
+    [(_, cal)] = sent(superseded)
+    assert str(cal["METHOD"]) == "CANCEL" if cal is not None else False
