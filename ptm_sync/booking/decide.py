@@ -731,8 +731,9 @@ def _staff_reschedule(meeting: MeetingView, event: StaffReschedule, ctx: Context
 def _staff_cancel(meeting: MeetingView, event: StaffCancel, ctx: Context) -> Decision:
     if meeting.state not in OPEN:
         return _refused_for_staff(meeting, ctx, f"the meeting is {meeting.state}")
-    name = "staff-cancel-booked" if meeting.organized_by_parent else "staff-cancel"
-    asker = meeting.parties[0].guardian_id if meeting.organized_by_parent else None
+    booked = meeting.organized_by_parent and meeting.state is MeetingState.CONFIRMED
+    name = "staff-cancel-booked" if booked else "staff-cancel"
+    asker = meeting.parties[0].guardian_id if booked else None
     reason = event.reason or "cancelled by the school"
     return _apply(
         row_for(meeting.state, name),
