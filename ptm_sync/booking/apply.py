@@ -481,6 +481,7 @@ def record_calendar_event(
     row = session.get(Meeting, meeting_id)
     if row is not None:
         row.remote_href, row.remote_etag = href, etag
+        session.flush()
 
 
 def enqueue_email(

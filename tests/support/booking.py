@@ -423,6 +423,27 @@ class SeededSchool:
         raw = invitation or self.latest_request(meeting_id, by)
         return parents.reply(client, raw, partstat, tz=TZ, now=self.now + at, comment=comment)
 
+    def counter(
+        self,
+        meeting: Meeting | int,
+        *,
+        slot: int | Interval,
+        at: timedelta = timedelta(minutes=10),
+        by: str | None = None,
+        comment: str = "",
+    ) -> bytes:
+        """Outlook's "Propose new time" for the latest REQUEST, asking for ``slot``."""
+        meeting_id = meeting if isinstance(meeting, int) else meeting.id
+        when = slot if isinstance(slot, Interval) else self.slot(slot)
+        return parents.propose_new_time(
+            self.latest_request(meeting_id, by),
+            when.start,
+            when.end,
+            tz=TZ,
+            now=self.now + at,
+            comment=comment,
+        )
+
     def deliver(self, raw: bytes, *, at: timedelta = timedelta(minutes=15)) -> Outcome:
         """The inbound pipeline, as `mail deliver` runs it, ``at`` after ``now``."""
         return process(self.db, self.config, raw, now=self.now + at, video=self.video)
