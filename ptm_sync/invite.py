@@ -222,9 +222,14 @@ def _propose_family(
         teacher, invited, students = _people(session, proposal.need)
         people.update((g.email, g) for g in invited)
         draft = load.draft(
-            config, period, teacher, invited, students, proposal.slot,
+            config,
+            period,
+            teacher,
+            invited,
+            students,
+            proposal.slot,
             fresh=applier.fresh(session, period.id),
-        )  # fmt: skip
+        )
         decision = applier.handle(session, draft, Offer(slot=proposal.slot))
         if decision.outcome != APPLIED or decision.after is None:
             # Someone took that slot since we planned (or a cap forbids it): the next run

@@ -16,8 +16,8 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypedDict
 from email.message import EmailMessage
+from typing import TypedDict
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar

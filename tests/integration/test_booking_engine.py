@@ -110,9 +110,14 @@ def _decided_now(school: SeededSchool, guardian: str, slot: Interval) -> Decisio
         teacher = session.scalars(select(Teacher).where(Teacher.email == ADA)).one()
         applier = school.applier()
         draft = load.draft(
-            school.config, school.period(), teacher, guardians, students, slot,
+            school.config,
+            school.period(),
+            teacher,
+            guardians,
+            students,
+            slot,
             fresh=applier.fresh(session, "spring"),
-        )  # fmt: skip
+        )
         ctx = load.context(
             session, school.config, draft, school.now, needs=needs_of(Offer(slot=slot))
         )

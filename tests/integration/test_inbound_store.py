@@ -81,9 +81,14 @@ def _propose(db: Database, config: Config) -> bytes:
         applier = Applier(config, now=NOW, video=provider_for(config.video))
         period = config.periods[0]
         draft = load.draft(
-            config, period, teacher, [guardian], [student], SLOT,
+            config,
+            period,
+            teacher,
+            [guardian],
+            [student],
+            SLOT,
             fresh=applier.fresh(s, period.id),
-        )  # fmt: skip
+        )
         assert applier.handle(s, draft, Offer(slot=SLOT)).outcome == "applied"
     with db.read() as s:
         row = s.scalars(select(Outbox).where(Outbox.key.like("email:<invitation.%"))).one()

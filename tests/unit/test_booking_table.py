@@ -121,7 +121,7 @@ EVENTS: list[Event] = [
         slot=slot(3),
         sequence=1,
         dtstamp=LATER,
-    ),  # fmt: skip
+    ),
     OrganizerCancel(guardian_id=PAT.guardian_id, sequence=1),
     Offer(slot=slot(3)),
     StaffBook(slot=slot(3)),
