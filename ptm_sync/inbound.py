@@ -291,9 +291,10 @@ def _short(decision: Decision) -> str:
     """The reason recorded for the message: what was decided, in a few words."""
     if decision.outcome != APPLIED or (decision.history is None and decision.after):
         return decision.reason
-    if decision.rule == "counter-refused":
+    if decision.rule in ("counter-refused", "request-refused", "request-move-refused"):
         why = decision.notices[0].reason if decision.notices else decision.reason
-        return f"counter declined: {why}"
+        what = "counter" if decision.rule == "counter-refused" else "request"
+        return f"{what} declined: {why}"
     return {
         "accept": "accepted",
         "accept-recorded": "accepted",
@@ -303,6 +304,9 @@ def _short(decision: Decision) -> str:
         "refresh": "refresh",
         "tentative": "tentative",
         "accept-late": "accepted after the hold deadline",
+        "request-granted": "booked",
+        "request-moved": "moved",
+        "organizer-cancel": "cancelled",
     }.get(decision.rule, f"{decision.rule}: {decision.reason}")
 
 
