@@ -14,12 +14,15 @@ not know are ignored:
   teacher's calendar within it; ``room`` may be empty.  Without a ``booking_address``
   column a stored booking address is kept; an empty cell clears it.
 * **families**: ``student_id,student_name,guardian_email,guardian_name,teacher_email`` and
-  optionally ``language`` — one row per student, guardian and teacher.  Every
+  optionally ``language`` and ``meeting_mode`` (``joint`` | ``separate``: whether the
+  student's guardians meet a teacher together or each on their own; empty follows the
+  period's ``meeting_mode``) — one row per student, guardian and teacher.  Every
   ``teacher_email`` must be a teacher of the files given or of the database.
 * **OneRoster 1.1 CSV** (a folder or a .zip): see :mod:`ptm_sync.oneroster`.
 
 Merging: the same teacher in several teachers rows must have the same data; a student id
-keeps one name; a guardian email one name and at most one language.  Emails are compared
+keeps one name and at most one meeting mode; a guardian email one name and at most one
+language.  Emails are compared
 case-insensitively and kept lower-cased.
 
 Links: the families rows (and OneRoster enrollments) are the whole truth about the students
@@ -37,6 +40,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ptm_sync import oneroster
+from ptm_sync.config import MEETING_MODES
 from ptm_sync.roster_input import (
     ID_LIMIT,
     NAME_LIMIT,
@@ -84,6 +88,7 @@ _LIMITS = {
     "student_name": NAME_LIMIT,
     "guardian_name": NAME_LIMIT,
     "language": 35,
+    "meeting_mode": 10,
 }
 _LANGUAGE = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*")  # a BCP 47 tag, loosely
 
@@ -116,6 +121,7 @@ class RosterTeacher:
 class RosterStudent:
     id: str
     name: str
+    meeting_mode: str = ""  # joint | separate; "" keeps the stored mode (or the period's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,8 +293,12 @@ def _read_families(table: Table, entries: Entries, problems: Problems) -> None:
         language = _value(row, "language", problems)
         if language and not _LANGUAGE.fullmatch(language):
             problems.add(row.where, f"language: not a language tag like en or pt-BR: {language!r}")
+        mode = (_value(row, "meeting_mode", problems) or "").lower()
+        if mode and mode not in MEETING_MODES:
+            problems.add(row.where, f"meeting_mode: must be joint or separate, not {mode!r}")
+            mode = ""
         if student_id and student_name:
-            entries.students.append(StudentEntry(row.where, student_id, student_name))
+            entries.students.append(StudentEntry(row.where, student_id, student_name, mode))
         if guardian and guardian_name:
             entries.guardians.append(GuardianEntry(row.where, guardian, guardian_name, language))
         if student_id and guardian and teacher:
@@ -334,6 +344,13 @@ def _teacher_differences(a: TeacherEntry, b: TeacherEntry) -> list[str]:
     ]
 
 
+def _student_differences(a: StudentEntry, b: StudentEntry) -> list[str]:
+    differ = ["name"] if a.name != b.name else []
+    if a.meeting_mode and b.meeting_mode and a.meeting_mode != b.meeting_mode:
+        differ.append("meeting_mode")
+    return differ
+
+
 def _guardian_differences(a: GuardianEntry, b: GuardianEntry) -> list[str]:
     differ = ["name"] if a.name != b.name else []
     if a.language and b.language and a.language != b.language:
@@ -368,10 +385,14 @@ def _merge(entries: Entries, context: RosterContext, problems: Problems) -> Rost
     students = _unique(
         entries.students,
         lambda s: s.id,
-        lambda a, b: ["name"] if a.name != b.name else [],
+        _student_differences,
         lambda sid: f"student {sid}",
         problems,
     )
+    modes: dict[str, str] = {}
+    for student in entries.students:
+        if student.meeting_mode:
+            modes.setdefault(student.id, student.meeting_mode)
     guardians = _unique(
         entries.guardians,
         lambda g: g.email,
@@ -397,7 +418,9 @@ def _merge(entries: Entries, context: RosterContext, problems: Problems) -> Rost
         links.add(RosterLink(link.guardian, link.student, link.teacher))
     return Roster(
         teachers=tuple(teachers[e] for e in sorted(teachers)),
-        students=tuple(RosterStudent(s.id, s.name) for _, s in sorted(students.items())),
+        students=tuple(
+            RosterStudent(s.id, s.name, modes.get(s.id, "")) for _, s in sorted(students.items())
+        ),
         guardians=tuple(
             RosterGuardian(g.email, g.name, languages.get(g.email, ""))
             for _, g in sorted(guardians.items())

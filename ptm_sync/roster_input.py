@@ -279,6 +279,7 @@ class StudentEntry:
     where: Where
     id: str
     name: str
+    meeting_mode: str = ""  # joint | separate; "" when not given
 
 
 @dataclass(frozen=True, slots=True)

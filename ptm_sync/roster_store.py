@@ -142,11 +142,13 @@ def _apply(session: Session, roster: Roster) -> ImportReport:
     for rs in roster.students:
         student = students.get(rs.id)
         if student is None:
-            students[rs.id] = student = Student(student_id=rs.id, name=rs.name)
+            students[rs.id] = student = Student(
+                student_id=rs.id, name=rs.name, meeting_mode=rs.meeting_mode
+            )
             session.add(student)
             added += 1
         else:
-            updated += _assign(student, name=rs.name)
+            updated += _assign(student, name=rs.name, meeting_mode=rs.meeting_mode or None)
     student_tally = Tally(len(roster.students), added, updated)
     guardians = {g.email.lower(): g for g in session.scalars(select(Guardian))}
     added = updated = 0

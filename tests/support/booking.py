@@ -151,10 +151,14 @@ password = "{caldav_password}"
 
 
 def roster(
-    calendars: Mapping[str, str] | None = None, families: Sequence[Family] = FAMILIES
+    calendars: Mapping[str, str] | None = None,
+    families: Sequence[Family] = FAMILIES,
+    modes: Mapping[str, str] | None = None,
 ) -> Roster:
-    """TEACHERS and ``families`` as a validated roster (calendar URLs per teacher email)."""
+    """TEACHERS and ``families`` as a validated roster (calendar URLs per teacher email);
+    ``modes``: a student's ``meeting_mode`` by student id."""
     calendars = calendars or {}
+    modes = modes or {}
     return Roster(
         teachers=tuple(
             RosterTeacher(
@@ -167,7 +171,11 @@ def roster(
             )
             for e, n, r in TEACHERS
         ),
-        students=tuple({sid: RosterStudent(sid, name) for sid, name, *_ in families}.values()),
+        students=tuple(
+            {
+                sid: RosterStudent(sid, name, modes.get(sid, "")) for sid, name, *_ in families
+            }.values()
+        ),
         guardians=tuple({g: RosterGuardian(g, gname) for _, _, g, gname, _ in families}.values()),
         links=tuple(RosterLink(g, sid, t) for sid, _, g, _, teachers in families for t in teachers),
     )
@@ -248,11 +256,12 @@ class SeededSchool:
         calendars: Mapping[str, str] | None = None,
         now: datetime = NOW,
         families: Sequence[Family] = FAMILIES,
+        modes: Mapping[str, str] | None = None,
         **config: Any,
     ) -> SeededSchool:
         """Parse the config (keywords go to :func:`config_text`) and store the roster."""
         school = cls(db, parse(config_text(**config)), now, families)
-        apply_roster(db, roster(calendars, families))
+        apply_roster(db, roster(calendars, families, modes))
         with db.write() as session:
             ensure_periods(session, school.config)
             # Every teacher's calendar has been read (empty): they are free all evening.

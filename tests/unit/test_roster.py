@@ -536,3 +536,22 @@ def test_roster_parsing_is_pure_no_database_no_network() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_students_meeting_mode_is_read_and_checked() -> None:
+    text = (
+        "student_id,student_name,guardian_email,guardian_name,teacher_email,meeting_mode\n"
+        "S1,Kid,p@x.org,Pat Doe,a.lindqvist@lincoln.example.org,Separate\n"
+        "S1,Kid,q@x.org,Quinn Doe,a.lindqvist@lincoln.example.org,\n"  # empty: fine
+        "S2,Kid Two,p@x.org,Pat Doe,a.lindqvist@lincoln.example.org,joint\n"
+    )
+    roster = parse(csv("t.csv", TEACHERS), csv("f.csv", text))
+    assert {s.id: s.meeting_mode for s in roster.students} == {"S1": "separate", "S2": "joint"}
+
+    wrong = text.replace(",joint\n", ",apart\n") + (
+        "S1,Kid,q@x.org,Quinn Doe,a.lindqvist@lincoln.example.org,joint\n"
+    )
+    assert problems(csv("t.csv", TEACHERS), csv("f.csv", wrong)) == [
+        "f.csv:4: meeting_mode: must be joint or separate, not 'apart'",
+        "f.csv:5: student S1 has a different meeting_mode than at f.csv:2",
+    ]
