@@ -48,7 +48,7 @@ _MEETING_BY_UID = (
     .join(MeetingGuardian.guardian)
     .options(
         contains_eager(Meeting.guardians).contains_eager(MeetingGuardian.guardian),
-        selectinload(Meeting.students).selectinload(MeetingStudent.student),
+        selectinload(Meeting.students).joinedload(MeetingStudent.student),
     )
     .where(Meeting.uid == bindparam("uid"))
     .with_for_update(of=(Meeting, MeetingGuardian))

@@ -135,15 +135,17 @@ class Applier:
                 is_guardian=is_guardian,
             )
             decision = decide(view, event, ctx)
+            if not _claims_a_slot(decision):
+                # Nothing the unique index could refuse: no savepoint needed.
+                made = self.write(session, decision, inbound_id)
+                return _with_id(decision, made)
             try:
                 with session.begin_nested():
                     made = self.write(session, decision, inbound_id)
             except SlotTaken:
                 log.info("lost the race for a slot; deciding again (%s)", decision.rule)
                 continue
-            if made is not None and decision.after is not None and decision.after.id is None:
-                decision = replace(decision, after=replace(decision.after, id=made))
-            return decision
+            return _with_id(decision, made)
         raise SlotTaken("another meeting holds that time")
 
     def fresh(self, session: Session, period: str) -> Fresh:
@@ -509,6 +511,24 @@ def enqueue_email(
         now=now,
         meeting_id=meeting_id,
     )
+
+
+def _claims_a_slot(decision: Decision) -> bool:
+    """Whether writing ``decision`` may meet the database's refusal of a taken slot: it
+    creates a meeting, gives one a new time, or has follow-ups (which may create one)."""
+    if decision.then or decision.releases is not None:
+        return True
+    before, after = decision.before, decision.after
+    if after is None:
+        return False
+    return before is None or before.state is None or after.slot != before.slot
+
+
+def _with_id(decision: Decision, made: int | None) -> Decision:
+    """``decision`` with the id of the meeting it created."""
+    if made is not None and decision.after is not None and decision.after.id is None:
+        return replace(decision, after=replace(decision.after, id=made))
+    return decision
 
 
 def _claim(session: Session) -> None:

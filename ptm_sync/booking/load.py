@@ -171,7 +171,7 @@ def meetings_by_id(session: Session, ids: Collection[int]) -> list[Meeting]:
             .where(Meeting.id.in_(list(ids)))
             .options(
                 selectinload(Meeting.guardians).selectinload(MeetingGuardian.guardian),
-                selectinload(Meeting.students).selectinload(MeetingStudent.student),
+                selectinload(Meeting.students).joinedload(MeetingStudent.student),
             )
             .order_by(Meeting.id)
         )
