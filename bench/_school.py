@@ -13,7 +13,6 @@ carry random parts by design; they change the bytes, not the work.)
 
 from __future__ import annotations
 
-import base64
 import json
 import random
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from ptm_sync import config as config_mod
+from ptm_sync.booking.notices import email_of
 from ptm_sync.config import Config
 from ptm_sync.invite import invite
 from ptm_sync.periods import ensure_periods
@@ -187,6 +187,6 @@ def pending_emails(db: Database, *, invitations_only: bool = True) -> list[Email
     found = []
     for row in rows:
         data = json.loads(row.payload)
-        raw = base64.b64decode(data["raw"])
+        raw = email_of(data)
         found.append(Email(row.id, row.key, data["from"], tuple(data["to"]), raw))
     return found

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import ssl
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -10,6 +9,7 @@ from datetime import datetime
 from connectors.base import CalendarConnector, CalendarRef, MeetingEvent, RemoteRef
 from ptm_sync import outbox
 from ptm_sync.booking.apply import record_calendar_event
+from ptm_sync.booking.notices import email_of
 from ptm_sync.config import Config
 from ptm_sync.errors import NotFound, PtmError, WrongEtag
 from ptm_sync.mail.smtp import SmtpSender
@@ -28,7 +28,7 @@ class EmailDeliverer:
 
     def __call__(self, row: Outbox) -> None:
         data = outbox.payload(row)
-        raw = base64.b64decode(data["raw"])
+        raw = email_of(data)
         self.sender.send(raw, sender=data["from"], recipients=data["to"])
 
     def close(self) -> None:

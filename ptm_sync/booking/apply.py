@@ -32,7 +32,7 @@ from ptm_sync import imip, messages, outbox, trust
 from ptm_sync.booking import load
 from ptm_sync.booking.decide import APPLIED, DUPLICATE, decide, needs
 from ptm_sync.booking.events import Event, Offer
-from ptm_sync.booking.notices import Letterhead, Outgoing, compose, facts
+from ptm_sync.booking.letters import Letter, Letterhead, facts, letters
 from ptm_sync.booking.values import (
     TRIED,
     CalendarAction,
@@ -188,8 +188,8 @@ class Applier:
                 self._history(session, decision, meeting_id, inbound_id)
         if after is not None and decision.calendar is not CalendarAction.NONE:
             self._calendar(session, after, meeting_id)
-        for message in compose(decision, self.head, self.now):
-            self._email(session, message, meeting_id)
+        for letter in letters(decision, self.head, self.now):
+            self._letter(session, letter, meeting_id)
         if decision.waitlist is not None:
             self._join_waitlist(session, decision.waitlist)
         for follow in decision.then:
@@ -282,14 +282,15 @@ class Applier:
             },
         )
 
-    def _email(self, session: Session, message: Outgoing, meeting_id: int | None) -> None:
-        enqueue_email(
+    def _letter(self, session: Session, letter: Letter, meeting_id: int | None) -> None:
+        """An email as an outbox row holding its letter; rendered when it is delivered."""
+        outbox.enqueue(
             session,
-            message.message,
-            meeting_id=meeting_id,
+            key=f"email:{letter.message_id}",
+            kind=outbox.EMAIL,
+            payload={"from": letter.envelope_from, "to": [letter.to], "letter": letter.as_json()},
             now=self.now,
-            envelope_from=message.sender,
-            to=[message.to],
+            meeting_id=meeting_id,
         )
 
     def _calendar(self, session: Session, meeting: MeetingView, meeting_id: int | None) -> None:

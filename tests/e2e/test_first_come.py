@@ -10,7 +10,6 @@ traceback or tells anybody that the database is locked.  On SQLite and on Postgr
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from ptm_sync.booking.notices import email_of
 from ptm_sync.model import ACTIVE_STATES
 from ptm_sync.store import Database, Meeting, Outbox
 from tests.support.booking import ADA, SeededSchool, calendar_of, config_text
@@ -106,7 +106,7 @@ def _answers(school: SeededSchool) -> list[tuple[str, str, str]]:
     with school.db.read() as session:
         for row in session.scalars(select(Outbox).where(Outbox.kind == "email")):
             data = json.loads(row.payload)
-            raw = base64.b64decode(data["raw"])
+            raw = email_of(data)
             cal = calendar_of(raw)
             if cal is None:
                 continue

@@ -18,6 +18,7 @@ from icalendar import Calendar, Event
 from connectors.base import CalendarConnector, CalendarRef, MeetingEvent, RemoteRef
 from ptm_sync import outbox
 from ptm_sync.booking.events import Answer, StaffCancel
+from ptm_sync.booking.notices import email_of
 from ptm_sync.deliver import CalendarDeliverer
 from ptm_sync.store import Database, Meeting, Outbox
 from ptm_sync.sync import Connectors
@@ -63,7 +64,7 @@ class Teacher:
         self.clock_at += timedelta(hours=1)
 
         def email(row: Outbox) -> None:
-            self.sent.append(outbox.payload(row)["raw"].encode())
+            self.sent.append(email_of(outbox.payload(row)))
 
         return outbox.flush(
             self.school.db,

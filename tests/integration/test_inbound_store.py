@@ -6,7 +6,6 @@ against PostgreSQL too, where recording a message and finding it again take othe
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ from ptm_sync import config as config_mod
 from ptm_sync.booking import load
 from ptm_sync.booking.apply import Applier
 from ptm_sync.booking.events import Offer
+from ptm_sync.booking.notices import email_of
 from ptm_sync.config import Config
 from ptm_sync.demo import parents
 from ptm_sync.inbound import process
@@ -92,7 +92,7 @@ def _propose(db: Database, config: Config) -> bytes:
         assert applier.handle(s, draft, Offer(slot=SLOT)).outcome == "applied"
     with db.read() as s:
         row = s.scalars(select(Outbox).where(Outbox.key.like("email:<invitation.%"))).one()
-    return base64.b64decode(json.loads(row.payload)["raw"])
+    return email_of(json.loads(row.payload))
 
 
 @pytest.mark.parametrize("client", ["outlook", "gmail"])

@@ -17,7 +17,6 @@ feeds replies shaped like real clients' (:mod:`ptm_sync.demo.parents`) through
 
 from __future__ import annotations
 
-import base64
 import email
 import email.policy
 import json
@@ -37,6 +36,7 @@ from ptm_sync.availability import period_slots
 from ptm_sync.booking import load
 from ptm_sync.booking.apply import Applier
 from ptm_sync.booking.events import Offer
+from ptm_sync.booking.notices import email_of
 from ptm_sync.config import Config, PeriodConfig, parse
 from ptm_sync.demo import parents
 from ptm_sync.errors import BookingRefused, SlotTaken
@@ -385,7 +385,7 @@ class SeededSchool:
         found = []
         for row in self.outbox_rows(meeting_id, outbox.EMAIL):
             data = json.loads(row.payload)
-            found.append(SentEmail(row.id, row.key, data["to"], base64.b64decode(data["raw"])))
+            found.append(SentEmail(row.id, row.key, data["to"], email_of(data)))
         return found
 
     def latest_request(self, meeting_id: int, to: str | None = None) -> bytes:
