@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ptm_sync.itip import address_of
+from ptm_sync.emailaddress import EmailAddress, address_of
 
 __all__ = [
     "AuthResults",
@@ -39,7 +39,6 @@ _MAC_CHARS = 16
 _UID_CONTEXT = b"ptm-sync uid\0"
 _TOKEN_CONTEXT = b"ptm-sync organizer token\0"
 _TOKEN_RE = re.compile(r"^[a-z0-9]+$")
-_GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
 Verdict = Literal["pass", "fail", "none"]
 
@@ -119,17 +118,11 @@ def token_from_address(addr: str, organizer: str) -> str | None:
 def normalize_address(addr: str) -> str:
     """An address in the form two spellings of one mailbox share.
 
-    Lowercased, without ``mailto:`` or angle brackets.  Gmail ignores dots and ``+tags`` in
-    its local parts and treats googlemail.com as gmail.com; other providers differ, so only
-    Gmail addresses are folded that far.
+    ``EmailAddress.parse(addr).identity()`` as text: lowercased, without ``mailto:`` or
+    angle brackets, and Gmail addresses without dots and ``+tags`` (see
+    :meth:`~ptm_sync.emailaddress.EmailAddress.identity`).
     """
-    local, at, domain = address_of(addr).rpartition("@")
-    if not at:
-        return domain
-    if domain in _GMAIL_DOMAINS:
-        domain = "gmail.com"
-        local = local.split("+", 1)[0].replace(".", "")
-    return f"{local}@{domain}"
+    return EmailAddress.parse(addr).identity().value
 
 
 def sender_may_act(

@@ -25,7 +25,8 @@ from ptm_sync.imip import (
     calendar_digest,
     extract,
 )
-from ptm_sync.itip import Invitation, Method, build_cancel, build_request
+from ptm_sync.itip import Attendee, Invitation, Method, build_cancel, build_request
+from tests.support.cases import case_bytes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "imip"
 NY = ZoneInfo("America/New_York")
@@ -287,6 +288,43 @@ def test_the_part_whose_method_matches_wins() -> None:
     labelled = ("text/calendar", REPLY_ICS.encode(), {"method": "REPLY"})
     inbound = extract(message(mislabelled, labelled), tz=NY)
     assert inbound.itip is not None and inbound.itip.uid == "u-1@lincoln.example.org"
+
+
+# --- the calendar part is unfolded on octets, then decoded (RFC 5545 §3.1) -------------------
+
+#: The note of shared/cases/reply-folded-inside-utf8.eml, as the parent wrote it (the fold
+#: at octet 75 splits the "à" of "là"; "Hélas" is followed by eleven ASCII full stops).
+FOLDED_NOTE = (
+    "Hélas........... Désolé, nous sommes en déplacement ce soir-là ; "
+    "pourriez-vous proposer un créneau plus tôt ? Merci beaucoup"
+)
+
+
+def test_a_reply_folded_inside_a_utf8_character_keeps_its_note() -> None:
+    raw = case_bytes(
+        "reply-folded-inside-utf8.eml",
+        uid="4f7c2a9e1b3d5a60-fqz3m2ltd7ckbxhe@lincoln.example.org",
+        organizer="conferences+k2pyj5t4ylnl3s3x@lincoln.example.org",
+        attendee="al.black@example.net",
+    )
+    inbound = extract(raw, tz=NY)
+    assert inbound.kind is Kind.ITIP and inbound.itip is not None
+    message = inbound.itip
+    assert message.uid == "4f7c2a9e1b3d5a60-fqz3m2ltd7ckbxhe@lincoln.example.org"
+    assert message.comment == FOLDED_NOTE
+    assert message.replying_attendee == Attendee("al.black@example.net", "DECLINED", "Al Black")
+    assert inbound.sender == "al.black@example.net"
+    assert inbound.calendar is not None  # kept as valid UTF-8, the fold undone
+    assert "ce soir-là \\; pourriez-vous" in inbound.calendar.decode("utf-8")
+
+
+def test_one_bad_octet_in_a_part_spoils_only_its_own_character() -> None:
+    body = REPLY_ICS.replace("END:VEVENT", "COMMENT:Merci \udcff à bientôt\r\nEND:VEVENT")
+    part = ("text/calendar", body.encode("utf-8", "surrogateescape"), {"charset": "utf-8"})
+    inbound = extract(message(part), tz=NY)
+    assert inbound.itip is not None
+    assert inbound.itip.attendees[0].cn == "Zoë Brontë"
+    assert inbound.itip.comment == "Merci \ufffd à bientôt"
 
 
 @pytest.mark.parametrize(
