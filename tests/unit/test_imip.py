@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -81,6 +81,30 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "sender": "anna.novak@gmail.com",
         "partstat": ("anna.novak@gmail.com", "DECLINED"),
         "comment": "We're away that weekend, is Monday possible?",  # X-RESPONSE-COMMENT
+    },
+    "gmail_counter_propose_new_time.eml": {
+        "kind": Kind.ITIP,
+        "from_address": "calendar-notification@google.com",
+        "sender": "tomas.ruiz@gmail.com",  # Reply-To of Google's notifier
+        "method": Method.COUNTER,
+        "method_hint": "COUNTER",
+        "proposes_time": True,
+        "partstat": ("tomas.ruiz@gmail.com", "TENTATIVE"),
+        "start": datetime(2027, 4, 10, 20, 0, tzinfo=UTC),
+        "end": datetime(2027, 4, 10, 20, 15, tzinfo=UTC),
+        "comment": "Could we do 4pm? Thank you!",  # X-RESPONSE-COMMENT
+    },
+    "gmail_reply_propose_new_time.eml": {
+        "kind": Kind.ITIP,
+        "from_address": "calendar-notification@google.com",
+        "sender": "priya.shah@gmail.com",
+        "method": Method.REPLY,
+        "method_hint": "REPLY",
+        "proposes_time": False,  # no marker in a REPLY: see test_gmail_reply_proposing_…
+        "partstat": ("priya.shah@gmail.com", "TENTATIVE"),
+        "start": datetime(2027, 4, 10, 21, 0, tzinfo=UTC),
+        "end": datetime(2027, 4, 10, 21, 15, tzinfo=UTC),
+        "comment": "I can only come after work, 5pm would be great.",
     },
     "apple_mail_reply_accepted_qp.eml": {
         "kind": Kind.ITIP,
@@ -164,7 +188,16 @@ EXPECTED: dict[str, dict[str, Any]] = {
 
 def observed(inbound: Inbound, name: str) -> object:
     message = inbound.itip
-    if name in ("method", "uid", "sequence", "organizer", "start", "end", "comment"):
+    if name in (
+        "method",
+        "uid",
+        "sequence",
+        "organizer",
+        "start",
+        "end",
+        "comment",
+        "proposes_time",
+    ):
         assert message is not None, inbound
         return getattr(message, name)
     if name == "partstat":
@@ -216,6 +249,34 @@ def test_what_is_no_itip_names_its_quarantine_reason(name: str, reason: str) -> 
     with pytest.raises(Unusable) as raised:
         inbound.require_itip()
     assert raised.value.reason == reason
+
+
+#: The meeting both Gmail proposals answer: 15:30-15:45 EDT on 2027-04-10.
+GMAIL_MEETING = (
+    datetime(2027, 4, 10, 19, 30, tzinfo=UTC),
+    datetime(2027, 4, 10, 19, 45, tzinfo=UTC),
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "proposed"),
+    [
+        ("gmail_counter_propose_new_time.eml", (20, 0)),
+        ("gmail_reply_propose_new_time.eml", (21, 0)),
+    ],
+)
+def test_gmail_reply_proposing_a_new_time_asks_for_it_like_a_counter(
+    name: str, proposed: tuple[int, int]
+) -> None:
+    """Google's "Propose a new time": the proposed span, whichever method carries it."""
+    message = fixture(name).require_itip()
+    start = datetime(2027, 4, 10, *proposed, tzinfo=UTC)
+    assert message.proposal(*GMAIL_MEETING) == (start, start + timedelta(minutes=15))
+
+
+def test_a_gmail_reply_at_the_meetings_time_proposes_nothing() -> None:
+    message = fixture("gmail_reply_declined_note.eml").require_itip()
+    assert message.proposal(*GMAIL_MEETING) is None
 
 
 def test_a_usable_reply_needs_no_quarantine() -> None:
