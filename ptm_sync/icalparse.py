@@ -62,9 +62,10 @@ _UTF8 = frozenset({"utf-8", "ascii"})
 _ZONED_LINE = re.compile(
     r"(?im)^(?P<name>[A-Z0-9-]+)(?P<params>;[^\r\n]*?TZID=[^\r\n]*)(?=[\r\n]|\Z)"
 )
-#: A DATE (``20270301``) or a DATE-TIME in UTC form (``20270301T200000Z``), RFC 5545 §3.3.
 #: Recurrence rule lines with white space in them (RFC 5545 §3.3.10 allows none).
 _SPACED_RULE = re.compile(r"(?im)^(?:RRULE|EXRULE)[;:][^\r\n]*?[ \t][^\r\n]*(?=[\r\n]|\Z)")
+#: A DATE (``20270301``) or a DATE-TIME in UTC form (``20270301T200000Z``), RFC 5545 §3.3;
+#: a PERIOD's end is either such a date-time or a duration (§3.3.9).
 _FIXED_VALUE = re.compile(r"\d{8}(?:T\d{6}Z)?")
 _PERIOD_END = re.compile(r"\d{8}T\d{6}Z|[+-]?P[0-9WDTHMS]+")
 

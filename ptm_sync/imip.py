@@ -12,8 +12,8 @@ Inbound, :func:`extract` reads one raw message into an :class:`Inbound` value: w
 to whom, and what kind of message it is.  The calendar part is found anywhere (inline or
 attached, with or without ``method=``, ``application/ics``, ``.ics`` with a generic type,
 inside a forwarded ``message/rfc822``), whatever its transfer encoding or charset, and is
-unfolded before it is decoded (:mod:`ptm_sync.icalparse`).  Delivery
-reports, auto-replies and read receipts are told apart before any calendar data is trusted.
+unfolded before it is decoded (:mod:`ptm_sync.icalparse`).  Delivery reports, auto-replies
+and read receipts are told apart before any calendar data is trusted.
 """
 
 from __future__ import annotations

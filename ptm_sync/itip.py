@@ -169,9 +169,9 @@ class ItipMessage:
 
         A COUNTER or REPLY that carries a whole timed span (DTSTART and DTEND or DURATION,
         not all-day) different from the meeting's asks for that span; anything else asks
-        for nothing (None).  An answer to the meeting as it is echoes its time, as Google's,
-        Apple's and Thunderbird's replies do, so a different time in a REPLY is a proposal
-        (a guest's "Propose a new time" sent as a REPLY) or an answer to an older version.
+        for nothing (None).  A REPLY to the meeting as it is echoes the meeting's time, so a
+        different time in a REPLY is a proposal (a guest's "Propose a new time" sent as a
+        REPLY) or an answer to an older version of the meeting.
 
         Call it only for a message :func:`is_newer` than the last one applied: a REPLY to
         an outdated SEQUENCE (RFC 5546 §2.1.5) carries that version's time, not a wish.
@@ -233,10 +233,10 @@ def read_itip(cal: Calendar, method_hint: str | None, tz: tzinfo) -> ItipMessage
     attendees = tuple(_attendee(a) for a in _as_list(main.get("ATTENDEE")))
     method = _method(cal, method_hint, main)
     timed = method in _TIMED_METHODS
-    zone = _Zones(zone_resolver(cal, tz), tz)
+    resolve = zone_resolver(cal, tz)
     start_prop = main.get("DTSTART")
-    start = zone.moment(start_prop, "DTSTART", strict=timed)
-    end = zone.moment(main.get("DTEND"), "DTEND", strict=timed)
+    start = _moment(start_prop, "DTSTART", resolve, tz, strict=timed)
+    end = _moment(main.get("DTEND"), "DTEND", resolve, tz, strict=timed)
     if end is None and start is not None and main.get("DURATION") is not None:
         duration = _dt(main["DURATION"])
         if isinstance(duration, timedelta):
@@ -251,8 +251,10 @@ def read_itip(cal: Calendar, method_hint: str | None, tz: tzinfo) -> ItipMessage
         uid=uid,
         sequence=_sequence(main),
         # RFC 5545 §3.8.7.2: DTSTAMP is UTC; a floating one is read as UTC too.
-        dtstamp=_Zones(zone.resolve, UTC).moment(main.get("DTSTAMP"), "DTSTAMP", strict=False),
-        recurrence_id=zone.moment(main.get("RECURRENCE-ID"), "RECURRENCE-ID", strict=False),
+        dtstamp=_moment(main.get("DTSTAMP"), "DTSTAMP", resolve, UTC, strict=False),
+        recurrence_id=_moment(
+            main.get("RECURRENCE-ID"), "RECURRENCE-ID", resolve, tz, strict=False
+        ),
         organizer=_email(organizer) if organizer is not None else None,
         organizer_name=_param(organizer, "CN"),
         attendees=attendees,
@@ -298,27 +300,23 @@ def _sequence(event: Component) -> int:
         raise Unusable("broken-icalendar", f"SEQUENCE: {str(prop)[:40]}") from None
 
 
-@dataclass(frozen=True, slots=True)
-class _Zones:
-    """Date-time values of one calendar read as instants (RFC 5545 §3.3.5).
+def _moment(
+    prop: object, name: str, resolve: Callable[[str], tzinfo], floating: tzinfo, *, strict: bool
+) -> datetime | None:
+    """A date or date-time property as an instant (RFC 5545 §3.3.4, §3.3.5), None if absent.
 
     TZIDs go through the calendar's resolver (:func:`~ptm_sync.icalparse.zone_resolver`:
-    in-file VTIMEZONEs, Windows names, IANA names), floating times are the school's.
+    in-file VTIMEZONEs, Windows and IANA names); floating times and dates are ``floating``'s.
     """
-
-    resolve: Callable[[str], tzinfo]
-    floating: tzinfo
-
-    def moment(self, prop: object, name: str, *, strict: bool) -> datetime | None:
-        value = _dt(prop)
-        if not isinstance(value, date):
-            if prop is not None and strict:
-                raise Unusable("broken-icalendar", f"{name}: {str(prop)[:40]}")
-            return None
-        if isinstance(value, datetime):
-            tzid = getattr(prop, "params", {}).get("TZID")
-            return localize(value, tzid, self.resolve, self.floating).astimezone(UTC)
-        return datetime.combine(value, time(0), self.floating).astimezone(UTC)
+    value = _dt(prop)
+    if not isinstance(value, date):
+        if prop is not None and strict:
+            raise Unusable("broken-icalendar", f"{name}: {str(prop)[:40]}")
+        return None
+    if isinstance(value, datetime):
+        tzid = getattr(prop, "params", {}).get("TZID")
+        return localize(value, tzid, resolve, floating).astimezone(UTC)
+    return datetime.combine(value, time(0), floating).astimezone(UTC)
 
 
 def _dt(prop: object) -> object:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ptm_sync.emailaddress import EmailAddress, address_of
+from ptm_sync.emailaddress import EmailAddress
 
 __all__ = [
     "AuthResults",
@@ -102,14 +102,13 @@ def organizer_address(organizer: str, token: str) -> str:
 
 def token_from_address(addr: str, organizer: str) -> str | None:
     """The token of a plus address of ``organizer``, or None when ``addr`` is not one."""
-    local, at, domain = address_of(addr).rpartition("@")
-    base_local, base_at, base_domain = address_of(organizer).rpartition("@")
-    if not at or not base_at or domain != base_domain:
+    address, base = EmailAddress.parse(addr), EmailAddress.parse(organizer)
+    if not address.is_valid or not base.is_valid or address.domain != base.domain:
         return None
-    prefix = f"{base_local}+"
-    if not local.startswith(prefix) or len(local) == len(prefix):
+    prefix = f"{base.local}+"
+    if not address.local.startswith(prefix) or len(address.local) == len(prefix):
         return None
-    return local[len(prefix) :]
+    return address.local[len(prefix) :]
 
 
 # --- who may act --------------------------------------------------------------------------
