@@ -379,6 +379,11 @@ def test_a_reply_folded_inside_a_utf8_character_keeps_its_note() -> None:
     assert "ce soir-là \\; pourriez-vous" in inbound.calendar.decode("utf-8")
 
 
+def test_the_case_email_must_have_its_placeholders_filled() -> None:
+    with pytest.raises(ValueError, match="@@UID@@"):
+        case_bytes("reply-folded-inside-utf8.eml", organizer="o@x.org", attendee="a@x.org")
+
+
 def test_one_bad_octet_in_a_part_spoils_only_its_own_character() -> None:
     body = REPLY_ICS.replace("END:VEVENT", "COMMENT:Merci \udcff à bientôt\r\nEND:VEVENT")
     part = ("text/calendar", body.encode("utf-8", "surrogateescape"), {"charset": "utf-8"})
