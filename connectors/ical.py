@@ -15,9 +15,9 @@ from icalendar.enums import CLASS, FBTYPE, STATUS
 from icalendar.prop.conference import Conference
 
 from connectors.base import Attendee, MeetingEvent
-from ptm_sync.busy import parse_calendar
+from ptm_sync.emailaddress import EmailAddress
 from ptm_sync.errors import BadCalendarData
-from ptm_sync.itip import address_of
+from ptm_sync.icalparse import parse_calendar
 from ptm_sync.model import Busy, as_utc
 
 PRODID = "-//ptm-sync//ptm-sync//EN"
@@ -103,8 +103,8 @@ def _meaning(event: Event) -> tuple[Any, ...]:
     def instant(value: date | datetime) -> Any:
         return as_utc(value) if isinstance(value, datetime) and value.tzinfo else value
 
-    def emails(values: Iterable[Any]) -> frozenset[str]:
-        return frozenset(address_of(str(value)) for value in values)
+    def emails(values: Iterable[Any]) -> frozenset[EmailAddress]:
+        return frozenset(EmailAddress.parse(value) for value in values)
 
     attendees = event.get("ATTENDEE", [])
     organizer = [event["ORGANIZER"]] if "ORGANIZER" in event else []

@@ -4,23 +4,16 @@ PURE: no I/O, no clock.  The school's zone ``tz`` is an argument; it gives float
 all-day events their meaning (RFC 5545 §3.3.5 form #1 "floating" times, §3.6.1 all-day
 events), which a server cannot know.
 
-Time zones are resolved per calendar object, never through icalendar's process-wide cache
-(the first VTIMEZONE seen for a TZID would otherwise win for every later teacher):
-
-1. an IANA name (``Europe/Berlin``) uses the tz database;
-2. any other TZID defined by a VTIMEZONE in the same object uses that definition (Outlook's
-   ``Customized Time Zone``, ``W. Europe Standard Time`` with its VTIMEZONE);
-3. a Windows zone name without a VTIMEZONE uses CLDR's Windows→IANA table that icalendar
-   ships (``Eastern Standard Time`` → ``America/New_York``);
-4. a "globally unique" TZID (``/freeassociation.sourceforge.net/Europe/Berlin``, RFC 5545
-   §3.2.19) uses its trailing IANA name;
-5. anything else is read as the school's zone, like a floating time.
+Parsing and time zones are :mod:`ptm_sync.icalparse`'s, shared with the iTIP reader: one
+parser (bytes unfolded before decoding, TZIDs that cannot apply dropped) and one TZID
+resolver per calendar object (IANA, in-file VTIMEZONE, Windows names, globally unique
+TZIDs, else the school's zone).  ``parse_calendar`` and ``zone_resolver`` stay importable
+from here.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 import zoneinfo
 from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -28,13 +21,14 @@ from typing import Any
 
 import recurring_ical_events
 import x_wr_timezone
-from icalendar import Calendar, Component, Event, Timezone
+from icalendar import Calendar, Component, Event
 from icalendar.enums import STATUS, TRANSP
-from icalendar.error import GloballyUniqueTZIDGuessed
-from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from ptm_sync.errors import BadCalendarData, PtmError
+from ptm_sync.icalparse import localize, parse_calendar, zone_resolver
 from ptm_sync.model import Busy, as_utc
+
+__all__ = ["busy_times", "event_uid", "localize_zones", "parse_calendar", "zone_resolver"]
 
 #: Properties of a VEVENT whose date-time values carry a TZID (RFC 5545 §3.2.19).
 _ZONED_PROPERTIES = ("DTSTART", "DTEND", "RECURRENCE-ID", "EXDATE", "RDATE")
@@ -46,27 +40,6 @@ _PADDING = timedelta(days=2)
 _ONE_DAY = timedelta(days=1)
 
 log = logging.getLogger(__name__)
-
-
-def parse_calendar(ics: str | bytes) -> Calendar:
-    """Parse one iCalendar object; raise :class:`BadCalendarData` with the reason if it fails."""
-    if isinstance(ics, bytes):
-        try:
-            ics = ics.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BadCalendarData(f"calendar data is not UTF-8: {exc}") from exc
-    if not ics.strip():
-        raise BadCalendarData("calendar data is empty")
-    try:
-        with warnings.catch_warnings():
-            # A "globally unique" TZID is resolved by zone_resolver(), not by this guess.
-            warnings.simplefilter("ignore", GloballyUniqueTZIDGuessed)
-            calendar = Calendar.from_ical(ics)
-    except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError…
-        raise BadCalendarData(f"calendar data cannot be parsed: {exc}") from exc
-    if not isinstance(calendar, Calendar) or calendar.name != "VCALENDAR":
-        raise BadCalendarData("calendar data holds no VCALENDAR")
-    return calendar
 
 
 def event_uid(ics: str | bytes) -> str:
@@ -185,71 +158,10 @@ def localize_zones(calendar: Calendar, tz: tzinfo) -> None:
                     _localize_property(prop, resolve, tz)
 
 
-def zone_resolver(calendar: Calendar, tz: tzinfo) -> Callable[[str], tzinfo]:
-    """A TZID → tzinfo function for one calendar object (see the module docstring)."""
-    definitions = {
-        str(vtimezone["TZID"]).strip(): vtimezone
-        for vtimezone in calendar.walk("VTIMEZONE")
-        if isinstance(vtimezone, Timezone) and "TZID" in vtimezone
-    }
-    resolved: dict[str, tzinfo] = {}
-
-    def resolve(tzid: str) -> tzinfo:
-        name = tzid.strip().strip('"')
-        if name not in resolved:
-            resolved[name] = _resolve(name, definitions, tz)
-        return resolved[name]
-
-    return resolve
-
-
-def _resolve(name: str, definitions: dict[str, Timezone], fallback: tzinfo) -> tzinfo:
-    found = _iana(name)
-    if found is not None:
-        return found
-    if name in definitions:
-        try:
-            custom: tzinfo = definitions[name].to_tz(lookup_tzid=False)
-            return custom
-        except Exception:  # noqa: BLE001 - a broken VTIMEZONE: fall back to what its name says
-            pass
-    if name in WINDOWS_TO_OLSON:
-        return _iana(WINDOWS_TO_OLSON[name]) or fallback
-    if name.startswith("/"):
-        parts = name.strip("/").split("/")
-        for first in range(1, len(parts)):
-            found = _iana("/".join(parts[first:]))
-            if found is not None:
-                return found
-    return fallback
-
-
-def _iana(name: str) -> zoneinfo.ZoneInfo | None:
-    if not name or name.startswith("/"):
-        return None
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        return None
-
-
 def _localize_property(prop: Any, resolve: Callable[[str], tzinfo], tz: tzinfo) -> None:
     tzid = prop.params.get("TZID") if hasattr(prop, "params") else None
-    zone = resolve(str(tzid)) if tzid else None
     if hasattr(prop, "dts"):  # EXDATE / RDATE lists
         for item in prop.dts:
-            item.dt = _localize_value(item.dt, zone, tz)
+            item.dt = localize(item.dt, tzid, resolve, tz)
     elif hasattr(prop, "dt"):
-        prop.dt = _localize_value(prop.dt, zone, tz)
-
-
-def _localize_value(value: Any, zone: tzinfo | None, tz: tzinfo) -> Any:
-    if isinstance(value, tuple):  # an RDATE period: (start, end) or (start, duration)
-        return tuple(_localize_value(part, zone, tz) for part in value)
-    if not isinstance(value, datetime):
-        return value  # a date, or a duration
-    if zone is not None:
-        return value.replace(tzinfo=zone)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=tz)
-    return value
+        prop.dt = localize(prop.dt, tzid, resolve, tz)

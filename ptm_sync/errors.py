@@ -153,3 +153,16 @@ class Unusable(PtmError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class UnreadableCalendar(Unusable, BadCalendarData):
+    """Raised when iCalendar data cannot be parsed at all (``ptm_sync.icalparse``).
+
+    One parser serves inbound mail and calendar sync, so its error is both: an
+    :class:`Unusable` with reason ``broken-icalendar`` (the message goes to quarantine) and a
+    :class:`BadCalendarData` (the sync records the object and carries on).  Callers keep
+    catching the class they always caught.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("broken-icalendar", detail)

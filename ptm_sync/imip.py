@@ -11,8 +11,9 @@ and Apple Mail all show with RSVP buttons::
 Inbound, :func:`extract` reads one raw message into an :class:`Inbound` value: who sent it,
 to whom, and what kind of message it is.  The calendar part is found anywhere (inline or
 attached, with or without ``method=``, ``application/ics``, ``.ics`` with a generic type,
-inside a forwarded ``message/rfc822``), whatever its transfer encoding or charset.  Delivery
-reports, auto-replies and read receipts are told apart before any calendar data is trusted.
+inside a forwarded ``message/rfc822``), whatever its transfer encoding or charset, and is
+unfolded before it is decoded (:mod:`ptm_sync.icalparse`).  Delivery reports, auto-replies
+and read receipts are told apart before any calendar data is trusted.
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ from enum import StrEnum
 
 from icalendar import Calendar
 
+from ptm_sync.emailaddress import EmailAddress
 from ptm_sync.errors import Unusable
+from ptm_sync.icalparse import decode_calendar, parse_calendar
 from ptm_sync.icaltext import serialize
-from ptm_sync.itip import ItipMessage, Method, parse_calendar, read_itip
+from ptm_sync.itip import ItipMessage, Method, read_itip
 from ptm_sync.mailheaders import BUILD_POLICY, READ_POLICY
 
 __all__ = [
@@ -89,8 +92,9 @@ class Inbound:
 
     Addresses are lowercased.  ``sender`` is the effective sender the trust rules compare
     with the attendee: the From address, except for Google's notifier, where it is the
-    Reply-To address (DESIGN §4).  ``calendar`` is the chosen calendar part re-encoded as
-    UTF-8.  For a bounce, ``bounced`` is the invitation that came back (never a reply) and
+    Reply-To address (DESIGN §4).  ``calendar`` is the chosen calendar part as UTF-8, its
+    lines unfolded (RFC 5545 §3.1) and decoded as :func:`~ptm_sync.icalparse.decode_calendar`
+    does.  For a bounce, ``bounced`` is the invitation that came back (never a reply) and
     ``original_message_id`` the Message-ID of what we had sent.
     """
 
@@ -367,15 +371,16 @@ def _first_address(msg: Message, name: str) -> tuple[str | None, str | None]:
 def _address_pairs(msg: Message, name: str) -> list[tuple[str, str]]:
     pairs = []
     for display, addr in getaddresses(_raw(msg, name)):
-        if "@" in addr:
-            pairs.append((_decoded(display), addr.strip().lower()))
+        address = EmailAddress.parse(addr)
+        if address.is_valid:
+            pairs.append((_decoded(display), address.value))
     return pairs
 
 
 def _strip_type(value: str) -> str:
-    # "rfc822;user@example.org" (RFC 3464 address-type prefix)
-    addr = value.split(";", 1)[-1].strip().strip("<>").lower()
-    return addr if "@" in addr else ""
+    # "rfc822;user@example.org" (RFC 3464 §2.3.2 address-type prefix)
+    address = EmailAddress.parse(value.split(";", 1)[-1])
+    return address.value if address.is_valid else ""
 
 
 def _decoded(value: str) -> str:
@@ -431,8 +436,8 @@ def _report_types(msg: Message) -> set[str]:
 
 
 def _is_daemon(msg: Message, head: Inbound) -> bool:
-    address = head.from_address or ""
-    return address.split("@")[0] in _DAEMONS or bool(_raw(msg, "X-Failed-Recipients"))
+    sender = EmailAddress.parse(head.from_address or "")
+    return sender.local in _DAEMONS or bool(_raw(msg, "X-Failed-Recipients"))
 
 
 def _auto_reply(msg: Message) -> bool:
@@ -559,7 +564,8 @@ def _calendar_parts(msg: Message) -> Iterator[_Part]:
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes):
             continue
-        text = _text(payload, part.get_content_charset())
+        # RFC 5545 §3.1: unfolded on octets, then decoded line by line (ptm_sync.icalparse).
+        text = decode_calendar(payload, part.get_content_charset())
         method = str(part.get_param("method") or "").strip().upper() or None
         yield _Part(
             data=text.encode("utf-8"),
@@ -568,14 +574,3 @@ def _calendar_parts(msg: Message) -> Iterator[_Part]:
             attached=part.get_content_disposition() == "attachment",
             order=order,
         )
-
-
-def _text(data: bytes, charset: str | None) -> str:
-    """Decode with the declared charset, then UTF-8, then Windows-1252 as a last resort."""
-    for candidate in (charset, "utf-8"):
-        if candidate:
-            try:
-                return data.decode(candidate).lstrip("\ufeff")
-            except (LookupError, ValueError):  # unknown or mangled charset names too
-                continue
-    return data.decode("cp1252", errors="replace")

@@ -17,19 +17,20 @@ the builders of one RFC share their helpers, and callers import one name, ``itip
 from __future__ import annotations
 
 import html
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from icalendar import Alarm, Calendar, Component, Event, vCalAddress
 from icalendar.enums import CLASS, PARTSTAT, ROLE, STATUS, TRANSP
 from icalendar.prop import vBroken, vUnknown
 from icalendar.prop.conference import Conference
-from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
+from ptm_sync.emailaddress import address_of
 from ptm_sync.errors import Unusable
+from ptm_sync.icalparse import is_date, localize, parse_calendar, zone_resolver
 from ptm_sync.icaltext import vtimezone
 
 __all__ = [
@@ -120,8 +121,18 @@ class ItipMessage:
     """What a received iTIP message says, as read by :func:`read_itip`.
 
     ``start`` and ``end`` are aware UTC datetimes (or None when absent): for a COUNTER the
-    proposed time (RFC 5546 §3.2.7), for a REQUEST the requested time.  ``organizer`` is
-    None when the sender left it out (Outlook replies do): match such messages by UID.
+    proposed time (RFC 5546 §3.2.7), for a REQUEST the requested time, for a REPLY the time
+    the attendee's copy of the meeting has (read leniently: a broken one is None).
+    ``organizer`` is None when the sender left it out (Outlook replies do): match such
+    messages by UID.
+
+    ``proposes_time`` is True when the sender marks the message as a proposal of another
+    time: METHOD:COUNTER (RFC 5546 §3.2.7).  That is what Outlook and Exchange send for
+    "Propose new time" (with ``X-MS-OLK-ORIGINALSTART``, MS-OXCICAL §2.1.3.1.1.20.58), and
+    what Google Calendar sends too (``PRODID:-//Google Inc//Google Calendar…``, PARTSTAT
+    TENTATIVE, the note in ``X-RESPONSE-COMMENT``; seen in the Google COUNTER samples of
+    linagora/tmail-backend's tests).  A REPLY carries no such marker: a REPLY whose time
+    differs from the meeting's is found with :meth:`proposal`.
     """
 
     method: Method
@@ -141,6 +152,7 @@ class ItipMessage:
     status: str | None = None
     comment: str | None = None
     request_status: tuple[str, ...] = ()
+    proposes_time: bool = False
 
     def attendee(self, email: str) -> Attendee | None:
         """The ATTENDEE with this address (any case, with or without ``mailto:``), if any."""
@@ -151,6 +163,26 @@ class ItipMessage:
     def replying_attendee(self) -> Attendee | None:
         """The one ATTENDEE of a REPLY/COUNTER/REFRESH (RFC 5546 §3.2.3); None if not one."""
         return self.attendees[0] if len(self.attendees) == 1 else None
+
+    def proposal(self, start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
+        """The other time this answer asks for, given the meeting's ``start`` and ``end``.
+
+        A COUNTER or REPLY that carries a whole timed span (DTSTART and DTEND or DURATION,
+        not all-day) different from the meeting's asks for that span; anything else asks
+        for nothing (None).  A REPLY to the meeting as it is echoes the meeting's time, so a
+        different time in a REPLY is a proposal (a guest's "Propose a new time" sent as a
+        REPLY) or an answer to an older version of the meeting.
+
+        Call it only for a message :func:`is_newer` than the last one applied: a REPLY to
+        an outdated SEQUENCE (RFC 5546 §2.1.5) carries that version's time, not a wish.
+        """
+        if self.method not in (Method.COUNTER, Method.REPLY) or self.all_day:
+            return None
+        if self.start is None or self.end is None or self.end <= self.start:
+            return None
+        if (self.start, self.end) == (start.astimezone(UTC), end.astimezone(UTC)):
+            return None
+        return self.start, self.end
 
 
 def is_newer(
@@ -171,35 +203,7 @@ def is_newer(
     return last_dtstamp is None or dtstamp > last_dtstamp
 
 
-def address_of(value: str) -> str:
-    """A calendar address as a plain lowercased email: ``MAILTO:A@B.org`` → ``a@b.org``.
-
-    Angle brackets some clients put around the address (``mailto:<a@b.org>``) are dropped.
-    """
-    text = str(value).strip().strip("<>").strip()
-    if text[:7].lower() == "mailto:":
-        text = text[7:]
-    return text.strip().strip("<>").strip().lower()
-
-
 # --- reading ------------------------------------------------------------------------------
-
-
-def parse_calendar(data: bytes | str) -> Calendar:
-    """Parse one VCALENDAR, or raise :class:`Unusable` (``broken-icalendar``).
-
-    Line endings are normalised first: mail gateways and clients that re-encode parts turn
-    CRLF into LF or CRCRLF, which RFC 5545 §3.1 parsers would otherwise reject.
-    """
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    text = re.sub(r"\r*\n", "\r\n", text)
-    try:
-        calendar = Calendar.from_ical(text)
-    except Exception as exc:  # icalendar raises assorted types on garbage input
-        raise Unusable("broken-icalendar", _short(exc)) from exc
-    if not isinstance(calendar, Calendar) or calendar.name != "VCALENDAR":
-        raise Unusable("broken-icalendar", "not a VCALENDAR")
-    return calendar
 
 
 def read_itip(cal: Calendar, method_hint: str | None, tz: tzinfo) -> ItipMessage:
@@ -229,9 +233,10 @@ def read_itip(cal: Calendar, method_hint: str | None, tz: tzinfo) -> ItipMessage
     attendees = tuple(_attendee(a) for a in _as_list(main.get("ATTENDEE")))
     method = _method(cal, method_hint, main)
     timed = method in _TIMED_METHODS
+    resolve = zone_resolver(cal, tz)
     start_prop = main.get("DTSTART")
-    start = _moment(start_prop, "DTSTART", tz, strict=timed)
-    end = _moment(main.get("DTEND"), "DTEND", tz, strict=timed)
+    start = _moment(start_prop, "DTSTART", resolve, tz, strict=timed)
+    end = _moment(main.get("DTEND"), "DTEND", resolve, tz, strict=timed)
     if end is None and start is not None and main.get("DURATION") is not None:
         duration = _dt(main["DURATION"])
         if isinstance(duration, timedelta):
@@ -245,20 +250,24 @@ def read_itip(cal: Calendar, method_hint: str | None, tz: tzinfo) -> ItipMessage
         method=method,
         uid=uid,
         sequence=_sequence(main),
-        dtstamp=_moment(main.get("DTSTAMP"), "DTSTAMP", UTC, strict=False),
-        recurrence_id=_moment(main.get("RECURRENCE-ID"), "RECURRENCE-ID", tz, strict=False),
+        # RFC 5545 §3.8.7.2: DTSTAMP is UTC; a floating one is read as UTC too.
+        dtstamp=_moment(main.get("DTSTAMP"), "DTSTAMP", resolve, UTC, strict=False),
+        recurrence_id=_moment(
+            main.get("RECURRENCE-ID"), "RECURRENCE-ID", resolve, tz, strict=False
+        ),
         organizer=_email(organizer) if organizer is not None else None,
         organizer_name=_param(organizer, "CN"),
         attendees=attendees,
         start=start,
         end=end,
-        all_day=type(_dt(start_prop)) is date,
+        all_day=is_date(_dt(start_prop)),
         recurring="RRULE" in main or "RDATE" in main,
         summary=_text(main.get("SUMMARY")),
         location=_text(main.get("LOCATION")),
         status=(_text(main.get("STATUS")) or "").upper() or None,
         comment="\n".join(comments) if comments else None,
         request_status=tuple(str(r) for r in _as_list(main.get("REQUEST-STATUS"))),
+        proposes_time=method is Method.COUNTER,
     )
 
 
@@ -291,19 +300,23 @@ def _sequence(event: Component) -> int:
         raise Unusable("broken-icalendar", f"SEQUENCE: {str(prop)[:40]}") from None
 
 
-def _moment(prop: object, name: str, tz: tzinfo, *, strict: bool) -> datetime | None:
+def _moment(
+    prop: object, name: str, resolve: Callable[[str], tzinfo], floating: tzinfo, *, strict: bool
+) -> datetime | None:
+    """A date or date-time property as an instant (RFC 5545 §3.3.4, §3.3.5), None if absent.
+
+    TZIDs go through the calendar's resolver (:func:`~ptm_sync.icalparse.zone_resolver`:
+    in-file VTIMEZONEs, Windows and IANA names); floating times and dates are ``floating``'s.
+    """
     value = _dt(prop)
     if not isinstance(value, date):
         if prop is not None and strict:
             raise Unusable("broken-icalendar", f"{name}: {str(prop)[:40]}")
         return None
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            # A TZID nobody defined (Notes writes TZID="FLE") or a floating time.
-            tzid = getattr(prop, "params", {}).get("TZID")
-            value = value.replace(tzinfo=_zone(str(tzid), tz) if tzid else tz)
-        return value.astimezone(UTC)
-    return datetime.combine(value, time(0), tz).astimezone(UTC)
+        tzid = getattr(prop, "params", {}).get("TZID")
+        return localize(value, tzid, resolve, floating).astimezone(UTC)
+    return datetime.combine(value, time(0), floating).astimezone(UTC)
 
 
 def _dt(prop: object) -> object:
@@ -311,16 +324,6 @@ def _dt(prop: object) -> object:
     if prop is None or isinstance(prop, vBroken):
         return None
     return getattr(prop, "dt", None)
-
-
-def _zone(tzid: str, fallback: tzinfo) -> tzinfo:
-    """An IANA or Windows zone name without VTIMEZONE; unknown names fall back."""
-    name = tzid.strip().strip('"')
-    olson = WINDOWS_TO_OLSON.get(name, name)
-    try:
-        return ZoneInfo(olson)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return fallback
 
 
 def _attendee(value: object) -> Attendee:
@@ -387,10 +390,6 @@ def _text(value: object) -> str | None:
         return None
     text = str(value).strip()
     return text or None
-
-
-def _short(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
 
 
 _STATUSES = frozenset({STATUS.TENTATIVE, STATUS.CONFIRMED, STATUS.CANCELLED})

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ptm_sync.itip import address_of
+from ptm_sync.emailaddress import EmailAddress
 
 __all__ = [
     "AuthResults",
@@ -39,7 +39,6 @@ _MAC_CHARS = 16
 _UID_CONTEXT = b"ptm-sync uid\0"
 _TOKEN_CONTEXT = b"ptm-sync organizer token\0"
 _TOKEN_RE = re.compile(r"^[a-z0-9]+$")
-_GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
 Verdict = Literal["pass", "fail", "none"]
 
@@ -103,14 +102,13 @@ def organizer_address(organizer: str, token: str) -> str:
 
 def token_from_address(addr: str, organizer: str) -> str | None:
     """The token of a plus address of ``organizer``, or None when ``addr`` is not one."""
-    local, at, domain = address_of(addr).rpartition("@")
-    base_local, base_at, base_domain = address_of(organizer).rpartition("@")
-    if not at or not base_at or domain != base_domain:
+    address, base = EmailAddress.parse(addr), EmailAddress.parse(organizer)
+    if not address.is_valid or not base.is_valid or address.domain != base.domain:
         return None
-    prefix = f"{base_local}+"
-    if not local.startswith(prefix) or len(local) == len(prefix):
+    prefix = f"{base.local}+"
+    if not address.local.startswith(prefix) or len(address.local) == len(prefix):
         return None
-    return local[len(prefix) :]
+    return address.local[len(prefix) :]
 
 
 # --- who may act --------------------------------------------------------------------------
@@ -119,17 +117,11 @@ def token_from_address(addr: str, organizer: str) -> str | None:
 def normalize_address(addr: str) -> str:
     """An address in the form two spellings of one mailbox share.
 
-    Lowercased, without ``mailto:`` or angle brackets.  Gmail ignores dots and ``+tags`` in
-    its local parts and treats googlemail.com as gmail.com; other providers differ, so only
-    Gmail addresses are folded that far.
+    ``EmailAddress.parse(addr).identity()`` as text: lowercased, without ``mailto:`` or
+    angle brackets, and Gmail addresses without dots and ``+tags`` (see
+    :meth:`~ptm_sync.emailaddress.EmailAddress.identity`).
     """
-    local, at, domain = address_of(addr).rpartition("@")
-    if not at:
-        return domain
-    if domain in _GMAIL_DOMAINS:
-        domain = "gmail.com"
-        local = local.split("+", 1)[0].replace(".", "")
-    return f"{local}@{domain}"
+    return EmailAddress.parse(addr).identity().value
 
 
 def sender_may_act(

@@ -1,5 +1,8 @@
 """Real client messages from other projects (shared/fixtures/imip) read as they should be.
 
+Each sample is read twice: as an inbound iMIP message (``imip.extract`` / ``read_itip``) and
+as a teacher's calendar object (``busy.busy_times``).
+
 The folder sits beside the repository (``../shared/fixtures/imip``), as on the developers'
 machines and in CI.  Where it is missing the test skips once, saying where it looked.
 """
@@ -13,7 +16,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ptm_sync.errors import Unusable
+from ptm_sync.busy import busy_times
+from ptm_sync.errors import BadCalendarData, Unusable
 from ptm_sync.imip import Inbound, Kind, extract
 from ptm_sync.itip import ItipMessage, Method, parse_calendar, read_itip
 
@@ -201,3 +205,52 @@ def test_shared_client_message_is_classified(name: str | None) -> None:
     if path.suffix == ".eml" and "kind" not in expected:
         expected = {"kind": Kind.ITIP, **expected}
     assert {key: facts.get(key) for key in expected} == expected
+
+
+# --- the same samples as a teacher's calendar: busy times ------------------------------------
+
+#: Busy spans expected in a window around each sample's event (UTC).  Every other sample
+#: only has to give busy times or a BadCalendarData, never anything else.
+BUSY_EXPECTED: dict[str, tuple[tuple[datetime, datetime], list[tuple[datetime, datetime]]]] = {
+    # Exchange CDO writes "BYDAY=MO, TU, WE, TH, FR" in a custom VTIMEZONE (+01/+02):
+    # the daily stand-up at 10:00 is busy every weekday from 3 to 22 July 2015.
+    "collective-icalendar/issue_165_missing_event.ics": (
+        (datetime(2015, 7, 20, tzinfo=UTC), datetime(2015, 7, 25, tzinfo=UTC)),
+        [
+            (datetime(2015, 7, day, 8, 0, tzinfo=UTC), datetime(2015, 7, day, 8, 30, tzinfo=UTC))
+            for day in (20, 21, 22)
+        ],
+    ),
+    "thunderbird-comm-central/outlook-test-invite.eml": (
+        (datetime(2021, 11, 27, tzinfo=UTC), datetime(2021, 11, 28, tzinfo=UTC)),
+        [(datetime(2021, 11, 27, 7, 0, tzinfo=UTC), datetime(2021, 11, 27, 7, 30, tzinfo=UTC))],
+    ),
+}
+ALL_TIME = (datetime(1990, 1, 1, tzinfo=UTC), datetime(2040, 1, 1, tzinfo=UTC))
+
+
+def _calendar_data(path: Path) -> bytes | None:
+    if path.suffix == ".ics":
+        return path.read_bytes()
+    return extract(path.read_bytes(), tz=SCHOOL_TZ).calendar
+
+
+@pytest.mark.parametrize("name", _cases())
+def test_shared_sample_gives_busy_times_or_a_bad_calendar_error(name: str | None) -> None:
+    if name is None:
+        pytest.skip(f"shared iMIP fixtures not found at {SHARED.resolve()}")
+    if name == ALL_PRESENT:
+        assert [n for n in BUSY_EXPECTED if not (SHARED / n).is_file()] == []
+        return
+    data = _calendar_data(SHARED / name)
+    if data is None:
+        return  # no calendar in this email
+    window, expected = BUSY_EXPECTED.get(name, (ALL_TIME, None))
+    try:
+        busy = busy_times(data, *window, SCHOOL_TZ)
+    except BadCalendarData:
+        assert expected is None, f"{name} must be readable"
+        return
+    assert all(b.start < b.end and window[0] <= b.start for b in busy)
+    if expected is not None:
+        assert [(b.start, b.end) for b in busy] == expected

@@ -21,6 +21,7 @@ from tests.support.calendar_data import (
     utc,
     vevent,
 )
+from tests.support.cases import case_bytes
 
 MARCH = (utc("2027-03-01T00:00"), utc("2027-04-01T00:00"))
 
@@ -403,6 +404,50 @@ def test_unknown_tzid_without_vtimezone_is_read_in_the_school_zone() -> None:
         )
     )
     assert busy_in_march(text) == [("2027-03-10T09:00", "2027-03-10T10:00")]
+
+
+# --- a TZID that cannot apply (RFC 5545 §3.2.19, §3.3.5) -------------------------------------
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def evening(day: int) -> tuple[datetime, datetime]:
+    """The school's window ``2027-03-<day>T15:00/19:00`` in New York time."""
+    return datetime(2027, 3, day, 15, tzinfo=NEW_YORK), datetime(2027, 3, day, 19, tzinfo=NEW_YORK)
+
+
+def test_android_series_in_utc_with_tzid_z_is_busy_at_its_utc_hour() -> None:
+    """shared/cases/tzid-z-on-utc-value.ics: ``DTSTART;TZID=Z:20270301T200000Z`` daily."""
+    busy = busy_times(case_bytes("tzid-z-on-utc-value.ics"), *evening(16), NEW_YORK)
+    assert [(b.start.astimezone(NEW_YORK), b.end.astimezone(NEW_YORK)) for b in busy] == [
+        (datetime(2027, 3, 16, 16, tzinfo=NEW_YORK), datetime(2027, 3, 16, 17, tzinfo=NEW_YORK))
+    ]
+
+
+def test_android_exdate_with_tzid_utc_removes_its_day() -> None:
+    assert busy_times(case_bytes("tzid-z-on-utc-value.ics"), *evening(15), NEW_YORK) == []
+
+
+@pytest.mark.parametrize("tzid", ["Z", "UTC", "GMT", "America/Los_Angeles", "Mars/Olympus"])
+def test_a_utc_value_is_busy_at_its_instant_whatever_its_tzid(tzid: str) -> None:
+    text = ics(
+        vevent(
+            "u",
+            f"DTSTART;TZID={tzid}:20270316T200000Z",
+            f"DTEND;TZID={tzid}:20270316T210000Z",
+        )
+    )
+    assert spans(busy_times(text, *evening(16), NEW_YORK)) == [
+        ("2027-03-16T20:00", "2027-03-16T21:00")
+    ]
+
+
+def test_an_all_day_event_with_a_tzid_blocks_the_schools_day() -> None:
+    """A DATE has no time of day (RFC 5545 §3.3.4): Tokyo's midnight is not its start."""
+    text = ics(vevent("d", "DTSTART;TZID=Asia/Tokyo;VALUE=DATE:20270316"))
+    assert spans(busy_times(text, *evening(16), NEW_YORK)) == [
+        ("2027-03-16T19:00", "2027-03-16T23:00")  # the whole window of that day
+    ]
 
 
 # --- what counts --------------------------------------------------------------------------

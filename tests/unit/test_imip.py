@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -25,7 +25,8 @@ from ptm_sync.imip import (
     calendar_digest,
     extract,
 )
-from ptm_sync.itip import Invitation, Method, build_cancel, build_request
+from ptm_sync.itip import Attendee, Invitation, Method, build_cancel, build_request
+from tests.support.cases import case_bytes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "imip"
 NY = ZoneInfo("America/New_York")
@@ -80,6 +81,30 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "sender": "anna.novak@gmail.com",
         "partstat": ("anna.novak@gmail.com", "DECLINED"),
         "comment": "We're away that weekend, is Monday possible?",  # X-RESPONSE-COMMENT
+    },
+    "gmail_counter_propose_new_time.eml": {
+        "kind": Kind.ITIP,
+        "from_address": "calendar-notification@google.com",
+        "sender": "tomas.ruiz@gmail.com",  # Reply-To of Google's notifier
+        "method": Method.COUNTER,
+        "method_hint": "COUNTER",
+        "proposes_time": True,
+        "partstat": ("tomas.ruiz@gmail.com", "TENTATIVE"),
+        "start": datetime(2027, 4, 10, 20, 0, tzinfo=UTC),
+        "end": datetime(2027, 4, 10, 20, 15, tzinfo=UTC),
+        "comment": "Could we do 4pm? Thank you!",  # X-RESPONSE-COMMENT
+    },
+    "gmail_reply_propose_new_time.eml": {
+        "kind": Kind.ITIP,
+        "from_address": "calendar-notification@google.com",
+        "sender": "priya.shah@gmail.com",
+        "method": Method.REPLY,
+        "method_hint": "REPLY",
+        "proposes_time": False,  # no marker in a REPLY: see test_gmail_reply_proposing_…
+        "partstat": ("priya.shah@gmail.com", "TENTATIVE"),
+        "start": datetime(2027, 4, 10, 21, 0, tzinfo=UTC),
+        "end": datetime(2027, 4, 10, 21, 15, tzinfo=UTC),
+        "comment": "I can only come after work, 5pm would be great.",
     },
     "apple_mail_reply_accepted_qp.eml": {
         "kind": Kind.ITIP,
@@ -163,7 +188,16 @@ EXPECTED: dict[str, dict[str, Any]] = {
 
 def observed(inbound: Inbound, name: str) -> object:
     message = inbound.itip
-    if name in ("method", "uid", "sequence", "organizer", "start", "end", "comment"):
+    if name in (
+        "method",
+        "uid",
+        "sequence",
+        "organizer",
+        "start",
+        "end",
+        "comment",
+        "proposes_time",
+    ):
         assert message is not None, inbound
         return getattr(message, name)
     if name == "partstat":
@@ -215,6 +249,34 @@ def test_what_is_no_itip_names_its_quarantine_reason(name: str, reason: str) -> 
     with pytest.raises(Unusable) as raised:
         inbound.require_itip()
     assert raised.value.reason == reason
+
+
+#: The meeting both Gmail proposals answer: 15:30-15:45 EDT on 2027-04-10.
+GMAIL_MEETING = (
+    datetime(2027, 4, 10, 19, 30, tzinfo=UTC),
+    datetime(2027, 4, 10, 19, 45, tzinfo=UTC),
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "proposed"),
+    [
+        ("gmail_counter_propose_new_time.eml", (20, 0)),
+        ("gmail_reply_propose_new_time.eml", (21, 0)),
+    ],
+)
+def test_gmail_reply_proposing_a_new_time_asks_for_it_like_a_counter(
+    name: str, proposed: tuple[int, int]
+) -> None:
+    """Google's "Propose a new time": the proposed span, whichever method carries it."""
+    message = fixture(name).require_itip()
+    start = datetime(2027, 4, 10, *proposed, tzinfo=UTC)
+    assert message.proposal(*GMAIL_MEETING) == (start, start + timedelta(minutes=15))
+
+
+def test_a_gmail_reply_at_the_meetings_time_proposes_nothing() -> None:
+    message = fixture("gmail_reply_declined_note.eml").require_itip()
+    assert message.proposal(*GMAIL_MEETING) is None
 
 
 def test_a_usable_reply_needs_no_quarantine() -> None:
@@ -287,6 +349,48 @@ def test_the_part_whose_method_matches_wins() -> None:
     labelled = ("text/calendar", REPLY_ICS.encode(), {"method": "REPLY"})
     inbound = extract(message(mislabelled, labelled), tz=NY)
     assert inbound.itip is not None and inbound.itip.uid == "u-1@lincoln.example.org"
+
+
+# --- the calendar part is unfolded on octets, then decoded (RFC 5545 §3.1) -------------------
+
+#: The note of shared/cases/reply-folded-inside-utf8.eml, as the parent wrote it (the fold
+#: at octet 75 splits the "à" of "là"; "Hélas" is followed by eleven ASCII full stops).
+FOLDED_NOTE = (
+    "Hélas........... Désolé, nous sommes en déplacement ce soir-là ; "
+    "pourriez-vous proposer un créneau plus tôt ? Merci beaucoup"
+)
+
+
+def test_a_reply_folded_inside_a_utf8_character_keeps_its_note() -> None:
+    raw = case_bytes(
+        "reply-folded-inside-utf8.eml",
+        uid="4f7c2a9e1b3d5a60-fqz3m2ltd7ckbxhe@lincoln.example.org",
+        organizer="conferences+k2pyj5t4ylnl3s3x@lincoln.example.org",
+        attendee="al.black@example.net",
+    )
+    inbound = extract(raw, tz=NY)
+    assert inbound.kind is Kind.ITIP and inbound.itip is not None
+    message = inbound.itip
+    assert message.uid == "4f7c2a9e1b3d5a60-fqz3m2ltd7ckbxhe@lincoln.example.org"
+    assert message.comment == FOLDED_NOTE
+    assert message.replying_attendee == Attendee("al.black@example.net", "DECLINED", "Al Black")
+    assert inbound.sender == "al.black@example.net"
+    assert inbound.calendar is not None  # kept as valid UTF-8, the fold undone
+    assert "ce soir-là \\; pourriez-vous" in inbound.calendar.decode("utf-8")
+
+
+def test_the_case_email_must_have_its_placeholders_filled() -> None:
+    with pytest.raises(ValueError, match="@@UID@@"):
+        case_bytes("reply-folded-inside-utf8.eml", organizer="o@x.org", attendee="a@x.org")
+
+
+def test_one_bad_octet_in_a_part_spoils_only_its_own_character() -> None:
+    body = REPLY_ICS.replace("END:VEVENT", "COMMENT:Merci \udcff à bientôt\r\nEND:VEVENT")
+    part = ("text/calendar", body.encode("utf-8", "surrogateescape"), {"charset": "utf-8"})
+    inbound = extract(message(part), tz=NY)
+    assert inbound.itip is not None
+    assert inbound.itip.attendees[0].cn == "Zoë Brontë"
+    assert inbound.itip.comment == "Merci \ufffd à bientôt"
 
 
 @pytest.mark.parametrize(

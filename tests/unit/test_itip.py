@@ -501,6 +501,134 @@ def test_the_master_event_is_read_before_its_overrides() -> None:
     )
 
 
+# --- times: one TZID resolver, TZIDs that cannot apply (RFC 5545 §3.2.19, §3.3.5) -----------
+
+
+@pytest.mark.parametrize("method", ["REQUEST", "COUNTER"])
+@pytest.mark.parametrize("tzid", ["Z", "UTC", "GMT", "America/Los_Angeles", '"FLE"'])
+def test_a_utc_value_is_read_as_utc_whatever_its_tzid(method: str, tzid: str) -> None:
+    """Android clients write ``DTSTART;TZID=Z:…Z``: the ``Z`` fixes the instant."""
+    cal = ics(
+        UID,
+        ANSWER,
+        f"DTSTART;TZID={tzid}:20270410T203000Z",
+        f"DTEND;TZID={tzid}:20270410T204500Z",
+        method=method,
+    )
+    message = read_itip(cal, None, NY)
+    assert (message.start, message.end) == (
+        datetime(2027, 4, 10, 20, 30, tzinfo=U),
+        datetime(2027, 4, 10, 20, 45, tzinfo=U),
+    )
+
+
+#: Outlook's "Customized Time Zone": a zone the sender's machine defines itself (here one
+#: at UTC-02:30 in summer, like Newfoundland), known by this message's VTIMEZONE only.
+OUTLOOK_CUSTOM_ZONE = """BEGIN:VTIMEZONE
+TZID:Customized Time Zone
+BEGIN:STANDARD
+DTSTART:16010101T020000
+TZOFFSETFROM:{daylight}
+TZOFFSETTO:{standard}
+RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=1SU;BYMONTH=11
+END:STANDARD
+BEGIN:DAYLIGHT
+DTSTART:16010101T020000
+TZOFFSETFROM:{standard}
+TZOFFSETTO:{daylight}
+RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=2SU;BYMONTH=3
+END:DAYLIGHT
+END:VTIMEZONE"""
+
+
+def outlook_counter(standard: str, daylight: str) -> Calendar:
+    return parse_calendar(
+        "\r\n".join(
+            [
+                "BEGIN:VCALENDAR",
+                "METHOD:COUNTER",
+                "PRODID:Microsoft Exchange Server 2010",
+                "VERSION:2.0",
+                *OUTLOOK_CUSTOM_ZONE.format(standard=standard, daylight=daylight).splitlines(),
+                "BEGIN:VEVENT",
+                ORGANIZER,
+                "ATTENDEE;ROLE=REQ-PARTICIPANT;PARTSTAT=TENTATIVE:mailto:maria@outlook.com",
+                "DTSTART;TZID=Customized Time Zone:20270410T173000",
+                "DTEND;TZID=Customized Time Zone:20270410T174500",
+                UID,
+                "SEQUENCE:0",
+                "DTSTAMP:20270321T160233Z",
+                "X-MS-OLK-ORIGINALSTART:20270410T191500Z",
+                "END:VEVENT",
+                "END:VCALENDAR",
+                "",
+            ]
+        )
+    )
+
+
+def test_outlook_counter_in_a_custom_vtimezone_is_read_in_that_zone() -> None:
+    message = read_itip(outlook_counter("-0330", "-0230"), None, NY)
+    # 17:30 at UTC-02:30 is 20:00 UTC (16:00 in New York, the school's zone).
+    assert (message.method, message.start, message.end) == (
+        Method.COUNTER,
+        datetime(2027, 4, 10, 20, 0, tzinfo=U),
+        datetime(2027, 4, 10, 20, 15, tzinfo=U),
+    )
+
+
+def test_each_message_uses_its_own_definition_of_a_custom_tzid() -> None:
+    """icalendar caches VTIMEZONEs by TZID process-wide; two senders' zones must not mix."""
+    first = read_itip(outlook_counter("-0330", "-0230"), None, NY)
+    second = read_itip(outlook_counter("+0530", "+0630"), None, NY)
+    assert first.start == datetime(2027, 4, 10, 20, 0, tzinfo=U)
+    assert second.start == datetime(2027, 4, 10, 11, 0, tzinfo=U)
+
+
+# --- time proposals: Outlook's and Google's COUNTER, a REPLY at another time ----------------
+
+MEETING = (datetime(2027, 4, 10, 19, 30, tzinfo=U), datetime(2027, 4, 10, 19, 45, tzinfo=U))
+AT_MEETING = ("DTSTART:20270410T193000Z", "DTEND:20270410T194500Z")
+LATER = ("DTSTART:20270410T203000Z", "DTEND:20270410T204500Z")
+LATER_SPAN = (datetime(2027, 4, 10, 20, 30, tzinfo=U), datetime(2027, 4, 10, 20, 45, tzinfo=U))
+
+
+@pytest.mark.parametrize(
+    ("cal", "proposes_time", "proposal"),
+    [
+        (ics(UID, ANSWER, *LATER, method="COUNTER"), True, LATER_SPAN),
+        # A COUNTER at the meeting's own time asks for nothing new.
+        (
+            ics(
+                UID, ANSWER, "DTSTART:20270410T193000Z", "DTEND:20270410T194500Z", method="COUNTER"
+            ),
+            True,
+            None,
+        ),
+        # A REPLY echoing the meeting's time is an answer, one at another time a proposal.
+        (ics(UID, ANSWER, "DTSTART:20270410T193000Z", "DURATION:PT15M"), False, None),
+        (ics(UID, ANSWER, LATER[0], "DURATION:PT15M"), False, LATER_SPAN),
+        (ics(UID, ANSWER, *LATER), False, LATER_SPAN),
+        # Not a whole timed span: nothing proposed.
+        (ics(UID, ANSWER, LATER[0]), False, None),
+        (ics(UID, ANSWER, "DTSTART;VALUE=DATE:20270411"), False, None),
+        (ics(UID, ANSWER, "DTSTART:garbage", LATER[1]), False, None),
+        (ics(UID, ANSWER), False, None),
+        (ics(UID, ANSWER, *LATER, method="REFRESH"), False, None),
+    ],
+)
+def test_time_proposals(
+    cal: Calendar, proposes_time: bool, proposal: tuple[datetime, datetime] | None
+) -> None:
+    message = read_itip(cal, None, NY)
+    assert (message.proposes_time, message.proposal(*MEETING)) == (proposes_time, proposal)
+
+
+def test_a_proposal_compares_instants_not_zones() -> None:
+    message = read_itip(ics(UID, ANSWER, *LATER, method="COUNTER"), None, NY)
+    assert message.proposal(*(moment.astimezone(NY) for moment in LATER_SPAN)) is None
+
+
 @pytest.mark.parametrize(
     ("cal", "hint", "reason"),
     [

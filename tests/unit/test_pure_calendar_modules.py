@@ -25,6 +25,7 @@ FORBIDDEN = (
 
 MODULES = {
     "ptm_sync.busy": ("connectors",),
+    "ptm_sync.icalparse": ("connectors",),
     "connectors.ical": (),
     "connectors.dav_xml": (),
     "connectors.caldav_features": (),

@@ -1,10 +1,11 @@
 """The pure core never reaches I/O, not even through another ptm_sync module (DESIGN §2).
 
-``model``, ``slots``, ``planner``, ``itip``, ``imip``, ``trust`` and ``busy`` take values and
-return values.  Their imports are read with :mod:`ast` and followed through every
-``ptm_sync`` module they pull in: none may import a connector, a database library, a socket,
-HTTP or mail library, or :mod:`ptm_sync.store`, and none may read the clock.  A second test
-imports each one in a fresh interpreter and looks at what got loaded.
+``model``, ``slots``, ``planner``, ``itip``, ``imip``, ``trust``, ``busy``, ``icalparse`` and
+``emailaddress`` take values and return values.  Their imports are read with :mod:`ast` and
+followed through every ``ptm_sync`` module they pull in: none may import a connector, a
+database library, a socket, HTTP or mail library, or :mod:`ptm_sync.store`, and none may read
+the clock.  A second test imports each one in a fresh interpreter and looks at what got
+loaded.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ PURE = (
     "ptm_sync.imip",
     "ptm_sync.trust",
     "ptm_sync.busy",
+    "ptm_sync.icalparse",
+    "ptm_sync.emailaddress",
     "ptm_sync.messages",
     # The booking core: every rule of a meeting's life decided without I/O (DESIGN §2-§3).
     "ptm_sync.booking.values",
@@ -35,6 +38,7 @@ PURE = (
     "ptm_sync.booking.table",
     "ptm_sync.booking.admission",
     "ptm_sync.booking.decide",
+    "ptm_sync.booking.letters",
     "ptm_sync.booking.notices",
     "ptm_sync.booking.addresses",
 )

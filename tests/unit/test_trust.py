@@ -137,6 +137,8 @@ def test_token_from_address(addr: str, organizer: str, token: str | None) -> Non
         ("thunderbird_reply_tentative.eml", "2f8c6a1e9d3b4c70"),
         ("proton_reply_declined_no_method_param.eml", "a4d9e1c7b2f04863"),
         ("outlook_counter_propose_new_time.eml", "51f2c8e7d0a94b6e"),
+        ("gmail_counter_propose_new_time.eml", "b81f4c6a2e9d7035"),
+        ("gmail_reply_propose_new_time.eml", "7d3e9a12c4b65f08"),
     ],
 )
 def test_client_replies_reach_a_token_only_the_invitation_showed(
