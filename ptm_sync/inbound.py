@@ -274,7 +274,8 @@ def _event(
         dtstamp=msg.dtstamp,
         comment=msg.comment or "",
         inbound_id=inbound_id,
-        proposed=times if getattr(msg, "proposes_time", False) else None,
+        # Compared with the meeting's time by the core, after the ordering rule.
+        proposed=times if not msg.all_day else None,
     )
 
 

@@ -122,7 +122,7 @@ class Applier:
             SlotTaken: the slot was lost on every attempt (only under a storm of races).
         """
         view = meeting if isinstance(meeting, MeetingView) else self.view(session, meeting)
-        wanted = needs(event)
+        wanted = needs(view, event)
         for _ in range(_ATTEMPTS):
             fresh = self.fresh(session, view.period) if _creates(wanted) else None
             ctx = load.context(

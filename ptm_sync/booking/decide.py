@@ -107,12 +107,13 @@ def decide(meeting: MeetingView, event: Event, ctx: Context) -> Decision:
     raise TypeError(f"not a booking event: {event!r}")  # pragma: no cover - typed above
 
 
-def needs(event: Event) -> frozenset[str]:
-    """The parts of the :class:`Context` deciding ``event`` reads (the rest stay empty)."""
+def needs(meeting: MeetingView, event: Event) -> frozenset[str]:
+    """The parts of the :class:`Context` deciding ``event`` for ``meeting`` reads (the rest
+    stay empty: an Accept costs no slot computation)."""
     match event:
         case Answer():
-            if event.proposed is not None:
-                return frozenset({FREE, FAMILY})
+            if event.proposed is not None and event.proposed.utc() != meeting.slot:
+                return frozenset({FREE, FAMILY})  # a proposal of another time
             if str(event.partstat).upper() == PARTSTAT.DECLINED:
                 return frozenset({FREE, FAMILY, TRIED})  # the re-proposal
             return frozenset()
@@ -255,17 +256,6 @@ def _answer(meeting: MeetingView, event: Answer, ctx: Context) -> Decision:
         return _quarantine(meeting, "attendee-not-invited")
     if meeting.organized_by_parent:
         return _quarantine(meeting, "unsupported-method", event.guardian_id)
-    if event.proposed is not None and event.proposed.utc() != meeting.slot:
-        # Gmail's "propose a new time" is a REPLY that carries the time: a COUNTER.
-        counter = Counter(
-            guardian_id=event.guardian_id,
-            proposed=event.proposed,
-            sequence=event.sequence,
-            dtstamp=event.dtstamp,
-            comment=event.comment,
-            inbound_id=event.inbound_id,
-        )
-        return _counter(meeting, counter, ctx)
     partstat = str(event.partstat).upper()
     if partstat == PARTSTAT.ACCEPTED and meeting.state in CLOSED:
         # Staff should see a parent who wants a meeting that is gone (quarantine).
@@ -281,6 +271,19 @@ def _answer(meeting: MeetingView, event: Answer, ctx: Context) -> Decision:
             else "a newer reply was processed before"
         )
         return _nothing(meeting, order, why, event.guardian_id)
+    if event.proposed is not None and event.proposed.utc() != meeting.slot:
+        # A reply to the meeting as it is that carries another time asks for that time:
+        # Gmail's "propose a new time", decided like Outlook's COUNTER.  (Checked after the
+        # ordering: a reply to an older version carries that version's time.)
+        counter = Counter(
+            guardian_id=event.guardian_id,
+            proposed=event.proposed,
+            sequence=event.sequence,
+            dtstamp=event.dtstamp,
+            comment=event.comment,
+            inbound_id=event.inbound_id,
+        )
+        return _counter(meeting, counter, ctx)
     answered = replace(
         party,
         partstat=str(event.partstat),

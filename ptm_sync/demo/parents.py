@@ -198,7 +198,17 @@ def outlook(
     return (head + CRLF + body).encode("utf-8")
 
 
-def gmail(inv: Invitation, partstat: str, now: datetime, comment: str = "") -> bytes:
+def gmail(
+    inv: Invitation,
+    partstat: str,
+    now: datetime,
+    comment: str = "",
+    *,
+    proposal: tuple[datetime, datetime] | None = None,
+) -> bytes:
+    """Gmail's answer; with ``proposal``, its "Propose a new time" sent as a REPLY that
+    carries the proposed DTSTART/DTEND (PARTSTAT TENTATIVE, the note in
+    X-RESPONSE-COMMENT)."""
     note = f';X-RESPONSE-COMMENT="{comment}"' if comment else ""
     cal = _reply_calendar(
         inv,
@@ -208,6 +218,7 @@ def gmail(inv: Invitation, partstat: str, now: datetime, comment: str = "") -> b
         organizer=True,
         tzid=None,
         extra_attendee=f";X-NUM-GUESTS=0{note}",
+        when=proposal,
     )
     outer, inner = f"0000000000{uuid.uuid4().hex[:16]}", f"0000000000{uuid.uuid4().hex[:16]}"
     head = _headers(
@@ -380,6 +391,19 @@ def propose_new_time(
 ) -> bytes:
     """Outlook's "Propose new time" for ``invitation``: an iTIP COUNTER."""
     return outlook(Invitation(invitation, tz), "TENTATIVE", now, comment, counter=(start, end))
+
+
+def gmail_propose_new_time(
+    invitation: bytes,
+    start: datetime,
+    end: datetime,
+    *,
+    tz: ZoneInfo,
+    now: datetime,
+    comment: str = "",
+) -> bytes:
+    """Gmail's "Propose a new time" for ``invitation``: a REPLY carrying the new time."""
+    return gmail(Invitation(invitation, tz), "TENTATIVE", now, comment, proposal=(start, end))
 
 
 def is_invitation(raw: bytes) -> bool:

@@ -119,7 +119,7 @@ def _decided_now(school: SeededSchool, guardian: str, slot: Interval) -> Decisio
             fresh=applier.fresh(session, "spring"),
         )
         ctx = load.context(
-            session, school.config, draft, school.now, needs=needs_of(Offer(slot=slot))
+            session, school.config, draft, school.now, needs=needs_of(draft, Offer(slot=slot))
         )
         decision = decide(draft, Offer(slot=slot), ctx)
     assert decision.outcome == APPLIED

@@ -198,3 +198,29 @@ def test_separated_parents_each_get_their_own_meeting(db: Database, where: str) 
     school.deliver(school.reply(zoe[0].id, "ACCEPTED", by=zoe[0].parties[0].email))
     assert {school.meeting(m.id).state for m in zoe} == {"confirmed", "proposed"}
     assert SAM  # the other families are unaffected
+
+
+# --- Gmail's "propose a new time" -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("client", ["gmail", "outlook"])
+def test_a_proposed_time_is_granted_whichever_client_proposes_it(db: Database, client: str) -> None:
+    school = SeededSchool.create(db)
+    meeting = school.propose(ADA, PAT, slot=0)
+    outcome = school.deliver(school.counter(meeting, slot=4, client=client, comment="after work"))
+    assert outcome.reason == "counter accepted"
+    moved = school.meeting(meeting.id)
+    assert (moved.state, moved.start) == ("confirmed", school.slot(4).start)
+
+
+def test_a_proposed_time_that_is_taken_is_declined_with_alternatives(db: Database) -> None:
+    school = SeededSchool.create(db)
+    meeting = school.propose(ADA, PAT, slot=0)
+    school.propose(ADA, SAM, slot=4)
+    outcome = school.deliver(school.counter(meeting, slot=4, client="gmail"))
+    assert outcome.reason == "counter declined: the teacher is not free then"
+    answer = school.emails(meeting.id)[-1]
+    assert answer.method == "DECLINECOUNTER" and "These times are free" in str(
+        answer.event["COMMENT"]
+    )
+    assert school.meeting(meeting.id).start == school.slot(0).start

@@ -440,11 +440,14 @@ class SeededSchool:
         at: timedelta = timedelta(minutes=10),
         by: str | None = None,
         comment: str = "",
+        client: str = "outlook",
     ) -> bytes:
-        """Outlook's "Propose new time" for the latest REQUEST, asking for ``slot``."""
+        """``client``'s "Propose new time" for the latest REQUEST, asking for ``slot``:
+        Outlook's COUNTER, or Gmail's REPLY carrying the new time."""
         meeting_id = meeting if isinstance(meeting, int) else meeting.id
         when = slot if isinstance(slot, Interval) else self.slot(slot)
-        return parents.propose_new_time(
+        propose = parents.gmail_propose_new_time if client == "gmail" else parents.propose_new_time
+        return propose(
             self.latest_request(meeting_id, by),
             when.start,
             when.end,
