@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -98,18 +99,57 @@ def digest_of(raw: bytes, inbound: imip.Inbound | None) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def _read(raw: bytes, config: Config) -> tuple[imip.Inbound | None, Unusable | None, str]:
+    """The message as read, what made it unreadable, and its digest."""
+    try:
+        inbound: imip.Inbound | None = imip.extract(raw, tz=config.tz)
+    except Unusable as exc:
+        return None, exc, digest_of(raw, None)
+    return inbound, None, digest_of(raw, inbound)
+
+
+def process_batch(
+    db: Database,
+    config: Config,
+    raws: Sequence[bytes],
+    *,
+    now: datetime,
+    video: VideoProvider,
+) -> list[Outcome]:
+    """Process several messages in one write transaction: one durable commit for all.
+
+    Each message is still all or nothing (a savepoint of its own), is decided on what the
+    messages before it did, and is recorded exactly as :func:`process` records it; a bug
+    in one keeps that one in quarantine and the others go on.  The IMAP path uses this
+    (group commit): its messages are marked processed only after the commit.
+
+    Raises:
+        DBAPIError: the database is away; nothing of the batch was kept.
+    """
+    read = [(raw, *_read(raw, config)) for raw in raws]
+    outcomes: list[Outcome] = []
+    with db.write() as session:
+        for raw, inbound, early, digest in read:
+            try:
+                with session.begin_nested():
+                    outcome = _record_in(session, config, raw, inbound, early, digest, now, video)
+            except DBAPIError:
+                raise
+            except Exception:
+                log.exception("inbound message could not be processed; kept in quarantine")
+                with session.begin_nested():
+                    outcome = _internal_error(session, raw, inbound, digest, now)
+            outcomes.append(outcome)
+    for outcome in outcomes:
+        log.info("inbound message: %s", outcome)
+    return outcomes
+
+
 def process(
     db: Database, config: Config, raw: bytes, *, now: datetime, video: VideoProvider
 ) -> Outcome:
     """Process one inbound message exactly once; never raises for bad input."""
-    try:
-        inbound: imip.Inbound | None = imip.extract(raw, tz=config.tz)
-    except Unusable as exc:
-        inbound = None
-        early: Unusable | None = exc
-    else:
-        early = None
-    digest = digest_of(raw, inbound)
+    inbound, early, digest = _read(raw, config)
     try:
         return _record(db, config, raw, inbound, early, digest, now, video)
     except DBAPIError:
@@ -119,13 +159,19 @@ def process(
         # quarantine, where staff can see it, and processing goes on.
         log.exception("inbound message could not be processed; kept in quarantine")
         with db.write() as session:
-            row_id = insert_new_id(
-                session,
-                _INBOUND,
-                _record_values(digest, now, inbound, "internal-error", raw),
-                key="digest",
-            )
-        return Outcome(QUARANTINED, "internal-error", None, row_id)
+            return _internal_error(session, raw, inbound, digest, now)
+
+
+def _internal_error(
+    session: Session, raw: bytes, inbound: imip.Inbound | None, digest: str, now: datetime
+) -> Outcome:
+    row_id = insert_new_id(
+        session,
+        _INBOUND,
+        _record_values(digest, now, inbound, "internal-error", raw),
+        key="digest",
+    )
+    return Outcome(QUARANTINED, "internal-error", None, row_id)
 
 
 def _record_values(
@@ -155,36 +201,50 @@ def _record(
 ) -> Outcome:
     """Record the message and its decision in one write transaction."""
     with db.write() as session:
-        # The unique digest decides: a message seen before is not recorded again.
-        row_id = insert_new_id(
-            session, _INBOUND, _record_values(digest, now, inbound, "", None), key="digest"
-        )
-        if row_id is None:
-            return Outcome(DUPLICATE, "already processed")
-        if early is not None or inbound is None:
-            decision = _Decision(QUARANTINED, early.reason if early else "not-an-email")
-        else:
-            try:
-                # A savepoint: a message that ends in quarantine changes nothing, even
-                # what the decision had begun to change before it found the problem.
-                with session.begin_nested():
-                    decision = _decide(session, config, inbound, row_id, now, video)
-            except Unusable as exc:
-                decision = _Decision(QUARANTINED, exc.reason)
-        session.execute(
-            _RECORD_DECISION,
-            {
-                "row_id": row_id,
-                "new_outcome": decision.outcome,
-                "new_reason": decision.reason,
-                "new_meeting_id": decision.meeting_id,
-                # Kept for staff to inspect; purged with the meeting data.
-                "new_raw": raw if decision.outcome == QUARANTINED else None,
-            },
-        )
-        result = Outcome(decision.outcome, decision.reason, decision.meeting_uid, row_id)
+        result = _record_in(session, config, raw, inbound, early, digest, now, video)
     log.info("inbound message: %s", result)
     return result
+
+
+def _record_in(
+    session: Session,
+    config: Config,
+    raw: bytes,
+    inbound: imip.Inbound | None,
+    early: Unusable | None,
+    digest: str,
+    now: datetime,
+    video: VideoProvider,
+) -> Outcome:
+    """Record the message and its decision in the caller's write transaction."""
+    # The unique digest decides: a message seen before is not recorded again.
+    row_id = insert_new_id(
+        session, _INBOUND, _record_values(digest, now, inbound, "", None), key="digest"
+    )
+    if row_id is None:
+        return Outcome(DUPLICATE, "already processed")
+    if early is not None or inbound is None:
+        decision = _Decision(QUARANTINED, early.reason if early else "not-an-email")
+    else:
+        try:
+            # A savepoint: a message that ends in quarantine changes nothing, even what
+            # the decision had begun to change before it found the problem.
+            with session.begin_nested():
+                decision = _decide(session, config, inbound, row_id, now, video)
+        except Unusable as exc:
+            decision = _Decision(QUARANTINED, exc.reason)
+    session.execute(
+        _RECORD_DECISION,
+        {
+            "row_id": row_id,
+            "new_outcome": decision.outcome,
+            "new_reason": decision.reason,
+            "new_meeting_id": decision.meeting_id,
+            # Kept for staff to inspect; purged with the meeting data.
+            "new_raw": raw if decision.outcome == QUARANTINED else None,
+        },
+    )
+    return Outcome(decision.outcome, decision.reason, decision.meeting_uid, row_id)
 
 
 def _decide(
