@@ -12,4 +12,4 @@ def deliver(app: App) -> None:
     if report is None:
         print("queued: `ptm-sync outbox flush` or the daemon sends it")
         return
-    print(f"sent {report.delivered}; {report.retried} will be retried; {report.dead} failed")
+    print(f"delivered {report.delivered}; {report.retried} will be retried; {report.dead} failed")

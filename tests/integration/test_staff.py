@@ -21,7 +21,6 @@ from ptm_sync.inbound import reprocess
 from ptm_sync.records import meeting_record, waitlist
 from ptm_sync.staff import StaffRefused
 from ptm_sync.store import Database, Guardian, Inbound, Meeting, Student, Teacher
-from ptm_sync.store import WaitlistEntry as WaitlistRow
 from tests.support.booking import (
     ADA,
     ALAN,
