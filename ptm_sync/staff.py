@@ -30,7 +30,16 @@ from ptm_sync.config import Config, PeriodConfig
 from ptm_sync.errors import BookingRefused, NotFoundError
 from ptm_sync.model import ACTIVE_STATES, Interval, MeetingState
 from ptm_sync.room_mailbox import period_for
-from ptm_sync.store import Database, Guardian, Link, Meeting, MeetingStudent, Student, Teacher
+from ptm_sync.store import (
+    Database,
+    Guardian,
+    Link,
+    Meeting,
+    MeetingGuardian,
+    MeetingStudent,
+    Student,
+    Teacher,
+)
 from ptm_sync.video import VideoProvider
 
 _ACTIVE = [s.value for s in ACTIVE_STATES]
@@ -99,7 +108,7 @@ def book(
         period = period_for(config.periods, Interval(start, start), now)
         slot = _slot(period, start)
         parties = _parties(session, period, the_guardian, the_teacher, students)
-        _refuse_second_meeting(session, config, period, the_teacher, students)
+        _refuse_second_meeting(session, config, period, the_teacher, students, parties)
         draft = load.draft(
             config,
             period,
@@ -317,20 +326,23 @@ def _refuse_second_meeting(
     period: PeriodConfig,
     teacher: Teacher,
     students: Sequence[Student],
+    parties: Sequence[Guardian],
 ) -> None:
-    """A student meets a teacher once a period: a confirmed meeting is moved, not doubled.
-
-    (Unanswered proposals are superseded by the new booking; the core does that.)
-    """
+    """A student meets a teacher once a period (with these guardians): a confirmed meeting
+    is moved, not doubled.  (Unanswered proposals are superseded by the new booking; the
+    core does that.)"""
     found = session.execute(
         select(Meeting.id, Meeting.start)
         .join(MeetingStudent, MeetingStudent.meeting_id == Meeting.id)
+        .join(MeetingGuardian, MeetingGuardian.meeting_id == Meeting.id)
         .where(
             Meeting.teacher_id == teacher.id,
             Meeting.period_id == period.id,
             Meeting.state == MeetingState.CONFIRMED.value,
             MeetingStudent.student_id.in_([s.id for s in students]),
+            MeetingGuardian.guardian_id.in_([g.id for g in parties]),
         )
+        .order_by(Meeting.start)
         .limit(1)
     ).first()
     if found is not None:

@@ -112,6 +112,11 @@ def test_a_student_who_meets_separately_is_booked_with_the_one_guardian(db: Data
     decision = book(school, CHRIS, ADA, 0)
     assert decision.after is not None
     assert [p.email for p in decision.after.parties] == [CHRIS]
+    # Each guardian has their own meeting: Alex books his, Chris cannot book a second.
+    alex = book(school, ALEX, ADA, 3)
+    assert alex.after is not None and [p.email for p in alex.after.parties] == [ALEX]
+    with pytest.raises(BookingRefused, match=f"meeting {decision.after.id} "):
+        book(school, CHRIS, ADA, 5)
 
 
 def test_a_busy_time_is_refused_with_the_three_nearest_free_times_and_nothing_written(
