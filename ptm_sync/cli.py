@@ -9,13 +9,30 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
-import traceback
 from collections.abc import Sequence
+from typing import Any
 
 from ptm_sync import __version__
 from ptm_sync.commands import COMMAND_MODULES
-from ptm_sync.errors import PtmError, UserError
+from ptm_sync.exits import handle_error
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: it takes the global options too, so that they may stand after
+    the command as well as before it (DESIGN §7: ``ptm-sync sync --config X -v``).
+
+    Their default is "not given", so a value given before the command is kept.  Nested
+    parsers (``mail deliver``, ``quarantine show``) are of this class as well.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "--config", metavar="PATH", default=argparse.SUPPRESS, help="configuration file"
+        )
+        self.add_argument(
+            "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,29 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="PATH", help="configuration file (ptm-sync.toml)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     parser.add_argument("--version", action="version", version=f"ptm-sync {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_CommandParser
+    )
     for module in COMMAND_MODULES:
         module.register(sub)
     return parser
-
-
-def handle_error(exc: BaseException) -> int:
-    """Map an exception to a message on stderr and an exit code."""
-    if isinstance(exc, KeyboardInterrupt):
-        print("ptm-sync: interrupted", file=sys.stderr)
-        return 130
-    if isinstance(exc, UserError):
-        print(f"ptm-sync: {exc}", file=sys.stderr)
-        return 1
-    if isinstance(exc, PtmError):
-        hint = " (temporary; try again later)" if exc.retryable else ""
-        print(f"ptm-sync: {exc}{hint}", file=sys.stderr)
-        return 1
-    if isinstance(exc, BrokenPipeError):
-        return 0
-    traceback.print_exception(exc)
-    print("ptm-sync: internal error (a bug: please report the traceback above)", file=sys.stderr)
-    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """The inbound pipeline: one email in, one recorded decision out.
 
-`mail deliver` (stdin) and `mail fetch` (IMAP) both call :func:`process`.  The message is
-read (:mod:`ptm_sync.imip`), recognised as a duplicate by its digest, checked against the
+`mail deliver` (stdin) and `mail fetch` (IMAP) both call :func:`process`; `quarantine
+release` calls :func:`reprocess` on a message kept in quarantine.  The message is read
+(:mod:`ptm_sync.imip`), recognised as a duplicate by its digest, checked against the
 meeting it names (:mod:`ptm_sync.trust`) and applied by the booking engine — all in one write
 transaction together with the :class:`~ptm_sync.store.Inbound` record, so a message's effect
 and the fact that it was processed commit together or not at all.
@@ -29,7 +30,7 @@ from ptm_sync.booking.decide import APPLIED, QUARANTINED
 from ptm_sync.booking.events import Answer, Counter, Event, Refresh
 from ptm_sync.booking.values import Decision, MeetingView
 from ptm_sync.config import Config, MailConfig
-from ptm_sync.errors import Unusable
+from ptm_sync.errors import NotFoundError, Unusable, UserError
 from ptm_sync.model import Interval
 from ptm_sync.room_mailbox import booking_request
 from ptm_sync.store import Database, Inbound, Meeting, MeetingGuardian, MeetingStudent, Teacher
@@ -223,6 +224,58 @@ def _record_in(
     )
     if row_id is None:
         return Outcome(DUPLICATE, "already processed")
+    return _decide_and_record(session, config, raw, inbound, early, row_id, now, video)
+
+
+def reprocess(
+    db: Database, config: Config, inbound_id: int, *, now: datetime, video: VideoProvider
+) -> Outcome:
+    """Decide a quarantined message again, after staff fixed the cause (e.g. an alias).
+
+    The same steps as :func:`process`, on the stored raw message, at ``now``; the outcome,
+    reason and meeting are recorded on the same inbound row — no new row: its digest is
+    there already, and a release must not be taken for a duplicate.  The raw message is
+    kept only if it stays in quarantine.
+
+    Raises:
+        NotFoundError: no inbound message ``inbound_id``.
+        UserError: the message is not in quarantine (released before, or never there),
+            or its raw bytes were not kept (purged).
+    """
+    with db.write() as session:
+        row = session.get(Inbound, inbound_id, with_for_update=True)
+        if row is None:
+            raise NotFoundError(f"no inbound message {inbound_id}")
+        if row.outcome != QUARANTINED:
+            why = f": {row.reason}" if row.reason else ""
+            raise UserError(
+                f"inbound message {inbound_id} is not in quarantine ({row.outcome}{why})"
+            )
+        if row.raw is None:
+            raise UserError(f"inbound message {inbound_id} was not kept: nothing to reprocess")
+        raw = bytes(row.raw)
+        inbound: imip.Inbound | None = None
+        early: Unusable | None = None
+        try:
+            inbound = imip.extract(raw, tz=config.tz)
+        except Unusable as exc:
+            early = exc
+        result = _decide_and_record(session, config, raw, inbound, early, inbound_id, now, video)
+    log.info("inbound message %d released: %s", inbound_id, result)
+    return result
+
+
+def _decide_and_record(
+    session: Session,
+    config: Config,
+    raw: bytes,
+    inbound: imip.Inbound | None,
+    early: Unusable | None,
+    row_id: int,
+    now: datetime,
+    video: VideoProvider,
+) -> Outcome:
+    """Decide the message and record the decision on its inbound row ``row_id``."""
     if early is not None or inbound is None:
         decision = _Decision(QUARANTINED, early.reason if early else "not-an-email")
     else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -17,13 +16,12 @@ from ptm_sync.config import Config
 from ptm_sync.deliver import CalendarDeliverer, EmailDeliverer
 from ptm_sync.errors import PtmError
 from ptm_sync.inbound import Outcome, process
+from ptm_sync.invite import invite
+from ptm_sync.mail.imap import ImapReader
 from ptm_sync.model import MeetingState
 from ptm_sync.store import Database, Meeting, Setting
-from ptm_sync.sync import Connectors
+from ptm_sync.sync import Connectors, opened
 from ptm_sync.video import VideoProvider, provider_for
-
-if TYPE_CHECKING:
-    from ptm_sync.mail.imap import ImapReader
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +46,17 @@ def flush_outbox(
     finally:
         if email is not None:
             email.close()
+
+
+def send_now(
+    db: Database, config: Config, clock: Callable[[], datetime]
+) -> outbox.FlushReport | None:
+    """After a command changed meetings: deliver what it queued at once when ``[mail.smtp]``
+    is configured (None when it is not: the daemon or `outbox flush` delivers later)."""
+    if config.mail is None or config.mail.smtp is None:
+        return None
+    with opened(config) as connectors:
+        return flush_outbox(db, config, connectors, clock)
 
 
 def expire_holds(db: Database, config: Config, *, now: datetime, video: VideoProvider) -> int:
@@ -79,8 +88,6 @@ def fetch_mail(
     db: Database, config: Config, *, clock: Callable[[], datetime], video: VideoProvider
 ) -> list[Outcome]:
     """One IMAP pass: each message is marked processed only after its effect committed."""
-    from ptm_sync.mail.imap import ImapReader
-
     if config.mail is None or config.mail.imap is None:
         raise PtmError("[mail.imap] is not configured: use `ptm-sync mail deliver` instead")
     with ImapReader(config.mail.imap) as reader:
@@ -110,9 +117,7 @@ def open_booking(db: Database, config: Config, *, now: datetime, video: VideoPro
     again (and `invite` itself never proposes a need twice).  Families added to the roster
     later are invited by running `ptm-sync invite`.
     """
-    from ptm_sync.invite import invite
-
-    opened: list[str] = []
+    done: list[str] = []
     for period in config.periods:
         opens, closes = period.booking_opens, period.booking_closes
         if opens is None or now < opens or (closes is not None and now >= closes):
@@ -131,5 +136,5 @@ def open_booking(db: Database, config: Config, *, now: datetime, video: VideoPro
             len(result.proposed),
             len(result.plan.unplaced),
         )
-        opened.append(period.id)
-    return opened
+        done.append(period.id)
+    return done

@@ -738,7 +738,7 @@ def _staff_cancel(meeting: MeetingView, event: StaffCancel, ctx: Context) -> Dec
     name = "staff-cancel-booked" if booked else "staff-cancel"
     asker = meeting.parties[0].guardian_id if booked else None
     reason = event.reason or "cancelled by the school"
-    return _apply(
+    decision = _apply(
         row_for(meeting.state, name),
         meeting,
         ctx,
@@ -746,6 +746,7 @@ def _staff_cancel(meeting: MeetingView, event: StaffCancel, ctx: Context) -> Dec
         asker=asker,
         notice_reason=reason,
     )
+    return decision if event.offer_freed else replace(decision, releases=None)
 
 
 # --- deadlines and the teacher's calendar -------------------------------------------------

@@ -122,7 +122,11 @@ class StaffReschedule:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StaffCancel:
+    """Staff cancel the meeting.  ``offer_freed`` False: the freed time is not offered to
+    the waiting list (a teacher's whole evening cancelled: the teacher cannot meet then)."""
+
     reason: str = ""
+    offer_freed: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

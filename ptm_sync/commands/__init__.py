@@ -1,9 +1,21 @@
-"""Command modules; each exposes ``register(subparsers)`` and sets ``func`` on its parser."""
+"""Command modules; each exposes ``register(subparsers)`` and sets ``func`` on its parser.
+
+They are thin: parse, call one use case, render.  ``common`` is a helper, not a command.
+"""
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from ptm_sync.commands import availability, booking, daemon, demo, mail, roster, setup
+from ptm_sync.commands import availability, booking, daemon, demo, mail, roster, setup, staff
 
-COMMAND_MODULES: list[ModuleType] = [setup, roster, availability, booking, mail, daemon, demo]
+COMMAND_MODULES: list[ModuleType] = [
+    setup,
+    roster,
+    availability,
+    booking,
+    staff,
+    mail,
+    daemon,
+    demo,
+]

@@ -1,4 +1,4 @@
-"""`invite`, `meetings`, `outbox flush`."""
+"""`invite`, `meetings`, `meetings show`, `outbox flush`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ from sqlalchemy import select
 
 from ptm_sync import output
 from ptm_sync.app import App
+from ptm_sync.commands.common import deliver
+from ptm_sync.invite import invite
+from ptm_sync.records import MeetingRecord, Transition, meeting_record
+from ptm_sync.services import flush_outbox, video_provider
 from ptm_sync.store import Guardian, Meeting, MeetingGuardian, MeetingStudent, Student, Teacher
+from ptm_sync.sync import opened
 
 #: The table shows the first nine; json and csv all of them.
 MEETING_COLUMNS = [
@@ -40,6 +45,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--teacher", metavar="EMAIL")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.set_defaults(func=cmd_meetings)
+    actions = p.add_subparsers(dest="meetings_command", metavar="ACTION")
+    show = actions.add_parser("show", help="one meeting's whole history")
+    show.add_argument("id", type=int, metavar="ID", help="the meeting's id (see `meetings`)")
+    show.set_defaults(func=cmd_meetings_show)
 
     p = sub.add_parser("outbox", help="durable side effects")
     outbox_sub = p.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
@@ -48,10 +57,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_invite(args: argparse.Namespace) -> int:
-    from ptm_sync.invite import invite
-    from ptm_sync.services import flush_outbox, video_provider
-    from ptm_sync.sync import opened
-
     app = App.from_args(args)
     period = app.config.period(args.period)
     tz = app.config.tz
@@ -86,9 +91,7 @@ def cmd_invite(args: argparse.Namespace) -> int:
         + (f"; {result.lost_races} slots were taken meanwhile" if result.lost_races else "")
     )
     if app.config.mail and app.config.mail.smtp:
-        with opened(app.config) as connectors:
-            report = flush_outbox(app.db, app.config, connectors, app.now)
-        print(f"sent {report.delivered}; {report.retried} will be retried; {report.dead} failed")
+        deliver(app)
     return 0
 
 
@@ -155,9 +158,6 @@ def cmd_meetings(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox_flush(args: argparse.Namespace) -> int:
-    from ptm_sync.services import flush_outbox
-    from ptm_sync.sync import opened
-
     app = App.from_args(args)
     with opened(app.config) as connectors:
         report = flush_outbox(app.db, app.config, connectors, app.now)
@@ -165,3 +165,46 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
     for error in report.errors:
         print(f"  {error}")
     return 0
+
+
+HISTORY_COLUMNS = ["when", "actor", "change", "time", "reason", "message"]
+
+
+def cmd_meetings_show(args: argparse.Namespace) -> int:
+    app = App.from_args(args)
+    with app.db.read() as session:
+        record = meeting_record(session, app.config, args.id)
+    sys.stdout.write(_meeting_text(record))
+    return 0
+
+
+def _meeting_text(m: MeetingRecord) -> str:
+    students = ", ".join(m.students)
+    head = [
+        f"meeting {m.id} ({m.period}): {m.teacher} with {', '.join(m.guardians)}"
+        + (f" about {students}" if students else ""),
+        f"{m.start:%a %Y-%m-%d %H:%M}-{m.end:%H:%M} {m.start:%Z}: {m.state}, "
+        f"sequence {m.sequence}, {m.origin}",
+        f"uid {m.uid}",
+        "",
+    ]
+    rows = [
+        {
+            "when": t.at,
+            "actor": t.actor,
+            "change": f"{t.from_state or 'new'} -> {t.to_state}",
+            "time": _moved(t),
+            "reason": t.reason,
+            "message": f"#{t.inbound_id} {t.message_id}".strip() if t.inbound_id else "",
+        }
+        for t in m.history
+    ]
+    return "\n".join(head) + output.to_table(rows, HISTORY_COLUMNS)
+
+
+def _moved(t: Transition) -> str:
+    if t.moved and t.old_start is not None and t.new_start is not None:
+        same_day = t.old_start.date() == t.new_start.date()
+        new = f"{t.new_start:%H:%M}" if same_day else f"{t.new_start:%Y-%m-%d %H:%M}"
+        return f"{t.old_start:%Y-%m-%d %H:%M} -> {new}"
+    return f"{t.new_start:%Y-%m-%d %H:%M}" if t.new_start is not None else ""

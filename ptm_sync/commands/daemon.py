@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ptm_sync.app import App
+from ptm_sync.daemon import run
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -13,8 +14,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ptm_sync.daemon import run
-
     app = App.from_args(args)
     try:
         return run(app)

@@ -14,6 +14,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # Lazy on purpose: the demo is a shell above the command line (it runs `ptm-sync`
+    # commands in-process, so it imports ptm_sync.cli) and it needs the optional `demo`
+    # extra (Radicale).  Imported here, every command would load it, and cli -> commands
+    # -> demo -> cli would be a cycle.
     from ptm_sync.demo.story import run
 
     return run(args)

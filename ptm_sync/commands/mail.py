@@ -1,4 +1,4 @@
-"""`mail deliver`, `mail fetch`, `quarantine`."""
+"""`mail deliver`, `mail fetch`, `quarantine`, `quarantine show` and `quarantine release`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,12 @@ from sqlalchemy import select
 
 from ptm_sync import output
 from ptm_sync.app import App
+from ptm_sync.commands.common import deliver
+from ptm_sync.errors import UserError
+from ptm_sync.exits import EX_TEMPFAIL, handle_error
+from ptm_sync.inbound import process, reprocess
+from ptm_sync.records import InboundRecord, inbound_record
+from ptm_sync.services import fetch_mail, video_provider
 from ptm_sync.store import Inbound
 
 QUARANTINE_COLUMNS = ["id", "received_at", "message_id", "sender", "reason"]
@@ -27,10 +33,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q = sub.add_parser("quarantine", help="inbound messages that changed nothing, and why")
     q.add_argument("--format", choices=["table", "json"], default="table")
     q.set_defaults(func=cmd_quarantine)
-
-
-#: sysexits.h EX_TEMPFAIL: the MTA keeps the message and tries again later.
-EX_TEMPFAIL = 75
+    actions = q.add_subparsers(dest="quarantine_command", metavar="ACTION")
+    show = actions.add_parser("show", help="one message: reason, sender, calendar part")
+    show.add_argument("id", type=int, metavar="ID", help="its id in `quarantine`")
+    show.set_defaults(func=cmd_quarantine_show)
+    release = actions.add_parser(
+        "release", help="process a quarantined message again, after its cause was fixed"
+    )
+    release.add_argument("id", type=int, metavar="ID", help="its id in `quarantine`")
+    release.set_defaults(func=cmd_quarantine_release)
 
 
 def cmd_deliver(args: argparse.Namespace) -> int:
@@ -41,10 +52,6 @@ def cmd_deliver(args: argparse.Namespace) -> int:
     down — the exit code is EX_TEMPFAIL so the MTA keeps it and retries, instead of
     returning the parent's reply to them as undeliverable.
     """
-    from ptm_sync.cli import handle_error
-    from ptm_sync.inbound import process
-    from ptm_sync.services import video_provider
-
     raw = sys.stdin.buffer.read(MAX_MESSAGE + 1)
     if len(raw) > MAX_MESSAGE:
         raw = raw[:MAX_MESSAGE]
@@ -60,8 +67,6 @@ def cmd_deliver(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from ptm_sync.services import fetch_mail, video_provider
-
     app = App.from_args(args)
     outcomes = fetch_mail(app.db, app.config, clock=app.now, video=video_provider(app.config))
     for outcome in outcomes:
@@ -92,3 +97,42 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(output.to_table(rows, QUARANTINE_COLUMNS))
     return 0
+
+
+def cmd_quarantine_show(args: argparse.Namespace) -> int:
+    app = App.from_args(args)
+    with app.db.read() as session:
+        record = inbound_record(session, app.config, args.id)
+    sys.stdout.write(_inbound_text(record))
+    return 0
+
+
+def cmd_quarantine_release(args: argparse.Namespace) -> int:
+    app = App.from_args(args)
+    outcome = reprocess(
+        app.db, app.config, args.id, now=app.now(), video=video_provider(app.config)
+    )
+    print(outcome)
+    if outcome.outcome == "quarantined":
+        raise UserError(f"inbound message {args.id} is still in quarantine: {outcome.reason}")
+    deliver(app)
+    return 0
+
+
+def _inbound_text(r: InboundRecord) -> str:
+    lines = [
+        f"inbound message {r.id}: {r.outcome}" + (f" ({r.reason})" if r.reason else ""),
+        f"received:   {r.received_at:%Y-%m-%d %H:%M:%S %Z}",
+        f"sender:     {r.sender or '(none)'}",
+        f"message-id: {r.message_id or '(none)'}",
+    ]
+    if r.subject:
+        lines.append(f"subject:    {r.subject}")
+    if r.meeting_id is not None:
+        lines.append(f"meeting:    {r.meeting_id}")
+    lines.append("")
+    if r.calendar is None:
+        lines.append(f"no calendar part: {r.missing}")
+    else:
+        lines += ["calendar part:", r.calendar.replace("\r\n", "\n").rstrip("\n")]
+    return "\n".join(lines) + "\n"

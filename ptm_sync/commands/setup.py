@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ptm_sync import config as config_mod
 from ptm_sync.app import App
+from ptm_sync.checks import run_checks
 from ptm_sync.errors import PtmError, UserError
 from ptm_sync.store import Database
 
@@ -21,8 +23,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from ptm_sync import config as config_mod
-
     folder = Path(args.dir)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder")
@@ -41,8 +41,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from ptm_sync.checks import run_checks
-
     app = App.from_args(args)
     problems: list[str] = []
     try:

@@ -1,0 +1,97 @@
+"""The command line's layers point one way (STYLE.md): cli → commands → use cases.
+
+Read with :mod:`ast`: no command module imports inside a function (an import that must hide
+to avoid a cycle is a sign the layers are wrong), and nothing below the shells imports
+:mod:`ptm_sync.cli`.  And the global options may stand after the command (DESIGN §7).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from ptm_sync.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMANDS = ROOT / "ptm_sync" / "commands"
+
+#: Imports allowed inside a function, with the reason (said again in the code).
+LAZY = {
+    ("ptm_sync/commands/demo.py", "ptm_sync.demo.story"): "the demo is a shell above the CLI "
+    "and needs the optional `demo` extra",
+}
+#: Shells that drive the command line themselves.
+CLI_USERS = {"ptm_sync/__main__.py", "ptm_sync/demo/story.py"}
+
+
+def _imports(tree: ast.Module) -> list[tuple[ast.stmt, str, bool]]:
+    """(node, module, at module level) for every import statement."""
+    top = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node, alias.name, id(node) in top) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append((node, node.module, id(node) in top))
+    return found
+
+
+def _lazy_imports(path: Path) -> list[str]:
+    relative = path.relative_to(ROOT).as_posix()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        f"{relative}:{node.lineno} {module}"
+        for node, module, at_top in _imports(tree)
+        if not at_top and (relative, module) not in LAZY
+    ]
+
+
+def test_command_modules_import_at_module_level() -> None:
+    offenders = [line for path in sorted(COMMANDS.glob("*.py")) for line in _lazy_imports(path)]
+    assert offenders == []
+
+
+def test_the_check_sees_an_import_inside_a_function() -> None:
+    """The scan above can fail."""
+    source = "import os\n\ndef f():\n    from ptm_sync.inbound import process\n"
+    assert [(m, top) for _, m, top in _imports(ast.parse(source))] == [
+        ("os", True),
+        ("ptm_sync.inbound", False),
+    ]
+
+
+def test_nothing_below_the_shells_imports_the_command_line() -> None:
+    offenders = []
+    for path in sorted((ROOT / "ptm_sync").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        if relative in CLI_USERS or relative == "ptm_sync/cli.py":
+            continue
+        for node, module, _ in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+            if module == "ptm_sync.cli" or (
+                isinstance(node, ast.ImportFrom)
+                and module == "ptm_sync"
+                and any(alias.name == "cli" for alias in node.names)
+            ):
+                offenders.append(f"{relative}:{node.lineno}")
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--config", "x.toml", "-v", "waitlist"],
+        ["waitlist", "--config", "x.toml", "-v"],
+        ["quarantine", "show", "3", "--config", "x.toml", "-v"],
+        ["cancel", "--teacher", "t@s.org", "--config", "x.toml", "--date", "2027-04-12", "-v"],
+    ],
+)
+def test_global_options_may_stand_before_or_after_the_command(argv: list[str]) -> None:
+    args = build_parser().parse_args(argv)
+    assert (args.config, args.verbose) == ("x.toml", 1)
+
+
+def test_a_global_option_before_the_command_is_kept() -> None:
+    args = build_parser().parse_args(["--config", "x.toml", "meetings", "show", "4"])
+    assert (args.config, args.verbose, args.id) == ("x.toml", 0, 4)
