@@ -28,15 +28,13 @@ from ptm_sync.booking.events import StaffBook, StaffCancel, StaffReschedule
 from ptm_sync.booking.values import Decision, Origin
 from ptm_sync.config import Config, PeriodConfig
 from ptm_sync.errors import BookingRefused, NotFoundError
-from ptm_sync.model import ACTIVE_STATES, Interval, MeetingState
+from ptm_sync.model import ACTIVE_STATES, Interval
 from ptm_sync.room_mailbox import period_for
 from ptm_sync.store import (
     Database,
     Guardian,
     Link,
     Meeting,
-    MeetingGuardian,
-    MeetingStudent,
     Student,
     Teacher,
 )
@@ -108,7 +106,6 @@ def book(
         period = period_for(config.periods, Interval(start, start), now)
         slot = _slot(period, start)
         parties = _parties(session, period, the_guardian, the_teacher, students)
-        _refuse_second_meeting(session, config, period, the_teacher, students, parties)
         draft = load.draft(
             config,
             period,
@@ -149,8 +146,6 @@ def reschedule(
     with db.write() as session:
         meeting = _meeting(session, meeting_id)
         slot = _slot(config.period(meeting.period_id), start)
-        if slot == Interval(meeting.start, meeting.end).utc():
-            raise StaffRefused("not moved", f"meeting {meeting_id} is at that time", tz=config.tz)
         event = StaffReschedule(slot=slot, override=override, note=note)
         decision = applier.handle(session, meeting, event)
         if decision.outcome != APPLIED:
@@ -318,40 +313,6 @@ def _parties(
     for other in others:
         people.setdefault(other.id, other)
     return list(people.values())
-
-
-def _refuse_second_meeting(
-    session: Session,
-    config: Config,
-    period: PeriodConfig,
-    teacher: Teacher,
-    students: Sequence[Student],
-    parties: Sequence[Guardian],
-) -> None:
-    """A student meets a teacher once a period (with these guardians): a confirmed meeting
-    is moved, not doubled.  (Unanswered proposals are superseded by the new booking; the
-    core does that.)"""
-    found = session.execute(
-        select(Meeting.id, Meeting.start)
-        .join(MeetingStudent, MeetingStudent.meeting_id == Meeting.id)
-        .join(MeetingGuardian, MeetingGuardian.meeting_id == Meeting.id)
-        .where(
-            Meeting.teacher_id == teacher.id,
-            Meeting.period_id == period.id,
-            Meeting.state == MeetingState.CONFIRMED.value,
-            MeetingStudent.student_id.in_([s.id for s in students]),
-            MeetingGuardian.guardian_id.in_([g.id for g in parties]),
-        )
-        .order_by(Meeting.start)
-        .limit(1)
-    ).first()
-    if found is not None:
-        meeting_id, start = found
-        when = start.astimezone(config.tz)
-        raise BookingRefused(
-            f"meeting {meeting_id} with {teacher.email} is confirmed for {when:%Y-%m-%d %H:%M}; "
-            f"move it with `ptm-sync reschedule {meeting_id} --start …` or cancel it first"
-        )
 
 
 def _slot(period: PeriodConfig, start: datetime) -> Interval:

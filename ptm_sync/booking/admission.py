@@ -106,6 +106,11 @@ def admit(ask: Ask, ctx: Context) -> Admission:
         return refuse(
             "too-far-ahead", f"bookings are taken up to {rules.booking_window_days} days ahead"
         )
+    if ctx.booked:
+        return refuse(
+            "already-booked",
+            "you already have a meeting with this teacher; move or cancel that one instead",
+        )
     if slot not in _grid(ctx):
         return refuse(
             "off-grid",
@@ -124,7 +129,8 @@ def admit(ask: Ask, ctx: Context) -> Admission:
             if not (ask.staff and ask.override):
                 who = "your family" if name == "family cap" else "this teacher"
                 return refuse(
-                    name.replace(" ", "-"), f"{who} already has {count} meetings, the most allowed"
+                    name.replace(" ", "-"),
+                    f"{who} already has the most meetings allowed in this period ({cap})",
                 )
             overrides.append(name)
     return Admission(granted=True, overrides=tuple(overrides))

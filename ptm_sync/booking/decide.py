@@ -715,11 +715,16 @@ def _staff_reschedule(meeting: MeetingView, event: StaffReschedule, ctx: Context
         return _refused_for_staff(
             meeting, ctx, "the parent organizes this meeting (booking address): ask them to move it"
         )
+    if event.slot.utc() == meeting.slot:
+        return _refused_for_staff(meeting, ctx, "the meeting is at that time already")
     result = admission.admit(ctx=ctx, ask=Ask(slot=event.slot, staff=True, override=event.override))
     if not result.granted:
         return _refused_for_staff(meeting, ctx, result.reason, result.alternatives)
     parties = tuple(replace(p, partstat=PARTSTAT.NEEDS_ACTION) for p in meeting.parties)
     moved = replace(meeting, start=event.slot.start, end=event.slot.end, parties=parties)
+    if meeting.state is MeetingState.PROPOSED:
+        # A new time to answer: the hold starts again.
+        moved = replace(moved, hold_until=ctx.rules.hold_deadline(ctx.now))
     return _apply(
         row_for(meeting.state, "staff-reschedule"),
         meeting,

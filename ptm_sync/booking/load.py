@@ -225,7 +225,7 @@ def context(
             view(config, m, teacher)
             for m in meetings_by_id(session, _pending_ids(session, meeting))
         ]
-        ctx = replace(ctx, pending=tuple(pending))
+        ctx = replace(ctx, pending=tuple(pending), booked=_booked(session, meeting))
     return ctx
 
 
@@ -248,16 +248,21 @@ def _family(session: Session, meeting: MeetingView) -> tuple[Interval, ...]:
 
 
 def _same_need(meeting: MeetingView) -> Select[Any]:
-    """Meetings of the same teacher and period about one of the same students."""
+    """Meetings of the same teacher and period about one of the same students with one of
+    the same guardians (separated parents' meetings are each their own need)."""
     students = [s.id for s in meeting.students]
+    guardians = [p.guardian_id for p in meeting.parties]
     return (
         select(Meeting.id)
         .join(MeetingStudent, MeetingStudent.meeting_id == Meeting.id)
+        .join(MeetingGuardian, MeetingGuardian.meeting_id == Meeting.id)
         .where(
             Meeting.teacher_id == meeting.teacher.id,
             Meeting.period_id == meeting.period,
             MeetingStudent.student_id.in_(students),
+            MeetingGuardian.guardian_id.in_(guardians),
         )
+        .distinct()
     )
 
 
@@ -272,3 +277,16 @@ def _pending_ids(session: Session, meeting: MeetingView) -> list[int]:
     """Unanswered proposals for the same need (superseded by a new booking)."""
     query = _same_need(meeting).where(Meeting.state == MeetingState.PROPOSED.value)
     return [int(i) for i in session.scalars(query).all() if i != meeting.id]
+
+
+def _booked(session: Session, meeting: MeetingView) -> tuple[Interval, ...]:
+    """Confirmed meetings for the same need: a family books a teacher once."""
+    ids = [
+        int(i)
+        for i in session.scalars(
+            _same_need(meeting).where(Meeting.state == MeetingState.CONFIRMED.value)
+        ).all()
+        if i != meeting.id
+    ]
+    rows = session.execute(select(Meeting.start, Meeting.end).where(Meeting.id.in_(ids)))
+    return tuple(Interval(s, e).utc() for s, e in rows)

@@ -191,7 +191,8 @@ class Context:
     ``family_count`` / ``teacher_count``: active meetings for the caps, the meeting itself
     excluded.  ``tried``: times already offered to this family for this need (a
     re-proposal never offers them again).  ``pending``: the family's unanswered proposals
-    with the same teacher and students, which a new booking supersedes.  ``fresh``: the
+    with the same teacher and students, which a new booking supersedes; ``booked``: its
+    confirmed meetings for that need (a family books a teacher once).  ``fresh``: the
     identity a meeting created by this decision takes.  ``is_guardian``: whether the asker
     is a guardian of one of the teacher's students.
     """
@@ -204,6 +205,7 @@ class Context:
     teacher_count: int = 0
     tried: tuple[Interval, ...] = ()
     pending: tuple[MeetingView, ...] = ()
+    booked: tuple[Interval, ...] = ()
     fresh: Fresh | None = None
     is_guardian: bool = True
     location: str = ""  # where an in-person meeting of this teacher happens

@@ -115,7 +115,7 @@ def test_a_student_who_meets_separately_is_booked_with_the_one_guardian(db: Data
     # Each guardian has their own meeting: Alex books his, Chris cannot book a second.
     alex = book(school, ALEX, ADA, 3)
     assert alex.after is not None and [p.email for p in alex.after.parties] == [ALEX]
-    with pytest.raises(BookingRefused, match=f"meeting {decision.after.id} "):
+    with pytest.raises(BookingRefused, match="already have a meeting with this teacher"):
         book(school, CHRIS, ADA, 5)
 
 
@@ -177,7 +177,7 @@ CAPPED = PERIODS.replace('format = "video"', 'format = "video"\nmax_meetings_per
 def test_a_cap_is_set_aside_only_with_override(db: Database) -> None:
     school = SeededSchool.create(db, periods=CAPPED)
     book(school, PAT, ADA, 0)
-    with pytest.raises(StaffRefused, match="already has 1 meetings"):
+    with pytest.raises(StaffRefused, match="most meetings allowed in this period \(1\)"):
         book(school, PAT, ALAN, 4)
     decision = book(school, PAT, ALAN, 4, override=True)
     assert decision.overrides == ("family cap",)
@@ -196,7 +196,7 @@ def test_a_confirmed_meeting_is_moved_not_doubled(db: Database) -> None:
     school = SeededSchool.create(db)
     first = book(school, PAT, ADA, 0)
     assert first.after is not None
-    with pytest.raises(BookingRefused, match=f"reschedule {first.after.id}"):
+    with pytest.raises(BookingRefused, match="already have a meeting with this teacher"):
         book(school, PAT, ADA, 3)
     assert meeting_count(school) == 1
 
@@ -262,7 +262,7 @@ def test_reschedule_refuses_a_busy_time_and_the_same_time(db: Database) -> None:
             video=school.video,
         )
     assert refused.value.reason == "the teacher is not free then" and refused.value.alternatives
-    with pytest.raises(StaffRefused, match="is at that time"):
+    with pytest.raises(StaffRefused, match="at that time already"):
         staff.reschedule(
             db,
             school.config,
