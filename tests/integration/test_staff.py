@@ -177,7 +177,7 @@ CAPPED = PERIODS.replace('format = "video"', 'format = "video"\nmax_meetings_per
 def test_a_cap_is_set_aside_only_with_override(db: Database) -> None:
     school = SeededSchool.create(db, periods=CAPPED)
     book(school, PAT, ADA, 0)
-    with pytest.raises(StaffRefused, match="most meetings allowed in this period \(1\)"):
+    with pytest.raises(StaffRefused, match=r"most meetings allowed in this period \(1\)"):
         book(school, PAT, ALAN, 4)
     decision = book(school, PAT, ALAN, 4, override=True)
     assert decision.overrides == ("family cap",)
