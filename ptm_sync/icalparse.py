@@ -31,6 +31,7 @@ so each caller keeps catching what it always caught.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 import warnings
 import zoneinfo
@@ -237,11 +238,9 @@ def _resolve(name: str, definitions: dict[str, Timezone], fallback: tzinfo) -> t
     if found is not None:
         return found
     if name in definitions:
-        try:
-            custom: tzinfo = definitions[name].to_tz(lookup_tzid=False)
+        custom = _defined_zone(name, definitions[name].to_ical())
+        if custom is not None:
             return custom
-        except Exception:  # noqa: BLE001 - a broken VTIMEZONE: fall back to what its name says
-            pass
     if name in WINDOWS_TO_OLSON:
         return _iana(WINDOWS_TO_OLSON[name]) or fallback
     if name.startswith("/"):
@@ -251,6 +250,23 @@ def _resolve(name: str, definitions: dict[str, Timezone], fallback: tzinfo) -> t
             if found is not None:
                 return found
     return fallback
+
+
+@functools.lru_cache(maxsize=256)
+def _defined_zone(name: str, vtimezone: bytes) -> tzinfo | None:
+    """The zone a VTIMEZONE defines, or None when it is broken.
+
+    Made once per definition (its text is the key): working out a zone's transitions costs
+    more than reading the rest of a message, and every reply from one client carries the
+    same VTIMEZONE.
+    """
+    try:
+        component = Timezone.from_ical(vtimezone)
+        assert isinstance(component, Timezone)
+        custom: tzinfo = component.to_tz(lookup_tzid=False)
+    except Exception:  # noqa: BLE001 - a broken VTIMEZONE: fall back to what its name says
+        return None
+    return custom
 
 
 def _iana(name: str) -> zoneinfo.ZoneInfo | None:

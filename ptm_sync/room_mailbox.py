@@ -18,11 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ptm_sync import imip, itip, trust
 from ptm_sync.booking import load
+from ptm_sync.booking.addresses import teacher_key_in
 from ptm_sync.booking.apply import Applier
 from ptm_sync.booking.events import OrganizerCancel, Request
 from ptm_sync.booking.values import Decision, Fresh, Origin
@@ -142,12 +143,27 @@ def period_for(
 def _teacher(
     session: Session, applier: Applier, msg: itip.ItipMessage, inbound: imip.Inbound
 ) -> Teacher:
-    """The teacher whose booking address the request invites (as ATTENDEE or recipient)."""
-    wanted = {trust.normalize_address(a.email) for a in msg.attendees}
-    wanted |= {trust.normalize_address(a) for a in inbound.recipients}
-    for teacher in session.scalars(select(Teacher).order_by(Teacher.id)):
-        address = load.teacher_info(applier.config, teacher).booking_address
-        if trust.normalize_address(address) in wanted:
+    """The teacher whose booking address the request invites (as ATTENDEE or recipient).
+
+    Found by index: an address given in the roster, or the teacher key an address made
+    from the pattern carries; the teacher's own booking address must then be that one
+    (a roster address replaces the pattern's).
+    """
+    wanted = {itip.address_of(a.email) for a in msg.attendees}
+    wanted |= {itip.address_of(a) for a in inbound.recipients}
+    mail = applier.mail
+    keys = {
+        key
+        for address in wanted
+        if (key := teacher_key_in(address, mail.booking_address, mail.organizer)) is not None
+    }
+    found = session.scalars(
+        select(Teacher)
+        .where(or_(Teacher.booking_address.in_(sorted(wanted)), Teacher.key.in_(sorted(keys))))
+        .order_by(Teacher.id)
+    )
+    for teacher in found:
+        if load.teacher_info(applier.config, teacher).booking_address in wanted:
             return teacher
     raise Unusable("not-for-a-booking-address", "no teacher's booking address is invited")
 
@@ -161,8 +177,9 @@ def _guardian(
     for email, extra in aliases.items():
         if any(trust.normalize_address(a) == wanted for a in extra):
             candidates.append(itip.address_of(email))
+    # The roster stores addresses lower-cased: the index answers.
     found = session.scalars(
-        select(Guardian).where(func.lower(Guardian.email).in_(candidates)).order_by(Guardian.id)
+        select(Guardian).where(Guardian.email.in_(candidates)).order_by(Guardian.id)
     ).first()
     if found is not None:
         return found

@@ -15,6 +15,7 @@ starts by binary search: ``O((n + m) log m)`` for ``n`` slots and ``m`` busy eve
 
 from __future__ import annotations
 
+import functools
 import itertools
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
@@ -76,6 +77,18 @@ class Blocks:
 
 
 def grid(windows: Sequence[Window], slot_minutes: int, buffer_minutes: int) -> list[Interval]:
+    """Cut a period's windows into slots (a new list; the cut itself is made once).
+
+    See :func:`_grid` for the rules.  Every booking decision asks for its period's grid, so
+    the slots of one (windows, lengths) are computed once per process and copied out.
+    """
+    return list(_grid(tuple(windows), slot_minutes, buffer_minutes))
+
+
+@functools.lru_cache(maxsize=64)
+def _grid(
+    windows: tuple[Window, ...], slot_minutes: int, buffer_minutes: int
+) -> tuple[Interval, ...]:
     """Cut a period's windows into slots.
 
     Each window starts a new run of slots at its own start; consecutive slots are
@@ -112,7 +125,7 @@ def grid(windows: Sequence[Window], slot_minutes: int, buffer_minutes: int) -> l
         while start <= last_start:
             slots.append(Interval(start, start + length))
             start += step
-    return slots
+    return tuple(slots)
 
 
 def free_slots(grid: Sequence[Interval], busy: Iterable[Span]) -> list[Interval]:

@@ -221,11 +221,9 @@ def context(
     if TRIED in needs:
         ctx = replace(ctx, tried=_tried(session, meeting))
     if PENDING in needs:
-        pending = [
-            view(config, m, teacher)
-            for m in meetings_by_id(session, _pending_ids(session, meeting))
-        ]
-        ctx = replace(ctx, pending=tuple(pending), booked=_booked(session, meeting))
+        pending_ids, booked = _open_for_need(session, meeting)
+        pending = [view(config, m, teacher) for m in meetings_by_id(session, pending_ids)]
+        ctx = replace(ctx, pending=tuple(pending), booked=booked)
     return ctx
 
 
@@ -273,20 +271,22 @@ def _tried(session: Session, meeting: MeetingView) -> tuple[Interval, ...]:
     return tuple(Interval(s, e).utc() for s, e in rows)
 
 
-def _pending_ids(session: Session, meeting: MeetingView) -> list[int]:
-    """Unanswered proposals for the same need (superseded by a new booking)."""
-    query = _same_need(meeting).where(Meeting.state == MeetingState.PROPOSED.value)
-    return [int(i) for i in session.scalars(query).all() if i != meeting.id]
-
-
-def _booked(session: Session, meeting: MeetingView) -> tuple[Interval, ...]:
-    """Confirmed meetings for the same need: a family books a teacher once."""
-    ids = [
-        int(i)
-        for i in session.scalars(
-            _same_need(meeting).where(Meeting.state == MeetingState.CONFIRMED.value)
-        ).all()
-        if i != meeting.id
-    ]
-    rows = session.execute(select(Meeting.start, Meeting.end).where(Meeting.id.in_(ids)))
-    return tuple(Interval(s, e).utc() for s, e in rows)
+def _open_for_need(
+    session: Session, meeting: MeetingView
+) -> tuple[list[int], tuple[Interval, ...]]:
+    """The same need's unanswered proposals (a new booking supersedes them) and its
+    confirmed meetings (a family books a teacher once), the meeting itself aside."""
+    need = _same_need(meeting).subquery()
+    rows = session.execute(
+        select(Meeting.id, Meeting.state, Meeting.start, Meeting.end).where(
+            Meeting.id.in_(select(need.c.id)),
+            Meeting.state.in_([MeetingState.PROPOSED.value, MeetingState.CONFIRMED.value]),
+        )
+    ).all()
+    pending = [i for i, state, _, _ in rows if state == MeetingState.PROPOSED and i != meeting.id]
+    booked = tuple(
+        Interval(s, e).utc()
+        for i, state, s, e in rows
+        if state == MeetingState.CONFIRMED and i != meeting.id
+    )
+    return pending, booked

@@ -161,6 +161,7 @@ class Meeting(Base):
             postgresql_where=text(ACTIVE_SQL),
         ),
         Index("ix_meetings_guardian", "guardian_id"),
+        Index("ix_meetings_teacher_period", "teacher_id", "period_id"),
         Index("ix_meetings_state", "state"),
         CheckConstraint('"end" > start', name="ck_meetings_positive"),
     )
@@ -220,6 +221,7 @@ class MeetingGuardian(Base):
 
 class MeetingStudent(Base):
     __tablename__ = "meeting_students"
+    __table_args__ = (Index("ix_meeting_students_student", "student_id"),)
     meeting_id: Mapped[int] = mapped_column(
         ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True
     )

@@ -23,6 +23,9 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("meetings", sa.Column("replaces_id", sa.Integer(), nullable=True))
+    # The core looks a family's meetings up by teacher and by student (admission, supersede).
+    op.create_index("ix_meetings_teacher_period", "meetings", ["teacher_id", "period_id"])
+    op.create_index("ix_meeting_students_student", "meeting_students", ["student_id"])
     op.add_column(
         "students", sa.Column("meeting_mode", sa.String(10), nullable=False, server_default="")
     )
@@ -60,4 +63,6 @@ def downgrade() -> None:
     op.drop_index("ix_waitlist_teacher", table_name="waitlist")
     op.drop_table("waitlist")
     op.drop_column("students", "meeting_mode")
+    op.drop_index("ix_meeting_students_student", table_name="meeting_students")
+    op.drop_index("ix_meetings_teacher_period", table_name="meetings")
     op.drop_column("meetings", "replaces_id")

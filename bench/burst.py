@@ -1,0 +1,298 @@
+"""Burst benchmark: requests and replies racing for popular slots, decided first come first served.
+
+A school of 30 teachers with 100 families each opens booking, and 3,000 messages arrive in
+a burst, ten for each of 300 popular slots (ten per teacher): half are "Propose new time"
+answers to the time the family was offered (Outlook's COUNTER and Gmail's reply carrying
+the time), half are invitations of the teacher's booking address (Gmail and Outlook
+REQUESTs).  For each popular slot the first message decided wins and the nine others are
+declined with free alternatives.  The messages arrive interleaved (seeded shuffle), on a
+SQLite file as the service opens it (WAL, ``synchronous=FULL``), in process (DESIGN §9):
+
+* ``burst_over_floor``: ``ptm_sync.inbound.process`` per message, one durable commit each —
+  what ``ptm-sync mail deliver`` runs.  Target >= 0.5.
+* ``burst_batched_over_floor``: ``ptm_sync.inbound.process_batch`` over batches of 50, one
+  durable commit per batch, each message still all or nothing — the IMAP path.  Target >= 1.0.
+* ``double_bookings``: active meetings of one teacher that overlap, after both runs.  Target 0.
+
+The floor (DESIGN §9): the same messages parsed with ``email`` and ``icalendar`` plus one
+durable single-row commit each, in this process.  Ratios are floor time over ours.
+
+Run from the repository root: ``.venv/bin/python bench/burst.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from _common import Figure, run, say
+from _school import NOW, config_text
+from inbound import floor
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ptm_sync import config as config_mod
+from ptm_sync.booking import load
+from ptm_sync.booking.apply import Applier
+from ptm_sync.booking.events import Offer
+from ptm_sync.booking.notices import email_of
+from ptm_sync.demo import organizers, parents
+from ptm_sync.inbound import Outcome, process, process_batch
+from ptm_sync.model import ACTIVE_STATES
+from ptm_sync.periods import ensure_periods
+from ptm_sync.roster_input import SourceFile
+from ptm_sync.roster_store import import_roster
+from ptm_sync.slots import grid
+from ptm_sync.store import Calendar, Database, Guardian, Meeting, Outbox, Student, Teacher
+from ptm_sync.video import provider_for
+
+#: Four evenings of 15-minute slots: 64 per teacher, ten of them popular.
+WINDOWS = (
+    "2027-04-12T15:00/19:00",
+    "2027-04-13T15:00/19:00",
+    "2027-04-14T15:00/19:00",
+    "2027-04-15T15:00/19:00",
+)
+POPULAR_PER_TEACHER = 10
+FAMILIES_PER_SLOT = 10
+BATCH = 50
+SEED = 20270412
+ARRIVED = NOW + timedelta(hours=2)
+
+
+@dataclass(frozen=True, slots=True)
+class Burst:
+    folder: Path
+    snapshot: Path
+    config: config_mod.Config
+    messages: list[bytes]
+    popular: int
+
+
+def _school_text(smtp: None = None) -> str:
+    text = config_text(smtp)
+    old = text[text.index("windows = [") :].split("\n", 1)[0]
+    return text.replace(old, "windows = [" + ", ".join(f'"{w}"' for w in WINDOWS) + "]")
+
+
+def _roster(teachers: int, families: int) -> tuple[SourceFile, SourceFile]:
+    rows_t = ["email,name,account,calendar,room"]
+    rows_t += [
+        f"t{n:03d}@lincoln.example.org,Teacher {n:03d},district,/cal/t{n:03d}/,{100 + n}"
+        for n in range(teachers)
+    ]
+    rows_f = ["student_id,student_name,guardian_email,guardian_name,teacher_email"]
+    for n in range(teachers):
+        for k in range(families):
+            rows_f.append(
+                f"S{n:03d}{k:03d},Kid {n:03d}{k:03d},p{n:03d}{k:03d}@families.example.net,"
+                f"Parent {n:03d}{k:03d},t{n:03d}@lincoln.example.org"
+            )
+    as_bytes = lambda rows: ("\n".join(rows) + "\n").encode()  # noqa: E731
+    return SourceFile("teachers.csv", as_bytes(rows_t)), SourceFile(
+        "families.csv", as_bytes(rows_f)
+    )
+
+
+def burst(folder: Path, teachers: int, seed: int = SEED) -> Burst:
+    """The school, the offers of the counter-proposing families, and the burst's messages."""
+    families = POPULAR_PER_TEACHER * FAMILIES_PER_SLOT
+    path = folder / "ptm-sync.toml"
+    path.write_text(_school_text())
+    config = config_mod.parse(path.read_text(), path)
+    db = Database(config.database.url)
+    db.migrate()
+    import_roster(db, _roster(teachers, families), [a.id for a in config.accounts])
+    period = config.periods[0]
+    cells = grid(period.windows, period.slot_minutes, period.buffer_minutes)
+    rng = random.Random(seed)
+    video = provider_for(config.video)
+    applier = Applier(config, now=NOW, video=video)
+    tz = config.tz
+    messages: list[bytes] = []
+    with db.write() as session:
+        ensure_periods(session, config)
+        for teacher in session.scalars(select(Teacher)):
+            session.add(Calendar(teacher_id=teacher.id, account=teacher.account,
+                                 url=teacher.calendar, synced_at=NOW))  # fmt: skip
+    for n in range(teachers):
+        with db.write() as session:
+            teacher = session.scalars(select(Teacher).where(Teacher.email == f"t{n:03d}@lincoln.example.org")).one()  # fmt: skip
+            popular = rng.sample(range(len(cells)), POPULAR_PER_TEACHER)
+            quiet = iter(i for i in range(len(cells)) if i not in popular)
+            for k in range(families):
+                wanted = cells[popular[k % POPULAR_PER_TEACHER]]
+                parent = f"p{n:03d}{k:03d}@families.example.net"
+                if k % 2 == 0:  # offered a quiet time, proposes the popular one instead
+                    offered = cells[next(quiet)]
+                    guardian = session.scalars(
+                        select(Guardian).where(Guardian.email == parent)
+                    ).one()
+                    student = session.scalars(select(Student).where(Student.student_id == f"S{n:03d}{k:03d}")).one()  # fmt: skip
+                    draft = load.draft(config, period, teacher, [guardian], [student], offered,
+                                       fresh=applier.fresh(session, period.id))  # fmt: skip
+                    made = applier.handle(session, draft, Offer(slot=offered))
+                    assert made.after is not None
+                    invitation = _invitation(session, made.after.id or 0)
+                    propose = (
+                        parents.gmail_propose_new_time if k % 4 == 0 else parents.propose_new_time
+                    )
+                    messages.append(propose(invitation, wanted.start, wanted.end, tz=tz,
+                                            now=ARRIVED + timedelta(seconds=len(messages))))  # fmt: skip
+                else:  # invites the teacher's booking address to the popular time
+                    booking = organizers.Booking(
+                        parent=parent, parent_name=f"Parent {n:03d}{k:03d}",
+                        booking_address=f"book+t{n:03d}@lincoln.example.org",
+                        start=wanted.start, end=wanted.end,
+                    )  # fmt: skip
+                    client = "gmail" if k % 4 == 1 else "outlook"
+                    messages.append(organizers.request(client, booking, tz=tz,
+                                                       now=ARRIVED + timedelta(seconds=len(messages))))  # fmt: skip
+    db.dispose()  # checkpoints the WAL: the file alone is the snapshot
+    rng.shuffle(messages)
+    snapshot = folder / "snapshot.db"
+    shutil.copyfile(folder / "ptm.db", snapshot)
+    return Burst(folder, snapshot, config, messages, teachers * POPULAR_PER_TEACHER)
+
+
+def _invitation(session: Session, meeting_id: int) -> bytes:
+    """The invitation the offer sent, as the parent's mail client received it."""
+    row = session.scalars(
+        select(Outbox).where(Outbox.meeting_id == meeting_id, Outbox.kind == "email")
+    ).first()
+    assert row is not None
+    return email_of(json.loads(row.payload))
+
+
+def _fresh_db(work: Burst) -> Database:
+    target = work.folder / "ptm.db"
+    for suffix in ("-wal", "-shm"):
+        target.with_name(target.name + suffix).unlink(missing_ok=True)
+    shutil.copyfile(work.snapshot, target)
+    db = Database(work.config.database.url)
+    db.ping()  # the connection is opened before the clock starts, as in a running daemon
+    return db
+
+
+def _decide(
+    work: Burst, run_all: Callable[[Database], list[Outcome]]
+) -> tuple[float, Counter[str], int]:
+    db = _fresh_db(work)
+    began = time.perf_counter()
+    outcomes = run_all(db)
+    elapsed = time.perf_counter() - began
+    kinds = Counter(o.reason.split(":")[0] for o in outcomes)
+    doubles = double_bookings(db)
+    won = kinds["counter accepted"] + kinds["booked"]
+    db.dispose()
+    assert len(outcomes) == len(work.messages), len(outcomes)
+    assert won == work.popular, kinds  # every popular slot went to exactly one family
+    return elapsed, kinds, doubles
+
+
+def double_bookings(db: Database) -> int:
+    """Pairs of active meetings of one teacher whose times overlap."""
+    with db.read() as session:
+        rows = session.execute(
+            select(Meeting.teacher_id, Meeting.start, Meeting.end)
+            .where(Meeting.state.in_([s.value for s in ACTIVE_STATES]))
+            .order_by(Meeting.teacher_id, Meeting.start)
+        ).all()
+        count = session.scalar(select(func.count()).select_from(Meeting))
+    assert count
+    clashes = 0
+    for (t1, _, e1), (t2, s2, _) in zip(rows, rows[1:], strict=False):
+        if t1 == t2 and s2 < e1:
+            clashes += 1
+    return clashes
+
+
+def _one_by_one(work: Burst) -> Callable[[Database], list[Outcome]]:
+    video = provider_for(work.config.video)
+    return lambda db: [
+        process(db, work.config, raw, now=ARRIVED, video=video) for raw in work.messages
+    ]
+
+
+def _batched(work: Burst) -> Callable[[Database], list[Outcome]]:
+    video = provider_for(work.config.video)
+
+    def go(db: Database) -> list[Outcome]:
+        out: list[Outcome] = []
+        for i in range(0, len(work.messages), BATCH):
+            out += process_batch(
+                db, work.config, work.messages[i : i + BATCH], now=ARRIVED, video=video
+            )
+        return out
+
+    return go
+
+
+_STATE: dict[str, object] = {}
+
+
+def _work(options: argparse.Namespace) -> tuple[Burst, float]:
+    if "work" not in _STATE:
+        teachers = 3 if options.quick else 30
+        temp = Path(tempfile.mkdtemp(prefix="ptm-bench-burst-", dir=Path.cwd()))
+        say(f"burst: {teachers} teachers x {POPULAR_PER_TEACHER} popular slots x "
+            f"{FAMILIES_PER_SLOT} families: setting up ...")  # fmt: skip
+        began = time.perf_counter()
+        work = burst(temp, teachers)
+        say(f"  {len(work.messages)} messages for {work.popular} slots, set up in "
+            f"{time.perf_counter() - began:.1f} s")  # fmt: skip
+        best_floor = min(floor(work.messages, temp) for _ in range(options.repeat or 2))
+        say(f"  floor (email+icalendar parse, 1-row commit): {best_floor:8.3f} s  "
+            f"{len(work.messages) / best_floor:8.0f} messages/s")  # fmt: skip
+        _STATE.update(work=work, floor=best_floor, temp=temp, doubles=0)
+    return _STATE["work"], _STATE["floor"]  # type: ignore[return-value]
+
+
+def _figure(
+    options: argparse.Namespace,
+    name: str,
+    how: str,
+    make: Callable[[Burst], Callable[[Database], list[Outcome]]],
+    target: float,
+) -> Figure:
+    work, best_floor = _work(options)
+    best = float("inf")
+    kinds: Counter[str] = Counter()
+    for _ in range(max(1, options.repeat or 2)):
+        elapsed, kinds, doubles = _decide(work, make(work))
+        best = min(best, elapsed)
+        _STATE["doubles"] = int(_STATE["doubles"]) + doubles  # type: ignore[call-overload]
+    shown = ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items()))
+    say(f"  {how}: {best:8.3f} s  {len(work.messages) / best:8.0f} decisions/s  ({shown})")
+    return Figure(name, best_floor / best, ">=", target)
+
+
+def burst_over_floor(options: argparse.Namespace) -> Figure:
+    return _figure(options, "burst_over_floor", "ours, one commit per message ", _one_by_one, 0.5)
+
+
+def burst_batched_over_floor(options: argparse.Namespace) -> Figure:
+    return _figure(
+        options, "burst_batched_over_floor", f"ours, one commit per {BATCH}     ", _batched, 1.0
+    )
+
+
+def double_bookings_figure(options: argparse.Namespace) -> Figure:
+    _work(options)
+    shutil.rmtree(_STATE["temp"], ignore_errors=True)  # type: ignore[arg-type]
+    return Figure("double_bookings", float(_STATE["doubles"]), "<=", 0)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    raise SystemExit(
+        run(__doc__, [burst_over_floor, burst_batched_over_floor, double_bookings_figure])
+    )
