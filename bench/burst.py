@@ -23,6 +23,7 @@ Run from the repository root: ``.venv/bin/python bench/burst.py [--quick]``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import shutil
@@ -105,19 +106,15 @@ def _roster(teachers: int, families: int) -> tuple[SourceFile, SourceFile]:
 
 def burst(folder: Path, teachers: int, seed: int = SEED) -> Burst:
     """The school, the offers of the counter-proposing families, and the burst's messages."""
-    families = POPULAR_PER_TEACHER * FAMILIES_PER_SLOT
     path = folder / "ptm-sync.toml"
     path.write_text(_school_text())
     config = config_mod.parse(path.read_text(), path)
     db = Database(config.database.url)
     db.migrate()
+    families = POPULAR_PER_TEACHER * FAMILIES_PER_SLOT
     import_roster(db, _roster(teachers, families), [a.id for a in config.accounts])
-    period = config.periods[0]
-    cells = grid(period.windows, period.slot_minutes, period.buffer_minutes)
     rng = random.Random(seed)
-    video = provider_for(config.video)
-    applier = Applier(config, now=NOW, video=video)
-    tz = config.tz
+    applier = Applier(config, now=NOW, video=provider_for(config.video))
     messages: list[bytes] = []
     with db.write() as session:
         ensure_periods(session, config)
@@ -126,42 +123,62 @@ def burst(folder: Path, teachers: int, seed: int = SEED) -> Burst:
                                  url=teacher.calendar, synced_at=NOW))  # fmt: skip
     for n in range(teachers):
         with db.write() as session:
-            teacher = session.scalars(select(Teacher).where(Teacher.email == f"t{n:03d}@lincoln.example.org")).one()  # fmt: skip
-            popular = rng.sample(range(len(cells)), POPULAR_PER_TEACHER)
-            quiet = iter(i for i in range(len(cells)) if i not in popular)
-            for k in range(families):
-                wanted = cells[popular[k % POPULAR_PER_TEACHER]]
-                parent = f"p{n:03d}{k:03d}@families.example.net"
-                if k % 2 == 0:  # offered a quiet time, proposes the popular one instead
-                    offered = cells[next(quiet)]
-                    guardian = session.scalars(
-                        select(Guardian).where(Guardian.email == parent)
-                    ).one()
-                    student = session.scalars(select(Student).where(Student.student_id == f"S{n:03d}{k:03d}")).one()  # fmt: skip
-                    draft = load.draft(config, period, teacher, [guardian], [student], offered,
-                                       fresh=applier.fresh(session, period.id))  # fmt: skip
-                    made = applier.handle(session, draft, Offer(slot=offered))
-                    assert made.after is not None
-                    invitation = _invitation(session, made.after.id or 0)
-                    propose = (
-                        parents.gmail_propose_new_time if k % 4 == 0 else parents.propose_new_time
-                    )
-                    messages.append(propose(invitation, wanted.start, wanted.end, tz=tz,
-                                            now=ARRIVED + timedelta(seconds=len(messages))))  # fmt: skip
-                else:  # invites the teacher's booking address to the popular time
-                    booking = organizers.Booking(
-                        parent=parent, parent_name=f"Parent {n:03d}{k:03d}",
-                        booking_address=f"book+t{n:03d}@lincoln.example.org",
-                        start=wanted.start, end=wanted.end,
-                    )  # fmt: skip
-                    client = "gmail" if k % 4 == 1 else "outlook"
-                    messages.append(organizers.request(client, booking, tz=tz,
-                                                       now=ARRIVED + timedelta(seconds=len(messages))))  # fmt: skip
+            messages += _teacher_burst(session, applier, config, n, rng, len(messages))
     db.dispose()  # checkpoints the WAL: the file alone is the snapshot
     rng.shuffle(messages)
     snapshot = folder / "snapshot.db"
     shutil.copyfile(folder / "ptm.db", snapshot)
     return Burst(folder, snapshot, config, messages, teachers * POPULAR_PER_TEACHER)
+
+
+def _teacher_burst(
+    session: Session,
+    applier: Applier,
+    config: config_mod.Config,
+    n: int,
+    rng: random.Random,
+    sent: int,
+) -> list[bytes]:
+    """Teacher ``n``'s hundred families: ten per popular slot, half proposing it instead of
+    the quiet time they were offered, half inviting the booking address to it."""
+    period = config.periods[0]
+    cells = grid(period.windows, period.slot_minutes, period.buffer_minutes)
+    teacher = session.scalars(select(Teacher).where(Teacher.key == f"t{n:03d}")).one()
+    popular = rng.sample(range(len(cells)), POPULAR_PER_TEACHER)
+    quiet = iter(i for i in range(len(cells)) if i not in popular)
+    messages: list[bytes] = []
+    for k in range(POPULAR_PER_TEACHER * FAMILIES_PER_SLOT):
+        wanted = cells[popular[k % POPULAR_PER_TEACHER]]
+        family = f"{n:03d}{k:03d}"
+        at = ARRIVED + timedelta(seconds=sent + len(messages))
+        if k % 2 == 0:
+            offered = cells[next(quiet)]
+            guardian = session.scalars(
+                select(Guardian).where(Guardian.email == f"p{family}@families.example.net")
+            ).one()
+            student = session.scalars(
+                select(Student).where(Student.student_id == f"S{family}")
+            ).one()
+            draft = load.draft(
+                config, period, teacher, [guardian], [student], offered,
+                fresh=applier.fresh(session, period.id),
+            )  # fmt: skip
+            made = applier.handle(session, draft, Offer(slot=offered))
+            assert made.after is not None and made.after.id is not None
+            invitation = _invitation(session, made.after.id)
+            propose = parents.gmail_propose_new_time if k % 4 == 0 else parents.propose_new_time
+            messages.append(propose(invitation, wanted.start, wanted.end, tz=config.tz, now=at))
+        else:
+            booking = organizers.Booking(
+                parent=f"p{family}@families.example.net",
+                parent_name=f"Parent {family}",
+                booking_address=f"book+t{n:03d}@lincoln.example.org",
+                start=wanted.start,
+                end=wanted.end,
+            )
+            client = "gmail" if k % 4 == 1 else "outlook"
+            messages.append(organizers.request(client, booking, tz=config.tz, now=at))
+    return messages
 
 
 def _invitation(session: Session, meeting_id: int) -> bytes:
@@ -210,7 +227,7 @@ def double_bookings(db: Database) -> int:
         count = session.scalar(select(func.count()).select_from(Meeting))
     assert count
     clashes = 0
-    for (t1, _, e1), (t2, s2, _) in zip(rows, rows[1:], strict=False):
+    for (t1, _, e1), (t2, s2, _) in itertools.pairwise(rows):
         if t1 == t2 and s2 < e1:
             clashes += 1
     return clashes

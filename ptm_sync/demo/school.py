@@ -82,6 +82,23 @@ FAMILIES = [
 ]
 
 
+#: Two families who join after the invitations went out: they book Grace Hopper (index 2)
+#: through her booking address, both asking for the same time (the demo's race).
+LATE_FAMILIES = [
+    ("S1008", "Ines Okafor", "kofi.okafor@example.org", "Kofi Okafor", [2]),
+    ("S1009", "Yuki Tanaka", "hana.tanaka@example.com", "Hana Tanaka", [2]),
+]
+#: Their mail clients.
+LATE_CLIENTS = {"kofi.okafor@example.org": "gmail", "hana.tanaka@example.com": "outlook"}
+
+
+def late_families_csv() -> str:
+    lines = ["student_id,student_name,guardian_email,guardian_name,teacher_email"]
+    for sid, student, g_email, g_name, teachers in LATE_FAMILIES:
+        lines += [f"{sid},{student},{g_email},{g_name},{TEACHERS[i].email}" for i in teachers]
+    return "\n".join(lines) + "\n"
+
+
 def evenings(today: date) -> tuple[date, date]:
     """The first Tuesday at least a week away, and the Wednesday after it."""
     first = today + timedelta(days=7)

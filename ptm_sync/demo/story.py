@@ -7,7 +7,10 @@
    reply goes through `mail deliver`, as an MTA would pipe it.
 4. `outbox flush` writes the confirmed meetings into the teachers' Radicale calendars and
    sends the parents their confirmations.
-5. The daemon serves the published pages until Ctrl-C (or ends with `--once`).
+5. Two families who joined late invite Grace Hopper's booking address to the same free
+   time, one right after the other: the first is accepted (REPLY ACCEPTED, her calendar
+   gets the event), the second declined with three free times (first come, first served).
+6. The daemon serves the published pages until Ctrl-C (or ends with `--once`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import contextlib
 import email
 import email.policy
 import io
+import json
 import shutil
 import signal
 import sys
@@ -27,7 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
-from ptm_sync.demo import parents, school
+from ptm_sync.demo import organizers, parents, school
 from ptm_sync.embedded import EmbeddedServer, SmtpSink, free_port, start_radicale, start_smtp_sink
 from ptm_sync.errors import UserError
 
@@ -125,6 +129,42 @@ def parents_answer(config: Path, sink: SmtpSink) -> None:
             now += timedelta(seconds=1)
 
 
+def book_through_the_booking_address(config: Path, folder: Path, sink: SmtpSink) -> None:
+    """Two late families ask Grace's booking address for one free time; the first wins."""
+    grace = school.TEACHERS[2]
+    late = folder / "families-late.csv"
+    late.write_text(school.late_families_csv(), encoding="utf-8")
+    _say("\n== Two families join late and invite a teacher's booking address directly.")
+    _run(config, "roster", "import", str(late))
+    free = json.loads(
+        _run(config, "slots", "--teacher", grace.email, "--format", "json", quiet=True)
+    )
+    wanted = free[len(free) // 2]
+    start, end = datetime.fromisoformat(wanted["start"]), datetime.fromisoformat(wanted["end"])
+    address = f"book+{wanted['teacher_key']}@lincoln.example.org"
+    _say(f"Both ask {address} for {start:%a %H:%M}, a free time, seconds apart:")
+    now = datetime.now(UTC)
+    sent = len(sink.messages)
+    for _, _, guardian, name, _ in school.LATE_FAMILIES:
+        client = school.LATE_CLIENTS[guardian]
+        booking = organizers.Booking(
+            parent=guardian,
+            parent_name=name,
+            booking_address=address,
+            start=start,
+            end=end,
+            summary=f"Meeting with {grace.name}",
+        )
+        raw = organizers.request(client, booking, tz=school.TZ, now=now)
+        outcome = _run(config, "mail", "deliver", stdin=raw, quiet=True).strip()
+        _say(f"  {guardian:<27} ({client}) invites {address} -> {outcome}")
+        now += timedelta(seconds=2)
+    _run(config, "outbox", "flush")
+    _say("Their answers, from the booking address (the parent stays organizer):")
+    for _, recipients, raw in sink.messages[sent:]:
+        _say(f"  to {recipients[0]:<27} {_subject(raw)}")
+
+
 def _start_of(raw: bytes) -> datetime:
     invitation = parents.Invitation(raw, school.TZ)
     assert invitation.message.start is not None
@@ -215,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
             _say(f"  to {recipients[0]:<27} {_subject(raw)}")
         _say("\nConfirmed meetings in the teachers' own Radicale calendars:")
         show_teacher_calendars(radicale, paths)
+        book_through_the_booking_address(config, folder, sink)
         _run(config, "meetings")
         _run(config, "matrix")
         # Without --dir, --once removes the folder at the end: nothing left to try then.
