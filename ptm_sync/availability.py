@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from ptm_sync import slots as engine
@@ -82,6 +82,39 @@ def teachers(session: Session, teacher_email: str | None = None) -> list[Teacher
     return found
 
 
+# Built once: every booking decision reads a teacher's times, and building the statements
+# costs more than running them.  ``ids`` is an expanding parameter (a list of teacher ids).
+_BUSY = (
+    select(BusyTime.teacher_id, BusyTime.start, BusyTime.end, CalendarEvent.uid)
+    .outerjoin(CalendarEvent, CalendarEvent.id == BusyTime.event_id)
+    .outerjoin(Meeting, Meeting.uid == CalendarEvent.uid)
+    .where(
+        BusyTime.teacher_id.in_(bindparam("ids", expanding=True)),
+        BusyTime.start < bindparam("end"),
+        BusyTime.end > bindparam("start"),
+        # An event we wrote for a meeting, where we wrote it, is the meeting itself.  If the
+        # teacher dragged it elsewhere, its new time is busy like any other event (the
+        # meeting still holds the old one until it is rescheduled).
+        or_(
+            Meeting.id.is_(None),
+            BusyTime.start != Meeting.start,
+            BusyTime.end != Meeting.end,
+        ),
+    )
+)
+_SYNCED = select(Calendar.teacher_id).where(
+    Calendar.teacher_id.in_(bindparam("ids", expanding=True)), Calendar.synced_at.is_not(None)
+)
+_ACTIVE_MEETINGS = select(
+    Meeting.id, Meeting.teacher_id, Meeting.start, Meeting.end, Meeting.state
+).where(
+    Meeting.teacher_id.in_(bindparam("ids", expanding=True)),
+    Meeting.state.in_([MeetingState.PROPOSED.value, MeetingState.CONFIRMED.value]),
+    Meeting.start < bindparam("end"),
+    Meeting.end > bindparam("start"),
+)
+
+
 def teacher_times(
     session: Session,
     period: PeriodConfig,
@@ -101,49 +134,18 @@ def teacher_times(
     busy: dict[int, list[Interval]] = defaultdict(list)
     held: dict[int, list[Interval]] = defaultdict(list)
     booked: dict[int, list[Interval]] = defaultdict(list)
-    rows = session.execute(
-        select(BusyTime.teacher_id, BusyTime.start, BusyTime.end, CalendarEvent.uid)
-        .outerjoin(CalendarEvent, CalendarEvent.id == BusyTime.event_id)
-        .outerjoin(Meeting, Meeting.uid == CalendarEvent.uid)
-        .where(
-            BusyTime.teacher_id.in_(ids),
-            BusyTime.start < end,
-            BusyTime.end > start,
-            # An event we wrote for a meeting, where we wrote it, is the meeting itself.  If
-            # the teacher dragged it elsewhere, its new time is busy like any other event
-            # (the meeting still holds the old one until it is rescheduled).
-            or_(
-                Meeting.id.is_(None),
-                BusyTime.start != Meeting.start,
-                BusyTime.end != Meeting.end,
-            ),
-        )
-    )
-    for teacher_id, b_start, b_end, uid in rows:
+    window = {"ids": ids, "start": start, "end": end}
+    for teacher_id, b_start, b_end, uid in session.execute(_BUSY, window):
         if own_uid is not None and uid == own_uid:
             continue
         busy[teacher_id].append(Interval(b_start, b_end))
     # A calendar never read successfully says nothing about the teacher: offering the whole
     # evening could book them over anything, so they count as busy until a sync succeeds.
-    synced = set(
-        session.scalars(
-            select(Calendar.teacher_id).where(
-                Calendar.teacher_id.in_(ids), Calendar.synced_at.is_not(None)
-            )
-        )
-    )
+    synced = set(session.scalars(_SYNCED, {"ids": ids}))
     for teacher_id in ids:
         if teacher_id not in synced:
             busy[teacher_id] = [Interval(start, end)]
-    meetings = session.execute(
-        select(Meeting.id, Meeting.teacher_id, Meeting.start, Meeting.end, Meeting.state).where(
-            Meeting.teacher_id.in_(ids),
-            Meeting.state.in_([MeetingState.PROPOSED.value, MeetingState.CONFIRMED.value]),
-            Meeting.start < end,
-            Meeting.end > start,
-        )
-    )
-    for meeting_id, teacher_id, m_start, m_end, state in meetings:
+    for meeting_id, teacher_id, m_start, m_end, state in session.execute(_ACTIVE_MEETINGS, window):
         if meeting_id == own_id:
             continue
         target = booked if state == MeetingState.CONFIRMED else held

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from ptm_sync import imip, itip, trust
@@ -31,6 +31,31 @@ from ptm_sync.config import PeriodConfig
 from ptm_sync.errors import Unusable
 from ptm_sync.model import Interval
 from ptm_sync.store import Guardian, Link, Meeting, Student, Teacher
+
+# Built once: one request runs each of them.
+_MEETING_BY_UID = select(Meeting).where(Meeting.uid == bindparam("uid"))
+_TEACHERS_BY_ADDRESS = (
+    select(Teacher)
+    .where(
+        or_(
+            Teacher.booking_address.in_(bindparam("addresses", expanding=True)),
+            Teacher.key.in_(bindparam("keys", expanding=True)),
+        )
+    )
+    .order_by(Teacher.id)
+)
+_GUARDIANS_BY_EMAIL = (
+    select(Guardian)
+    .where(Guardian.email.in_(bindparam("emails", expanding=True)))
+    .order_by(Guardian.id)
+)
+_STUDENTS = (
+    select(Student)
+    .join(Link, Link.student_id == Student.id)
+    .where(Link.guardian_id == bindparam("guardian"), Link.teacher_id == bindparam("teacher"))
+    .order_by(Student.id)
+    .distinct()
+)
 
 
 def booking_request(
@@ -62,7 +87,7 @@ def booking_request(
             raise Unusable("stranger", "the sender is not a guardian in the roster")
     elif not trust.sender_may_act(sender, msg.organizer, guardian.email, mail.aliases):
         raise Unusable("sender-not-organizer", "the sender is not the request's organizer")
-    existing = session.scalars(select(Meeting).where(Meeting.uid == msg.uid)).one_or_none()
+    existing = session.scalars(_MEETING_BY_UID, {"uid": msg.uid}).one_or_none()
     if existing is not None:
         if existing.origin != Origin.BOOKING_ADDRESS.value or existing.teacher_id != teacher.id:
             raise Unusable("uid-conflict", "this UID belongs to another meeting")
@@ -158,9 +183,7 @@ def _teacher(
         if (key := teacher_key_in(address, mail.booking_address, mail.organizer)) is not None
     }
     found = session.scalars(
-        select(Teacher)
-        .where(or_(Teacher.booking_address.in_(sorted(wanted)), Teacher.key.in_(sorted(keys))))
-        .order_by(Teacher.id)
+        _TEACHERS_BY_ADDRESS, {"addresses": sorted(wanted), "keys": sorted(keys)}
     )
     for teacher in found:
         if load.teacher_info(applier.config, teacher).booking_address in wanted:
@@ -178,9 +201,7 @@ def _guardian(
         if any(trust.normalize_address(a) == wanted for a in extra):
             candidates.append(itip.address_of(email))
     # The roster stores addresses lower-cased: the index answers.
-    found = session.scalars(
-        select(Guardian).where(Guardian.email.in_(candidates)).order_by(Guardian.id)
-    ).first()
+    found = session.scalars(_GUARDIANS_BY_EMAIL, {"emails": candidates}).first()
     if found is not None:
         return found
     # Gmail spells one mailbox many ways (dots, +tags): compare the normal forms.
@@ -192,15 +213,7 @@ def _guardian(
 
 def _students(session: Session, guardian: Guardian, teacher: Teacher) -> list[Student]:
     """The guardian's students the teacher teaches (the roster's links)."""
-    return list(
-        session.scalars(
-            select(Student)
-            .join(Link, Link.student_id == Student.id)
-            .where(Link.guardian_id == guardian.id, Link.teacher_id == teacher.id)
-            .order_by(Student.id)
-            .distinct()
-        )
-    )
+    return list(session.scalars(_STUDENTS, {"guardian": guardian.id, "teacher": teacher.id}))
 
 
 def _outsider(msg: itip.ItipMessage) -> Guardian:

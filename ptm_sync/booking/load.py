@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
 from ptm_sync import slots as engine
@@ -227,48 +226,67 @@ def context(
     return ctx
 
 
+# Built once (every booking decision runs them): the meetings of a family, and those of a
+# "need" — the same teacher and period, one of the same students, one of the same
+# guardians (separated parents' meetings are each their own need).
+_FAMILY = (
+    select(Meeting.id, Meeting.start, Meeting.end)
+    .join(MeetingGuardian, MeetingGuardian.meeting_id == Meeting.id)
+    .where(
+        MeetingGuardian.guardian_id.in_(bindparam("guardians", expanding=True)),
+        Meeting.period_id == bindparam("period"),
+        Meeting.state.in_(_ACTIVE),
+    )
+    .distinct()
+)
+_NEED = (
+    select(Meeting.id, Meeting.state, Meeting.start, Meeting.end)
+    .where(
+        Meeting.teacher_id == bindparam("teacher"),
+        Meeting.period_id == bindparam("period"),
+        Meeting.id.in_(
+            select(MeetingStudent.meeting_id).where(
+                MeetingStudent.student_id.in_(bindparam("students", expanding=True))
+            )
+        ),
+        Meeting.id.in_(
+            select(MeetingGuardian.meeting_id).where(
+                MeetingGuardian.guardian_id.in_(bindparam("guardians", expanding=True))
+            )
+        ),
+    )
+    .order_by(Meeting.id)
+)
+
+
 def _family(session: Session, meeting: MeetingView) -> tuple[Interval, ...]:
     """The other active meetings in the period of any of the meeting's guardians."""
-    guardians = [p.guardian_id for p in meeting.parties]
     rows = session.execute(
-        select(Meeting.id, Meeting.start, Meeting.end)
-        .join(MeetingGuardian, MeetingGuardian.meeting_id == Meeting.id)
-        .where(
-            MeetingGuardian.guardian_id.in_(guardians),
-            Meeting.period_id == meeting.period,
-            Meeting.state.in_(_ACTIVE),
-        )
-        .distinct()
+        _FAMILY,
+        {"guardians": [p.guardian_id for p in meeting.parties], "period": meeting.period},
     )
     return tuple(
         Interval(start, end).utc() for meeting_id, start, end in rows if meeting_id != meeting.id
     )
 
 
-def _same_need(meeting: MeetingView) -> Select[Any]:
-    """Meetings of the same teacher and period about one of the same students with one of
-    the same guardians (separated parents' meetings are each their own need)."""
-    students = [s.id for s in meeting.students]
-    guardians = [p.guardian_id for p in meeting.parties]
-    return (
-        select(Meeting.id)
-        .join(MeetingStudent, MeetingStudent.meeting_id == Meeting.id)
-        .join(MeetingGuardian, MeetingGuardian.meeting_id == Meeting.id)
-        .where(
-            Meeting.teacher_id == meeting.teacher.id,
-            Meeting.period_id == meeting.period,
-            MeetingStudent.student_id.in_(students),
-            MeetingGuardian.guardian_id.in_(guardians),
-        )
-        .distinct()
+def _need(session: Session, meeting: MeetingView) -> list[tuple[int, str, datetime, datetime]]:
+    """Every meeting of the same need, in any state: (id, state, start, end)."""
+    rows = session.execute(
+        _NEED,
+        {
+            "teacher": meeting.teacher.id,
+            "period": meeting.period,
+            "students": [s.id for s in meeting.students],
+            "guardians": [p.guardian_id for p in meeting.parties],
+        },
     )
+    return [(int(i), str(state), start, end) for i, state, start, end in rows]
 
 
 def _tried(session: Session, meeting: MeetingView) -> tuple[Interval, ...]:
     """Every time already offered to this family for this need, in any state."""
-    ids = session.scalars(_same_need(meeting)).all()
-    rows = session.execute(select(Meeting.start, Meeting.end).where(Meeting.id.in_(ids)))
-    return tuple(Interval(s, e).utc() for s, e in rows)
+    return tuple(Interval(s, e).utc() for _, _, s, e in _need(session, meeting))
 
 
 def _open_for_need(
@@ -276,17 +294,9 @@ def _open_for_need(
 ) -> tuple[list[int], tuple[Interval, ...]]:
     """The same need's unanswered proposals (a new booking supersedes them) and its
     confirmed meetings (a family books a teacher once), the meeting itself aside."""
-    need = _same_need(meeting).subquery()
-    rows = session.execute(
-        select(Meeting.id, Meeting.state, Meeting.start, Meeting.end).where(
-            Meeting.id.in_(select(need.c.id)),
-            Meeting.state.in_([MeetingState.PROPOSED.value, MeetingState.CONFIRMED.value]),
-        )
-    ).all()
-    pending = [i for i, state, _, _ in rows if state == MeetingState.PROPOSED and i != meeting.id]
+    others = [row for row in _need(session, meeting) if row[0] != meeting.id]
+    pending = [i for i, state, _, _ in others if state == MeetingState.PROPOSED]
     booked = tuple(
-        Interval(s, e).utc()
-        for i, state, s, e in rows
-        if state == MeetingState.CONFIRMED and i != meeting.id
+        Interval(s, e).utc() for _, state, s, e in others if state == MeetingState.CONFIRMED
     )
     return pending, booked
