@@ -58,6 +58,7 @@ FORBIDDEN = (
     "caldav",
     "smtplib",
     "imaplib",
+    "imapclient",
     "aiosmtpd",
     "exchangelib",
     "msal",
