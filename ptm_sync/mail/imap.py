@@ -185,13 +185,14 @@ class ImapReader:
         return session.fetch(uids), self._uidvalidity
 
     def _search(self, session: ImapSession) -> tuple[list[int], int | None]:
+        """Resume by UID: from the oldest message handed out and not marked (all at or below
+        the highest handed out), else just past the highest handed out."""
         current = self._uidvalidity
         start = min(
             (uid for uid, under in self._pending.items() if under == current),
             default=self._high + 1,
         )
-        uids = session.search_unprocessed(min(start, self._high + 1), keywords=self._keywords)
-        return uids, current
+        return session.search_unprocessed(start, keywords=self._keywords), current
 
     # --- marking ------------------------------------------------------------------------
 
