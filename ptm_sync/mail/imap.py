@@ -272,7 +272,11 @@ class ImapReader:
     ) -> bool | None:
         if "IDLE" not in session.capabilities:
             return None
+        # New since the last fetch: found now, or told of with the answer to an earlier
+        # command (this search's included), which IDLE would not repeat.
         if session.search_unprocessed(self._high + 1, keywords=self._keywords):
+            return True
+        if session.announced_new_mail():
             return True
         return session.idle(until=until, renew=self.idle_renew_seconds, stop=stop)
 

@@ -120,6 +120,7 @@ class ImapSession:
         """SELECT ``name`` (RFC 3501 §6.3.1; imapclient sends it in modified UTF-7)."""
         with self._translated(f"opening folder {name!r}", key="mail.imap.folder"):
             info = self.client.select_folder(name)
+        self.announced_new_mail()  # the folder's size now: only later EXISTS mean news
         uidvalidity = info.get(b"UIDVALIDITY")
         flags = info.get(b"PERMANENTFLAGS", ())
         keywords = b"\\*" in flags or PROCESSED_KEYWORD.encode() in flags
@@ -136,6 +137,23 @@ class ImapSession:
             found = self.client.search(["UID", f"{start}:*", "UNDELETED", *unprocessed])
         # RFC 3501 §6.4.8: "n:*" also matches the last message when n is past the end.
         return sorted(uid for uid in found if uid >= start)
+
+    def announced_new_mail(self) -> bool:
+        """Whether an answer since the last SELECT (or the last call) carried ``* n EXISTS``
+        (RFC 3501 §7.3.1): the folder grew, maybe by a message that the command itself did
+        not see (a server searches the folder as it was when the command began, and tells
+        of the new message only with its answer).  IDLE would not tell of it again.
+
+        imapclient hands the untagged responses of most commands to nobody; imaplib keeps
+        them, and its public ``IMAP4.response()`` takes them out.  imapclient's imaplib
+        object is ``_imap``: the one place where this module reaches into imapclient.
+        """
+        imap = getattr(self.client, "_imap", None)
+        if imap is None:
+            return False
+        with self._translated("reading the server's announcements"):
+            _, data = imap.response("EXISTS")
+        return data != [None]
 
     def fetch(self, uids: Sequence[int]) -> dict[int, bytes]:
         """The raw bytes of ``uids`` in one UID FETCH of ``BODY.PEEK[]``, which leaves

@@ -455,6 +455,17 @@ def test_idle_reports_mail_announced_while_another_command_ran(mailbox: Mailbox)
 
 
 @pytest.mark.timeout(60)
+def test_idle_reports_mail_that_came_after_the_last_pass_at_once(mailbox: Mailbox) -> None:
+    """Dovecot searches the folder as it was when the SEARCH began and announces a message
+    that came since with the search's answer, without it in the result."""
+    with reader_for(mailbox) as reader:
+        assert list(reader.fetch_new()) == []
+        mailbox.append(reply(1))
+        assert reader.idle(timeout=3600) is True
+        assert [m.raw for m in reader.fetch_new()] == [reply(1)]
+
+
+@pytest.mark.timeout(60)
 def test_idle_is_renewed_every_idle_renew_seconds_on_the_same_connection(
     mailbox: Mailbox, imap_relay: Relay
 ) -> None:

@@ -53,6 +53,8 @@ class ImapRelay:
             sock.close()
 
     def close(self) -> None:
+        with suppress(OSError):  # wakes the thread in accept(); close() alone would not
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self.cut()
 
