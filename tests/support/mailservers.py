@@ -475,10 +475,21 @@ class DovecotServer:
             conn.logout()
 
     def kick(self, user: str) -> None:
-        """Drop every connection of ``user`` from the server side (``doveadm kick``)."""
+        """Drop every connection of ``user`` from the server side (``doveadm kick``: BYE,
+        then close), and return once their imap processes have ended: a kick alone only
+        asks them to go."""
+        pids = [int(row[2]) for row in self._doveadm("who", "-1", user)[1:] if len(row) > 2]
+        self._doveadm("kick", user)
+        for pid in pids:
+            _gone(pid, 10.0)
+
+    def _doveadm(self, *args: str) -> list[list[str]]:
         doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
         conf = str(self.directory / "dovecot.conf")
-        subprocess.run([doveadm, "-c", conf, "kick", user], check=True, capture_output=True)
+        done = subprocess.run(
+            [doveadm, "-c", conf, *args], check=True, capture_output=True, text=True
+        )
+        return [line.split() for line in done.stdout.splitlines()]
 
     def start(self) -> None:
         """Start this instance (again): same ports, same maildirs."""
