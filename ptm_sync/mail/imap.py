@@ -255,12 +255,13 @@ class ImapReader:
         ``stop`` (or the reader's stop event) ends the wait early with False.
 
         Raises:
-            MailUnavailable: the connection was lost and could not be made again.
+            MailUnavailable: the connection was lost and could not be made again, or the
+                stop event was set while waiting to reconnect.
         """
         stop = stop or self._stop
         until = time.monotonic() + timeout
         if self.config.idle:
-            waited = self._call(lambda session: self._idle(session, until, stop))
+            waited = self._call(lambda session: self._idle(session, until, stop), stop=stop)
             if waited is not None:
                 return waited
         pause = min(max(0.0, until - time.monotonic()), float(self.config.poll_seconds))
@@ -286,13 +287,21 @@ class ImapReader:
     def _keywords(self) -> bool:
         return self._folder is not None and self._folder.keywords
 
-    def _call(self, operation: Callable[[ImapSession], T], *, reselect: bool = False) -> T:
+    def _call(
+        self,
+        operation: Callable[[ImapSession], T],
+        *,
+        reselect: bool = False,
+        stop: threading.Event | None = None,
+    ) -> T:
         """Run ``operation`` on a ready session; when the connection is lost, reconnect
         following :attr:`backoff` and run it again (every operation here may be repeated).
 
         Raises:
-            MailUnavailable: the last attempt failed, or the stop event was set meanwhile.
+            MailUnavailable: the last attempt failed, or ``stop`` (by default the reader's
+                stop event) was set meanwhile.
         """
+        stop = stop or self._stop
         pauses = self.backoff.delays()
         while True:
             try:
@@ -300,11 +309,11 @@ class ImapReader:
             except MailUnavailable as exc:
                 self.close()
                 pause = next(pauses, None)
-                if pause is None or (self._stop is not None and self._stop.is_set()):
+                if pause is None or (stop is not None and stop.is_set()):
                     raise
                 log.warning("%s; reconnecting in %.1f s", exc, pause)
-                if self._stop is not None:
-                    if self._stop.wait(pause):
+                if stop is not None:
+                    if stop.wait(pause):
                         raise
                 else:
                     time.sleep(pause)
