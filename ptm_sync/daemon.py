@@ -34,7 +34,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds between outbox passes (a reply's effects are also flushed right after it).
 OUTBOX_SECONDS = 15
+#: Seconds the IMAP watcher waits for new mail before it looks anyway.
 IDLE_SECONDS = 600.0
+#: Longest pause, in seconds, between attempts to reach a lost IMAP server again.
+IMAP_RECONNECT_CAP = 300.0
 
 
 class Daemon:
@@ -105,34 +108,42 @@ class Daemon:
                 self.stopping.wait(backoff)
 
     def _watch(self, imap: ImapConfig, backoff: float) -> float:
-        """Watch the inbox until stop or a failure; returns the next retry delay."""
+        """Watch the inbox until stop; returns the next retry delay.
+
+        One reader for the whole watch: it reconnects by itself, with backoff, until the
+        server answers again or the daemon stops, and it remembers by UID what it handed
+        out, so a failure here (the database, a refused login) only pauses the watch.
+        """
+        from ptm_sync.mail.backoff import Backoff
         from ptm_sync.mail.imap import ImapReader
 
-        while not self.stopping.is_set():
-            try:
-                with ImapReader(imap) as reader:
+        reconnect = Backoff(first=1.0, cap=IMAP_RECONNECT_CAP, attempts=None)
+        with ImapReader(imap, backoff=reconnect, stop=self.stopping) as reader:
+            while not self.stopping.is_set():
+                try:
+                    if process_inbox(
+                        reader,
+                        self.app.db,
+                        self.app.config,
+                        clock=self.clock,
+                        video=self.video,
+                    ):
+                        # Their effects go out from the main loop within a second; the
+                        # connectors are used by one thread only.
+                        self.outbox_wanted.set()
+                    # IDLE is re-issued every 10 minutes, well inside RFC 2177's 29;
+                    # without IDLE the reader polls every poll_seconds.
+                    reader.idle(timeout=IDLE_SECONDS, stop=self.stopping)
                     backoff = 5.0
-                    while not self.stopping.is_set():
-                        if process_inbox(
-                            reader,
-                            self.app.db,
-                            self.app.config,
-                            clock=self.clock,
-                            video=self.video,
-                        ):
-                            # Their effects go out from the main loop within a second; the
-                            # connectors are used by one thread only.
-                            self.outbox_wanted.set()
-                        # IDLE is re-issued well inside RFC 2177's 29 minutes; without
-                        # IDLE the reader polls every poll_seconds.
-                        reader.idle(timeout=IDLE_SECONDS, stop=self.stopping)
-            except PtmError as exc:
-                log.warning("IMAP: %s; retrying in %.0f s", exc, backoff)
-                self.stopping.wait(backoff)
-                backoff = min(backoff * 2, 300.0)
-            except Exception:
-                log.exception("IMAP watcher failed; retrying")
-                self.stopping.wait(backoff)
+                except PtmError as exc:
+                    if self.stopping.is_set():
+                        break
+                    log.warning("IMAP: %s; retrying in %.0f s", exc, backoff)
+                    self.stopping.wait(backoff)
+                    backoff = min(backoff * 2, 300.0)
+                except Exception:
+                    log.exception("IMAP watcher failed; retrying")
+                    self.stopping.wait(backoff)
         return backoff
 
     def _guard(self, job: Callable[[], None]) -> Callable[[], None]:

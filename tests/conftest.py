@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.support.database",
     "tests.support.caldav_servers",
     "tests.support.mailservers",
+    "tests.support.imap_relay",
 ]

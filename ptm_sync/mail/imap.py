@@ -1,41 +1,55 @@
 """Incoming mail: read new messages from an IMAP folder, mark them once their effect is kept.
 
 :class:`ImapReader` works by UID (RFC 3501 §2.3.1.1) and never changes a message while
-fetching it (``BODY.PEEK[]``).  A message counts as processed only when the caller says so
-with :meth:`~ImapReader.mark_processed`, after its effect is committed; a crash in between
-just means the message is fetched again on the next pass, and the caller recognizes it by
-its digest.  Processed means: moved to ``processed_folder`` when one is configured,
+fetching it (``BODY.PEEK[]``, up to :data:`FETCH_BATCH` messages per round trip).  A message
+counts as processed only when the caller says so (:meth:`~ImapReader.mark_processed`,
+:meth:`~ImapReader.mark_processed_many`), after its effect is committed; a crash in between
+just means the message is fetched again, and the caller recognizes it by its digest.
+Processed means: moved to ``processed_folder`` when one is configured (MOVE, RFC 6851),
 otherwise flagged with the keyword :data:`PROCESSED_KEYWORD` where the folder accepts new
 keywords (``\\*`` in PERMANENTFLAGS), otherwise flagged ``\\Seen``.
 
-:meth:`~ImapReader.idle` waits for new mail with IDLE (RFC 2177) where the server offers it,
-and by sleeping ``poll_seconds`` elsewhere.  imaplib (Python 3.11) has no IDLE, so
-:mod:`ptm_sync.mail.idle` holds that conversation over imaplib's socket.
+The reader survives a dropped connection: it reconnects with a :class:`Backoff` and goes on
+from the highest UID it handed out, so nothing is missed.  UIDVALIDITY is compared on every
+SELECT; when it changed, the UIDs remembered are meaningless, so the reader forgets them and
+looks at every unprocessed message again.  A message handed out but not marked is handed out
+again by the next pass.
+
+:meth:`~ImapReader.idle` waits for new mail with IDLE (RFC 2177), re-issued every
+``idle_renew_seconds``, where the server offers it, and by sleeping ``poll_seconds``
+elsewhere.  The IMAP plumbing is in :mod:`ptm_sync.mail.imap_session`.
 """
 
 from __future__ import annotations
 
-import base64
-import imaplib
 import logging
-import re
 import ssl
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
+from typing import TypeVar
 
 from ptm_sync.config import ImapConfig
-from ptm_sync.errors import ConfigError, MailAuthFailed, MailError, MailUnavailable, PtmError
-from ptm_sync.mail import idle as idle_protocol
+from ptm_sync.errors import MailUnavailable, PtmError
+from ptm_sync.mail.backoff import Backoff
+from ptm_sync.mail.imap_idle import RFC2177_LIMIT_SECONDS
+from ptm_sync.mail.imap_session import PROCESSED_KEYWORD, Folder, ImapSession
+
+__all__ = ["PROCESSED_KEYWORD", "Backoff", "FetchedMessage", "ImapReader", "check"]
 
 log = logging.getLogger(__name__)
 
-#: The keyword that marks a message we processed (RFC 3501 §2.3.2 keywords).
-PROCESSED_KEYWORD = "$PtmProcessed"
+#: Messages fetched per round trip by default.
+FETCH_BATCH = 50
+#: Seconds between two IDLE commands: well inside RFC 2177's 29 minutes.
+IDLE_RENEW_SECONDS = 600.0
+#: Reconnecting by default: at once, then after about 0.5 and 1 seconds, then give up.
+RECONNECT = Backoff(first=0.5, cap=300.0, attempts=3)
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
-_UID = re.compile(rb"UID (\d+)")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +61,20 @@ class FetchedMessage:
 
 
 class ImapReader:
-    """Reads the ``[mail.imap]`` folder over one IMAP connection (not thread-safe).
+    """Reads the ``[mail.imap]`` folder over one IMAP connection at a time (not thread-safe).
 
     Args:
         config: the ``[mail.imap]`` section.
         tls_context: TLS settings for ``ssl`` / ``starttls``; by default the system's
-            trusted certificates with host name checking.
+            trusted certificates with host name checking.  Verification is never off.
         timeout: seconds to wait for the server on every read and write.
+        idle_renew_seconds: seconds after which IDLE is ended and sent again (RFC 2177 §3
+            asks for less than 29 minutes).
+        backoff: how to reconnect after the connection dropped or could not be made.
+        stop: set it to end waits (IDLE, polling, pauses between reconnects) early.
+
+    Raises:
+        ValueError: ``idle_renew_seconds`` not within (0, 29 minutes).
     """
 
     def __init__(
@@ -62,15 +83,26 @@ class ImapReader:
         *,
         tls_context: ssl.SSLContext | None = None,
         timeout: float = 30.0,
+        idle_renew_seconds: float = IDLE_RENEW_SECONDS,
+        backoff: Backoff = RECONNECT,
+        stop: threading.Event | None = None,
     ) -> None:
+        if not 0 < idle_renew_seconds < RFC2177_LIMIT_SECONDS:
+            raise ValueError("idle_renew_seconds must be above 0 and below 29 minutes")
         self.config = config
         self.timeout = timeout
+        self.idle_renew_seconds = idle_renew_seconds
+        self.backoff = backoff
         self._tls_context = tls_context
-        self._conn: imaplib.IMAP4 | None = None
-        self._caps: frozenset[str] = frozenset()
-        self._selected = False
+        self._stop = stop
+        self._session: ImapSession | None = None
+        self._folder: Folder | None = None
+        # Kept across reconnects: the folder's UIDVALIDITY when last selected, the highest
+        # UID handed out under it, and the UIDs handed out but not marked yet (with the
+        # UIDVALIDITY they were handed out under).
         self._uidvalidity: int | None = None
-        self._keywords = False
+        self._high = 0
+        self._pending: dict[int, int | None] = {}
 
     def __enter__(self) -> ImapReader:
         return self
@@ -89,311 +121,247 @@ class ImapReader:
 
     @property
     def capabilities(self) -> frozenset[str]:
-        """What the server offers after login (upper case), empty before connecting."""
-        return self._caps
+        """What the server offers after login (upper case), empty when not connected."""
+        return self._session.capabilities if self._session is not None else frozenset()
 
     def connect(self) -> None:
-        """Connect, log in and select the folder now instead of at the first call."""
-        self._ready()
+        """Connect, log in and select the folder now instead of at the first call.
+
+        Raises:
+            MailUnavailable: the server cannot be reached, even after reconnecting.
+            MailAuthFailed: the login was refused.
+            ConfigError: the folder cannot be opened, STARTTLS is missing.
+        """
+        self._call(lambda session: None)
 
     def close(self) -> None:
-        """Log out and close; harmless when not connected."""
-        conn, self._conn = self._conn, None
-        self._selected = False
-        if conn is None:
-            return
-        try:
-            conn.logout()
-        except (imaplib.IMAP4.error, OSError):
-            conn.shutdown()
+        """Log out and close; harmless when not connected.  The reader can be used again:
+        it reconnects and goes on where it was (what is remembered by UID stays)."""
+        session, self._session, self._folder = self._session, None, None
+        if session is not None:
+            session.close()
 
-    # --- the API ----------------------------------------------------------------------
+    # --- fetching -----------------------------------------------------------------------
 
     def fetch_new(self) -> Iterator[FetchedMessage]:
         """Yield the messages of the folder not processed yet, oldest UID first.
 
-        Fetching leaves the messages untouched (no \\Seen): only :meth:`mark_processed`
-        changes them.  The folder is selected afresh on every call.
+        Fetched :data:`FETCH_BATCH` at a time; see :meth:`fetch_batches`.
         """
-        conn = self._ready(reselect=True)
-        # Deleted messages are on their way out (a COPY + \Deleted move without UIDPLUS).
-        unprocessed = f"UNKEYWORD {PROCESSED_KEYWORD}" if self._keywords else "UNSEEN"
-        with self._guard("searching for new messages"):
-            typ, data = conn.uid("SEARCH", f"UNDELETED {unprocessed}")
-        if typ != "OK":
-            raise MailError(f"{self.where} refused the search: {_text(data)}")
-        uids = sorted(int(n) for n in (data[0] or b"").split())
-        for uid in uids:
-            conn = self._ready()
-            with self._guard(f"fetching message {uid}"):
-                typ, data = conn.uid("FETCH", str(uid), "(BODY.PEEK[])")
-            if typ != "OK":
-                raise MailError(f"{self.where} refused to fetch message {uid}: {_text(data)}")
-            raw = _body(data, uid)
-            if raw is None:  # expunged by somebody else since the search
+        for batch in self.fetch_batches(FETCH_BATCH):
+            yield from batch
+
+    def fetch_batches(self, size: int = FETCH_BATCH) -> Iterator[list[FetchedMessage]]:
+        """Yield the unprocessed messages in lists of at most ``size``, oldest UID first.
+
+        One pass: the folder is selected afresh (its UIDVALIDITY compared), one UID SEARCH
+        finds the unprocessed messages from the lowest UID handed out and not marked (or
+        past the highest handed out), and each list costs one UID FETCH.  Fetching leaves
+        the messages untouched: only marking them processed changes them.
+
+        Raises:
+            MailUnavailable: the connection was lost and could not be made again.
+            MailError, ConfigError: the server refused a command.
+            ValueError: ``size`` below 1.
+        """
+        if size < 1:
+            raise ValueError("size must be at least 1")
+        uids, validity = self._call(self._search, reselect=True)
+        while uids:
+            chunk = uids[:size]
+            raws, now_valid = self._call(partial(self._fetch, chunk))
+            if now_valid != validity:  # a reconnect found a new folder: search it afresh
+                uids, validity = self._call(self._search)
                 continue
-            yield FetchedMessage(uid=uid, raw=raw)
+            uids = uids[size:]
+            batch = [FetchedMessage(uid, raws[uid]) for uid in chunk if uid in raws]
+            self._high = max(self._high, chunk[-1])  # the missing ones were expunged
+            for message in batch:
+                self._pending[message.uid] = validity
+            if batch:
+                yield batch
+
+    def _fetch(self, uids: list[int], session: ImapSession) -> tuple[dict[int, bytes], int | None]:
+        return session.fetch(uids), self._uidvalidity
+
+    def _search(self, session: ImapSession) -> tuple[list[int], int | None]:
+        """Resume by UID: from the oldest message handed out and not marked (all at or below
+        the highest handed out), else just past the highest handed out."""
+        current = self._uidvalidity
+        start = min(
+            (uid for uid, under in self._pending.items() if under == current),
+            default=self._high + 1,
+        )
+        return session.search_unprocessed(start, keywords=self._keywords), current
+
+    # --- marking ------------------------------------------------------------------------
 
     def mark_processed(self, uid: int) -> None:
-        """Mark a fetched message as processed; call it only once its effect is committed.
+        """Mark one fetched message as processed: :meth:`mark_processed_many` of one."""
+        self.mark_processed_many([uid])
 
-        Moves the message to ``processed_folder`` when one is configured (MOVE, RFC 6851,
-        or COPY + \\Deleted + UID EXPUNGE, RFC 4315), otherwise flags it.  If the folder's
-        UIDVALIDITY changed since the fetch the UID names another message: nothing is
-        changed and the message is simply fetched again.
+    def mark_processed_many(self, uids: Iterable[int]) -> None:
+        """Mark fetched messages as processed; call it only once their effect is committed.
+
+        One command for the lot (per 1,000 UIDs): UID MOVE to ``processed_folder`` when one
+        is configured (RFC 6851; without MOVE, COPY + \\Deleted + UID EXPUNGE, RFC 4315),
+        otherwise UID STORE of the keyword or \\Seen.  Both may be repeated after a lost
+        connection: flagging twice or moving a UID that is gone changes nothing.  A UID
+        handed out before the folder's UIDVALIDITY changed names another message now: it is
+        left alone, and the message is fetched again.
+
+        Raises:
+            MailUnavailable: the connection was lost and could not be made again.
+            MailError, ConfigError: the server refused to flag or move.
         """
-        fetched_under = self._uidvalidity
-        conn = self._ready()
-        if fetched_under is not None and self._uidvalidity != fetched_under:
+        wanted = sorted(set(uids))
+        if not wanted:
+            return
+        stale = self._call(lambda session: self._mark(session, wanted))
+        if stale:
             log.warning(
-                "%s: UIDVALIDITY changed; message %d will be fetched again", self.where, uid
+                "%s: UIDVALIDITY changed since %d message(s) were fetched; left alone, "
+                "they will be fetched again",
+                self.where,
+                len(stale),
             )
-            return
-        if self.config.processed_folder:
-            self._move(conn, uid, self.config.processed_folder)
-            return
-        flag = PROCESSED_KEYWORD if self._keywords else "\\Seen"
-        with self._guard(f"flagging message {uid}"):
-            typ, data = conn.uid("STORE", str(uid), "+FLAGS.SILENT", f"({flag})")
-        if typ != "OK":
-            raise MailError(f"{self.where} refused to flag message {uid}: {_text(data)}")
+        for uid in wanted:
+            self._pending.pop(uid, None)
+
+    def _mark(self, session: ImapSession, uids: list[int]) -> list[int]:
+        current = self._uidvalidity
+        stale = [uid for uid in uids if self._pending.get(uid, current) != current]
+        fresh = [uid for uid in uids if self._pending.get(uid, current) == current]
+        if fresh:
+            flag = PROCESSED_KEYWORD if self._keywords else "\\Seen"
+            if self.config.processed_folder:
+                session.move(fresh, self.config.processed_folder, flag=flag)
+            else:
+                session.flag(fresh, flag)
+        return stale
+
+    # --- waiting ------------------------------------------------------------------------
 
     def idle(self, timeout: float, stop: threading.Event | None = None) -> bool:
         """Wait up to ``timeout`` seconds for new mail in the folder.
 
-        With IDLE (RFC 2177, offered by the server and ``idle = true``) returns True as soon
-        as the server reports new mail (EXISTS) and False when the time is up.  Without IDLE
-        sleeps ``poll_seconds`` (at most ``timeout``) and returns False: the caller looks
-        with :meth:`fetch_new` after every return either way.  Setting ``stop`` ends the
-        wait early with False.
+        With IDLE (RFC 2177, offered by the server and ``idle = true``) returns True at once
+        when messages came in since the last fetch (also those announced with the answer
+        to an earlier command, which IDLE would not repeat), else as soon as the server
+        reports new mail, and False when the time is up.  IDLE is re-issued every
+        ``idle_renew_seconds``; a lost connection is made again (and looked at again).
+        Without IDLE sleeps ``poll_seconds`` (at most ``timeout``) and returns False: the
+        caller looks with :meth:`fetch_new` after every return either way.  Setting
+        ``stop`` (or the reader's stop event) ends the wait early with False.
+
+        Raises:
+            MailUnavailable: the connection was lost and could not be made again, or the
+                stop event was set while waiting to reconnect.
         """
-        conn = self._ready() if self.config.idle else None
-        if conn is None or "IDLE" not in self._caps:
-            pause = min(timeout, float(self.config.poll_seconds))
-            (stop or threading.Event()).wait(pause)
-            return False
-        # New mail reported with the answer to an earlier command: IDLE would not repeat it.
-        if conn.response("EXISTS")[1] != [None]:
+        stop = stop or self._stop
+        until = time.monotonic() + timeout
+        if self.config.idle:
+            waited = self._call(lambda session: self._idle(session, until, stop), stop=stop)
+            if waited is not None:
+                return waited
+        pause = min(max(0.0, until - time.monotonic()), float(self.config.poll_seconds))
+        (stop or threading.Event()).wait(pause)
+        return False
+
+    def _idle(
+        self, session: ImapSession, until: float, stop: threading.Event | None
+    ) -> bool | None:
+        if "IDLE" not in session.capabilities:
+            return None
+        # New since the last fetch: found now, or told of with the answer to an earlier
+        # command (this search's included), which IDLE would not repeat.
+        if session.search_unprocessed(self._high + 1, keywords=self._keywords):
             return True
-        with self._guard("waiting with IDLE"):
+        if session.announced_new_mail():
+            return True
+        return session.idle(until=until, renew=self.idle_renew_seconds, stop=stop)
+
+    # --- the connection -------------------------------------------------------------------
+
+    @property
+    def _keywords(self) -> bool:
+        return self._folder is not None and self._folder.keywords
+
+    def _call(
+        self,
+        operation: Callable[[ImapSession], T],
+        *,
+        reselect: bool = False,
+        stop: threading.Event | None = None,
+    ) -> T:
+        """Run ``operation`` on a ready session; when the connection is lost, reconnect
+        following :attr:`backoff` and run it again (every operation here may be repeated).
+
+        Raises:
+            MailUnavailable: the last attempt failed, or ``stop`` (by default the reader's
+                stop event) was set meanwhile.
+        """
+        stop = stop or self._stop
+        pauses = self.backoff.delays()
+        while True:
             try:
-                return idle_protocol.wait(conn, timeout, stop)
-            except idle_protocol.ServerClosed as exc:
-                self._discard()
-                raise MailUnavailable(f"{self.where} ended the connection: {exc}") from None
-            except idle_protocol.IdleRefused as exc:
-                raise MailError(f"{self.where} refused IDLE: {exc}") from None
+                return operation(self._ready(reselect=reselect))
+            except MailUnavailable as exc:
+                self.close()
+                pause = next(pauses, None)
+                if pause is None or (stop is not None and stop.is_set()):
+                    raise
+                log.warning("%s; reconnecting in %.1f s", exc, pause)
+                if stop is not None:
+                    if stop.wait(pause):
+                        raise
+                else:
+                    time.sleep(pause)
 
-    # --- the connection ---------------------------------------------------------------
-
-    def _ready(self, *, reselect: bool = False) -> imaplib.IMAP4:
-        """A logged-in connection with the folder selected; reconnects once if it was lost."""
-        reused = self._conn is not None
-        try:
-            return self._select(self._connection(), force=reselect)
-        except MailUnavailable:
-            if not reused:
-                raise
-            log.info("%s: the connection was lost; reconnecting", self.where)
-        return self._select(self._connection(), force=True)
-
-    def _connection(self) -> imaplib.IMAP4:
-        if self._conn is None:
-            self._conn = self._open()
-            self._selected = False
-        return self._conn
-
-    def _discard(self) -> None:
-        conn, self._conn = self._conn, None
-        self._selected = False
-        if conn is not None:
-            with suppress(OSError):
-                conn.shutdown()
-
-    def _open(self) -> imaplib.IMAP4:
-        cfg = self.config
-        context = self._tls_context or ssl.create_default_context()
-        conn: imaplib.IMAP4 | None = None
-        try:
-            if cfg.ssl:
-                conn = imaplib.IMAP4_SSL(
-                    cfg.host, cfg.port, ssl_context=context, timeout=self.timeout
-                )
-            else:
-                conn = imaplib.IMAP4(cfg.host, cfg.port, timeout=self.timeout)
-            if cfg.starttls and not cfg.ssl:
-                if "STARTTLS" not in conn.capabilities:
-                    raise ConfigError(f"{self.where} does not offer STARTTLS", "mail.imap.starttls")
-                conn.starttls(ssl_context=context)
-            self._login(conn)
-            _, data = conn.capability()
-            self._caps = frozenset(_text(data).upper().split())
-        except PtmError:
-            _shutdown(conn)
-            raise
-        except (imaplib.IMAP4.error, OSError) as exc:
-            _shutdown(conn)
-            raise MailUnavailable(f"{self.where}: {_reason(exc)}") from None
-        log.debug("connected to %s", self.where)
-        return conn
-
-    def _login(self, conn: imaplib.IMAP4) -> None:
-        cfg = self.config
-        if cfg.password is None:
-            raise ConfigError("a password is needed", "mail.imap.password")
-        password = cfg.password.reveal()
-        try:
-            conn.login(_quoted(cfg.username), password)
-        except imaplib.IMAP4.abort:
-            raise
-        except imaplib.IMAP4.error as exc:
-            reason = _reason(exc)
-            if "[UNAVAILABLE]" in reason:  # RFC 5530 §3: try again later
-                raise MailUnavailable(f"{self.where}: login failed for now: {reason}") from None
-            hint = ""
-            if "PRIVACYREQUIRED" in reason or "LOGINDISABLED" in conn.capabilities:
-                hint = "; set ssl = true or starttls = true"
-            raise MailAuthFailed(
-                f"{self.where} refused the login of {cfg.username!r}: {reason}{hint}"
-            ) from None
-
-    def _select(self, conn: imaplib.IMAP4, *, force: bool) -> imaplib.IMAP4:
-        if self._selected and not force:
-            return conn
-        folder = self.config.folder
-        with self._guard(f"opening folder {folder!r}"):
-            typ, data = conn.select(mailbox_name(folder))
-            if typ != "OK":
-                raise ConfigError(
-                    f"folder {folder!r} cannot be opened on {self.where}: {_text(data)}",
-                    "mail.imap.folder",
-                )
-            uidvalidity = conn.response("UIDVALIDITY")[1][0]
-            flags = _text(conn.response("PERMANENTFLAGS")[1])
-            conn.response("EXISTS")  # the folder's size now; later EXISTS mean new mail
-        self._uidvalidity = int(uidvalidity) if uidvalidity else None
-        self._keywords = "\\*" in flags or PROCESSED_KEYWORD in flags
-        self._selected = True
-        return conn
-
-    def _move(self, conn: imaplib.IMAP4, uid: int, folder: str) -> None:
-        target = mailbox_name(folder)
-        with self._guard(f"moving message {uid} to {folder!r}"):
-            typ, data = self._move_once(conn, uid, target)
-            if typ != "OK" and "[TRYCREATE]" in _text(data):  # RFC 3501 §6.4.7
-                log.info("%s: creating folder %r", self.where, folder)
-                conn.create(target)
-                typ, data = self._move_once(conn, uid, target)
-        if typ != "OK":
-            raise ConfigError(
-                f"cannot move message {uid} to {folder!r} on {self.where}: {_text(data)}",
-                "mail.imap.processed_folder",
+    def _ready(self, *, reselect: bool) -> ImapSession:
+        """A logged-in session with the folder selected: connects when there is none."""
+        session = self._session
+        if session is not None and session.broken:
+            self.close()
+            session = None
+        if session is None:
+            session = ImapSession.open(
+                self.config, tls_context=self._tls_context, timeout=self.timeout
             )
+            self._session, self._folder = session, None
+        if reselect or self._folder is None:
+            self._selected(session.select(self.config.folder))
+        return session
 
-    def _move_once(self, conn: imaplib.IMAP4, uid: int, target: str) -> tuple[str, list[object]]:
-        if "MOVE" in self._caps:
-            typ, data = conn.uid("MOVE", str(uid), target)
-            return typ, list(data)
-        typ, data = conn.uid("COPY", str(uid), target)
-        if typ != "OK":
-            return typ, list(data)
-        # Flagged processed as well: should somebody undelete it, it is still not new.
-        processed = PROCESSED_KEYWORD if self._keywords else "\\Seen"
-        conn.uid("STORE", str(uid), "+FLAGS.SILENT", f"(\\Deleted {processed})")
-        if "UIDPLUS" in self._caps:
-            # Only this message: a plain EXPUNGE would remove what others marked \Deleted.
-            conn.uid("EXPUNGE", str(uid))
-        return typ, list(data)
-
-    @contextmanager
-    def _guard(self, doing: str) -> Iterator[None]:
-        """Translate what imaplib and the socket raise while ``doing`` something."""
-        try:
-            yield
-        except imaplib.IMAP4.abort as exc:
-            self._discard()
-            raise MailUnavailable(f"{self.where}: connection lost while {doing}: {exc}") from None
-        except imaplib.IMAP4.error as exc:
-            raise MailError(f"{self.where}: error while {doing}: {_reason(exc)}") from None
-        except OSError as exc:
-            self._discard()
-            raise MailUnavailable(f"{self.where}: {_reason(exc)} while {doing}") from None
-
-
-def mailbox_name(name: str) -> str:
-    """A folder name as IMAP wants it: modified UTF-7 (RFC 3501 §5.1.3), quoted."""
-    out: list[str] = []
-    run: list[str] = []
-
-    def flush() -> None:
-        if run:
-            utf16 = "".join(run).encode("utf-16-be")
-            b64 = base64.b64encode(utf16).decode("ascii").rstrip("=")
-            out.append("&" + b64.replace("/", ",") + "-")
-            run.clear()
-
-    for char in name:
-        if " " <= char <= "~":
-            flush()
-            out.append("&-" if char == "&" else char)
-        else:
-            run.append(char)
-    flush()
-    return _quoted("".join(out))
-
-
-def _quoted(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _body(data: list[object], uid: int) -> bytes | None:
-    """The BODY[] literal of ``uid`` in a FETCH answer, skipping unrelated FETCH responses."""
-    for i, item in enumerate(data):
-        if not (isinstance(item, tuple) and b"BODY[]" in item[0]):
-            continue
-        found = _UID.search(item[0])
-        after = data[i + 1] if i + 1 < len(data) else None
-        if found is None and isinstance(after, bytes):
-            found = _UID.search(after)
-        if found is not None and int(found.group(1)) == uid:
-            return bytes(item[1])
-    return None
-
-
-def _text(data: object) -> str:
-    """Readable text of an imaplib answer (bytes, str or a list of them)."""
-    if isinstance(data, list | tuple):
-        return " ".join(_text(d) for d in data if d is not None)
-    if isinstance(data, bytes):
-        return data.decode("utf-8", "replace")
-    return str(data)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return _text(list(exc.args)) or type(exc).__name__
-
-
-def _shutdown(conn: imaplib.IMAP4 | None) -> None:
-    if conn is not None:
-        with suppress(OSError):
-            conn.shutdown()
+    def _selected(self, folder: Folder) -> None:
+        """Note a SELECT's answer; a new UIDVALIDITY (RFC 3501 §2.3.1.1) voids our UIDs."""
+        if self._uidvalidity is not None and folder.uidvalidity != self._uidvalidity:
+            log.warning(
+                "%s: UIDVALIDITY of folder %r changed from %s to %s: forgetting UID %d, "
+                "rescanning every unprocessed message",
+                self.where,
+                folder.name,
+                self._uidvalidity,
+                folder.uidvalidity,
+                self._high,
+            )
+            self._high = 0
+        self._uidvalidity = folder.uidvalidity
+        self._folder = folder
 
 
 def check(config: ImapConfig, *, tls_context: ssl.SSLContext | None = None) -> list[str]:
     """Problems with ``[mail.imap]`` for ``ptm-sync check``: connect, log in, open the folder.
 
-    Nothing is fetched or changed.  Returns one line per problem; empty when all is well.
+    One attempt, no reconnecting; nothing is fetched or changed.  Returns one line per
+    problem; empty when all is well.
     """
     problems: list[str] = []
     if not (config.ssl or config.starttls) and config.host not in _LOOPBACK:
         problems.append(
             "mail.imap: the password would travel in clear; set ssl = true or starttls = true"
         )
-    reader = ImapReader(config, tls_context=tls_context)
+    reader = ImapReader(config, tls_context=tls_context, backoff=Backoff(attempts=0))
     try:
         reader.connect()
     except PtmError as exc:

@@ -12,7 +12,8 @@ Fixtures:
 * ``dovecot`` (session): a private Dovecot (:class:`DovecotServer`) on free ports, plain and
   implicit TLS, where any user name logs in with ``DovecotServer.password``.
 * ``mailbox`` (function): a :class:`Mailbox` of a brand-new user, so every test starts
-  empty: ``append(raw)``, ``uids()``, ``flags(uid)``, ``kick()``, ``config(**overrides)``.
+  empty: ``append(raw)``, ``append_many(raws)``, ``uids()``, ``flags(uid)``, ``kick()``,
+  ``create_folder(name)``, ``recreate_folder(name)``, ``config(**overrides)``.
 * ``minimal_mailbox`` (function): the same on a server that offers that user only
   IMAP4rev1 (no IDLE, MOVE or UIDPLUS), for the fallbacks.
 """
@@ -373,6 +374,7 @@ class DovecotServer:
     tls: TlsMaterial
     mail_user: str
     mail_group: str
+    binary: str = "dovecot"
     password: str = "s3cret-imap"
     host: str = "127.0.0.1"
     _users: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -417,6 +419,39 @@ class DovecotServer:
         finally:
             conn.logout()
 
+    def append_many(self, user: str, raws: list[bytes], folder: str = "INBOX") -> list[int]:
+        """APPEND each of ``raws`` over one connection; returns their UIDs (UIDPLUS)."""
+        conn = self.login(user)
+        try:
+            conn.create(_quote(folder))  # NO when it exists: fine
+            uids = []
+            for raw in raws:
+                typ, data = conn.append(_quote(folder), None, None, raw)
+                found = re.search(rb"APPENDUID \d+ (\d+)", data[0] or b"")
+                assert typ == "OK" and found, data
+                uids.append(int(found.group(1)))
+            return uids
+        finally:
+            conn.logout()
+
+    def create_folder(self, user: str, folder: str) -> None:
+        conn = self.login(user)
+        try:
+            typ, data = conn.create(_quote(folder))
+            assert typ == "OK", data
+        finally:
+            conn.logout()
+
+    def recreate_folder(self, user: str, folder: str) -> None:
+        """DELETE and CREATE ``folder``: empty, with a new UIDVALIDITY (RFC 3501 §2.3.1.1)."""
+        conn = self.login(user)
+        try:
+            for command in (conn.delete, conn.create):
+                typ, data = command(_quote(folder))
+                assert typ == "OK", data
+        finally:
+            conn.logout()
+
     def uids(self, user: str, folder: str = "INBOX", criteria: str = "ALL") -> list[int]:
         conn = self.login(user)
         try:
@@ -440,17 +475,46 @@ class DovecotServer:
             conn.logout()
 
     def kick(self, user: str) -> None:
-        """Drop every connection of ``user`` from the server side (``doveadm kick``)."""
+        """Drop every connection of ``user`` from the server side (``doveadm kick``: BYE,
+        then close), and return once their imap processes have ended: a kick alone only
+        asks them to go."""
+        pids = [int(row[2]) for row in self._doveadm("who", "-1", user)[1:] if len(row) > 2]
+        self._doveadm("kick", user)
+        for pid in pids:
+            _gone(pid, 10.0)
+
+    def _doveadm(self, *args: str) -> list[list[str]]:
         doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
         conf = str(self.directory / "dovecot.conf")
-        subprocess.run([doveadm, "-c", conf, "kick", user], check=True, capture_output=True)
+        done = subprocess.run(
+            [doveadm, "-c", conf, *args], check=True, capture_output=True, text=True
+        )
+        return [line.split() for line in done.stdout.splitlines()]
+
+    def start(self) -> None:
+        """Start this instance (again): same ports, same maildirs."""
+        output = self.directory / "start.out"
+        # Dovecot daemonizes; its children keep stdout/stderr: a file, not a pipe.
+        with output.open("wb") as out:
+            started = subprocess.run(
+                [self.binary, "-c", str(self.directory / "dovecot.conf")],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+            )
+        if started.returncode != 0 or not _wait_for_start(self, 15):
+            log = self.directory / "dovecot.log"
+            detail = output.read_text() + (log.read_text() if log.exists() else "")
+            self.stop()
+            require(f"dovecot did not start: {detail.strip()[-500:]}")
 
     @property
     def pid_file(self) -> Path:
         return self.directory / "run" / "master.pid"
 
     def stop(self) -> None:
-        """Stop this instance: SIGTERM to the master, then SIGKILL to its process group.
+        """Stop this instance: SIGTERM to the master, then SIGKILL to its process group;
+        :meth:`start` may start it again.
 
         A login process waiting for Dovecot's stats service holds a clean shutdown up for
         seconds; the master leads its own session, so its group is this instance alone.
@@ -463,7 +527,9 @@ class DovecotServer:
             os.kill(pid, signal.SIGTERM)
             if not _gone(pid, 1.0) and os.getpgid(pid) == pid:
                 os.killpg(pid, signal.SIGKILL)
-            _gone(pid, 10.0)
+        if _gone(pid, 10.0):
+            # An unreaped master is still "running" to a new Dovecot reading this file.
+            self.pid_file.unlink(missing_ok=True)
 
 
 def _gone(pid: int, seconds: float) -> bool:
@@ -499,6 +565,15 @@ class Mailbox:
 
     def append(self, raw: bytes, folder: str = "INBOX", flags: str = "") -> int:
         return self.server.append(self.user, raw, folder, flags)
+
+    def append_many(self, raws: list[bytes], folder: str = "INBOX") -> list[int]:
+        return self.server.append_many(self.user, raws, folder)
+
+    def create_folder(self, folder: str) -> None:
+        self.server.create_folder(self.user, folder)
+
+    def recreate_folder(self, folder: str) -> None:
+        self.server.recreate_folder(self.user, folder)
 
     def uids(self, folder: str = "INBOX", criteria: str = "ALL") -> list[int]:
         return self.server.uids(self.user, folder, criteria)
@@ -563,7 +638,9 @@ def start_dovecot(directory: Path, tls: TlsMaterial) -> DovecotServer:
         me = pwd.getpwuid(os.getuid()).pw_name
         login_user = internal_user = mail_user = me
         internal_group = mail_group = str(os.getgid())
-    server = DovecotServer(directory, free_port(), free_port(), tls, mail_user, mail_group)
+    server = DovecotServer(
+        directory, free_port(), free_port(), tls, mail_user, mail_group, binary=binary
+    )
     # Users offered only IMAP4rev1: their userdb_ fields override settings for them alone.
     # Written before the start: Dovecot looks at a changed passwd-file at most once a second.
     (directory / "userdb").write_text(
@@ -593,17 +670,7 @@ def start_dovecot(directory: Path, tls: TlsMaterial) -> DovecotServer:
             mail_group=mail_group,
         )
     )
-    # Dovecot daemonizes; its children keep stdout/stderr, so those go to a file, not a pipe.
-    output = directory / "start.out"
-    with output.open("wb") as out:
-        started = subprocess.run(
-            [binary, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=out, stderr=out
-        )
-    if started.returncode != 0 or not _wait_for_start(server, 15):
-        log = directory / "dovecot.log"
-        detail = output.read_text() + (log.read_text() if log.exists() else "")
-        server.stop()
-        require(f"dovecot did not start: {detail.strip()[-500:]}")
+    server.start()
     return server
 
 

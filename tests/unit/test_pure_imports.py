@@ -71,6 +71,7 @@ FORBIDDEN = (
     "caldav",
     "smtplib",
     "imaplib",
+    "imapclient",
     "aiosmtpd",
     "exchangelib",
     "msal",
