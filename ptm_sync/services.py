@@ -15,7 +15,7 @@ from ptm_sync.booking.events import HoldExpired
 from ptm_sync.config import Config
 from ptm_sync.deliver import CalendarDeliverer, EmailDeliverer
 from ptm_sync.errors import PtmError
-from ptm_sync.inbound import Outcome, process
+from ptm_sync.inbound import Outcome, process_batch
 from ptm_sync.invite import invite
 from ptm_sync.mail.imap import ImapReader
 from ptm_sync.model import MeetingState
@@ -94,6 +94,10 @@ def fetch_mail(
         return process_inbox(reader, db, config, clock=clock, video=video)
 
 
+#: Messages fetched and decided together on the IMAP path (DESIGN §9: group commit).
+INBOX_BATCH = 50
+
+
 def process_inbox(
     reader: ImapReader,
     db: Database,
@@ -102,11 +106,18 @@ def process_inbox(
     clock: Callable[[], datetime],
     video: VideoProvider,
 ) -> list[Outcome]:
-    """Every new message of an open inbox, each marked processed only after it committed."""
-    outcomes = []
-    for message in reader.fetch_new():
-        outcomes.append(process(db, config, message.raw, now=clock(), video=video))
-        reader.mark_processed(message.uid)
+    """Every new message of an open inbox, marked processed only after it committed.
+
+    Messages are fetched in batches of :data:`INBOX_BATCH` (one FETCH each) and decided in
+    one transaction per batch (group commit: one durable commit for the batch, each message
+    still all or nothing, :func:`ptm_sync.inbound.process_batch`), then marked with one
+    STORE or MOVE.  A crash before the mark fetches the batch again; each message is then
+    recognised by its digest and processed once.
+    """
+    outcomes: list[Outcome] = []
+    for batch in reader.fetch_batches(INBOX_BATCH):
+        outcomes += process_batch(db, config, [m.raw for m in batch], now=clock(), video=video)
+        reader.mark_processed_many([m.uid for m in batch])
     return outcomes
 
 

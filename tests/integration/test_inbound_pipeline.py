@@ -328,3 +328,47 @@ def test_a_bug_while_deciding_keeps_the_message_in_quarantine_and_goes_on(
     assert school.inbound(outcome.inbound_id or 0).raw == raw  # nothing lost
     assert school.meeting(meeting.id).state == "proposed"  # nothing half-done
     assert school.deliver(raw).outcome == "duplicate"
+
+
+def test_a_batch_commits_once_and_each_message_stands_alone(
+    school: SeededSchool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The IMAP path's group commit (process_batch): one transaction for the batch, each
+    message all or nothing, decided on what the messages before it did."""
+    first = school.propose(ADA, PAT, slot=0)
+    second = school.propose(ADA, SAM, slot=2)
+    accept = school.reply(first, "ACCEPTED")
+    counter = school.counter(second, slot=0)  # asks for the slot Pat has just taken
+    real = inbound_module._decide
+    calls: list[int] = []
+
+    def sometimes_broken(session: object, config: object, inbound: object, *a: object) -> object:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyError("a bug in the decision of the third message")
+        return real(session, config, inbound, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(inbound_module, "_decide", sometimes_broken)
+    broken = school.reply(second, "TENTATIVE")
+    commits: list[int] = []
+
+    def count(_: object) -> None:
+        commits.append(1)
+
+    event.listen(school.db.engine, "commit", count)
+    outcomes = inbound_module.process_batch(
+        school.db, school.config, [accept, counter, broken, accept], now=school.now,
+        video=school.video,
+    )  # fmt: skip
+    event.remove(school.db.engine, "commit", count)
+
+    assert [(o.outcome, o.reason) for o in outcomes] == [
+        ("applied", "accepted"),
+        ("applied", "counter declined: the teacher is not free then"),
+        ("quarantined", "internal-error"),
+        ("duplicate", "already processed"),
+    ]
+    assert len(commits) == 1
+    assert school.meeting(first.id).state == "confirmed"
+    assert school.meeting(second.id).start == school.slot(2).start
+    assert school.inbound(outcomes[2].inbound_id or 0).raw == broken  # kept for staff
