@@ -8,7 +8,7 @@ from datetime import datetime
 
 from connectors.base import CalendarConnector, CalendarRef, MeetingEvent, RemoteRef
 from ptm_sync import outbox
-from ptm_sync.booking.apply import record_calendar_event
+from ptm_sync.booking.apply import CREATING, record_calendar_event
 from ptm_sync.booking.notices import email_of
 from ptm_sync.config import Config
 from ptm_sync.errors import NotFound, PtmError, WrongEtag
@@ -79,10 +79,6 @@ def teacher_event(
         status="CONFIRMED",
         private=True,
     )
-
-
-#: ``remote_href`` while a create is in flight: the event may exist, and where is unknown.
-CREATING = "creating:"
 
 
 class CalendarDeliverer:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -24,11 +24,13 @@ from sqlalchemy.orm import Session
 
 from connectors.base import CalendarConnector, CalendarRef, ChangeSet, Horizon, open_connector
 from ptm_sync import busy as busy_mod
+from ptm_sync import teacher_changes
 from ptm_sync.config import Config
 from ptm_sync.errors import ConfigError, NotFoundError, PtmError, SyncTokenInvalid
 from ptm_sync.model import Busy
 from ptm_sync.periods import ensure_periods, horizon
 from ptm_sync.store import BusyTime, Calendar, CalendarEvent, Database, Teacher
+from ptm_sync.video import VideoProvider, provider_for
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class SyncResult:
     full: bool = False
     busy: int = 0
     error: str = ""
+    followed: int = 0  # changes the teacher made to our events, decided (teacher_changes)
 
 
 class Connectors:
@@ -85,8 +88,15 @@ def sync(
     *,
     now: datetime,
     teacher_email: str | None = None,
+    video: VideoProvider | None = None,
 ) -> list[SyncResult]:
-    """Sync every teacher's calendar (or one teacher's), returning one result per teacher."""
+    """Sync every teacher's calendar (or one teacher's), returning one result per teacher.
+
+    Where the calendar is mirrored, the changes the teacher made to the events of our
+    meetings are then decided (:mod:`ptm_sync.teacher_changes`); ``video`` makes the rooms
+    of the new proposals that follow a deleted meeting.
+    """
+    video = video or provider_for(config.video)
     with db.write() as session:
         ensure_periods(session, config)
     with db.read() as session:
@@ -109,7 +119,11 @@ def sync(
     results = []
     for teacher in teachers:
         try:
-            results.append(_sync_teacher(db, config, connectors, teacher, now))
+            result = _sync_teacher(db, config, connectors, teacher, now)
+            if config.account(teacher.account).type in MIRRORED_KINDS:
+                followed = teacher_changes.follow(db, config, teacher.id, now=now, video=video)
+                result = replace(result, followed=followed)
+            results.append(result)
         except PtmError as exc:
             log.warning("sync of %s failed: %s", teacher.email, exc)
             _record_error(db, teacher, str(exc))

@@ -476,6 +476,10 @@ class Applier:
         )
 
 
+#: ``remote_href`` while a create is in flight: the event may exist, and where is unknown.
+CREATING = "creating:"
+
+
 def record_calendar_event(
     session: Session, meeting_id: int, href: str | None, etag: str | None
 ) -> None:
