@@ -59,7 +59,13 @@ class Daemon:
                 log.debug("sync: another replica is syncing")
                 return
             try:
-                results = sync(self.app.db, self.app.config, self.connectors, now=self.clock())
+                results = sync(
+                    self.app.db,
+                    self.app.config,
+                    self.connectors,
+                    now=self.clock(),
+                    video=self.video,
+                )
             except PtmError as exc:
                 log.error("sync pass failed: %s", exc)
                 return

@@ -4,13 +4,19 @@
   period's rules, the events of every channel and the decision, as frozen values;
 * :mod:`~ptm_sync.booking.table` — the transition table (state × event → state, SEQUENCE,
   messages, calendar action), to read next to DESIGN §3;
-* :mod:`~ptm_sync.booking.decide` — ``decide(meeting, event, context) -> Decision``;
+* :mod:`~ptm_sync.booking.decide` — ``decide(meeting, event, context) -> Decision``, which
+  hands each event to the rules of its channel: :mod:`~ptm_sync.booking.answers` (the
+  parents' REPLY, COUNTER, REFRESH), :mod:`~ptm_sync.booking.requests` (booking
+  addresses), :mod:`~ptm_sync.booking.office` (offers and staff),
+  :mod:`~ptm_sync.booking.lifecycle` (deadlines, the teacher's calendar), all building
+  their decisions from a row with :mod:`~ptm_sync.booking.rows`;
 * :mod:`~ptm_sync.booking.admission` — "may this party have this time?", for every channel;
-* :mod:`~ptm_sync.booking.notices` — a decision's messages as emails;
+* :mod:`~ptm_sync.booking.letters` — a decision's messages as letters (stored in the
+  outbox), and :mod:`~ptm_sync.booking.notices`, which renders a letter as the email;
 * :mod:`~ptm_sync.booking.addresses` — teachers' booking addresses;
 * :mod:`~ptm_sync.booking.load` — the store's rows as the core's values (reads only);
 * :mod:`~ptm_sync.booking.apply` — the one writer of meetings, their history and outbox rows.
 
-The first six are PURE: they import no store, mail, connector, socket or clock (a test
+All but the last two are PURE: they import no store, mail, connector, socket or clock (a test
 checks).  Only ``load`` and ``apply`` touch the database, and only ``apply`` writes.
 """
