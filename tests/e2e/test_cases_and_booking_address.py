@@ -17,7 +17,7 @@ from pathlib import Path
 import caldav
 import pytest
 
-from ptm_sync.demo import organizers
+from ptm_sync.demo import organizers, parents
 from tests.support.caldav_servers import EmbeddedCalDAV, make_calendar
 from tests.support.cases import CASES, case_bytes
 from tests.support.mailservers import SmtpSink
@@ -137,3 +137,104 @@ def test_a_parent_books_through_the_booking_address_first_come_first_served(
     assert booked["guardian"] == "sam@example.com" and booked["start"].startswith(
         start.isoformat()[:16]
     )
+
+
+def _ask(school: School, parent: str, start: datetime, minutes: int = 15) -> str:
+    booking = organizers.Booking(
+        parent=parent,
+        parent_name=parent.split("@")[0].title(),
+        booking_address="book+ada@lincoln.example.org",
+        start=start,
+        end=start + timedelta(minutes=minutes),
+    )
+    raw = organizers.request("gmail", booking, tz=TZ, now=now_utc())
+    return school.run("mail", "deliver", stdin=raw).out.strip()
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("stranger", "quarantined (stranger)"),
+        ("off grid", "applied (request declined: meetings are 15 minutes long and start at the "
+                     "listed times)"),
+        ("too long", "applied (request declined: meetings are 15 minutes long)"),
+        ("not their teacher", "applied (request declined: only the families of this teacher's "
+                              "students can book here)"),
+    ],
+)  # fmt: skip
+def test_a_booking_address_refuses_what_breaks_a_rule(
+    school: School, sink: SmtpSink, case: str, expected: str
+) -> None:
+    start = datetime.combine(school.day, datetime.min.time(), TZ).replace(hour=16)
+    parent, minutes = "sam@example.com", 15
+    if case == "stranger":
+        parent = "someone@example.org"
+    elif case == "off grid":
+        start += timedelta(minutes=5)
+    elif case == "too long":
+        minutes = 45
+    else:
+        parent = "maria@example.org"  # Noah is not in Ada's classes
+    assert _ask(school, parent, start, minutes) == expected
+    assert [m for m in school.meetings() if m["state"] == "confirmed"] == []
+    quarantined = school.run("quarantine", "--format", "json").json()
+    assert [q["reason"] for q in quarantined] == (["stranger"] if case == "stranger" else [])
+
+
+def test_a_booking_address_refuses_after_booking_closed(
+    tmp_path: Path, radicale_server: EmbeddedCalDAV, sink: SmtpSink
+) -> None:
+    s = School(
+        tmp_path, radicale_server, sink.port, extra_config="booking_closes = 2020-01-06T17:00:00"
+    )
+    s.setup()
+    start = datetime.combine(s.day, datetime.min.time(), TZ).replace(hour=16)
+    assert _ask(s, "sam@example.com", start) == "applied (request declined: booking has closed)"
+
+
+def test_a_stale_decline_after_a_granted_counter_changes_nothing(
+    school: School, sink: SmtpSink
+) -> None:
+    school.run("invite")
+    first = next(m.raw for m in sink.received if method_of(m.raw) == "REQUEST")
+    offered = calendar_part(first).events[0]
+    uid = str(offered["UID"])
+    later = offered.DTSTART + timedelta(hours=1)
+    stale = parents.reply("outlook", first, "DECLINED", tz=TZ, now=now_utc())
+    counter = parents.propose_new_time(
+        first, later, later + timedelta(minutes=15), tz=TZ, now=now_utc() + timedelta(minutes=1)
+    )
+    assert school.run("mail", "deliver", stdin=counter).out.strip() == "applied (counter accepted)"
+
+    out = school.run("mail", "deliver", stdin=stale).out.strip()
+
+    assert out.startswith("stale (answers an older version of the meeting")
+    [meeting] = [m for m in school.meetings() if m["uid"] == uid]
+    assert (meeting["state"], meeting["sequence"]) == ("confirmed", 1)
+    assert meeting["start"].startswith(later.isoformat()[:16])
+
+
+def test_separated_parents_get_a_meeting_each_from_invite(
+    tmp_path: Path, radicale_server: EmbeddedCalDAV, sink: SmtpSink
+) -> None:
+    families = [("S9", "Kim Lee", "a.lee@example.org", "Ari Lee", [0]),
+                ("S9", "Kim Lee", "b.lee@example.org", "Bo Lee", [0])]  # fmt: skip
+    s = School(tmp_path, radicale_server, sink.port, families=families)
+    s.write()
+    rows = (s.folder / "families.csv").read_text().splitlines()
+    rows = [rows[0] + ",meeting_mode"] + [r + ",separate" for r in rows[1:]]
+    (s.folder / "families.csv").write_text("\n".join(rows) + "\n")
+    s.run("roster", "import", str(s.folder / "teachers.csv"), str(s.folder / "families.csv"))
+    s.run("sync")
+
+    s.run("invite")
+
+    meetings = s.meetings()
+    assert sorted(m["guardians"] == [m["guardian"]] for m in meetings) == [True, True]
+    assert sorted(m["guardian"] for m in meetings) == ["a.lee@example.org", "b.lee@example.org"]
+    assert meetings[0]["start"] != meetings[1]["start"]
+    invitations = [m for m in sink.received if method_of(m.raw) == "REQUEST"]
+    assert sorted(parse(m.raw)["To"].addresses[0].addr_spec for m in invitations) == [
+        "a.lee@example.org",
+        "b.lee@example.org",
+    ]
