@@ -9,6 +9,7 @@ from sqlalchemy import select
 from connectors.base import open_connector
 from ptm_sync.app import App
 from ptm_sync.errors import PtmError
+from ptm_sync.mail import imap, smtp
 from ptm_sync.periods import horizon
 from ptm_sync.store import Teacher
 
@@ -58,15 +59,11 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
         problems.append(f"roster: teachers use account {missing!r}, which is not in [[accounts]]")
     mail = config.mail
     if mail is not None and mail.smtp is not None:
-        from ptm_sync.mail import smtp
-
         try:
             problems += _under("mail.smtp", smtp.check(mail.smtp))
         except PtmError as exc:
             problems += _under("mail.smtp", [str(exc)])
     if mail is not None and mail.imap is not None:
-        from ptm_sync.mail import imap
-
         try:
             problems += _under("mail.imap", imap.check(mail.imap))
         except PtmError as exc:

@@ -18,6 +18,8 @@ import schedule
 from ptm_sync.app import App
 from ptm_sync.config import ImapConfig
 from ptm_sync.errors import PtmError
+from ptm_sync.mail.backoff import Backoff
+from ptm_sync.mail.imap import ImapReader
 from ptm_sync.services import (
     expire_holds,
     flush_outbox,
@@ -120,9 +122,6 @@ class Daemon:
         server answers again or the daemon stops, and it remembers by UID what it handed
         out, so a failure here (the database, a refused login) only pauses the watch.
         """
-        from ptm_sync.mail.backoff import Backoff
-        from ptm_sync.mail.imap import ImapReader
-
         reconnect = Backoff(first=1.0, cap=IMAP_RECONNECT_CAP, attempts=None)
         with ImapReader(imap, backoff=reconnect, stop=self.stopping) as reader:
             while not self.stopping.is_set():

@@ -31,6 +31,15 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
+from caldav.davclient import DAVClient
+from icalendar import Calendar
+
+from connectors.base import CalendarRef, Horizon
+from connectors.caldav import CalDAVConnector
+from ptm_sync import config as config_mod
+from ptm_sync.app import App
+from ptm_sync.config import AccountConfig, Secret
+from ptm_sync.daemon import Daemon
 from ptm_sync.demo import organizers, parents, school
 from ptm_sync.embedded import EmbeddedServer, SmtpSink, free_port, start_radicale, start_smtp_sink
 from ptm_sync.errors import UserError
@@ -44,6 +53,7 @@ def _say(text: str = "") -> None:
 
 def _run(config: Path, *argv: str, stdin: bytes | None = None, quiet: bool = False) -> str:
     """Run one `ptm-sync` command in this process, as the user would type it."""
+    # Imported here: the command line imports the demo command, which imports this story.
     from ptm_sync.cli import main
 
     if not quiet:
@@ -66,7 +76,6 @@ def _run(config: Path, *argv: str, stdin: bytes | None = None, quiet: bool = Fal
 
 def seed_calendars(radicale: EmbeddedServer, today: date) -> dict[str, str]:
     """Create one calendar per teacher in Radicale and fill it; returns email → path."""
-    from caldav.davclient import DAVClient
 
     client = DAVClient(radicale.url, username=DEMO_USER, password=DEMO_USER)
     principal = client.principal()
@@ -172,12 +181,6 @@ def _start_of(raw: bytes) -> datetime:
 
 
 def show_teacher_calendars(radicale: EmbeddedServer, paths: dict[str, str]) -> None:
-    from icalendar import Calendar
-
-    from connectors.base import CalendarRef, Horizon
-    from connectors.caldav import CalDAVConnector
-    from ptm_sync.config import AccountConfig, Secret
-
     account = AccountConfig(
         id="demo",
         type="caldav",
@@ -269,9 +272,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def serve(config_path: Path, *, once: bool, kept: bool = True) -> None:
-    from ptm_sync import config as config_mod
-    from ptm_sync.app import App
-    from ptm_sync.daemon import Daemon
 
     app = App(config_mod.load(str(config_path)))
     daemon = Daemon(app)
