@@ -91,6 +91,31 @@ def test_window_over_clock_change_keeps_real_hours() -> None:
             "periods[0].windows[0]",
             "does not exist",
         ),
+        (
+            ("[school]", "[booking_address]\nallow_conflicts = true\n\n[school]"),
+            "booking_address.allow_conflicts",
+            "never accepts a time that is taken",
+        ),
+        (
+            ("[school]", '[booking_address]\nautomate_processing = "auto"\n\n[school]'),
+            "booking_address.automate_processing",
+            "auto_accept | none",
+        ),
+        (
+            ("[school]", "[booking_address]\nbooking_window_days = -1\n\n[school]"),
+            "booking_address.booking_window_days",
+            "must not be negative",
+        ),
+        (
+            ('title = "Autumn"', 'title = "Autumn"\nmeeting_mode = "apart"'),
+            "periods[0].meeting_mode",
+            "joint | separate",
+        ),
+        (
+            ('title = "Autumn"', 'title = "Autumn"\nmax_meetings_per_family = -2'),
+            "periods[0].max_meetings_per_family",
+            "must not be negative",
+        ),
     ],
 )
 def test_bad_config_names_the_key(change: tuple[str, str], key: str, message: str) -> None:
