@@ -183,7 +183,7 @@ def invite(
     result = InviteResult(the_plan)
     if dry_run:
         return result
-    applier = Applier(config, now=now, video=video)
+    applier = Applier(config, now=now, video=video, render=True)
     by_family: dict[str, list[Proposal]] = defaultdict(list)
     for proposal in the_plan.proposals:
         by_family[proposal.need.family].append(proposal)

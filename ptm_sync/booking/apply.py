@@ -22,6 +22,7 @@ from dataclasses import replace
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 
 from icalendar.enums import PARTSTAT
 from sqlalchemy import Table, insert, select
@@ -33,6 +34,7 @@ from ptm_sync.booking import load
 from ptm_sync.booking.decide import APPLIED, DUPLICATE, decide, needs
 from ptm_sync.booking.events import Event, Offer
 from ptm_sync.booking.letters import Letter, Letterhead, facts, letters
+from ptm_sync.booking.notices import render_bytes
 from ptm_sync.booking.values import (
     TRIED,
     CalendarAction,
@@ -79,13 +81,16 @@ class Applier:
         BookingRefused: at construction when ``[mail]`` is missing (no organizer address).
     """
 
-    def __init__(self, config: Config, *, now: datetime, video: VideoProvider) -> None:
+    def __init__(
+        self, config: Config, *, now: datetime, video: VideoProvider, render: bool = False
+    ) -> None:
         if config.mail is None:
             raise BookingRefused("[mail] is not configured: organizer address needed")
         self.config = config
         self.mail: MailConfig = config.mail
         self.now = now
         self.video = video
+        self.render = render
         self.head = Letterhead(
             school=config.school.name,
             contact=config.school.contact,
@@ -283,12 +288,20 @@ class Applier:
         )
 
     def _letter(self, session: Session, letter: Letter, meeting_id: int | None) -> None:
-        """An email as an outbox row holding its letter; rendered when it is delivered."""
+        """An email as an outbox row holding its letter, rendered when it is delivered; or,
+        with ``render``, the email itself (``invite``: many emails made at once, nobody
+        waiting on the transaction, and delivery kept to sending the bytes)."""
+        if self.render:
+            content: dict[str, Any] = {
+                "raw": base64.b64encode(render_bytes(letter)).decode("ascii")
+            }
+        else:
+            content = {"letter": letter.as_json()}
         outbox.enqueue(
             session,
             key=f"email:{letter.message_id}",
             kind=outbox.EMAIL,
-            payload={"from": letter.envelope_from, "to": [letter.to], "letter": letter.as_json()},
+            payload={"from": letter.envelope_from, "to": [letter.to], **content},
             now=self.now,
             meeting_id=meeting_id,
         )

@@ -6,7 +6,8 @@ costly to make.  The applier stores letters in the outbox in the decision's tran
 :func:`ptm_sync.booking.notices.render` turns one into the email when it is delivered, the
 same bytes every time (fixed Message-ID and Date), so a redelivery is recognisably the
 same message (DESIGN §6).  Building the MIME message and the calendar outside the booking
-transaction keeps a decision short: ``bench/inbound.py`` shows the difference.
+transaction keeps a decision short: ``bench/inbound.py`` shows the difference (``invite``,
+which makes many emails at once and keeps nobody waiting, stores them rendered).
 
 Calendar messages follow DESIGN §4: one email per guardian, each naming that guardian as
 ATTENDEE with their own answer; for a meeting a parent organizes through a teacher's
