@@ -187,6 +187,8 @@ class Applier:
         if after is not None:
             if decision.before is None or decision.before.state is None:
                 meeting_id = self._insert(session, after)
+            elif decision.before == after and after.id is not None:
+                meeting_id = after.id  # nothing of the meeting changes (a declined counter)
             else:
                 meeting_id = self._update(session, decision)
             if decision.history is not None:
