@@ -31,7 +31,6 @@ so each caller keeps catching what it always caught.
 from __future__ import annotations
 
 import codecs
-import functools
 import re
 import warnings
 import zoneinfo
@@ -238,7 +237,8 @@ def _resolve(name: str, definitions: dict[str, Timezone], fallback: tzinfo) -> t
     if found is not None:
         return found
     if name in definitions:
-        custom = _defined_zone(name, definitions[name].to_ical())
+        definition = definitions[name]
+        custom = _defined_zone(name, _fingerprint(definition), definition)
         if custom is not None:
             return custom
     if name in WINDOWS_TO_OLSON:
@@ -252,20 +252,33 @@ def _resolve(name: str, definitions: dict[str, Timezone], fallback: tzinfo) -> t
     return fallback
 
 
-@functools.lru_cache(maxsize=256)
-def _defined_zone(name: str, vtimezone: bytes) -> tzinfo | None:
+def _fingerprint(vtimezone: Timezone) -> tuple[object, ...]:
+    """What a VTIMEZONE says, as a hashable value (cheaper than writing it out as text)."""
+    return tuple(
+        (sub.name, tuple(sorted((str(k), repr(v)) for k, v in sub.property_items(recursive=False))))
+        for sub in vtimezone.walk()
+    )
+
+
+_DEFINED: dict[tuple[str, tuple[object, ...]], tzinfo | None] = {}
+
+
+def _defined_zone(name: str, key: tuple[object, ...], vtimezone: Timezone) -> tzinfo | None:
     """The zone a VTIMEZONE defines, or None when it is broken.
 
-    Made once per definition (its text is the key): working out a zone's transitions costs
-    more than reading the rest of a message, and every reply from one client carries the
-    same VTIMEZONE.
+    Made once per definition (``key``, its :func:`_fingerprint`): working out a zone's
+    transitions costs more than reading the rest of a message, and every reply from one
+    client carries the same VTIMEZONE.  At most 256 definitions are remembered.
     """
+    if (name, key) in _DEFINED:
+        return _DEFINED[(name, key)]
     try:
-        component = Timezone.from_ical(vtimezone)
-        assert isinstance(component, Timezone)
-        custom: tzinfo = component.to_tz(lookup_tzid=False)
+        custom: tzinfo | None = vtimezone.to_tz(lookup_tzid=False)
     except Exception:  # noqa: BLE001 - a broken VTIMEZONE: fall back to what its name says
-        return None
+        custom = None
+    if len(_DEFINED) >= 256:
+        _DEFINED.clear()
+    _DEFINED[(name, key)] = custom
     return custom
 
 
