@@ -115,14 +115,36 @@ _ACTIVE_MEETINGS = select(
 )
 
 
-def teacher_times(
-    session: Session,
+@dataclass(frozen=True, slots=True)
+class TimesRows:
+    """What the store holds about some teachers' time in a period, as read: busy spans
+    with the UID of the event they come from, teachers whose calendar was read, and active
+    meetings with their id and state.  :func:`times_of` turns it into :class:`TeacherTimes`."""
+
+    busy: tuple[tuple[int, datetime, datetime, str | None], ...]
+    synced: frozenset[int]
+    meetings: tuple[tuple[int, int, datetime, datetime, str], ...]
+
+
+def times_rows(session: Session, period: PeriodConfig, ids: Sequence[int]) -> TimesRows:
+    """Read the rows behind :func:`teacher_times` (three indexed queries)."""
+    start, end = period_span(period)
+    window = {"ids": list(ids), "start": start, "end": end}
+    return TimesRows(
+        busy=tuple(tuple(row) for row in session.execute(_BUSY, window)),  # type: ignore[misc]
+        synced=frozenset(session.scalars(_SYNCED, {"ids": list(ids)})),
+        meetings=tuple(tuple(row) for row in session.execute(_ACTIVE_MEETINGS, window)),  # type: ignore[misc]
+    )
+
+
+def times_of(
+    rows: TimesRows,
     period: PeriodConfig,
     selected: Sequence[Teacher],
     *,
     own_meeting: tuple[int, str] | None = None,
 ) -> list[TeacherTimes]:
-    """Busy times (our own meeting events excluded) and active meetings of each teacher.
+    """Each teacher's busy times and held and booked meetings, from ``rows``.
 
     ``own_meeting``: (id, UID) of a meeting whose own time is asked about (a counter, a
     reschedule): it holds no slot against itself, and its event in the teacher's calendar,
@@ -130,27 +152,37 @@ def teacher_times(
     """
     start, end = period_span(period)
     own_id, own_uid = own_meeting if own_meeting else (None, None)
-    ids = [t.id for t in selected]
     busy: dict[int, list[Interval]] = defaultdict(list)
     held: dict[int, list[Interval]] = defaultdict(list)
     booked: dict[int, list[Interval]] = defaultdict(list)
-    window = {"ids": ids, "start": start, "end": end}
-    for teacher_id, b_start, b_end, uid in session.execute(_BUSY, window):
+    for teacher_id, b_start, b_end, uid in rows.busy:
         if own_uid is not None and uid == own_uid:
             continue
         busy[teacher_id].append(Interval(b_start, b_end))
     # A calendar never read successfully says nothing about the teacher: offering the whole
     # evening could book them over anything, so they count as busy until a sync succeeds.
-    synced = set(session.scalars(_SYNCED, {"ids": ids}))
-    for teacher_id in ids:
-        if teacher_id not in synced:
-            busy[teacher_id] = [Interval(start, end)]
-    for meeting_id, teacher_id, m_start, m_end, state in session.execute(_ACTIVE_MEETINGS, window):
+    for teacher in selected:
+        if teacher.id not in rows.synced:
+            busy[teacher.id] = [Interval(start, end)]
+    for meeting_id, teacher_id, m_start, m_end, state in rows.meetings:
         if meeting_id == own_id:
             continue
         target = booked if state == MeetingState.CONFIRMED else held
         target[teacher_id].append(Interval(m_start, m_end))
     return [TeacherTimes(t, busy[t.id], held[t.id], booked[t.id]) for t in selected]
+
+
+def teacher_times(
+    session: Session,
+    period: PeriodConfig,
+    selected: Sequence[Teacher],
+    *,
+    own_meeting: tuple[int, str] | None = None,
+) -> list[TeacherTimes]:
+    """Busy times (our own meeting events excluded) and active meetings of each teacher
+    (see :func:`times_of` for ``own_meeting``)."""
+    rows = times_rows(session, period, [t.id for t in selected])
+    return times_of(rows, period, selected, own_meeting=own_meeting)
 
 
 def period_slots(

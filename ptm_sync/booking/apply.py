@@ -149,6 +149,7 @@ class Applier:
                     made = self.write(session, decision, inbound_id)
             except SlotTaken:
                 log.info("lost the race for a slot; deciding again (%s)", decision.rule)
+                load.forget_times(session, view.period, view.teacher.id)
                 continue
             return _with_id(decision, made)
         raise SlotTaken("another meeting holds that time")
@@ -238,6 +239,7 @@ class Applier:
         ]
         row.students = [MeetingStudent(student_id=s.id) for s in meeting.students]
         session.add(row)
+        load.forget_times(session, meeting.period, meeting.teacher.id)
         _claim(session)
         # A family that books by any channel no longer waits for this teacher.
         self._leave_waitlist(session, meeting, row.id)
@@ -258,6 +260,7 @@ class Applier:
         asker = after.party(decision.asker) if decision.asker is not None else None
         if asker is not None and asker.reply_sequence is not None:
             row.reply_sequence, row.reply_dtstamp = asker.reply_sequence, asker.reply_dtstamp
+        load.forget_times(session, after.period, after.teacher.id)
         links = {link.guardian_id: link for link in row.guardians}
         for party in after.parties:
             link = links.get(party.guardian_id)

@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
 from ptm_sync import slots as engine
-from ptm_sync.availability import teacher_times
+from ptm_sync.availability import TeacherTimes, TimesRows, times_of, times_rows
 from ptm_sync.booking.addresses import booking_address
 from ptm_sync.booking.values import (
     FAMILY,
@@ -201,7 +201,7 @@ def context(
     )
     own = (meeting.id or -1, meeting.uid)
     if FREE in needs:
-        (times,) = teacher_times(session, period, [teacher], own_meeting=own)
+        times = _times(session, period, teacher, own)
         free = engine.teacher_slots(
             period.windows,
             period.slot_minutes,
@@ -257,6 +257,30 @@ _NEED = (
     )
     .order_by(Meeting.id)
 )
+
+
+#: Where a transaction keeps the teacher times it read (``Session.info``): a batch of
+#: messages (the IMAP path's group commit) asks about the same teachers again and again,
+#: and most decisions change nothing.  The applier forgets a teacher's times when it
+#: writes one of their meetings; another transaction's booking of a slot is still refused
+#: by the database (and the applier then decides again on fresh times).
+_TIMES = "ptm_sync.teacher_times"
+
+
+def _times(
+    session: Session, period: PeriodConfig, teacher: Teacher, own: tuple[int, str]
+) -> TeacherTimes:
+    kept: dict[tuple[str, int], TimesRows] = session.info.setdefault(_TIMES, {})
+    rows = kept.get((period.id, teacher.id))
+    if rows is None:
+        rows = kept[(period.id, teacher.id)] = times_rows(session, period, [teacher.id])
+    (times,) = times_of(rows, period, [teacher], own_meeting=own)
+    return times
+
+
+def forget_times(session: Session, period: str, teacher_id: int) -> None:
+    """The teacher's times changed in this transaction: read them again when asked."""
+    session.info.get(_TIMES, {}).pop((period, teacher_id), None)
 
 
 def _family(session: Session, meeting: MeetingView) -> tuple[Interval, ...]:
