@@ -8,7 +8,7 @@ the command line, the published pages and the booking engine all go through here
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -143,12 +143,14 @@ def times_of(
     selected: Sequence[Teacher],
     *,
     own_meeting: tuple[int, str] | None = None,
+    replaced: Collection[int] = (),
 ) -> list[TeacherTimes]:
     """Each teacher's busy times and held and booked meetings, from ``rows``.
 
     ``own_meeting``: (id, UID) of a meeting whose own time is asked about (a counter, a
     reschedule): it holds no slot against itself, and its event in the teacher's calendar,
-    wherever the teacher put it, is not busy time for it.
+    wherever the teacher put it, is not busy time for it.  ``replaced``: ids of proposals
+    the booking asked about replaces, which hold no slot against it either.
     """
     start, end = period_span(period)
     own_id, own_uid = own_meeting if own_meeting else (None, None)
@@ -165,7 +167,7 @@ def times_of(
         if teacher.id not in rows.synced:
             busy[teacher.id] = [Interval(start, end)]
     for meeting_id, teacher_id, m_start, m_end, state in rows.meetings:
-        if meeting_id == own_id:
+        if meeting_id == own_id or meeting_id in replaced:
             continue
         target = booked if state == MeetingState.CONFIRMED else held
         target[teacher_id].append(Interval(m_start, m_end))

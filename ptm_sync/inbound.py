@@ -403,12 +403,16 @@ def _result(decision: Decision) -> _Decision:
 
 def _short(decision: Decision) -> str:
     """The reason recorded for the message: what was decided, in a few words."""
-    if decision.outcome != APPLIED or (decision.history is None and decision.after):
-        return decision.reason
-    if decision.rule in ("counter-refused", "request-refused", "request-move-refused"):
+    if decision.outcome == APPLIED and decision.rule in (
+        "counter-refused",
+        "request-refused",
+        "request-move-refused",
+    ):
         why = decision.notices[0].reason if decision.notices else decision.reason
         what = "counter" if decision.rule == "counter-refused" else "request"
         return f"{what} declined: {why}"
+    if decision.outcome != APPLIED or (decision.history is None and decision.after):
+        return decision.reason
     return {
         "accept": "accepted",
         "accept-recorded": "accepted",

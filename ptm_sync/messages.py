@@ -298,16 +298,37 @@ def booking_answer(
     alternatives: Sequence[tuple[datetime, datetime]] = (),
     how: str = "",
     additional: str = "",
+    kept: tuple[datetime, datetime] | None = None,
+    withdrawn: bool = False,
 ) -> Text:
-    """Our answer (the REPLY's text) to a parent's invitation of a teacher's booking address."""
+    """Our answer (the REPLY's text) to a parent's invitation of a teacher's booking address.
+
+    ``kept``: the time of the booking that stays when an update to another time is
+    declined.  ``withdrawn``: the school cancels a booking it had accepted.
+    """
     time = when(meeting.start, meeting.end, tz)
     if accepted:
         subject = f"Accepted: {period_title} with {meeting.teacher_name}, {time}"
         lines = [f"{meeting.teacher_name} accepts your invitation for {time}.", _where(meeting)]
+    elif withdrawn:
+        subject = f"Cancelled: {period_title} with {meeting.teacher_name}, {time}"
+        lines = [
+            f"We are sorry: your meeting with {meeting.teacher_name} on {time} is cancelled"
+            + (f": {reason}." if reason else "."),
+            _times(alternatives, tz),
+            how,
+        ]
     else:
         subject = f"Declined: {period_title} with {meeting.teacher_name}, {time}"
+        stays = (
+            f"Your meeting stays at {when(kept[0], kept[1], tz)}; to keep it, set the "
+            "time in your calendar back, or choose one of the times below."
+            if kept
+            else ""
+        )
         lines = [
             f"{meeting.teacher_name} cannot accept your invitation for {time}: {reason}.",
+            stays,
             _times(alternatives, tz),
             how,
         ]

@@ -185,6 +185,11 @@ class Applier:
             return None  # stale, refused, quarantined: nothing to write
         after = decision.after
         meeting_id: int | None = None
+        # Proposals this booking replaces are withdrawn first: the family may take the very
+        # time it was offered, and the database must see that slot free.
+        replaced = [d for d in decision.then if d.rule == "supersede"]
+        for follow in replaced:
+            self.write(session, follow, None)
         if after is not None:
             if decision.before is None or decision.before.state is None:
                 meeting_id = self._insert(session, after)
@@ -201,7 +206,8 @@ class Applier:
         if decision.waitlist is not None:
             self._join_waitlist(session, decision.waitlist)
         for follow in decision.then:
-            self.write(session, follow, None)
+            if follow not in replaced:
+                self.write(session, follow, None)
         if decision.releases is not None and after is not None:
             self._offer_released(session, after.period, after.teacher.id, decision.releases)
         return meeting_id

@@ -133,4 +133,6 @@ def needs(meeting: MeetingView, event: Event) -> frozenset[str]:
             return frozenset({FREE, FAMILY, PENDING})
         case TeacherRemoved():
             return frozenset({FREE, FAMILY, TRIED})
+        case StaffCancel() if meeting.organized_by_parent:
+            return frozenset({FREE, FAMILY})  # the answer offers other free times
     return frozenset()

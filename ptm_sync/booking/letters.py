@@ -113,6 +113,7 @@ class Letter:
     declined_by: str = ""
     next_step: str = ""
     additional: str = ""
+    kept: tuple[datetime, datetime] | None = None  # the booking that stays (refused update)
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict (datetimes as ISO 8601 with offset)."""
@@ -123,6 +124,8 @@ class Letter:
                 value = value.isoformat()
             elif f.name == "alternatives":
                 value = [[s.isoformat(), e.isoformat()] for s, e in value]
+            elif f.name == "kept" and value is not None:
+                value = [value[0].isoformat(), value[1].isoformat()]
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
@@ -139,6 +142,10 @@ class Letter:
         for name in ("date", "start", "end"):
             values[name] = datetime.fromisoformat(values[name])
         values["students"] = tuple(values.get("students", ()))
+        kept = values.get("kept")
+        values["kept"] = (
+            (datetime.fromisoformat(kept[0]), datetime.fromisoformat(kept[1])) if kept else None
+        )
         values["alternatives"] = tuple(
             (datetime.fromisoformat(s), datetime.fromisoformat(e))
             for s, e in values.get("alternatives", ())
@@ -209,7 +216,7 @@ def _next_step(decision: Decision, how: str) -> str:
 
 
 #: Templates whose text ends with what the family can do next.
-_WITH_NEXT_STEP = frozenset({"declined", "expired_late", "expired", "removed", "superseded"})
+WITH_NEXT_STEP = frozenset({"declined", "expired_late", "expired", "removed"})
 #: Answers that may repeat at one SEQUENCE (a second counter, a refresh): each needs a
 #: Message-ID of its own.
 _REPEATABLE = frozenset({"counter_declined", "current", "booking_accepted", "booking_declined"})
@@ -259,6 +266,12 @@ def _letter(
     elif notice.method == "DECLINECOUNTER":
         confirmed = meeting.state is MeetingState.CONFIRMED
         status = STATUS.CONFIRMED if confirmed else STATUS.TENTATIVE
+    start, end, sequence, kept = meeting.start, meeting.end, meeting.sequence, None
+    if notice.asked is not None:
+        # A declined update: the REPLY answers the version asked for (RFC 5546 §3.2.3 echoes
+        # its SEQUENCE); the booking that stays is named in the text.
+        (asked, sequence), kept = notice.asked, (meeting.start, meeting.end)
+        start, end = asked.start, asked.end
     return Letter(
         template=template,
         method=notice.method,
@@ -275,9 +288,9 @@ def _letter(
         tz=head.tz.key,
         period_title=title,
         uid=meeting.uid,
-        sequence=meeting.sequence,
-        start=meeting.start,
-        end=meeting.end,
+        sequence=sequence,
+        start=start,
+        end=end,
         status=status,
         organizer=meeting.organizer or head.organizer,
         organizer_name="" if booked else head.school,
@@ -292,6 +305,7 @@ def _letter(
         reason=notice.reason,
         alternatives=tuple((a.start, a.end) for a in notice.alternatives),
         declined_by=declined_by,
-        next_step=_next_step(decision, how) if template in _WITH_NEXT_STEP else how,
+        next_step=_next_step(decision, how) if template in WITH_NEXT_STEP else how,
         additional=head.additional_response if reply else "",
+        kept=kept,
     )

@@ -187,7 +187,12 @@ def context(
     fresh: Fresh | None = None,
     is_guardian: bool = True,
 ) -> Context:
-    """What the core needs besides ``meeting``: only the parts named in ``needs``."""
+    """What the core needs besides ``meeting``: only the parts named in ``needs``.
+
+    With ``PENDING`` (a booking that supersedes the family's unanswered proposals for the
+    same need), those proposals hold no slot and are no other meeting of the family's:
+    the booking replaces them, so the family may take the very time it was offered.
+    """
     period = config.period(meeting.period)
     the_rules = rules(config, period)
     teacher = session.get(Teacher, meeting.teacher.id)
@@ -199,9 +204,15 @@ def context(
         is_guardian=is_guardian,
         location=location(period, teacher),
     )
+    replaced: set[int] = set()
+    if PENDING in needs:
+        pending_ids, booked = _open_for_need(session, meeting)
+        pending = [view(config, m, teacher) for m in meetings_by_id(session, pending_ids)]
+        ctx = replace(ctx, pending=tuple(pending), booked=booked)
+        replaced = set(pending_ids)
     own = (meeting.id or -1, meeting.uid)
     if FREE in needs:
-        times = _times(session, period, teacher, own)
+        times = _times(session, period, teacher, own, replaced)
         free = engine.teacher_slots(
             period.windows,
             period.slot_minutes,
@@ -215,14 +226,10 @@ def context(
             teacher_count=len(times.held) + len(times.booked),
         )
     if FAMILY in needs:
-        family = _family(session, meeting)
+        family = _family(session, meeting, replaced)
         ctx = replace(ctx, family=family, family_count=len(family))
     if TRIED in needs:
         ctx = replace(ctx, tried=_tried(session, meeting))
-    if PENDING in needs:
-        pending_ids, booked = _open_for_need(session, meeting)
-        pending = [view(config, m, teacher) for m in meetings_by_id(session, pending_ids)]
-        ctx = replace(ctx, pending=tuple(pending), booked=booked)
     return ctx
 
 
@@ -268,13 +275,17 @@ _TIMES = "ptm_sync.teacher_times"
 
 
 def _times(
-    session: Session, period: PeriodConfig, teacher: Teacher, own: tuple[int, str]
+    session: Session,
+    period: PeriodConfig,
+    teacher: Teacher,
+    own: tuple[int, str],
+    replaced: Collection[int] = (),
 ) -> TeacherTimes:
     kept: dict[tuple[str, int], TimesRows] = session.info.setdefault(_TIMES, {})
     rows = kept.get((period.id, teacher.id))
     if rows is None:
         rows = kept[(period.id, teacher.id)] = times_rows(session, period, [teacher.id])
-    (times,) = times_of(rows, period, [teacher], own_meeting=own)
+    (times,) = times_of(rows, period, [teacher], own_meeting=own, replaced=replaced)
     return times
 
 
@@ -283,14 +294,19 @@ def forget_times(session: Session, period: str, teacher_id: int) -> None:
     session.info.get(_TIMES, {}).pop((period, teacher_id), None)
 
 
-def _family(session: Session, meeting: MeetingView) -> tuple[Interval, ...]:
-    """The other active meetings in the period of any of the meeting's guardians."""
+def _family(
+    session: Session, meeting: MeetingView, replaced: Collection[int] = ()
+) -> tuple[Interval, ...]:
+    """The other active meetings in the period of any of the meeting's guardians (but the
+    proposals a booking replaces)."""
     rows = session.execute(
         _FAMILY,
         {"guardians": [p.guardian_id for p in meeting.parties], "period": meeting.period},
     )
     return tuple(
-        Interval(start, end).utc() for meeting_id, start, end in rows if meeting_id != meeting.id
+        Interval(start, end).utc()
+        for meeting_id, start, end in rows
+        if meeting_id != meeting.id and meeting_id not in replaced
     )
 
 

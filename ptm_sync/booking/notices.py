@@ -23,7 +23,7 @@ from icalendar import Calendar
 from icalendar.enums import PARTSTAT
 
 from ptm_sync import imip, itip, messages
-from ptm_sync.booking.letters import Letter, Letterhead, letters
+from ptm_sync.booking.letters import WITH_NEXT_STEP, Letter, Letterhead, letters
 from ptm_sync.booking.values import Decision
 
 __all__ = ["Outgoing", "compose", "email_of", "facts_of", "render", "render_bytes"]
@@ -124,6 +124,8 @@ def _text(letter: Letter) -> messages.Text:
             alternatives=spans,
             how=letter.next_step,
             additional=letter.additional,
+            kept=letter.kept,
+            withdrawn=letter.template == "booking_cancelled",
         )
     simple = {
         "invitation": messages.invitation,
@@ -143,7 +145,7 @@ def _text(letter: Letter) -> messages.Text:
         text = messages.declined(**common, page_url="", declined_by=letter.declined_by)
     else:  # cancellation, expired, expired_late, removed, superseded
         text = messages.cancellation(**common, reason=letter.reason)
-    return _add(text, letter.next_step if template != "cancellation" else "")
+    return _add(text, letter.next_step if template in WITH_NEXT_STEP else "")
 
 
 def _add(text: messages.Text, line: str) -> messages.Text:

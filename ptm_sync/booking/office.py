@@ -68,7 +68,7 @@ def staff_book(meeting: MeetingView, event: StaffBook, ctx: Context) -> Decision
         ctx,
         _staff_reason("booked by staff", event.note, result),
         overrides=result.overrides,
-        then=supersede_pending(ctx, "booked by the school office"),
+        then=supersede_pending(ctx, "booked by the school office", booked.slot),
     )
 
 
@@ -126,5 +126,10 @@ def staff_cancel(meeting: MeetingView, event: StaffCancel, ctx: Context) -> Deci
         f"cancelled by staff{note(event.reason)}",
         asker=asker,
         notice_reason=reason,
+        # The parent organizes the event: the answer offers other free times (a bulk
+        # cancellation of the teacher's day offers none: that day is off).
+        alternatives=admission.alternatives_for(meeting.slot, ctx)
+        if booked and event.offer_freed
+        else (),
     )
     return decision if event.offer_freed else replace(decision, releases=None)

@@ -30,7 +30,7 @@ from ptm_sync.booking.values import (
     MeetingView,
     WaitlistEntry,
 )
-from ptm_sync.model import MeetingState
+from ptm_sync.model import Interval, MeetingState
 
 
 def request(meeting: MeetingView, event: Request, ctx: Context) -> Decision:
@@ -77,7 +77,7 @@ def request(meeting: MeetingView, event: Request, ctx: Context) -> Decision:
             ctx,
             f"booked through {meeting.teacher.booking_address}{note(event.comment)}",
             asker=asker,
-            then=supersede_pending(ctx, "booked through the booking address"),
+            then=supersede_pending(ctx, "booked through the booking address", booked.slot),
         )
     if not meeting.organized_by_parent or meeting.state is MeetingState.PROPOSED:
         return quarantine(meeting, "unsupported-method", asker)
@@ -121,15 +121,18 @@ def request(meeting: MeetingView, event: Request, ctx: Context) -> Decision:
     )
     result = admission.admit(ctx=ctx, ask=ask)
     if not result.granted:
+        # Like a room mailbox that cannot take the new time, we decline the update; the
+        # booking the parent had stays (the answer says so), nothing confirmed is lost.
         return make(
             row_for(meeting.state, "request-move-refused"),
             meeting,
             ctx,
             f"new time refused: {refusal(result)}",
-            updated=newer,
             asker=asker,
             notice_reason=result.reason,
             alternatives=result.alternatives,
+            asked=(event.slot.utc(), event.sequence),
+            record=False,
         )
     moved = replace(newer, start=event.slot.start, end=event.slot.end)
     return make(
@@ -174,5 +177,13 @@ def waitlist_entry(meeting: MeetingView, ctx: Context) -> WaitlistEntry:
     )
 
 
-def supersede_pending(ctx: Context, why: str) -> tuple[Decision, ...]:
-    return tuple(supersede(p, why, ctx) for p in ctx.pending)
+def supersede_pending(ctx: Context, why: str, booked: Interval) -> tuple[Decision, ...]:
+    """Withdraw the family's unanswered proposals for the need a booking at ``booked``
+    covers.  A proposal's slot is offered to the waiting list, unless the booking takes it."""
+    found = []
+    for pending in ctx.pending:
+        decision = supersede(pending, why, ctx)
+        if decision.releases == booked.utc():
+            decision = replace(decision, releases=None)
+        found.append(decision)
+    return tuple(found)

@@ -36,13 +36,15 @@ def make(
     waitlist: WaitlistEntry | None = None,
     overrides: tuple[str, ...] = (),
     record: bool = True,
+    asked: tuple[Interval, int] | None = None,
 ) -> Decision:
     """The decision ``row`` makes for ``meeting``.
 
     ``updated``: the meeting with the event's own changes (answers, a new time) before the
     row's state change is applied.  ``old_start``: the time the meeting had before it
     moved (kept in the history).  ``notice_reason`` / ``alternatives`` fill the row's
-    messages.  ``record``: whether the history gets a row.
+    messages.  ``record``: whether the history gets a row.  ``asked``: the time and
+    SEQUENCE a refused update of a parent's request asked for (the answer echoes them).
     """
     base = updated if updated is not None else meeting
     after: MeetingView | None
@@ -59,7 +61,12 @@ def make(
             hold_until=base.hold_until if state is MeetingState.PROPOSED else None,
         )
     notices = tuple(
-        replace(n, reason=notice_reason or n.reason, alternatives=alternatives or n.alternatives)
+        replace(
+            n,
+            reason=notice_reason or n.reason,
+            alternatives=alternatives or n.alternatives,
+            asked=asked,
+        )
         for n in row.notices
     )
     released = None

@@ -134,7 +134,7 @@ TABLE: tuple[Row, ...] = (
     _row("refresh",              CLOSED,    SAME,       False, (CANCEL_TO_ASKER,),       NONE,   PARENT),
     # --- requests to a booking address, once booked (the parent organizes) -------------------
     _row("request-moved",        C,         C,          False, (BOOKED, BOOKED_DETAILS), WRITE,  PARENT,  True),
-    _row("request-move-refused", C,         CANCELLED,  False, (NOT_BOOKED,),            REMOVE, PARENT,  True),
+    _row("request-move-refused", C,         SAME,       False, (NOT_BOOKED,),            NONE,   PARENT),
     _row("request-again",        C,         SAME,       False, (BOOKED,),                NONE,   PARENT),
     _row("request-closed",       CLOSED,    SAME,       False, (NOT_BOOKED,),            NONE,   PARENT),
     _row("organizer-cancel",     C,         CANCELLED,  False, (),                       REMOVE, PARENT,  True),

@@ -226,6 +226,7 @@ class Notice:
     partstat: str | None = None
     reason: str = ""
     alternatives: tuple[Interval, ...] = ()
+    asked: tuple[Interval, int] | None = None  # refused update: its time and SEQUENCE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -183,7 +183,7 @@ def test_the_parents_update_moves_the_booking_and_their_cancel_ends_it(
     assert school.slot(5).start in school.free_starts(ADA)
 
 
-def test_an_update_to_a_taken_time_is_declined_and_releases_the_booking(
+def test_an_update_to_a_taken_time_is_declined_and_the_booking_stays(
     school: SeededSchool,
 ) -> None:
     school.deliver(booking_request(school, PAT, ADA, slot=2, uid="pat-1@example.net"))
@@ -196,7 +196,31 @@ def test_an_update_to_a_taken_time_is_declined_and_releases_the_booking(
     assert outcome.reason == "request declined: the teacher is not free then"
     with school.db.read() as session:
         mine = session.scalars(select(Meeting).where(Meeting.organizer == PAT)).one()
-    assert mine.state == "cancelled"
+    assert (mine.state, mine.start) == ("confirmed", school.slot(2).start)
+    reply = _answers(school)[-1]
+    # The answer is to the version asked for (its SEQUENCE and time), and names the booking
+    # that stays.
+    assert int(reply.event["SEQUENCE"]) == 1
+    assert school.slot(6).start.astimezone(reply.event.DTSTART.tzinfo) == reply.event.DTSTART
+    text = reply.message.get_body(("plain",)).get_content()
+    assert "Your meeting stays at" in text and "These times are free" in text
+    # Setting the time back is accepted again.
+    back = school.deliver(
+        booking_request(school, PAT, ADA, slot=2, uid="pat-1@example.net", sequence=2,
+                        at=timedelta(hours=2)),
+        at=timedelta(hours=2),
+    )  # fmt: skip
+    assert back.outcome == "applied" and _answers(school)[-1].method == "REPLY"
+
+
+def test_a_family_may_book_the_very_time_it_was_offered(school: SeededSchool) -> None:
+    offered = school.propose(ADA, PAT, slot=3)
+    outcome = school.deliver(booking_request(school, PAT, ADA, slot=3))
+    assert outcome.reason == "booked"
+    assert school.meeting(offered.id).state == "superseded"
+    with school.db.read() as session:
+        mine = session.scalars(select(Meeting).where(Meeting.organizer == PAT)).one()
+    assert (mine.state, mine.start) == ("confirmed", school.slot(3).start)
 
 
 def test_a_stale_update_changes_nothing(school: SeededSchool) -> None:
