@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 import traceback
 
+from sqlalchemy.exc import DBAPIError
+
 from ptm_sync.errors import PtmError, UserError
 
 #: Success.
@@ -41,6 +43,17 @@ def handle_error(exc: BaseException) -> int:
         return FAILED
     if isinstance(exc, BrokenPipeError):
         return OK
+    if isinstance(exc, DBAPIError):
+        # The database is away or unusable (not a bug): one line, and never the statement
+        # or its parameters, which may hold a family's data.
+        print(f"ptm-sync: the database cannot be used: {first_line(exc.orig)}", file=sys.stderr)
+        return FAILED
     traceback.print_exception(exc)
     print("ptm-sync: internal error (a bug: please report the traceback above)", file=sys.stderr)
     return FAILED
+
+
+def first_line(error: BaseException | None) -> str:
+    """The first line of an error's text (drivers add SQL, parameters and links after it)."""
+    text = str(error or "").strip().splitlines()
+    return text[0][:200] if text else type(error).__name__

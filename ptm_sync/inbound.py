@@ -30,7 +30,7 @@ from ptm_sync.booking.decide import APPLIED, QUARANTINED
 from ptm_sync.booking.events import Answer, Counter, Event, Refresh
 from ptm_sync.booking.values import Decision, MeetingView
 from ptm_sync.config import Config, MailConfig
-from ptm_sync.errors import NotFoundError, Unusable, UserError
+from ptm_sync.errors import ConfigError, NotFoundError, Unusable, UserError
 from ptm_sync.model import Interval
 from ptm_sync.room_mailbox import booking_request
 from ptm_sync.store import Database, Inbound, Meeting, MeetingGuardian, MeetingStudent, Teacher
@@ -127,6 +127,7 @@ def process_batch(
     Raises:
         DBAPIError: the database is away; nothing of the batch was kept.
     """
+    _require_mail(config)
     read = [(raw, *_read(raw, config)) for raw in raws]
     outcomes: list[Outcome] = []
     with db.write() as session:
@@ -146,10 +147,24 @@ def process_batch(
     return outcomes
 
 
+def _require_mail(config: Config) -> None:
+    """Replies are answered from ``[mail] organizer``: without it no message can be
+    decided now (the MTA keeps it, DESIGN §7), which is the config's fault, not the
+    message's."""
+    if config.mail is None:
+        raise ConfigError("[mail] is missing: replies are answered from [mail] organizer")
+
+
 def process(
     db: Database, config: Config, raw: bytes, *, now: datetime, video: VideoProvider
 ) -> Outcome:
-    """Process one inbound message exactly once; never raises for bad input."""
+    """Process one inbound message exactly once; never raises for bad input.
+
+    Raises:
+        ConfigError: ``[mail]`` is missing (nothing recorded).
+        DBAPIError: the database is away (nothing recorded; try again later).
+    """
+    _require_mail(config)
     inbound, early, digest = _read(raw, config)
     try:
         return _record(db, config, raw, inbound, early, digest, now, video)

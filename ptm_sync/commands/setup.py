@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sqlalchemy.exc import DBAPIError
+
 from ptm_sync import config as config_mod
 from ptm_sync.app import App
 from ptm_sync.checks import run_checks
 from ptm_sync.errors import PtmError, UserError
+from ptm_sync.exits import first_line
 from ptm_sync.store import Database
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "data" / "ptm-sync.example.toml"
@@ -47,8 +50,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         app.db.ping()
     except PtmError as exc:
         problems.append(f"database: {exc}")
+    except DBAPIError as exc:
+        problems.append(f"database: {first_line(exc.orig)}")
     except Exception as exc:  # noqa: BLE001 - report, do not crash
-        problems.append(f"database: {exc}")
+        problems.append(f"database: {first_line(exc)}")
     report = run_checks(app, roster=not problems)
     problems += report.problems
     for line in problems:

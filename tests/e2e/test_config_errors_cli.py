@@ -221,3 +221,25 @@ def test_check_reports_a_wrong_password_and_a_server_that_is_down_one_line_each(
     wrong, unreachable = problems
     assert wrong.startswith("account district:") and "refused the user name or password" in wrong
     assert unreachable.startswith("account old-server:") and "cannot connect" in unreachable
+
+
+def test_a_file_that_is_no_database_is_one_line_not_a_bug(tmp_path: Path) -> None:
+    (tmp_path / "ptm.db").write_bytes(b"this is not an SQLite file\n" * 300)
+    config = write_config(tmp_path, GOOD)
+    line = one_line_error(ptm_sync(config, "meetings"))
+    assert line == "ptm-sync: the database cannot be used: file is not a database"
+    checked = ptm_sync(config, "check")
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    assert "database: file is not a database" in checked.stdout
+
+
+def test_mail_deliver_without_mail_settings_defers_instead_of_losing_the_message(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, GOOD)  # no [mail]: nothing can be answered
+    reply = b"From: pat@example.net\r\nMessage-ID: <1@example.net>\r\n\r\nhello\r\n"
+    result = ptm_sync(config, "mail", "deliver", stdin=reply)
+    assert result.returncode == 75, result.stderr
+    assert "Traceback" not in result.stderr and "[mail] is missing" in result.stderr
+    with sqlite3.connect(tmp_path / "ptm.db") as db:
+        assert db.execute("SELECT count(*) FROM inbound").fetchone() == (0,)

@@ -67,22 +67,30 @@ def ptm_sync(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 120,
+    stdin: bytes | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the command line; ``config=None`` runs it without ``--config``."""
+    """Run the command line; ``config=None`` runs it without ``--config``; ``stdin``: the
+    bytes the command reads (``mail deliver``)."""
     argv = [sys.executable, "-m", "ptm_sync"]
     if config is not None:
         argv += ["--config", str(config)]
     environment = {k: v for k, v in os.environ.items() if k != "PTM_SYNC_CONFIG"}
     environment.update(env or {})
     folder = cwd or (config.parent if config is not None else None)
-    return subprocess.run(
+    done = subprocess.run(
         [*argv, *map(str, args)],
+        input=stdin,
         capture_output=True,
-        text=True,
         cwd=folder,
         env=environment,
         timeout=timeout,
         check=False,
+    )
+    return subprocess.CompletedProcess(
+        done.args,
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
     )
 
 
