@@ -12,6 +12,7 @@ from ptm_sync.errors import PtmError
 from ptm_sync.mail import imap, smtp
 from ptm_sync.periods import horizon
 from ptm_sync.store import Teacher
+from ptm_sync.video import provider_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,10 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
     known = {a.id for a in config.accounts}
     for missing in sorted(used - known):
         problems.append(f"roster: teachers use account {missing!r}, which is not in [[accounts]]")
+    try:
+        provider_for(config.video)
+    except PtmError as exc:
+        problems.append(f"video.provider: {exc}")
     mail = config.mail
     if mail is not None and mail.smtp is not None:
         try:

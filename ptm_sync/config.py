@@ -529,6 +529,13 @@ def _check(config: Config) -> None:
     for name in ("booking_window_days", "maximum_duration_minutes"):
         if getattr(booking, name) < 0:
             raise ConfigError("must not be negative", f"booking_address.{name}")
+    shortest = min(p.slot_minutes for p in config.periods)
+    if 0 < booking.maximum_duration_minutes < shortest:
+        raise ConfigError(
+            f"must be 0 or at least the meetings' length ({shortest} minutes), or every "
+            "request would be refused",
+            "booking_address.maximum_duration_minutes",
+        )
     if config.video.provider not in VIDEO_PROVIDERS:
         raise ConfigError(f"must be one of {' | '.join(VIDEO_PROVIDERS)}", "video.provider")
     if config.mail and config.mail.smtp and config.mail.smtp.ssl and config.mail.smtp.starttls:

@@ -243,3 +243,10 @@ def test_mail_deliver_without_mail_settings_defers_instead_of_losing_the_message
     assert "Traceback" not in result.stderr and "[mail] is missing" in result.stderr
     with sqlite3.connect(tmp_path / "ptm.db") as db:
         assert db.execute("SELECT count(*) FROM inbound").fetchone() == (0,)
+
+
+def test_check_says_a_video_provider_is_not_available_yet(tmp_path: Path) -> None:
+    config = write_config(tmp_path, GOOD + '\n[video]\nprovider = "zoom"\n')
+    checked = ptm_sync(config, "check")
+    assert checked.returncode == 1, checked.stdout
+    assert 'video.provider: video provider "zoom" is not available yet' in checked.stdout

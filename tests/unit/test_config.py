@@ -107,6 +107,11 @@ def test_window_over_clock_change_keeps_real_hours() -> None:
             "must not be negative",
         ),
         (
+            ("[school]", "[booking_address]\nmaximum_duration_minutes = 10\n\n[school]"),
+            "booking_address.maximum_duration_minutes",
+            "every request would be refused",
+        ),
+        (
             ('title = "Autumn"', 'title = "Autumn"\nmeeting_mode = "apart"'),
             "periods[0].meeting_mode",
             "joint | separate",
