@@ -275,7 +275,11 @@ def reprocess(
             inbound = imip.extract(raw, tz=config.tz)
         except Unusable as exc:
             early = exc
-        result = _decide_and_record(session, config, raw, inbound, early, inbound_id, now, video)
+        # Releasing a request that waited for staff (automate_processing = "none") is staff
+        # deciding to take it: it is decided like any request.
+        result = _decide_and_record(
+            session, config, raw, inbound, early, inbound_id, now, video, released=True
+        )
     log.info("inbound message %d released: %s", inbound_id, result)
     return result
 
@@ -289,8 +293,11 @@ def _decide_and_record(
     row_id: int,
     now: datetime,
     video: VideoProvider,
+    *,
+    released: bool = False,
 ) -> Outcome:
-    """Decide the message and record the decision on its inbound row ``row_id``."""
+    """Decide the message and record the decision on its inbound row ``row_id``
+    (``released``: staff released it from quarantine)."""
     if early is not None or inbound is None:
         decision = _Decision(QUARANTINED, early.reason if early else "not-an-email")
     else:
@@ -298,7 +305,7 @@ def _decide_and_record(
             # A savepoint: a message that ends in quarantine changes nothing, even what
             # the decision had begun to change before it found the problem.
             with session.begin_nested():
-                decision = _decide(session, config, inbound, row_id, now, video)
+                decision = _decide(session, config, inbound, row_id, now, video, released)
         except Unusable as exc:
             decision = _Decision(QUARANTINED, exc.reason)
     session.execute(
@@ -322,6 +329,7 @@ def _decide(
     inbound_id: int,
     now: datetime,
     video: VideoProvider,
+    released: bool = False,
 ) -> _Decision:
     if inbound.kind in RECORDED_KINDS:
         return _Decision(RECORDED_KINDS[inbound.kind], inbound.quarantine_reason or "")
@@ -334,7 +342,8 @@ def _decide(
     if msg.method in (itip.Method.REQUEST, itip.Method.CANCEL) and not ours:
         # A parent organizes: a request to a teacher's booking address (DESIGN §3).
         _authenticated(inbound, mail)
-        return _result(booking_request(session, applier, inbound, msg, inbound_id))
+        decided = booking_request(session, applier, inbound, msg, inbound_id, released=released)
+        return _result(decided)
     if not ours:
         raise Unusable("unknown-uid", "UID not issued by this service")
     # The meeting with its guardians and teacher in one query.  FOR UPDATE OF meetings:

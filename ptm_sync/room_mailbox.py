@@ -64,19 +64,22 @@ def booking_request(
     inbound: imip.Inbound,
     msg: itip.ItipMessage,
     inbound_id: int,
+    *,
+    released: bool = False,
 ) -> Decision:
     """Decide a parent's REQUEST or CANCEL sent to a booking address.
 
     Raises:
         Unusable: the message goes to quarantine — ``not-for-a-booking-address`` (no
             teacher's booking address among its attendees and recipients),
-            ``booking-address-manual`` (``automate_processing = "none"``: staff decide),
+            ``booking-address-manual`` (``automate_processing = "none"``: staff decide,
+            and ``released``, staff releasing it from quarantine, is their "yes"),
             ``no-organizer``, ``sender-not-organizer``, ``stranger`` or ``unknown-uid``.
     """
     config = applier.config
     mail = applier.mail
     teacher = _teacher(session, applier, msg, inbound)
-    if config.booking_address.automate_processing == "none":
+    if config.booking_address.automate_processing == "none" and not released:
         raise Unusable("booking-address-manual", "booking requests wait for staff")
     if msg.organizer is None:
         raise Unusable("no-organizer", "a request names its organizer")

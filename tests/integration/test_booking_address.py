@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from ptm_sync import outbox
+from ptm_sync.inbound import reprocess
 from ptm_sync.model import Interval
 from ptm_sync.store import Database, Meeting
 from tests.support.booking import (
@@ -249,10 +250,21 @@ def test_the_booking_address_follows_the_config_pattern(db: Database) -> None:
     assert school.deliver(old, at=timedelta(hours=1)).reason == "not-for-a-booking-address"
 
 
-def test_manual_processing_leaves_requests_to_staff(db: Database) -> None:
+def test_manual_processing_leaves_requests_to_staff_and_a_release_decides_them(
+    db: Database,
+) -> None:
     school = _with(db, '\n[booking_address]\nautomate_processing = "none"\n')
     outcome = school.deliver(booking_request(school, PAT, ADA, slot=2))
     assert (outcome.outcome, outcome.reason) == ("quarantined", "booking-address-manual")
+    assert school.emails() == []
+
+    released = reprocess(
+        school.db, school.config, outcome.inbound_id or 0, now=school.now, video=school.video
+    )
+
+    assert (released.outcome, released.reason) == ("applied", "booked")
+    assert [e.method for e in _answers(school)] == ["REPLY"]
+    assert _only_meeting(school).state == "confirmed"
 
 
 def test_the_additional_response_is_appended_to_every_answer(db: Database) -> None:
