@@ -113,11 +113,14 @@ def booking_request(
     period = period_for(config.periods, slot, applier.now)
     students = _students(session, guardian, teacher) if guardian is not None else []
     person = guardian if guardian is not None else _outsider(msg)
+    # Joint students' other guardians are parties too (the teacher's event names them, and
+    # they do not book the teacher again); the answers go to the organizer alone.
+    people = load.parties(session, period, person, teacher, students) if students else [person]
     draft = load.draft(
         config,
         period,
         teacher,
-        [person],
+        people,
         students,
         slot or Interval(applier.now, applier.now),
         fresh=Fresh(

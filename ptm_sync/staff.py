@@ -105,7 +105,7 @@ def book(
         students = _students(session, the_guardian, the_teacher, student)
         period = period_for(config.periods, Interval(start, start), now)
         slot = _slot(period, start)
-        parties = _parties(session, period, the_guardian, the_teacher, students)
+        parties = load.parties(session, period, the_guardian, the_teacher, students)
         draft = load.draft(
             config,
             period,
@@ -290,29 +290,6 @@ def _students(
             f"student {student} is not {guardian.email}'s student with {teacher.email}"
         )
     return chosen
-
-
-def _parties(
-    session: Session,
-    period: PeriodConfig,
-    guardian: Guardian,
-    teacher: Teacher,
-    students: Sequence[Student],
-) -> list[Guardian]:
-    """``guardian`` first, then every other guardian linked to the students and the
-    teacher, in roster order — unless one of the students meets separately."""
-    if any((s.meeting_mode or period.meeting_mode) == "separate" for s in students):
-        return [guardian]
-    others = session.scalars(
-        select(Guardian)
-        .join(Link, Link.guardian_id == Guardian.id)
-        .where(Link.teacher_id == teacher.id, Link.student_id.in_([s.id for s in students]))
-        .order_by(Link.id)
-    )
-    people = {guardian.id: guardian}
-    for other in others:
-        people.setdefault(other.id, other)
-    return list(people.values())
 
 
 def _slot(period: PeriodConfig, start: datetime) -> Interval:

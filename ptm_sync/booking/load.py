@@ -33,7 +33,15 @@ from ptm_sync.booking.values import (
 )
 from ptm_sync.config import Config, PeriodConfig
 from ptm_sync.model import ACTIVE_STATES, Interval, MeetingFormat, MeetingState
-from ptm_sync.store import Guardian, Meeting, MeetingGuardian, MeetingStudent, Student, Teacher
+from ptm_sync.store import (
+    Guardian,
+    Link,
+    Meeting,
+    MeetingGuardian,
+    MeetingStudent,
+    Student,
+    Teacher,
+)
 
 _ACTIVE = [s.value for s in ACTIVE_STATES]
 
@@ -149,6 +157,31 @@ def draft(
         video_url=fresh.video_url,
         location=location(period, teacher),
     )
+
+
+def parties(
+    session: Session,
+    period: PeriodConfig,
+    guardian: Guardian,
+    teacher: Teacher,
+    students: Sequence[Student],
+) -> list[Guardian]:
+    """Who a meeting of ``guardian``'s ``students`` with ``teacher`` is between: ``guardian``
+    first, then every other guardian linked to those students and the teacher, in roster
+    order — unless one of the students meets separately (``meeting_mode``, the roster's or
+    the period's), when ``guardian`` alone."""
+    if any((s.meeting_mode or period.meeting_mode) == "separate" for s in students):
+        return [guardian]
+    others = session.scalars(
+        select(Guardian)
+        .join(Link, Link.guardian_id == Guardian.id)
+        .where(Link.teacher_id == teacher.id, Link.student_id.in_([s.id for s in students]))
+        .order_by(Link.id)
+    )
+    people = {guardian.id: guardian}
+    for other in others:
+        people.setdefault(other.id, other)
+    return list(people.values())
 
 
 def location(period: PeriodConfig, teacher: Teacher) -> str:

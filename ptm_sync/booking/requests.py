@@ -47,6 +47,7 @@ def request(meeting: MeetingView, event: Request, ctx: Context) -> Decision:
             start=event.slot.start,
             end=event.slot.end,
             sequence=event.sequence,
+            # The organizer books; a joint student's other guardians are asked nothing.
             parties=tuple(
                 replace(
                     p,
@@ -54,6 +55,8 @@ def request(meeting: MeetingView, event: Request, ctx: Context) -> Decision:
                     reply_sequence=event.sequence,
                     reply_dtstamp=event.dtstamp,
                 )
+                if p.guardian_id == asker
+                else p
                 for p in meeting.parties
             ),
         )

@@ -20,6 +20,10 @@ from ptm_sync.store import Database, Meeting
 from tests.support.booking import (
     ADA,
     ALAN,
+    ALEX,
+    BROWNS,
+    CHRIS,
+    FAMILIES,
     PAT,
     PERIODS,
     SAM,
@@ -272,3 +276,19 @@ def test_the_additional_response_is_appended_to_every_answer(db: Database) -> No
     school.deliver(booking_request(school, PAT, ADA, slot=2))
     [reply] = _answers(school)
     assert "Parking: lot B." in reply.message.get_body(("plain",)).get_content()
+
+
+def test_a_joint_students_other_guardian_is_a_party_and_only_the_organizer_is_answered(
+    db: Database,
+) -> None:
+    school = SeededSchool.create(db, families=FAMILIES + BROWNS)
+    outcome = school.deliver(booking_request(school, ALEX, ADA, slot=2))
+    assert outcome.reason == "booked"
+    with school.db.read() as session:
+        meeting = session.scalars(select(Meeting).where(Meeting.organizer == ALEX)).one()
+        answers = {g.guardian.email: g.partstat for g in meeting.guardians}
+    assert answers == {ALEX: "ACCEPTED", CHRIS: "NEEDS-ACTION"}
+    assert {tuple(e.to) for e in school.emails()} == {(ALEX,)}
+    # The family has its meeting with Ada: Chris books her no second time.
+    again = school.deliver(booking_request(school, CHRIS, ADA, slot=5, at=timedelta(hours=1)))
+    assert again.reason.startswith("request declined: you already have a meeting")
