@@ -27,7 +27,7 @@ ALTERNATIVES = 3
 
 #: Reasons that concern the time asked for; only these come with alternatives.
 _ABOUT_THE_TIME = frozenset(
-    {"past", "too-far-ahead", "off-grid", "too-long", "busy", "family-clash", "taken"}
+    {"past", "too-far-ahead", "outside", "off-grid", "too-long", "busy", "family-clash", "taken"}
 )
 
 
@@ -38,11 +38,13 @@ class Ask:
     ``slot``: the time asked for (aware datetimes).  ``staff``: staff act for the guardian
     and may ``override`` the deadline and the caps.  ``booking_address``: the request came
     to a teacher's booking address (``booking_window_days`` and
-    ``maximum_duration_minutes`` apply).  ``recurring`` / ``all_day``: the request is a
-    series or an all-day event, which a conference never is.
+    ``maximum_duration_minutes`` apply).  ``current``: the time the meeting has now (a
+    counter, a reschedule), which a refusal never offers back.  ``recurring`` /
+    ``all_day``: the request is a series or an all-day event, which a conference never is.
     """
 
     slot: Interval
+    current: Interval | None = None  # the meeting's own time now: never an alternative
     staff: bool = False
     override: bool = False
     booking_address: bool = False
@@ -111,6 +113,8 @@ def admit(ask: Ask, ctx: Context) -> Admission:
             "already-booked",
             "you already have a meeting with this teacher; move or cancel that one instead",
         )
+    if not any(w.start <= slot.start and slot.end <= w.end for w in rules.windows):
+        return refuse("outside", "that time is not during the conferences")
     if slot not in _grid(ctx):
         return refuse(
             "off-grid",
@@ -144,10 +148,12 @@ def alternatives_for(slot: Interval, ctx: Context, ask: Ask | None = None) -> tu
     """
     rules, now = ctx.rules, ctx.now
     limit = now + timedelta(days=rules.booking_window_days) if ask and ask.booking_address else None
+    current = ask.current.utc() if ask and ask.current else None
     choices = [
         s
         for s in ctx.free
         if s != slot
+        and s != current
         and s.start >= now
         and (limit is None or s.start <= limit)
         and not clashes(s, ctx.family, rules.gap)

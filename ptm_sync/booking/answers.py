@@ -256,7 +256,7 @@ def counter(meeting: MeetingView, event: Counter, ctx: Context) -> Decision:
             alternatives=admission.alternatives_for(proposed, ctx),
             record=False,
         )
-    result = admission.admit(ctx=ctx, ask=Ask(slot=proposed))
+    result = admission.admit(ctx=ctx, ask=Ask(slot=proposed, current=meeting.slot))
     if not result.granted:
         return make(
             row_for(state, "counter-refused"),

@@ -93,7 +93,9 @@ def staff_reschedule(meeting: MeetingView, event: StaffReschedule, ctx: Context)
         )
     if event.slot.utc() == meeting.slot:
         return refused_for_staff(meeting, ctx, "the meeting is at that time already")
-    result = admission.admit(ctx=ctx, ask=Ask(slot=event.slot, staff=True, override=event.override))
+    result = admission.admit(
+        ctx=ctx, ask=Ask(slot=event.slot, current=meeting.slot, staff=True, override=event.override)
+    )
     if not result.granted:
         return refused_for_staff(meeting, ctx, result.reason, result.alternatives)
     parties = tuple(replace(p, partstat=PARTSTAT.NEEDS_ACTION) for p in meeting.parties)
