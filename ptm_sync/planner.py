@@ -151,9 +151,10 @@ def plan(
                 and not any(_clash(slot, other, gap) for other in placed)
             ]
             if not candidates:
+                left = [s for s in free.get(need.teacher, ()) if s not in taken[need.teacher]]
                 reason = (
                     "no free slot left"
-                    if not free.get(need.teacher)
+                    if not left
                     else "no free slot that fits the family's other meetings"
                 )
                 unplaced.append((need, reason))

@@ -9,8 +9,10 @@ from sqlalchemy import select
 
 from ptm_sync import output
 from ptm_sync.app import App
+from ptm_sync.availability import teachers
 from ptm_sync.commands.common import deliver
 from ptm_sync.invite import invite
+from ptm_sync.model import MeetingState
 from ptm_sync.records import MeetingRecord, Transition, meeting_record
 from ptm_sync.services import flush_outbox, video_provider
 from ptm_sync.store import Guardian, Meeting, MeetingGuardian, MeetingStudent, Student, Teacher
@@ -41,7 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_invite)
 
     p = sub.add_parser("meetings", help="the record of meetings")
-    p.add_argument("--state", metavar="S")
+    p.add_argument("--state", metavar="S", choices=[s.value for s in MeetingState])
     p.add_argument("--teacher", metavar="EMAIL")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.set_defaults(func=cmd_meetings)
@@ -108,6 +110,7 @@ def cmd_meetings(args: argparse.Namespace) -> int:
         if args.state:
             query = query.where(Meeting.state == args.state)
         if args.teacher:
+            teachers(session, args.teacher)  # an unknown teacher is an error, not "none"
             query = query.where(Teacher.email == args.teacher.strip().lower())
         found = session.execute(query).all()
         students: dict[int, list[str]] = {}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import email
+import email.message
 import email.policy
 import io
 import json
@@ -90,7 +91,20 @@ def seed_calendars(radicale: EmbeddedServer, today: date) -> dict[str, str]:
 
 
 def _subject(raw: bytes) -> str:
-    return str(email.message_from_bytes(raw, policy=email.policy.default)["Subject"])
+    subject = str(email.message_from_bytes(raw, policy=email.policy.default)["Subject"])
+    return " ".join(subject.split())  # a folded header reads as one line
+
+
+def _free_times(raw: bytes) -> list[str]:
+    """The free times a decline offers, as its text lists them."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, email.message.EmailMessage)
+    body = message.get_body(("plain",))
+    text = body.get_content() if body is not None else ""
+    if "These times are free:" not in text:
+        return []
+    listed = text.split("These times are free:", 1)[1].strip().splitlines()
+    return ["free instead: " + line[2:] for line in listed if line.startswith("- ")]
 
 
 def _calendar_method(raw: bytes) -> str | None:
@@ -172,6 +186,8 @@ def book_through_the_booking_address(config: Path, folder: Path, sink: SmtpSink)
     _say("Their answers, from the booking address (the parent stays organizer):")
     for _, recipients, raw in sink.messages[sent:]:
         _say(f"  to {recipients[0]:<27} {_subject(raw)}")
+        for line in _free_times(raw):
+            _say(f"  {'':<30} {line}")
 
 
 def _start_of(raw: bytes) -> datetime:
