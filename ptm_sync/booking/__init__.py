@@ -15,8 +15,10 @@
   outbox), and :mod:`~ptm_sync.booking.notices`, which renders a letter as the email;
 * :mod:`~ptm_sync.booking.addresses` — teachers' booking addresses;
 * :mod:`~ptm_sync.booking.load` — the store's rows as the core's values (reads only);
-* :mod:`~ptm_sync.booking.apply` — the one writer of meetings, their history and outbox rows.
+* :mod:`~ptm_sync.booking.apply` — the one writer of meetings, their history and outbox rows,
+  with :mod:`~ptm_sync.booking.waitlist` for the waiting list's rows.
 
-All but the last two are PURE: they import no store, mail, connector, socket or clock (a test
-checks).  Only ``load`` and ``apply`` touch the database, and only ``apply`` writes.
+All but the last three are PURE: they import no store, mail, connector, socket or clock (a test
+checks).  Only ``load``, ``apply`` and ``waitlist`` touch the database, and only ``apply``
+writes meetings, their history and outbox rows.
 """

@@ -25,12 +25,12 @@ from email.utils import format_datetime
 from typing import Any
 
 from icalendar.enums import PARTSTAT
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ptm_sync import imip, messages, outbox, trust
-from ptm_sync.booking import load
+from ptm_sync.booking import load, waitlist
 from ptm_sync.booking.decide import APPLIED, DUPLICATE, decide, needs
 from ptm_sync.booking.events import Event, Offer
 from ptm_sync.booking.letters import Letter, Letterhead, facts, letters
@@ -56,7 +56,6 @@ from ptm_sync.store import (
     Student,
     Teacher,
 )
-from ptm_sync.store import WaitlistEntry as WaitlistRow
 from ptm_sync.store.secret import signing_secret
 from ptm_sync.video import VideoProvider
 
@@ -67,8 +66,6 @@ _HISTORY = insert(_HISTORY_TABLE)  # built once: append-only, never loaded back
 
 #: How often a decision is taken again after the database refused its slot.
 _ATTEMPTS = 3
-#: How many waiting families a freed slot is tried for (the rest clash with it).
-_WAITLIST_TRIES = 20
 
 
 class Applier:
@@ -204,7 +201,7 @@ class Applier:
         for letter in letters(decision, self.head, self.now):
             self._letter(session, letter, meeting_id)
         if decision.waitlist is not None:
-            self._join_waitlist(session, decision.waitlist)
+            waitlist.join(session, decision.waitlist)
         for follow in decision.then:
             if follow not in replaced:
                 self.write(session, follow, None)
@@ -248,7 +245,7 @@ class Applier:
         load.forget_times(session, meeting.period, meeting.teacher.id)
         _claim(session)
         # A family that books by any channel no longer waits for this teacher.
-        self._leave_waitlist(session, meeting, row.id)
+        waitlist.leave(session, meeting, row.id)
         return row.id
 
     def _update(self, session: Session, decision: Decision) -> int:
@@ -352,102 +349,30 @@ class Applier:
             student_ids=tuple(s.id for s in students),
             since=self.now,
         )
-        return int(self._join_waitlist(session, entry))
-
-    def _join_waitlist(self, session: Session, entry: WaitlistEntry) -> bool:
-        primary, *others = entry.guardian_ids
-        waiting = session.scalar(
-            select(WaitlistRow.id).where(
-                WaitlistRow.period_id == entry.period,
-                WaitlistRow.teacher_id == entry.teacher_id,
-                WaitlistRow.guardian_id == primary,
-                WaitlistRow.state == "waiting",
-            )
-        )
-        if waiting is not None:
-            return False
-        session.add(
-            WaitlistRow(
-                period_id=entry.period,
-                teacher_id=entry.teacher_id,
-                guardian_id=primary,
-                since=entry.since,
-                state="waiting",
-                guardians=",".join(str(g) for g in others),
-                students=",".join(str(s) for s in entry.student_ids),
-            )
-        )
-        return True
-
-    def _leave_waitlist(self, session: Session, meeting: MeetingView, meeting_id: int) -> None:
-        if meeting.origin is Origin.WAITLIST:
-            return  # the offer marks its own entry
-        guardians = [p.guardian_id for p in meeting.parties]
-        for row in session.scalars(
-            select(WaitlistRow).where(
-                WaitlistRow.period_id == meeting.period,
-                WaitlistRow.teacher_id == meeting.teacher.id,
-                WaitlistRow.guardian_id.in_(guardians),
-                WaitlistRow.state == "waiting",
-            )
-        ):
-            row.state, row.meeting_id = "left", meeting_id
+        return int(waitlist.join(session, entry))
 
     def _offer_released(
         self, session: Session, period: str, teacher_id: int, slot: Interval
     ) -> None:
-        """A freed slot goes to the first family waiting for the teacher that can take it."""
-        entries = session.scalars(
-            select(WaitlistRow)
-            .where(
-                WaitlistRow.period_id == period,
-                WaitlistRow.teacher_id == teacher_id,
-                WaitlistRow.state == "waiting",
-            )
-            .order_by(WaitlistRow.id)
-            .limit(_WAITLIST_TRIES)
-        ).all()
+        """A freed slot goes to the first family waiting for the teacher that can take it
+        (the admission rule decides: it may clash with the family's other meetings)."""
+        entries = waitlist.first_waiting(session, period, teacher_id)
         if not entries:
             return
         teacher = session.get(Teacher, teacher_id)
         assert teacher is not None
         the_period = self.config.period(period)
         for entry in entries:
-            draft = self.waitlist_draft(session, the_period, teacher, entry, slot)
+            fresh = self.fresh(session, period)
+            draft = waitlist.draft_for(
+                session, self.config, the_period, teacher, entry, slot, fresh
+            )
             if draft is None:
-                entry.state = "left"  # the family is gone from the roster
                 continue
             decision = self.handle(session, draft, Offer(slot=slot, origin=Origin.WAITLIST))
             if decision.outcome == APPLIED and decision.after is not None:
-                made = session.scalar(select(Meeting.id).where(Meeting.uid == decision.after.uid))
-                entry.state, entry.meeting_id = "offered", made
+                waitlist.offered(entry, decision.after.id)
                 return
-
-    def waitlist_draft(
-        self,
-        session: Session,
-        period: PeriodConfig,
-        teacher: Teacher,
-        entry: WaitlistRow,
-        slot: Interval,
-    ) -> MeetingView | None:
-        ids = [entry.guardian_id, *(int(g) for g in entry.guardians.split(",") if g)]
-        people = {g.id: g for g in session.scalars(select(Guardian).where(Guardian.id.in_(ids)))}
-        student_ids = [int(s) for s in entry.students.split(",") if s]
-        students = list(session.scalars(select(Student).where(Student.id.in_(student_ids))))
-        if entry.guardian_id not in people or not students:
-            return None
-        guardians = [people[g] for g in ids if g in people]
-        return load.draft(
-            self.config,
-            period,
-            teacher,
-            guardians,
-            students,
-            slot,
-            fresh=self.fresh(session, period.id),
-            origin=Origin.WAITLIST,
-        )
 
     # --- messages that are not about one meeting ---------------------------------------
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ptm_sync.invite import invite
 from ptm_sync.services import expire_holds
-from ptm_sync.store import Database, Meeting, MeetingGuardian
+from ptm_sync.store import Database, Guardian, Meeting, MeetingGuardian
 from ptm_sync.store import WaitlistEntry as WaitlistRow
 from tests.support.booking import (
     ADA,
@@ -19,6 +19,7 @@ from tests.support.booking import (
     CHRIS,
     FAMILIES,
     PAT,
+    PERIODS,
     SAM,
     SeededSchool,
 )
@@ -47,8 +48,6 @@ def _meetings(school: SeededSchool, guardian: str | None = None) -> list[Meeting
 
 
 def _guardian_ids(school: SeededSchool, email: str) -> list[int]:
-    from ptm_sync.store import Guardian
-
     with school.db.read() as session:
         return list(session.scalars(select(Guardian.id).where(Guardian.email == email)))
 
@@ -173,8 +172,6 @@ def test_separated_parents_each_get_their_own_meeting(db: Database, where: str) 
     periods = None
     modes = {"S4": "separate"} if where == "roster" else None
     if where == "period":
-        from tests.support.booking import PERIODS
-
         periods = PERIODS.replace('format = "video"', 'format = "video"\nmeeting_mode = "separate"')
     extra = {"periods": periods} if periods else {}
     school = SeededSchool.create(db, families=FAMILIES + BROWNS, modes=modes, **extra)
