@@ -111,7 +111,7 @@ def admit(ask: Ask, ctx: Context) -> Admission:
     if ctx.booked:
         return refuse(
             "already-booked",
-            "you already have a meeting with this teacher; move or cancel that one instead",
+            "the family already has a meeting with this teacher; move or cancel that one instead",
         )
     if not any(w.start <= slot.start and slot.end <= w.end for w in rules.windows):
         return refuse("outside", "that time is not during the conferences")

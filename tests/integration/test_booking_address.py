@@ -291,4 +291,4 @@ def test_a_joint_students_other_guardian_is_a_party_and_only_the_organizer_is_an
     assert {tuple(e.to) for e in school.emails()} == {(ALEX,)}
     # The family has its meeting with Ada: Chris books her no second time.
     again = school.deliver(booking_request(school, CHRIS, ADA, slot=5, at=timedelta(hours=1)))
-    assert again.reason.startswith("request declined: you already have a meeting")
+    assert again.reason.startswith("request declined: the family already has a meeting")

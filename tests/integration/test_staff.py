@@ -115,7 +115,7 @@ def test_a_student_who_meets_separately_is_booked_with_the_one_guardian(db: Data
     # Each guardian has their own meeting: Alex books his, Chris cannot book a second.
     alex = book(school, ALEX, ADA, 3)
     assert alex.after is not None and [p.email for p in alex.after.parties] == [ALEX]
-    with pytest.raises(BookingRefused, match="already have a meeting with this teacher"):
+    with pytest.raises(BookingRefused, match="already has a meeting with this teacher"):
         book(school, CHRIS, ADA, 5)
 
 
@@ -196,7 +196,7 @@ def test_a_confirmed_meeting_is_moved_not_doubled(db: Database) -> None:
     school = SeededSchool.create(db)
     first = book(school, PAT, ADA, 0)
     assert first.after is not None
-    with pytest.raises(BookingRefused, match="already have a meeting with this teacher"):
+    with pytest.raises(BookingRefused, match="already has a meeting with this teacher"):
         book(school, PAT, ADA, 3)
     assert meeting_count(school) == 1
 
