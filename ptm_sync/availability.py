@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
@@ -172,6 +173,42 @@ def times_of(
         target = booked if state == MeetingState.CONFIRMED else held
         target[teacher_id].append(Interval(m_start, m_end))
     return [TeacherTimes(t, busy[t.id], held[t.id], booked[t.id]) for t in selected]
+
+
+class _Span(NamedTuple):
+    """A busy span as the slot engine reads it (start and end, UTC): cheaper than an
+    :class:`Interval` for the hundreds a decision looks at."""
+
+    start: datetime
+    end: datetime
+
+
+def free_of(
+    rows: TimesRows,
+    period: PeriodConfig,
+    teacher_id: int,
+    *,
+    own_meeting: tuple[int, str] | None = None,
+    replaced: Collection[int] = (),
+) -> tuple[list[Interval], int]:
+    """The teacher's free grid slots and how many active meetings they have — what
+    :func:`times_of` and the slot engine give, made straight from ``rows`` for the one
+    teacher a booking decision asks about (same rules, see :func:`times_of`)."""
+    own_id, own_uid = own_meeting if own_meeting else (None, None)
+    spans: list[_Span] = [
+        _Span(b_start, b_end)
+        for tid, b_start, b_end, uid in rows.busy
+        if tid == teacher_id and not (own_uid is not None and uid == own_uid)
+    ]
+    if teacher_id not in rows.synced:
+        spans.append(_Span(*period_span(period)))
+    meetings = [
+        _Span(m_start, m_end)
+        for meeting_id, tid, m_start, m_end, _ in rows.meetings
+        if tid == teacher_id and meeting_id != own_id and meeting_id not in replaced
+    ]
+    cells = engine.grid(period.windows, period.slot_minutes, period.buffer_minutes)
+    return engine.free_slots(cells, [*spans, *meetings]), len(meetings)
 
 
 def teacher_times(

@@ -14,8 +14,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
-from ptm_sync import slots as engine
-from ptm_sync.availability import TeacherTimes, TimesRows, times_of, times_rows
+from ptm_sync.availability import TimesRows, free_of, times_rows
 from ptm_sync.booking.addresses import booking_address
 from ptm_sync.booking.values import (
     FAMILY,
@@ -245,19 +244,8 @@ def context(
         replaced = set(pending_ids)
     own = (meeting.id or -1, meeting.uid)
     if FREE in needs:
-        times = _times(session, period, teacher, own, replaced)
-        free = engine.teacher_slots(
-            period.windows,
-            period.slot_minutes,
-            period.buffer_minutes,
-            times.busy,
-            times.held + times.booked,
-        )
-        ctx = replace(
-            ctx,
-            free=tuple(s.utc() for s in free),
-            teacher_count=len(times.held) + len(times.booked),
-        )
+        free, count = _free(session, period, teacher, own, replaced)
+        ctx = replace(ctx, free=tuple(free), teacher_count=count)  # grid slots: UTC already
     if FAMILY in needs:
         family = _family(session, meeting, replaced)
         ctx = replace(ctx, family=family, family_count=len(family))
@@ -307,19 +295,18 @@ _NEED = (
 _TIMES = "ptm_sync.teacher_times"
 
 
-def _times(
+def _free(
     session: Session,
     period: PeriodConfig,
     teacher: Teacher,
     own: tuple[int, str],
     replaced: Collection[int] = (),
-) -> TeacherTimes:
+) -> tuple[list[Interval], int]:
     kept: dict[tuple[str, int], TimesRows] = session.info.setdefault(_TIMES, {})
     rows = kept.get((period.id, teacher.id))
     if rows is None:
         rows = kept[(period.id, teacher.id)] = times_rows(session, period, [teacher.id])
-    (times,) = times_of(rows, period, [teacher], own_meeting=own, replaced=replaced)
-    return times
+    return free_of(rows, period, teacher.id, own_meeting=own, replaced=replaced)
 
 
 def forget_times(session: Session, period: str, teacher_id: int) -> None:
