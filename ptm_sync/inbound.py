@@ -142,6 +142,11 @@ def process_batch(
                 with session.begin_nested():
                     outcome = _internal_error(session, raw, inbound, digest, now)
             outcomes.append(outcome)
+            # Each message stands alone: what it loaded is written (its savepoint is
+            # released) and need not be tracked for the next ones, which would make every
+            # flush of the batch look through all of it.
+            session.flush()
+            session.expunge_all()
     for outcome in outcomes:
         log.info("inbound message: %s", outcome)
     return outcomes
