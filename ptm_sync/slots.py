@@ -77,24 +77,17 @@ class Blocks:
 
 
 def grid(windows: Sequence[Window], slot_minutes: int, buffer_minutes: int) -> list[Interval]:
-    """Cut a period's windows into slots (a new list; the cut itself is made once).
-
-    See :func:`_grid` for the rules.  Every booking decision asks for its period's grid, so
-    the slots of one (windows, lengths) are computed once per process and copied out.
-    """
-    return list(_grid(tuple(windows), slot_minutes, buffer_minutes))
-
-
-@functools.lru_cache(maxsize=64)
-def _grid(
-    windows: tuple[Window, ...], slot_minutes: int, buffer_minutes: int
-) -> tuple[Interval, ...]:
     """Cut a period's windows into slots.
 
     Each window starts a new run of slots at its own start; consecutive slots are
     ``buffer_minutes`` apart and every slot lies fully inside its window.  The step is
     elapsed time, not wall-clock time: a 01:00-04:00 window on the autumn change night in
     Europe/Berlin holds four real hours of slots, the spring one two.
+
+    Every booking decision asks for its period's grid, so the cut of one set of windows is
+    made once per process (keyed by the windows' instants in UTC: two datetimes of one
+    zone compare by wall clock, so the night the clocks go back would mix up two windows)
+    and a new list is handed out each time.
 
     Args:
         windows: the period's windows, as aware datetimes in any zone; they must not
@@ -109,13 +102,21 @@ def _grid(
         ValueError: a length is out of range, a window is naive or reversed, or two
             windows overlap.
     """
+    spans = tuple((as_utc(w.start), as_utc(w.end)) for w in windows)
+    return list(_grid(spans, slot_minutes, buffer_minutes))
+
+
+@functools.lru_cache(maxsize=64)
+def _grid(
+    windows: tuple[tuple[datetime, datetime], ...], slot_minutes: int, buffer_minutes: int
+) -> tuple[Interval, ...]:
     if slot_minutes <= 0:
         raise ValueError(f"slot_minutes must be greater than 0, got {slot_minutes}")
     if buffer_minutes < 0:
         raise ValueError(f"buffer_minutes must not be negative, got {buffer_minutes}")
     length = timedelta(minutes=slot_minutes)
     step = timedelta(minutes=slot_minutes + buffer_minutes)
-    spans = sorted(Interval(as_utc(w.start), as_utc(w.end)) for w in windows)
+    spans = sorted(Interval(start, end) for start, end in windows)
     for earlier, later in itertools.pairwise(spans):
         if later.start < earlier.end:
             raise ValueError(f"windows overlap: {earlier} and {later}")

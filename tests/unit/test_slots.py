@@ -324,3 +324,20 @@ def test_free_slots_sorts_local_slots_in_real_time_across_the_fall_back_hour() -
     cells = grid([window(BERLIN, "2026-10-25", "01:00", "04:00")], 60, 0)
     in_local = [Interval(c.start.astimezone(BERLIN), c.end.astimezone(BERLIN)) for c in cells]
     assert free_slots(list(reversed(in_local)), []) == in_local
+
+
+def test_the_grid_of_the_repeated_hour_is_not_taken_for_the_first_one() -> None:
+    """The night the clocks go back, 02:00-02:30 happens twice in Europe/Berlin; the two
+    windows read alike on the wall clock (fold aside) but are an hour apart."""
+    berlin = ZoneInfo("Europe/Berlin")
+    first = Window(
+        datetime(2027, 10, 31, 2, 0, tzinfo=berlin), datetime(2027, 10, 31, 2, 30, tzinfo=berlin)
+    )
+    second = Window(
+        datetime(2027, 10, 31, 2, 0, fold=1, tzinfo=berlin),
+        datetime(2027, 10, 31, 2, 30, fold=1, tzinfo=berlin),
+    )
+    early = grid([first], 15, 0)
+    late = grid([second], 15, 0)
+    assert [s.start.astimezone(UTC).hour for s in early] == [0, 0]
+    assert [s.start.astimezone(UTC).hour for s in late] == [1, 1]
