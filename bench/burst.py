@@ -12,10 +12,19 @@ SQLite file as the service opens it (WAL, ``synchronous=FULL``), in process (DES
   what ``ptm-sync mail deliver`` runs.  Target >= 0.5.
 * ``burst_batched_over_floor``: ``ptm_sync.inbound.process_batch`` over batches of 50, one
   durable commit per batch, each message still all or nothing — the IMAP path.  Target >= 1.0.
-* ``double_bookings``: active meetings of one teacher that overlap, after both runs.  Target 0.
+* ``burst_pg_over_floor`` and ``burst_pg_batched_over_floor``: the same two runs on
+  PostgreSQL (each run on a copy of the school made with ``CREATE DATABASE … TEMPLATE``),
+  against the floor with its commit on PostgreSQL.  Targets as on SQLite.
+* ``double_bookings``: active meetings of one teacher that overlap, after every run.  Target 0.
 
 The floor (DESIGN §9): the same messages parsed with ``email`` and ``icalendar`` plus one
-durable single-row commit each, in this process.  Ratios are floor time over ours.
+durable single-row commit each, in this process, on the same database.  Ratios are floor
+time over ours.
+
+PostgreSQL is the server at ``PTM_BENCH_POSTGRES_URL``, else ``PTM_TEST_POSTGRES_URL``, else
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``; the role needs CREATEDB (the bench
+makes and drops the databases ``ptm_bench_burst*``).  When it cannot, the PostgreSQL
+figures are left out and the reason printed.
 
 Run from the repository root: ``.venv/bin/python bench/burst.py [--quick]``.
 """
@@ -25,20 +34,23 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import random
 import shutil
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 from _common import Figure, run, say
 from _school import NOW, config_text
-from inbound import floor
-from sqlalchemy import func, select
+from inbound import floor, parsed_uid
+from sqlalchemy import create_engine, func, make_url, select, text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ptm_sync import config as config_mod
@@ -73,16 +85,18 @@ ARRIVED = NOW + timedelta(hours=2)
 @dataclass(frozen=True, slots=True)
 class Burst:
     folder: Path
-    snapshot: Path
+    snapshot: Path  # the SQLite file, or the PostgreSQL template database's URL
     config: config_mod.Config
     messages: list[bytes]
     popular: int
+    postgres: str = ""  # the server's URL (any database) when the school is on PostgreSQL
 
 
-def _school_text(smtp: None = None) -> str:
-    text = config_text(smtp)
+def _school_text(database_url: str = "sqlite:///ptm.db") -> str:
+    text = config_text(None)
     old = text[text.index("windows = [") :].split("\n", 1)[0]
-    return text.replace(old, "windows = [" + ", ".join(f'"{w}"' for w in WINDOWS) + "]")
+    text = text.replace(old, "windows = [" + ", ".join(f'"{w}"' for w in WINDOWS) + "]")
+    return text.replace('url = "sqlite:///ptm.db"', f"url = {json.dumps(database_url)}")
 
 
 def _roster(teachers: int, families: int) -> tuple[SourceFile, SourceFile]:
@@ -104,10 +118,11 @@ def _roster(teachers: int, families: int) -> tuple[SourceFile, SourceFile]:
     )
 
 
-def burst(folder: Path, teachers: int, seed: int = SEED) -> Burst:
-    """The school, the offers of the counter-proposing families, and the burst's messages."""
+def burst(folder: Path, teachers: int, seed: int = SEED, database_url: str = "") -> Burst:
+    """The school, the offers of the counter-proposing families, and the burst's messages
+    (on ``database_url``, a SQLite file in ``folder`` by default)."""
     path = folder / "ptm-sync.toml"
-    path.write_text(_school_text())
+    path.write_text(_school_text(database_url) if database_url else _school_text())
     config = config_mod.parse(path.read_text(), path)
     db = Database(config.database.url)
     db.migrate()
@@ -126,6 +141,8 @@ def burst(folder: Path, teachers: int, seed: int = SEED) -> Burst:
             messages += _teacher_burst(session, applier, config, n, rng, len(messages))
     db.dispose()  # checkpoints the WAL: the file alone is the snapshot
     rng.shuffle(messages)
+    if database_url:
+        return Burst(folder, Path(), config, messages, teachers * POPULAR_PER_TEACHER)
     snapshot = folder / "snapshot.db"
     shutil.copyfile(folder / "ptm.db", snapshot)
     return Burst(folder, snapshot, config, messages, teachers * POPULAR_PER_TEACHER)
@@ -191,6 +208,11 @@ def _invitation(session: Session, meeting_id: int) -> bytes:
 
 
 def _fresh_db(work: Burst) -> Database:
+    if work.postgres:
+        _copy_database(work.postgres, TEMPLATE, RUN)
+        db = Database(work.config.database.url)
+        db.ping()
+        return db
     target = work.folder / "ptm.db"
     for suffix in ("-wal", "-shm"):
         target.with_name(target.name + suffix).unlink(missing_ok=True)
@@ -198,6 +220,62 @@ def _fresh_db(work: Burst) -> Database:
     db = Database(work.config.database.url)
     db.ping()  # the connection is opened before the clock starts, as in a running daemon
     return db
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+TEMPLATE = "ptm_bench_burst_school"
+RUN = "ptm_bench_burst_run"
+FLOOR = "ptm_bench_burst_floor"
+
+
+def postgres_server() -> str:
+    """The PostgreSQL server the bench may use (see the module's docstring)."""
+    return (
+        os.environ.get("PTM_BENCH_POSTGRES_URL")
+        or os.environ.get("PTM_TEST_POSTGRES_URL")
+        or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
+
+
+def _on(server: str, database: str) -> str:
+    return make_url(server).set(database=database).render_as_string(hide_password=False)
+
+
+def _admin(server: str, statements: list[str]) -> None:
+    engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            for statement in statements:
+                conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def _copy_database(server: str, template: str, target: str) -> None:
+    _admin(
+        server,
+        [f"DROP DATABASE IF EXISTS {target}", f"CREATE DATABASE {target} TEMPLATE {template}"],
+    )
+
+
+def _drop_databases(server: str) -> None:
+    _admin(server, [f"DROP DATABASE IF EXISTS {name}" for name in (RUN, FLOOR, TEMPLATE)])
+
+
+def postgres_floor(messages: list[bytes], server: str) -> float:
+    """The floor with its durable single-row commits on PostgreSQL (a database of its own)."""
+    _admin(server, [f"DROP DATABASE IF EXISTS {FLOOR}", f"CREATE DATABASE {FLOOR}"])
+    url = make_url(_on(server, FLOOR)).set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False)) as connection:
+        connection.execute("CREATE TABLE t (uid TEXT)")
+        connection.commit()
+        began = time.perf_counter()
+        for raw in messages:
+            connection.execute("INSERT INTO t VALUES (%s)", (parsed_uid(raw),))
+            connection.commit()
+        elapsed = time.perf_counter() - began
+    return elapsed
 
 
 def _decide(
@@ -254,27 +332,70 @@ def _batched(work: Burst) -> Callable[[Database], list[Outcome]]:
     return go
 
 
-_STATE: dict[str, object] = {}
+_STATE: dict[str, object] = {"doubles": 0}
+
+
+def _teachers(options: argparse.Namespace) -> int:
+    return 3 if options.quick else 30
+
+
+def _set_up(where: str, make: Callable[[], Burst]) -> Burst:
+    say(f"burst on {where}: setting up ...")
+    began = time.perf_counter()
+    work = make()
+    say(
+        f"  {len(work.messages)} messages for {work.popular} slots, set up in "
+        f"{time.perf_counter() - began:.1f} s"
+    )
+    return work
 
 
 def _work(options: argparse.Namespace) -> Burst:
+    """The school on a SQLite file (made once, copied for every run)."""
     if "work" not in _STATE:
-        teachers = 3 if options.quick else 30
+        teachers = _teachers(options)
         temp = Path(tempfile.mkdtemp(prefix="ptm-bench-burst-", dir=Path.cwd()))
         say(
             f"burst: {teachers} teachers x {POPULAR_PER_TEACHER} popular slots x "
-            f"{FAMILIES_PER_SLOT} families: setting up ..."
+            f"{FAMILIES_PER_SLOT} families"
         )
-        began = time.perf_counter()
-        work = burst(temp, teachers)
-        say(
-            f"  {len(work.messages)} messages for {work.popular} slots, set up in "
-            f"{time.perf_counter() - began:.1f} s"
-        )
-        _STATE.update(work=work, temp=temp, doubles=0)
+        _STATE.update(temp=temp, work=_set_up("SQLite", lambda: burst(temp, teachers)))
     work = _STATE["work"]
     assert isinstance(work, Burst)
     return work
+
+
+def _pg_work(options: argparse.Namespace) -> Burst:
+    """The school in a PostgreSQL database used as the template of every run's copy."""
+    if "pg_work" not in _STATE:
+        server = postgres_server()
+        temp = _work(options).folder / "postgresql"
+        temp.mkdir()
+        _drop_databases(server)
+        _admin(server, [f"CREATE DATABASE {TEMPLATE}"])
+        made = _set_up(
+            "PostgreSQL",
+            lambda: burst(temp, _teachers(options), database_url=_on(server, TEMPLATE)),
+        )
+        run_on = replace(made.config.database, url=_on(server, RUN))
+        _STATE["pg_work"] = replace(
+            made, config=replace(made.config, database=run_on), postgres=server
+        )
+    work = _STATE["pg_work"]
+    assert isinstance(work, Burst)
+    return work
+
+
+def postgres_unusable() -> str:
+    """Why the PostgreSQL figures cannot be measured here ("" when they can)."""
+    server = postgres_server()
+    try:
+        _admin(server, [f"DROP DATABASE IF EXISTS {FLOOR}", f"CREATE DATABASE {FLOOR}"])
+    except SQLAlchemyError as exc:
+        cause = exc.orig if isinstance(exc, DBAPIError) else exc
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        return f"PostgreSQL at {make_url(server).render_as_string()}: {first}"
+    return ""
 
 
 def _figure(
@@ -283,14 +404,17 @@ def _figure(
     how: str,
     make: Callable[[Burst], Callable[[Database], list[Outcome]]],
     target: float,
+    work: Burst,
 ) -> Figure:
     """Ours and the floor, measured in turns (floor, ours, floor, ours…), best of each: a
     machine whose speed drifts during the run disturbs both alike."""
-    work = _work(options)
     best = best_floor = float("inf")
     kinds: Counter[str] = Counter()
     for _ in range(max(1, options.repeat or 2)):
-        best_floor = min(best_floor, floor(work.messages, work.folder))
+        if work.postgres:
+            best_floor = min(best_floor, postgres_floor(work.messages, work.postgres))
+        else:
+            best_floor = min(best_floor, floor(work.messages, work.folder))
         elapsed, kinds, doubles = _decide(work, make(work))
         best = min(best, elapsed)
         _STATE["doubles"] = int(_STATE["doubles"]) + doubles  # type: ignore[call-overload]
@@ -302,23 +426,48 @@ def _figure(
     return Figure(name, best_floor / best, ">=", target)
 
 
+ONE = "ours, one commit per message "
+BATCHED = f"ours, one commit per {BATCH}     "
+
+
 def burst_over_floor(options: argparse.Namespace) -> Figure:
-    return _figure(options, "burst_over_floor", "ours, one commit per message ", _one_by_one, 0.5)
+    return _figure(options, "burst_over_floor", ONE, _one_by_one, 0.5, _work(options))
 
 
 def burst_batched_over_floor(options: argparse.Namespace) -> Figure:
-    return _figure(
-        options, "burst_batched_over_floor", f"ours, one commit per {BATCH}     ", _batched, 1.0
-    )
+    return _figure(options, "burst_batched_over_floor", BATCHED, _batched, 1.0, _work(options))
+
+
+def burst_pg_over_floor(options: argparse.Namespace) -> Figure:
+    return _figure(options, "burst_pg_over_floor", ONE, _one_by_one, 0.5, _pg_work(options))
+
+
+def burst_pg_batched_over_floor(options: argparse.Namespace) -> Figure:
+    work = _pg_work(options)
+    return _figure(options, "burst_pg_batched_over_floor", BATCHED, _batched, 1.0, work)
 
 
 def double_bookings_figure(options: argparse.Namespace) -> Figure:
     _work(options)
     shutil.rmtree(_STATE["temp"], ignore_errors=True)  # type: ignore[arg-type]
+    if "pg_work" in _STATE:
+        _drop_databases(postgres_server())
     return Figure("double_bookings", float(_STATE["doubles"]), "<=", 0)  # type: ignore[arg-type]
 
 
+def figures() -> list[Callable[[argparse.Namespace], Figure]]:
+    """Every figure this machine can measure; says why the PostgreSQL ones are left out."""
+    found: list[Callable[[argparse.Namespace], Figure]] = [
+        burst_over_floor,
+        burst_batched_over_floor,
+    ]
+    why_not = postgres_unusable()
+    if why_not:
+        say(f"burst: the PostgreSQL figures are left out: {why_not}")
+    else:
+        found += [burst_pg_over_floor, burst_pg_batched_over_floor]
+    return [*found, double_bookings_figure]
+
+
 if __name__ == "__main__":
-    raise SystemExit(
-        run(__doc__, [burst_over_floor, burst_batched_over_floor, double_bookings_figure])
-    )
+    raise SystemExit(run(__doc__, figures()))

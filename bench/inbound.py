@@ -101,6 +101,19 @@ def ours(work: Workload, snapshot: Path) -> tuple[float, Counter[str]]:
     return elapsed, outcomes
 
 
+def parsed_uid(raw: bytes) -> str:
+    """The floor's reading of one message: ``email`` parses it, ``icalendar`` its first
+    calendar part; the event's UID."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    for part in message.walk():
+        if part.get_content_type() in _CALENDAR_TYPES:
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            calendar = Calendar.from_ical(payload)
+            return str(calendar.events[0]["UID"])
+    raise AssertionError("a message of the workload without a calendar part")
+
+
 def floor(replies: list[bytes], folder: Path) -> float:
     """Parse each message with ``email`` + ``icalendar`` and commit one row durably."""
     path = folder / "floor.db"
@@ -111,15 +124,9 @@ def floor(replies: list[bytes], folder: Path) -> float:
     connection.execute("CREATE TABLE t (uid TEXT)")
     began = time.perf_counter()
     for raw in replies:
-        message = email.message_from_bytes(raw, policy=email.policy.default)
-        calendar = None
-        for part in message.walk():
-            if part.get_content_type() in _CALENDAR_TYPES:
-                calendar = Calendar.from_ical(part.get_payload(decode=True))
-                break
-        assert calendar is not None
+        uid = parsed_uid(raw)
         connection.execute("BEGIN")
-        connection.execute("INSERT INTO t VALUES (?)", (str(calendar.events[0]["UID"]),))
+        connection.execute("INSERT INTO t VALUES (?)", (uid,))
         connection.execute("COMMIT")
     elapsed = time.perf_counter() - began
     connection.close()

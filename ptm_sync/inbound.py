@@ -133,14 +133,13 @@ def process_batch(
     with db.write() as session:
         for raw, inbound, early, digest in read:
             try:
-                with session.begin_nested():
-                    outcome = _record_in(session, config, raw, inbound, early, digest, now, video)
+                # All or nothing: _record_in keeps each message's writes in a savepoint.
+                outcome = _record_in(session, config, raw, inbound, early, digest, now, video)
             except DBAPIError:
                 raise
             except Exception:
                 log.exception("inbound message could not be processed; kept in quarantine")
-                with session.begin_nested():
-                    outcome = _internal_error(session, raw, inbound, digest, now)
+                outcome = _internal_error(session, raw, inbound, digest, now)
             outcomes.append(outcome)
             # Each message stands alone: what it loaded is written (its savepoint is
             # released) and need not be tracked for the next ones, which would make every
@@ -186,13 +185,25 @@ def process(
 def _internal_error(
     session: Session, raw: bytes, inbound: imip.Inbound | None, digest: str, now: datetime
 ) -> Outcome:
+    return _quarantine(session, raw, inbound, digest, now, "internal-error")
+
+
+def _quarantine(
+    session: Session,
+    raw: bytes,
+    inbound: imip.Inbound | None,
+    digest: str,
+    now: datetime,
+    reason: str,
+) -> Outcome:
+    """Record the message in quarantine with ``reason``, changing nothing else (or, when
+    its digest is recorded already, report the duplicate)."""
     row_id = insert_new_id(
-        session,
-        _INBOUND,
-        _record_values(digest, now, inbound, "internal-error", raw),
-        key="digest",
+        session, _INBOUND, _record_values(digest, now, inbound, reason, raw), key="digest"
     )
-    return Outcome(QUARANTINED, "internal-error", None, row_id)
+    if row_id is None:
+        return Outcome(DUPLICATE, "already processed")
+    return Outcome(QUARANTINED, reason, None, row_id)
 
 
 def _record_values(
@@ -237,14 +248,28 @@ def _record_in(
     now: datetime,
     video: VideoProvider,
 ) -> Outcome:
-    """Record the message and its decision in the caller's write transaction."""
-    # The unique digest decides: a message seen before is not recorded again.
-    row_id = insert_new_id(
-        session, _INBOUND, _record_values(digest, now, inbound, "", None), key="digest"
-    )
-    if row_id is None:
-        return Outcome(DUPLICATE, "already processed")
-    return _decide_and_record(session, config, raw, inbound, early, row_id, now, video)
+    """Record the message and its decision in the caller's write transaction.
+
+    One savepoint holds the message's inbound row and all its decision wrote: a message
+    that ends in quarantine changes nothing but its own row, and a bug (raised) leaves
+    nothing of it behind.  (One savepoint, not one for the row and one for the decision:
+    on PostgreSQL each is a round trip, and a message costs about a dozen.)
+    """
+    if early is not None or inbound is None:
+        why = early.reason if early else "not-an-email"
+        return _quarantine(session, raw, inbound, digest, now, why)
+    try:
+        with session.begin_nested():
+            # The unique digest decides: a message seen before is not recorded again.
+            row_id = insert_new_id(
+                session, _INBOUND, _record_values(digest, now, inbound, "", None), key="digest"
+            )
+            if row_id is None:
+                return Outcome(DUPLICATE, "already processed")
+            decision = _decide(session, config, inbound, row_id, now, video)
+            return _write_decision(session, raw, row_id, decision)
+    except Unusable as exc:
+        return _quarantine(session, raw, inbound, digest, now, exc.reason)
 
 
 def reprocess(
@@ -313,6 +338,11 @@ def _decide_and_record(
                 decision = _decide(session, config, inbound, row_id, now, video, released)
         except Unusable as exc:
             decision = _Decision(QUARANTINED, exc.reason)
+    return _write_decision(session, raw, row_id, decision)
+
+
+def _write_decision(session: Session, raw: bytes, row_id: int, decision: _Decision) -> Outcome:
+    """The decision on the message's inbound row ``row_id``."""
     session.execute(
         _RECORD_DECISION,
         {

@@ -263,7 +263,10 @@ class Applier:
         asker = after.party(decision.asker) if decision.asker is not None else None
         if asker is not None and asker.reply_sequence is not None:
             row.reply_sequence, row.reply_dtstamp = asker.reply_sequence, asker.reply_dtstamp
-        load.forget_times(session, after.period, after.teacher.id)
+        if (before.start, before.end, before.state) != (after.start, after.end, after.state):
+            # The teacher's times hold each meeting's time and state, nothing else: an
+            # answer that changes neither (a declined counter) leaves them as read.
+            load.forget_times(session, after.period, after.teacher.id)
         links = {link.guardian_id: link for link in row.guardians}
         for party in after.parties:
             link = links.get(party.guardian_id)
