@@ -302,12 +302,21 @@ class CalDAVConnector:
         return url
 
     def update_event(self, calendar: CalendarRef, ref: RemoteRef, event: MeetingEvent) -> RemoteRef:
-        """PUT with If-Match (RFC 7232 §3.1): a changed event is WrongEtag, a gone one NotFound."""
+        """PUT with If-Match (RFC 7232 §3.1): a changed event is WrongEtag, a gone one NotFound.
+
+        When the precondition fails but the stored event already says what ``event`` says,
+        the write is done: it is our own earlier PUT whose new ETag was never recorded (the
+        process died between the PUT and the commit), not the teacher's change.
+        """
         url = self._object_url(calendar, ref.href)
         etag = ref.etag or self._etag(url, required=True)
         reply = self._put(url, event, {"If-Match": etag or "*"})
-        if reply.status == 412 and self._get(url) is None:
-            raise NotFound(f"{url}: the event is gone from the calendar")
+        if reply.status == 412:
+            stored = self._get(url)
+            if stored is None:
+                raise NotFound(f"{url}: the event is gone from the calendar")
+            if self._says(stored, event):
+                return RemoteRef(ref.href, stored.etag or self._etag(url))
         raise_for_status(reply, f"update {event.uid} at {url}", ok=(200, 201, 204))
         return RemoteRef(ref.href, reply.etag or self._etag(url))
 
@@ -321,6 +330,13 @@ class CalDAVConnector:
         if reply.status == 412 and self._get(url) is None:
             return
         raise_for_status(reply, f"delete {url}", ok=(200, 202, 204))
+
+    def _says(self, stored: Reply, event: MeetingEvent) -> bool:
+        """Whether the stored object already says what ``event`` says (unreadable: no)."""
+        try:
+            return meeting_matches(stored.text, event, self.tz)
+        except BadCalendarData:
+            return False
 
     def _put(self, url: str, event: MeetingEvent, condition: dict[str, str]) -> Reply:
         body = meeting_to_ical(event, self.tz, stamp=datetime.now(UTC)).to_ical()

@@ -354,6 +354,28 @@ def test_update_with_a_stale_etag_raises_wrong_etag(
         connector.update_event(calendar, ref, meeting(sequence=1))
 
 
+def test_an_update_already_written_with_its_etag_lost_is_done_not_a_conflict(
+    connector: CalDAVConnector, calendar: CalendarRef
+) -> None:
+    """The process died between the PUT and recording the new ETag: the retry's If-Match
+    fails, but the stored event is our own write, not the teacher's change."""
+    ref = connector.create_event(calendar, meeting())
+    moved = meeting(
+        start=datetime(2027, 4, 10, 14, 0, tzinfo=UTC),
+        end=datetime(2027, 4, 10, 14, 15, tzinfo=UTC),
+        sequence=1,
+    )
+    landed = connector.update_event(calendar, ref, moved)
+
+    again = connector.update_event(calendar, ref, moved)  # the old ETag, as the row holds
+
+    assert again == RemoteRef(ref.href, landed.etag)
+    (stored,) = connector.changes(calendar, None).changed
+    assert stored.etag == landed.etag  # nothing written twice
+    with pytest.raises(WrongEtag):  # a different update on the old ETag is still refused
+        connector.update_event(calendar, ref, meeting(sequence=2))
+
+
 def test_update_of_a_deleted_event_raises_not_found(
     caldav_server: EmbeddedCalDAV, connector: CalDAVConnector, calendar: CalendarRef
 ) -> None:
