@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sqlalchemy.exc import DBAPIError
-
 from ptm_sync import config as config_mod
 from ptm_sync.app import App
 from ptm_sync.checks import run_checks
 from ptm_sync.errors import PtmError, UserError
-from ptm_sync.exits import first_line
+from ptm_sync.filemodes import write_private
+from ptm_sync.redact import mask_urls
 from ptm_sync.store import Database
+from ptm_sync.store.db import database_outage, safe_error_text
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "data" / "ptm-sync.example.toml"
 
@@ -33,7 +33,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     if target.exists():
         print(f"{target} exists; keeping it")
     else:
-        target.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+        # Mode 0600 whatever the umask: the file may come to hold passwords (DESIGN §7).
+        write_private(target, EXAMPLE.read_text(encoding="utf-8"), replace=False)
         print(f"wrote {target}: edit [school], [mail], [[accounts]] and [[periods]]")
     config = config_mod.load(args.config or str(target))
     db = Database(config.database.url)
@@ -50,16 +51,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         app.db.ping()
     except PtmError as exc:
         problems.append(f"database: {exc}")
-    except DBAPIError as exc:
-        problems.append(f"database: {first_line(exc.orig)}")
     except Exception as exc:  # noqa: BLE001 - report, do not crash
-        problems.append(f"database: {first_line(exc)}")
+        problems.append(f"database: {database_outage(exc) or safe_error_text(exc)}")
     report = run_checks(app, roster=not problems)
     problems += report.problems
-    for line in problems:
-        print(line)
-    for note in report.notes:
-        print(f"note: {note}")
+    # Every line through one mask: an account's URL may carry user:password@ (DESIGN §7).
+    for line in [*problems, *report.warnings, *(f"note: {n}" for n in report.notes)]:
+        print(mask_urls(line))
     if problems:
         return 1
     print("ok: configuration, database and every configured service answer")
