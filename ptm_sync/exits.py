@@ -8,13 +8,12 @@ importing each other.
 from __future__ import annotations
 
 import sys
-import traceback
 
 from sqlalchemy.exc import DBAPIError
 
 from ptm_sync.errors import PtmError, UserError
 from ptm_sync.redact import mask_urls
-from ptm_sync.store.db import database_outage, safe_error_text
+from ptm_sync.store.db import database_outage, safe_error_text, safe_traceback
 
 #: Success.
 OK = 0
@@ -73,7 +72,7 @@ def _report(exc: BaseException, *, then: str) -> int:
         # statement or its parameters, which may hold a family's data.
         say(f"the database cannot be used: {safe_error_text(exc)}")
         return FAILED
-    sys.stderr.write(mask_urls("".join(traceback.format_exception(exc))))
+    sys.stderr.write(safe_traceback(exc))
     say("internal error (a bug: please report the traceback above)")
     return FAILED
 

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 from ptm_sync.redact import mask_urls
+from ptm_sync.store.db import safe_traceback
 
 #: The format of every log line: time, level, logger, message.
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -18,10 +19,18 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 class MaskingFormatter(logging.Formatter):
     """A log format that masks URL passwords and credential parameters in the whole record,
-    message and traceback alike (:func:`ptm_sync.redact.mask_urls`)."""
+    message and traceback alike (:func:`ptm_sync.redact.mask_urls`), and cuts a database
+    error in a traceback to its safe first line (:func:`ptm_sync.store.db.safe_traceback`:
+    PostgreSQL quotes the row's values in its message)."""
 
     def format(self, record: logging.LogRecord) -> str:
         return mask_urls(super().format(record))
+
+    def formatException(self, ei: Any) -> str:
+        exc = ei[1] if ei else None
+        if isinstance(exc, BaseException):
+            return safe_traceback(exc).rstrip("\n")
+        return super().formatException(ei)
 
 
 def configure_logging(level: int) -> None:

@@ -17,6 +17,7 @@ one line that names the database with its password masked and carries no SQL.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -135,6 +136,27 @@ def database_outage(exc: BaseException) -> str | None:
     cause = failure.orig if isinstance(failure, DBAPIError) and failure.orig else failure
     name = f"database {where}" if where else "the database"
     return f"{name} is unavailable: {safe_error_text(cause)}"
+
+
+def safe_traceback(exc: BaseException) -> str:
+    """``exc``'s traceback as :func:`traceback.format_exception` gives it, with the text of
+    every database error in its chain cut to :func:`safe_error_text`.
+
+    PostgreSQL puts the offending row's values in its message (``DETAIL: Key (email)=(…)``)
+    and SQLAlchemy adds the statement: the frames stay, for debugging; the data goes.
+    """
+    formatted = "".join(traceback.format_exception(exc))
+    for error in _chain(exc):
+        if isinstance(error, DBAPIError) or _from_driver(error):
+            full = str(error)
+            if full:
+                formatted = formatted.replace(full, safe_error_text(error))
+    return mask_url(formatted)
+
+
+def _from_driver(error: BaseException) -> bool:
+    module = type(error).__module__
+    return module == "sqlite3" or module.startswith("psycopg")
 
 
 def safe_error_text(error: BaseException | None) -> str:
