@@ -163,9 +163,17 @@ def test_init_writes_a_commented_config_and_creates_the_database(tmp_path: Path)
     assert written.read_text(encoding="utf-8") == text
 
 
-def test_init_into_a_missing_folder_is_one_line(tmp_path: Path) -> None:
-    line = one_line_error(ptm_sync(None, "init", tmp_path / "missing", cwd=tmp_path))
-    assert "missing" in line
+def test_init_creates_a_missing_folder(tmp_path: Path) -> None:
+    """DESIGN §7: `init [DIR]` creates DIR if missing (mode 0700: tests/e2e/test_private_files)."""
+    result = ptm_sync(None, "init", tmp_path / "missing", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "missing" / "ptm-sync.toml").is_file()
+
+
+def test_init_into_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("not a folder\n", encoding="utf-8")
+    line = one_line_error(ptm_sync(None, "init", tmp_path / "taken", cwd=tmp_path))
+    assert "taken" in line
 
 
 # --- check ----------------------------------------------------------------------------------

@@ -64,6 +64,22 @@ def test_init_creates_the_config_and_the_database_0600_whatever_the_umask(
             assert mode(folder / companion) == 0o600, companion
 
 
+def test_init_creates_its_folders_0700_and_puts_the_database_in_the_state_dir(
+    tmp_path: Path, umask: Callable[[int], None]
+) -> None:
+    folder, state = tmp_path / "etc" / "ptm-sync", tmp_path / "var" / "lib" / "ptm-sync"
+    umask(0o000)
+    result = ptm_sync(None, "init", folder, "--state-dir", state, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (mode(folder), mode(state)) == (0o700, 0o700)
+    assert (mode(folder / "ptm-sync.toml"), mode(state / "ptm-sync.db")) == (0o600, 0o600)
+    assert not (folder / "ptm-sync.db").exists()
+    # The written config finds the database there, and check finds nothing loose.
+    checked = ptm_sync(folder / "ptm-sync.toml", "check")
+    assert not [line for line in checked.stdout.splitlines() if "is mode" in line], checked.stdout
+    assert f"database ready: sqlite:///{state / 'ptm-sync.db'}" in result.stdout
+
+
 def test_sqlites_wal_and_shm_files_are_private_like_the_database(
     tmp_path: Path, umask: Callable[[int], None]
 ) -> None:
