@@ -231,3 +231,25 @@ def test_check_never_prints_the_password_of_an_account_url(tmp_path: Path) -> No
         line for line in result.stdout.splitlines() if line.startswith("account district")
     )
     assert "ptm:***@127.0.0.1" in district, district
+
+
+def test_sync_never_prints_the_password_of_an_account_url(tmp_path: Path) -> None:
+    url = f"http://ptm:Hunter2-secret@127.0.0.1:{free_port()}/"  # nobody listens
+    accounts = [{"id": "district", "type": "caldav", "url": url}]
+    config = write_config(
+        tmp_path,
+        config_text(
+            school=SCHOOL, database_url="sqlite:///ptm.db", periods=[PERIOD], accounts=accounts
+        ),
+    )
+    teachers = tmp_path / "teachers.csv"
+    teachers.write_text(
+        "email,name,account,calendar,room\nada@l.org,Ada Lovelace,district,/ada/,101\n",
+        encoding="utf-8",
+    )
+    assert ptm_sync(config, "roster", "import", teachers).returncode == 0
+    result = ptm_sync(config, "-vv", "sync")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Hunter2-secret" not in result.stdout + result.stderr
+    [failed] = [line for line in result.stdout.splitlines() if "FAILED" in line]
+    assert "ptm:***@127.0.0.1" in failed, failed
