@@ -87,6 +87,14 @@ _SQLITE_OUTAGES = (
     "database or disk is full",
 )
 
+#: What PostgreSQL says at connect time about a mistake in the URL (not an outage): the
+#: error carries no SQLSTATE then, only libpq's words.
+_POSTGRES_USER_ERRORS = (
+    "authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",
+)
+
 
 def _chain(exc: BaseException) -> list[BaseException]:
     """``exc`` and the exceptions it was raised from or during (``__cause__``/``__context__``)."""
@@ -110,9 +118,18 @@ def _is_outage(error: BaseException) -> bool:
     module = type(error).__module__
     if module.startswith("psycopg"):
         # psycopg's OperationalError covers lost and refused connections, an administrator's
-        # shutdown (57P01), serialization failures and deadlocks: all worth a later retry.
+        # shutdown (57P01), serialization failures and deadlocks: all worth a later retry;
+        # but also a refused login or a missing database, which the user must fix.
         names = {cls.__name__ for cls in type(error).__mro__}
-        return bool(names & {"OperationalError", "InterfaceError"})
+        if not names & {"OperationalError", "InterfaceError"}:
+            return False
+        sqlstate = getattr(error, "sqlstate", None) or ""
+        text = str(error).lower()
+        return not (
+            sqlstate.startswith("28")
+            or sqlstate == "3D000"
+            or any(words in text for words in _POSTGRES_USER_ERRORS)
+        )
     if module == "sqlite3" and type(error).__name__ == "OperationalError":
         text = str(error).lower()
         return any(words in text for words in _SQLITE_OUTAGES)

@@ -12,13 +12,16 @@ import logging
 from contextlib import redirect_stderr
 
 import pytest
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ptm_sync.exits import FAILED, handle_error
 from ptm_sync.output import LOG_FORMAT, MaskingFormatter
 from ptm_sync.store import Database
 from ptm_sync.store.db import database_outage, safe_traceback
 from ptm_sync.store.tables import Guardian
+from tests.support.database import postgres_base_url
+from tests.support.servers import free_port
 
 NAME, EMAIL = "Pat Johnson-Privacy", "pat.privacy@example.net"
 
@@ -54,3 +57,20 @@ def test_what_is_printed_and_logged_of_it_names_nobody(db: Database) -> None:
     assert "Traceback" in logged
     for text in (traceback_text, err.getvalue(), logged):
         assert NAME not in text and EMAIL not in text, text
+
+
+def test_a_missing_postgresql_database_is_a_mistake_and_a_refused_port_an_outage() -> None:
+    base = make_url(postgres_base_url())
+    missing = Database(base.set(database="ptm_no_such_database").render_as_string(False))
+    refused = Database(base.set(port=free_port()).render_as_string(False))
+    try:
+        with pytest.raises(OperationalError) as mistake:
+            missing.ping()
+        with pytest.raises(OperationalError) as outage:
+            refused.ping()
+    finally:
+        missing.dispose()
+        refused.dispose()
+    assert database_outage(mistake.value) is None  # fix the URL: not "try again later"
+    line = database_outage(outage.value)
+    assert line is not None and line.startswith("database postgresql+psycopg://"), line
