@@ -34,7 +34,6 @@ from ptm_sync.errors import ConfigError, NotFoundError, Unusable, UserError
 from ptm_sync.model import Interval
 from ptm_sync.room_mailbox import booking_request
 from ptm_sync.store import Database, Inbound, Meeting, MeetingGuardian, MeetingStudent, Teacher
-from ptm_sync.store.db import database_outage
 from ptm_sync.store.insert import insert_new_id
 from ptm_sync.store.secret import signing_secret
 from ptm_sync.video import VideoProvider
@@ -138,9 +137,7 @@ def process_batch(
                 outcome = _record_in(session, config, raw, inbound, early, digest, now, video)
             except DBAPIError:
                 raise
-            except Exception as exc:
-                if database_outage(exc):  # e.g. a rollback refused after the connection died
-                    raise
+            except Exception:
                 log.exception("inbound message could not be processed; kept in quarantine")
                 outcome = _internal_error(session, raw, inbound, digest, now)
             outcomes.append(outcome)
@@ -177,9 +174,7 @@ def process(
         return _record(db, config, raw, inbound, early, digest, now, video)
     except DBAPIError:
         raise  # the database is away: the caller retries later (EX_TEMPFAIL, next IMAP pass)
-    except Exception as exc:
-        if database_outage(exc):  # an outage behind another error: defer, not quarantine
-            raise
+    except Exception:
         # A bug must neither lose the message nor block the ones behind it: it is kept in
         # quarantine, where staff can see it, and processing goes on.
         log.exception("inbound message could not be processed; kept in quarantine")
