@@ -17,6 +17,7 @@ one line that names the database with its password masked and carries no SQL.
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,7 +49,25 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 _WRITE = "ptm_write"
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL; None in memory or for a ``file:`` URI."""
+    path = url.removeprefix("sqlite:///")
+    if not path or path == ":memory:" or path.startswith("file:") or path == url:
+        return None
+    return Path(path)
+
+
+def _sqlite_setup(engine: Engine, url: str) -> None:
+    database = _sqlite_file(url)
+
+    @event.listens_for(engine, "do_connect")
+    def _private_file(*_: Any) -> None:
+        # A missing database file is created mode 0600 before SQLite opens it (SQLite would
+        # create it by the umask); its -wal and -shm files take their mode from it.
+        if database is not None:
+            with contextlib.suppress(OSError):  # no folder, no permission: SQLite says so
+                create_private(database)
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
@@ -205,7 +224,7 @@ class Database:
                 engine = create_engine(
                     url, echo=echo, hide_parameters=True, connect_args={"timeout": 30}
                 )
-                _sqlite_setup(engine)
+                _sqlite_setup(engine, url)
             else:
                 engine = create_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=True)
         except (ArgumentError, NoSuchModuleError) as exc:
@@ -226,17 +245,10 @@ class Database:
 
     @staticmethod
     def _prepare_sqlite_path(url: str) -> None:
-        """Refuse a missing folder; create a missing database file mode 0600 (it will hold
-        the UID signing secret and every family's data) before SQLite opens it."""
-        path = url.removeprefix("sqlite:///")
-        if path and path != ":memory:" and not path.startswith("file:"):
-            parent = Path(path).parent
-            if not parent.exists():
-                raise UserError(f"database.url: folder {parent} does not exist")
-            try:
-                create_private(Path(path))
-            except OSError as exc:
-                raise UserError(f"database.url: cannot create {path}: {exc.strerror}") from None
+        """Refuse a missing folder (the database file itself is made at first connect)."""
+        path = _sqlite_file(url)
+        if path is not None and not path.parent.exists():
+            raise UserError(f"database.url: folder {path.parent} does not exist")
 
     @property
     def dialect(self) -> str:
