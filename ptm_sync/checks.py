@@ -1,14 +1,27 @@
-"""`ptm-sync check`: one line per problem with the config, calendars and mail servers."""
+"""`ptm-sync check`: one line per problem with the config, calendars and mail servers.
+
+Besides problems (which make `check` exit 1) it gives warnings (DESIGN §7: lines starting
+``warning:``, exit 0): files holding secrets or families' data that group or others may read
+(the config, ``*_file`` secrets, the SQLite database), and a mail login that would send its
+password without TLS.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import make_url, select
+from sqlalchemy.exc import ArgumentError
 
 from connectors.base import open_connector
 from ptm_sync.app import App
+from ptm_sync.config import Config, ImapConfig, Secret, SmtpConfig
 from ptm_sync.errors import PtmError
+from ptm_sync.filemodes import loose_files, sqlite_files
 from ptm_sync.mail import imap, smtp
 from ptm_sync.periods import horizon
 from ptm_sync.store import Teacher
@@ -22,6 +35,8 @@ class CheckReport:
 
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Lines starting ``warning:``: worth fixing, not failures (DESIGN §7).
+    warnings: list[str] = field(default_factory=list)
 
 
 def _under(area: str, lines: list[str]) -> list[str]:
@@ -80,4 +95,89 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
         )
     elif mail.smtp is None:
         report.notes.append("mail.smtp: [mail.smtp] is not configured; invitations cannot be sent")
+    report.warnings.extend(warnings(config))
     return report
+
+
+def warnings(config: Config) -> list[str]:
+    """The ``warning:`` lines for ``config``: private files readable by others, cleartext
+    mail logins.  Reads file modes only; connects to nothing."""
+    found = list(loose_files(private_files(config)))
+    mail = config.mail
+    if mail is not None:
+        found += cleartext_logins(mail.smtp, mail.imap)
+    return found
+
+
+def cleartext_logins(smtp_config: SmtpConfig | None, imap_config: ImapConfig | None) -> list[str]:
+    """A warning for each mail login that would send its password without TLS: a password is
+    configured while neither ``ssl`` nor ``starttls`` is set (RFC 8314 §3: use TLS for mail
+    submission and access).  Loopback servers are no exception: what a password opens must
+    not depend on who may read the wire."""
+    found = []
+    smtp_logs_in = smtp_config is not None and smtp_config.password and smtp_config.username
+    if smtp_config is not None and smtp_logs_in and not (smtp_config.ssl or smtp_config.starttls):
+        found.append(
+            f"warning: mail.smtp: the login to {smtp_config.host}:{smtp_config.port} sends "
+            "the password without TLS; set starttls = true (port 587) or ssl = true (465)"
+        )
+    imap_logs_in = imap_config is not None and imap_config.password
+    if imap_config is not None and imap_logs_in and not (imap_config.ssl or imap_config.starttls):
+        found.append(
+            f"warning: mail.imap: the login to {imap_config.host}:{imap_config.port} sends "
+            "the password without TLS; set ssl = true (port 993) or starttls = true (143)"
+        )
+    return found
+
+
+def private_files(config: Config) -> Iterator[tuple[str, Path]]:
+    """(what, path) of every file that holds secrets or families' data: the config file,
+    each ``*_file`` secret and key file it names, the SQLite database and its companions."""
+    if config.path is not None:
+        yield "config", config.path
+    base = config.path.parent if config.path is not None else Path.cwd()
+    for key, path in _secret_files(config, ""):
+        yield key, path if path.is_absolute() else base / path
+    database = _sqlite_path(config.database.url)
+    if database is not None:
+        for path in sqlite_files(database):
+            yield "database", path
+
+
+#: ``*_file`` keys that name public files (a CA certificate), not secrets.
+_PUBLIC_FILES = frozenset({"ca_file"})
+
+
+def _secret_files(value: Any, key: str) -> Iterator[tuple[str, Path]]:
+    if isinstance(value, Secret):
+        if value.file is not None:
+            yield f"{value.key}_file", value.file
+        return
+    if isinstance(value, tuple | list):
+        for i, item in enumerate(value):
+            yield from _secret_files(item, f"{key}[{i}]")
+        return
+    if not dataclasses.is_dataclass(value) or isinstance(value, type):
+        return
+    for f in dataclasses.fields(value):
+        if f.metadata.get("internal"):
+            continue
+        item = getattr(value, f.name)
+        dotted = f"{key}.{f.name}" if key else f.name
+        if f.name.endswith("_file") and f.name not in _PUBLIC_FILES:
+            if isinstance(item, str | Path) and str(item):
+                yield dotted, Path(item).expanduser()
+            continue
+        yield from _secret_files(item, dotted)
+
+
+def _sqlite_path(url: str) -> Path | None:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)

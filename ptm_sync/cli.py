@@ -15,6 +15,7 @@ from typing import Any
 from ptm_sync import __version__
 from ptm_sync.commands import COMMAND_MODULES
 from ptm_sync.exits import handle_error
+from ptm_sync.output import configure_logging
 
 
 class _CommandParser(argparse.ArgumentParser):
@@ -56,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level)  # URL passwords masked in every line
     try:
         result = args.func(args)
     except BaseException as exc:

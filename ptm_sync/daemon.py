@@ -27,6 +27,7 @@ from ptm_sync.services import (
     process_inbox,
     video_provider,
 )
+from ptm_sync.store.db import database_outage
 from ptm_sync.store.locks import poller_lock
 from ptm_sync.sync import Connectors, sync
 from ptm_sync.web.pages import Site
@@ -108,9 +109,13 @@ class Daemon:
         assert imap is not None
         backoff = 5.0
         while not self.stopping.is_set():
-            with poller_lock(self.app.db, "imap") as mine:
-                if mine:
-                    backoff = self._watch(imap, backoff)
+            try:
+                with poller_lock(self.app.db, "imap") as mine:
+                    if mine:
+                        backoff = self._watch(imap, backoff)
+            except Exception as exc:  # noqa: BLE001 - the watcher outlives any one failure
+                self._failed("IMAP watcher", exc)
+                backoff = min(backoff * 2, 300.0)
             if not self.stopping.is_set():
                 # Another replica watches the inbox (or we lost the connection): look again.
                 self.stopping.wait(backoff)
@@ -146,19 +151,31 @@ class Daemon:
                     log.warning("IMAP: %s; retrying in %.0f s", exc, backoff)
                     self.stopping.wait(backoff)
                     backoff = min(backoff * 2, 300.0)
-                except Exception:
-                    log.exception("IMAP watcher failed; retrying")
+                except Exception as exc:  # noqa: BLE001 - logged; the watch goes on
+                    self._failed("IMAP watcher", exc)
                     self.stopping.wait(backoff)
+                    backoff = min(backoff * 2, 300.0)
         return backoff
 
     def _guard(self, job: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
             try:
                 job()
-            except Exception:
-                log.exception("job %s failed", getattr(job, "__name__", job))
+            except Exception as exc:  # noqa: BLE001 - logged; the next run tries again
+                self._failed(f"job {getattr(job, '__name__', job)}", exc)
 
         return run
+
+    @staticmethod
+    def _failed(what: str, exc: Exception) -> None:
+        """Log a failure: an outage in one line (which database, what happened; no SQL,
+        no parameters), anything else as the bug it is, with its traceback (statement
+        parameters are hidden by the engine, URL passwords by the log format)."""
+        outage = database_outage(exc)
+        if outage is not None:
+            log.warning("%s: %s; trying again later", what, outage)
+        else:
+            log.exception("%s failed", what)
 
     def start(self) -> str:
         """Start the web server and schedule the jobs; returns the pages' URL."""

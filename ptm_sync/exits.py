@@ -8,11 +8,12 @@ importing each other.
 from __future__ import annotations
 
 import sys
-import traceback
 
 from sqlalchemy.exc import DBAPIError
 
 from ptm_sync.errors import PtmError, UserError
+from ptm_sync.redact import mask_urls
+from ptm_sync.store.db import database_outage, safe_error_text, safe_traceback
 
 #: Success.
 OK = 0
@@ -25,35 +26,57 @@ EX_TEMPFAIL = 75
 INTERRUPTED = 130
 
 
-def handle_error(exc: BaseException) -> int:
-    """Map an exception to a message on stderr and an exit code.
+#: What `mail deliver` adds when it keeps a message for the MTA to retry (DESIGN §7).
+DEFERRED = "message deferred (EX_TEMPFAIL); the MTA will retry"
+
+
+def handle_error(exc: BaseException, *, deferred: bool = False) -> int:
+    """Map an exception to one line on stderr and an exit code.
 
     :class:`UserError` and other :class:`PtmError` print one line (the latter with a hint
-    when the failure is temporary); anything else is a bug and prints its traceback.
+    when the failure is temporary).  A database outage (connection lost or refused,
+    ``database is locked`` after the busy timeout, disk I/O error; see
+    :func:`~ptm_sync.store.db.database_outage`) is not a bug: one line naming the database
+    with its password masked, no SQL, no parameters, no traceback.  Anything else is a bug
+    and prints its traceback (statement parameters are hidden by the engine).  Every line
+    has the passwords of URLs in it masked (:func:`~ptm_sync.redact.mask_urls`).
+
+    ``deferred`` (`mail deliver`): the message is kept for the MTA, so the line says so
+    and the exit code is :data:`EX_TEMPFAIL` whatever the error.
     """
+    code = _report(exc, then=f"; {DEFERRED}" if deferred else "")
+    return EX_TEMPFAIL if deferred and code != INTERRUPTED else code
+
+
+def _report(exc: BaseException, *, then: str) -> int:
+    def say(line: str) -> None:
+        print(mask_urls(f"ptm-sync: {line}{then}"), file=sys.stderr)
+
     if isinstance(exc, KeyboardInterrupt):
-        print("ptm-sync: interrupted", file=sys.stderr)
+        say("interrupted")
         return INTERRUPTED
+    if isinstance(exc, BrokenPipeError) and not then:
+        return OK
     if isinstance(exc, UserError):
-        print(f"ptm-sync: {exc}", file=sys.stderr)
+        say(str(exc))
+        return FAILED
+    outage = database_outage(exc)
+    if outage is not None:
+        say(f"{outage} (temporary; try again later)")
         return FAILED
     if isinstance(exc, PtmError):
-        hint = " (temporary; try again later)" if exc.retryable else ""
-        print(f"ptm-sync: {exc}{hint}", file=sys.stderr)
+        say(f"{exc}" + (" (temporary; try again later)" if exc.retryable else ""))
         return FAILED
-    if isinstance(exc, BrokenPipeError):
-        return OK
     if isinstance(exc, DBAPIError):
-        # The database is away or unusable (not a bug): one line, and never the statement
-        # or its parameters, which may hold a family's data.
-        print(f"ptm-sync: the database cannot be used: {first_line(exc.orig)}", file=sys.stderr)
+        # The database is unusable (not reachable is above): one line, and never the
+        # statement or its parameters, which may hold a family's data.
+        say(f"the database cannot be used: {safe_error_text(exc)}")
         return FAILED
-    traceback.print_exception(exc)
-    print("ptm-sync: internal error (a bug: please report the traceback above)", file=sys.stderr)
+    sys.stderr.write(safe_traceback(exc))
+    say("internal error (a bug: please report the traceback above)")
     return FAILED
 
 
 def first_line(error: BaseException | None) -> str:
-    """The first line of an error's text (drivers add SQL, parameters and links after it)."""
-    text = str(error or "").strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
+    """The first line of an error's text, safe to print (no SQL, parameters or passwords)."""
+    return safe_error_text(error)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, aliased
 
 from ptm_sync.errors import PtmError
 from ptm_sync.store import Database, Outbox
+from ptm_sync.store.db import database_outage
 from ptm_sync.store.insert import insert_new
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,8 @@ def deliver(
             _failed(db, row.id, exc, clock(), report)
             continue
         except Exception as exc:
+            if database_outage(exc):  # our database, not this row: no attempt counted
+                raise
             log.exception("outbox row %d (%s) failed unexpectedly", row.id, row.kind)
             failure = PtmError(f"unexpected {type(exc).__name__}: {exc}")
             failure.retryable = True  # counted: dead-lettered after MAX_ATTEMPTS

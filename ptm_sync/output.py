@@ -1,13 +1,51 @@
-"""Rendering rows for the command line: table, JSON, CSV (DESIGN §7)."""
+"""Rendering rows for the command line: table, JSON, CSV (DESIGN §7); the log format."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
+
+from ptm_sync.redact import mask_urls
+from ptm_sync.store.db import safe_traceback
+
+#: The format of every log line: time, level, logger, message.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class MaskingFormatter(logging.Formatter):
+    """A log format that masks URL passwords and credential parameters in the whole record,
+    message and traceback alike (:func:`ptm_sync.redact.mask_urls`), and cuts a database
+    error in a traceback to its safe first line (:func:`ptm_sync.store.db.safe_traceback`:
+    PostgreSQL quotes the row's values in its message)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_urls(super().format(record))
+
+    def formatException(self, ei: Any) -> str:
+        exc = ei[1] if ei else None
+        if isinstance(exc, BaseException):
+            return safe_traceback(exc).rstrip("\n")
+        return super().formatException(ei)
+
+
+def configure_logging(level: int) -> None:
+    """Log to stderr at ``level`` through :class:`MaskingFormatter`.
+
+    Like :func:`logging.basicConfig`: once per process, and not at all when the root logger
+    has handlers already (a program that embeds ptm-sync, a test runner).
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(MaskingFormatter(LOG_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level)
 
 
 def _plain(value: Any) -> Any:

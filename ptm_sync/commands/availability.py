@@ -8,6 +8,7 @@ import sys
 from ptm_sync import output, render
 from ptm_sync.app import App
 from ptm_sync.availability import period_matrix, period_slots
+from ptm_sync.redact import mask_urls
 from ptm_sync.sync import opened, sync
 
 SLOT_COLUMNS = ["teacher", "teacher_key", "period", "start", "end"]
@@ -40,7 +41,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     for r in results:
         if r.error:
             failed += 1
-            print(f"{r.teacher}: FAILED: {r.error}")
+            print(mask_urls(f"{r.teacher}: FAILED: {r.error}"))  # an account URL's password
         else:
             kind = "full" if r.full else "incremental"
             print(f"{r.teacher}: {kind}, {r.changed} changed, {r.removed} removed")

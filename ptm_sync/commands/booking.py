@@ -14,6 +14,7 @@ from ptm_sync.commands.common import deliver
 from ptm_sync.invite import invite
 from ptm_sync.model import MeetingState
 from ptm_sync.records import MeetingRecord, Transition, meeting_record
+from ptm_sync.redact import mask_urls
 from ptm_sync.services import flush_outbox, video_provider
 from ptm_sync.store import Guardian, Meeting, MeetingGuardian, MeetingStudent, Student, Teacher
 from ptm_sync.sync import opened
@@ -166,7 +167,7 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
         report = flush_outbox(app.db, app.config, connectors, app.now)
     print(f"delivered {report.delivered}; {report.retried} will be retried; {report.dead} failed")
     for error in report.errors:
-        print(f"  {error}")
+        print(mask_urls(f"  {error}"))  # a calendar URL's password
     return 0
 
 

@@ -11,7 +11,7 @@ from ptm_sync import output
 from ptm_sync.app import App
 from ptm_sync.commands.common import deliver
 from ptm_sync.errors import UserError
-from ptm_sync.exits import EX_TEMPFAIL, handle_error
+from ptm_sync.exits import handle_error
 from ptm_sync.inbound import process, reprocess
 from ptm_sync.records import InboundRecord, inbound_record
 from ptm_sync.services import fetch_mail, video_provider
@@ -59,9 +59,7 @@ def cmd_deliver(args: argparse.Namespace) -> int:
         app = App.from_args(args)
         outcome = process(app.db, app.config, raw, now=app.now(), video=video_provider(app.config))
     except Exception as exc:  # noqa: BLE001 - anything: defer, never bounce
-        handle_error(exc)
-        print("ptm-sync: message deferred (EX_TEMPFAIL); the MTA will retry", file=sys.stderr)
-        return EX_TEMPFAIL
+        return handle_error(exc, deferred=True)  # one line, EX_TEMPFAIL
     print(outcome)
     return 0
 

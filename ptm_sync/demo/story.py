@@ -44,6 +44,7 @@ from ptm_sync.daemon import Daemon
 from ptm_sync.demo import organizers, parents, school
 from ptm_sync.embedded import EmbeddedServer, SmtpSink, free_port, start_radicale, start_smtp_sink
 from ptm_sync.errors import UserError
+from ptm_sync.filemodes import make_private_dir, write_private
 
 DEMO_USER = "demo"
 
@@ -156,7 +157,7 @@ def book_through_the_booking_address(config: Path, folder: Path, sink: SmtpSink)
     """Two late families ask Grace's booking address for one free time; the first wins."""
     grace = school.TEACHERS[2]
     late = folder / "families-late.csv"
-    late.write_text(school.late_families_csv(), encoding="utf-8")
+    write_private(late, school.late_families_csv())
     _say("\n== Two families join late and invite a teacher's booking address directly.")
     _run(config, "roster", "import", str(late))
     free = json.loads(
@@ -225,7 +226,7 @@ def show_teacher_calendars(radicale: EmbeddedServer, paths: dict[str, str]) -> N
 
 def run(args: argparse.Namespace) -> int:
     folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="ptm-sync-demo-"))
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_dir(folder)  # 0700, as ptm-sync keeps every folder of families' data
     if any(folder.iterdir()) and args.dir:
         raise UserError(f"{folder} is not empty; the demo needs an empty folder")
     today = date.today()
@@ -241,10 +242,11 @@ def run(args: argparse.Namespace) -> int:
         paths = seed_calendars(radicale, today)
         for teacher in school.TEACHERS:
             _say(f"  {teacher.name:<14} {teacher.story}")
-        (folder / "teachers.csv").write_text(school.teachers_csv(paths), encoding="utf-8")
-        (folder / "families.csv").write_text(school.families_csv(), encoding="utf-8")
+        write_private(folder / "teachers.csv", school.teachers_csv(paths))
+        write_private(folder / "families.csv", school.families_csv())
         config = folder / "ptm-sync.toml"
-        config.write_text(
+        write_private(
+            config,
             school.config_toml(
                 radicale_url=radicale.url,
                 database=str(folder / "ptm-sync.db"),
@@ -252,7 +254,6 @@ def run(args: argparse.Namespace) -> int:
                 today=today,
                 smtp_port=sink.port,
             ),
-            encoding="utf-8",
         )
         _run(config, "roster", "import", str(folder / "teachers.csv"), str(folder / "families.csv"))
         _run(config, "sync")

@@ -48,7 +48,6 @@ FETCH_BATCH = 50
 IDLE_RENEW_SECONDS = 600.0
 #: Reconnecting by default: at once, then after about 0.5 and 1 seconds, then give up.
 RECONNECT = Backoff(first=0.5, cap=300.0, attempts=3)
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 T = TypeVar("T")
 
 
@@ -357,10 +356,7 @@ def check(config: ImapConfig, *, tls_context: ssl.SSLContext | None = None) -> l
     problem; empty when all is well.
     """
     problems: list[str] = []
-    if not (config.ssl or config.starttls) and config.host not in _LOOPBACK:
-        problems.append(
-            "mail.imap: the password would travel in clear; set ssl = true or starttls = true"
-        )
+    # A login without TLS is a warning of `check` (ptm_sync.checks.cleartext_logins).
     reader = ImapReader(config, tls_context=tls_context, backoff=Backoff(attempts=0))
     try:
         reader.connect()

@@ -32,7 +32,6 @@ from ptm_sync.errors import ConfigError, MailAuthFailed, MailRejected, MailUnava
 log = logging.getLogger(__name__)
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class _Dropped(Exception):
@@ -319,10 +318,7 @@ def check(config: SmtpConfig, *, tls_context: ssl.SSLContext | None = None) -> l
     No mail is sent.  Returns one line per problem; empty when all is well.
     """
     problems: list[str] = []
-    if config.username and not (config.starttls or config.ssl) and config.host not in _LOOPBACK:
-        problems.append(
-            "mail.smtp: the password would travel in clear; set starttls = true or ssl = true"
-        )
+    # A login without TLS is a warning of `check` (ptm_sync.checks.cleartext_logins).
     sender = SmtpSender(config, tls_context=tls_context)
     try:
         sender.connect()

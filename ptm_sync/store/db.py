@@ -4,10 +4,21 @@ SQLite is opened in WAL mode with ``synchronous=FULL`` (the booking ledger must 
 power cut), foreign keys on, and a busy timeout; write transactions start with
 ``BEGIN IMMEDIATE`` so two writers queue at the start instead of failing at commit.
 PostgreSQL is reached through ``postgresql+psycopg://``.
+
+Both engines are made with ``hide_parameters=True``: a statement's parameters (a guardian's
+name, an address, a mail body) never appear in an exception's text, a log line or a
+traceback.  A new SQLite database file is created mode 0600 before SQLite opens it (its
+``-wal``/``-shm`` files take that mode from it), in a folder that must exist.
+
+:func:`database_outage` tells an outage (connection lost or refused, server shutting down,
+``database is locked`` after the busy timeout, a disk I/O error) from a bug, and says it in
+one line that names the database with its password masked and carries no SQL.
 """
 
 from __future__ import annotations
 
+import contextlib
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,16 +29,45 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from ptm_sync.errors import StoreError, UserError
+from ptm_sync.filemodes import create_private
+from ptm_sync.redact import mask_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _WRITE = "ptm_write"
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL; None in memory or for a ``file:`` URI."""
+    path = url.removeprefix("sqlite:///")
+    if not path or path == ":memory:" or path.startswith("file:") or path == url:
+        return None
+    return Path(path)
+
+
+def _sqlite_setup(engine: Engine, url: str) -> None:
+    database = _sqlite_file(url)
+
+    @event.listens_for(engine, "do_connect")
+    def _private_file(*_: Any) -> None:
+        # A missing database file is created mode 0600 before SQLite opens it (SQLite would
+        # create it by the umask); its -wal and -shm files take their mode from it.
+        if database is not None:
+            with contextlib.suppress(OSError):  # no folder, no permission: SQLite says so
+                create_private(database)
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
@@ -50,9 +90,127 @@ def _sqlite_setup(engine: Engine) -> None:
 def _masked(url: str) -> str:
     """The URL with its password hidden, even when SQLAlchemy cannot use it."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return mask_url(make_url(url).render_as_string(hide_password=True))
     except ArgumentError:
         return "(an unreadable URL)"
+
+
+#: The attribute :class:`Database` sets on a failed statement's exception: which database.
+_WHERE = "ptm_database"
+#: SQLite's words for "cannot be used right now", as opposed to a wrong statement.
+_SQLITE_OUTAGES = (
+    "database is locked",
+    "database table is locked",
+    "disk i/o error",
+    "unable to open database file",
+    "database or disk is full",
+)
+
+#: What PostgreSQL says at connect time about a mistake in the URL (not an outage): the
+#: error carries no SQLSTATE then, only libpq's words.
+_POSTGRES_USER_ERRORS = (
+    "authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",
+)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or during (``__cause__``/``__context__``)."""
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in found and len(found) < 20:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def _is_outage(error: BaseException) -> bool:
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated or isinstance(error, InterfaceError):
+            return True
+        if isinstance(error, OperationalError):
+            return error.orig is None or _is_outage(error.orig)
+        return False
+    if isinstance(error, DisconnectionError | PoolTimeout):
+        return True
+    module = type(error).__module__
+    if module.startswith("psycopg"):
+        # psycopg's OperationalError covers lost and refused connections, an administrator's
+        # shutdown (57P01), serialization failures and deadlocks: all worth a later retry;
+        # but also a refused login or a missing database, which the user must fix.
+        names = {cls.__name__ for cls in type(error).__mro__}
+        if not names & {"OperationalError", "InterfaceError"}:
+            return False
+        sqlstate = getattr(error, "sqlstate", None) or ""
+        text = str(error).lower()
+        return not (
+            sqlstate.startswith("28")
+            or sqlstate == "3D000"
+            or any(words in text for words in _POSTGRES_USER_ERRORS)
+        )
+    if module == "sqlite3" and type(error).__name__ == "OperationalError":
+        text = str(error).lower()
+        return any(words in text for words in _SQLITE_OUTAGES)
+    return False
+
+
+def database_outage(exc: BaseException) -> str | None:
+    """One line saying the database cannot be reached now, or None when ``exc`` is no outage.
+
+    Looks through the chain of ``exc`` (an outage may surface as a later error, e.g. a
+    rollback refused after the connection died).  The line names the database (password
+    masked) and what happened (the driver's first line), never a statement or parameters:
+    ``database postgresql+psycopg://ptm:***@db/ptm is unavailable: server closed the
+    connection unexpectedly``.
+    """
+    chain = _chain(exc)
+    failure = next((e for e in chain if _is_outage(e)), None)
+    if failure is None:
+        return None
+    where = next((getattr(e, _WHERE) for e in chain if hasattr(e, _WHERE)), None)
+    cause = failure.orig if isinstance(failure, DBAPIError) and failure.orig else failure
+    name = f"database {where}" if where else "the database"
+    return f"{name} is unavailable: {safe_error_text(cause)}"
+
+
+def safe_traceback(exc: BaseException) -> str:
+    """``exc``'s traceback as :func:`traceback.format_exception` gives it, with the text of
+    every database error in its chain cut to :func:`safe_error_text`.
+
+    PostgreSQL puts the offending row's values in its message (``DETAIL: Key (email)=(…)``)
+    and SQLAlchemy adds the statement: the frames stay, for debugging; the data goes.
+    """
+    formatted = "".join(traceback.format_exception(exc))
+    for error in _chain(exc):
+        if isinstance(error, DBAPIError) or _from_driver(error):
+            full = str(error)
+            if full:
+                formatted = formatted.replace(full, safe_error_text(error))
+    return mask_url(formatted)
+
+
+def _from_driver(error: BaseException) -> bool:
+    module = type(error).__module__
+    return module == "sqlite3" or module.startswith("psycopg")
+
+
+def safe_error_text(error: BaseException | None) -> str:
+    """A driver error's first line, safe to print: no SQL, no parameters, no values.
+
+    Drivers add the statement, parameters and ``DETAIL: Key (email)=(…)`` after the first
+    line; PostgreSQL's data errors (SQLSTATE class 22) quote the offending value in it,
+    so for those only the error's name and code are given.
+    """
+    if error is None:
+        return "unknown error"
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        error = error.orig
+    sqlstate = getattr(error, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+        return f"{type(error).__name__} (SQLSTATE {sqlstate})"
+    lines = str(error).strip().splitlines()
+    return mask_url(lines[0][:200]) if lines else type(error).__name__
 
 
 class Database:
@@ -63,24 +221,34 @@ class Database:
         try:
             if url.startswith("sqlite"):
                 self._prepare_sqlite_path(url)
-                engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
-                _sqlite_setup(engine)
+                engine = create_engine(
+                    url, echo=echo, hide_parameters=True, connect_args={"timeout": 30}
+                )
+                _sqlite_setup(engine, url)
             else:
-                engine = create_engine(url, echo=echo, pool_pre_ping=True)
+                engine = create_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=True)
         except (ArgumentError, NoSuchModuleError) as exc:
             raise UserError(f"database.url: cannot use {_masked(url)}: {exc}") from None
         self.engine = engine
+        where = self.safe_url
+
+        @event.listens_for(engine, "handle_error")
+        def _name_the_database(context: ExceptionContext) -> None:
+            # Which database failed, for the one line an outage prints (database_outage).
+            for error in (context.sqlalchemy_exception, context.original_exception):
+                if error is not None:
+                    setattr(error, _WHERE, where)
+
         self._writer = engine.execution_options(**{_WRITE: True})
         self._read = sessionmaker(engine, expire_on_commit=False)
         self._write = sessionmaker(self._writer, expire_on_commit=False)
 
     @staticmethod
     def _prepare_sqlite_path(url: str) -> None:
-        path = url.removeprefix("sqlite:///")
-        if path and path != ":memory:" and not path.startswith("file:"):
-            parent = Path(path).parent
-            if not parent.exists():
-                raise UserError(f"database.url: folder {parent} does not exist")
+        """Refuse a missing folder (the database file itself is made at first connect)."""
+        path = _sqlite_file(url)
+        if path is not None and not path.parent.exists():
+            raise UserError(f"database.url: folder {path.parent} does not exist")
 
     @property
     def dialect(self) -> str:
@@ -124,7 +292,9 @@ class Database:
                 cfg.attributes["connection"] = connection
                 command.upgrade(cfg, "head")
         except OperationalError as exc:
-            raise StoreError(f"cannot migrate database {self.safe_url}: {exc.orig}") from None
+            error = StoreError(f"cannot migrate database {self.safe_url}: {safe_error_text(exc)}")
+            error.retryable = _is_outage(exc)
+            raise error from None
 
     def is_current(self) -> bool:
         """True when the database is at the newest migration."""
@@ -140,7 +310,7 @@ class Database:
     @property
     def safe_url(self) -> str:
         """The URL with any password masked, for messages and logs."""
-        return self.engine.url.render_as_string(hide_password=True)
+        return mask_url(self.engine.url.render_as_string(hide_password=True))
 
     def dispose(self) -> None:
         self.engine.dispose()

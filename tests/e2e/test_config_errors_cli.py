@@ -163,9 +163,17 @@ def test_init_writes_a_commented_config_and_creates_the_database(tmp_path: Path)
     assert written.read_text(encoding="utf-8") == text
 
 
-def test_init_into_a_missing_folder_is_one_line(tmp_path: Path) -> None:
-    line = one_line_error(ptm_sync(None, "init", tmp_path / "missing", cwd=tmp_path))
-    assert "missing" in line
+def test_init_creates_a_missing_folder(tmp_path: Path) -> None:
+    """DESIGN §7: `init [DIR]` creates DIR if missing (mode 0700: tests/e2e/test_private_files)."""
+    result = ptm_sync(None, "init", tmp_path / "missing", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "missing" / "ptm-sync.toml").is_file()
+
+
+def test_init_into_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("not a folder\n", encoding="utf-8")
+    line = one_line_error(ptm_sync(None, "init", tmp_path / "taken", cwd=tmp_path))
+    assert "taken" in line
 
 
 # --- check ----------------------------------------------------------------------------------
@@ -196,6 +204,7 @@ def test_check_passes_against_a_working_radicale_without_mail(
     tmp_path: Path, radicale_server: EmbeddedCalDAV
 ) -> None:
     config = radicale_config(tmp_path, radicale_server)
+    config.chmod(0o600)  # else a warning says the config is readable by others
     result = ptm_sync(
         config, "check", env={"PTM_TEST_CALDAV_PASSWORD": radicale_server.password or ""}
     )
@@ -216,7 +225,9 @@ def test_check_reports_a_wrong_password_and_a_server_that_is_down_one_line_each(
     result = ptm_sync(config, "check", env={"PTM_TEST_CALDAV_PASSWORD": "wrong"})
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    problems = [line for line in result.stdout.splitlines() if not line.startswith("note: ")]
+    problems = [
+        line for line in result.stdout.splitlines() if not line.startswith(("note: ", "warning: "))
+    ]
     assert len(problems) == 2, problems
     wrong, unreachable = problems
     assert wrong.startswith("account district:") and "refused the user name or password" in wrong
