@@ -17,12 +17,12 @@ import schedule
 
 from ptm_sync.app import App
 from ptm_sync.config import ImapConfig
+from ptm_sync.dispatch import Dispatcher
 from ptm_sync.errors import PtmError
 from ptm_sync.mail.backoff import Backoff
 from ptm_sync.mail.imap import ImapReader
 from ptm_sync.services import (
     expire_holds,
-    flush_outbox,
     open_booking,
     process_inbox,
     video_provider,
@@ -34,7 +34,8 @@ from ptm_sync.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
-#: Seconds between outbox passes (a reply's effects are also flushed right after it).
+#: Seconds between outbox passes (a reply's effects are also flushed right after it).  A
+#: pass starts a worker for each idle destination and returns at once (ptm_sync.dispatch).
 OUTBOX_SECONDS = 15
 #: Seconds the IMAP watcher waits for new mail before it looks anyway.
 IDLE_SECONDS = 600.0
@@ -50,6 +51,9 @@ class Daemon:
         self.outbox_wanted = threading.Event()
         self.scheduler = schedule.Scheduler()
         self.connectors = Connectors(app.config)
+        # Delivery has connectors of its own: its workers run beside the sync job.
+        self.delivery_connectors = Connectors(app.config)
+        self.dispatcher = Dispatcher(app.db, app.config, self.delivery_connectors, self.clock)
         self.web: WebServer | None = None
         self.video = video_provider(app.config)
         self._threads: list[threading.Thread] = []
@@ -76,14 +80,9 @@ class Daemon:
         log.info("sync pass: %d calendars, %d failed", len(results), len(failed))
 
     def outbox_job(self) -> None:
-        report = flush_outbox(self.app.db, self.app.config, self.connectors, self.clock)
-        if report.delivered or report.retried or report.dead:
-            log.info(
-                "outbox: %d delivered, %d to retry, %d dead",
-                report.delivered,
-                report.retried,
-                report.dead,
-            )
+        """Start delivery for every destination that is idle and reachable; returns at once:
+        a hung or broken server holds up only its own rows (the workers log what they did)."""
+        self.dispatcher.kick()
 
     def expiry_job(self) -> None:
         with poller_lock(self.app.db, "expiry") as mine:
@@ -167,6 +166,7 @@ class Daemon:
             Site(self.app.config, self.app.db, self.clock), self.app.config.web.listen
         )
         self.web.start()
+        self.dispatcher.start()
         minutes = self.app.config.sync.interval_minutes
         self.scheduler.every(minutes).minutes.do(self._guard(self.sync_job))
         self.scheduler.every(OUTBOX_SECONDS).seconds.do(self._guard(self.outbox_job))
@@ -204,7 +204,9 @@ class Daemon:
             thread.join(timeout=10)
         if self.web is not None:
             self.web.stop()
+        self.dispatcher.close()
         self.connectors.close()
+        self.delivery_connectors.close()
         self.scheduler.clear()
 
     def install_signal_handlers(self) -> None:

@@ -10,9 +10,10 @@ pid and start time of the process, see :class:`Owner`).  Leases are short and re
 the owner works (:func:`renew`); a restart on the same host takes over at once the rows of an
 owner that is known dead (no such process, or the pid now belongs to a process started at
 another time).  A lease of a process on another host is taken only when it runs out.  On
-PostgreSQL rows are claimed with ``FOR UPDATE SKIP LOCKED`` so several replicas share the work; on SQLite the ``BEGIN IMMEDIATE`` write
-transaction serialises claims.  Rows of one meeting are delivered in order: a row waits while
-an older row of the same meeting is still pending.
+PostgreSQL rows are claimed with ``FOR UPDATE SKIP LOCKED`` so several replicas share the
+work; on SQLite the ``BEGIN IMMEDIATE`` write transaction serialises claims.  Rows of one
+meeting are delivered in order: a row waits while an older row of the same meeting is still
+pending.  Delivery itself, by destination, is :mod:`ptm_sync.dispatch`.
 """
 
 from __future__ import annotations
@@ -298,6 +299,19 @@ def release(db: Database, ids: Collection[int], *, owner: Owner | None = None) -
             .where(_TABLE.c.id.in_(list(ids)), _TABLE.c.claimed_by == token)
             .values(claimed_until=None, claimed_by=None)
         )
+
+
+def count_due(
+    db: Database, *, now: datetime, kinds: Collection[str] | None = None, where: Any = None
+) -> int:
+    """How many rows (of ``kinds``, matching ``where``) are due and free now."""
+    query = select(func.count()).select_from(Outbox).where(_due(now))
+    if kinds is not None:
+        query = query.where(Outbox.kind.in_(list(kinds)))
+    if where is not None:
+        query = query.where(where)
+    with db.read() as session:
+        return int(session.scalar(query) or 0)
 
 
 @dataclass(frozen=True, slots=True)
