@@ -116,6 +116,8 @@ class FaultProxy:
             links, self._links = self._links, []
             self._cv.notify_all()
         with suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() below on Linux
+        with suppress(OSError):
             self._listener.close()
         for link in links:
             for sock in link.sockets():
