@@ -48,7 +48,6 @@ class Daemon:
         self.app = app
         self.clock = clock or app.now
         self.stopping = threading.Event()
-        self.outbox_wanted = threading.Event()
         self.scheduler = schedule.Scheduler()
         self.connectors = Connectors(app.config)
         # Delivery has connectors of its own: its workers run beside the sync job.
@@ -132,9 +131,9 @@ class Daemon:
                         clock=self.clock,
                         video=self.video,
                     ):
-                        # Their effects go out from the main loop within a second; the
-                        # connectors are used by one thread only.
-                        self.outbox_wanted.set()
+                        # Their effects go out at once: delivery has workers and
+                        # connectors of its own, whatever the main loop is doing.
+                        self.outbox_job()
                     # IDLE is re-issued every 10 minutes, well inside RFC 2177's 29;
                     # without IDLE the reader polls every poll_seconds.
                     reader.idle(timeout=IDLE_SECONDS, stop=self.stopping)
@@ -184,14 +183,14 @@ class Daemon:
 
     def loop(self) -> None:
         """Run jobs until :meth:`stop` (or a signal)."""
+        # Delivery first: what a stopped process left unfinished resumes at once, and a
+        # calendar server that hangs the first sync holds up no email.
+        self._guard(self.outbox_job)()
         self._guard(self.sync_job)()
         if any(p.booking_opens for p in self.app.config.periods):
             self._guard(self.opening_job)()
         while not self.stopping.is_set():
             self.scheduler.run_pending()
-            if self.outbox_wanted.is_set():
-                self.outbox_wanted.clear()
-                self._guard(self.outbox_job)()
             idle = self.scheduler.idle_seconds
             self.stopping.wait(timeout=max(0.1, min(idle if idle is not None else 1.0, 1.0)))
 

@@ -132,6 +132,8 @@ class _Worker:
     destination: Destination
     breaker: Breaker = field(default_factory=Breaker)
     thread: threading.Thread | None = None
+    #: Rows came in while the worker ran: it looks once more before it stops.
+    again: bool = False
 
     @property
     def busy(self) -> bool:
@@ -206,7 +208,10 @@ class Dispatcher:
         now = self.clock()
         with self._lock:
             for worker in self._workers:
-                if self.stopping.is_set() or worker.busy or not worker.breaker.allows(now):
+                if self.stopping.is_set() or not worker.breaker.allows(now):
+                    continue
+                if worker.busy:
+                    worker.again = True
                     continue
                 worker.thread = threading.Thread(
                     target=self._drain_and_log,
@@ -229,10 +234,20 @@ class Dispatcher:
 
     def _drain_and_log(self, worker: _Worker) -> None:
         report = outbox.FlushReport()
-        try:
-            self._drain(worker, report)
-        except Exception:
-            log.exception("outbox worker for %s failed", worker.destination.name)
+        while True:
+            try:
+                self._drain(worker, report)
+            except (PtmError, SQLAlchemyError) as exc:
+                # The database went away (or a config secret cannot be read): the next
+                # pass tries again.  The error's kind only: its text can hold SQL parameters.
+                log.warning("outbox %s: stopped: %s", worker.destination.name, type(exc).__name__)
+            except Exception:
+                log.exception("outbox worker for %s failed (a bug)", worker.destination.name)
+            with self._lock:
+                if not worker.again or self.stopping.is_set():
+                    worker.thread = None
+                    break
+                worker.again = False
         if report.delivered or report.retried or report.dead:
             log.info(
                 "outbox %s: %d delivered, %d to retry, %d dead",
