@@ -12,6 +12,7 @@ Real Radicale and aiosmtpd behind the fault proxy, SQLite and PostgreSQL.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -77,11 +78,11 @@ def test_a_restart_resumes_at_once_what_a_killed_flush_had_claimed(
             "the calendar rows delivered",
             lambda: all(r.state == outbox.DONE for r in wired.rows(outbox.CALENDAR)),
         )
-        held = _held_by(wired.db, first.pid)
-        assert held and all(r.kind == outbox.EMAIL for r in held)
     finally:
         first.kill()  # SIGKILL: no clean-up of any kind
         first.communicate()
+    held = _held_by(wired.db, first.pid)  # what the dead process had claimed
+    assert held and all(r.kind == outbox.EMAIL for r in held)
     wired.smtp.clear()
 
     second = _ptm_sync(config, "outbox", "flush")
@@ -118,5 +119,41 @@ def test_the_daemon_sends_every_email_while_the_calendar_server_is_frozen(
             daemon.kill()
             daemon.communicate()
     assert daemon.returncode == 0, err
+    assert "Traceback" not in err
+    wired.assert_caught_up()
+
+
+def test_a_restarted_daemon_resumes_at_once_what_a_killed_one_had_claimed(
+    wired: Wired, db_url: str, tmp_path: Path
+) -> None:
+    config = wired.config_file(tmp_path, db_url)
+    wired.smtp.half_open()
+    first = _ptm_sync(config, "run")
+    try:
+        wired.smtp.wait_stalled(1)
+        wait_until("a claim", lambda: bool(_held_by(wired.db, first.pid)))
+    finally:
+        first.kill()
+        first.communicate()
+    held = _held_by(wired.db, first.pid)
+    wired.smtp.clear()
+    emails = len(wired.rows(outbox.EMAIL))
+    second = _ptm_sync(config, "run")
+    try:
+        # Well inside the dead daemon's lease: only a takeover can send these now.
+        wait_until("every email sent", lambda: len(wired.sink.received) == emails)
+        wait_until(
+            "every row delivered",
+            lambda: all(r.state == outbox.DONE for r in wired.rows(outbox.CALENDAR)),
+        )
+        second.send_signal(signal.SIGTERM)
+        _, err = second.communicate(timeout=GUARD)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.communicate()
+    assert second.returncode == 0, err
+    resumed = re.findall(r"resuming (\d+) row\(s\) of a stopped process", err)
+    assert sum(int(n) for n in resumed) == len(held)  # each destination's worker its own
     assert "Traceback" not in err
     wired.assert_caught_up()
