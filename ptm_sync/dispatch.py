@@ -164,6 +164,10 @@ class Dispatcher:
         self._workers = [_Worker(d) for d in destinations(config)]
         self._lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
+        #: Rows claimed and not yet finished: the heartbeat renews these only.
+        self._in_hand: set[int] = set()
+        #: Rows a stopped worker left claimed (the database was away): given back first.
+        self._orphans: set[int] = set()
 
     # --- one pass, waited for (`outbox flush`, commands) ----------------------------------
 
@@ -264,7 +268,9 @@ class Dispatcher:
             deliverer: outbox.Deliverer = email
         else:
             email, deliverer = None, self.calendar
+        unfinished: list[int] = []
         try:
+            self._release_orphans()
             while not self.stopping.is_set() and breaker.allows(self.clock()):
                 claimed = outbox.claim_batch(
                     self.db,
@@ -276,13 +282,20 @@ class Dispatcher:
                 if not claimed.rows:
                     return
                 report.resumed += claimed.resumed
-                for n, row in enumerate(claimed.rows):
+                unfinished = [r.id for r in claimed.rows]
+                with self._lock:
+                    self._in_hand.update(unfinished)
+                for row in claimed.rows:
                     if self.stopping.is_set() or not breaker.allows(self.clock()):
-                        outbox.release(self.db, [r.id for r in claimed.rows[n:]])
+                        outbox.release(self.db, unfinished)
+                        unfinished = []
                         break
                     failure = outbox.deliver_one(
                         self.db, row, deliverer, clock=self.clock, report=report
                     )
+                    unfinished.remove(row.id)
+                    with self._lock:
+                        self._in_hand.discard(row.id)
                     outage = failure is not None and is_outage(failure)
                     if breaker.record(outage=outage, now=self.clock()):
                         log.warning(
@@ -292,6 +305,9 @@ class Dispatcher:
                             breaker.open_until,
                         )
         finally:
+            with self._lock:
+                self._in_hand.difference_update(unfinished)
+                self._orphans.update(unfinished)
             if email is not None:
                 email.close()
             if not breaker.allows(self.clock()):
@@ -300,6 +316,16 @@ class Dispatcher:
                 )
                 if left:
                     report.deferred[destination.name] = left
+
+    def _release_orphans(self) -> None:
+        with self._lock:
+            orphans, self._orphans = set(self._orphans), set()
+        try:
+            outbox.release(self.db, orphans)
+        except BaseException:
+            with self._lock:
+                self._orphans.update(orphans)
+            raise
 
     @contextmanager
     def _beating(self) -> Iterator[None]:
@@ -315,7 +341,9 @@ class Dispatcher:
 
     def _beat(self, done: threading.Event) -> None:
         while not done.wait(outbox.HEARTBEAT.total_seconds()):
+            with self._lock:
+                in_hand = set(self._in_hand)
             try:
-                outbox.renew(self.db, now=self.clock())
+                outbox.renew(self.db, now=self.clock(), ids=in_hand)
             except (PtmError, SQLAlchemyError) as exc:  # the database is away: beat again
                 log.warning("outbox: could not renew our leases: %s", type(exc).__name__)

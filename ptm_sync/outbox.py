@@ -269,22 +269,32 @@ def claim(
     return [row.id for row in claim_rows(db, now=now, limit=limit, kinds=kinds)]
 
 
-def renew(db: Database, *, now: datetime, owner: Owner | None = None) -> int:
-    """Extend every lease ``owner`` (default: this process) holds to ``now`` + LEASE.
+def renew(
+    db: Database,
+    *,
+    now: datetime,
+    owner: Owner | None = None,
+    ids: Collection[int] | None = None,
+) -> int:
+    """Extend the leases ``owner`` (default: this process) holds — on the rows ``ids`` only,
+    when given — to ``now`` + LEASE.
 
-    The heartbeat of a working owner; returns the number of rows renewed.
+    The heartbeat of a working owner; returns the number of rows renewed.  A worker that
+    renews only the rows in its hands lets the rows of one of its own workers that stopped
+    (the database went away mid-delivery) fall free when their lease runs out.
     """
     token = (owner or this_process()).token
+    if ids is not None and not ids:
+        return 0
+    query = update(_TABLE).where(
+        _TABLE.c.claimed_by == token,
+        _TABLE.c.state == PENDING,
+        _TABLE.c.claimed_until.is_not(None),
+    )
+    if ids is not None:
+        query = query.where(_TABLE.c.id.in_(list(ids)))
     with db.write() as session:
-        result = session.execute(
-            update(_TABLE)
-            .where(
-                _TABLE.c.claimed_by == token,
-                _TABLE.c.state == PENDING,
-                _TABLE.c.claimed_until.is_not(None),
-            )
-            .values(claimed_until=now + LEASE)
-        )
+        result = session.execute(query.values(claimed_until=now + LEASE))
         return int(getattr(result, "rowcount", 0) or 0)
 
 
