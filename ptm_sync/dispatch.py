@@ -225,6 +225,11 @@ class Dispatcher:
                 )
                 worker.thread.start()
 
+    def idle(self) -> bool:
+        """True when no worker runs."""
+        with self._lock:
+            return not any(worker.busy for worker in self._workers)
+
     def close(self, timeout: float = 30.0) -> None:
         """Stop after the rows in flight; waits up to ``timeout`` seconds per worker."""
         self.stopping.set()

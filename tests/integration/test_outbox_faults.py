@@ -13,13 +13,17 @@ Radicale then hold exactly what the database says, each email once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 
 from connectors import caldav_http
 from ptm_sync import outbox
-from ptm_sync.dispatch import THRESHOLD
+from ptm_sync.dispatch import THRESHOLD, Dispatcher
 from ptm_sync.store import Database
+from ptm_sync.sync import opened
+from tests.support.booking import PAT, SAM
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.faultproxy import FaultProxy
 from tests.support.mailservers import SmtpSink
@@ -104,3 +108,53 @@ def test_a_slow_server_delays_but_loses_nothing(wired: Wired) -> None:
         report = wired.flush()
         assert report.dead == 0 and report.deferred == {}
     wired.assert_caught_up()
+
+
+@pytest.mark.postgres
+def test_the_database_cut_mid_delivery_stops_a_worker_quietly_and_its_rows_resume(
+    postgres_url: str,
+    radicale_server: EmbeddedCalDAV,
+    smtp_sink: Callable[..., SmtpSink],
+    fault_proxy: Callable[[tuple[str, int]], FaultProxy],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """PostgreSQL behind the proxy, delivery as the daemon runs it (workers of their own)."""
+    where = urlsplit(postgres_url)
+    pg = fault_proxy((where.hostname or "127.0.0.1", where.port or 5432))
+    db = Database(where._replace(netloc=f"{where.username}@{pg.host}:{pg.port}").geturl())
+    db.migrate()
+    try:
+        wired = wire(db, radicale_server, smtp_sink(), fault_proxy)
+        config = wired.school.config
+        wired.clock_at += timedelta(hours=1)  # every row due
+        with opened(config) as connectors:
+            dispatcher = Dispatcher(db, config, connectors, wired.clock)
+            dispatcher.start()
+            wired.smtp.half_open()
+            dispatcher.kick()
+            wired.smtp.wait_stalled(1)  # an email in flight...
+            wait_until(
+                "the calendar rows delivered",
+                lambda: all(r.state == outbox.DONE for r in wired.rows(outbox.CALENDAR)),
+            )
+            pg.reset()  # ...when the database goes away, and the mail server fails too
+            wired.smtp.reset()
+            wait_until("the workers stopped", dispatcher.idle)
+            pg.clear()
+            wired.smtp.clear()
+            # Same process, same clock: the rows the stopped worker held are free again
+            # at once, not when their lease runs out.
+            dispatcher.kick()
+            wait_until(
+                "every email sent",
+                lambda: all(r.state == outbox.DONE for r in wired.rows(outbox.EMAIL)),
+            )
+            wait_until("the workers stopped", dispatcher.idle)
+            dispatcher.close()
+        wired.assert_caught_up()
+    finally:
+        db.dispose()
+    assert "Traceback" not in caplog.text
+    for private in (PAT, SAM, "Pat Johnson", "Sam Smith", "Mia Johnson"):
+        assert private not in caplog.text
+    assert any("stopped: OperationalError" in r.getMessage() for r in caplog.records)
