@@ -24,7 +24,9 @@ import pytest
 from sqlalchemy import select
 
 from ptm_sync import outbox
+from ptm_sync.dispatch import THRESHOLD
 from ptm_sync.store import Database, Outbox
+from tests.support.booking import PAT, SAM
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.faultproxy import FaultProxy
 from tests.support.mailservers import SmtpSink
@@ -157,3 +159,24 @@ def test_a_restarted_daemon_resumes_at_once_what_a_killed_one_had_claimed(
     assert sum(int(n) for n in resumed) == len(held)  # each destination's worker its own
     assert "Traceback" not in err
     wired.assert_caught_up()
+
+
+def test_flush_says_what_it_could_not_deliver_and_why_without_personal_data(
+    wired: Wired, db_url: str, tmp_path: Path
+) -> None:
+    config = wired.config_file(tmp_path, db_url)
+    calendar_rows = len(wired.rows(outbox.CALENDAR))
+    wired.caldav.reset()  # the calendar server refuses every connection
+    flush = _ptm_sync(config, "outbox", "flush")
+    out, err = flush.communicate(timeout=GUARD)
+    assert flush.returncode == 0, err
+    untried = calendar_rows - THRESHOLD
+    assert (
+        f"not delivered yet: {untried} for calendar account 'dav' "
+        "(unreachable; tried again later)" in out
+    )
+    assert f"not delivered yet: {THRESHOLD} waiting to be retried" in out
+    assert len(wired.sink.received) == len(wired.rows(outbox.EMAIL))  # the emails all went
+    tail = out.split("not delivered yet", 1)[1]
+    for private in (PAT, SAM, "Pat", "Sam", "Mia", "Ava", "Leo"):
+        assert private not in tail
