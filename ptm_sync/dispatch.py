@@ -265,6 +265,8 @@ class Dispatcher:
                 report.retried,
                 report.dead,
             )
+        for where, count in report.deferred.items():
+            log.warning("outbox %s: %d not delivered yet (unreachable)", where, count)
 
     def _drain(self, worker: _Worker, report: outbox.FlushReport) -> None:
         destination, breaker = worker.destination, worker.breaker

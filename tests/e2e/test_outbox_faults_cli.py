@@ -25,11 +25,13 @@ from sqlalchemy import select
 
 from ptm_sync import outbox
 from ptm_sync.dispatch import THRESHOLD
-from ptm_sync.store import Database, Outbox
+from ptm_sync.store import Database, Meeting, Outbox
 from tests.support.booking import PAT, SAM
 from tests.support.caldav_servers import EmbeddedCalDAV
+from tests.support.cli import toml_value
 from tests.support.faultproxy import FaultProxy
-from tests.support.mailservers import SmtpSink
+from tests.support.mailservers import Mailbox, SmtpSink
+from tests.support.school import imap_table
 from tests.support.wired import GUARD, Wired, wait_until, wire
 
 pytestmark = pytest.mark.radicale
@@ -180,3 +182,45 @@ def test_flush_says_what_it_could_not_deliver_and_why_without_personal_data(
     tail = out.split("not delivered yet", 1)[1]
     for private in (PAT, SAM, "Pat", "Sam", "Mia", "Ava", "Leo"):
         assert private not in tail
+
+
+@pytest.mark.dovecot
+def test_the_daemon_delivers_while_the_imap_server_is_frozen_and_reads_replies_after(
+    wired: Wired,
+    db_url: str,
+    tmp_path: Path,
+    mailbox: Mailbox,
+    fault_proxy: Callable[[tuple[str, int]], FaultProxy],
+) -> None:
+    imap = mailbox.config()
+    proxy = fault_proxy((imap.host, imap.port))
+    table = {**imap_table(imap), "host": proxy.host, "port": proxy.port}
+    extra = "\n[mail.imap]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in table.items())
+    config = wired.config_file(tmp_path, db_url, extra)
+    emails = len(wired.rows(outbox.EMAIL))
+    proxy.freeze()
+    daemon = _ptm_sync(config, "run")
+    try:
+        proxy.wait_stalled(1)  # the inbox watcher hangs on the frozen server...
+        # ...and the outbox goes out all the same.
+        wait_until("every email sent", lambda: len(wired.sink.received) == emails)
+        wait_until(
+            "every calendar row delivered",
+            lambda: all(r.state == outbox.DONE for r in wired.rows(outbox.CALENDAR)),
+        )
+        assert proxy.stalled >= 1
+        proxy.clear()  # the server thaws: a parent's Accept arriving now is read and applied
+        with wired.db.read() as s:
+            proposed = s.scalars(select(Meeting).where(Meeting.state == "proposed")).first()
+        assert proposed is not None
+        mailbox.append(wired.school.reply(proposed, "ACCEPTED"))
+        wait_until("the confirmation sent", lambda: len(wired.sink.received) > emails)
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=GUARD)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate()
+    assert daemon.returncode == 0, err
+    assert "Traceback" not in err
+    wired.assert_caught_up()

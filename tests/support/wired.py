@@ -147,12 +147,13 @@ class Wired:
             by_meeting.setdefault(row.meeting_id, []).append(order[row.key.removeprefix("email:")])
         assert all(seen == sorted(seen) for seen in by_meeting.values())
 
-    def config_file(self, folder: Path, database_url: str) -> Path:
-        """The same school as a config file for `ptm-sync` processes."""
+    def config_file(self, folder: Path, database_url: str, extra: str = "") -> Path:
+        """The same school as a config file for `ptm-sync` processes; ``extra``: more
+        tables (TOML) at the end."""
         text = self.config_text.replace(
             "[web]\n", f'[web]\nlisten = "127.0.0.1:{free_port()}"\n', 1
         )
-        text += f'\n[database]\nurl = "{database_url}"\n'
+        text += f'\n[database]\nurl = "{database_url}"\n{extra}'
         path = folder / "ptm-sync.toml"
         path.write_text(text, encoding="utf-8")
         return path
