@@ -137,12 +137,14 @@ class Owner:
         if self.host != here.host or self == here:
             return False
         try:
-            started = psutil.Process(self.pid).create_time()
+            process = psutil.Process(self.pid)
+            if abs(process.create_time() - self.started) > 1.0:
+                return True  # the pid now names another process
+            return bool(process.status() == psutil.STATUS_ZOMBIE)  # killed, not yet reaped
         except psutil.NoSuchProcess:
             return True
         except psutil.Error:  # not ours to look at: assume it runs
             return False
-        return abs(started - self.started) > 1.0
 
 
 @cache

@@ -7,9 +7,12 @@ another host's rows stay leased until the lease runs out; a working owner renews
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -121,3 +124,14 @@ def test_owner_tokens_read_back(sleeper: subprocess.Popen[bytes]) -> None:
     assert Owner.parse("garbage") is None
     assert not owner.known_dead(outbox.this_process())
     assert not outbox.this_process().known_dead(outbox.this_process())
+
+
+def test_a_killed_process_not_yet_reaped_is_dead(sleeper: subprocess.Popen[bytes]) -> None:
+    owner = _owner_of(sleeper)
+    assert not owner.known_dead(outbox.this_process())
+    os.kill(sleeper.pid, signal.SIGKILL)  # a zombie until its parent waits for it
+    zombie = psutil.Process(sleeper.pid)
+    deadline = time.monotonic() + 10  # a hang guard: the kernel needs a moment
+    while zombie.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert owner.known_dead(outbox.this_process())
