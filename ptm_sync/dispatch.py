@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -174,13 +175,21 @@ class Dispatcher:
     def flush(self) -> outbox.FlushReport:
         """Drain every destination in parallel until nothing is due or its breaker opens."""
         reports: list[outbox.FlushReport] = []
+        failures: list[BaseException] = []
         threads = []
+
+        def drain(worker: _Worker, report: outbox.FlushReport) -> None:
+            try:
+                self._drain(worker, report)
+            except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+                failures.append(exc)
+
         for worker in self._workers:
             report = outbox.FlushReport()
             reports.append(report)
             threads.append(
                 threading.Thread(
-                    target=self._drain,
+                    target=drain,
                     args=(worker, report),
                     name=f"outbox {worker.destination.name}",
                     daemon=True,
@@ -191,6 +200,10 @@ class Dispatcher:
                 thread.start()
             for thread in threads:
                 thread.join()
+        if failures:
+            # What the caller would have seen without the threads (the database is away,
+            # a secret cannot be read): the command reports it as it always did.
+            raise failures[0]
         total = outbox.FlushReport()
         for report in reports:
             total.add(report)
@@ -231,13 +244,16 @@ class Dispatcher:
             return not any(worker.busy for worker in self._workers)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop after the rows in flight; waits up to ``timeout`` seconds per worker."""
+        """Stop after the rows in flight; waits up to ``timeout`` seconds in all (a row
+        still hanging then is left to its lease: the next start takes it over)."""
         self.stopping.set()
-        for worker in self._workers:
-            if worker.thread is not None:
-                worker.thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = [w.thread for w in self._workers if w.thread is not None]
         if self._heartbeat is not None:
-            self._heartbeat.join(timeout)
+            threads.append(self._heartbeat)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     # --- the work -------------------------------------------------------------------------
 
