@@ -50,9 +50,17 @@ class Daemon:
         self.stopping = threading.Event()
         self.scheduler = schedule.Scheduler()
         self.connectors = Connectors(app.config)
-        # Delivery has connectors of its own: its workers run beside the sync job.
+        # Delivery has connectors of its own: its workers run beside the sync job; calendar
+        # writes wait while a sync pass compares the calendars with our meetings.
         self.delivery_connectors = Connectors(app.config)
-        self.dispatcher = Dispatcher(app.db, app.config, self.delivery_connectors, self.clock)
+        self.sync_pass = threading.Lock()
+        self.dispatcher = Dispatcher(
+            app.db,
+            app.config,
+            self.delivery_connectors,
+            self.clock,
+            calendar_guard=self.sync_pass,
+        )
         self.web: WebServer | None = None
         self.video = video_provider(app.config)
         self._threads: list[threading.Thread] = []
@@ -64,13 +72,14 @@ class Daemon:
                 log.debug("sync: another replica is syncing")
                 return
             try:
-                results = sync(
-                    self.app.db,
-                    self.app.config,
-                    self.connectors,
-                    now=self.clock(),
-                    video=self.video,
-                )
+                with self.sync_pass:
+                    results = sync(
+                        self.app.db,
+                        self.app.config,
+                        self.connectors,
+                        now=self.clock(),
+                        video=self.video,
+                    )
             except PtmError as exc:
                 log.error("sync pass failed: %s", exc)
                 return

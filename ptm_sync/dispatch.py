@@ -25,7 +25,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -157,8 +157,14 @@ class Dispatcher:
         clock: Callable[[], datetime],
         *,
         tls_context: ssl.SSLContext | None = None,
+        calendar_guard: AbstractContextManager[object] | None = None,
     ) -> None:
         self.db, self.config, self.clock = db, config, clock
+        #: Held around each calendar write: the daemon's sync holds it for a whole pass, so
+        #: no write of ours lands between the sync's read of a calendar and its comparison
+        #: of that read with our meetings (which would take our new event for one the
+        #: teacher deleted).  Emails never wait for it.
+        self.calendar_guard = calendar_guard
         self.calendar = CalendarDeliverer(db, config, connectors, clock)
         self.tls_context = tls_context
         self.stopping = threading.Event()
@@ -286,11 +292,14 @@ class Dispatcher:
 
     def _drain(self, worker: _Worker, report: outbox.FlushReport) -> None:
         destination, breaker = worker.destination, worker.breaker
+        guard: AbstractContextManager[object] = nullcontext()
         if destination.kind == outbox.EMAIL:
             email = EmailDeliverer(self.config, tls_context=self.tls_context)
             deliverer: outbox.Deliverer = email
         else:
             email, deliverer = None, self.calendar
+            if self.calendar_guard is not None:
+                guard = self.calendar_guard
         unfinished: list[int] = []
         try:
             self._release_orphans()
@@ -313,9 +322,10 @@ class Dispatcher:
                         outbox.release(self.db, unfinished)
                         unfinished = []
                         break
-                    failure = outbox.deliver_one(
-                        self.db, row, deliverer, clock=self.clock, report=report
-                    )
+                    with guard:
+                        failure = outbox.deliver_one(
+                            self.db, row, deliverer, clock=self.clock, report=report
+                        )
                     unfinished.remove(row.id)
                     with self._lock:
                         self._in_hand.discard(row.id)

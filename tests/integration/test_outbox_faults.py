@@ -20,6 +20,8 @@ import pytest
 
 from connectors import caldav_http
 from ptm_sync import outbox
+from ptm_sync.app import App
+from ptm_sync.daemon import Daemon
 from ptm_sync.dispatch import THRESHOLD, Dispatcher
 from ptm_sync.store import Database
 from ptm_sync.sync import opened
@@ -158,3 +160,29 @@ def test_the_database_cut_mid_delivery_stops_a_worker_quietly_and_its_rows_resum
     for private in (PAT, SAM, "Pat Johnson", "Sam Smith", "Mia Johnson"):
         assert private not in caplog.text
     assert any("stopped: OperationalError" in r.getMessage() for r in caplog.records)
+
+
+def test_in_the_daemon_calendar_writes_wait_for_a_sync_pass_and_emails_do_not(
+    wired: Wired,
+) -> None:
+    """A sync pass compares what it read of the calendars with our meetings: a write of ours
+    landing in between would look like an event the teacher deleted (and cancel a meeting)."""
+    wired.clock_at += timedelta(hours=1)  # every row due
+    daemon = Daemon(App(wired.school.config, wired.db), clock=wired.clock)
+    try:
+        with daemon.sync_pass:  # a sync pass is under way
+            daemon.outbox_job()
+            wait_until(
+                "every email sent",
+                lambda: all(r.state == outbox.DONE for r in wired.rows(outbox.EMAIL)),
+            )
+            assert all(
+                r.state == outbox.PENDING and r.attempts == 0 for r in wired.rows(outbox.CALENDAR)
+            )
+        wait_until(
+            "every calendar row delivered",
+            lambda: all(r.state == outbox.DONE for r in wired.rows(outbox.CALENDAR)),
+        )
+    finally:
+        daemon.close()
+    wired.assert_caught_up()
