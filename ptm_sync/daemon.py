@@ -17,12 +17,12 @@ import schedule
 
 from ptm_sync.app import App
 from ptm_sync.config import ImapConfig
+from ptm_sync.dispatch import Dispatcher
 from ptm_sync.errors import PtmError
 from ptm_sync.mail.backoff import Backoff
 from ptm_sync.mail.imap import ImapReader
 from ptm_sync.services import (
     expire_holds,
-    flush_outbox,
     open_booking,
     process_inbox,
     video_provider,
@@ -35,7 +35,8 @@ from ptm_sync.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
-#: Seconds between outbox passes (a reply's effects are also flushed right after it).
+#: Seconds between outbox passes (a reply's effects are also flushed right after it).  A
+#: pass starts a worker for each idle destination and returns at once (ptm_sync.dispatch).
 OUTBOX_SECONDS = 15
 #: Seconds the IMAP watcher waits for new mail before it looks anyway.
 IDLE_SECONDS = 600.0
@@ -48,9 +49,19 @@ class Daemon:
         self.app = app
         self.clock = clock or app.now
         self.stopping = threading.Event()
-        self.outbox_wanted = threading.Event()
         self.scheduler = schedule.Scheduler()
         self.connectors = Connectors(app.config)
+        # Delivery has connectors of its own: its workers run beside the sync job; calendar
+        # writes wait while a sync pass compares the calendars with our meetings.
+        self.delivery_connectors = Connectors(app.config)
+        self.sync_pass = threading.Lock()
+        self.dispatcher = Dispatcher(
+            app.db,
+            app.config,
+            self.delivery_connectors,
+            self.clock,
+            calendar_guard=self.sync_pass,
+        )
         self.web: WebServer | None = None
         self.video = video_provider(app.config)
         self._threads: list[threading.Thread] = []
@@ -62,13 +73,14 @@ class Daemon:
                 log.debug("sync: another replica is syncing")
                 return
             try:
-                results = sync(
-                    self.app.db,
-                    self.app.config,
-                    self.connectors,
-                    now=self.clock(),
-                    video=self.video,
-                )
+                with self.sync_pass:
+                    results = sync(
+                        self.app.db,
+                        self.app.config,
+                        self.connectors,
+                        now=self.clock(),
+                        video=self.video,
+                    )
             except PtmError as exc:
                 log.error("sync pass failed: %s", exc)
                 return
@@ -77,14 +89,9 @@ class Daemon:
         log.info("sync pass: %d calendars, %d failed", len(results), len(failed))
 
     def outbox_job(self) -> None:
-        report = flush_outbox(self.app.db, self.app.config, self.connectors, self.clock)
-        if report.delivered or report.retried or report.dead:
-            log.info(
-                "outbox: %d delivered, %d to retry, %d dead",
-                report.delivered,
-                report.retried,
-                report.dead,
-            )
+        """Start delivery for every destination that is idle and reachable; returns at once:
+        a hung or broken server holds up only its own rows (the workers log what they did)."""
+        self.dispatcher.kick()
 
     def expiry_job(self) -> None:
         with poller_lock(self.app.db, "expiry") as mine:
@@ -138,9 +145,9 @@ class Daemon:
                         clock=self.clock,
                         video=self.video,
                     ):
-                        # Their effects go out from the main loop within a second; the
-                        # connectors are used by one thread only.
-                        self.outbox_wanted.set()
+                        # Their effects go out at once: delivery has workers and
+                        # connectors of its own, whatever the main loop is doing.
+                        self.outbox_job()
                     # IDLE is re-issued every 10 minutes, well inside RFC 2177's 29;
                     # without IDLE the reader polls every poll_seconds.
                     reader.idle(timeout=IDLE_SECONDS, stop=self.stopping)
@@ -184,6 +191,7 @@ class Daemon:
             Site(self.app.config, self.app.db, self.clock), self.app.config.web.listen
         )
         self.web.start()
+        self.dispatcher.start()
         minutes = self.app.config.sync.interval_minutes
         self.scheduler.every(minutes).minutes.do(self._guard(self.sync_job))
         self.scheduler.every(OUTBOX_SECONDS).seconds.do(self._guard(self.outbox_job))
@@ -201,14 +209,14 @@ class Daemon:
 
     def loop(self) -> None:
         """Run jobs until :meth:`stop` (or a signal)."""
+        # Delivery first: what a stopped process left unfinished resumes at once, and a
+        # calendar server that hangs the first sync holds up no email.
+        self._guard(self.outbox_job)()
         self._guard(self.sync_job)()
         if any(p.booking_opens for p in self.app.config.periods):
             self._guard(self.opening_job)()
         while not self.stopping.is_set():
             self.scheduler.run_pending()
-            if self.outbox_wanted.is_set():
-                self.outbox_wanted.clear()
-                self._guard(self.outbox_job)()
             idle = self.scheduler.idle_seconds
             self.stopping.wait(timeout=max(0.1, min(idle if idle is not None else 1.0, 1.0)))
 
@@ -221,7 +229,9 @@ class Daemon:
             thread.join(timeout=10)
         if self.web is not None:
             self.web.stop()
+        self.dispatcher.close()
         self.connectors.close()
+        self.delivery_connectors.close()
         self.scheduler.clear()
 
     def install_signal_handlers(self) -> None:

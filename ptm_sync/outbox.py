@@ -5,22 +5,30 @@ Rows are written in the same transaction as the state change that causes them
 least once and harmless when repeated: an email carries a fixed Message-ID, a calendar write
 a fixed UID and is reconciled against the meeting's current state when it runs.
 
-Claiming takes a lease (``claimed_until``): a worker that dies mid-delivery leaves a row that
-becomes due again when the lease runs out.  On PostgreSQL rows are claimed with ``FOR UPDATE
-SKIP LOCKED`` so several replicas share the work; on SQLite the ``BEGIN IMMEDIATE`` write
-transaction serialises claims.  Rows of one meeting are delivered in order: a row waits while
-an older row of the same meeting is still pending.
+Claiming takes a lease (``claimed_until``) in the name of its owner (``claimed_by``: host,
+pid and start time of the process, see :class:`Owner`).  Leases are short and renewed while
+the owner works (:func:`renew`); a restart on the same host takes over at once the rows of an
+owner that is known dead (no such process, or the pid now belongs to a process started at
+another time).  A lease of a process on another host is taken only when it runs out.  On
+PostgreSQL rows are claimed with ``FOR UPDATE SKIP LOCKED`` so several replicas share the
+work; on SQLite the ``BEGIN IMMEDIATE`` write transaction serialises claims.  Rows of one
+meeting are delivered in order: a row waits while an older row of the same meeting is still
+pending.  Delivery itself, by destination, is :mod:`ptm_sync.dispatch`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
+import psutil
 from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
@@ -37,13 +45,23 @@ EMAIL, CALENDAR = "email", "calendar"
 MAX_ATTEMPTS = 8
 BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=2)
-LEASE = timedelta(minutes=5)
+#: How long a claim holds a row; the owner renews it every :data:`HEARTBEAT` while it works,
+#: so only a dead or hung owner's rows wait this long (on another host: a lease's expiry is
+#: the only sign of death we can trust).
+LEASE = timedelta(seconds=90)
+HEARTBEAT = timedelta(seconds=20)
 
 _TABLE: Table = Outbox.__table__  # type: ignore[assignment]
 _MARK_DONE = (
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("row_id"))
-    .values(state=DONE, done_at=bindparam("at"), claimed_until=None, attempts=_TABLE.c.attempts + 1)
+    .values(
+        state=DONE,
+        done_at=bindparam("at"),
+        claimed_until=None,
+        claimed_by=None,
+        attempts=_TABLE.c.attempts + 1,
+    )
 )
 
 #: A deliverer performs one row's effect; it raises PtmError (retryable or not) on failure.
@@ -88,7 +106,56 @@ def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
     return delay
 
 
-def _due(now: datetime) -> Any:
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Who holds a lease: a process, named by host, pid and start time (seconds since the
+    epoch, as the operating system reports it), written ``host/pid/start``."""
+
+    host: str
+    pid: int
+    started: float
+
+    @property
+    def token(self) -> str:
+        return f"{self.host}/{self.pid}/{self.started:.2f}"
+
+    @classmethod
+    def parse(cls, token: str) -> Owner | None:
+        """The owner a ``claimed_by`` value names; None for one we cannot read."""
+        host, _, rest = token.rpartition("/")
+        host, _, pid = host.rpartition("/")
+        try:
+            return cls(host, int(pid), float(rest))
+        except ValueError:
+            return None
+
+    def known_dead(self, here: Owner) -> bool:
+        """True only when this owner surely no longer runs: same host as ``here``, and no
+        process with its pid, or one started at another time (the pid was reused).
+
+        Another host's processes cannot be seen from here: never known dead.
+        """
+        if self.host != here.host or self == here:
+            return False
+        try:
+            process = psutil.Process(self.pid)
+            if abs(process.create_time() - self.started) > 1.0:
+                return True  # the pid now names another process
+            return bool(process.status() == psutil.STATUS_ZOMBIE)  # killed, not yet reaped
+        except psutil.NoSuchProcess:
+            return True
+        except psutil.Error:  # not ours to look at: assume it runs
+            return False
+
+
+@cache
+def this_process() -> Owner:
+    """The owner token of the running process (computed once per process)."""
+    pid = os.getpid()
+    return Owner(socket.gethostname(), pid, round(psutil.Process(pid).create_time(), 2))
+
+
+def _due(now: datetime, dead: Collection[str] = ()) -> Any:
     # A meeting's email waits while an older email of the same meeting is pending (an
     # update must not overtake the invitation it updates): it is due only when it is the
     # oldest pending email of its meeting.  Calendar rows need no order — the deliverer
@@ -101,10 +168,13 @@ def _due(now: datetime) -> Any:
         .where(older.state == PENDING, older.meeting_id.is_not(None), older.kind == EMAIL)
         .group_by(older.meeting_id)
     )
+    free = [Outbox.claimed_until.is_(None), Outbox.claimed_until <= now]
+    if dead:
+        free.append(Outbox.claimed_by.in_(list(dead)))
     return and_(
         Outbox.state == PENDING,
         Outbox.next_attempt_at <= now,
-        or_(Outbox.claimed_until.is_(None), Outbox.claimed_until <= now),
+        or_(*free),
         or_(
             Outbox.meeting_id.is_(None),
             Outbox.kind != EMAIL,
@@ -113,29 +183,86 @@ def _due(now: datetime) -> Any:
     )
 
 
+def _dead_owners(session: Session, now: datetime, here: Owner) -> list[str]:
+    """The owners of live leases that are known dead (see :meth:`Owner.known_dead`)."""
+    tokens = session.scalars(
+        select(Outbox.claimed_by)
+        .where(
+            Outbox.state == PENDING,
+            Outbox.claimed_until > now,
+            Outbox.claimed_by.is_not(None),
+            Outbox.claimed_by != here.token,
+        )
+        .distinct()
+    )
+    dead = []
+    for token in tokens:
+        owner = Owner.parse(token) if token else None
+        if token and owner is not None and owner.known_dead(here):
+            dead.append(token)
+    return dead
+
+
+@dataclass
+class Claim:
+    """Rows leased to one owner; ``resumed``: how many of them a dead process had held."""
+
+    rows: list[Outbox]
+    resumed: int = 0
+
+
+def claim_batch(
+    db: Database,
+    *,
+    now: datetime,
+    limit: int = 100,
+    kinds: Collection[str] | None = None,
+    where: Any = None,
+    owner: Owner | None = None,
+) -> Claim:
+    """Lease up to ``limit`` due rows (of ``kinds``, matching the SQL condition ``where``)
+    to ``owner`` (default: this process) until ``now`` + :data:`LEASE`.
+
+    Rows whose lease is held by a process known dead are due at once.  The rows come back
+    in order and loaded: they stay readable after the claim's transaction (the store does
+    not expire objects on commit), so a deliverer needs no second look-up.
+    """
+    owner = owner or this_process()
+    with db.write() as session:
+        dead = _dead_owners(session, now, owner)
+        # The ids first: sorting whole rows (payloads and all) to pick the first few is
+        # what a one-step SELECT … ORDER BY id LIMIT n would make the database do.
+        query = select(Outbox.id, Outbox.claimed_by, Outbox.claimed_until)
+        query = query.where(_due(now, dead)).order_by(Outbox.id).limit(limit)
+        if kinds is not None:
+            query = query.where(Outbox.kind.in_(list(kinds)))
+        if where is not None:
+            query = query.where(where)
+        if db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=Outbox)
+        found = session.execute(query).all()
+        if not found:
+            return Claim([])
+        ids = [row_id for row_id, _, _ in found]
+        resumed = sum(
+            1 for _, by, until in found if by in dead and until is not None and until > now
+        )
+        if resumed:
+            log.warning("outbox: resuming %d row(s) of a stopped process", resumed)
+        session.execute(
+            update(_TABLE)
+            .where(_TABLE.c.id.in_(ids))
+            .values(claimed_until=now + LEASE, claimed_by=owner.token)
+        )
+        rows = list(session.scalars(select(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.id)))
+        return Claim(rows, resumed)
+
+
 def claim_rows(
     db: Database, *, now: datetime, limit: int = 100, kinds: Collection[str] | None = None
 ) -> list[Outbox]:
-    """Lease up to ``limit`` due rows to this worker; returns them in order, loaded.
-
-    The rows stay readable after the claim's transaction (the store does not expire
-    objects on commit), so a deliverer needs no second look-up.
-    """
-    with db.write() as session:
-        # The ids first: sorting whole rows (payloads and all) to pick the first few is
-        # what a one-step SELECT … ORDER BY id LIMIT n would make the database do.
-        query = select(Outbox.id).where(_due(now)).order_by(Outbox.id).limit(limit)
-        if kinds is not None:
-            query = query.where(Outbox.kind.in_(list(kinds)))
-        if db.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=Outbox)
-        ids = list(session.scalars(query))
-        if not ids:
-            return []
-        session.execute(
-            update(_TABLE).where(_TABLE.c.id.in_(ids)).values(claimed_until=now + LEASE)
-        )
-        return list(session.scalars(select(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.id)))
+    """Lease up to ``limit`` due rows to this process; returns them in order, loaded."""
+    return claim_batch(db, now=now, limit=limit, kinds=kinds).rows
 
 
 def claim(
@@ -145,12 +272,141 @@ def claim(
     return [row.id for row in claim_rows(db, now=now, limit=limit, kinds=kinds)]
 
 
+def renew(
+    db: Database,
+    *,
+    now: datetime,
+    owner: Owner | None = None,
+    ids: Collection[int] | None = None,
+) -> int:
+    """Extend the leases ``owner`` (default: this process) holds — on the rows ``ids`` only,
+    when given — to ``now`` + LEASE.
+
+    The heartbeat of a working owner; returns the number of rows renewed.  A worker that
+    renews only the rows in its hands lets the rows of one of its own workers that stopped
+    (the database went away mid-delivery) fall free when their lease runs out.
+    """
+    token = (owner or this_process()).token
+    if ids is not None and not ids:
+        return 0
+    query = update(_TABLE).where(
+        _TABLE.c.claimed_by == token,
+        _TABLE.c.state == PENDING,
+        _TABLE.c.claimed_until.is_not(None),
+    )
+    if ids is not None:
+        query = query.where(_TABLE.c.id.in_(list(ids)))
+    with db.write() as session:
+        result = session.execute(query.values(claimed_until=now + LEASE))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+def release(db: Database, ids: Collection[int], *, owner: Owner | None = None) -> None:
+    """Give back leases on rows not tried (due again at once, for anybody)."""
+    if not ids:
+        return
+    token = (owner or this_process()).token
+    with db.write() as session:
+        session.execute(
+            update(_TABLE)
+            .where(_TABLE.c.id.in_(list(ids)), _TABLE.c.claimed_by == token)
+            .values(claimed_until=None, claimed_by=None)
+        )
+
+
+def count_due(
+    db: Database, *, now: datetime, kinds: Collection[str] | None = None, where: Any = None
+) -> int:
+    """How many rows (of ``kinds``, matching ``where``) are due and free now."""
+    query = select(func.count()).select_from(Outbox).where(_due(now))
+    if kinds is not None:
+        query = query.where(Outbox.kind.in_(list(kinds)))
+    if where is not None:
+        query = query.where(where)
+    with db.read() as session:
+        return int(session.scalar(query) or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What is pending and not delivered now: counts only, no personal data."""
+
+    due: int = 0  # due now and free (left by a destination that is out)
+    retrying: int = 0  # waiting for their next attempt
+    held: int = 0  # leased by another live process
+    held_until: datetime | None = None  # when the last of those leases runs out
+
+
+def backlog(db: Database, *, now: datetime, owner: Owner | None = None) -> Backlog:
+    """Count the pending rows by why they wait (for ``outbox flush`` and the logs)."""
+    token = (owner or this_process()).token
+    with db.read() as session:
+        rows = session.execute(
+            select(Outbox.next_attempt_at, Outbox.claimed_until, Outbox.claimed_by).where(
+                Outbox.state == PENDING
+            )
+        ).all()
+    due = retrying = held = 0
+    held_until: datetime | None = None
+    for next_at, until, by in rows:
+        if until is not None and until > now and by != token:
+            held += 1
+            held_until = until if held_until is None else max(held_until, until)
+        elif next_at > now:
+            retrying += 1
+        else:
+            due += 1
+    return Backlog(due, retrying, held, held_until)
+
+
 @dataclass
 class FlushReport:
     delivered: int = 0
     retried: int = 0
     dead: int = 0
     errors: list[str] = field(default_factory=list)
+    resumed: int = 0  # rows taken over from a stopped process
+    deferred: dict[str, int] = field(default_factory=dict)  # destination -> rows not tried
+
+    def add(self, other: FlushReport) -> None:
+        self.delivered += other.delivered
+        self.retried += other.retried
+        self.dead += other.dead
+        self.errors += other.errors
+        self.resumed += other.resumed
+        for where, count in other.deferred.items():
+            self.deferred[where] = self.deferred.get(where, 0) + count
+
+
+def deliver_one(
+    db: Database,
+    row: Outbox,
+    deliverer: Deliverer | None,
+    *,
+    clock: Callable[[], datetime],
+    report: FlushReport,
+) -> PtmError | None:
+    """Deliver one claimed row and record the outcome; returns the failure, if any."""
+    try:
+        if deliverer is None:
+            raise PtmError(f"no deliverer for {row.kind!r} configured")
+        deliverer(row)
+    except PtmError as exc:
+        _failed(db, row.id, exc, clock(), report)
+        return exc
+    except Exception as exc:
+        if database_outage(exc):  # our database, not this row: no attempt counted
+            raise
+        log.exception("outbox row %d (%s) failed unexpectedly", row.id, row.kind)
+        failure = PtmError(f"unexpected {type(exc).__name__}: {exc}")
+        failure.retryable = True  # counted: dead-lettered after MAX_ATTEMPTS
+        _failed(db, row.id, failure, clock(), report)
+        return failure
+    # Recorded at once, row by row: a crash repeats at most the one item in flight.
+    with db.write_connection() as connection:
+        connection.execute(_MARK_DONE, {"row_id": row.id, "at": clock()})
+    report.delivered += 1
+    return None
 
 
 def deliver(
@@ -163,27 +419,10 @@ def deliver(
 ) -> FlushReport:
     """Claim and deliver due rows once; failures are rescheduled or dead-lettered."""
     report = FlushReport()
-    for row in claim_rows(db, now=clock(), limit=limit, kinds=kinds):
-        deliverer = deliverers.get(row.kind)
-        try:
-            if deliverer is None:
-                raise PtmError(f"no deliverer for {row.kind!r} configured")
-            deliverer(row)
-        except PtmError as exc:
-            _failed(db, row.id, exc, clock(), report)
-            continue
-        except Exception as exc:
-            if database_outage(exc):  # our database, not this row: no attempt counted
-                raise
-            log.exception("outbox row %d (%s) failed unexpectedly", row.id, row.kind)
-            failure = PtmError(f"unexpected {type(exc).__name__}: {exc}")
-            failure.retryable = True  # counted: dead-lettered after MAX_ATTEMPTS
-            _failed(db, row.id, failure, clock(), report)
-            continue
-        # Recorded at once, row by row: a crash repeats at most the one item in flight.
-        with db.write_connection() as connection:
-            connection.execute(_MARK_DONE, {"row_id": row.id, "at": clock()})
-        report.delivered += 1
+    claimed = claim_batch(db, now=clock(), limit=limit, kinds=kinds)
+    report.resumed = claimed.resumed
+    for row in claimed.rows:
+        deliver_one(db, row, deliverers.get(row.kind), clock=clock, report=report)
     return report
 
 
@@ -194,6 +433,7 @@ def _failed(db: Database, row_id: int, exc: PtmError, now: datetime, report: Flu
         row.attempts += 1
         row.last_error = str(exc)[:2000]
         row.claimed_until = None
+        row.claimed_by = None
         if exc.retryable and row.attempts < MAX_ATTEMPTS:
             row.next_attempt_at = now + backoff(row.attempts, exc.retry_after)
             report.retried += 1
@@ -227,10 +467,7 @@ def flush(
     total = FlushReport()
     while True:
         report = deliver(db, deliverers, clock=clock, limit=batch, kinds=list(deliverers))
-        total.delivered += report.delivered
-        total.retried += report.retried
-        total.dead += report.dead
-        total.errors += report.errors
+        total.add(report)
         if report.delivered + report.retried + report.dead == 0:
             return total
 

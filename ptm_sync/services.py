@@ -13,7 +13,7 @@ from ptm_sync.booking.apply import Applier
 from ptm_sync.booking.decide import APPLIED
 from ptm_sync.booking.events import HoldExpired
 from ptm_sync.config import Config
-from ptm_sync.deliver import CalendarDeliverer, EmailDeliverer
+from ptm_sync.dispatch import Dispatcher
 from ptm_sync.errors import PtmError
 from ptm_sync.inbound import Outcome, process_batch
 from ptm_sync.invite import invite
@@ -33,19 +33,8 @@ def video_provider(config: Config) -> VideoProvider:
 def flush_outbox(
     db: Database, config: Config, connectors: Connectors, clock: Callable[[], datetime]
 ) -> outbox.FlushReport:
-    """Deliver every due email and calendar write; one SMTP connection for the batch."""
-    deliverers: dict[str, outbox.Deliverer] = {
-        outbox.CALENDAR: CalendarDeliverer(db, config, connectors, clock)
-    }
-    email: EmailDeliverer | None = None
-    if config.mail is not None and config.mail.smtp is not None:
-        email = EmailDeliverer(config)
-        deliverers[outbox.EMAIL] = email
-    try:
-        return outbox.flush(db, deliverers, clock=clock)
-    finally:
-        if email is not None:
-            email.close()
+    """Deliver every due email and calendar write, each destination on its own (DESIGN §6)."""
+    return Dispatcher(db, config, connectors, clock).flush()
 
 
 def send_now(

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.support.caldav_servers",
     "tests.support.mailservers",
     "tests.support.imap_relay",
+    "tests.support.faultproxy",
 ]

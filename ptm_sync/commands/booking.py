@@ -7,7 +7,7 @@ import sys
 
 from sqlalchemy import select
 
-from ptm_sync import output
+from ptm_sync import outbox, output
 from ptm_sync.app import App
 from ptm_sync.availability import teachers
 from ptm_sync.commands.common import deliver
@@ -168,7 +168,28 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
     print(f"delivered {report.delivered}; {report.retried} will be retried; {report.dead} failed")
     for error in report.errors:
         print(mask_urls(f"  {error}"))  # a calendar URL's password
+    for line in backlog_lines(report, outbox.backlog(app.db, now=app.now())):
+        print(line)
     return 0
+
+
+def backlog_lines(report: outbox.FlushReport, backlog: outbox.Backlog) -> list[str]:
+    """What a flush resumed and what it could not deliver yet, and why: counts and
+    destinations only (no addresses, names or message text)."""
+    lines = []
+    if report.resumed:
+        lines.append(f"resumed {report.resumed} left unfinished by a stopped ptm-sync process")
+    for where, count in sorted(report.deferred.items()):
+        lines.append(f"not delivered yet: {count} for {where} (unreachable; tried again later)")
+    if backlog.held:
+        until = f"{backlog.held_until:%Y-%m-%d %H:%M:%S %Z}" if backlog.held_until else "?"
+        lines.append(
+            f"not delivered yet: {backlog.held} being delivered by another running ptm-sync "
+            f"(taken over if it stops, at the latest {until})"
+        )
+    if backlog.retrying:
+        lines.append(f"not delivered yet: {backlog.retrying} waiting to be retried")
+    return lines
 
 
 HISTORY_COLUMNS = ["when", "actor", "change", "time", "reason", "message"]
