@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from ptm_sync.crashpoints import crash_point
 from ptm_sync.errors import PtmError
 from ptm_sync.store import Database, Outbox
 from ptm_sync.store.insert import insert_new
@@ -177,6 +178,7 @@ def deliver(
             failure.retryable = True  # counted: dead-lettered after MAX_ATTEMPTS
             _failed(db, row.id, failure, clock(), report)
             continue
+        crash_point("before-mark-done")
         # Recorded at once, row by row: a crash repeats at most the one item in flight.
         with db.write_connection() as connection:
             connection.execute(_MARK_DONE, {"row_id": row.id, "at": clock()})
