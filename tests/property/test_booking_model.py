@@ -582,7 +582,7 @@ def test_a_teacher_move_onto_a_held_time_changes_nothing() -> None:
 
 
 def test_the_booking_life_cycle_follows_the_model_on_sqlite() -> None:
-    run(sqlite_store, examples=30, steps=20)
+    run(sqlite_store, examples=25, steps=20)
 
 
 @pytest.mark.postgres
