@@ -43,13 +43,14 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from sqlalchemy import create_engine, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from ptm_sync import inbound, outbox, staff, teacher_changes
 from ptm_sync.booking.apply import record_calendar_event
 from ptm_sync.booking.notices import email_of
 from ptm_sync.errors import BookingRefused, SlotTaken
 from ptm_sync.inbound import Outcome
+from ptm_sync.model import Interval
 from ptm_sync.services import expire_holds
 from ptm_sync.store import (
     BusyTime,
@@ -62,14 +63,24 @@ from ptm_sync.store import (
     Outbox,
     Teacher,
 )
-from tests.support.booking import ADA, ALAN, PAT, SAM, SeededSchool, calendar_of
+from tests.support.booking import (
+    ADA,
+    ALAN,
+    PAT,
+    SAM,
+    SeededSchool,
+    calendar_of,
+    refresh_message,
+)
 from tests.support.booking_address import booking_request
 from tests.support.database import postgres_base_url, postgres_schema_url
 
 OPEN = ("proposed", "confirmed")
+ALL = (*OPEN, "declined", "cancelled", "expired", "superseded")
 SLOTS = 12  # the "spring" grid of the seeded school
 PAIRS = [(ADA, PAT), (ALAN, PAT), (ADA, SAM)]  # (teacher, guardian) the roster links
 
+CRASHES = st.sampled_from([None, None, "after-decide", "after-commit"])
 Snapshot = dict[int, tuple[str, Any, int]]  # meeting id -> (state, start, sequence)
 
 
@@ -112,6 +123,8 @@ class BookingModel(RuleBasedStateMachine):
         self.delivered: list[bytes] = []  # messages delivered, for duplicates
         self.sequences: dict[int, int] = {}
         self.etags = 0
+        self.bookings: list[tuple[str, str, str]] = []  # parents' own: (UID, guardian, teacher)
+        self.sequence_of: dict[str, int] = {}
         self.read: dict[int, Any] = {}  # outbox email rows read: (method, event, to) or None
 
     def teardown(self) -> None:
@@ -145,6 +158,25 @@ class BookingModel(RuleBasedStateMachine):
         self.delivered.append(raw)
         return outcome
 
+    def deliver_through(self, raw: bytes, crash: str | None, before: Snapshot) -> Outcome:
+        """Deliver ``raw``; with ``crash``, first a delivery that dies at that crash point
+        (rolled back before the commit, or lost after it), then the MTA's retry."""
+        first: Outcome | None = None
+        if crash is not None:
+            try:
+                with crash_at(crash):
+                    first = self.deliver(raw)
+            except Crash:
+                if crash == "after-decide":
+                    self.check_only(before, {}, set())  # rolled back: nothing at all
+            else:
+                # Only a message that ends in quarantine is never decided.
+                assert crash == "after-decide" and first.outcome == "quarantined", first
+        outcome = self.deliver(raw)
+        if crash == "after-commit" or first is not None:
+            assert outcome.outcome == "duplicate"  # kept once; the retry changes nothing
+        return outcome
+
     def check_only(self, before: Snapshot, changed: dict[int, set[str]], new: set[str]) -> None:
         """Meetings not named in ``changed`` are as ``before``; a named one ends in one of
         its states (or as it was: "same"); meetings that are new are in a state of ``new``."""
@@ -175,27 +207,14 @@ class BookingModel(RuleBasedStateMachine):
         data=st.data(),
         partstat=st.sampled_from(["ACCEPTED", "DECLINED", "TENTATIVE"]),
         client=st.sampled_from(["outlook", "gmail", "apple", "thunderbird"]),
-        crash=st.sampled_from([None, "after-decide", "after-commit"]),
+        crash=CRASHES,
     )
     def reply(self, data: st.DataObject, partstat: str, client: str, crash: str | None) -> None:
         mid = data.draw(st.sampled_from(self.our_meetings()))
         before = self.snapshot()
         state = before[mid][0]
         raw = self.school.reply(mid, partstat, client=client, at=self.at)
-        first: Outcome | None = None
-        if crash is not None:
-            try:
-                with crash_at(crash):
-                    first = self.deliver(raw)
-            except Crash:
-                if crash == "after-decide":
-                    self.check_only(before, {}, set())  # rolled back: nothing at all
-            else:
-                # Only a message that ends in quarantine is never decided.
-                assert crash == "after-decide" and first.outcome == "quarantined", first
-        outcome = self.deliver(raw)
-        if crash == "after-commit" or first is not None:
-            assert outcome.outcome == "duplicate"  # kept once; the retry changes nothing
+        outcome = self.deliver_through(raw, crash, before)
         hold = self.school.meeting(mid).hold_until
         expect: set[str] = {state}
         if partstat == "ACCEPTED" and state == "proposed":
@@ -209,28 +228,87 @@ class BookingModel(RuleBasedStateMachine):
 
     @precondition(lambda self: bool(self.our_meetings(OPEN)))
     @rule(
-        data=st.data(), slot=st.integers(0, SLOTS - 1), client=st.sampled_from(["outlook", "gmail"])
+        data=st.data(),
+        slot=st.integers(0, SLOTS - 1),
+        client=st.sampled_from(["outlook", "gmail"]),
+        crash=CRASHES,
     )
-    def counter(self, data: st.DataObject, slot: int, client: str) -> None:
+    def counter(self, data: st.DataObject, slot: int, client: str, crash: str | None) -> None:
         """Propose new time: confirmed at that time, or nothing changes (DECLINECOUNTER)."""
         mid = data.draw(st.sampled_from(self.our_meetings(OPEN)))
         before = self.snapshot()
-        self.deliver(self.school.counter(mid, slot=slot, client=client, at=self.at))
+        raw = self.school.counter(mid, slot=slot, client=client, at=self.at)
+        self.deliver_through(raw, crash, before)
         after = self.snapshot()
         if after[mid] != before[mid]:
             assert after[mid][:2] == ("confirmed", self.school.slot(slot).start), after[mid]
         self.check_only(before, {mid: {"confirmed"}}, {"proposed"})
 
-    @rule(pair=st.sampled_from(PAIRS), slot=st.integers(0, SLOTS - 1))
-    def request(self, pair: tuple[str, str], slot: int) -> None:
+    @rule(pair=st.sampled_from(PAIRS), slot=st.integers(0, SLOTS - 1), crash=CRASHES)
+    def request(self, pair: tuple[str, str], slot: int, crash: str | None) -> None:
         """A request to the teacher's booking address: booked (the family's unanswered
         proposal for that teacher superseded), or declined and nothing booked."""
         teacher, guardian = pair
         before = self.snapshot()
         mine = self.of(guardian, teacher, ("proposed",))
-        raw = booking_request(self.school, guardian, teacher, slot=slot, at=self.at)
-        self.deliver(raw)
+        uid = f"{len(self.bookings):04d}model{len(before):04d}@google.com"
+        raw = booking_request(self.school, guardian, teacher, slot=slot, at=self.at, uid=uid)
+        self.deliver_through(raw, crash, before)
+        self.bookings.append((uid, guardian, teacher))
         self.check_only(before, {m: {"superseded"} for m in mine}, {"confirmed", "proposed"})
+
+    @precondition(lambda self: bool(self.bookings))
+    @rule(data=st.data(), slot=st.one_of(st.none(), st.integers(0, SLOTS - 1)))
+    def request_again(self, data: st.DataObject, slot: int | None) -> None:
+        """The parent moves their own booking to ``slot`` (SEQUENCE + 1) or cancels it
+        (None): moved or cancelled when it is booked, else nothing changes."""
+        uid, guardian, teacher = data.draw(st.sampled_from(self.bookings))
+        with self.db.read() as session:
+            found = session.execute(
+                select(Meeting.id, Meeting.start).where(Meeting.uid == uid)
+            ).one_or_none()
+        if found is None:
+            return  # declined when asked: there is nothing to change
+        mid, start = found
+        self.sequence_of[uid] = self.sequence_of.get(uid, 0) + 1
+        when = self.school.slot(slot) if slot is not None else None
+        raw = booking_request(
+            self.school,
+            guardian,
+            teacher,
+            slot=when or Interval(start, start + timedelta(minutes=15)),
+            at=self.at,
+            uid=uid,
+            sequence=self.sequence_of[uid],
+            method="REQUEST" if slot is not None else "CANCEL",
+        )
+        before = self.snapshot()
+        self.deliver(raw)
+        after = self.snapshot()
+        if before[mid][0] != "confirmed":
+            self.check_only(before, {}, set())
+        elif slot is None:
+            assert after[mid][0] == "cancelled", after[mid]
+            self.check_only(before, {mid: {"cancelled"}}, {"proposed"})
+        else:
+            assert after[mid][0] == "confirmed" and after[mid][1] in (start, when.start)
+            self.check_only(before, {mid: {"confirmed"}}, {"proposed"})
+
+    @precondition(lambda self: bool(self.our_meetings(ALL)))
+    @rule(data=st.data())
+    def refresh(self, data: st.DataObject) -> None:
+        """REFRESH: the current version again, to the one who asked; nothing changes."""
+        mid = data.draw(st.sampled_from(self.our_meetings(ALL)))
+        before = self.snapshot()
+        self.tick()
+        meeting = self.school.meeting(mid)
+        with self.db.read() as session:
+            guardian = session.scalar(
+                select(Guardian.email).where(Guardian.id == meeting.guardian_id)
+            )
+        assert guardian is not None
+        self.deliver(refresh_message(meeting, guardian, now=self.now))
+        self.check_only(before, {}, set())
 
     # --- staff --------------------------------------------------------------------------------
 
@@ -301,10 +379,6 @@ class BookingModel(RuleBasedStateMachine):
         """The teacher drags our event to ``slot`` (None: deletes it); a sync's mirror rows
         are written as sync would, and :func:`ptm_sync.teacher_changes.follow` decides."""
         mid = data.draw(st.sampled_from(self.meetings(("confirmed",))))
-        if slot is not None and self.held_by_another(mid, slot):
-            # Known bug (see test_a_teacher_move_onto_a_held_time_changes_nothing below):
-            # the move fails with IntegrityError instead of being refused.
-            return
         self.teacher_change(mid, slot)
 
     def teacher_change(self, mid: int, slot: int | None) -> None:
@@ -318,6 +392,9 @@ class BookingModel(RuleBasedStateMachine):
         after = self.snapshot()
         if slot is None:
             assert after[mid][0] == "cancelled"
+        elif self.held_by_another(mid, slot):
+            # Onto a time another meeting holds: nothing moves (the log tells; DESIGN §3).
+            assert after[mid] == before[mid]
         elif after[mid] != before[mid]:
             assert after[mid][:2] == ("confirmed", self.school.slot(slot).start)
         self.check_only(before, {mid: {"confirmed", "cancelled"}}, {"proposed"})
@@ -557,18 +634,18 @@ def run(store: Callable[[], tuple[str, Callable[[], None]]], examples: int, step
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IntegrityError,
-    reason="known bug (issue 7, found by the model): a teacher's drag onto a time another "
-    "active meeting holds raises IntegrityError (a query's autoflush on the retry path of "
-    "Applier.handle, booking/apply.py, after the savepoint's SlotTaken) instead of "
-    "SlotTaken, which teacher_changes.follow would catch: the sync of that teacher fails",
-)
-def test_a_teacher_move_onto_a_held_time_changes_nothing() -> None:
-    """The model's failing example, shrunk: Ada has Sam's proposal at slot 0 and, booked by
-    staff, Pat's meeting at slot 1; she drags Pat's event onto slot 0."""
-    model = type("Model", (BookingModel,), {"database": staticmethod(sqlite_store)})()
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_a_teacher_move_onto_a_held_time_changes_nothing(store: str) -> None:
+    """The model's first failing example, shrunk: Ada has Sam's proposal at slot 0 and,
+    booked by staff, Pat's meeting at slot 1; she drags Pat's event onto slot 0.
+
+    The move used to raise IntegrityError (loading the meeting's guardians autoflushed the
+    new time before the write could turn the database's refusal into SlotTaken), so the
+    teacher's sync failed; now it is refused and nothing changes."""
+    if store == "postgresql":
+        postgres_base_url()  # skips (or fails in CI) without PostgreSQL
+    maker = sqlite_store if store == "sqlite" else postgres_store
+    model = type("Model", (BookingModel,), {"database": staticmethod(maker)})()
     try:
         model.offer(slots=[11, 5, 0])
         model.staff_book(pair=(ADA, PAT), slot=1)
