@@ -59,6 +59,7 @@ from ptm_sync.store import (
     Database,
     Guardian,
     Meeting,
+    MeetingGuardian,
     MeetingHistory,
     Outbox,
     Teacher,
@@ -66,6 +67,9 @@ from ptm_sync.store import (
 from tests.support.booking import (
     ADA,
     ALAN,
+    BROWNS,
+    CHRIS,
+    FAMILIES,
     PAT,
     SAM,
     SeededSchool,
@@ -78,7 +82,8 @@ from tests.support.database import postgres_base_url, postgres_schema_url
 OPEN = ("proposed", "confirmed")
 ALL = (*OPEN, "declined", "cancelled", "expired", "superseded")
 SLOTS = 12  # the "spring" grid of the seeded school
-PAIRS = [(ADA, PAT), (ALAN, PAT), (ADA, SAM)]  # (teacher, guardian) the roster links
+#: (teacher, guardian) the roster links; Chris and Alex Brown are both Zoe's guardians.
+PAIRS = [(ADA, PAT), (ALAN, PAT), (ADA, SAM), (ADA, CHRIS)]
 
 CRASHES = st.sampled_from([None, None, "after-decide", "after-commit"])
 Snapshot = dict[int, tuple[str, Any, int]]  # meeting id -> (state, start, sequence)
@@ -118,7 +123,7 @@ class BookingModel(RuleBasedStateMachine):
         url, self.drop = self.database()
         self.db = Database(url)
         self.db.migrate()
-        self.school = SeededSchool.create(self.db)
+        self.school = SeededSchool.create(self.db, families=FAMILIES + BROWNS)
         self.at = timedelta(minutes=1)  # the clock: the school's now + at
         self.delivered: list[bytes] = []  # messages delivered, for duplicates
         self.sequences: dict[int, int] = {}
@@ -192,7 +197,11 @@ class BookingModel(RuleBasedStateMachine):
 
     # --- set-up -------------------------------------------------------------------------------
 
-    @initialize(slots=st.lists(st.integers(0, SLOTS - 1), min_size=3, max_size=3, unique=True))
+    @initialize(
+        slots=st.lists(
+            st.integers(0, SLOTS - 1), min_size=len(PAIRS), max_size=len(PAIRS), unique=True
+        )
+    )
     def offer(self, slots: list[int]) -> None:
         """Booking opens: one proposal per (teacher, guardian) need, where the slot allows."""
         for (teacher, guardian), slot in zip(PAIRS, slots, strict=True):
@@ -211,9 +220,11 @@ class BookingModel(RuleBasedStateMachine):
     )
     def reply(self, data: st.DataObject, partstat: str, client: str, crash: str | None) -> None:
         mid = data.draw(st.sampled_from(self.our_meetings()))
+        guardians = self.guardians_of(mid)
+        by = data.draw(st.sampled_from(guardians))
         before = self.snapshot()
         state = before[mid][0]
-        raw = self.school.reply(mid, partstat, client=client, at=self.at)
+        raw = self.school.reply(mid, partstat, client=client, at=self.at, by=by)
         outcome = self.deliver_through(raw, crash, before)
         hold = self.school.meeting(mid).hold_until
         expect: set[str] = {state}
@@ -221,6 +232,8 @@ class BookingModel(RuleBasedStateMachine):
             expect = {"expired"} if hold is not None and self.now >= hold else {"confirmed"}
         elif partstat == "DECLINED" and state in OPEN:
             expect = {"declined" if state == "proposed" else "cancelled"}
+            if len(guardians) > 1:
+                expect.add(state)  # the other guardian may still attend (decline-recorded)
         after = self.snapshot()
         assert after[mid][0] in expect, (partstat, state, after[mid], outcome)
         freed = state in OPEN and after[mid][0] not in OPEN
@@ -237,7 +250,8 @@ class BookingModel(RuleBasedStateMachine):
         """Propose new time: confirmed at that time, or nothing changes (DECLINECOUNTER)."""
         mid = data.draw(st.sampled_from(self.our_meetings(OPEN)))
         before = self.snapshot()
-        raw = self.school.counter(mid, slot=slot, client=client, at=self.at)
+        by = data.draw(st.sampled_from(self.guardians_of(mid)))
+        raw = self.school.counter(mid, slot=slot, client=client, at=self.at, by=by)
         self.deliver_through(raw, crash, before)
         after = self.snapshot()
         if after[mid] != before[mid]:
@@ -301,13 +315,8 @@ class BookingModel(RuleBasedStateMachine):
         mid = data.draw(st.sampled_from(self.our_meetings(ALL)))
         before = self.snapshot()
         self.tick()
-        meeting = self.school.meeting(mid)
-        with self.db.read() as session:
-            guardian = session.scalar(
-                select(Guardian.email).where(Guardian.id == meeting.guardian_id)
-            )
-        assert guardian is not None
-        self.deliver(refresh_message(meeting, guardian, now=self.now))
+        guardian = data.draw(st.sampled_from(self.guardians_of(mid)))
+        self.deliver(refresh_message(self.school.meeting(mid), guardian, now=self.now))
         self.check_only(before, {}, set())
 
     # --- staff --------------------------------------------------------------------------------
@@ -471,11 +480,14 @@ class BookingModel(RuleBasedStateMachine):
                 self.read[row_id] = (method, cal.events[0], json.loads(payload)["to"][0])
             else:
                 self.read[row_id] = None
+        accepted: dict[tuple[str, str], Any] = {}  # our last REPLY ACCEPTED to a parent
         for row_id in sorted(self.read):
             found = self.read[row_id]
             if found is not None:
                 method, event, to = found
                 last[(str(event["UID"]), to)] = (method, event)
+                if method == "REPLY" and "PARTSTAT=ACCEPTED" in event.to_ical().decode():
+                    accepted[(str(event["UID"]), to)] = event
         with self.db.read() as session:
             meetings = list(session.scalars(select(Meeting)))
             for m in meetings:
@@ -485,8 +497,11 @@ class BookingModel(RuleBasedStateMachine):
                     assert seen is not None, f"meeting {m.id}: its guardian never heard of it"
                     method, event = seen
                     if parent:
+                        # The parent organizes: our last acceptance names the booked time
+                        # (a refused move is a REPLY DECLINED to the time asked for).
                         if m.state == "confirmed":
-                            assert method == "REPLY" and event.start == m.start
+                            booked = accepted.get((m.uid, m.organizer))
+                            assert booked is not None and booked.start == m.start, m.id
                         continue
                     status = str(event.get("STATUS", ""))
                     if m.state in OPEN:
@@ -506,6 +521,18 @@ class BookingModel(RuleBasedStateMachine):
                     select(Meeting.id)
                     .where(Meeting.state.in_(states), Meeting.origin != "booking_address")
                     .order_by(Meeting.id)
+                )
+            )
+
+    def guardians_of(self, mid: int) -> list[str]:
+        """The emails of meeting ``mid``'s guardians (its parties), in order."""
+        with self.db.read() as session:
+            return list(
+                session.scalars(
+                    select(Guardian.email)
+                    .join(MeetingGuardian, MeetingGuardian.guardian_id == Guardian.id)
+                    .where(MeetingGuardian.meeting_id == mid)
+                    .order_by(Guardian.email)
                 )
             )
 
@@ -647,7 +674,7 @@ def test_a_teacher_move_onto_a_held_time_changes_nothing(store: str) -> None:
     maker = sqlite_store if store == "sqlite" else postgres_store
     model = type("Model", (BookingModel,), {"database": staticmethod(maker)})()
     try:
-        model.offer(slots=[11, 5, 0])
+        model.offer(slots=[11, 5, 0, 8])
         model.staff_book(pair=(ADA, PAT), slot=1)
         pats = [m for m in model.of(PAT, ADA, ("confirmed",))]
         assert len(pats) == 1 and model.held_by_another(pats[0], 0)
