@@ -686,10 +686,10 @@ def test_a_teacher_move_onto_a_held_time_changes_nothing(store: str) -> None:
 
 
 def test_the_booking_life_cycle_follows_the_model_on_sqlite() -> None:
-    run(sqlite_store, examples=25, steps=20)
+    run(sqlite_store, examples=40, steps=25)
 
 
 @pytest.mark.postgres
 def test_the_booking_life_cycle_follows_the_model_on_postgresql() -> None:
     postgres_base_url()  # skips (or fails in CI) without PostgreSQL
-    run(postgres_store, examples=4, steps=10)
+    run(postgres_store, examples=8, steps=15)
