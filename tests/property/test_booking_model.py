@@ -1,12 +1,16 @@
 """A model-based test of the booking life cycle (DESIGN §3; issue 7 item 10).
 
 A Hypothesis state machine drives random sequences of what happens to a school's meetings
-against the real store and booking core — parents' replies (accept, decline, tentative),
-Propose new time (Outlook's COUNTER, Gmail's reply with a new time), requests to a booking
-address, staff bookings, moves and cancellations, the teacher dragging or deleting our
-event, hold expiry, the same message delivered twice, and crashes (the write transaction
-lost before or after its commit, then the same message again, as the MTA retries) — and
-after every step compares the database with a simple model written here:
+against the real store and booking core (a seeded school with a student who has two
+guardians; :func:`ptm_sync.inbound.process`, :mod:`ptm_sync.staff`,
+:func:`ptm_sync.teacher_changes.follow`, the expiry job) — parents' replies (accept,
+decline, tentative, by either guardian), Propose new time (Outlook's COUNTER, Gmail's reply
+with a new time), REFRESH, requests to a booking address and the parent's own moves and
+cancellations of them, staff bookings, moves and cancellations, the teacher dragging or
+deleting our event (the mirror rows a sync writes), hold expiry, the same message delivered
+twice, and crashes (the write transaction lost before or after its commit — the inbound
+crash points made to raise — then the same message again, as the MTA retries) — and after
+every step compares the database with a simple model written here:
 
 * each step changes the meetings the way DESIGN §3 says (where the rule decides without
   the admission rule: replies, cancellations, expiry, duplicates, crashes), or, where the
