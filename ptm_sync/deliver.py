@@ -11,6 +11,7 @@ from ptm_sync import outbox
 from ptm_sync.booking.apply import CREATING, record_calendar_event
 from ptm_sync.booking.notices import email_of
 from ptm_sync.config import Config
+from ptm_sync.crashpoints import crash_point
 from ptm_sync.errors import NotFound, PtmError, WrongEtag
 from ptm_sync.mail.smtp import SmtpSender
 from ptm_sync.model import MeetingState
@@ -30,6 +31,7 @@ class EmailDeliverer:
         data = outbox.payload(row)
         raw = email_of(data)
         self.sender.send(raw, sender=data["from"], recipients=data["to"])
+        crash_point("after-send")
 
     def close(self) -> None:
         self.sender.close()
@@ -136,6 +138,7 @@ class CalendarDeliverer:
                         f"event {remote.href} of meeting {meeting.uid} was changed in the "
                         "teacher's calendar since we wrote it; not overwritten"
                     ) from None
+            crash_point("mid-calendar-write")
             self._store(meeting_id, remote)
             return
         if creating:

@@ -30,6 +30,7 @@ from ptm_sync.booking.decide import APPLIED, QUARANTINED
 from ptm_sync.booking.events import Answer, Counter, Event, Refresh
 from ptm_sync.booking.values import Decision, MeetingView
 from ptm_sync.config import Config, MailConfig
+from ptm_sync.crashpoints import crash_point
 from ptm_sync.errors import ConfigError, NotFoundError, Unusable, UserError
 from ptm_sync.model import Interval
 from ptm_sync.room_mailbox import booking_request
@@ -234,6 +235,7 @@ def _record(
     """Record the message and its decision in one write transaction."""
     with db.write() as session:
         result = _record_in(session, config, raw, inbound, early, digest, now, video)
+    crash_point("after-commit")
     log.info("inbound message: %s", result)
     return result
 
@@ -267,6 +269,7 @@ def _record_in(
             if row_id is None:
                 return Outcome(DUPLICATE, "already processed")
             decision = _decide(session, config, inbound, row_id, now, video)
+            crash_point("after-decide")
             return _write_decision(session, raw, row_id, decision)
     except Unusable as exc:
         return _quarantine(session, raw, inbound, digest, now, exc.reason)

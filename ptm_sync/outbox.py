@@ -32,6 +32,7 @@ import psutil
 from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from ptm_sync.crashpoints import crash_point
 from ptm_sync.errors import PtmError
 from ptm_sync.store import Database, Outbox
 from ptm_sync.store.db import database_outage
@@ -402,6 +403,7 @@ def deliver_one(
         failure.retryable = True  # counted: dead-lettered after MAX_ATTEMPTS
         _failed(db, row.id, failure, clock(), report)
         return failure
+    crash_point("before-mark-done")
     # Recorded at once, row by row: a crash repeats at most the one item in flight.
     with db.write_connection() as connection:
         connection.execute(_MARK_DONE, {"row_id": row.id, "at": clock()})

@@ -267,7 +267,10 @@ class Applier:
             # The teacher's times hold each meeting's time and state, nothing else: an
             # answer that changes neither (a declined counter) leaves them as read.
             load.forget_times(session, after.period, after.teacher.id)
-        links = {link.guardian_id: link for link in row.guardians}
+        # Loading the links must not flush the new time early: only _claim turns the
+        # database's refusal of a held slot into SlotTaken.
+        with session.no_autoflush:
+            links = {link.guardian_id: link for link in row.guardians}
         for party in after.parties:
             link = links.get(party.guardian_id)
             if link is not None and before.party(party.guardian_id) != party:

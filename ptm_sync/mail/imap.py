@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from ptm_sync.config import ImapConfig
+from ptm_sync.crashpoints import crash_point
 from ptm_sync.errors import MailUnavailable, PtmError
 from ptm_sync.mail.backoff import Backoff
 from ptm_sync.mail.imap_idle import RFC2177_LIMIT_SECONDS
@@ -216,6 +217,7 @@ class ImapReader:
         wanted = sorted(set(uids))
         if not wanted:
             return
+        crash_point("mid-imap-flag")
         stale = self._call(lambda session: self._mark(session, wanted))
         if stale:
             log.warning(
