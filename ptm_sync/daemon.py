@@ -55,17 +55,27 @@ class Daemon:
         # writes wait while a sync pass compares the calendars with our meetings.
         self.delivery_connectors = Connectors(app.config)
         self.sync_pass = threading.Lock()
-        self.dispatcher = Dispatcher(
-            app.db,
-            app.config,
-            self.delivery_connectors,
-            self.clock,
-            calendar_guard=self.sync_pass,
-        )
+        self._dispatcher: Dispatcher | None = None
+        self._dispatcher_made = threading.Lock()
         self.web: WebServer | None = None
         self.video = video_provider(app.config)
         self._threads: list[threading.Thread] = []
         self.passes = 0
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """The outbox's workers, made on first use: making them opens the database, which
+        may be away when the daemon starts (the jobs then say so and try again)."""
+        with self._dispatcher_made:
+            if self._dispatcher is None:
+                self._dispatcher = Dispatcher(
+                    self.app.db,
+                    self.app.config,
+                    self.delivery_connectors,
+                    self.clock,
+                    calendar_guard=self.sync_pass,
+                )
+            return self._dispatcher
 
     def sync_job(self) -> None:
         with poller_lock(self.app.db, "sync") as mine:
@@ -229,7 +239,8 @@ class Daemon:
             thread.join(timeout=10)
         if self.web is not None:
             self.web.stop()
-        self.dispatcher.close()
+        if self._dispatcher is not None:
+            self._dispatcher.close()
         self.connectors.close()
         self.delivery_connectors.close()
         self.scheduler.clear()
