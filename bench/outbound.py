@@ -3,9 +3,10 @@
 ``outbound_over_raw``: a school with 2,000 proposed meetings, made by the real ``invite``
 path on a SQLite file, so 2,000 invitation emails wait in the outbox (the families'
 notification emails are set aside as already sent).  Ours is the time the real delivery
-path takes for them — :func:`ptm_sync.outbox.flush` with the
-:class:`~ptm_sync.deliver.EmailDeliverer`: claim due rows, send each over one reused SMTP
-connection, record it as done — into a local aiosmtpd sink that accepts and counts.  The
+path takes for them — what ``ptm-sync outbox flush`` runs,
+:class:`ptm_sync.dispatch.Dispatcher` (the SMTP server's worker, beside the calendar
+accounts' ones): claim due rows, send each over one reused SMTP connection, record it as
+done, renew the leases — into a local aiosmtpd sink that accepts and counts.  The
 floor is ``smtplib`` sending the very same 2,000 messages to the same sink over one
 connection, ``sendmail`` per message, with no bookkeeping at all.  The figure is the ratio
 of throughputs, floor time over our time.  Target: >= 0.5.  (``invite`` stores its emails
@@ -33,9 +34,10 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import func, select, update
 
 from ptm_sync import outbox
-from ptm_sync.deliver import EmailDeliverer
+from ptm_sync.dispatch import Dispatcher
 from ptm_sync.embedded import free_port
 from ptm_sync.store import Outbox
+from ptm_sync.sync import Connectors
 
 SENT_AT = NOW + timedelta(minutes=5)
 INVITATIONS = Outbox.key.like("email:<invitation.%")
@@ -80,12 +82,12 @@ def ours(made: School, sink: CountingSink, expected: int) -> float:
     """The outbox delivers every pending invitation (one SMTP connection, QUIT included)."""
     reset_invitations(made)
     before = sink.messages
-    deliverer = EmailDeliverer(made.config)
+    connectors = Connectors(made.config)
     began = time.perf_counter()
     try:
-        report = outbox.flush(made.db, {outbox.EMAIL: deliverer}, clock=lambda: SENT_AT)
+        report = Dispatcher(made.db, made.config, connectors, lambda: SENT_AT).flush()
     finally:
-        deliverer.close()
+        connectors.close()
     elapsed = time.perf_counter() - began
     # Checked outside the timing: everything went out once and is recorded as done.
     assert (report.delivered, report.retried, report.dead) == (expected, 0, 0), report
