@@ -57,6 +57,9 @@ _FOLD = re.compile(rb"\r\n[ \t]")
 _TEXT_LINE_END = re.compile(r"\r*\n|\r+")
 _TEXT_FOLD = re.compile(r"\r\n[ \t]")
 _BOM = b"\xef\xbb\xbf"
+#: Control characters RFC 5545 §3.1 and §3.3.11 allow nowhere (all but HTAB, CR and LF).
+#: NUL in particular cannot be stored in PostgreSQL text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _UTF8 = frozenset({"utf-8", "ascii"})
 #: Content lines with a TZID parameter (after unfolding): name, parameters, value.
 _ZONED_LINE = re.compile(
@@ -75,8 +78,13 @@ def decode_calendar(data: bytes, charset: str | None = None) -> str:
 
     ``charset`` is the declared one (the MIME ``charset=`` parameter), if any; an unknown or
     misspelt name is ignored.  A charset that is not ASCII-compatible (UTF-16) decodes the
-    whole part at once, as its line breaks are not single octets.
+    whole part at once, as its line breaks are not single octets.  Control characters
+    other than HTAB (RFC 5545 §3.3.11) become U+FFFD.
     """
+    return _CONTROL.sub("\ufffd", _decode(data, charset))
+
+
+def _decode(data: bytes, charset: str | None) -> str:
     codec = _codec(charset)
     if codec is not None and "\r\n ".encode(codec, "replace") != b"\r\n ":
         try:
@@ -96,6 +104,7 @@ def _codec(charset: str | None) -> str | None:
         return None
     try:
         name = codecs.lookup(charset.strip().strip('"')).name
+        "\r\n ".encode(name)  # LookupError for codecs that are no charset (rot13, base64)
     except (LookupError, ValueError):
         return None
     return None if name in _UTF8 else name

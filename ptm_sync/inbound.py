@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from ptm_sync import imip, itip, trust
@@ -31,6 +31,7 @@ from ptm_sync.booking.events import Answer, Counter, Event, Refresh
 from ptm_sync.booking.values import Decision, MeetingView
 from ptm_sync.config import Config, MailConfig
 from ptm_sync.errors import ConfigError, NotFoundError, Unusable, UserError
+from ptm_sync.inputlimits import HEAD_BYTES, TOO_LARGE, InputLimits
 from ptm_sync.model import Interval
 from ptm_sync.room_mailbox import booking_request
 from ptm_sync.store import Database, Inbound, Meeting, MeetingGuardian, MeetingStudent, Teacher
@@ -41,6 +42,9 @@ from ptm_sync.video import VideoProvider
 log = logging.getLogger(__name__)
 
 STALE, DUPLICATE = "stale", "duplicate"
+#: Quarantine reason of a message holding a value the database refuses (a number out of
+#: range): it would be refused every time, so it is no temporary failure.
+UNSTORABLE = "unstorable"
 _INBOUND: Table = Inbound.__table__  # type: ignore[assignment]
 # Built once: statements built per message cost more than running them.
 _MEETING_BY_UID = (
@@ -100,13 +104,33 @@ def digest_of(raw: bytes, inbound: imip.Inbound | None) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def input_limits(config: Config) -> InputLimits:
+    """The caps on one inbound message: ``[mail] max_message_bytes`` and
+    ``max_calendar_components`` (DESIGN §8), the others fixed."""
+    if config.mail is None:
+        return InputLimits()
+    return InputLimits(
+        max_message_bytes=config.mail.max_message_bytes,
+        max_calendar_components=config.mail.max_calendar_components,
+    )
+
+
+def _extract(raw: bytes, config: Config) -> tuple[imip.Inbound | None, Unusable | None]:
+    """The message as read, or what made it unreadable.  Never raises: a message the
+    reader fails on would fail every time, so it is quarantined (``internal-error``)."""
+    try:
+        return imip.extract(raw, tz=config.tz, limits=input_limits(config)), None
+    except Unusable as exc:
+        return None, exc
+    except Exception as exc:  # noqa: BLE001 - a bug in reading: quarantine, never defer
+        log.error("inbound message could not be read (%s); kept in quarantine", type(exc).__name__)
+        return None, Unusable("internal-error", type(exc).__name__)
+
+
 def _read(raw: bytes, config: Config) -> tuple[imip.Inbound | None, Unusable | None, str]:
     """The message as read, what made it unreadable, and its digest."""
-    try:
-        inbound: imip.Inbound | None = imip.extract(raw, tz=config.tz)
-    except Unusable as exc:
-        return None, exc, digest_of(raw, None)
-    return inbound, None, digest_of(raw, inbound)
+    inbound, early = _extract(raw, config)
+    return inbound, early, digest_of(raw, inbound)
 
 
 def process_batch(
@@ -198,6 +222,8 @@ def _quarantine(
 ) -> Outcome:
     """Record the message in quarantine with ``reason``, changing nothing else (or, when
     its digest is recorded already, report the duplicate)."""
+    if inbound is not None and inbound.reason == TOO_LARGE:
+        raw = raw[:HEAD_BYTES]  # kept for staff to see who sent it, not the whole of it
     row_id = insert_new_id(
         session, _INBOUND, _record_values(digest, now, inbound, reason, raw), key="digest"
     )
@@ -270,6 +296,17 @@ def _record_in(
             return _write_decision(session, raw, row_id, decision)
     except Unusable as exc:
         return _quarantine(session, raw, inbound, digest, now, exc.reason)
+    except DataError as exc:
+        # A value of this message the database refuses (the savepoint is rolled back):
+        # refused again on every try, so quarantined, not deferred.  Recorded without its
+        # header values, one of which may be the value refused.  No SQL or parameters in
+        # the log: they hold a family's data.
+        log.warning("inbound message holds a value the database refuses (%s)", _kind(exc))
+        return _quarantine(session, raw, None, digest, now, UNSTORABLE)
+
+
+def _kind(exc: DBAPIError) -> str:
+    return type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__
 
 
 def reprocess(
@@ -299,12 +336,7 @@ def reprocess(
         if row.raw is None:
             raise UserError(f"inbound message {inbound_id} was not kept: nothing to reprocess")
         raw = bytes(row.raw)
-        inbound: imip.Inbound | None = None
-        early: Unusable | None = None
-        try:
-            inbound = imip.extract(raw, tz=config.tz)
-        except Unusable as exc:
-            early = exc
+        inbound, early = _extract(raw, config)
         # Releasing a request that waited for staff (automate_processing = "none") is staff
         # deciding to take it: it is decided like any request.
         result = _decide_and_record(
