@@ -46,6 +46,7 @@ from ptm_sync.errors import UnreadableCalendar
 
 __all__ = [
     "decode_calendar",
+    "decode_line",
     "is_date",
     "localize",
     "parse_calendar",
@@ -96,7 +97,7 @@ def _decode(data: bytes, charset: str | None) -> str:
         return data.decode(codec or "utf-8")
     except ValueError:
         pass
-    return "\r\n".join(_decode_line(line, codec) for line in data.split(b"\r\n"))
+    return "\r\n".join(decode_line(line, codec) for line in data.split(b"\r\n"))
 
 
 def _codec(charset: str | None) -> str | None:
@@ -110,7 +111,10 @@ def _codec(charset: str | None) -> str | None:
     return None if name in _UTF8 else name
 
 
-def _decode_line(line: bytes, codec: str | None) -> str:
+def decode_line(line: bytes, codec: str | None = None) -> str:
+    """One line of octets as text: in ``codec`` if given and it fits, else UTF-8, with
+    U+FFFD for bad octets when the line holds UTF-8 elsewhere, else Windows-1252 (a legacy
+    client that declared no charset).  Never raises."""
     if codec is not None:
         try:
             return line.decode(codec)

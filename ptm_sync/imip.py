@@ -36,7 +36,7 @@ from icalendar import Calendar
 
 from ptm_sync.emailaddress import EmailAddress
 from ptm_sync.errors import Unusable
-from ptm_sync.icalparse import decode_calendar, parse_calendar
+from ptm_sync.icalparse import decode_calendar, decode_line, parse_calendar
 from ptm_sync.icaltext import serialize
 from ptm_sync.inputlimits import (
     HEAD_BYTES,
@@ -403,14 +403,11 @@ def _text(value: str) -> str:
 
     ``email`` reads header octets over 127 as lone surrogates: they are decoded as UTF-8
     when they are UTF-8 (internationalised mail), else as Windows-1252 (a legacy client
-    that sent 8-bit text without encoded words); control characters become U+FFFD.
+    that sent 8-bit text without encoded words), as calendar lines are
+    (:func:`~ptm_sync.icalparse.decode_line`); control characters become U+FFFD.
     """
     if _ESCAPED.search(value):
-        octets = value.encode("utf-8", "surrogateescape")
-        try:
-            value = octets.decode("utf-8")
-        except UnicodeDecodeError:
-            value = octets.decode("cp1252", "replace")
+        value = decode_line(value.encode("utf-8", "surrogateescape"))
     return _CONTROL.sub("\ufffd", value)
 
 
