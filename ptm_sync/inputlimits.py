@@ -94,18 +94,17 @@ def check_calendar_text(text: str, limits: InputLimits, tally: CalendarTally) ->
         Unusable: ``too-many-properties``, ``too-many-components``, ``too-deep`` or
             ``recurrence-too-large`` (RFC 5545 §3.3.10, §3.8.5).
     """
-    if text.count("\n") + 1 > limits.max_calendar_lines:
-        raise Unusable(TOO_MANY_PROPERTIES, f"more than {limits.max_calendar_lines} lines")
     depth = 0
     instances = 0
     for found in _INTERESTING.finditer(text):
         name, value = found.group(1).upper(), found.group(2)
         if name == "BEGIN":
             depth += 1
-            tally.components += 1
             if depth > limits.max_calendar_depth:
                 raise Unusable(TOO_DEEP, f"components nested over {limits.max_calendar_depth}")
-            if tally.components > limits.max_calendar_components + 1:  # + the VCALENDAR
+            if value.strip().upper() != "VCALENDAR":
+                tally.components += 1
+            if tally.components > limits.max_calendar_components:
                 raise Unusable(TOO_MANY_COMPONENTS, f"more than {limits.max_calendar_components}")
         elif name == "END":
             depth = max(depth - 1, 0)
@@ -117,6 +116,8 @@ def check_calendar_text(text: str, limits: InputLimits, tally: CalendarTally) ->
                 raise Unusable(
                     RECURRENCE_TOO_LARGE, f"more than {limits.max_recurrence} RDATE/EXDATE"
                 )
+    if text.count("\n") + 1 > limits.max_calendar_lines:
+        raise Unusable(TOO_MANY_PROPERTIES, f"more than {limits.max_calendar_lines} lines")
 
 
 def _check_rule(value: str, limits: InputLimits) -> None:
