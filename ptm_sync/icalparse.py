@@ -58,9 +58,10 @@ _FOLD = re.compile(rb"\r\n[ \t]")
 _TEXT_LINE_END = re.compile(r"\r*\n|\r+")
 _TEXT_FOLD = re.compile(r"\r\n[ \t]")
 _BOM = b"\xef\xbb\xbf"
-#: Control characters RFC 5545 §3.1 and §3.3.11 allow nowhere (all but HTAB, CR and LF).
+#: Control characters RFC 5545 §3.1 and §3.3.11 allow nowhere (all but HTAB, CR and LF),
+#: and lone surrogates, which some codecs (UTF-7) decode to and no database stores.
 #: NUL in particular cannot be stored in PostgreSQL text.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _UTF8 = frozenset({"utf-8", "ascii"})
 #: Content lines with a TZID parameter (after unfolding): name, parameters, value.
 _ZONED_LINE = re.compile(
@@ -80,7 +81,7 @@ def decode_calendar(data: bytes, charset: str | None = None) -> str:
     ``charset`` is the declared one (the MIME ``charset=`` parameter), if any; an unknown or
     misspelt name is ignored.  A charset that is not ASCII-compatible (UTF-16) decodes the
     whole part at once, as its line breaks are not single octets.  Control characters
-    other than HTAB (RFC 5545 §3.3.11) become U+FFFD.
+    other than HTAB (RFC 5545 §3.3.11) and lone surrogates become U+FFFD.
     """
     return _CONTROL.sub("\ufffd", _decode(data, charset))
 

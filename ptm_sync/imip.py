@@ -76,8 +76,9 @@ _CALENDAR_SUFFIXES = (".ics", ".ical", ".ifb", ".vcs")
 _DAEMONS = frozenset({"mailer-daemon", "postmaster"})
 _DEFAULT_LIMITS = InputLimits()
 #: Control characters left in a header value after unfolding (RFC 5322 §2.2 allows none
-#: but HTAB); C1 ones too, which only a mis-decoded charset produces.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+#: but HTAB); C1 ones too, which only a mis-decoded charset produces, and lone surrogates
+#: (an encoded word in UTF-7 can decode to one).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 #: What the surrogateescape codec makes of octets over 127 in a header (``email`` reads
 #: header bytes as ASCII with it).
 _ESCAPED = re.compile(r"[\udc80-\udcff]")
@@ -404,7 +405,8 @@ def _text(value: str) -> str:
     ``email`` reads header octets over 127 as lone surrogates: they are decoded as UTF-8
     when they are UTF-8 (internationalised mail), else as Windows-1252 (a legacy client
     that sent 8-bit text without encoded words), as calendar lines are
-    (:func:`~ptm_sync.icalparse.decode_line`); control characters become U+FFFD.
+    (:func:`~ptm_sync.icalparse.decode_line`); control characters and lone surrogates
+    become U+FFFD.
     """
     if _ESCAPED.search(value):
         value = decode_line(value.encode("utf-8", "surrogateescape"))

@@ -51,10 +51,15 @@ def fixture_messages() -> list[bytes]:
 
 
 def corpus_messages() -> list[tuple[str, bytes]]:
-    """The saved failing inputs, by file name."""
+    """The saved failing inputs, by file name: ``found-*.eml`` from the Hypothesis run,
+    ``atheris-*`` from the coverage-guided one."""
     if not CORPUS.is_dir():
         return []
-    return [(p.name, p.read_bytes()) for p in sorted(CORPUS.glob("*.eml"))]
+    return [
+        (p.name, p.read_bytes())
+        for p in sorted(CORPUS.iterdir())
+        if p.is_file() and p.name.startswith(("found-", "atheris-"))
+    ]
 
 
 def as_mail(calendar: bytes, *, sender: str = "parent@example.net") -> bytes:

@@ -200,6 +200,7 @@ def _with_calendar_line(raw: bytes, line: bytes) -> bytes:
         (b"COMMENT:a charset that is no charset", b"base64"),
         (b"COMMENT:a charset that is no charset", b"rot13"),
         (b"COMMENT:an unknown charset", b"x-no-such-charset"),
+        (b"COMMENT:a lone surrogate +2l4-", b"utf-7"),  # found by atheris
     ],
     ids=[
         "latin1-undeclared",
@@ -209,6 +210,7 @@ def _with_calendar_line(raw: bytes, line: bytes) -> bytes:
         "charset-base64",
         "charset-rot13",
         "charset-unknown",
+        "charset-utf7-lone-surrogate",
     ],
 )
 def test_a_calendar_part_in_the_wrong_charset_is_still_read(
