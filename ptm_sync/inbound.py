@@ -405,7 +405,8 @@ def _decide(
     assert mail is not None  # the Applier refuses to exist without it
     applier = Applier(config, now=now, video=video)
     secret = signing_secret(session)
-    ours = trust.uid_is_ours(secret, msg.uid)
+    # Ours are ASCII; the constant-time comparison refuses other text (a TypeError).
+    ours = msg.uid.isascii() and trust.uid_is_ours(secret, msg.uid)
     if msg.method in (itip.Method.REQUEST, itip.Method.CANCEL) and not ours:
         # A parent organizes: a request to a teacher's booking address (DESIGN §3).
         _authenticated(inbound, mail)
@@ -433,7 +434,9 @@ def _decide(
             for token in (trust.token_from_address(a, mail.organizer) for a in inbound.recipients)
             if token is not None
         ]
-        if tokens and not any(trust.token_matches(secret, meeting.uid, t) for t in tokens):
+        if tokens and not any(
+            t.isascii() and trust.token_matches(secret, meeting.uid, t) for t in tokens
+        ):
             raise Unusable("wrong-token", "the reply was sent to another meeting's address")
     event = _event(msg, invited, attendee, inbound_id)
     return _result(applier.handle(session, view, event, inbound_id=inbound_id))

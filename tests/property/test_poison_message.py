@@ -243,6 +243,36 @@ def test_a_request_whose_uid_the_database_cannot_hold_is_quarantined(
         assert session.scalars(select(Meeting)).all() == []
 
 
+def test_a_uid_with_8bit_text_is_unknown_not_a_crash(school: SeededSchool) -> None:
+    """Found by atheris: the UID check compared non-ASCII text in constant time, which
+    raises (the pipeline's safety net kept the message as ``internal-error``)."""
+    meeting = school.propose(ADA, PAT)
+    local, _, domain = meeting.uid.rpartition("@")
+    uid = f"{local[:-1]}\u00e9@{domain}"  # the signature's last character, as 8-bit text
+    raw = handmade_reply(uid, PAT, "ACCEPTED", now=school.now + timedelta(minutes=5))
+
+    outcome = school.deliver(raw)
+
+    assert (outcome.outcome, outcome.reason) == (QUARANTINED, "unknown-uid")
+
+
+def test_a_plus_address_with_8bit_text_is_the_wrong_token_not_a_crash(db: Database) -> None:
+    school = SeededSchool.create(db, mail="plus_addressing = true")
+    meeting = school.propose(ADA, PAT)
+    raw = handmade_reply(
+        meeting.uid,
+        PAT,
+        "ACCEPTED",
+        now=school.now + timedelta(minutes=5),
+        to="conferences+t\u00f6k\u00ebn@lincoln.example.org",
+    )
+
+    outcome = school.deliver(raw)
+
+    assert (outcome.outcome, outcome.reason) == (QUARANTINED, "wrong-token")
+    assert _meeting_state(school, meeting.id) == "proposed"
+
+
 # --- `mail deliver`: exit 0 and a line, never 75 ----------------------------------------
 
 
