@@ -302,8 +302,11 @@ def extract(raw: bytes, *, tz: tzinfo, limits: InputLimits = _DEFAULT_LIMITS) ->
     logged and printed.
     """
     if isinstance(raw, bytes | bytearray) and len(raw) > limits.max_message_bytes:
-        head = _head(_parse(bytes(raw[:HEAD_BYTES]), headers_only=True))
         detail = f"over {limits.max_message_bytes} bytes"
+        try:
+            head = _head(_parse(bytes(raw[:HEAD_BYTES]), headers_only=True))
+        except Unusable:
+            raise Unusable(TOO_LARGE, detail) from None
         return replace(head, kind=Kind.UNUSABLE, reason=TOO_LARGE, detail=detail)
     msg = _parse(raw)
     head = _head(msg)

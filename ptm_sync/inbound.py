@@ -222,7 +222,7 @@ def _quarantine(
 ) -> Outcome:
     """Record the message in quarantine with ``reason``, changing nothing else (or, when
     its digest is recorded already, report the duplicate)."""
-    if inbound is not None and inbound.reason == TOO_LARGE:
+    if reason == TOO_LARGE:
         raw = raw[:HEAD_BYTES]  # kept for staff to see who sent it, not the whole of it
     row_id = insert_new_id(
         session, _INBOUND, _record_values(digest, now, inbound, reason, raw), key="digest"

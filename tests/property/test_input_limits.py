@@ -111,6 +111,18 @@ def test_a_message_over_max_message_bytes_is_quarantined_with_its_head_kept(
     assert row.message_id.startswith("<reply-")
 
 
+def test_a_message_over_the_limit_without_readable_headers_is_still_too_large(
+    db: Database,
+) -> None:
+    school = SeededSchool.create(db, mail="max_message_bytes = 100000")
+    outcome = school.deliver(b"X" * 300_000)
+
+    assert (outcome.outcome, outcome.reason) == (QUARANTINED, "too-large")
+    assert outcome.inbound_id is not None
+    kept = school.inbound(outcome.inbound_id).raw
+    assert kept is not None and len(kept) == HEAD_BYTES
+
+
 def test_multiparts_nested_too_deep_are_quarantined(school: SeededSchool) -> None:
     meeting = school.propose(ADA, PAT)
     head, body = _split(_reply(school, meeting))
