@@ -82,6 +82,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 #: What the surrogateescape codec makes of octets over 127 in a header (``email`` reads
 #: header bytes as ASCII with it).
 _ESCAPED = re.compile(r"[\udc80-\udcff]")
+#: A multipart boundary parameter (RFC 2046 §5.1.1), counted before parsing.
+_BOUNDARY = re.compile(rb"(?i)boundary\s*\*?\s*=")
 #: RFC 5322 §2.1.1: a line holds at most 998 characters; no Message-ID is longer.
 _MAX_ID = 998
 
@@ -308,6 +310,10 @@ def extract(raw: bytes, *, tz: tzinfo, limits: InputLimits = _DEFAULT_LIMITS) ->
         except Unusable:
             raise Unusable(TOO_LARGE, detail) from None
         return replace(head, kind=Kind.UNUSABLE, reason=TOO_LARGE, detail=detail)
+    if isinstance(raw, bytes | bytearray) and (len(_BOUNDARY.findall(raw)) > limits.max_multiparts):
+        head = _head(_parse(raw, headers_only=True))
+        detail = f"more than {limits.max_multiparts} multipart boundaries"
+        return replace(head, kind=Kind.UNUSABLE, reason=TOO_MANY_PARTS, detail=detail)
     msg = _parse(raw)
     head = _head(msg)
     try:
@@ -558,8 +564,8 @@ def _failed_recipients(part: Message) -> list[str]:
     for group in part.get_payload():
         if not isinstance(group, Message):
             continue
-        action = "".join(_raw(group, "Action")).strip().lower() or "failed"
-        recipient = _strip_type(" ".join(_raw(group, "Final-Recipient")))
+        action = next(iter(_raw(group, "Action")), "").lower() or "failed"
+        recipient = _strip_type(next(iter(_raw(group, "Final-Recipient")), ""))
         if recipient and action == "failed":
             failed.append(recipient)
     return failed

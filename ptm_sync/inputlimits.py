@@ -36,7 +36,8 @@ __all__ = [
 TOO_LARGE = "too-large"
 #: How much of a message over ``max_message_bytes`` is read (for its headers) and kept.
 HEAD_BYTES = 64 * 1024
-#: More MIME parts than ``max_mime_parts``.
+#: More MIME parts than ``max_mime_parts``, or more multipart boundaries than
+#: ``max_multiparts``.
 TOO_MANY_PARTS = "too-many-parts"
 #: More calendar components (VEVENT, VTIMEZONE, VALARM …) than ``max_calendar_components``.
 TOO_MANY_COMPONENTS = "too-many-components"
@@ -68,6 +69,9 @@ class InputLimits:
 
     max_message_bytes: int = 10_000_000
     max_mime_parts: int = 200
+    #: Multipart boundaries declared, counted before parsing: the stdlib parser checks
+    #: every line against every open boundary, so its time grows with lines × nesting.
+    max_multiparts: int = 32
     max_mime_depth: int = 16
     max_calendar_components: int = 500
     max_calendar_lines: int = 20_000
