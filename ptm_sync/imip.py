@@ -82,6 +82,11 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 #: What the surrogateescape codec makes of octets over 127 in a header (``email`` reads
 #: header bytes as ASCII with it).
 _ESCAPED = re.compile(r"[\udc80-\udcff]")
+#: The blank line that ends the header section (RFC 5322 §2.1), with either line end.
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+#: The text :func:`_decoded` decodes at most: the standard library takes quadratic time
+#: over many encoded words (RFC 2047), and no subject or name is longer.
+_MAX_DECODED = 4096
 #: A multipart boundary parameter (RFC 2046 §5.1.1), counted before parsing.
 _BOUNDARY = re.compile(rb"(?i)boundary\s*\*?\s*=")
 #: RFC 5322 §2.1.1: a line holds at most 998 characters; no Message-ID is longer.
@@ -303,8 +308,9 @@ def extract(raw: bytes, *, tz: tzinfo, limits: InputLimits = _DEFAULT_LIMITS) ->
     characters are replaced, so every text an :class:`Inbound` holds can be stored,
     logged and printed.
     """
-    if isinstance(raw, bytes | bytearray) and len(raw) > limits.max_message_bytes:
-        detail = f"over {limits.max_message_bytes} bytes"
+    too_large = _too_large(raw, limits)
+    if too_large:
+        detail = too_large
         try:
             head = _head(_parse(bytes(raw[:HEAD_BYTES]), headers_only=True))
         except Unusable:
@@ -321,6 +327,18 @@ def extract(raw: bytes, *, tz: tzinfo, limits: InputLimits = _DEFAULT_LIMITS) ->
         return _classify(msg, head, tz, limits)
     except Unusable as exc:  # over a limit: read no further
         return replace(head, kind=Kind.UNUSABLE, reason=exc.reason, detail=exc.detail)
+
+
+def _too_large(raw: bytes, limits: InputLimits) -> str:
+    """Why the message is too large to read, or ""."""
+    if not isinstance(raw, bytes | bytearray):
+        return ""
+    if len(raw) > limits.max_message_bytes:
+        return f"over {limits.max_message_bytes} bytes"
+    end = _HEADER_END.search(raw, 0, limits.max_header_bytes + 4)
+    if end is None and len(raw) > limits.max_header_bytes:
+        return f"headers over {limits.max_header_bytes} bytes"
+    return ""
 
 
 def _classify(msg: Message, head: Inbound, tz: tzinfo, limits: InputLimits) -> Inbound:
@@ -447,7 +465,9 @@ def _strip_type(value: str) -> str:
 
 
 def _decoded(value: str) -> str:
-    """A header's text with its encoded words (RFC 2047) decoded."""
+    """A header's text with its encoded words (RFC 2047) decoded (its first 4096
+    characters)."""
+    value = value[:_MAX_DECODED]
     try:
         decoded = str(make_header(decode_header(value)))
     except (MessageError, ValueError, LookupError):  # bad encoded words, unknown charsets
@@ -619,7 +639,7 @@ def _find_calendar(
         Unusable: the calendar parts together exceed ``limits`` (checked before any is
             parsed; :func:`~ptm_sync.inputlimits.check_calendar_text`).
     """
-    parts = list(_calendar_parts(msg))
+    parts = list(_calendar_parts(msg, limits))
     if not parts:
         return None
     tally = CalendarTally()
@@ -647,7 +667,10 @@ def _find_calendar(
     return best.data, best.method or message_hint, result
 
 
-def _calendar_parts(msg: Message) -> Iterator[_Part]:
+def _calendar_parts(msg: Message, limits: InputLimits) -> Iterator[_Part]:
+    """The calendar parts, decoded; :class:`Unusable` (``too-large``) as soon as their
+    payloads together exceed ``limits.max_calendar_bytes``, before they are decoded."""
+    size = 0
     for order, (part, _) in enumerate(_walk(msg)):
         if part.is_multipart() or part.get_content_maintype() == "message":
             continue
@@ -658,6 +681,9 @@ def _calendar_parts(msg: Message) -> Iterator[_Part]:
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes):
             continue
+        size += len(payload)
+        if size > limits.max_calendar_bytes:
+            raise Unusable(TOO_LARGE, f"calendar parts over {limits.max_calendar_bytes} bytes")
         # RFC 5545 §3.1: unfolded on octets, then decoded line by line (ptm_sync.icalparse).
         text = decode_calendar(payload, part.get_content_charset())
         method = str(part.get_param("method") or "").strip().upper() or None

@@ -21,6 +21,7 @@ from ptm_sync.errors import Unusable
 
 __all__ = [
     "HEAD_BYTES",
+    "LINE_TOO_LONG",
     "RECURRENCE_TOO_LARGE",
     "TOO_DEEP",
     "TOO_LARGE",
@@ -32,7 +33,8 @@ __all__ = [
     "check_calendar_text",
 ]
 
-#: The message is larger than ``max_message_bytes``.
+#: The message is larger than ``max_message_bytes``, its header section larger than
+#: ``max_header_bytes``, or its calendar parts together larger than ``max_calendar_bytes``.
 TOO_LARGE = "too-large"
 #: How much of a message over ``max_message_bytes`` is read (for its headers) and kept.
 HEAD_BYTES = 64 * 1024
@@ -43,6 +45,8 @@ TOO_MANY_PARTS = "too-many-parts"
 TOO_MANY_COMPONENTS = "too-many-components"
 #: More content lines (properties) in one calendar part than ``max_calendar_lines``.
 TOO_MANY_PROPERTIES = "too-many-properties"
+#: A calendar content line (unfolded) longer than ``max_calendar_line_length`` characters.
+LINE_TOO_LONG = "line-too-long"
 #: MIME parts or calendar components nested deeper than their limit.
 TOO_DEEP = "too-deep"
 #: A recurrence that would expand to too many instances: FREQ=SECONDLY/MINUTELY/HOURLY,
@@ -68,13 +72,20 @@ class InputLimits:
     """
 
     max_message_bytes: int = 10_000_000
+    #: The header section: Received, DKIM and ARC chains make tens of kilobytes, and the
+    #: standard library decodes encoded words and address lists in quadratic time.
+    max_header_bytes: int = 131_072
     max_mime_parts: int = 200
     #: Multipart boundaries declared, counted before parsing: the stdlib parser checks
     #: every line against every open boundary, so its time grows with lines × nesting.
     max_multiparts: int = 32
     max_mime_depth: int = 16
     max_calendar_components: int = 500
-    max_calendar_lines: int = 20_000
+    #: The calendar parts' text together (UTF-8): replies are a few kilobytes, and
+    #: icalendar takes seconds per megabyte of long lines.
+    max_calendar_bytes: int = 1_000_000
+    max_calendar_lines: int = 5_000
+    max_calendar_line_length: int = 65_536
     max_calendar_depth: int = 8
     max_recurrence: int = 1_000
 
@@ -84,6 +95,7 @@ class CalendarTally:
     """What the calendar parts of one message used so far (the caps are per message)."""
 
     components: int = 0
+    size: int = 0  # bytes
 
 
 def check_calendar_text(text: str, limits: InputLimits, tally: CalendarTally) -> None:
@@ -95,9 +107,15 @@ def check_calendar_text(text: str, limits: InputLimits, tally: CalendarTally) ->
         tally: what the message's earlier calendar parts used; updated.
 
     Raises:
-        Unusable: ``too-many-properties``, ``too-many-components``, ``too-deep`` or
-            ``recurrence-too-large`` (RFC 5545 §3.3.10, §3.8.5).
+        Unusable: ``too-large``, ``line-too-long``, ``too-many-properties``,
+            ``too-many-components``, ``too-deep`` or ``recurrence-too-large``
+            (RFC 5545 §3.3.10, §3.8.5).
     """
+    tally.size += len(text.encode("utf-8", "surrogatepass"))
+    if tally.size > limits.max_calendar_bytes:
+        raise Unusable(TOO_LARGE, f"calendar parts over {limits.max_calendar_bytes} bytes")
+    if _longest_line(text) > limits.max_calendar_line_length:
+        raise Unusable(LINE_TOO_LONG, f"a line over {limits.max_calendar_line_length} characters")
     depth = 0
     instances = 0
     for found in _INTERESTING.finditer(text):
@@ -122,6 +140,16 @@ def check_calendar_text(text: str, limits: InputLimits, tally: CalendarTally) ->
                 )
     if text.count("\n") + 1 > limits.max_calendar_lines:
         raise Unusable(TOO_MANY_PROPERTIES, f"more than {limits.max_calendar_lines} lines")
+
+
+def _longest_line(text: str) -> int:
+    longest, start = 0, 0
+    while True:
+        end = text.find("\n", start)
+        if end < 0:
+            return max(longest, len(text) - start)
+        longest = max(longest, end - start)
+        start = end + 1
 
 
 def _check_rule(value: str, limits: InputLimits) -> None:
