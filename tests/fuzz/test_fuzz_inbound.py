@@ -170,7 +170,7 @@ def test_every_mutated_message_is_decided_or_quarantined(
     fuzz_school: tuple[SeededSchool, list[bytes]],
 ) -> None:
     school, seeds = fuzz_school
-    short = 250 if school.db.engine.dialect.name == "sqlite" else 80
+    short = 300 if school.db.engine.dialect.name == "sqlite" else 150
 
     @settings(
         max_examples=_examples(short),
