@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -123,7 +124,14 @@ def _extract(raw: bytes, config: Config) -> tuple[imip.Inbound | None, Unusable 
     except Unusable as exc:
         return None, exc
     except Exception as exc:  # noqa: BLE001 - a bug in reading: quarantine, never defer
-        log.error("inbound message could not be read (%s); kept in quarantine", type(exc).__name__)
+        # Where, not what: the exception's text may quote the message (personal data).
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        log.error(
+            "inbound message could not be read (%s at %s:%s); kept in quarantine",
+            type(exc).__name__,
+            where.filename,
+            where.lineno,
+        )
         return None, Unusable("internal-error", type(exc).__name__)
 
 
