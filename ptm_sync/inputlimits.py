@@ -1,9 +1,11 @@
 """How much one inbound message may ask of us, checked before it costs much.  Pure.
 
 An email is untrusted input: one message with 50,000 VEVENTs, a multipart nested a
-thousand deep or a time zone that changes every second (``RRULE:FREQ=SECONDLY`` in a
-VTIMEZONE, which icalendar expands transition by transition) must not take the service's
-memory or minutes of its time.  :class:`InputLimits` names the caps; the checks raise
+thousand deep, a time zone that changes every second (``RRULE:FREQ=SECONDLY`` in a
+VTIMEZONE, which icalendar expands transition by transition), megabytes of encoded words
+in a Subject (the standard library decodes them in quadratic time) or one calendar line of
+megabytes (icalendar takes seconds per megabyte) must not take the service's memory or
+minutes of its time.  :class:`InputLimits` names the caps; the checks raise
 :class:`~ptm_sync.errors.Unusable` with one of the stable reasons below, and the message
 goes to quarantine (DESIGN §4) without being applied.
 
@@ -65,7 +67,8 @@ _INTERESTING = re.compile(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InputLimits:
-    """Caps on one inbound message.  Sizes in bytes, the rest in counts.
+    """Caps on one inbound message.  Sizes in bytes, line length in characters, the rest
+    in counts.
 
     ``max_message_bytes`` and ``max_calendar_components`` are ``[mail]`` keys (DESIGN
     §8); the others are fixed well above what any mail or calendar client writes.
