@@ -330,7 +330,8 @@ def reprocess(
     Raises:
         NotFoundError: no inbound message ``inbound_id``.
         UserError: the message is not in quarantine (released before, or never there),
-            or its raw bytes were not kept (purged).
+            or its raw bytes were not kept (purged, or only the head of a message too
+            large to read).
     """
     with db.write() as session:
         row = session.get(Inbound, inbound_id, with_for_update=True)
@@ -343,6 +344,11 @@ def reprocess(
             )
         if row.raw is None:
             raise UserError(f"inbound message {inbound_id} was not kept: nothing to reprocess")
+        if row.reason == TOO_LARGE:
+            raise UserError(
+                f"inbound message {inbound_id} was too large: only its head was kept, "
+                "nothing to reprocess"
+            )
         raw = bytes(row.raw)
         inbound, early = _extract(raw, config)
         # Releasing a request that waited for staff (automate_processing = "none") is staff

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import select
 
 from ptm_sync.config import parse
-from ptm_sync.errors import ConfigError, Unusable
-from ptm_sync.inbound import APPLIED, QUARANTINED
+from ptm_sync.errors import ConfigError, Unusable, UserError
+from ptm_sync.inbound import APPLIED, QUARANTINED, reprocess
 from ptm_sync.inputlimits import (
     HEAD_BYTES,
     CalendarTally,
@@ -123,6 +123,21 @@ def test_a_message_over_max_message_bytes_is_quarantined_with_its_head_kept(
         (row,) = session.scalars(select(Inbound)).all()
     assert row.raw is not None and len(row.raw) == HEAD_BYTES  # not the whole of it
     assert row.message_id.startswith("<reply-")
+
+
+def test_a_message_too_large_to_read_cannot_be_released_from_its_head(db: Database) -> None:
+    """Only its first 64 KiB are kept: releasing them would decide a message cut short
+    (here, a reply whose calendar fits in the head)."""
+    school = SeededSchool.create(db, mail="max_message_bytes = 100000")
+    meeting = school.propose(ADA, PAT)
+    raw = _reply(school, meeting) + b"\r\n" + b"p" * 200_000
+    outcome = school.deliver(raw)
+    assert (outcome.outcome, outcome.reason) == (QUARANTINED, "too-large")
+    assert outcome.inbound_id is not None
+
+    with pytest.raises(UserError, match="too large"):
+        reprocess(db, school.config, outcome.inbound_id, now=school.now, video=school.video)
+    assert _state(school, meeting.id) == "proposed"
 
 
 def test_a_message_over_the_limit_without_readable_headers_is_still_too_large(
