@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all demo test lint typecheck unit bench bench-quick clean test-servers
+.PHONY: all demo test lint typecheck unit bench bench-quick clean test-servers fuzz
 
 all: test
 
@@ -40,6 +40,18 @@ test: $(STAMP) test-servers lint typecheck
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/property
+
+# The long fuzz run (issue 7): many more mutated messages than the short run in `make
+# test`, with random seeds; the smallest failing input is saved in tests/fuzz/corpus/,
+# which `make test` replays.  Then atheris (coverage-guided) when it is installed.
+FUZZ_EXAMPLES ?= 5000
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	PTM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PTM_FUZZ_SAVE=1 $(BIN)/python -m pytest -q -x \
+	  tests/fuzz/test_fuzz_inbound.py -k "mutated and sqlite" -o timeout=0
+	@if $(BIN)/python -c 'import atheris' 2>/dev/null; then \
+	  $(BIN)/python -m tests.fuzz.atheris_inbound -max_total_time=$(FUZZ_SECONDS); \
+	else echo "atheris is not installed ($(BIN)/pip install -e '.[fuzz]'): coverage-guided run skipped"; fi
 
 demo: $(STAMP)
 	$(BIN)/ptm-sync demo

@@ -140,6 +140,10 @@ class MailConfig:
     )
     smtp: SmtpConfig | None = opt("Outgoing mail ([mail.smtp]).", None)
     imap: ImapConfig | None = opt("Incoming replies ([mail.imap]); optional.", None)
+    max_message_bytes: int = opt("Larger inbound mail is quarantined (too-large).", 10_000_000)
+    max_calendar_components: int = opt(
+        "VEVENTs etc. in one inbound message; more is quarantined (too-many-components).", 500
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -538,6 +542,9 @@ def _check(config: Config) -> None:
         )
     if config.video.provider not in VIDEO_PROVIDERS:
         raise ConfigError(f"must be one of {' | '.join(VIDEO_PROVIDERS)}", "video.provider")
+    for name in ("max_message_bytes", "max_calendar_components"):
+        if config.mail and getattr(config.mail, name) <= 0:
+            raise ConfigError("must be greater than 0", f"mail.{name}")
     if config.mail and config.mail.smtp and config.mail.smtp.ssl and config.mail.smtp.starttls:
         raise ConfigError("choose ssl or starttls, not both", "mail.smtp.starttls")
     if config.mail and config.mail.imap and config.mail.imap.ssl and config.mail.imap.starttls:

@@ -46,6 +46,7 @@ from ptm_sync.errors import UnreadableCalendar
 
 __all__ = [
     "decode_calendar",
+    "decode_line",
     "is_date",
     "localize",
     "parse_calendar",
@@ -57,6 +58,10 @@ _FOLD = re.compile(rb"\r\n[ \t]")
 _TEXT_LINE_END = re.compile(r"\r*\n|\r+")
 _TEXT_FOLD = re.compile(r"\r\n[ \t]")
 _BOM = b"\xef\xbb\xbf"
+#: Control characters RFC 5545 §3.1 and §3.3.11 allow nowhere (all but HTAB, CR and LF),
+#: and lone surrogates, which some codecs (UTF-7) decode to and no database stores.
+#: NUL in particular cannot be stored in PostgreSQL text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _UTF8 = frozenset({"utf-8", "ascii"})
 #: Content lines with a TZID parameter (after unfolding): name, parameters, value.
 _ZONED_LINE = re.compile(
@@ -75,8 +80,13 @@ def decode_calendar(data: bytes, charset: str | None = None) -> str:
 
     ``charset`` is the declared one (the MIME ``charset=`` parameter), if any; an unknown or
     misspelt name is ignored.  A charset that is not ASCII-compatible (UTF-16) decodes the
-    whole part at once, as its line breaks are not single octets.
+    whole part at once, as its line breaks are not single octets.  Control characters
+    other than HTAB (RFC 5545 §3.3.11) and lone surrogates become U+FFFD.
     """
+    return _CONTROL.sub("\ufffd", _decode(data, charset))
+
+
+def _decode(data: bytes, charset: str | None) -> str:
     codec = _codec(charset)
     if codec is not None and "\r\n ".encode(codec, "replace") != b"\r\n ":
         try:
@@ -88,7 +98,7 @@ def decode_calendar(data: bytes, charset: str | None = None) -> str:
         return data.decode(codec or "utf-8")
     except ValueError:
         pass
-    return "\r\n".join(_decode_line(line, codec) for line in data.split(b"\r\n"))
+    return "\r\n".join(decode_line(line, codec) for line in data.split(b"\r\n"))
 
 
 def _codec(charset: str | None) -> str | None:
@@ -96,12 +106,16 @@ def _codec(charset: str | None) -> str | None:
         return None
     try:
         name = codecs.lookup(charset.strip().strip('"')).name
+        "\r\n ".encode(name)  # LookupError for codecs that are no charset (rot13, base64)
     except (LookupError, ValueError):
         return None
     return None if name in _UTF8 else name
 
 
-def _decode_line(line: bytes, codec: str | None) -> str:
+def decode_line(line: bytes, codec: str | None = None) -> str:
+    """One line of octets as text: in ``codec`` if given and it fits, else UTF-8, with
+    U+FFFD for bad octets when the line holds UTF-8 elsewhere, else Windows-1252 (a legacy
+    client that declared no charset).  Never raises."""
     if codec is not None:
         try:
             return line.decode(codec)

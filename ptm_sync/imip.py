@@ -36,8 +36,17 @@ from icalendar import Calendar
 
 from ptm_sync.emailaddress import EmailAddress
 from ptm_sync.errors import Unusable
-from ptm_sync.icalparse import decode_calendar, parse_calendar
+from ptm_sync.icalparse import decode_calendar, decode_line, parse_calendar
 from ptm_sync.icaltext import serialize
+from ptm_sync.inputlimits import (
+    HEAD_BYTES,
+    TOO_DEEP,
+    TOO_LARGE,
+    TOO_MANY_PARTS,
+    CalendarTally,
+    InputLimits,
+    check_calendar_text,
+)
 from ptm_sync.itip import ItipMessage, Method, read_itip
 from ptm_sync.mailheaders import BUILD_POLICY, READ_POLICY
 
@@ -65,6 +74,23 @@ _CALENDAR_TYPES = frozenset(
 )
 _CALENDAR_SUFFIXES = (".ics", ".ical", ".ifb", ".vcs")
 _DAEMONS = frozenset({"mailer-daemon", "postmaster"})
+_DEFAULT_LIMITS = InputLimits()
+#: Control characters left in a header value after unfolding (RFC 5322 §2.2 allows none
+#: but HTAB); C1 ones too, which only a mis-decoded charset produces, and lone surrogates
+#: (an encoded word in UTF-7 can decode to one).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+#: What the surrogateescape codec makes of octets over 127 in a header (``email`` reads
+#: header bytes as ASCII with it).
+_ESCAPED = re.compile(r"[\udc80-\udcff]")
+#: The blank line that ends the header section (RFC 5322 §2.1), with either line end.
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+#: The text :func:`_decoded` decodes at most: the standard library takes quadratic time
+#: over many encoded words (RFC 2047), and no subject or name is longer.
+_MAX_DECODED = 4096
+#: A multipart boundary parameter (RFC 2046 §5.1.1), counted before parsing.
+_BOUNDARY = re.compile(rb"(?i)boundary\s*\*?\s*=")
+#: RFC 5322 §2.1.1: a line holds at most 998 characters; no Message-ID is longer.
+_MAX_ID = 998
 
 
 class Kind(StrEnum):
@@ -267,23 +293,62 @@ def _bracketed(message_id: str) -> str:
 # --- inbound ------------------------------------------------------------------------------
 
 
-def extract(raw: bytes, *, tz: tzinfo) -> Inbound:
+def extract(raw: bytes, *, tz: tzinfo, limits: InputLimits = _DEFAULT_LIMITS) -> Inbound:
     """Read one raw email.  ``tz`` is the school's zone, for floating calendar times.
 
     Never raises on odd input but :class:`Unusable` (``not-an-email``) when the bytes are
     not an email at all; a message with an unusable calendar part comes back as
     :attr:`Kind.UNUSABLE` with its ``reason`` so the caller can quarantine it by sender
-    and Message-ID.
+    and Message-ID.  So does a message over one of ``limits``
+    (:mod:`ptm_sync.inputlimits`): one larger than ``max_message_bytes`` has only its
+    headers read.
+
+    Header values may hold raw UTF-8 (RFC 6532) or other 8-bit octets: they are read as
+    UTF-8 where they are UTF-8 and as Windows-1252 where they are not, and control
+    characters are replaced, so every text an :class:`Inbound` holds can be stored,
+    logged and printed.
     """
+    too_large = _too_large(raw, limits)
+    if too_large:
+        detail = too_large
+        try:
+            head = _head(_parse(bytes(raw[:HEAD_BYTES]), headers_only=True))
+        except Unusable:
+            raise Unusable(TOO_LARGE, detail) from None
+        return replace(head, kind=Kind.UNUSABLE, reason=TOO_LARGE, detail=detail)
+    if isinstance(raw, bytes | bytearray) and (len(_BOUNDARY.findall(raw)) > limits.max_multiparts):
+        head = _head(_parse(raw, headers_only=True))
+        detail = f"more than {limits.max_multiparts} multipart boundaries"
+        return replace(head, kind=Kind.UNUSABLE, reason=TOO_MANY_PARTS, detail=detail)
     msg = _parse(raw)
     head = _head(msg)
+    try:
+        _check_structure(msg, limits)
+        return _classify(msg, head, tz, limits)
+    except Unusable as exc:  # over a limit: read no further
+        return replace(head, kind=Kind.UNUSABLE, reason=exc.reason, detail=exc.detail)
+
+
+def _too_large(raw: bytes, limits: InputLimits) -> str:
+    """Why the message is too large to read, or ""."""
+    if not isinstance(raw, bytes | bytearray):
+        return ""
+    if len(raw) > limits.max_message_bytes:
+        return f"over {limits.max_message_bytes} bytes"
+    end = _HEADER_END.search(raw, 0, limits.max_header_bytes + 4)
+    if end is None and len(raw) > limits.max_header_bytes:
+        return f"headers over {limits.max_header_bytes} bytes"
+    return ""
+
+
+def _classify(msg: Message, head: Inbound, tz: tzinfo, limits: InputLimits) -> Inbound:
     reports = _report_types(msg)
     if "delivery-status" in reports or _is_daemon(msg, head):
-        return _bounce(msg, head, tz)
+        return _bounce(msg, head, tz, limits)
     if "disposition-notification" in reports:
         return replace(head, kind=Kind.READ_RECEIPT, original_message_id=_mdn_original(msg))
     auto = _auto_reply(msg)
-    found = _find_calendar(msg, tz)
+    found = _find_calendar(msg, tz, limits)
     if found is None:
         return replace(head, kind=Kind.AUTO_REPLY if auto else Kind.NO_CALENDAR)
     data, hint, result = found
@@ -302,13 +367,15 @@ def extract(raw: bytes, *, tz: tzinfo) -> Inbound:
     return replace(head, kind=Kind.ITIP, calendar=data, method_hint=hint, itip=result)
 
 
-def _parse(raw: bytes) -> Message:
+def _parse(raw: bytes, *, headers_only: bool = False) -> Message:
     if not isinstance(raw, bytes | bytearray) or not raw.strip():
         raise Unusable("not-an-email", "empty input")
     try:
-        msg = BytesParser(policy=_READ_POLICY).parsebytes(bytes(raw))
+        msg = BytesParser(policy=_READ_POLICY).parsebytes(bytes(raw), headersonly=headers_only)
+    except RecursionError as exc:  # multiparts nested beyond what the parser can follow
+        raise Unusable(TOO_DEEP, "MIME parts nested too deep to read") from exc
     except Exception as exc:  # the parser is lenient; anything it raises means "not mail"
-        raise Unusable("not-an-email", str(exc)[:120]) from exc
+        raise Unusable("not-an-email", type(exc).__name__) from exc
     names = {name.lower() for name in msg}
     if not names & {"from", "sender", "message-id", "received", "return-path"}:
         raise Unusable("not-an-email", "no From, Message-ID or Received header")
@@ -355,8 +422,22 @@ def _raw(msg: Message, name: str) -> list[str]:
     values = []
     for key, value in msg.raw_items():
         if key.lower() == wanted:
-            values.append(re.sub(r"\r?\n[ \t]+", " ", str(value)).strip())
+            values.append(_text(re.sub(r"\r?\n[ \t]+", " ", str(value))).strip())
     return values
+
+
+def _text(value: str) -> str:
+    """A header value as text that can be stored and printed (RFC 6532 §3.2).
+
+    ``email`` reads header octets over 127 as lone surrogates: they are decoded as UTF-8
+    when they are UTF-8 (internationalised mail), else as Windows-1252 (a legacy client
+    that sent 8-bit text without encoded words), as calendar lines are
+    (:func:`~ptm_sync.icalparse.decode_line`); control characters and lone surrogates
+    become U+FFFD.
+    """
+    if _ESCAPED.search(value):
+        value = decode_line(value.encode("utf-8", "surrogateescape"))
+    return _CONTROL.sub("\ufffd", value)
 
 
 def _addresses(msg: Message, name: str) -> list[str]:
@@ -384,17 +465,22 @@ def _strip_type(value: str) -> str:
 
 
 def _decoded(value: str) -> str:
+    """A header's text with its encoded words (RFC 2047) decoded (its first 4096
+    characters)."""
+    value = value[:_MAX_DECODED]
     try:
-        return str(make_header(decode_header(value))).strip()
+        decoded = str(make_header(decode_header(value)))
     except (MessageError, ValueError, LookupError):  # bad encoded words, unknown charsets
-        return value.strip()
+        decoded = value
+    return _text(decoded).strip()
 
 
 def _message_id(values: list[str]) -> str | None:
     if not values:
         return None
     found = re.search(r"<[^<>\s]+>", values[0])
-    return found.group(0) if found else (values[0].strip() or None)
+    value = found.group(0) if found else values[0].strip()
+    return value[:_MAX_ID] or None
 
 
 def _date(values: list[str]) -> datetime | None:
@@ -402,19 +488,40 @@ def _date(values: list[str]) -> datetime | None:
         return None
     try:
         moment = parsedate_to_datetime(values[0])
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _walk(part: Message, forwarded: bool = False) -> Iterator[tuple[Message, bool]]:
-    """Every part, with whether it sits inside an attached message/rfc822."""
-    yield part, forwarded
-    if part.is_multipart():
-        inner = forwarded or part.get_content_type() == "message/rfc822"
-        for sub in part.get_payload():
-            if isinstance(sub, Message):
-                yield from _walk(sub, inner)
+    """Every part, with whether it sits inside an attached message/rfc822 (depth first)."""
+    for sub, inside, _ in _walk_depth(part, forwarded, 0):
+        yield sub, inside
+
+
+def _walk_depth(part: Message, forwarded: bool, depth: int) -> Iterator[tuple[Message, bool, int]]:
+    # Iterative: nesting is bounded by _check_structure, but a stack costs nothing.
+    stack = [(part, forwarded, depth)]
+    while stack:
+        current, inside, level = stack.pop()
+        yield current, inside, level
+        if current.is_multipart():
+            inner = inside or current.get_content_type() == "message/rfc822"
+            subs = [s for s in current.get_payload() if isinstance(s, Message)]
+            stack.extend((sub, inner, level + 1) for sub in reversed(subs))
+
+
+def _check_structure(msg: Message, limits: InputLimits) -> None:
+    """MIME parts within ``limits``: their count and nesting depth.
+
+    Raises:
+        Unusable: ``too-many-parts`` or ``too-deep``.
+    """
+    for count, (_, _, depth) in enumerate(_walk_depth(msg, False, 0), start=1):
+        if depth > limits.max_mime_depth:
+            raise Unusable(TOO_DEEP, f"MIME parts nested over {limits.max_mime_depth}")
+        if count > limits.max_mime_parts:
+            raise Unusable(TOO_MANY_PARTS, f"more than {limits.max_mime_parts} MIME parts")
 
 
 def _report_types(msg: Message) -> set[str]:
@@ -450,7 +557,7 @@ def _auto_reply(msg: Message) -> bool:
     return any(v.strip().lower() == "auto_reply" for v in _raw(msg, "Precedence"))
 
 
-def _bounce(msg: Message, head: Inbound, tz: tzinfo) -> Inbound:
+def _bounce(msg: Message, head: Inbound, tz: tzinfo, limits: InputLimits) -> Inbound:
     """A DSN: which recipients failed, and which of our messages came back (RFC 3464)."""
     failed = [*_addresses(msg, "X-Failed-Recipients")]
     original: str | None = None
@@ -460,7 +567,7 @@ def _bounce(msg: Message, head: Inbound, tz: tzinfo) -> Inbound:
             failed.extend(_failed_recipients(part))
         elif ctype in ("message/rfc822", "text/rfc822-headers") and original is None:
             original = _returned_message_id(part)
-    found = _find_calendar(msg, tz)
+    found = _find_calendar(msg, tz, limits)
     bounced = found[2] if found is not None and isinstance(found[2], ItipMessage) else None
     return replace(
         head,
@@ -477,8 +584,8 @@ def _failed_recipients(part: Message) -> list[str]:
     for group in part.get_payload():
         if not isinstance(group, Message):
             continue
-        action = str(group.get("Action", "failed")).strip().lower()
-        recipient = _strip_type(str(group.get("Final-Recipient", "")))
+        action = next(iter(_raw(group, "Action")), "").lower() or "failed"
+        recipient = _strip_type(next(iter(_raw(group, "Final-Recipient")), ""))
         if recipient and action == "failed":
             failed.append(recipient)
     return failed
@@ -521,16 +628,23 @@ class _Part:
 
 
 def _find_calendar(
-    msg: Message, tz: tzinfo
+    msg: Message, tz: tzinfo, limits: InputLimits
 ) -> tuple[bytes, str | None, ItipMessage | Unusable] | None:
     """The best calendar part: (UTF-8 bytes, MIME method hint, reading or its failure).
 
     When several parts hold a calendar (Google's inline part plus ``invite.ics``), the one
     that reads and whose ``method=`` matches its METHOD wins, inline before attached.
+
+    Raises:
+        Unusable: the calendar parts together exceed ``limits`` (checked before any is
+            parsed; :func:`~ptm_sync.inputlimits.check_calendar_text`).
     """
-    parts = list(_calendar_parts(msg))
+    parts = list(_calendar_parts(msg, limits))
     if not parts:
         return None
+    tally = CalendarTally()
+    for text in dict.fromkeys(p.data for p in parts):
+        check_calendar_text(text.decode("utf-8"), limits, tally)
     # RFC 6047 §2.4: the method= of one part describes the same iTIP message in the others.
     message_hint = next((p.method for p in parts if p.method), None)
     readings: list[tuple[tuple[int, int, int], _Part, ItipMessage | Unusable]] = []
@@ -553,7 +667,10 @@ def _find_calendar(
     return best.data, best.method or message_hint, result
 
 
-def _calendar_parts(msg: Message) -> Iterator[_Part]:
+def _calendar_parts(msg: Message, limits: InputLimits) -> Iterator[_Part]:
+    """The calendar parts, decoded; :class:`Unusable` (``too-large``) as soon as their
+    payloads together exceed ``limits.max_calendar_bytes``, before they are decoded."""
+    size = 0
     for order, (part, _) in enumerate(_walk(msg)):
         if part.is_multipart() or part.get_content_maintype() == "message":
             continue
@@ -564,6 +681,9 @@ def _calendar_parts(msg: Message) -> Iterator[_Part]:
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes):
             continue
+        size += len(payload)
+        if size > limits.max_calendar_bytes:
+            raise Unusable(TOO_LARGE, f"calendar parts over {limits.max_calendar_bytes} bytes")
         # RFC 5545 §3.1: unfolded on octets, then decoded line by line (ptm_sync.icalparse).
         text = decode_calendar(payload, part.get_content_charset())
         method = str(part.get_param("method") or "").strip().upper() or None

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from ptm_sync import imip, itip, trust
@@ -32,6 +33,7 @@ from ptm_sync.booking.values import Decision, MeetingView
 from ptm_sync.config import Config, MailConfig
 from ptm_sync.crashpoints import crash_point
 from ptm_sync.errors import ConfigError, NotFoundError, Unusable, UserError
+from ptm_sync.inputlimits import HEAD_BYTES, TOO_LARGE, InputLimits
 from ptm_sync.model import Interval
 from ptm_sync.room_mailbox import booking_request
 from ptm_sync.store import Database, Inbound, Meeting, MeetingGuardian, MeetingStudent, Teacher
@@ -42,6 +44,9 @@ from ptm_sync.video import VideoProvider
 log = logging.getLogger(__name__)
 
 STALE, DUPLICATE = "stale", "duplicate"
+#: Quarantine reason of a message holding a value the database refuses (a number out of
+#: range): it would be refused every time, so it is no temporary failure.
+UNSTORABLE = "unstorable"
 _INBOUND: Table = Inbound.__table__  # type: ignore[assignment]
 # Built once: statements built per message cost more than running them.
 _MEETING_BY_UID = (
@@ -101,13 +106,40 @@ def digest_of(raw: bytes, inbound: imip.Inbound | None) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def input_limits(config: Config) -> InputLimits:
+    """The caps on one inbound message: ``[mail] max_message_bytes`` and
+    ``max_calendar_components`` (DESIGN §8), the others fixed."""
+    if config.mail is None:
+        return InputLimits()
+    return InputLimits(
+        max_message_bytes=config.mail.max_message_bytes,
+        max_calendar_components=config.mail.max_calendar_components,
+    )
+
+
+def _extract(raw: bytes, config: Config) -> tuple[imip.Inbound | None, Unusable | None]:
+    """The message as read, or what made it unreadable.  Never raises: a message the
+    reader fails on would fail every time, so it is quarantined (``internal-error``)."""
+    try:
+        return imip.extract(raw, tz=config.tz, limits=input_limits(config)), None
+    except Unusable as exc:
+        return None, exc
+    except Exception as exc:  # noqa: BLE001 - a bug in reading: quarantine, never defer
+        # Where, not what: the exception's text may quote the message (personal data).
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        log.error(
+            "inbound message could not be read (%s at %s:%s); kept in quarantine",
+            type(exc).__name__,
+            where.filename,
+            where.lineno,
+        )
+        return None, Unusable("internal-error", type(exc).__name__)
+
+
 def _read(raw: bytes, config: Config) -> tuple[imip.Inbound | None, Unusable | None, str]:
     """The message as read, what made it unreadable, and its digest."""
-    try:
-        inbound: imip.Inbound | None = imip.extract(raw, tz=config.tz)
-    except Unusable as exc:
-        return None, exc, digest_of(raw, None)
-    return inbound, None, digest_of(raw, inbound)
+    inbound, early = _extract(raw, config)
+    return inbound, early, digest_of(raw, inbound)
 
 
 def process_batch(
@@ -199,6 +231,8 @@ def _quarantine(
 ) -> Outcome:
     """Record the message in quarantine with ``reason``, changing nothing else (or, when
     its digest is recorded already, report the duplicate)."""
+    if reason == TOO_LARGE:
+        raw = raw[:HEAD_BYTES]  # kept for staff to see who sent it, not the whole of it
     row_id = insert_new_id(
         session, _INBOUND, _record_values(digest, now, inbound, reason, raw), key="digest"
     )
@@ -273,6 +307,17 @@ def _record_in(
             return _write_decision(session, raw, row_id, decision)
     except Unusable as exc:
         return _quarantine(session, raw, inbound, digest, now, exc.reason)
+    except DataError as exc:
+        # A value of this message the database refuses (the savepoint is rolled back):
+        # refused again on every try, so quarantined, not deferred.  Recorded without its
+        # header values, one of which may be the value refused.  No SQL or parameters in
+        # the log: they hold a family's data.
+        log.warning("inbound message holds a value the database refuses (%s)", _kind(exc))
+        return _quarantine(session, raw, None, digest, now, UNSTORABLE)
+
+
+def _kind(exc: DBAPIError) -> str:
+    return type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__
 
 
 def reprocess(
@@ -288,7 +333,8 @@ def reprocess(
     Raises:
         NotFoundError: no inbound message ``inbound_id``.
         UserError: the message is not in quarantine (released before, or never there),
-            or its raw bytes were not kept (purged).
+            or its raw bytes were not kept (purged, or only the head of a message too
+            large to read).
     """
     with db.write() as session:
         row = session.get(Inbound, inbound_id, with_for_update=True)
@@ -301,13 +347,13 @@ def reprocess(
             )
         if row.raw is None:
             raise UserError(f"inbound message {inbound_id} was not kept: nothing to reprocess")
+        if row.reason == TOO_LARGE:
+            raise UserError(
+                f"inbound message {inbound_id} was too large: only its head was kept, "
+                "nothing to reprocess"
+            )
         raw = bytes(row.raw)
-        inbound: imip.Inbound | None = None
-        early: Unusable | None = None
-        try:
-            inbound = imip.extract(raw, tz=config.tz)
-        except Unusable as exc:
-            early = exc
+        inbound, early = _extract(raw, config)
         # Releasing a request that waited for staff (automate_processing = "none") is staff
         # deciding to take it: it is decided like any request.
         result = _decide_and_record(
@@ -376,7 +422,8 @@ def _decide(
     assert mail is not None  # the Applier refuses to exist without it
     applier = Applier(config, now=now, video=video)
     secret = signing_secret(session)
-    ours = trust.uid_is_ours(secret, msg.uid)
+    # Ours are ASCII; the constant-time comparison refuses other text (a TypeError).
+    ours = msg.uid.isascii() and trust.uid_is_ours(secret, msg.uid)
     if msg.method in (itip.Method.REQUEST, itip.Method.CANCEL) and not ours:
         # A parent organizes: a request to a teacher's booking address (DESIGN §3).
         _authenticated(inbound, mail)
@@ -404,7 +451,9 @@ def _decide(
             for token in (trust.token_from_address(a, mail.organizer) for a in inbound.recipients)
             if token is not None
         ]
-        if tokens and not any(trust.token_matches(secret, meeting.uid, t) for t in tokens):
+        if tokens and not any(
+            t.isascii() and trust.token_matches(secret, meeting.uid, t) for t in tokens
+        ):
             raise Unusable("wrong-token", "the reply was sent to another meeting's address")
     event = _event(msg, invited, attendee, inbound_id)
     return _result(applier.handle(session, view, event, inbound_id=inbound_id))

@@ -35,6 +35,7 @@ from ptm_sync.icaltext import vtimezone
 
 __all__ = [
     "CONFERENCE_LABEL",
+    "MAX_UID_LENGTH",
     "PRODID",
     "READABLE_METHODS",
     "REQUEST_STATUS_CONFLICT",
@@ -73,6 +74,10 @@ REQUEST_STATUS_INVALID_USER = "3.7;Invalid Calendar User"
 REQUEST_STATUS_NO_AUTHORITY = "3.8;No authority"
 REQUEST_STATUS_UNSUPPORTED = "3.14;Unsupported capability"
 REQUEST_STATUS_CONFLICT = "4.0;Event conflict. Date/time is busy"
+
+#: The longest UID we keep (the meetings table's column).  RFC 5545 §3.8.4.7 sets no
+#: limit; clients write 36 to about 200 characters.
+MAX_UID_LENGTH = 255
 
 #: Fields of an :class:`Invitation` whose change is "significant" (DESIGN §4): the organizer
 #: bumps SEQUENCE (RFC 5546 §2.1.4) and attendees are asked again.  Policy as data, as in
@@ -216,8 +221,8 @@ def read_itip(cal: Calendar, method_hint: str | None, tz: tzinfo) -> ItipMessage
         tz: the school's zone, for floating times and TZIDs nobody defines.
 
     Raises:
-        Unusable: ``no-vevent``, ``no-uid``, ``multiple-uids``, ``no-method``,
-            ``unsupported-method`` or ``broken-icalendar``.
+        Unusable: ``no-vevent``, ``no-uid``, ``uid-too-long``, ``multiple-uids``,
+            ``no-method``, ``unsupported-method`` or ``broken-icalendar``.
     """
     events = [c for c in cal.subcomponents if c.name == "VEVENT"]
     if not events:
@@ -228,6 +233,8 @@ def read_itip(cal: Calendar, method_hint: str | None, tz: tzinfo) -> ItipMessage
     uid = str(main.get("UID") or "").strip()
     if not uid:
         raise Unusable("no-uid", "VEVENT without UID")
+    if len(uid) > MAX_UID_LENGTH:
+        raise Unusable("uid-too-long", f"over {MAX_UID_LENGTH} characters")
     if len({str(e.get("UID") or "").strip() for e in events}) > 1:
         raise Unusable("multiple-uids", "one message must carry one UID")
     attendees = tuple(_attendee(a) for a in _as_list(main.get("ATTENDEE")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import BinaryIO
 
 from sqlalchemy import select
 
@@ -12,14 +13,13 @@ from ptm_sync.app import App
 from ptm_sync.commands.common import deliver
 from ptm_sync.errors import UserError
 from ptm_sync.exits import handle_error
-from ptm_sync.inbound import process, reprocess
+from ptm_sync.inbound import input_limits, process, reprocess
 from ptm_sync.records import InboundRecord, inbound_record
 from ptm_sync.services import fetch_mail, video_provider
 from ptm_sync.store import Inbound
 
 QUARANTINE_COLUMNS = ["id", "received_at", "message_id", "sender", "reason"]
-#: Message too large for `mail deliver` (bytes): refuse rather than exhaust memory.
-MAX_MESSAGE = 25 * 1024 * 1024
+_CHUNK = 1 << 20
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,18 +50,27 @@ def cmd_deliver(args: argparse.Namespace) -> int:
     A message we read is never bounced: a usable or unusable message exits 0 (the latter
     lands in quarantine).  When we cannot process it at all — config broken, database
     down — the exit code is EX_TEMPFAIL so the MTA keeps it and retries, instead of
-    returning the parent's reply to them as undeliverable.
+    returning the parent's reply to them as undeliverable.  A message over ``[mail]
+    max_message_bytes`` is read only that far (the rest is drained) and quarantined
+    (``too-large``).
     """
-    raw = sys.stdin.buffer.read(MAX_MESSAGE + 1)
-    if len(raw) > MAX_MESSAGE:
-        raw = raw[:MAX_MESSAGE]
     try:
         app = App.from_args(args)
+        raw = read_message(sys.stdin.buffer, input_limits(app.config).max_message_bytes)
         outcome = process(app.db, app.config, raw, now=app.now(), video=video_provider(app.config))
     except Exception as exc:  # noqa: BLE001 - anything: defer, never bounce
         return handle_error(exc, deferred=True)  # one line, EX_TEMPFAIL
     print(outcome)
     return 0
+
+
+def read_message(stream: BinaryIO, limit: int) -> bytes:
+    """At most ``limit`` + 1 bytes of ``stream`` (one more tells a message is too large);
+    the rest is read and dropped, as an MTA pipe expects its message taken whole."""
+    kept = stream.read(limit + 1)
+    while stream.read(_CHUNK):
+        pass
+    return kept
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
