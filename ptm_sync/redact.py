@@ -16,9 +16,10 @@ import re
 #: What a masked secret is replaced by (SQLAlchemy's ``hide_password`` uses the same).
 MASK = "***"
 
-_USERINFO = re.compile(
-    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:]*):(?P<password>[^\s/?#@]*)@"
-)
+#: The password runs to the *last* ``@`` before the path: a password with a raw ``@``, ``#``
+#: or ``?`` in it (not percent-encoded, as many are typed) is masked whole, since HTTP
+#: clients take the host after the last ``@`` too.
+_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#:]*):(?P<password>[^\s/]*)@")
 _SECRET_NAMES = (
     r"password|passwd|pwd|pass|token|access_token|refresh_token|id_token|auth|authorization|"
     r"api_key|apikey|key|secret|client_secret|sig|signature|code"

@@ -28,7 +28,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import (
     ArgumentError,
@@ -88,11 +88,9 @@ def _sqlite_setup(engine: Engine, url: str) -> None:
 
 
 def _masked(url: str) -> str:
-    """The URL with its password hidden, even when SQLAlchemy cannot use it."""
-    try:
-        return mask_url(make_url(url).render_as_string(hide_password=True))
-    except ArgumentError:
-        return "(an unreadable URL)"
+    """The URL with its password hidden, even when SQLAlchemy cannot read it (masked as
+    written: SQLAlchemy's own rendering cuts a password with a raw ``@`` in two)."""
+    return mask_url(url)
 
 
 #: The attribute :class:`Database` sets on a failed statement's exception: which database.
@@ -218,6 +216,14 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
+        authority = url.partition("://")[2].partition("/")[0]
+        if authority.count("@") > 1:
+            # SQLAlchemy splits user:password@host at the first "@": the rest of the
+            # password would be taken for the host name (and printed in its errors).
+            raise UserError(
+                f"database.url: cannot use {_masked(url)}: its password holds a raw '@'; "
+                "write it percent-encoded, as %40"
+            )
         try:
             if url.startswith("sqlite"):
                 self._prepare_sqlite_path(url)
@@ -227,8 +233,13 @@ class Database:
                 _sqlite_setup(engine, url)
             else:
                 engine = create_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=True)
-        except (ArgumentError, NoSuchModuleError) as exc:
+        except (ArgumentError, NoSuchModuleError, ValueError) as exc:
             raise UserError(f"database.url: cannot use {_masked(url)}: {exc}") from None
+        except ImportError as exc:  # a dialect whose driver is not installed
+            raise UserError(
+                f"database.url: cannot use {_masked(url)}: its driver is not installed "
+                f"({exc.name or exc}); ptm-sync runs on sqlite:/// and postgresql+psycopg://"
+            ) from None
         self.engine = engine
         where = self.safe_url
 
@@ -310,7 +321,7 @@ class Database:
     @property
     def safe_url(self) -> str:
         """The URL with any password masked, for messages and logs."""
-        return mask_url(self.engine.url.render_as_string(hide_password=True))
+        return _masked(self.url)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -28,7 +28,16 @@ from ptm_sync.redact import mask_url, mask_urls
             "host=db user=ptm password=hunter2 dbname=ptm",
             "host=db user=ptm password=*** dbname=ptm",
         ),
+        # A password typed with a raw "@", "#" or "?" (not percent-encoded) is masked whole:
+        # HTTP clients take the host after the last "@".
+        (
+            "https://alice:Top@Secret9@127.0.0.1:9/dav/ failed",
+            "https://alice:***@127.0.0.1:9/dav/ failed",
+        ),
+        ("postgresql://u:se@cr#et@127.0.0.1:1/x", "postgresql://u:***@127.0.0.1:1/x"),
+        ("https://me@x.org:pw@host/a", "https://me@x.org:***@host/a"),
         # Nothing to hide: unchanged.
+        ("https://host:8080/p@x", "https://host:8080/p@x"),
         ("https://user@dav.example.org/", "https://user@dav.example.org/"),
         ("mail to pat@example.net failed", "mail to pat@example.net failed"),
         ("https://dav.example.org/cal/?depth=1", "https://dav.example.org/cal/?depth=1"),
