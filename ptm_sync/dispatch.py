@@ -158,7 +158,11 @@ class Dispatcher:
         *,
         tls_context: ssl.SSLContext | None = None,
         calendar_guard: AbstractContextManager[object] | None = None,
+        patience: int = THRESHOLD,
     ) -> None:
+        """``patience``: outages in a row before a destination's breaker opens (a command
+        a person waits for passes 1: one server's timeout at most, then its rows wait for
+        the daemon or ``outbox flush``)."""
         self.db, self.config, self.clock = db, config, clock
         #: Held around each calendar write: the daemon's sync holds it for a whole pass, so
         #: no write of ours lands between the sync's read of a calendar and its comparison
@@ -168,7 +172,7 @@ class Dispatcher:
         self.calendar = CalendarDeliverer(db, config, connectors, clock)
         self.tls_context = tls_context
         self.stopping = threading.Event()
-        self._workers = [_Worker(d) for d in destinations(config)]
+        self._workers = [_Worker(d, Breaker(threshold=patience)) for d in destinations(config)]
         self._lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
         #: Rows claimed and not yet finished: the heartbeat renews these only.

@@ -13,7 +13,7 @@ from ptm_sync.booking.apply import Applier
 from ptm_sync.booking.decide import APPLIED
 from ptm_sync.booking.events import HoldExpired
 from ptm_sync.config import Config
-from ptm_sync.dispatch import Dispatcher
+from ptm_sync.dispatch import THRESHOLD, Dispatcher
 from ptm_sync.errors import PtmError
 from ptm_sync.inbound import Outcome, process_batch
 from ptm_sync.invite import invite
@@ -31,10 +31,16 @@ def video_provider(config: Config) -> VideoProvider:
 
 
 def flush_outbox(
-    db: Database, config: Config, connectors: Connectors, clock: Callable[[], datetime]
+    db: Database,
+    config: Config,
+    connectors: Connectors,
+    clock: Callable[[], datetime],
+    *,
+    patience: int = THRESHOLD,
 ) -> outbox.FlushReport:
-    """Deliver every due email and calendar write, each destination on its own (DESIGN §6)."""
-    return Dispatcher(db, config, connectors, clock).flush()
+    """Deliver every due email and calendar write, each destination on its own (DESIGN §6);
+    a destination stops after ``patience`` outages in a row (its rows wait, due)."""
+    return Dispatcher(db, config, connectors, clock, patience=patience).flush()
 
 
 def send_now(
@@ -45,7 +51,8 @@ def send_now(
     if config.mail is None or config.mail.smtp is None:
         return None
     with opened(config) as connectors:
-        return flush_outbox(db, config, connectors, clock)
+        # A person waits for the command: one timeout per server at most, not one per row.
+        return flush_outbox(db, config, connectors, clock, patience=1)
 
 
 def expire_holds(db: Database, config: Config, *, now: datetime, video: VideoProvider) -> int:

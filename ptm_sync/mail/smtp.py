@@ -167,7 +167,10 @@ class SmtpSender:
             if refused:
                 self._reset(conn)
                 raise _refused_recipients(refused, self.where)
-        except smtplib.SMTPServerDisconnected:
+        except smtplib.SMTPServerDisconnected as exc:
+            if _timed_out(exc):  # no answer: reconnecting would only wait as long again
+                self._discard()
+                raise self._no_answer() from None
             raise _Dropped from None
         except OSError as exc:
             self._discard()
@@ -288,10 +291,21 @@ class SmtpSender:
         if isinstance(exc, smtplib.SMTPResponseException):
             return MailUnavailable(f"{self.where}: {exc.smtp_code} {_text(exc.smtp_error)}")
         if isinstance(exc, smtplib.SMTPServerDisconnected):
+            if _timed_out(exc):
+                return self._no_answer()
             return MailUnavailable(f"{self.where} closed the connection")
         if isinstance(exc, OSError):
             return MailUnavailable(f"{self.where}: {_os_reason(exc)}")
         return MailUnavailable(f"{self.where}: {exc}")
+
+    def _no_answer(self) -> MailUnavailable:
+        return MailUnavailable(f"{self.where} did not answer within {self.config.timeout:g} s")
+
+
+def _timed_out(exc: smtplib.SMTPServerDisconnected) -> bool:
+    """smtplib reports a reply that never came as a closed connection ("Connection
+    unexpectedly closed: timed out"): tell the two apart."""
+    return isinstance(exc.__context__, TimeoutError) or "timed out" in str(exc)
 
 
 def _wire_bytes(msg: EmailMessage | bytes) -> bytes:

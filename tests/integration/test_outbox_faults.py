@@ -23,6 +23,7 @@ from ptm_sync import outbox
 from ptm_sync.app import App
 from ptm_sync.daemon import Daemon
 from ptm_sync.dispatch import THRESHOLD, Dispatcher
+from ptm_sync.services import send_now
 from ptm_sync.store import Database
 from ptm_sync.sync import opened
 from tests.support.booking import PAT, SAM
@@ -185,4 +186,32 @@ def test_in_the_daemon_calendar_writes_wait_for_a_sync_pass_and_emails_do_not(
         )
     finally:
         daemon.close()
+    wired.assert_caught_up()
+
+
+def test_a_command_waits_for_one_timeout_of_a_server_that_does_not_answer(
+    db: Database,
+    radicale_server: EmbeddedCalDAV,
+    smtp_sink: Callable[..., SmtpSink],
+    fault_proxy: Callable[[tuple[str, int]], FaultProxy],
+) -> None:
+    """A staff command sends what it queued at once (send_now), but a person waits for it:
+    a mail server that accepts and never answers costs one timeout, not one per email,
+    and the reason kept says it did not answer (smtplib calls it a closed connection)."""
+    wired = wire(db, radicale_server, smtp_sink(), fault_proxy, smtp_timeout=0.5)
+    wired.smtp.half_open()
+
+    report = send_now(wired.db, wired.school.config, wired.clock)
+
+    assert report is not None and report.deferred  # said, not hidden
+    tried = [r for r in wired.rows(outbox.EMAIL) if r.attempts]
+    assert len(tried) == 1  # the breaker opened at the first outage: the rest wait, due
+    assert tried[0].last_error == (
+        f"SMTP server {wired.smtp.host}:{wired.smtp.port} did not answer within 0.5 s"
+    )
+    assert wired.sink.received == []
+
+    wired.smtp.clear()
+    while any(r.state == outbox.PENDING for r in wired.rows(outbox.EMAIL)):
+        assert wired.flush().delivered > 0
     wired.assert_caught_up()
