@@ -216,8 +216,8 @@ def waitlist(
 REASONS: dict[str, str] = {
     # Over a limit of ptm_sync.inputlimits: the message was not read further.
     inputlimits.TOO_LARGE: (
-        "the message, its header section or its calendar parts were larger than the"
-        " limit ([mail] max_message_bytes); it was not read"
+        "the message (over [mail] max_message_bytes), its header section or its calendar"
+        " parts were larger than their limit; it was not read"
     ),
     inputlimits.TOO_MANY_PARTS: "more MIME parts or multipart sections than the limit",
     inputlimits.TOO_MANY_COMPONENTS: (

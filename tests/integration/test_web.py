@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from icalendar import Calendar
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from ptm_sync import config as config_mod
 from ptm_sync.store import Database
@@ -29,6 +29,7 @@ from ptm_sync.web.pages import Site
 from ptm_sync.web.server import WebServer
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.cli import ptm_sync
+from tests.support.cut_proxy import CutProxy
 from tests.support.sample_school import (
     ADA,
     NAMES,
@@ -369,3 +370,33 @@ def test_no_guardian_student_or_event_title_appears_on_any_published_response(
             for v in row
         )
     assert "Zanzibar" in stored and "Philippa Quigglesworth" in stored
+
+
+def test_a_postgresql_connection_cut_mid_page_is_a_503_in_one_clean_line(
+    published: Published, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL goes away under the running site: the connection is reset while the
+    period page reads the teachers (tests.support.cut_proxy)."""
+    direct = Database(postgres_url)
+    direct.migrate()
+    direct.dispose()
+    url = make_url(postgres_url).set(password="secret")
+    upstream = (url.host or "127.0.0.1", url.port or 5432)
+    with CutProxy(*upstream, marker=b"FROM teachers", skip=1) as proxy:
+        db = Database(url.set(port=proxy.port).render_as_string(hide_password=False))
+        server = start_site(published.config, db, lambda: published.now)
+        try:
+            assert fetch(server.url, "/healthz").status == 200  # works: its query not cut
+            caplog.clear()
+            caplog.set_level(logging.DEBUG)
+            page = fetch(server.url, f"/periods/{PERIOD_ID}")
+        finally:
+            server.stop()
+            db.dispose()
+    assert proxy.cuts >= 1
+    assert page.status == 503 and "temporarily unavailable" in page.text.lower()
+    [record] = logged(caplog)
+    assert record.exc_info is None and "\n" not in record.getMessage()
+    assert "is unavailable" in record.getMessage()
+    assert "secret" not in caplog.text and "Traceback" not in caplog.text
+    assert "SELECT" not in caplog.text.upper() and "teachers." not in caplog.text
