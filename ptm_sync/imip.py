@@ -58,6 +58,7 @@ __all__ = [
     "build_invitation_email",
     "build_plain_email",
     "calendar_digest",
+    "calendar_text",
     "extract",
 ]
 
@@ -327,6 +328,29 @@ def extract(raw: bytes, *, tz: tzinfo, limits: InputLimits = _DEFAULT_LIMITS) ->
         return _classify(msg, head, tz, limits)
     except Unusable as exc:  # over a limit: read no further
         return replace(head, kind=Kind.UNUSABLE, reason=exc.reason, detail=exc.detail)
+
+
+def calendar_text(raw: bytes, limits: InputLimits = _DEFAULT_LIMITS) -> bytes | None:
+    """The first calendar part of ``raw`` as :attr:`Inbound.calendar` holds it (UTF-8,
+    unfolded), without reading it as iCalendar, for staff to look at a message refused for
+    what its calendar holds (``recurrence-too-large``, ``line-too-long`` …); None when the
+    message has none.
+
+    The caps that keep parsing cheap still hold (size, multipart boundaries, the calendar
+    parts' size); the count and depth of MIME parts do not (walking them is linear).
+
+    Raises:
+        Unusable: not an email, or over one of those caps (``too-large``,
+            ``too-many-parts``, ``too-deep``): it is not read then.
+    """
+    too_large = _too_large(raw, limits)
+    if too_large:
+        raise Unusable(TOO_LARGE, too_large)
+    if len(_BOUNDARY.findall(raw)) > limits.max_multiparts:
+        raise Unusable(TOO_MANY_PARTS, f"more than {limits.max_multiparts} multipart boundaries")
+    msg = _parse(raw)
+    part = next(_calendar_parts(msg, limits), None)
+    return part.data if part is not None else None
 
 
 def _too_large(raw: bytes, limits: InputLimits) -> str:

@@ -75,14 +75,27 @@ def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     return buffer.getvalue()
 
 
-def to_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """A plain aligned text table."""
-    cells = [[_cell(row.get(c, "")) for c in columns] for row in rows]
+#: What ends a table cell cut to ``max_width``.
+ELLIPSIS = "…"
+
+
+def to_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, max_width: int | None = None
+) -> str:
+    """A plain aligned text table.  ``max_width``: cells longer than that are cut, ending
+    in an ellipsis, so one long value (a 100 KB Message-ID) does not pad every row."""
+    cells = [[_cut(_cell(row.get(c, "")), max_width) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines) + "\n"
+
+
+def _cut(text: str, max_width: int | None) -> str:
+    if max_width is None or len(text) <= max_width:
+        return text
+    return text[: max_width - len(ELLIPSIS)] + ELLIPSIS
 
 
 def _cell(value: Any) -> str:

@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ptm_sync import imip
+from ptm_sync import imip, inputlimits
 from ptm_sync.config import Config
 from ptm_sync.errors import NotFoundError, Unusable
+from ptm_sync.inputlimits import InputLimits
 from ptm_sync.store import (
     Guardian,
     Inbound,
@@ -210,10 +211,88 @@ def waitlist(
 # --- one inbound message --------------------------------------------------------------------
 
 
+#: Every reason a message is quarantined for, in plain words (DESIGN §4): what staff read
+#: in ``quarantine show`` next to the recorded reason.
+REASONS: dict[str, str] = {
+    # Over a limit of ptm_sync.inputlimits: the message was not read further.
+    inputlimits.TOO_LARGE: (
+        "the message (over [mail] max_message_bytes), its header section or its calendar"
+        " parts were larger than their limit; it was not read"
+    ),
+    inputlimits.TOO_MANY_PARTS: "more MIME parts or multipart sections than the limit",
+    inputlimits.TOO_MANY_COMPONENTS: (
+        "more calendar components (events, time zones, alarms) than the limit"
+        " ([mail] max_calendar_components)"
+    ),
+    inputlimits.TOO_MANY_PROPERTIES: "more calendar lines than the limit",
+    inputlimits.LINE_TOO_LONG: "a calendar line longer than the limit",
+    inputlimits.TOO_DEEP: "MIME parts or calendar components nested deeper than the limit",
+    inputlimits.RECURRENCE_TOO_LARGE: (
+        "a recurrence that would repeat too often (more often than hourly, or more"
+        " instances than the limit) was not expanded"
+    ),
+    # Not usable as it is.
+    "not-an-email": "the stored bytes are not an email",
+    "internal-error": "reading the message failed on a bug (see the log); it is kept",
+    "unstorable": "the message holds a value the database refuses (e.g. a number out of range)",
+    "no-calendar-part": "an email without a calendar part: a person's message for staff",
+    "bounce": "a delivery failure report",
+    "auto-reply": "an automatic answer (out of office)",
+    "read-receipt": "a read receipt",
+    "broken-icalendar": "the calendar part is not valid iCalendar",
+    "no-method": "the calendar part names no iTIP method (METHOD)",
+    "unsupported-method": "the iTIP method is not one this service handles for the meeting",
+    "unsupported-partstat": "the reply's participation status is not one this service handles",
+    "no-vevent": "the calendar part holds no event",
+    "no-uid": "the event has no UID",
+    "uid-too-long": "the event's UID is longer than any this service issues",
+    "multiple-uids": "the calendar part holds events of more than one meeting",
+    "no-organizer": "the request names no organizer",
+    "counter-without-time": "a counter-proposal without a new start and end",
+    "request-without-time": "a booking request without a start and end",
+    # Not trusted, or for no meeting of ours.
+    "unknown-uid": "no meeting of this service has this UID",
+    "uid-conflict": "the UID belongs to another meeting",
+    "wrong-token": "the reply was sent to another meeting's address",
+    "authentication-failed": "the mail server found DMARC/DKIM failed",
+    "sender-not-attendee": (
+        "the sender is not the invited guardian (an alias may be missing: [mail] aliases)"
+    ),
+    "sender-not-organizer": "the sender is not the request's organizer",
+    "attendee-not-invited": "the reply names nobody this service invited",
+    "stranger": "the sender is not a guardian in the roster",
+    "not-for-a-booking-address": "no teacher's booking address is invited",
+    "booking-address-manual": "booking requests wait for staff (booking address set to manual)",
+}
+
+#: Reasons over an input limit for which the calendar part is shown as kept, unread.
+_CALENDAR_LIMITS = frozenset(
+    {
+        inputlimits.TOO_MANY_PARTS,
+        inputlimits.TOO_MANY_COMPONENTS,
+        inputlimits.TOO_MANY_PROPERTIES,
+        inputlimits.LINE_TOO_LONG,
+        inputlimits.TOO_DEEP,
+        inputlimits.RECURRENCE_TOO_LARGE,
+    }
+)
+
+
+#: ``InboundRecord.missing`` of a message that has no calendar part at all.
+NO_CALENDAR_PART = "the message has no calendar part"
+
+
+def explain(reason: str) -> str:
+    """``reason`` in plain words; "" for a reason that is no quarantine reason."""
+    return REASONS.get(reason, "")
+
+
 @dataclass(frozen=True, slots=True)
 class InboundRecord:
     """One inbound message as staff inspect it.  ``calendar``: its calendar part as text,
-    or None — then ``missing`` says why (not kept, no calendar part, not an email)."""
+    or None — then ``missing`` says why (not kept, cut, over a limit, not an email, or
+    :data:`NO_CALENDAR_PART`).
+    ``explanation``: the reason in plain words, with what was over a limit if known."""
 
     id: int
     received_at: datetime
@@ -225,10 +304,17 @@ class InboundRecord:
     meeting_id: int | None
     calendar: str | None
     missing: str = ""
+    explanation: str = ""
 
 
-def inbound_record(session: Session, config: Config, inbound_id: int) -> InboundRecord:
+def inbound_record(
+    session: Session, config: Config, inbound_id: int, limits: InputLimits | None = None
+) -> InboundRecord:
     """Inbound message ``inbound_id``, with its calendar part read from the kept message.
+
+    A message quarantined for what its calendar holds (over an input limit) has its
+    calendar part shown as it came, never read as iCalendar; one quarantined as
+    ``too-large`` was kept cut (its first 64 KiB), so its calendar part is not shown.
 
     Raises:
         NotFoundError: no such message.
@@ -236,20 +322,40 @@ def inbound_record(session: Session, config: Config, inbound_id: int) -> Inbound
     row = session.get(Inbound, inbound_id)
     if row is None:
         raise NotFoundError(f"no inbound message {inbound_id}")
-    subject, calendar, missing = "", None, ""
+    limits = limits or InputLimits()
+    subject, calendar, missing, detail = "", None, "", ""
     if row.raw is None:
         missing = "the message itself is not kept (only quarantined messages are)"
+    elif row.reason == inputlimits.TOO_LARGE:
+        missing = (
+            f"the message was cut: only its first {inputlimits.HEAD_BYTES // 1024} KiB were"
+            " kept, and a calendar cut short is no calendar"
+        )
+        subject = _subject(row.raw, config, limits)
     else:
         try:
-            found = imip.extract(row.raw, tz=config.tz)
+            found = imip.extract(row.raw, tz=config.tz, limits=limits)
         except Unusable as exc:
             missing = f"the stored bytes are not an email ({exc})"
         else:
             subject = found.subject
-            if found.calendar is None:
-                missing = "the message has no calendar part"
-            else:
-                calendar = found.calendar.decode("utf-8", "replace")
+            if found.reason == row.reason:
+                detail = found.detail
+            data = found.calendar
+            if data is None and row.reason in _CALENDAR_LIMITS:
+                try:
+                    data = imip.calendar_text(row.raw, limits)
+                except Unusable as exc:
+                    missing = (
+                        f"the message is over an input limit ({exc.reason}), so it is not read"
+                    )
+            if data is not None:
+                calendar = data.decode("utf-8", "replace")
+            elif not missing:
+                missing = NO_CALENDAR_PART
+    explanation = explain(row.reason)
+    if explanation and detail:
+        explanation = f"{explanation} ({detail})"
     return InboundRecord(
         id=row.id,
         received_at=row.received_at.astimezone(config.tz),
@@ -261,4 +367,13 @@ def inbound_record(session: Session, config: Config, inbound_id: int) -> Inbound
         meeting_id=row.meeting_id,
         calendar=calendar,
         missing=missing,
+        explanation=explanation,
     )
+
+
+def _subject(raw: bytes, config: Config, limits: InputLimits) -> str:
+    """The Subject of a kept message, read from its headers only."""
+    try:
+        return imip.extract(raw, tz=config.tz, limits=limits).subject
+    except Unusable:
+        return ""

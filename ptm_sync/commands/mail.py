@@ -14,11 +14,16 @@ from ptm_sync.commands.common import deliver
 from ptm_sync.errors import UserError
 from ptm_sync.exits import handle_error
 from ptm_sync.inbound import input_limits, process, reprocess
-from ptm_sync.records import InboundRecord, inbound_record
+from ptm_sync.records import NO_CALENDAR_PART, InboundRecord, inbound_record
 from ptm_sync.services import fetch_mail, video_provider
 from ptm_sync.store import Inbound
 
 QUARANTINE_COLUMNS = ["id", "received_at", "message_id", "sender", "reason"]
+#: Longest cell of the `quarantine` table: longer values (a sender's 100 KB Message-ID)
+#: are cut with an ellipsis; `quarantine show` and `--format json` give them whole.
+QUARANTINE_CELL_WIDTH = 80
+#: Longest calendar line `quarantine show` prints whole (a refused line may be megabytes).
+SHOWN_LINE_WIDTH = 1000
 _CHUNK = 1 << 20
 
 
@@ -102,14 +107,14 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(output.to_json(rows))
     else:
-        sys.stdout.write(output.to_table(rows, QUARANTINE_COLUMNS))
+        sys.stdout.write(output.to_table(rows, QUARANTINE_COLUMNS, max_width=QUARANTINE_CELL_WIDTH))
     return 0
 
 
 def cmd_quarantine_show(args: argparse.Namespace) -> int:
     app = App.from_args(args)
     with app.db.read() as session:
-        record = inbound_record(session, app.config, args.id)
+        record = inbound_record(session, app.config, args.id, input_limits(app.config))
     sys.stdout.write(_inbound_text(record))
     return 0
 
@@ -127,8 +132,10 @@ def cmd_quarantine_release(args: argparse.Namespace) -> int:
 
 
 def _inbound_text(r: InboundRecord) -> str:
-    lines = [
-        f"inbound message {r.id}: {r.outcome}" + (f" ({r.reason})" if r.reason else ""),
+    lines = [f"inbound message {r.id}: {r.outcome}" + (f" ({r.reason})" if r.reason else "")]
+    if r.explanation:
+        lines.append(f"why:        {r.explanation}")
+    lines += [
         f"received:   {r.received_at:%Y-%m-%d %H:%M:%S %Z}",
         f"sender:     {r.sender or '(none)'}",
         f"message-id: {r.message_id or '(none)'}",
@@ -138,8 +145,17 @@ def _inbound_text(r: InboundRecord) -> str:
     if r.meeting_id is not None:
         lines.append(f"meeting:    {r.meeting_id}")
     lines.append("")
-    if r.calendar is None:
+    if r.calendar is None and r.missing == NO_CALENDAR_PART:
         lines.append(f"no calendar part: {r.missing}")
+    elif r.calendar is None:
+        lines.append(f"calendar part not shown: {r.missing}")
     else:
-        lines += ["calendar part:", r.calendar.replace("\r\n", "\n").rstrip("\n")]
+        shown = r.calendar.replace("\r\n", "\n").rstrip("\n").split("\n")
+        lines += ["calendar part:", *(_shown_line(line) for line in shown)]
     return "\n".join(lines) + "\n"
+
+
+def _shown_line(line: str) -> str:
+    if len(line) <= SHOWN_LINE_WIDTH:
+        return line
+    return f"{line[:SHOWN_LINE_WIDTH]}… (cut: {len(line) - SHOWN_LINE_WIDTH} more characters)"

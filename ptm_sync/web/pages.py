@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 from collections import OrderedDict
 from collections.abc import Callable
@@ -22,11 +23,21 @@ from ptm_sync import render
 from ptm_sync.availability import SlotRow, period_slots
 from ptm_sync.config import Config, PeriodConfig
 from ptm_sync.errors import ConfigError
+from ptm_sync.redact import mask_urls
 from ptm_sync.store import Calendar, Database, Teacher
+from ptm_sync.store.db import database_outage, safe_traceback
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
 ICS = "text/calendar; charset=utf-8"
+TEXT = "text/plain; charset=utf-8"
+
+#: What a page answers while the database cannot be reached: no details, no SQL.
+UNAVAILABLE = "Temporarily unavailable, try again later.\n"
+#: The /healthz problem while the database cannot be reached (the log line says more).
+DATABASE_UNAVAILABLE = "database unavailable: cannot reach the database"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +64,30 @@ class Site:
         ]
 
     def handle(self, path: str) -> Response:
+        """The response to a GET of ``path``.
+
+        A database outage (:func:`~ptm_sync.store.db.database_outage`) is no bug: the page
+        answers 503 with a short plain text, and the log has one line (which database, what
+        happened; no traceback, SQL or parameters).  Anything else is raised, for the
+        server to log with its traceback and answer 500.
+        """
         path = unquote(path.split("?", 1)[0])
-        for pattern, view in self.routes:
-            match = pattern.fullmatch(path)
-            if match:
-                return view(*match.groups())
-        return self.not_found("no such page")
+        try:
+            for pattern, view in self.routes:
+                match = pattern.fullmatch(path)
+                if match:
+                    response: Response = view(*match.groups())
+                    return response
+            return self.not_found("no such page")
+        except Exception as exc:
+            outage = database_outage(exc)
+            if outage is None:
+                raise
+            log.warning("serving %s: %s", mask_urls(path), mask_urls(outage))
+            return self.unavailable()
+
+    def unavailable(self) -> Response:
+        return Response(503, TEXT, UNAVAILABLE.encode(), cache_seconds=0)
 
     def not_found(self, what: str) -> Response:
         body = render.page("Not found", f"<h1>Not found</h1><p>{html.escape(what)}</p>")
@@ -143,13 +172,22 @@ class Site:
         return Response(200, ICS, body)
 
     def health(self) -> Response:
+        """200 ``{"status": "ok", ...}``, or 503 ``{"status": "degraded", "problems":
+        [...]}`` naming what is wrong in words (DESIGN §7); never raises."""
         status: dict[str, object] = {"status": "ok"}
         try:
             with self.db.read() as session:
                 teachers = session.scalar(select(func.count()).select_from(Teacher))
                 last = session.scalar(select(func.max(Calendar.synced_at)))
         except Exception as exc:  # noqa: BLE001 - health reports, never raises
-            status = {"status": "error", "database": type(exc).__name__}
+            outage = database_outage(exc)
+            if outage is not None:
+                log.warning("health check: %s", mask_urls(outage))
+                problem, database = DATABASE_UNAVAILABLE, "unavailable"
+            else:
+                log.error("health check: reading the database failed\n%s", safe_traceback(exc))
+                problem, database = "database error: reading it failed (see the log)", "error"
+            status = {"status": "degraded", "problems": [problem], "database": database}
             return Response(503, JSON, json.dumps(status).encode(), cache_seconds=0)
         status.update(
             database="ok",

@@ -11,6 +11,9 @@ from ptm_sync.web.pages import Site
 
 log = logging.getLogger(__name__)
 
+#: Retry-After of a 503 (the database is away): RFC 9110 §10.2.3.
+RETRY_AFTER_SECONDS = 30
+
 
 def parse_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
@@ -37,6 +40,8 @@ class WebServer:
 
             def _respond(self, *, with_body: bool) -> None:
                 try:
+                    # A database outage comes back as a 503 response (Site.handle); what
+                    # is raised is a bug: logged with its traceback, answered 500.
                     response = site.handle(self.path)
                 except Exception:
                     log.exception("error serving %s", self.path.split("?")[0])
@@ -47,6 +52,8 @@ class WebServer:
                 self.send_header("Content-Length", str(len(response.body)))
                 self.send_header("Cache-Control", f"public, max-age={response.cache_seconds}")
                 self.send_header("X-Content-Type-Options", "nosniff")
+                if response.status == 503:
+                    self.send_header("Retry-After", str(RETRY_AFTER_SECONDS))
                 self.end_headers()
                 if with_body:
                     self.wfile.write(response.body)

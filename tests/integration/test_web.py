@@ -8,6 +8,7 @@ may carry a guardian's or student's name or the title of a teacher's own event.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import urllib.error
 import urllib.request
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from icalendar import Calendar
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from ptm_sync import config as config_mod
 from ptm_sync.store import Database
@@ -28,6 +29,7 @@ from ptm_sync.web.pages import Site
 from ptm_sync.web.server import WebServer
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.cli import ptm_sync
+from tests.support.cut_proxy import CutProxy
 from tests.support.sample_school import (
     ADA,
     NAMES,
@@ -205,8 +207,105 @@ def test_health_answers_503_when_the_database_does_not(
     (tmp_path / "db").rmdir()  # the disk went away under the running service
     site = Site(config_mod.load(str(published.config)), gone, lambda: published.now)
     health = site.handle("/healthz")
-    assert health.status == 503 and json.loads(health.body)["status"] == "error"
+    assert health.status == 503
+    assert json.loads(health.body) == {
+        "status": "degraded",
+        "problems": ["database unavailable: cannot reach the database"],
+        "database": "unavailable",
+    }
     gone.dispose()
+
+
+# --- a database outage -----------------------------------------------------------------------
+
+#: PostgreSQL on a port nobody listens on: refused at once, as when the server is down.
+REFUSING = "postgresql+psycopg://u:secret@127.0.0.1:1/x"
+
+
+@pytest.fixture
+def outage_site(published: Published) -> Iterator[str]:
+    """The site served over HTTP in front of a database that refuses every connection."""
+    gone = Database(REFUSING)
+    server = start_site(published.config, gone, lambda: published.now)
+    yield server.url
+    server.stop()
+    gone.dispose()
+
+
+def logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [
+        r for r in caplog.records if r.name.startswith("ptm_sync") and r.levelno >= logging.INFO
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/periods/{PERIOD_ID}",
+        f"/periods/{PERIOD_ID}/slots.json",
+        f"/periods/{PERIOD_ID}/teachers/{teacher_key(ADA)}.ics",
+    ],
+)
+def test_pages_answer_503_and_log_one_line_while_the_database_is_away(
+    outage_site: str, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    page = fetch(outage_site, path)
+    assert page.status == 503 and page.content_type == "text/plain; charset=utf-8"
+    assert page.text == "Temporarily unavailable, try again later.\n"
+    records = logged(caplog)
+    assert len(records) == 1, [r.getMessage() for r in records]
+    (record,) = records
+    line = record.getMessage()
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert "\n" not in line and "Traceback" not in line
+    assert "secret" not in line and "SELECT" not in line.upper()
+    assert path in line and "u:***@127.0.0.1:1/x is unavailable" in line
+    assert "secret" not in caplog.text and "Traceback" not in caplog.text
+
+
+def test_head_answers_503_with_retry_after_while_the_database_is_away(outage_site: str) -> None:
+    request = urllib.request.Request(outage_site + f"/periods/{PERIOD_ID}", method="HEAD")
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request, timeout=10)
+    assert error.value.code == 503 and error.value.headers["Retry-After"] == "30"
+    assert error.value.read() == b""
+
+
+def test_health_names_the_unavailable_database_in_words(
+    outage_site: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    health = fetch(outage_site, "/healthz")
+    assert health.status == 503 and health.content_type == "application/json"
+    status = json.loads(health.body)
+    assert status["status"] == "degraded" and status["database"] == "unavailable"
+    assert status["problems"] == ["database unavailable: cannot reach the database"]
+    assert "secret" not in health.text
+    assert all(r.exc_info is None for r in logged(caplog))
+    assert "secret" not in caplog.text and "Traceback" not in caplog.text
+
+
+def test_pages_that_need_no_database_still_answer_during_an_outage(outage_site: str) -> None:
+    assert fetch(outage_site, "/").status == 200
+    assert fetch(outage_site, "/periods/winter").status == 404
+
+
+def test_a_bug_is_still_a_500_with_its_traceback_in_the_log(
+    published: Published, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Site, period_id: str) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Site, "period_page", broken)
+    server = start_site(published.config, published.db, lambda: published.now)
+    try:
+        page = fetch(server.url, f"/periods/{PERIOD_ID}")
+    finally:
+        server.stop()
+    assert page.status == 500
+    errors = [r for r in logged(caplog) if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is not None
+    assert errors[0].exc_info[0] is RuntimeError
 
 
 @pytest.mark.parametrize(
@@ -271,3 +370,33 @@ def test_no_guardian_student_or_event_title_appears_on_any_published_response(
             for v in row
         )
     assert "Zanzibar" in stored and "Philippa Quigglesworth" in stored
+
+
+def test_a_postgresql_connection_cut_mid_page_is_a_503_in_one_clean_line(
+    published: Published, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL goes away under the running site: the connection is reset while the
+    period page reads the teachers (tests.support.cut_proxy)."""
+    direct = Database(postgres_url)
+    direct.migrate()
+    direct.dispose()
+    url = make_url(postgres_url).set(password="secret")
+    upstream = (url.host or "127.0.0.1", url.port or 5432)
+    with CutProxy(*upstream, marker=b"FROM teachers", skip=1) as proxy:
+        db = Database(url.set(port=proxy.port).render_as_string(hide_password=False))
+        server = start_site(published.config, db, lambda: published.now)
+        try:
+            assert fetch(server.url, "/healthz").status == 200  # works: its query not cut
+            caplog.clear()
+            caplog.set_level(logging.DEBUG)
+            page = fetch(server.url, f"/periods/{PERIOD_ID}")
+        finally:
+            server.stop()
+            db.dispose()
+    assert proxy.cuts >= 1
+    assert page.status == 503 and "temporarily unavailable" in page.text.lower()
+    [record] = logged(caplog)
+    assert record.exc_info is None and "\n" not in record.getMessage()
+    assert "is unavailable" in record.getMessage()
+    assert "secret" not in caplog.text and "Traceback" not in caplog.text
+    assert "SELECT" not in caplog.text.upper() and "teachers." not in caplog.text
