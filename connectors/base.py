@@ -8,9 +8,10 @@ arise; nothing above ``connectors/`` sees an HTTP or SDK exception.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
@@ -88,27 +89,117 @@ class MeetingEvent:
     attendees: tuple[Attendee, ...] = field(default_factory=tuple)
 
 
+class Capability(StrEnum):
+    """What a calendar system can do beyond the common protocol (DESIGN §5).
+
+    Code above ``connectors/`` asks a connector for a capability, never for its type.
+    """
+
+    #: :meth:`CalendarConnector.changes` lists the calendar's objects themselves
+    #: (iCalendar text, recurrences expanded by us): the service keeps a local mirror and
+    #: can follow what the teacher does to our events (CalDAV, ICS feeds).
+    MIRRORED = "mirrored"
+    #: :meth:`CalendarConnector.free_busy` asks the server (Graph getSchedule, EWS
+    #: GetUserAvailability, Google freebusy.query, CalDAV free-busy-query).
+    SERVER_FREE_BUSY = "server-free-busy"
+    #: :meth:`CalendarConnector.changes` is incremental from a token (RFC 6578
+    #: sync-collection, Graph delta, EWS SyncFolderItems, Google syncToken).
+    CHANGE_FEED = "change-feed"
+    #: Creating an event can make its online-meeting link (Teams, Meet).
+    ONLINE_MEETINGS = "online-meetings"
+
+
 @runtime_checkable
 class CalendarConnector(Protocol):
+    """One account of a calendar system: every method a connector implements.
+
+    Instances are built by :func:`open_connector` from an ``[[accounts]]`` entry and are
+    used from one thread at a time.  Every method translates its system's failures into
+    the ptm-sync exceptions named below (:mod:`ptm_sync.errors`); none lets an HTTP, SOAP
+    or SDK exception through.  All datetimes are timezone-aware; times given back are UTC
+    or carry their zone.  Common to every method:
+
+    * :class:`~ptm_sync.errors.Unavailable` (retryable): the server cannot be reached now
+      (connection refused or cut, a timeout, HTTP 5xx, 429 after its Retry-After).
+    * :class:`~ptm_sync.errors.AuthFailed`: the account's credentials were refused (after
+      one renewal of an expired token).
+    """
+
+    #: The account type this connector serves (``[[accounts]] type``).
     kind: ClassVar[str]
+    #: What this system can do (see :class:`Capability`).
+    capabilities: frozenset[Capability]
 
     def free_busy(
         self, calendars: Sequence[CalendarRef], start: datetime, end: datetime
-    ) -> dict[CalendarRef, list[Busy]]: ...
+    ) -> dict[CalendarRef, list[Busy]]:
+        """The busy spans of each calendar between ``start`` and ``end`` (UTC instants).
 
-    def changes(self, calendar: CalendarRef, token: str | None) -> ChangeSet: ...
+        Every calendar asked about has a key (an empty list: free throughout).  Spans are
+        clipped to the range, in no particular order; tentative time counts as busy.
 
-    def create_event(self, calendar: CalendarRef, event: MeetingEvent) -> RemoteRef: ...
+        Raises:
+            NotFound: a calendar does not exist (or the account cannot see it).
+        """
+        ...
 
-    def update_event(
-        self, calendar: CalendarRef, ref: RemoteRef, event: MeetingEvent
-    ) -> RemoteRef: ...
+    def changes(self, calendar: CalendarRef, token: str | None) -> ChangeSet:
+        """What changed in ``calendar`` since ``token`` (None: everything, ``full``).
 
-    def delete_event(self, calendar: CalendarRef, ref: RemoteRef) -> None: ...
+        With :attr:`Capability.MIRRORED` the objects are the calendar's events, within the
+        connector's :class:`Horizon`.
 
-    def check(self) -> list[str]: ...
+        Raises:
+            SyncTokenInvalid: the server no longer accepts ``token`` (RFC 6578 §3.8
+                valid-sync-token, Graph/Google 410): the caller asks again with None and
+                replaces what it holds.
+            NotFound: the calendar does not exist.
+        """
+        ...
 
-    def close(self) -> None: ...
+    def create_event(self, calendar: CalendarRef, event: MeetingEvent) -> RemoteRef:
+        """Write ``event`` as a new object; where it lives and its first ETag.
+
+        Idempotent on ``event.uid``: when an object with that UID exists already (a retry
+        after a crash), it is reused — left alone when it says the same, updated otherwise.
+
+        Raises:
+            NotFound: the calendar does not exist.
+            WrongEtag: the object keeps changing under us (retry later).
+        """
+        ...
+
+    def update_event(self, calendar: CalendarRef, ref: RemoteRef, event: MeetingEvent) -> RemoteRef:
+        """Replace the object at ``ref`` with ``event``, only if it is still the version
+        ``ref.etag`` names; the new reference.
+
+        An object that already says what ``event`` says (our own earlier write whose new
+        ETag was not recorded) is the write done.
+
+        Raises:
+            WrongEtag: the object changed since (someone else's write: the teacher's).
+            NotFound: the object is gone.
+        """
+        ...
+
+    def delete_event(self, calendar: CalendarRef, ref: RemoteRef) -> None:
+        """Delete the object at ``ref`` (if-match its ETag when known); an absent object is
+        success.
+
+        Raises:
+            WrongEtag: the object changed since ``ref.etag``.
+        """
+        ...
+
+    def check(self, calendars: Iterable[CalendarRef] = ()) -> list[str]:
+        """Problems with the account and with ``calendars``, one plain line each (no
+        secrets); empty when it is reachable, its credentials work and each calendar can
+        be read.  Never raises for an unreachable server: that is a line too."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the connector is not used afterwards."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

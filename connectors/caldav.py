@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from connectors import dav_xml
 from connectors.base import (
     CalendarRef,
+    Capability,
     ChangeSet,
     Horizon,
     MeetingEvent,
@@ -72,6 +73,9 @@ class CalDAVConnector:
     """A CalDAV account; see :class:`connectors.base.CalendarConnector` for the contract."""
 
     kind = "caldav"
+    capabilities = frozenset(
+        {Capability.MIRRORED, Capability.SERVER_FREE_BUSY, Capability.CHANGE_FEED}
+    )
 
     def __init__(
         self,

@@ -22,7 +22,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from connectors.base import CalendarConnector, CalendarRef, ChangeSet, Horizon, open_connector
+from connectors.base import (
+    CalendarConnector,
+    CalendarRef,
+    Capability,
+    ChangeSet,
+    Horizon,
+    open_connector,
+)
 from ptm_sync import busy as busy_mod
 from ptm_sync import teacher_changes
 from ptm_sync.config import Config
@@ -33,9 +40,6 @@ from ptm_sync.store import BusyTime, Calendar, CalendarEvent, Database, Teacher
 from ptm_sync.video import VideoProvider, provider_for
 
 log = logging.getLogger(__name__)
-
-#: Connector kinds whose busy times are computed locally from a mirror of the events.
-MIRRORED_KINDS = frozenset({"caldav", "ics"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,11 @@ class Connectors:
             account = self.config.account(account_id)
             self._open[account_id] = open_connector(account, self.config.tz, self.horizon)
         return self._open[account_id]
+
+    def provide(self, account_id: str, connector: CalendarConnector) -> None:
+        """Use ``connector``, opened by the caller, for ``account_id`` (an in-memory one in
+        pure tests; a caller that opened the account itself).  It is closed with the rest."""
+        self._open[account_id] = connector
 
     def close(self) -> None:
         for connector in self._open.values():
@@ -120,7 +129,7 @@ def sync(
     for teacher in teachers:
         try:
             result = _sync_teacher(db, config, connectors, teacher, now)
-            if config.account(teacher.account).type in MIRRORED_KINDS:
+            if Capability.MIRRORED in connectors.get(teacher.account).capabilities:
                 followed = teacher_changes.follow(db, config, teacher.id, now=now, video=video)
                 result = replace(result, followed=followed)
             results.append(result)
@@ -159,7 +168,7 @@ def _sync_teacher(
         same_span = row is not None and (row.window_start, row.window_end) == (span.start, span.end)
         token = row.sync_token if row is not None and same_place and same_span else None
 
-    if account.type not in MIRRORED_KINDS:
+    if Capability.MIRRORED not in connector.capabilities:
         found = connector.free_busy([ref], span.start, span.end).get(ref, [])
         with db.write() as session:
             cal = _calendar_row(session, teacher, teacher.calendar)

@@ -11,7 +11,8 @@ is compared with what the calendar now holds:
 An event is the teacher's change only when its ETag differs from the one our last write
 got back and no write of ours for that meeting is still waiting in the outbox: our own
 writes, delivered or in flight, are never mistaken for the teacher's.  Only calendars kept
-as a local mirror (CalDAV and ICS feeds: ``sync.MIRRORED_KINDS``) can be followed this way.
+as a local mirror (connectors with ``Capability.MIRRORED``: CalDAV, ICS feeds) can be
+followed this way.
 """
 
 from __future__ import annotations
