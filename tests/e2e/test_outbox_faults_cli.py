@@ -52,6 +52,13 @@ def _ptm_sync(config: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def _stop(daemon: subprocess.Popen[str]) -> str:
+    """Stop the daemon as systemd does (SIGTERM) and wait for it; its stderr."""
+    daemon.send_signal(signal.SIGTERM)
+    _, err = daemon.communicate(timeout=GUARD)
+    return err
+
+
 @pytest.fixture
 def wired(
     db: Database,
@@ -116,8 +123,7 @@ def test_the_daemon_sends_every_email_while_the_calendar_server_is_frozen(
             "every row delivered",
             lambda: all(r.state == outbox.DONE for r in wired.rows(outbox.CALENDAR)),
         )
-        daemon.send_signal(signal.SIGTERM)
-        _, err = daemon.communicate(timeout=GUARD)
+        err = _stop(daemon)
     finally:
         if daemon.poll() is None:
             daemon.kill()
@@ -150,8 +156,7 @@ def test_a_restarted_daemon_resumes_at_once_what_a_killed_one_had_claimed(
             "every row delivered",
             lambda: all(r.state == outbox.DONE for r in wired.rows(outbox.CALENDAR)),
         )
-        second.send_signal(signal.SIGTERM)
-        _, err = second.communicate(timeout=GUARD)
+        err = _stop(second)
     finally:
         if second.poll() is None:
             second.kill()
@@ -215,8 +220,7 @@ def test_the_daemon_delivers_while_the_imap_server_is_frozen_and_reads_replies_a
         assert proposed is not None
         mailbox.append(wired.school.reply(proposed, "ACCEPTED"))
         wait_until("the confirmation sent", lambda: len(wired.sink.received) > emails)
-        daemon.send_signal(signal.SIGTERM)
-        _, err = daemon.communicate(timeout=GUARD)
+        err = _stop(daemon)
     finally:
         if daemon.poll() is None:
             daemon.kill()
