@@ -32,10 +32,15 @@ class CalendarRef:
 
 @dataclass(frozen=True, slots=True)
 class RemoteRef:
-    """Where an event lives on the server and the version we last saw."""
+    """Where an event lives on the server and the version we last saw.
+
+    ``join_url`` is the online meeting's joining URL when the calendar system made one
+    (Teams on Graph, Meet on Google: :attr:`MeetingEvent.online_meeting`), else "".
+    """
 
     href: str
     etag: str | None = None
+    join_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +92,10 @@ class MeetingEvent:
     private: bool = True
     organizer: str = ""
     attendees: tuple[Attendee, ...] = field(default_factory=tuple)
+    #: Ask the calendar system for an online meeting (Teams, Meet) with the event; only a
+    #: connector with :attr:`Capability.ONLINE_MEETINGS` honours it (the others ignore it).
+    #: Its joining URL comes back in :attr:`RemoteRef.join_url`.
+    online_meeting: bool = False
 
 
 class Capability(StrEnum):
@@ -107,6 +116,11 @@ class Capability(StrEnum):
     CHANGE_FEED = "change-feed"
     #: Creating an event can make its online-meeting link (Teams, Meet).
     ONLINE_MEETINGS = "online-meetings"
+    #: The account's busy times block every teacher of the school (an ICS feed with
+    #: ``blocks = "everyone"``: the school events calendar).
+    BLOCKS_EVERYONE = "blocks-everyone"
+    #: The account is read only: it has no writes (ICS feeds).
+    READ_ONLY = "read-only"
 
 
 @runtime_checkable
@@ -147,7 +161,13 @@ class CalendarConnector(Protocol):
         """What changed in ``calendar`` since ``token`` (None: everything, ``full``).
 
         With :attr:`Capability.MIRRORED` the objects are the calendar's events, within the
-        connector's :class:`Horizon`.
+        connector's :class:`Horizon`.  Without it (Graph, EWS, Google) they are only the
+        events ptm-sync wrote (the teacher's own events reach us as free/busy), each as a
+        VCALENDAR with one VEVENT whose UID is the :attr:`MeetingEvent.uid` it was created
+        with, DTSTART/DTEND in UTC and STATUS; ``href`` and ``etag`` are what
+        :meth:`create_event` returned for it (system id; ETag or change key).  A deleted or
+        cancelled event of ours is in ``removed``.  Calls happen only for calendars that
+        hold events of ours, so an idle pass of a server system costs its free/busy calls.
 
         Raises:
             SyncTokenInvalid: the server no longer accepts ``token`` (RFC 6578 §3.8

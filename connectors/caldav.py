@@ -93,7 +93,10 @@ class CalDAVConnector:
         self._no_sync: set[str] = set()  # collections whose server refused sync-collection
         password = account.password.reveal() if account.password is not None else None
         self._http = DavTransport(
-            account.url, account.username, password, verify_tls=account.verify_tls
+            account.url,
+            account.username,
+            password,
+            ca_file=str(account.ca_file) if account.ca_file else None,
         )
 
     # --- addresses ------------------------------------------------------------------------

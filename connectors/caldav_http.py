@@ -85,7 +85,7 @@ class DavTransport:
         username: str | None,
         password: str | None,
         *,
-        verify_tls: bool = True,
+        ca_file: str | None = None,
         timeout: tuple[float, float] | None = None,
     ) -> None:
         self.url = url
@@ -97,7 +97,8 @@ class DavTransport:
                 username=username or None,
                 password=password,
                 auth_type="basic" if self._preemptive else None,
-                ssl_verify_cert=verify_tls,
+                # TLS is always verified; a private CA is trusted besides the system's.
+                ssl_verify_cert=ca_file or True,
                 # (connect, read): the HTTP library takes the pair (caldav types it as int)
                 timeout=timeout or (CONNECT_SECONDS, READ_SECONDS),  # type: ignore[arg-type]
                 enable_rfc6764=False,

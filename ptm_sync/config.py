@@ -29,7 +29,9 @@ from ptm_sync.model import MeetingFormat, Window
 
 SEARCH_PATHS = (Path("ptm-sync.toml"), Path("/etc/ptm-sync/ptm-sync.toml"))
 ACCOUNT_TYPES = ("caldav", "graph", "ews", "google", "ics")
-VIDEO_PROVIDERS = ("jitsi", "teams", "meet", "zoom", "none")
+VIDEO_PROVIDERS = ("jitsi", "teams", "meet", "zoom", "none", "auto")
+VIDEO_FALLBACKS = ("jitsi", "zoom", "none")
+EWS_AUTH = ("ntlm", "basic", "oauth")
 FREEBUSY_MODES = ("auto", "local", "server")
 MEETING_MODES = ("joint", "separate")
 AUTOMATE_PROCESSING = ("auto_accept", "none")
@@ -154,8 +156,18 @@ class WebConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VideoConfig:
-    provider: str = opt("jitsi | teams | meet | zoom | none", "jitsi")
+    provider: str = opt(
+        "jitsi | teams | meet | zoom | none | auto (auto: Teams for Graph teachers, Meet for "
+        "Google teachers, else the fallback)",
+        "jitsi",
+    )
+    fallback: str = opt("With auto: the link for other teachers: jitsi | zoom | none", "jitsi")
     base_url: str = opt("Base URL of the video service (jitsi).", "https://meet.jit.si")
+    zoom_account_id: str = opt("Zoom server-to-server OAuth app: account id.", "")
+    zoom_client_id: str = opt("Zoom server-to-server OAuth app: client id.", "")
+    zoom_client_secret: Secret | None = opt("Zoom: client secret (_env/_file).", None)
+    zoom_api_url: str = opt("Zoom API base.", "https://api.zoom.us/v2")
+    zoom_token_url: str = opt("Zoom token endpoint.", "https://zoom.us/oauth/token")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,22 +185,98 @@ class TemplatesConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AccountConfig:
+    """One calendar account (DESIGN §5, §8).  ``for`` in a key's metadata names the account
+    types it applies to; a key set on an account of another type is refused at load."""
+
     id: str = opt("Name that teachers.csv refers to in its account column.")
     type: str = opt("caldav | graph | ews | google | ics")
-    url: str = opt("Server URL (CalDAV, EWS, ICS feed).", "")
-    username: str = opt("Login name.", "")
-    password: Secret | None = opt("Password (password, password_env or password_file).", None)
-    freebusy: str = opt(
-        "auto: the server's free-busy REPORT only where it is known to be right; local | server",
-        "auto",
+    url: str = opt(
+        "CalDAV: server or collection URL; ews: the EWS endpoint "
+        "(https://…/EWS/Exchange.asmx); ics: the feed's URL.",
+        "",
+        **{"for": ("caldav", "ews", "ics")},
     )
-    verify_tls: bool = opt("Check the server's TLS certificate.", True)
-    tenant_id: str = opt("Graph: the Entra ID tenant.", "")
-    client_id: str = opt("Graph/Google: application (client) id.", "")
-    client_secret: Secret | None = opt("Graph: client secret (_env/_file).", None)
-    service_account_file: str = opt("Google: service-account JSON key file.", "")
-    subject: str = opt("Google: user to impersonate with domain-wide delegation.", "")
-    endpoint: str = opt("Override of the API base URL (tests, sovereign clouds).", "")
+    username: str = opt(
+        "Login name (CalDAV, EWS: DOMAIN\\user for NTLM; ics: HTTP basic).",
+        "",
+        **{"for": ("caldav", "ews", "ics")},
+    )
+    password: Secret | None = opt(
+        "Password (password, password_env or password_file).",
+        None,
+        **{"for": ("caldav", "ews", "ics")},
+    )
+    freebusy: str = opt(
+        "CalDAV: auto: the server's free-busy REPORT only where it is known to be right; "
+        "local | server",
+        "auto",
+        **{"for": ("caldav",)},
+    )
+    ca_file: Path | None = opt(
+        "PEM file of a private certificate authority to trust besides the system's "
+        "(TLS verification is always on).",
+        None,
+    )
+    auth: str = opt("EWS: ntlm | basic | oauth", "ntlm", **{"for": ("ews",)})
+    tenant_id: str = opt(
+        "Graph, EWS oauth: the Entra ID (Azure AD) tenant id.", "", **{"for": ("graph", "ews")}
+    )
+    client_id: str = opt(
+        "Graph, EWS oauth: the application (client) id of the app registration.",
+        "",
+        **{"for": ("graph", "ews")},
+    )
+    client_secret: Secret | None = opt(
+        "Graph, EWS oauth: the app's client secret (_env/_file).",
+        None,
+        **{"for": ("graph", "ews")},
+    )
+    certificate_file: Path | None = opt(
+        "Graph: PEM file with the app's certificate and its private key (instead of a "
+        "client secret).",
+        None,
+        **{"for": ("graph",)},
+    )
+    graph_url: str = opt(
+        "Graph: API base; requests go to {graph_url}/users/{mailbox}/…",
+        "https://graph.microsoft.com/v1.0",
+        **{"for": ("graph",)},
+    )
+    authority_url: str = opt(
+        "Graph: token authority; tokens come from {authority_url}/{tenant_id} (https only).",
+        "https://login.microsoftonline.com",
+        **{"for": ("graph",)},
+    )
+    service_account_file: Path | None = opt(
+        "Google: service-account JSON key with domain-wide delegation (each teacher is "
+        "impersonated).",
+        None,
+        **{"for": ("google",)},
+    )
+    oauth_token_file: Path | None = opt(
+        "Google: authorized-user JSON (client_id, client_secret, refresh_token) instead of a "
+        "service account.",
+        None,
+        **{"for": ("google",)},
+    )
+    api_url: str = opt(
+        "Google: API root; requests go to {api_url}calendar/v3/…",
+        "https://www.googleapis.com/",
+        **{"for": ("google",)},
+    )
+    token_url: str = opt(
+        "Google, EWS oauth: where tokens come from; empty: the vendor's "
+        "(https://oauth2.googleapis.com/token, "
+        "https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token).",
+        "",
+        **{"for": ("google", "ews")},
+    )
+    blocks: str = opt(
+        'ics: "everyone": the feed is the school events calendar and its busy times block '
+        'every teacher; "": only teachers whose calendar is this feed.',
+        "",
+        **{"for": ("ics",)},
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -378,6 +466,10 @@ class _Loader:
             return raw
         if hint is ZoneInfo:
             return _zone(raw, key)
+        if hint is Path:
+            if not isinstance(raw, str) or not raw:
+                raise ConfigError(f"must be a file path, got {raw!r}", key)
+            return self.path(raw)
         if hint is MeetingFormat:
             try:
                 return MeetingFormat(raw)
@@ -517,8 +609,7 @@ def _check(config: Config) -> None:
             raise ConfigError(f"must be one of {' | '.join(ACCOUNT_TYPES)}", f"{where}.type")
         if account.freebusy not in FREEBUSY_MODES:
             raise ConfigError(f"must be one of {' | '.join(FREEBUSY_MODES)}", f"{where}.freebusy")
-        if account.type in ("caldav", "ews", "ics") and not account.url:
-            raise ConfigError(f"a {account.type} account needs a url", f"{where}.url")
+        _check_account(account, where)
     booking = config.booking_address
     if booking.allow_conflicts:
         raise ConfigError(
@@ -540,8 +631,7 @@ def _check(config: Config) -> None:
             "request would be refused",
             "booking_address.maximum_duration_minutes",
         )
-    if config.video.provider not in VIDEO_PROVIDERS:
-        raise ConfigError(f"must be one of {' | '.join(VIDEO_PROVIDERS)}", "video.provider")
+    _check_video(config.video)
     for name in ("max_message_bytes", "max_calendar_components"):
         if config.mail and getattr(config.mail, name) <= 0:
             raise ConfigError("must be greater than 0", f"mail.{name}")
@@ -554,6 +644,74 @@ def _check(config: Config) -> None:
     ):
         if not re.fullmatch(r"[^@\s]+@[^@\s]+", address):
             raise ConfigError(f"not an email address: {address!r}", name)
+
+
+def _check_account(account: AccountConfig, where: str) -> None:
+    """The keys an account of its type needs, and none that belong to another type."""
+    kind = account.type
+    for f in dataclasses.fields(AccountConfig):
+        applies = f.metadata.get("for")
+        if applies is None or kind in applies:
+            continue
+        if getattr(account, f.name) != f.default:
+            raise ConfigError(
+                f"is not a key of a {kind} account (it belongs to {' / '.join(applies)})",
+                f"{where}.{f.name}",
+            )
+    if kind in ("caldav", "ews", "ics"):
+        if not account.url:
+            raise ConfigError(f"a {kind} account needs a url", f"{where}.url")
+        if not re.match(r"https?://", account.url):
+            raise ConfigError(f"must be an http(s) URL, got {account.url!r}", f"{where}.url")
+    if kind == "graph":
+        for name in ("tenant_id", "client_id"):
+            if not getattr(account, name):
+                raise ConfigError(f"a graph account needs {name}", f"{where}.{name}")
+        if (account.client_secret is None) == (account.certificate_file is None):
+            raise ConfigError(
+                "a graph account needs client_secret (or _env/_file) or certificate_file, "
+                "one of them",
+                f"{where}.client_secret",
+            )
+        for name in ("graph_url", "authority_url"):
+            if not getattr(account, name).startswith("https://"):
+                raise ConfigError("must be an https:// URL", f"{where}.{name}")
+    if kind == "ews":
+        if account.auth not in EWS_AUTH:
+            raise ConfigError(f"must be one of {' | '.join(EWS_AUTH)}", f"{where}.auth")
+        if account.auth == "oauth":
+            for name in ("tenant_id", "client_id", "client_secret"):
+                if not getattr(account, name):
+                    raise ConfigError(f"auth = \"oauth\" needs {name}", f"{where}.{name}")
+        elif not account.username or account.password is None:
+            raise ConfigError(
+                f"auth = \"{account.auth}\" needs username and password (or _env/_file)",
+                f"{where}.username" if not account.username else f"{where}.password",
+            )
+    if kind == "google":
+        if (account.service_account_file is None) == (account.oauth_token_file is None):
+            raise ConfigError(
+                "a google account needs service_account_file or oauth_token_file, one of them",
+                f"{where}.service_account_file",
+            )
+        if not re.match(r"https?://.*/$", account.api_url):
+            raise ConfigError("must be an http(s) URL ending in /", f"{where}.api_url")
+    if account.token_url and not re.match(r"https?://", account.token_url):
+        raise ConfigError("must be an http(s) URL", f"{where}.token_url")
+    if kind == "ics" and account.blocks not in ("", "everyone"):
+        raise ConfigError('must be "everyone" or left out', f"{where}.blocks")
+
+
+def _check_video(video: VideoConfig) -> None:
+    if video.provider not in VIDEO_PROVIDERS:
+        raise ConfigError(f"must be one of {' | '.join(VIDEO_PROVIDERS)}", "video.provider")
+    if video.fallback not in VIDEO_FALLBACKS:
+        raise ConfigError(f"must be one of {' | '.join(VIDEO_FALLBACKS)}", "video.fallback")
+    zoom = video.provider == "zoom" or (video.provider == "auto" and video.fallback == "zoom")
+    if zoom:
+        for name in ("zoom_account_id", "zoom_client_id", "zoom_client_secret"):
+            if not getattr(video, name):
+                raise ConfigError("zoom links need the Zoom app's keys", f"video.{name}")
 
 
 def _unique(values: Sequence[str], section: str, name: str) -> None:
