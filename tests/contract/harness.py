@@ -1,0 +1,96 @@
+"""What the contract suite needs from one calendar system under test.
+
+Each system module ``tests/contract/system_<name>.py`` has a function ``start(tmp_path) ->
+ContextManager[System]`` that starts its server (a real CalDAV server, a fake speaking the
+vendor's wire format on 127.0.0.1, or memory) and yields a :class:`System`: the connector
+built through :func:`connectors.base.open_connector` from an ``[[accounts]]`` entry, plus the
+teacher's and the server's hands (what a teacher does in their own calendar client, and what
+the server does to us: throttling, expiring tokens and sync tokens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from connectors.base import CalendarConnector, CalendarRef, Horizon, RemoteRef
+
+START = datetime(2027, 4, 13, 13, 0, tzinfo=UTC)
+#: Every system's connector is opened with this horizon (events outside it need not be seen).
+HORIZON = Horizon(START - timedelta(days=1), START + timedelta(days=40))
+
+
+class System(Protocol):
+    """One calendar system, running, with a connector open on it."""
+
+    #: Short name used in test ids ("radicale", "graph", …).
+    name: str
+    connector: CalendarConnector
+    #: Requests the server has answered (for paging and batching assertions); systems that
+    #: cannot count leave it at 0 and the tests that need counts skip with the reason.
+    requests: Callable[[], int]
+
+    def calendar(self, teacher: str) -> CalendarRef:
+        """A (new, empty) calendar for ``teacher`` (a short name like "ada")."""
+        ...
+
+    def add_busy(
+        self, cal: CalendarRef, start: datetime, end: datetime, *, tentative: bool = False
+    ) -> None:
+        """The teacher's own appointment (not ours), busy or tentative."""
+        ...
+
+    def teacher_moves(self, cal: CalendarRef, ref: RemoteRef, start: datetime, end: datetime) -> None:
+        """The teacher drags the event at ``ref`` (one we created) to new times."""
+        ...
+
+    def teacher_deletes(self, cal: CalendarRef, ref: RemoteRef) -> None:
+        """The teacher deletes the event at ``ref``."""
+        ...
+
+    def forget_sync_tokens(self) -> None:
+        """The server no longer accepts the sync tokens / delta links it gave out."""
+        ...
+
+    def throttle(self, status: int, retry_after: float) -> None:
+        """The next request gets ``status`` (429 or 503) with Retry-After ``retry_after``
+        seconds (EWS: ErrorServerBusy with BackOffMilliseconds)."""
+        ...
+
+    def expire_access_tokens(self) -> bool:
+        """Make the access tokens the server issued invalid (as if their hour ran out);
+        False when the system has no tokens (then the test skips)."""
+        ...
+
+    def page_size(self, n: int) -> None:
+        """Answer lists (change feeds) in pages of ``n`` items where the protocol pages."""
+        ...
+
+
+StartSystem = Callable[[Path], AbstractContextManager[System]]
+
+
+@dataclass
+class Counter:
+    """A thread-safe enough request count for a fake server's handler."""
+
+    n: int = 0
+
+    def __call__(self) -> int:
+        return self.n
+
+
+def no_sleep(log: list[float]) -> Callable[[float], None]:
+    """A sleep that records the waits instead of waiting (for a RetryPolicy in tests)."""
+
+    def sleep(seconds: float) -> None:
+        log.append(seconds)
+
+    return sleep
+
+
+__all__ = ["HORIZON", "START", "Counter", "StartSystem", "System", "no_sleep", "Iterator"]
