@@ -21,7 +21,7 @@ from ptm_sync.config import Config, PeriodConfig
 from ptm_sync.errors import NotFoundError
 from ptm_sync.model import Interval, MeetingState, SlotStatus
 from ptm_sync.periods import period_span
-from ptm_sync.store import BusyTime, Calendar, CalendarEvent, Meeting, Teacher
+from ptm_sync.store import BusyTime, Calendar, CalendarEvent, Meeting, SchoolBusy, Teacher
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +103,10 @@ _BUSY = (
         ),
     )
 )
+#: The school events feeds (``blocks = "everyone"``) block every teacher.
+_SCHOOL_BUSY = select(SchoolBusy.start, SchoolBusy.end).where(
+    SchoolBusy.start < bindparam("end"), SchoolBusy.end > bindparam("start")
+)
 _SYNCED = select(Calendar.teacher_id).where(
     Calendar.teacher_id.in_(bindparam("ids", expanding=True)), Calendar.synced_at.is_not(None)
 )
@@ -128,11 +132,17 @@ class TimesRows:
 
 
 def times_rows(session: Session, period: PeriodConfig, ids: Sequence[int]) -> TimesRows:
-    """Read the rows behind :func:`teacher_times` (three indexed queries)."""
+    """Read the rows behind :func:`teacher_times` (four indexed queries); the school
+    events feeds' busy spans are every teacher's."""
     start, end = period_span(period)
     window = {"ids": list(ids), "start": start, "end": end}
+    own: list[tuple[int, datetime, datetime, str | None]] = [
+        (row[0], row[1], row[2], row[3]) for row in session.execute(_BUSY, window)
+    ]
+    school = session.execute(_SCHOOL_BUSY, {"start": start, "end": end}).all()
+    own.extend((i, s, e, None) for s, e in school for i in ids)
     return TimesRows(
-        busy=tuple(tuple(row) for row in session.execute(_BUSY, window)),  # type: ignore[misc]
+        busy=tuple(own),
         synced=frozenset(session.scalars(_SYNCED, {"ids": list(ids)})),
         meetings=tuple(tuple(row) for row in session.execute(_ACTIVE_MEETINGS, window)),  # type: ignore[misc]
     )

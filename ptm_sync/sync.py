@@ -6,8 +6,10 @@ intact and the next pass resumes from the last stored sync token (vdirsyncer's "
 act": the change set is the plan, the transaction the act).
 
 For connectors that mirror events (CalDAV, ICS feeds) busy times are computed locally from
-the events with :func:`ptm_sync.busy.busy_times`; for the others the server's free/busy
-answer is stored as it comes.
+the events with :func:`ptm_sync.busy.busy_times`; for the others (Graph, EWS, Google) the
+server's free/busy answer is stored, less the spans of our own events, and the events we
+wrote are followed through the system's change feed.  A feed that blocks everyone (the
+school events calendar) is stored once for the whole school (``school_busy``).
 """
 
 from __future__ import annotations
@@ -33,10 +35,19 @@ from connectors.base import (
 from ptm_sync import busy as busy_mod
 from ptm_sync import teacher_changes
 from ptm_sync.config import Config
-from ptm_sync.errors import ConfigError, NotFoundError, PtmError, SyncTokenInvalid
+from ptm_sync.errors import ConfigError, NotFound, NotFoundError, PtmError, SyncTokenInvalid
 from ptm_sync.model import Busy
 from ptm_sync.periods import ensure_periods, horizon
-from ptm_sync.store import BusyTime, Calendar, CalendarEvent, Database, Teacher
+from ptm_sync.store import (
+    BusyTime,
+    Calendar,
+    CalendarEvent,
+    Database,
+    Meeting,
+    SchoolBusy,
+    SchoolFeed,
+    Teacher,
+)
 from ptm_sync.video import VideoProvider, provider_for
 
 log = logging.getLogger(__name__)
@@ -99,11 +110,16 @@ def sync(
     teacher_email: str | None = None,
     video: VideoProvider | None = None,
 ) -> list[SyncResult]:
-    """Sync every teacher's calendar (or one teacher's), returning one result per teacher.
+    """Sync every teacher's calendar (or one teacher's), returning one result per teacher
+    (and one per school events feed, on a pass over everybody).
 
-    Where the calendar is mirrored, the changes the teacher made to the events of our
-    meetings are then decided (:mod:`ptm_sync.teacher_changes`); ``video`` makes the rooms
-    of the new proposals that follow a deleted meeting.
+    Systems that ask the server for free/busy (Graph, EWS, Google) are asked once per
+    account for all of its teachers; the connector splits the list into the calls its API
+    allows (20 mailboxes, 50 calendars).  Their change feeds are read only for teachers with
+    events of ours, so an idle pass costs the free/busy calls.  Where the changes of our
+    events are seen (a mirrored calendar or a change feed), the changes the teacher made to
+    them are then decided (:mod:`ptm_sync.teacher_changes`); ``video`` makes the rooms of
+    the new proposals that follow a deleted meeting.
     """
     video = video or provider_for(config.video)
     with db.write() as session:
@@ -113,6 +129,11 @@ def sync(
         if teacher_email:
             query = query.where(Teacher.email == teacher_email.strip().lower())
         teachers = list(session.scalars(query))
+        with_events = set(
+            session.scalars(
+                select(Meeting.teacher_id).where(Meeting.remote_href.is_not(None)).distinct()
+            )
+        )
     if teacher_email and not teachers:
         raise NotFoundError(f"no teacher {teacher_email!r} in the roster")
     known = {a.id for a in config.accounts}
@@ -125,11 +146,24 @@ def sync(
             raise
         except PtmError:
             pass  # reported for each of the account's teachers below
-    results = []
+    results = [] if teacher_email else _sync_school_feeds(db, config, connectors, now)
+    server_busy = _server_free_busy(config, connectors, teachers)
     for teacher in teachers:
         try:
-            result = _sync_teacher(db, config, connectors, teacher, now)
-            if Capability.MIRRORED in connectors.get(teacher.account).capabilities:
+            connector = connectors.get(teacher.account)
+            if Capability.MIRRORED in connector.capabilities:
+                result = _sync_teacher(db, config, connectors, teacher, now)
+            else:
+                found = server_busy.get(teacher.id)
+                if isinstance(found, PtmError):
+                    raise found
+                result = _sync_server_teacher(
+                    db, connectors, teacher, found or [], now, ours=teacher.id in with_events
+                )
+            follows = Capability.MIRRORED in connector.capabilities or (
+                Capability.CHANGE_FEED in connector.capabilities and teacher.id in with_events
+            )
+            if follows and Capability.READ_ONLY not in connector.capabilities:
                 followed = teacher_changes.follow(db, config, teacher.id, now=now, video=video)
                 result = replace(result, followed=followed)
             results.append(result)
@@ -137,6 +171,178 @@ def sync(
             log.warning("sync of %s failed: %s", teacher.email, exc)
             _record_error(db, teacher, str(exc))
             results.append(SyncResult(teacher.email, error=str(exc)))
+    return results
+
+
+def _server_free_busy(
+    config: Config, connectors: Connectors, teachers: Iterable[Teacher]
+) -> dict[int, list[Busy] | PtmError]:
+    """Free/busy of every teacher on a server free/busy system, one call per account (the
+    connector batches); a calendar the account cannot find fails alone."""
+    by_account: dict[str, list[Teacher]] = {}
+    for teacher in teachers:
+        try:
+            connector = connectors.get(teacher.account)
+        except PtmError:
+            continue  # reported in the teacher's own turn
+        if Capability.MIRRORED not in connector.capabilities:
+            by_account.setdefault(teacher.account, []).append(teacher)
+    span = connectors.horizon
+    found: dict[int, list[Busy] | PtmError] = {}
+    for account_id, group in by_account.items():
+        connector = connectors.get(account_id)
+        refs = {t.id: CalendarRef(account_id, t.calendar) for t in group}
+        try:
+            answer = connector.free_busy(list(dict.fromkeys(refs.values())), span.start, span.end)
+            for teacher_id, ref in refs.items():
+                found[teacher_id] = answer.get(ref, [])
+        except NotFound:
+            for teacher_id, ref in refs.items():  # one by one, to name the missing calendar
+                try:
+                    found[teacher_id] = connector.free_busy([ref], span.start, span.end)[ref]
+                except PtmError as exc:
+                    found[teacher_id] = exc
+        except PtmError as exc:
+            for teacher_id in refs:
+                found[teacher_id] = exc
+    return found
+
+
+def _sync_server_teacher(
+    db: Database,
+    connectors: Connectors,
+    teacher: Teacher,
+    found: list[Busy],
+    now: datetime,
+    *,
+    ours: bool,
+) -> SyncResult:
+    """Store a server system's free/busy answer for ``teacher``; with events of ours in the
+    calendar, first follow them through the change feed (their own spans are taken out of
+    the server's busy time: they are the meetings, not the teacher's other appointments)."""
+    connector = connectors.get(teacher.account)
+    ref = CalendarRef(teacher.account, teacher.calendar)
+    span = connectors.horizon
+    changes: ChangeSet | None = None
+    if ours and Capability.CHANGE_FEED in connector.capabilities:
+        with db.read() as session:
+            row = session.scalars(
+                select(Calendar).where(Calendar.teacher_id == teacher.id)
+            ).one_or_none()
+            same = row is not None and (row.account, row.url, row.window_start, row.window_end) == (
+                teacher.account,
+                teacher.calendar,
+                span.start,
+                span.end,
+            )
+            token = row.sync_token if row is not None and same else None
+        try:
+            changes = connector.changes(ref, token)
+        except SyncTokenInvalid:
+            log.info("sync token of %s no longer valid: full resync", teacher.email)
+            changes = connector.changes(ref, None)
+    with db.write() as session:
+        cal = _calendar_row(session, teacher, teacher.calendar)
+        if changes is not None:
+            _apply(session, cal, teacher.id, changes, span, connectors.config.tz)
+            cal.sync_token = changes.token
+        mine = session.execute(
+            select(BusyTime.start, BusyTime.end)
+            .join(CalendarEvent, CalendarEvent.id == BusyTime.event_id)
+            .where(CalendarEvent.calendar_id == cal.id)
+        ).all()
+        busy = _without(found, [(s, e) for s, e in mine])
+        _replace_server_busy(session, teacher.id, busy)
+        cal.window_start, cal.window_end, cal.synced_at, cal.error = (
+            span.start,
+            span.end,
+            now,
+            None,
+        )
+    return SyncResult(
+        teacher.email,
+        changed=len(changes.changed) if changes else 0,
+        removed=len(changes.removed) if changes else 0,
+        full=True,
+        busy=len(busy),
+    )
+
+
+def _without(busy: list[Busy], taken: list[tuple[datetime, datetime]]) -> list[Busy]:
+    """``busy`` with the spans ``taken`` cut out (a server reports our own events as busy)."""
+    out: list[Busy] = []
+    for b in busy:
+        pieces = [(b.start, b.end)]
+        for t_start, t_end in taken:
+            next_pieces = []
+            for p_start, p_end in pieces:
+                if t_end <= p_start or t_start >= p_end:
+                    next_pieces.append((p_start, p_end))
+                    continue
+                if p_start < t_start:
+                    next_pieces.append((p_start, t_start))
+                if t_end < p_end:
+                    next_pieces.append((t_end, p_end))
+            pieces = next_pieces
+        out.extend(Busy(s, e, b.tentative) for s, e in pieces)
+    return out
+
+
+def _sync_school_feeds(
+    db: Database, config: Config, connectors: Connectors, now: datetime
+) -> list[SyncResult]:
+    """Read each feed that blocks everyone (the school events calendar) into school_busy."""
+    results = []
+    span = connectors.horizon
+    for account in config.accounts:
+        name = f"school events ({account.id})"
+        try:
+            connector = connectors.get(account.id)
+            if Capability.BLOCKS_EVERYONE not in connector.capabilities:
+                continue
+            with db.read() as session:
+                row = session.get(SchoolFeed, account.id)
+                token = row.sync_token if row is not None and row.url == account.url else None
+            ref = CalendarRef(account.id, account.url)
+            try:
+                changes = connector.changes(ref, token)
+            except SyncTokenInvalid:
+                changes = connector.changes(ref, None)
+            count = 0
+            with db.write() as session:
+                row = session.get(SchoolFeed, account.id)
+                if row is None:
+                    row = SchoolFeed(account=account.id, url=account.url)
+                    session.add(row)
+                if changes.full or row.url != account.url:
+                    row.url = account.url
+                    row.busy.clear()
+                    for remote in changes.changed:
+                        try:
+                            spans = busy_mod.busy_times(remote.ics, span.start, span.end, config.tz)
+                        except PtmError as exc:
+                            log.warning(
+                                "ignoring unreadable event in %s (%s)", name, type(exc).__name__
+                            )
+                            continue
+                        row.busy.extend(
+                            SchoolBusy(start=b.start, end=b.end, tentative=b.tentative)
+                            for b in spans
+                        )
+                        count += len(spans)
+                else:
+                    count = len(row.busy)
+                row.sync_token, row.synced_at, row.error = changes.token, now, None
+            results.append(
+                SyncResult(name, changed=len(changes.changed), full=changes.full, busy=count)
+            )
+        except PtmError as exc:
+            log.warning("sync of %s failed: %s", name, exc)
+            with suppress(PtmError), db.write() as session:
+                row = session.get(SchoolFeed, account.id)
+                if row is not None:
+                    row.error = str(exc)[:2000]
+            results.append(SyncResult(name, error=str(exc)))
     return results
 
 
@@ -167,19 +373,6 @@ def _sync_teacher(
         same_place = row is not None and (row.account, row.url) == (account.id, teacher.calendar)
         same_span = row is not None and (row.window_start, row.window_end) == (span.start, span.end)
         token = row.sync_token if row is not None and same_place and same_span else None
-
-    if Capability.MIRRORED not in connector.capabilities:
-        found = connector.free_busy([ref], span.start, span.end).get(ref, [])
-        with db.write() as session:
-            cal = _calendar_row(session, teacher, teacher.calendar)
-            _replace_server_busy(session, teacher.id, found)
-            cal.window_start, cal.window_end, cal.synced_at, cal.error = (
-                span.start,
-                span.end,
-                now,
-                None,
-            )
-        return SyncResult(teacher.email, full=True, busy=len(found))
 
     try:
         changes = connector.changes(ref, token)

@@ -140,6 +140,36 @@ class BusyTime(Base):
     event: Mapped[CalendarEvent | None] = relationship(back_populates="busy")
 
 
+class SchoolFeed(Base):
+    """A calendar whose busy times block every teacher (``blocks = "everyone"``): the school
+    events feed.  One row per account, with its sync state like :class:`Calendar`."""
+
+    __tablename__ = "school_feeds"
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    sync_token: Mapped[str | None] = mapped_column(Text, nullable=True)
+    synced_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    busy: Mapped[list[SchoolBusy]] = relationship(
+        back_populates="feed", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class SchoolBusy(Base):
+    """A busy interval of a school feed, bounded to the synced window (UTC)."""
+
+    __tablename__ = "school_busy"
+    __table_args__ = (Index("ix_school_busy_start", "start"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account: Mapped[str] = mapped_column(
+        ForeignKey("school_feeds.account", ondelete="CASCADE"), index=True
+    )
+    start: Mapped[datetime] = mapped_column(UtcDateTime)
+    end: Mapped[datetime] = mapped_column(UtcDateTime)
+    tentative: Mapped[bool] = mapped_column(Boolean, default=False)
+    feed: Mapped[SchoolFeed] = relationship(back_populates="busy")
+
+
 class Meeting(Base):
     """One meeting of a teacher with a family.
 
