@@ -22,6 +22,7 @@ from caldav.lib.http_sync import requests as http
 from lxml import etree
 
 from connectors import dav_xml
+from connectors.throttle import RetryPolicy
 from ptm_sync.errors import (
     AuthFailed,
     ConnectorError,
@@ -89,6 +90,9 @@ class DavTransport:
         timeout: tuple[float, float] | None = None,
     ) -> None:
         self.url = url
+        #: Only a wait the server names is taken (no blind retries: an outage is the
+        #: outbox's and the next pass's to wait out).
+        self.retry = RetryPolicy(attempts=3, only_named=True)
         #: Basic credentials are sent unprompted until the server refuses them once.
         self._preemptive = bool(username) and password is not None
         try:
@@ -114,7 +118,21 @@ class DavTransport:
         body: bytes | str = b"",
         headers: Mapping[str, str] | None = None,
     ) -> Reply:
-        """Send one request; raise only ptm-sync errors (see the module docstring)."""
+        """Send one request; raise only ptm-sync errors (see the module docstring).
+
+        A 429 or 503 naming a short wait (Retry-After, at most ``retry.max_wait`` seconds)
+        is waited out and the request sent again (:class:`~connectors.throttle.RetryPolicy`);
+        a longer one is :class:`~ptm_sync.errors.Unavailable` carrying the wait.
+        """
+        return self.retry.run(lambda: self._request(method, url, body, headers))
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | str,
+        headers: Mapping[str, str] | None,
+    ) -> Reply:
         what = f"{method} {url}"
         text = body.decode("utf-8") if isinstance(body, bytes) else body  # sent as UTF-8
         try:

@@ -59,6 +59,8 @@ class RetryPolicy:
     base: float = 1.0
     max_wait: float = 30.0
     sleep: Callable[[float], None] = field(default=time.sleep)
+    #: Wait only when the server named the wait (Retry-After); otherwise give up at once.
+    only_named: bool = False
 
     def delay(self, attempt: int, retry_after: float | None) -> float | None:
         """The wait before try ``attempt + 1`` (attempt counts from 1), or None to give up."""
@@ -66,6 +68,8 @@ class RetryPolicy:
             return None
         if retry_after is not None:
             return retry_after if retry_after <= self.max_wait else None
+        if self.only_named:
+            return None
         wait = self.base * (2 ** (attempt - 1))
         return min(self.max_wait, wait + random.uniform(0, wait / 2))
 

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.support.mailservers",
     "tests.support.imap_relay",
     "tests.support.faultproxy",
+    "tests.support.feed_server",
 ]

@@ -44,7 +44,9 @@ class System(Protocol):
         """The teacher's own appointment (not ours), busy or tentative."""
         ...
 
-    def teacher_moves(self, cal: CalendarRef, ref: RemoteRef, start: datetime, end: datetime) -> None:
+    def teacher_moves(
+        self, cal: CalendarRef, ref: RemoteRef, start: datetime, end: datetime
+    ) -> None:
         """The teacher drags the event at ``ref`` (one we created) to new times."""
         ...
 
@@ -52,13 +54,15 @@ class System(Protocol):
         """The teacher deletes the event at ``ref``."""
         ...
 
-    def forget_sync_tokens(self) -> None:
-        """The server no longer accepts the sync tokens / delta links it gave out."""
+    def forget_sync_tokens(self) -> bool:
+        """The server no longer accepts the sync tokens / delta links it gave out; False when
+        the server cannot be made to (the test then presents a token it never issued)."""
         ...
 
-    def throttle(self, status: int, retry_after: float) -> None:
+    def throttle(self, status: int, retry_after: float) -> bool:
         """The next request gets ``status`` (429 or 503) with Retry-After ``retry_after``
-        seconds (EWS: ErrorServerBusy with BackOffMilliseconds)."""
+        seconds (EWS: ErrorServerBusy with BackOffMilliseconds); False when the system
+        cannot be throttled (memory)."""
         ...
 
     def expire_access_tokens(self) -> bool:
@@ -66,8 +70,9 @@ class System(Protocol):
         False when the system has no tokens (then the test skips)."""
         ...
 
-    def page_size(self, n: int) -> None:
-        """Answer lists (change feeds) in pages of ``n`` items where the protocol pages."""
+    def page_size(self, n: int) -> bool:
+        """Answer lists (change feeds) in pages of ``n`` items where the protocol pages;
+        False where it does not."""
         ...
 
 
@@ -93,4 +98,4 @@ def no_sleep(log: list[float]) -> Callable[[float], None]:
     return sleep
 
 
-__all__ = ["HORIZON", "START", "Counter", "StartSystem", "System", "no_sleep", "Iterator"]
+__all__ = ["HORIZON", "START", "Counter", "Iterator", "StartSystem", "System", "no_sleep"]

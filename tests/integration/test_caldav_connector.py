@@ -471,13 +471,13 @@ def test_server_down_raises_unavailable(caldav_server: EmbeddedCalDAV) -> None:
 @pytest.mark.parametrize(
     ("status", "headers", "retry_after"),
     [
-        ("429 Too Many Requests", {"Retry-After": "7"}, 7.0),
-        ("503 Service Unavailable", {"Retry-After": "30"}, 30.0),
+        ("429 Too Many Requests", {"Retry-After": "3600"}, 3600.0),
+        ("503 Service Unavailable", {"Retry-After": "120"}, 120.0),
         ("503 Service Unavailable", {}, None),
         ("500 Internal Server Error", {}, None),
     ],
 )
-def test_throttling_and_outages_raise_unavailable_with_retry_after(
+def test_long_throttling_and_outages_raise_unavailable_with_retry_after(
     caldav_server: EmbeddedCalDAV,
     connector: CalDAVConnector,
     calendar: CalendarRef,
@@ -486,10 +486,33 @@ def test_throttling_and_outages_raise_unavailable_with_retry_after(
     retry_after: float | None,
 ) -> None:
     token = connector.changes(calendar, None).token
+    waits: list[float] = []
+    connector._http.retry.sleep = waits.append
     caldav_server.requests.fail_next(status, headers)
     with pytest.raises(Unavailable) as caught:
         connector.changes(calendar, token)
     assert caught.value.retry_after == retry_after
+    assert waits == []  # no blind retry, and no wait longer than the policy's
+
+
+@pytest.mark.parametrize(
+    ("status", "wait"), [("429 Too Many Requests", "7"), ("503 Service Unavailable", "30")]
+)
+def test_a_short_named_wait_is_taken_and_the_request_sent_again(
+    caldav_server: EmbeddedCalDAV,
+    connector: CalDAVConnector,
+    calendar: CalendarRef,
+    status: str,
+    wait: str,
+) -> None:
+    token = connector.changes(calendar, None).token
+    waits: list[float] = []
+    connector._http.retry.sleep = waits.append
+    caldav_server.requests.fail_next(status, {"Retry-After": wait})
+    with caldav_server.requests.recording() as seen:
+        assert connector.changes(calendar, token).changed == ()
+    assert waits == [float(wait)]
+    assert len(seen) == 2  # the refused request, then the same one again
 
 
 def test_check_is_quiet_for_a_good_account_and_names_a_missing_calendar(

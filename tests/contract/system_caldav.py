@@ -1,0 +1,118 @@
+"""CalDAV on the real servers: Radicale and Xandikos, embedded on 127.0.0.1."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urljoin
+from zoneinfo import ZoneInfo
+
+import requests
+from icalendar import Calendar
+
+from connectors.base import CalendarConnector, CalendarRef, RemoteRef, open_connector
+from tests.contract.harness import HORIZON
+from tests.support.caldav_servers import (
+    EmbeddedCalDAV,
+    account_for,
+    delete_href,
+    make_calendar,
+    put_ics,
+    start_radicale,
+    start_xandikos,
+)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+@dataclass
+class CalDAVSystem:
+    name: str
+    server: EmbeddedCalDAV
+    connector: CalendarConnector
+
+    def requests(self) -> int:
+        return len(self.server.requests.entries)
+
+    def calendar(self, teacher: str) -> CalendarRef:
+        return CalendarRef("dav", make_calendar(self.server, f"{teacher}-{uuid.uuid4().hex[:6]}"))
+
+    def add_busy(
+        self, cal: CalendarRef, start: datetime, end: datetime, *, tentative: bool = False
+    ) -> None:
+        status = "TENTATIVE" if tentative else "CONFIRMED"
+        put_ics(
+            self.server,
+            cal.calendar,
+            "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//teacher//EN\nBEGIN:VEVENT\n"
+            f"UID:{uuid.uuid4()}@teacher.test\nDTSTAMP:20270101T000000Z\n"
+            f"DTSTART:{_stamp(start)}\nDTEND:{_stamp(end)}\nSUMMARY:Own appointment\n"
+            f"STATUS:{status}\nEND:VEVENT\nEND:VCALENDAR\n",
+        )
+
+    def _session(self) -> requests.Session:
+        session = requests.Session()
+        if self.server.password:
+            session.auth = (self.server.username, self.server.password)
+        return session
+
+    def teacher_moves(
+        self, cal: CalendarRef, ref: RemoteRef, start: datetime, end: datetime
+    ) -> None:
+        url = urljoin(self.server.url, ref.href)
+        with self._session() as http:
+            calendar = Calendar.from_ical(http.get(url, timeout=10).content)
+            for event in calendar.walk("VEVENT"):
+                for name, value in (("DTSTART", start), ("DTEND", end)):
+                    event.pop(name, None)
+                    event.add(name, value.astimezone(UTC))
+            body = calendar.to_ical()
+            reply = http.put(url, data=body, headers={"Content-Type": "text/calendar"})
+            reply.raise_for_status()
+
+    def teacher_deletes(self, cal: CalendarRef, ref: RemoteRef) -> None:
+        delete_href(self.server, ref.href)
+
+    def forget_sync_tokens(self) -> bool:
+        return False
+
+    def throttle(self, status: int, retry_after: float) -> bool:
+        reason = {429: "Too Many Requests", 503: "Service Unavailable"}[status]
+        self.server.requests.fail_next(f"{status} {reason}", {"Retry-After": f"{retry_after:g}"})
+        return True
+
+    def expire_access_tokens(self) -> bool:
+        return False
+
+    def page_size(self, n: int) -> bool:
+        return False
+
+
+@contextmanager
+def _running(name: str, server: EmbeddedCalDAV) -> Iterator[CalDAVSystem]:
+    connector = open_connector(account_for(server), ZoneInfo("UTC"), HORIZON)
+    try:
+        yield CalDAVSystem(name, server, connector)
+    finally:
+        connector.close()
+        server.stop()
+
+
+@contextmanager
+def start_radicale_system(tmp_path: Path) -> Iterator[CalDAVSystem]:
+    (tmp_path / "radicale").mkdir()
+    with _running("radicale", start_radicale(tmp_path / "radicale")) as system:
+        yield system
+
+
+@contextmanager
+def start_xandikos_system(tmp_path: Path) -> Iterator[CalDAVSystem]:
+    (tmp_path / "xandikos").mkdir()
+    with _running("xandikos", start_xandikos(tmp_path / "xandikos")) as system:
+        yield system

@@ -1,0 +1,135 @@
+"""ICS feeds (issue 8, item 5): read with conditional GETs, split into one object per UID,
+and a school events feed (``blocks = "everyone"``) that blocks every teacher."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from connectors.base import CalendarRef, Capability, Horizon, open_connector
+from connectors.ics_feed import split_feed
+from ptm_sync.availability import teacher_times
+from ptm_sync.busy import event_uid
+from ptm_sync.config import AccountConfig
+from ptm_sync.errors import AuthFailed, BadCalendarData, NotFound, Unsupported
+from ptm_sync.store import Database, SchoolBusy, Teacher
+from ptm_sync.sync import Connectors
+from tests.support.booking import ADA, ALAN, SeededSchool
+from tests.support.feed_server import Feed, FeedServer, vevent
+
+START = datetime(2027, 4, 13, 13, 0, tzinfo=UTC)
+HORIZON = Horizon(START - timedelta(days=1), START + timedelta(days=30))
+
+
+def feed_connector(server: FeedServer, **keys: str):  # type: ignore[no-untyped-def]
+    account = AccountConfig(id="events", type="ics", url=server.url + "events.ics", **keys)
+    return open_connector(account, ZoneInfo("UTC"), HORIZON)
+
+
+def test_an_unchanged_feed_costs_one_conditional_get_answered_304(feed_server: FeedServer) -> None:
+    feed_server.add("events.ics", vevent(START, START + timedelta(hours=2)))
+    connector = feed_connector(feed_server)
+    ref = CalendarRef("events", feed_server.url + "events.ics")
+    first = connector.changes(ref, None)
+    assert first.full and len(first.changed) == 1 and first.token
+    again = connector.changes(ref, first.token)
+    assert again.changed == () and not again.full and again.token == first.token
+    (_, _, tag1, since1), (_, _, tag2, since2) = feed_server.log
+    assert (tag1, since1) == ("", "")
+    assert tag2 == feed_server.feeds["events.ics"].etag() and since2  # both validators sent
+    feed_server.add(
+        "events.ics", vevent(START + timedelta(days=1), START + timedelta(days=1, hours=1))
+    )
+    changed = connector.changes(ref, again.token)
+    assert changed.full and len(changed.changed) == 2  # the whole feed, anew
+    assert {e.etag for e in changed.changed} >= {first.changed[0].etag}  # unchanged object kept
+
+
+def test_a_recurring_event_and_its_exceptions_stay_one_object() -> None:
+    feed = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//EN\r\n"
+        "BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\n"
+        "TZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+        "BEGIN:VEVENT\r\nUID:weekly@school.test\r\nDTSTAMP:20270101T000000Z\r\n"
+        "DTSTART;TZID=Europe/Berlin:20270405T180000\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY;COUNT=4\r\n"
+        "SUMMARY:Choir\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nUID:weekly@school.test\r\nDTSTAMP:20270101T000000Z\r\n"
+        "RECURRENCE-ID;TZID=Europe/Berlin:20270412T180000\r\n"
+        "DTSTART;TZID=Europe/Berlin:20270412T190000\r\nDURATION:PT1H\r\nSUMMARY:Choir\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nUID:once@school.test\r\nDTSTAMP:20270101T000000Z\r\n"
+        "DTSTART:20270414T160000Z\r\nDTEND:20270414T170000Z\r\nSUMMARY:Open day\r\nEND:VEVENT\r\n"
+        "END:VCALENDAR\r\n"
+    )
+    objects = split_feed("https://school.test/events.ics", feed)
+    assert [event_uid(o.ics) for o in objects] == ["once@school.test", "weekly@school.test"]
+    weekly = objects[1].ics
+    assert weekly.count("BEGIN:VEVENT") == 2 and "BEGIN:VTIMEZONE" in weekly
+    assert objects[1].href == "https://school.test/events.ics#weekly@school.test"
+    assert split_feed("https://school.test/events.ics", feed) == objects  # stable etags
+
+
+def test_a_feed_is_read_only_and_says_what_is_wrong(feed_server: FeedServer) -> None:
+    connector = feed_connector(feed_server)
+    ref = CalendarRef("events", "")
+    with pytest.raises(NotFound):
+        connector.changes(ref, None)
+    assert len(connector.check([ref])) == 1 and "HTTP 404" in connector.check([ref])[0]
+    with feed_server.lock:
+        feed_server.feeds["events.ics"] = Feed()
+    assert connector.check([ref]) == []
+    assert Capability.READ_ONLY in connector.capabilities
+    with pytest.raises(Unsupported):
+        connector.delete_event(ref, None)  # type: ignore[arg-type]
+    feed_server.fail_next(401)
+    with pytest.raises(AuthFailed):
+        connector.changes(ref, None)
+    with feed_server.lock:
+        feed_server.feeds["events.ics"] = Feed(raw=b"<!doctype html><html>Log in</html>")
+    with pytest.raises(BadCalendarData):
+        connector.changes(ref, None)
+    assert "not an iCalendar feed" in connector.check([ref])[0]
+
+
+def test_an_unreachable_feed_is_one_plain_line() -> None:
+    account = AccountConfig(
+        id="events", type="ics", url="http://127.0.0.1:9/events.ics?token=s3cret"
+    )
+    connector = open_connector(account, ZoneInfo("UTC"), HORIZON)
+    (line,) = connector.check()
+    assert "cannot reach" in line and "s3cret" not in line and "0x" not in line
+
+
+def test_the_school_events_feed_blocks_every_teacher(db: Database, feed_server: FeedServer) -> None:
+    school = SeededSchool.create(db)
+    slot = school.slot(4)
+    feed_server.add("events.ics", vevent(slot.start, slot.end, summary="Fire drill"))
+    events = AccountConfig(
+        id="events", type="ics", url=feed_server.url + "events.ics", blocks="everyone"
+    )
+    config = replace(school.config, accounts=(*school.config.accounts, events))
+    connectors = Connectors(config)
+    assert Capability.BLOCKS_EVERYONE in connectors.get("events").capabilities
+
+    # Only the feed here: the teachers' own calendars are not part of this test.
+    from ptm_sync.sync import _sync_school_feeds
+
+    results = _sync_school_feeds(db, config, connectors, school.now)
+    assert [(r.teacher, r.error, r.busy) for r in results] == [("school events (events)", "", 1)]
+    with db.read() as session:
+        assert session.scalars(select(SchoolBusy)).one().start == slot.start
+        teachers = list(session.scalars(select(Teacher)))
+        times = teacher_times(session, config.period("spring"), teachers)
+    for t in times:
+        assert any(b.start <= slot.start and slot.end <= b.end for b in t.busy), t.teacher.email
+    assert {t.teacher.email for t in times} == {ADA, ALAN}
+    assert slot.start not in school.free_starts(ADA) and slot.start not in school.free_starts(ALAN)
+
+    # An unchanged feed is one 304 and keeps what it had.
+    again = _sync_school_feeds(db, config, connectors, school.now)
+    assert again[0].busy == 1 and feed_server.log[-1][2]  # sent If-None-Match
+    with db.read() as session:
+        assert len(session.scalars(select(SchoolBusy)).all()) == 1
