@@ -241,6 +241,20 @@ def register(kind: str, target: str) -> None:
     _REGISTRY[kind] = target
 
 
+def declared_capabilities(kind: str) -> frozenset[Capability]:
+    """What the connector of account type ``kind`` declares it can do always (its class's
+    ``capabilities``; an instance may add more, e.g. an ICS feed that blocks everyone).
+    Empty for an unknown type."""
+    target = _REGISTRY.get(kind)
+    if target is None:
+        return frozenset()
+    module_name, _, class_name = target.partition(":")
+    declared = getattr(
+        getattr(importlib.import_module(module_name), class_name), "capabilities", None
+    )
+    return declared if isinstance(declared, frozenset) else frozenset()
+
+
 def open_connector(account: AccountConfig, tz: ZoneInfo, horizon: Horizon) -> CalendarConnector:
     """Build the connector for one ``[[accounts]]`` entry."""
     target = _REGISTRY.get(account.type)

@@ -682,10 +682,10 @@ def _check_account(account: AccountConfig, where: str) -> None:
         if account.auth == "oauth":
             for name in ("tenant_id", "client_id", "client_secret"):
                 if not getattr(account, name):
-                    raise ConfigError(f"auth = \"oauth\" needs {name}", f"{where}.{name}")
+                    raise ConfigError(f'auth = "oauth" needs {name}', f"{where}.{name}")
         elif not account.username or account.password is None:
             raise ConfigError(
-                f"auth = \"{account.auth}\" needs username and password (or _env/_file)",
+                f'auth = "{account.auth}" needs username and password (or _env/_file)',
                 f"{where}.username" if not account.username else f"{where}.password",
             )
     if kind == "google":

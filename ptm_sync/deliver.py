@@ -5,8 +5,12 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
 
 from connectors.base import CalendarConnector, CalendarRef, MeetingEvent, RemoteRef
+from connectors.zoom import ZoomClient
 from ptm_sync import outbox
 from ptm_sync.booking.apply import CREATING, record_calendar_event
 from ptm_sync.booking.notices import email_of
@@ -14,27 +18,55 @@ from ptm_sync.config import Config
 from ptm_sync.crashpoints import crash_point
 from ptm_sync.errors import NotFound, PtmError, WrongEtag
 from ptm_sync.mail.smtp import SmtpSender
-from ptm_sync.model import MeetingState
+from ptm_sync.model import MeetingFormat, MeetingState
 from ptm_sync.store import Database, Guardian, Meeting, Outbox, Student, Teacher
 from ptm_sync.sync import Connectors
+from ptm_sync.video import CALENDAR, link_source
 
 
 class EmailDeliverer:
-    """Sends outbox emails over one SMTP connection for the whole batch."""
+    """Sends outbox emails over one SMTP connection for the whole batch.
 
-    def __init__(self, config: Config, *, tls_context: ssl.SSLContext | None = None) -> None:
+    A letter about a meeting whose video link was made after the letter was written (Teams
+    or Meet by the calendar write, Zoom by its outbox row: all delivered before the letter)
+    carries the link as the meeting has it when the letter is sent.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        db: Database | None = None,
+    ) -> None:
         if config.mail is None or config.mail.smtp is None:
             raise PtmError("[mail.smtp] is not configured: emails cannot be sent")
         self.sender = SmtpSender(config.mail.smtp, tls_context=tls_context)
+        self.db = db
 
     def __call__(self, row: Outbox) -> None:
-        data = outbox.payload(row)
+        data = with_current_link(self.db, row, outbox.payload(row))
         raw = email_of(data)
         self.sender.send(raw, sender=data["from"], recipients=data["to"])
         crash_point("after-send")
 
     def close(self) -> None:
         self.sender.close()
+
+
+def with_current_link(db: Database | None, row: Outbox, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with its letter's video link filled in from the meeting, when the letter
+    has none and the meeting has one now (see :class:`EmailDeliverer`)."""
+    letter = data.get("letter")
+    if db is None or row.meeting_id is None or not isinstance(letter, dict):
+        return data
+    if letter.get("video_url") or letter.get("location"):
+        return data
+    with db.read() as session:
+        url = session.scalar(select(Meeting.video_url).where(Meeting.id == row.meeting_id))
+    if not url:
+        return data
+    return {**data, "letter": {**letter, "video_url": url}}
 
 
 def teacher_event(
@@ -69,6 +101,8 @@ def teacher_event(
         f"Place: {meeting.location}" if meeting.location and not meeting.video_url else "",
         f"Booked through ptm-sync; changes: {config.school.contact}",
     ]
+    period = next((p for p in config.periods if p.id == meeting.period_id), None)
+    in_person = period is not None and period.format == MeetingFormat.IN_PERSON
     return MeetingEvent(
         uid=meeting.uid,
         start=meeting.start,
@@ -80,6 +114,9 @@ def teacher_event(
         sequence=meeting.sequence,
         status="CONFIRMED",
         private=True,
+        online_meeting=not meeting.video_url
+        and not in_person
+        and link_source(config, teacher.account) == CALENDAR,
     )
 
 
@@ -172,4 +209,51 @@ class CalendarDeliverer:
                 meeting_id,
                 remote.href if remote else None,
                 remote.etag if remote else None,
+                remote.join_url if remote else "",
             )
+
+
+class VideoDeliverer:
+    """Outbox rows of kind ``video``: Zoom meetings made for confirmed meetings and removed
+    for cancelled ones (:mod:`connectors.zoom`).
+
+    A create reads the meeting as it is now: one no longer confirmed, or that has a link
+    already, needs nothing.  A crash after Zoom made the meeting but before its link was
+    stored makes a second Zoom meeting on the retry; the first is never shared with anyone.
+    """
+
+    def __init__(self, db: Database, config: Config) -> None:
+        self.db, self.config = db, config
+        self._client: ZoomClient | None = None
+
+    @property
+    def client(self) -> ZoomClient:
+        if self._client is None:
+            self._client = ZoomClient(self.config.video)
+        return self._client
+
+    def __call__(self, row: Outbox) -> None:
+        data = outbox.payload(row)
+        if data.get("action") == "delete":
+            self.client.delete_meeting(str(data["zoom_id"]))
+            return
+        meeting_id = int(data["meeting_id"])
+        with self.db.read() as session:
+            meeting = session.get(Meeting, meeting_id)
+            if meeting is None or meeting.state != MeetingState.CONFIRMED or meeting.video_url:
+                return
+            start, end = meeting.start, meeting.end
+        minutes = max(1, int((end - start).total_seconds() // 60))
+        made = self.client.create_meeting(
+            f"Parent-teacher conference, {self.config.school.name}", start, minutes
+        )
+        with self.db.write() as session:
+            meeting = session.get(Meeting, meeting_id)
+            if meeting is not None and not meeting.video_url:
+                meeting.video_url = made.join_url
+                return
+        self.client.delete_meeting(made.id)  # the meeting ended or got a link meanwhile
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()

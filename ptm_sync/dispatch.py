@@ -35,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ptm_sync import outbox
 from ptm_sync.config import Config
-from ptm_sync.deliver import CalendarDeliverer, EmailDeliverer
+from ptm_sync.deliver import CalendarDeliverer, EmailDeliverer, VideoDeliverer
 from ptm_sync.errors import MailUnavailable, PtmError, Unavailable
 from ptm_sync.store import Database, Meeting, Outbox, Teacher
 from ptm_sync.sync import Connectors
@@ -104,9 +104,16 @@ def _rows_of_accounts(accounts: Sequence[str]) -> Any:
     return Outbox.meeting_id.in_(meetings)
 
 
+def needs_zoom(config: Config) -> bool:
+    """Whether any teacher's meetings may get Zoom links."""
+    video = config.video
+    return video.provider == "zoom" or (video.provider == "auto" and video.fallback == "zoom")
+
+
 def destinations(config: Config) -> list[Destination]:
-    """The SMTP server (when configured), each calendar account, and a last one for
-    calendar rows whose meeting is gone or names no configured account."""
+    """The SMTP server (when configured), each calendar account, the Zoom API (when links
+    are made there), and a last one for calendar rows whose meeting is gone or names no
+    configured account."""
     found: list[Destination] = []
     if config.mail is not None and config.mail.smtp is not None:
         smtp = config.mail.smtp
@@ -118,6 +125,8 @@ def destinations(config: Config) -> list[Destination]:
                 f"calendar account {account!r}", outbox.CALENDAR, _rows_of_accounts([account])
             )
         )
+    if needs_zoom(config):
+        found.append(Destination("Zoom API", outbox.VIDEO))
     found.append(
         Destination(
             "calendar rows of no account",
@@ -170,6 +179,7 @@ class Dispatcher:
         #: teacher deleted).  Emails never wait for it.
         self.calendar_guard = calendar_guard
         self.calendar = CalendarDeliverer(db, config, connectors, clock)
+        self.video = VideoDeliverer(db, config)
         self.tls_context = tls_context
         self.stopping = threading.Event()
         self._workers = [_Worker(d, Breaker(threshold=patience)) for d in destinations(config)]
@@ -298,8 +308,10 @@ class Dispatcher:
         destination, breaker = worker.destination, worker.breaker
         guard: AbstractContextManager[object] = nullcontext()
         if destination.kind == outbox.EMAIL:
-            email = EmailDeliverer(self.config, tls_context=self.tls_context)
+            email = EmailDeliverer(self.config, tls_context=self.tls_context, db=self.db)
             deliverer: outbox.Deliverer = email
+        elif destination.kind == outbox.VIDEO:
+            email, deliverer = None, self.video
         else:
             email, deliverer = None, self.calendar
             if self.calendar_guard is not None:

@@ -228,7 +228,7 @@ def _propose_family(
             invited,
             students,
             proposal.slot,
-            fresh=applier.fresh(session, period.id),
+            fresh=applier.fresh(session, period.id, teacher.account),
         )
         decision = applier.handle(session, draft, Offer(slot=proposal.slot))
         if decision.outcome != APPLIED or decision.after is None:

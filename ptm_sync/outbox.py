@@ -41,7 +41,7 @@ from ptm_sync.store.insert import insert_new
 log = logging.getLogger(__name__)
 
 PENDING, DONE, DEAD = "pending", "done", "dead"
-EMAIL, CALENDAR = "email", "calendar"
+EMAIL, CALENDAR, VIDEO = "email", "calendar", "video"
 
 MAX_ATTEMPTS = 8
 BASE_DELAY = timedelta(seconds=30)

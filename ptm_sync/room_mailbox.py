@@ -126,7 +126,7 @@ def booking_request(
         fresh=Fresh(
             uid=msg.uid,
             organizer=itip.address_of(msg.organizer),
-            video_url=applier.room(period.id, msg.uid),
+            video_url=applier.room(period.id, msg.uid, teacher.account),
         ),
         origin=Origin.BOOKING_ADDRESS,
     )

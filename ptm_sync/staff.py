@@ -113,7 +113,7 @@ def book(
             parties,
             students,
             slot,
-            fresh=applier.fresh(session, period.id),
+            fresh=applier.fresh(session, period.id, the_teacher.account),
             origin=Origin.STAFF,
         )
         decision = applier.handle(

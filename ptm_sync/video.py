@@ -1,16 +1,15 @@
 """Video links for meetings: one small provider interface and a registry.
 
 A provider turns a meeting into a :class:`VideoRoom` (a joining URL and a label for the
-RFC 7986 CONFERENCE property).  The room is created once, when the meeting is proposed, so
-the invitation already carries the link; the caller stores its URL with the meeting for the
+RFC 7986 CONFERENCE property).  A Jitsi room is made when the meeting is proposed, so the
+invitation already carries the link; the caller stores its URL with the meeting for the
 meeting's whole life, and nothing here remembers rooms.  ``create_room`` runs inside the
-booking transaction: a provider that calls a remote API (Teams, Zoom) must be quick or
-make its rooms ahead of time.
+booking transaction, so it never calls a remote API.
 
-``jitsi`` and ``none`` work now.  ``teams`` and ``meet`` links come from the calendar
-connectors (Graph ``isOnlineMeeting``, Google ``conferenceData``) and ``zoom`` needs its own
-API client; all three are registered so that the config accepts them and say clearly that
-they are not available yet.
+Links that need one are made after the meeting is confirmed (:func:`link_source`): Teams
+and Meet by the teacher's calendar system when the outbox writes the event (Graph
+``isOnlineMeeting``, Google ``conferenceData``), Zoom by an outbox row of its own
+(:mod:`connectors.zoom`); the confirmation email, sent after them, carries the link.
 """
 
 from __future__ import annotations
@@ -18,12 +17,13 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from ptm_sync.config import VideoConfig
-from ptm_sync.errors import ConfigError, Unsupported
+from connectors.base import Capability, declared_capabilities
+from ptm_sync.config import Config, VideoConfig
+from ptm_sync.errors import ConfigError
 
 #: Random bytes in a Jitsi room name: 160 bits, well above the 128 a guessable link must beat.
 ROOM_BYTES = 20
@@ -86,38 +86,74 @@ class NoVideo:
         pass
 
 
-class _PlugsInLater:
-    """A provider the config accepts but that is not implemented yet."""
+class _LinkLater:
+    """A provider whose links are made after the meeting is confirmed, not at proposal:
+    Teams and Meet by the teacher's calendar system when it writes the event, Zoom by the
+    outbox (DESIGN §6).  ``create_room`` makes nothing; see :func:`link_source`."""
 
     name: ClassVar[str] = ""
-    how: ClassVar[str] = ""
 
     def __init__(self, config: VideoConfig) -> None:
-        raise Unsupported(
-            f'video provider "{self.name}" is not available yet ({self.how}); '
-            'set [video] provider = "jitsi" or "none"'
-        )
+        self.config = config
 
-    def create_room(self, meeting_uid: str) -> VideoRoom:  # pragma: no cover - never built
-        raise NotImplementedError
+    def create_room(self, meeting_uid: str) -> None:
+        return None
 
-    def delete_room(self, room: VideoRoom) -> None:  # pragma: no cover - never built
-        raise NotImplementedError
+    def delete_room(self, room: VideoRoom) -> None:
+        """Nothing here: the calendar event (Teams, Meet) or the outbox (Zoom) removes it."""
 
 
-class TeamsProvider(_PlugsInLater):
+class TeamsProvider(_LinkLater):
     name = "teams"
-    how = "Teams links will come from the Microsoft Graph calendar connector"
 
 
-class MeetProvider(_PlugsInLater):
+class MeetProvider(_LinkLater):
     name = "meet"
-    how = "Meet links will come from the Google calendar connector"
 
 
-class ZoomProvider(_PlugsInLater):
+class ZoomProvider(_LinkLater):
     name = "zoom"
-    how = "Zoom needs its own API client"
+
+
+class AutoProvider:
+    """``provider = "auto"``: the teacher's own system's link (Teams on Graph, Meet on
+    Google: :func:`link_source`), else ``fallback``, whose rooms this makes."""
+
+    name: ClassVar[str] = "auto"
+
+    def __init__(self, config: VideoConfig) -> None:
+        self.fallback = provider_for(replace(config, provider=config.fallback))
+
+    def create_room(self, meeting_uid: str) -> VideoRoom | None:
+        return self.fallback.create_room(meeting_uid)
+
+    def delete_room(self, room: VideoRoom) -> None:
+        self.fallback.delete_room(room)
+
+
+#: Where a meeting's video link comes from (:func:`link_source`).
+NOW, CALENDAR, ZOOM, NONE = "now", "calendar", "zoom", "none"
+
+
+def link_source(config: Config, account_id: str) -> str:
+    """Where the link of a meeting with a teacher on ``account_id`` comes from:
+
+    * :data:`NOW`: the provider makes it when the meeting is proposed (Jitsi), so the
+      invitation carries it;
+    * :data:`CALENDAR`: the teacher's calendar system makes it with the event when the
+      meeting is confirmed (Teams on Graph, Meet on Google: the connector's
+      ``Capability.ONLINE_MEETINGS``); the confirmation carries it;
+    * :data:`ZOOM`: the outbox creates a Zoom meeting when the meeting is confirmed;
+    * :data:`NONE`: no link.
+    """
+    video = config.video
+    provider = video.provider
+    if provider == "auto":
+        kind = next((a.type for a in config.accounts if a.id == account_id), "")
+        if Capability.ONLINE_MEETINGS in declared_capabilities(kind):
+            return CALENDAR
+        provider = video.fallback
+    return {"teams": CALENDAR, "meet": CALENDAR, "zoom": ZOOM, "none": NONE}.get(provider, NOW)
 
 
 _REGISTRY: dict[str, Callable[[VideoConfig], VideoProvider]] = {
@@ -126,6 +162,7 @@ _REGISTRY: dict[str, Callable[[VideoConfig], VideoProvider]] = {
     "teams": TeamsProvider,
     "meet": MeetProvider,
     "zoom": ZoomProvider,
+    "auto": AutoProvider,
 }
 
 
@@ -139,7 +176,6 @@ def provider_for(config: VideoConfig) -> VideoProvider:
 
     Raises:
         ConfigError: the provider is unknown, or ``base_url`` is not an http(s) URL.
-        Unsupported: the provider is known but not available yet (teams, meet, zoom).
     """
     factory = _REGISTRY.get(config.provider)
     if factory is None:

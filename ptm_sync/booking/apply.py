@@ -29,6 +29,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from connectors.zoom import meeting_id_of
 from ptm_sync import imip, messages, outbox, trust
 from ptm_sync.booking import load, waitlist
 from ptm_sync.booking.decide import APPLIED, DUPLICATE, decide, needs
@@ -46,7 +47,7 @@ from ptm_sync.booking.values import (
 )
 from ptm_sync.config import Config, MailConfig, PeriodConfig
 from ptm_sync.errors import BookingRefused, SlotTaken
-from ptm_sync.model import Interval, MeetingFormat
+from ptm_sync.model import Interval, MeetingFormat, MeetingState
 from ptm_sync.store import (
     Guardian,
     Meeting,
@@ -57,7 +58,7 @@ from ptm_sync.store import (
     Teacher,
 )
 from ptm_sync.store.secret import signing_secret
-from ptm_sync.video import VideoProvider
+from ptm_sync.video import NOW, ZOOM, VideoProvider, link_source
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,11 @@ class Applier:
         view = meeting if isinstance(meeting, MeetingView) else self.view(session, meeting)
         wanted = needs(view, event)
         for _ in range(_ATTEMPTS):
-            fresh = self.fresh(session, view.period) if _creates(wanted) else None
+            fresh = (
+                self.fresh(session, view.period, _account(session, view.teacher.id))
+                if _creates(wanted)
+                else None
+            )
             ctx = load.context(
                 session,
                 self.config,
@@ -151,19 +156,23 @@ class Applier:
             return _with_id(decision, made)
         raise SlotTaken("another meeting holds that time")
 
-    def fresh(self, session: Session, period: str) -> Fresh:
-        """A new meeting's signed UID, ORGANIZER address and video link (DESIGN §4)."""
+    def fresh(self, session: Session, period: str, account: str = "") -> Fresh:
+        """A new meeting's signed UID, ORGANIZER address and video link (DESIGN §4), for a
+        teacher whose calendar is on ``account`` (the link may come from that system)."""
         secret = signing_secret(session)
         domain = self.mail.organizer.rsplit("@", 1)[1]
         uid = trust.make_uid(secret, secrets.token_hex(12), domain)
         organizer = self.mail.organizer
         if self.mail.plus_addressing:
             organizer = trust.organizer_address(organizer, trust.make_token(secret, uid))
-        return Fresh(uid=uid, organizer=organizer, video_url=self.room(period, uid))
+        return Fresh(uid=uid, organizer=organizer, video_url=self.room(period, uid, account))
 
-    def room(self, period: str, uid: str) -> str:
-        """The video link of a new meeting in ``period`` ("" for in-person periods)."""
+    def room(self, period: str, uid: str, account: str = "") -> str:
+        """The video link of a new meeting in ``period`` ("" for in-person periods, and
+        where the link is made only once the meeting is confirmed: :func:`link_source`)."""
         if self.config.period(period).format == MeetingFormat.IN_PERSON:
+            return ""
+        if link_source(self.config, account) != NOW:
             return ""
         room = self.video.create_room(uid)
         return room.url if room else ""
@@ -196,6 +205,8 @@ class Applier:
                 meeting_id = self._update(session, decision)
             if decision.history is not None:
                 self._history(session, decision, meeting_id, inbound_id)
+        if after is not None and meeting_id is not None:
+            self._zoom(session, after, meeting_id)
         if after is not None and decision.calendar is not CalendarAction.NONE:
             self._calendar(session, after, meeting_id)
         for letter in letters(decision, self.head, self.now):
@@ -320,6 +331,33 @@ class Applier:
             meeting_id=meeting_id,
         )
 
+    def _zoom(self, session: Session, meeting: MeetingView, meeting_id: int) -> None:
+        """A Zoom meeting for a confirmed meeting without a link, and its removal when the
+        meeting ends unheld: outbox rows, ahead of the calendar write and the emails that
+        carry the link (rows of one meeting are delivered in order)."""
+        assert meeting.state is not None
+        url = meeting.video_url
+        if meeting.state == MeetingState.CONFIRMED and not url:
+            if self.config.period(meeting.period).format == MeetingFormat.IN_PERSON:
+                return
+            if link_source(self.config, _account(session, meeting.teacher.id)) != ZOOM:
+                return
+            action: dict[str, Any] = {"action": "create", "meeting_id": meeting_id}
+            key = f"video:{meeting.uid}:create"
+        elif meeting.state in (
+            MeetingState.CANCELLED,
+            MeetingState.DECLINED,
+            MeetingState.EXPIRED,
+            MeetingState.SUPERSEDED,
+        ) and meeting_id_of(url):
+            action = {"action": "delete", "meeting_id": meeting_id, "zoom_id": meeting_id_of(url)}
+            key = f"video:{meeting.uid}:delete:{meeting_id_of(url)}"
+        else:
+            return
+        outbox.enqueue(
+            session, key=key, kind=outbox.VIDEO, payload=action, now=self.now, meeting_id=meeting_id
+        )
+
     def _calendar(self, session: Session, meeting: MeetingView, meeting_id: int | None) -> None:
         """Bring the teacher's calendar in line with the meeting (delivered by the outbox,
         which reads the meeting as it is then)."""
@@ -369,7 +407,7 @@ class Applier:
         assert teacher is not None
         the_period = self.config.period(period)
         for entry in entries:
-            fresh = self.fresh(session, period)
+            fresh = self.fresh(session, period, teacher.account)
             draft = waitlist.draft_for(
                 session, self.config, the_period, teacher, entry, slot, fresh
             )
@@ -436,13 +474,20 @@ CREATING = "creating:"
 
 
 def record_calendar_event(
-    session: Session, meeting_id: int, href: str | None, etag: str | None
+    session: Session,
+    meeting_id: int,
+    href: str | None,
+    etag: str | None,
+    join_url: str = "",
 ) -> None:
     """Remember where the meeting's event lives in the teacher's calendar (the outbox's
-    calendar deliverer calls this after a write)."""
+    calendar deliverer calls this after a write), and the online meeting's joining URL
+    when the calendar system made one (Teams, Meet) and the meeting had no link yet."""
     row = session.get(Meeting, meeting_id)
     if row is not None:
         row.remote_href, row.remote_etag = href, etag
+        if join_url and not row.video_url:
+            row.video_url = join_url
         session.flush()
 
 
@@ -519,3 +564,9 @@ def _family_answer(meeting: MeetingView, asker: int | None = None, current: str 
     if party is not None:
         return party.partstat
     return current or (meeting.parties[0].partstat if meeting.parties else PARTSTAT.NEEDS_ACTION)
+
+
+def _account(session: Session, teacher_id: int) -> str:
+    """The ``[[accounts]]`` id of a teacher's calendar."""
+    teacher = session.get(Teacher, teacher_id)
+    return teacher.account if teacher is not None else ""

@@ -118,8 +118,12 @@ def config_text(
     caldav_password: str = "",
     templates: str = "",
     periods: str = PERIODS,
+    video: str = 'provider = "jitsi"',
+    accounts: str = "",
 ) -> str:
-    """The TOML of the test school; ``mail`` adds keys to ``[mail]`` (one per line)."""
+    """The TOML of the test school; ``mail`` adds keys to ``[mail]`` (one per line),
+    ``video`` is the ``[video]`` table's keys besides ``base_url``, ``accounts`` more
+    ``[[accounts]]`` tables."""
     return f"""
 [school]
 name = "Lincoln High School"
@@ -134,7 +138,7 @@ organizer = "{ORGANIZER}"
 public_url = "https://conferences.lincoln.example.org"
 
 [video]
-provider = "jitsi"
+{video}
 base_url = "{VIDEO_BASE}"
 
 [templates]
@@ -146,6 +150,7 @@ type = "caldav"
 url = "{caldav_url}"
 username = "{caldav_user}"
 password = "{caldav_password}"
+{accounts}
 {periods}
 """
 

@@ -8,9 +8,21 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ptm_sync.config import VideoConfig
-from ptm_sync.errors import ConfigError, Unsupported
-from ptm_sync.video import JitsiProvider, NoVideo, VideoProvider, VideoRoom, provider_for
+from ptm_sync.config import Config, VideoConfig, parse
+from ptm_sync.errors import ConfigError
+from ptm_sync.video import (
+    CALENDAR,
+    NONE,
+    NOW,
+    ZOOM,
+    JitsiProvider,
+    NoVideo,
+    VideoProvider,
+    VideoRoom,
+    link_source,
+    provider_for,
+)
+from tests.support.booking import config_text
 
 BASE32_LOWER = "abcdefghijklmnopqrstuvwxyz234567"
 
@@ -95,9 +107,44 @@ def test_default_config_gives_jitsi() -> None:
 
 
 @pytest.mark.parametrize("name", ["teams", "meet", "zoom"])
-def test_planned_providers_say_they_are_not_available_yet(name: str) -> None:
-    with pytest.raises(Unsupported, match=rf'"{name}" is not available yet'):
-        provider_for(VideoConfig(provider=name))
+def test_links_made_after_confirmation_make_no_room_at_proposal(name: str) -> None:
+    provider = provider_for(VideoConfig(provider=name))
+    assert isinstance(provider, VideoProvider)
+    assert provider.create_room("uid") is None
+
+
+@pytest.mark.parametrize(
+    ("provider", "fallback", "source"),
+    [
+        ("jitsi", "jitsi", NOW),
+        ("none", "jitsi", NONE),
+        ("teams", "jitsi", CALENDAR),
+        ("meet", "jitsi", CALENDAR),
+        ("zoom", "jitsi", ZOOM),
+        ("auto", "jitsi", NOW),  # a CalDAV teacher: the fallback's link
+        ("auto", "zoom", ZOOM),
+        ("auto", "none", NONE),
+    ],
+)
+def test_where_a_caldav_teachers_link_comes_from(provider: str, fallback: str, source: str) -> None:
+    config = _config(provider, fallback)
+    assert link_source(config, "dav") == source
+
+
+def test_auto_makes_the_fallbacks_rooms() -> None:
+    provider = provider_for(VideoConfig(provider="auto", fallback="jitsi"))
+    room = provider.create_room("uid")
+    assert room is not None and room.url.startswith("https://meet.jit.si/ptm-")
+    assert provider_for(VideoConfig(provider="auto", fallback="none")).create_room("u") is None
+
+
+def _config(provider: str, fallback: str) -> Config:
+    zoom = (
+        'zoom_account_id = "a"\nzoom_client_id = "c"\nzoom_client_secret = "s"\n'
+        if "zoom" in (provider, fallback)
+        else ""
+    )
+    return parse(config_text(video=f'provider = "{provider}"\nfallback = "{fallback}"\n{zoom}'))
 
 
 def test_unknown_provider_names_the_config_key() -> None:
