@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.support.imap_relay",
     "tests.support.faultproxy",
     "tests.support.feed_server",
+    "tests.support.fake_zoom",
 ]
