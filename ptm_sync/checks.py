@@ -17,15 +17,17 @@ from typing import Any
 from sqlalchemy import make_url, select
 from sqlalchemy.exc import ArgumentError
 
-from connectors.base import open_connector
+from connectors.base import CalendarRef, Capability, declared_capabilities, open_connector
+from connectors.zoom import ZoomClient
 from ptm_sync.app import App
 from ptm_sync.config import Config, ImapConfig, Secret, SmtpConfig
+from ptm_sync.dispatch import needs_zoom
 from ptm_sync.errors import PtmError
 from ptm_sync.filemodes import loose_files, sqlite_files
 from ptm_sync.mail import imap, smtp
 from ptm_sync.periods import horizon
 from ptm_sync.store import Teacher
-from ptm_sync.video import provider_for
+from ptm_sync.video import CALENDAR, link_source, provider_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +56,14 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
     problems = report.problems
     span = horizon(config)
     used: set[str] = set()
+    calendars: dict[str, list[CalendarRef]] = {}
     if roster:
         with app.db.read() as session:
-            used = set(session.scalars(select(Teacher.account).distinct()))
+            for account_id, calendar in session.execute(
+                select(Teacher.account, Teacher.calendar).order_by(Teacher.email)
+            ):
+                used.add(account_id)
+                calendars.setdefault(account_id, []).append(CalendarRef(account_id, calendar))
     for account in config.accounts:
         area = f"account {account.id}"
         try:
@@ -65,7 +72,7 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
             problems.append(f"{area}: {exc}")
             continue
         try:
-            problems += _under(area, connector.check())
+            problems += _under(area, connector.check(calendars.get(account.id, [])))
         except PtmError as exc:
             problems.append(f"{area}: {exc}")
         finally:
@@ -77,6 +84,22 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
         provider_for(config.video)
     except PtmError as exc:
         problems.append(f"video.provider: {exc}")
+    if needs_zoom(config):
+        try:
+            zoom = ZoomClient(config.video)
+            problems += _under("video", zoom.check())
+            zoom.close()
+        except PtmError as exc:
+            problems.append(f"video: {exc}")
+    if config.video.provider in ("teams", "meet"):
+        for account in config.accounts:
+            if account.id in used and link_source(config, account.id) == CALENDAR:
+                if Capability.ONLINE_MEETINGS not in declared_capabilities(account.type):
+                    report.warnings.append(
+                        f"warning: video.provider = {config.video.provider!r}, but account "
+                        f"{account.id!r} ({account.type}) cannot make such links: its "
+                        'teachers\' meetings will have none (use provider = "auto")'
+                    )
     mail = config.mail
     if mail is not None and mail.smtp is not None:
         try:

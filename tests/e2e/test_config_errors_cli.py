@@ -256,8 +256,9 @@ def test_mail_deliver_without_mail_settings_defers_instead_of_losing_the_message
         assert db.execute("SELECT count(*) FROM inbound").fetchone() == (0,)
 
 
-def test_check_says_a_video_provider_is_not_available_yet(tmp_path: Path) -> None:
+def test_check_names_what_a_video_provider_lacks(tmp_path: Path) -> None:
     config = write_config(tmp_path, GOOD + '\n[video]\nprovider = "zoom"\n')
     checked = ptm_sync(config, "check")
     assert checked.returncode == 1, checked.stdout
-    assert 'video.provider: video provider "zoom" is not available yet' in checked.stdout
+    assert "video.zoom_account_id" in checked.stdout + checked.stderr
+    assert "zoom links need the Zoom app's keys" in checked.stdout + checked.stderr
