@@ -56,6 +56,8 @@ MAX_CALENDARS = 50
 #: freebusy.query: the longest span Google answers (not in the reference; Google answers
 #: "The requested time range is too long" past it).
 MAX_SPAN = timedelta(days=90)
+#: Teachers of a free/busy batch tried as the user to act as.
+SUBJECT_TRIES = 3
 #: events.list page size asked for (Google's default 250, at most 2500).
 PAGE_SIZE = 250
 #: A change feed longer than this many pages is a server that never ends it.
@@ -106,11 +108,14 @@ class GoogleConnector:
         """
         result: dict[CalendarRef, list[Busy]] = {ref: [] for ref in calendars}
         refs = list(dict.fromkeys(calendars))
+        pieces = list(_pieces(as_utc(start), as_utc(end)))
         for first in range(0, len(refs), MAX_CALENDARS):
             batch = refs[first : first + MAX_CALENDARS]
-            for piece_start, piece_end in _pieces(as_utc(start), as_utc(end)):
+            for piece_start, piece_end in pieces:
                 for ref, spans in self._free_busy_batch(batch, piece_start, piece_end).items():
                     result[ref].extend(spans)
+        if len(pieces) > 1:  # a span across a cut comes back as two: join them again
+            result = {ref: _joined(spans) for ref, spans in result.items()}
         return result
 
     def _free_busy_batch(
@@ -121,8 +126,7 @@ class GoogleConnector:
             "timeMax": wire.rfc3339(end),
             "items": [{"id": ref.calendar} for ref in batch],
         }
-        request = self._client(batch[0]).freebusy().query(body=body)
-        answer = self._run(request, f"free/busy of {len(batch)} calendar(s)")
+        answer = self._query_as_someone(batch, body)
         found = {key.lower(): value for key, value in answer.get("calendars", {}).items()}
         result: dict[CalendarRef, list[Busy]] = {}
         for ref in batch:
@@ -136,6 +140,19 @@ class GoogleConnector:
                 raise Unavailable(f"free/busy of {ref.calendar}: Google answered {reasons[0]}")
             result[ref] = wire.busy_spans(entry, start, end)
         return result
+
+    def _query_as_someone(self, batch: list[CalendarRef], body: dict[str, Any]) -> dict[str, Any]:
+        """freebusy.query acting as the first teacher of the batch whom Google knows (an
+        unknown address cannot be impersonated: then the next one, up to three)."""
+        for ref in batch[:SUBJECT_TRIES]:
+            request = self._client(ref).freebusy().query(body=body)
+            try:
+                return self._run(request, f"free/busy of {len(batch)} calendar(s)")
+            except NotFound:
+                if len(batch) == 1:
+                    break
+                log.info("free/busy: cannot act as %s; trying the next teacher", ref.calendar)
+        raise NotFound(f"calendar {batch[0].calendar!r}: Google knows no such user")
 
     # --- changes --------------------------------------------------------------------------
 
@@ -374,10 +391,9 @@ class GoogleConnector:
                     f"{name}: calendar {ref.calendar!r} not found (or the teacher cannot see it)"
                 )
             except (AuthFailed, Unavailable) as exc:
-                line = _line(name, exc)
-                if "domain-wide" in line or "key" in line or "cannot reach" in line:
-                    return [*problems, line]  # the same for every calendar: say it once
-                problems.append(line)
+                # The key, the delegation, the API switch or the network: the same answer for
+                # every further calendar, so it is said once.
+                return [*problems, _line(name, exc)]
             except PtmError as exc:
                 problems.append(_line(name, exc))
         return problems
@@ -396,6 +412,18 @@ def _pieces(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime
         stop = min(end, start + MAX_SPAN)
         yield start, stop
         start = stop
+
+
+def _joined(spans: list[Busy]) -> list[Busy]:
+    """Busy spans with those that touch or overlap joined (sorted by start)."""
+    joined: list[Busy] = []
+    for span in sorted(spans, key=lambda b: (b.start, b.end)):
+        if joined and span.start <= joined[-1].end:
+            last = joined[-1]
+            joined[-1] = Busy(last.start, max(last.end, span.end), last.tentative)
+        else:
+            joined.append(span)
+    return joined
 
 
 def _line(name: str, exc: PtmError) -> str:

@@ -40,7 +40,7 @@ from googleapiclient.errors import HttpError
 from connectors.google_wire import ErrorBody, translate
 from connectors.throttle import RetryPolicy, parse_retry_after
 from ptm_sync.config import AccountConfig
-from ptm_sync.errors import AuthFailed, PtmError, Unavailable
+from ptm_sync.errors import AuthFailed, NotFound, PtmError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +175,12 @@ class GoogleSessions:
 
     def execute(self, request: Any, what: str) -> Any:
         """Run one API request, again after a wait while Google throttles (429, 503, 403
-        rate limits); its JSON answer.  Every failure is a ptm-sync error."""
-        return self._retry().run(lambda: self._once(request, what))
+        rate limits); its JSON answer.  Every failure is a ptm-sync error; an unreachable
+        server is not tried again here (the caller's next pass does)."""
+        try:
+            return self._retry().run(lambda: self._once(request, what))
+        except _NETWORK_ERRORS as exc:
+            raise Unavailable(f"cannot reach Google at {self.where}: {_network(exc)}") from None
 
     def _once(self, request: Any, what: str) -> Any:
         try:
@@ -186,9 +190,9 @@ class GoogleSessions:
             retry_after = parse_retry_after(exc.resp.get("retry-after"))
             raise translate(body, what, retry_after) from None
         except auth_errors.RefreshError as exc:
+            if _no_such_user(exc):
+                raise NotFound(f"{what}: Google knows no such user to act as") from None
             raise AuthFailed(self.refusal(exc)) from None
-        except _NETWORK_ERRORS as exc:
-            raise Unavailable(f"cannot reach Google at {self.where}: {_network(exc)}") from None
 
     def refusal(self, exc: auth_errors.RefreshError) -> str:
         """A plain sentence for a token the token endpoint refused (no secret in it)."""
@@ -221,6 +225,15 @@ class GoogleSessions:
                 log.debug("closing a Google client failed", exc_info=True)
         self._clients.clear()
         self._https.clear()
+
+
+def _no_such_user(exc: auth_errors.RefreshError) -> bool:
+    """Whether the token endpoint refused the impersonated user (not the key): Google
+    answers ``invalid_grant`` "Invalid email or User ID" for an address it does not know."""
+    data = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
+    return data.get("error") == "invalid_grant" and "User ID" in str(
+        data.get("error_description", "")
+    )
 
 
 def _network(exc: BaseException) -> str:

@@ -24,6 +24,7 @@ import base64
 import itertools
 import json
 import secrets
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -161,18 +162,20 @@ class FakeGoogle:
         self.page_size = 2500  # the most events.list puts on a page (maxResults caps it too)
         self.meet_reads_pending = 0  # events.get answers that still say "pending"
         self.failures: list[tuple[int, float | None, str]] = []  # next API answers
+        self.accept_tokens = True  # False: every access token is refused (401)
         self.port = 0
+        self.scheme = "http"
         self.server: ThreadingHTTPServer | None = None
 
     # --- addresses ------------------------------------------------------------------------
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"{self.scheme}://127.0.0.1:{self.port}/"
 
     @property
     def token_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/token"
+        return f"{self.scheme}://127.0.0.1:{self.port}/token"
 
     # --- setup and the teacher's hands ----------------------------------------------------
 
@@ -286,16 +289,22 @@ class FakeGoogle:
 
     # --- the server -----------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, tls: ssl.SSLContext | None = None) -> None:
+        """Serve on a free port of 127.0.0.1; over TLS with ``tls`` (a server context)."""
         fake = self
 
         class Handler(_Handler):
             google = fake
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def stop(self) -> None:
         if self.server is not None:
@@ -377,7 +386,7 @@ class FakeGoogle:
         """Answer one API request: status, JSON body (None: empty), extra headers."""
         auth = request.headers.get("authorization", "")
         held = self.tokens.get(auth.removeprefix("Bearer ").strip())
-        if held is None or held[1] < time.time():
+        if held is None or held[1] < time.time() or not self.accept_tokens:
             raise Refusal(
                 401,
                 "authError",
@@ -737,9 +746,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def running() -> Iterator[FakeGoogle]:
+def running(tls: ssl.SSLContext | None = None) -> Iterator[FakeGoogle]:
     fake = FakeGoogle()
-    fake.start()
+    fake.start(tls)
     try:
         yield fake
     finally:
