@@ -9,8 +9,8 @@
   impersonated), one API client per subject.  Or an authorized user's refresh token
   (``oauth_token_file``): one client for everything.
 * ``token_url`` replaces the token endpoint of the key file; ``api_url`` the API root
-  (requests go to ``{api_url}calendar/v3/…``).  ``ca_file`` is the CA bundle httplib2
-  verifies the server with (httplib2 takes one bundle: it replaces the built-in one).
+  (requests go to ``{api_url}calendar/v3/…``).  ``ca_file`` is trusted besides httplib2's
+  own CA bundle.
 * google-auth renews a token before its ``expires_in`` runs out; a token the server refuses
   earlier (401) is renewed once by ``AuthorizedHttp`` (``max_refresh_attempts=1``), then
   the call fails with :class:`~ptm_sync.errors.AuthFailed`.
@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from urllib.parse import urljoin, urlsplit
 
 import google_auth_httplib2
 import httplib2
+import httplib2.certs
 from google.auth import exceptions as auth_errors
 from google.oauth2 import credentials as user_credentials
 from google.oauth2 import service_account
@@ -67,6 +70,7 @@ class GoogleSessions:
         self._base: Any = None
         self._clients: dict[str | None, Any] = {}
         self._https: dict[str | None, google_auth_httplib2.AuthorizedHttp] = {}
+        self._bundle: Path | None = None
         self.endpoint = urljoin(account.api_url, "calendar/v3/")
 
     @property
@@ -125,8 +129,28 @@ class GoogleSessions:
             raise Unavailable(f"cannot reach {where}: {_network(exc)}") from None
 
     def _http(self) -> httplib2.Http:
-        ca_file = str(self.account.ca_file) if self.account.ca_file else None
-        return httplib2.Http(ca_certs=ca_file, timeout=TIMEOUT_SECONDS)
+        return httplib2.Http(ca_certs=self._ca_bundle(), timeout=TIMEOUT_SECONDS)
+
+    def _ca_bundle(self) -> str | None:
+        """httplib2 takes one CA bundle: its usual one (certifi) with ``ca_file`` added, so
+        the private CA is trusted besides the public ones (a proxy for the API while tokens
+        still come from Google, say).  Written once per connector, removed at close."""
+        if self.account.ca_file is None:
+            return None
+        if self._bundle is None:
+            try:
+                private = Path(self.account.ca_file).read_text(encoding="ascii")
+                public = Path(httplib2.certs.where()).read_text(encoding="ascii")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise AuthFailed(
+                    f"account {self.account.id!r}: cannot read ca_file {self.account.ca_file}: "
+                    f"{getattr(exc, 'strerror', None) or 'not a PEM file'}"
+                ) from None
+            handle, name = tempfile.mkstemp(prefix="ptm-sync-ca-", suffix=".pem")
+            with os.fdopen(handle, "w", encoding="ascii") as bundle:
+                bundle.write(f"{public.rstrip()}\n{private}")
+            self._bundle = Path(name)
+        return str(self._bundle)
 
     def _credentials(self) -> Any:
         """The account's base credentials, read from its key or token file once."""
@@ -225,6 +249,9 @@ class GoogleSessions:
                 log.debug("closing a Google client failed", exc_info=True)
         self._clients.clear()
         self._https.clear()
+        if self._bundle is not None:
+            self._bundle.unlink(missing_ok=True)
+            self._bundle = None
 
 
 def _no_such_user(exc: auth_errors.RefreshError) -> bool:

@@ -368,6 +368,27 @@ def test_update_of_a_deleted_event_is_not_found_and_delete_of_it_succeeds(g: Set
     g.connector.delete_event(ada, RemoteRef(event_id("never@ptm-sync.test")))
 
 
+def test_a_meeting_created_again_after_its_event_was_deleted_comes_back(g: Setup) -> None:
+    ada = g.calendar("ada")
+    ref = g.connector.create_event(ada, meeting(1))
+    token = g.connector.changes(ada, None).token
+    g.connector.delete_event(ada, ref)
+
+    again = g.connector.create_event(ada, meeting(1))
+
+    assert again.href == ref.href
+    assert g.fake.events_of(ada.calendar)[ref.href]["status"] == "confirmed"
+    assert [e.href for e in g.connector.changes(ada, token).changed] == [ref.href]
+
+
+def test_a_teacher_google_does_not_know_is_not_found(g: Setup) -> None:
+    ghost = CalendarRef("google", f"ghost@{DOMAIN}")
+    with pytest.raises(NotFound):
+        g.connector.create_event(ghost, meeting(1))
+    with pytest.raises(NotFound):
+        g.connector.changes(ghost, None)
+
+
 def test_delete_after_the_teacher_changed_it_is_wrong_etag(g: Setup) -> None:
     ada = g.calendar("ada")
     ref = g.connector.create_event(ada, meeting(1))
@@ -425,6 +446,16 @@ def test_a_revoked_token_is_renewed_once_then_auth_failed(g: Setup) -> None:
     with pytest.raises(AuthFailed):
         g.connector.create_event(ada, meeting(3))
     assert len(g.fake.token_log()) == 3
+
+
+def test_an_expiring_token_is_renewed_before_it_runs_out(g: Setup) -> None:
+    """google-auth renews a token close to its ``expires_in`` before using it: no 401."""
+    ada = g.calendar("ada")
+    g.fake.expires_in = 1
+    g.connector.create_event(ada, meeting(1))
+    g.connector.create_event(ada, meeting(2))
+    assert len(g.fake.token_log()) == 2
+    assert all(r.status == 200 for r in g.fake.api_log())
 
 
 # --- check ----------------------------------------------------------------------------
