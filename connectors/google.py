@@ -383,8 +383,8 @@ class GoogleConnector:
                 return [_line(name, exc)]
             return []
         for ref in refs:
-            request = self._client(ref).calendars().get(calendarId=ref.calendar)
             try:
+                request = self._client(ref).calendars().get(calendarId=ref.calendar)
                 self._run(request, f"calendar {ref.calendar}")
             except NotFound:
                 problems.append(

@@ -85,6 +85,15 @@ def calls(fake: FakeGoogle, method: str, suffix: str = "") -> list:
     return [r for r in fake.api_log() if r.method == method and r.path.endswith(suffix)]
 
 
+def test_event_ids_are_stable_base32hex_that_google_accepts() -> None:
+    ids = {event_id(f"meeting-{n}@ptm-sync.test") for n in range(200)}
+    assert len(ids) == 200
+    assert all(
+        5 <= len(i) <= 1024 and set(i) <= set("abcdefghijklmnopqrstuv0123456789") for i in ids
+    )
+    assert event_id("x@y") == event_id("x@y")
+
+
 # --- free/busy ------------------------------------------------------------------------
 
 
@@ -508,6 +517,16 @@ def test_check_names_a_disabled_api(g: Setup) -> None:
     g.fake.api_enabled = False
     lines = g.connector.check([g.calendar("ada")])
     assert len(lines) == 1 and "Google Calendar API is not enabled" in lines[0]
+
+
+def test_check_names_an_unreadable_key_file(fake: FakeGoogle, tmp_path: Path) -> None:
+    config = dataclasses.replace(
+        account(fake, tmp_path), service_account_file=tmp_path / "missing.json"
+    )
+    connector, _ = connect(fake, config)
+    lines = connector.check([CalendarRef("google", fake.add_calendar(f"ada@{DOMAIN}"))])
+    assert len(lines) == 1 and "cannot read the key file" in lines[0] and "missing.json" in lines[0]
+    assert connector.check() == lines
 
 
 def test_check_names_an_unreachable_server(tmp_path: Path) -> None:

@@ -564,7 +564,17 @@ class FakeGoogle:
             return {k: event[k] for k in ("kind", "etag", "id", "status", "updated")}
         return dict(event)
 
+    @staticmethod
+    def _check_query(query: dict[str, list[str]]) -> None:
+        """The write parameters' allowed values (events.insert/patch/update/delete)."""
+        send = query.get("sendUpdates", ["none"])[-1]
+        if send not in ("all", "externalOnly", "none"):
+            raise Refusal(400, "invalidParameter", f"Invalid value for sendUpdates: {send}")
+        if query.get("conferenceDataVersion", ["0"])[-1] not in ("0", "1"):
+            raise Refusal(400, "invalidParameter", "Invalid value for conferenceDataVersion.")
+
     def _insert(self, cal: Calendar, query: dict[str, list[str]], body: Any) -> dict[str, Any]:
+        self._check_query(query)
         self._check_event(body)
         event_id = body.get("id") or secrets.token_hex(13)
         if not (5 <= len(event_id) <= 1024 and set(event_id) <= _ID_CHARS):
@@ -658,6 +668,7 @@ class FakeGoogle:
             if cal.meet_pending.get(event_id):
                 cal.meet_pending[event_id] -= 1
             return 200, answer, {"ETag": event["etag"]}
+        self._check_query(request.query)
         condition = request.headers.get("if-match")
         if condition and condition not in ("*", event["etag"]):
             raise Refusal(
