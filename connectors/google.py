@@ -159,10 +159,13 @@ class GoogleConnector:
     def changes(self, calendar: CalendarRef, token: str | None) -> ChangeSet:
         """Our events in ``calendar`` (tagged, within the horizon) changed since ``token``.
 
-        A full sync (``token`` None) asks Google for our tagged events over the horizon; an
-        incremental one gets every change of the calendar and keeps ours: a tagged event
-        moved out of the horizon, and a cancelled (deleted) event with one of our ids, are
-        in ``removed``.
+        A full sync (``token`` None) asks Google for our tagged events over the horizon (the
+        sync guide allows restricting the initial request); an incremental one cannot be
+        restricted so (the syncToken reference), gets every change of the calendar and keeps
+        ours: a tagged event moved out of the horizon, and a cancelled (deleted) event with
+        one of our ids, are in ``removed``.  ``showDeleted`` and ``maxResults`` are the same
+        in both, as the reference asks; ``singleEvents`` is not asked: our events are single,
+        and expanding the teacher's recurring series would only lengthen the feed.
 
         Raises:
             SyncTokenInvalid: Google answered 410 (``fullSyncRequired``).
