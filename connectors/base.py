@@ -232,6 +232,7 @@ class Horizon:
 
 _REGISTRY: dict[str, str] = {
     "caldav": "connectors.caldav:CalDAVConnector",
+    "google": "connectors.google:GoogleConnector",
     "ics": "connectors.ics_feed:IcsFeedConnector",
 }
 

@@ -20,6 +20,7 @@ SYSTEMS: dict[str, str] = {
     "radicale": "tests.contract.system_caldav:start_radicale_system",
     "xandikos": "tests.contract.system_caldav:start_xandikos_system",
     "ics": "tests.contract.system_ics:start",
+    "google": "tests.contract.system_google:start",
 }
 
 
