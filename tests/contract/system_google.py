@@ -6,6 +6,7 @@ trusts); each teacher's calendar id is their address, which the connector impers
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from tests.contract.harness import HORIZON
 from tests.support.fake_google import FakeGoogle, make_service_account, running
 
 DOMAIN = "school.test"
+_serial = itertools.count(1)
 
 
 @dataclass
@@ -34,7 +36,7 @@ class GoogleSystem:
         return len(self.fake.api_log())
 
     def calendar(self, teacher: str) -> CalendarRef:
-        return CalendarRef("google", self.fake.add_calendar(f"{teacher}@{DOMAIN}"))
+        return CalendarRef("google", self.fake.add_calendar(f"{teacher}-{next(_serial)}@{DOMAIN}"))
 
     def add_busy(
         self, cal: CalendarRef, start: datetime, end: datetime, *, tentative: bool = False
@@ -52,18 +54,21 @@ class GoogleSystem:
     def teacher_deletes(self, cal: CalendarRef, ref: RemoteRef) -> None:
         self.fake.teacher_deletes(cal.calendar, ref.href)
 
-    def forget_sync_tokens(self) -> None:
+    def forget_sync_tokens(self) -> bool:
         self.fake.forget_sync_tokens()
+        return True
 
-    def throttle(self, status: int, retry_after: float) -> None:
+    def throttle(self, status: int, retry_after: float) -> bool:
         self.fake.fail_next(status, retry_after)
+        return True
 
     def expire_access_tokens(self) -> bool:
         self.fake.revoke_tokens()
         return True
 
-    def page_size(self, n: int) -> None:
-        self.fake.page_size = n
+    def page_size(self, n: int) -> bool:
+        self.fake.page_size = n or 2500
+        return True
 
 
 def account(fake: FakeGoogle, directory: Path, account_id: str = "google") -> AccountConfig:
