@@ -93,13 +93,13 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
             problems.append(f"video: {exc}")
     if config.video.provider in ("teams", "meet"):
         for account in config.accounts:
-            if account.id in used and link_source(config, account.id) == CALENDAR:
-                if Capability.ONLINE_MEETINGS not in declared_capabilities(account.type):
-                    report.warnings.append(
-                        f"warning: video.provider = {config.video.provider!r}, but account "
-                        f"{account.id!r} ({account.type}) cannot make such links: its "
-                        'teachers\' meetings will have none (use provider = "auto")'
-                    )
+            able = Capability.ONLINE_MEETINGS in declared_capabilities(account.type)
+            if account.id in used and link_source(config, account.id) == CALENDAR and not able:
+                report.warnings.append(
+                    f"warning: video.provider = {config.video.provider!r}, but account "
+                    f"{account.id!r} ({account.type}) cannot make such links: its "
+                    'teachers\' meetings will have none (use provider = "auto")'
+                )
     mail = config.mail
     if mail is not None and mail.smtp is not None:
         try:
