@@ -1,0 +1,192 @@
+"""Requests per sync pass, per calendar system, against the fewest its API allows (issue 8).
+
+For each system a school of N teachers (500; 50 with ``--quick``) is synced twice with
+``ptm_sync.sync.sync``, each pass with fresh connectors (as a new process would): a full
+pass, then an idle one (nothing changed).  The server counts the API requests it answers
+(token requests apart: they are one per hour and identity, not per pass).  The minimum is
+what the API allows at best:
+
+* CalDAV (Radicale): one request per calendar when idle (a sync-collection REPORT).  A full
+  pass lists only the events inside the periods' horizon and needs a sync token for the next
+  pass: RFC 6578's sync-collection takes no time-range filter (§3.2: only sync-token,
+  sync-level, limit and prop), so that is a calendar-query REPORT plus the token's PROPFIND,
+  two requests per calendar at best.  (One sync-collection from an empty token would list a
+  teacher's whole history, years of events, to keep a few weeks of them.)
+* Google (fake Calendar API): ``freebusy.query`` takes 50 calendars a call: N/50.
+* Graph (fake Microsoft Graph): ``getSchedule`` takes 20 mailboxes a call: N/20.
+* EWS (fake Exchange): ``GetUserAvailability`` takes 100 mailboxes a call: N/100.
+
+No teacher has events of ours here, so no change feed is read (those cost one request per
+teacher with meetings, on every system).  Target for each: ours / minimum <= 1.2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import Figure, run, say  # noqa: E402
+
+PERIOD = 'windows = ["2027-04-13T15:00/19:00"]'
+
+
+@dataclass
+class Setup:
+    """One system ready for N teachers: its ``[[accounts]]`` TOML, each teacher's calendar,
+    the request counter and the fewest requests a full and an idle pass can take."""
+
+    account: str
+    calendars: list[str]
+    requests: Callable[[], int]
+    minimum_full: int
+    minimum_idle: int
+
+
+def caldav(folder: Path, n: int) -> AbstractContextManager[Setup]:
+    @contextmanager
+    def running() -> Iterator[Setup]:
+        from caldav.davclient import DAVClient
+
+        from ptm_sync.embedded import start_radicale
+
+        (folder / "users").write_text("bench:bench-secret\n", encoding="utf-8")
+        counted = [0]
+
+        def count(app: Any) -> Any:
+            def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+                counted[0] += 1
+                return app(environ, start_response)
+
+            return wrapped
+
+        radicale = start_radicale(folder / "radicale", htpasswd=folder / "users", wrap=count)
+        try:
+            client = DAVClient(radicale.url, username="bench", password="bench-secret")
+            principal = client.principal()
+            for i in range(n):
+                principal.make_calendar(cal_id=f"teacher-{i}")
+            client.close()
+            account = (
+                f'id = "sys"\ntype = "caldav"\nurl = "{radicale.url}"\n'
+                'username = "bench"\npassword = "bench-secret"'
+            )
+            calendars = [f"/bench/teacher-{i}/" for i in range(n)]
+            yield Setup(account, calendars, lambda: counted[0], 2 * n, n)
+        finally:
+            radicale.stop()
+
+    return running()
+
+
+def google(folder: Path, n: int) -> AbstractContextManager[Setup]:
+    @contextmanager
+    def running() -> Iterator[Setup]:
+        fake_google = importlib.import_module("tests.support.fake_google")
+        with fake_google.running() as fake:
+            key = fake_google.make_service_account(folder, fake.token_url)
+            fake.register_key(key)
+            calendars = [fake.add_calendar(f"t{i}@bench.example.org") for i in range(n)]
+            account = (
+                f'id = "sys"\ntype = "google"\nservice_account_file = "{key.path}"\n'
+                f'api_url = "{fake.api_url}"\ntoken_url = "{fake.token_url}"'
+            )
+            batches = math.ceil(n / 50)
+            yield Setup(account, calendars, lambda: len(fake.api_log()), batches, batches)
+
+    return running()
+
+
+SYSTEMS: dict[str, Callable[[Path, int], AbstractContextManager[Setup]]] = {
+    "caldav": caldav,
+    "google": google,
+}
+
+
+def passes(kind: str, options: argparse.Namespace) -> tuple[int, int, Setup]:
+    from ptm_sync import config as config_mod
+    from ptm_sync.store import Database, Teacher
+    from ptm_sync.sync import opened, sync
+
+    n = 50 if options.quick else 500
+    with tempfile.TemporaryDirectory(prefix=f"ptm-bench-{kind}-") as tmp:
+        folder = Path(tmp)
+        with SYSTEMS[kind](folder, n) as setup:
+            config = config_mod.parse(
+                f"""
+[school]
+name = "Bench High"
+timezone = "America/New_York"
+contact = "office@bench.example.org"
+[database]
+url = "sqlite:///{folder / "bench.db"}"
+[[accounts]]
+{setup.account}
+[[periods]]
+id = "bench"
+title = "Bench"
+{PERIOD}
+"""
+            )
+            db = Database(config.database.url)
+            db.migrate()
+            with db.write() as session:
+                for i, calendar in enumerate(setup.calendars):
+                    session.add(
+                        Teacher(
+                            email=f"t{i}@bench.example.org",
+                            name=f"Teacher {i}",
+                            key=f"t{i}",
+                            account="sys",
+                            calendar=calendar,
+                        )
+                    )
+            counts = []
+            now = datetime.now(UTC)
+            for _ in range(2):
+                before = setup.requests()
+                with opened(config) as connectors:
+                    results = sync(db, config, connectors, now=now)
+                failed = [r for r in results if r.error]
+                assert not failed, failed[0].error
+                counts.append(setup.requests() - before)
+            db.dispose()
+            full, idle = counts
+            say(
+                f"{kind}: {n} teachers; full pass {full} requests (fewest {setup.minimum_full}),"
+                f" idle pass {idle} (fewest {setup.minimum_idle})"
+            )
+            return full, idle, setup
+
+
+def figures_for(kind: str) -> list[Callable[[argparse.Namespace], Figure]]:
+    measured: dict[str, tuple[int, int, Setup]] = {}
+
+    def get(options: argparse.Namespace) -> tuple[int, int, Setup]:
+        if kind not in measured:
+            measured[kind] = passes(kind, options)
+        return measured[kind]
+
+    def full(options: argparse.Namespace) -> Figure:
+        count, _, setup = get(options)
+        return Figure(f"{kind}_full_pass_over_min", count / setup.minimum_full, "<=", 1.2)
+
+    def idle(options: argparse.Namespace) -> Figure:
+        _, count, setup = get(options)
+        return Figure(f"{kind}_idle_pass_over_min", count / setup.minimum_idle, "<=", 1.2)
+
+    return [full, idle]
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(__doc__, [f for kind in SYSTEMS for f in figures_for(kind)]))
