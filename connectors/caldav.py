@@ -10,6 +10,15 @@ Requests per operation, once the session has authenticated:
   feature table trusts the server); with ``freebusy = "auto"`` one OPTIONS per connector to
   detect the server kind.
 * writes: one PUT/DELETE, conditional on If-None-Match / If-Match (RFC 7232 §3).
+
+Why these requests are written here (:mod:`connectors.dav_xml`) and not left to python-caldav's
+own API, which the transport still uses for HTTP, authentication and errors: for the same
+work the library takes about twice the requests (``bench/sync_requests.py``,
+``caldav_library_over_ours``): ``objects_by_sync_token(load_objects=True)`` fetches every
+changed object with a GET of its own where one sync REPORT carrying calendar-data does, and
+``save_event(no_overwrite=True)`` searches by UID before its PUT where one PUT with
+If-None-Match does.  An idle pass of 500 teachers would stay at 500 requests either way; a
+pass after an evening of bookings would not.
 """
 
 from __future__ import annotations
