@@ -59,7 +59,7 @@ class TlsSession(requests.Session):
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("verify", self.verify)
-        return super().request(method, url, *args, **kwargs)
+        return super().request(method, url, *args, **kwargs)  # type: ignore[arg-type]
 
 
 def unreachable(what: str, exc: requests.RequestException) -> str:
@@ -96,9 +96,7 @@ class TokenSource:
                 raise ConfigError(
                     f"cannot read the certificate file: {exc.strerror}", "certificate_file"
                 ) from exc
-            key = "".join(
-                block for block in _PEM_BLOCK.findall(pem) if "PRIVATE KEY-----" in block
-            )
+            key = "".join(block for block in _PEM_BLOCK.findall(pem) if "PRIVATE KEY-----" in block)
             if not key:
                 raise ConfigError(
                     "the certificate file holds no private key (PEM)", "certificate_file"
@@ -111,14 +109,12 @@ class TokenSource:
     def _application(self) -> msal.ConfidentialClientApplication:
         if self._app is None:
             host = (urlsplit(self.authority).hostname or "").lower()
-            # msal validates an authority it does not know with an instance-discovery call;
-            # we ask the configured host itself (a proxy forwards it, a test fake answers it)
-            # instead of login.microsoftonline.com.
-            discovery: str | None = (
-                None
-                if host in _MICROSOFT_HOSTS
-                else f"{self.account.authority_url.rstrip('/')}/common/discovery/instance"
-            )
+            # msal validates an authority it does not know by asking login.microsoftonline.com
+            # (instance discovery, and again for aliases after a refused token request, at
+            # that fixed host whatever endpoint it is given).  An authority_url of another
+            # host (a proxy, a test fake) is the administrator's choice: msal then only
+            # reads its OpenID configuration (msal: instance_discovery=False).
+            discovery = None if host in _MICROSOFT_HOSTS else False
             try:
                 self._app = msal.ConfidentialClientApplication(
                     self.account.client_id,
@@ -152,7 +148,9 @@ class TokenSource:
             except requests.RequestException as exc:
                 raise Unavailable(unreachable(f"Entra ID at {self.authority}", exc)) from exc
             except ValueError as exc:  # an answer that is not JSON
-                raise Unavailable(f"Entra ID at {self.authority} gave an unreadable answer") from exc
+                raise Unavailable(
+                    f"Entra ID at {self.authority} gave an unreadable answer"
+                ) from exc
             if "access_token" in result:
                 if result["access_token"] != before:
                     self.requests += 1
@@ -232,6 +230,4 @@ def _sha1_thumbprint(pem: str) -> str:
         raise ConfigError(
             "the certificate file holds no PEM certificate", "certificate_file"
         ) from exc
-    return certificate.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S324 - Entra's format
-
-
+    return certificate.fingerprint(hashes.SHA1()).hex().upper()  # Entra ID shows SHA-1

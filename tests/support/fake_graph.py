@@ -33,17 +33,16 @@ import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
-from zoneinfo import ZoneInfo
-
-from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from ptm_sync.config import AccountConfig, Secret
+from tests.support import fake_graph_wire as w
+from tests.support.fake_graph_wire import Logged, StoredEvent
 from tests.support.mailservers import TlsMaterial, make_tls_material
 
 TENANT = "11111111-2222-3333-4444-555555555555"
@@ -51,44 +50,6 @@ CLIENT_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 SECRET = "fake-graph-secret~value"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 ALL_ROLES = ("Calendars.ReadWrite",)
-UTC_NAMES = {"utc", "etc/utc", "z"}
-
-
-@dataclass(frozen=True)
-class Logged:
-    """One request the fake received."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]  # lower-case names
-    body: Any
-    kind: str  # "graph", "token" or "discovery"
-
-
-@dataclass
-class StoredEvent:
-    id: str
-    mailbox: str
-    start: datetime
-    end: datetime
-    subject: str = ""
-    body: dict[str, str] = field(default_factory=lambda: {"contentType": "text", "content": ""})
-    location: str = ""
-    sensitivity: str = "normal"
-    show_as: str = "busy"
-    is_reminder_on: bool = True
-    is_cancelled: bool = False
-    online: bool = False
-    provider: str = ""
-    join_url: str = ""
-    transaction_id: str | None = None
-    extended: dict[str, str] = field(default_factory=dict)
-    attendees: list[Any] = field(default_factory=list)
-    change_key: str = ""
-    version: int = 0
-    deleted: bool = False
-    created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass
@@ -153,12 +114,17 @@ class FakeGraph:
         return address
 
     def add_event(
-        self, mailbox: str, start: datetime, end: datetime, *, show_as: str = "busy",
+        self,
+        mailbox: str,
+        start: datetime,
+        end: datetime,
+        *,
+        show_as: str = "busy",
         subject: str = "Own appointment",
     ) -> str:
         """The teacher's own event (no transactionId); its id."""
         with self.lock:
-            event = StoredEvent(_new_id(), mailbox.lower(), start, end, subject, show_as=show_as)
+            event = StoredEvent(w.new_id(), mailbox.lower(), start, end, subject, show_as=show_as)
             self._store(event)
             return event.id
 
@@ -219,7 +185,7 @@ class FakeGraph:
 
     def openid_configuration(self, tenant: str) -> tuple[int, Any]:
         if tenant != TENANT:
-            return 400, _aad("invalid_tenant", 90002, f"Tenant '{tenant}' not found.")
+            return 400, w.aad("invalid_tenant", 90002, f"Tenant '{tenant}' not found.")
         root = f"{self.base}/{tenant}"
         return 200, {
             "token_endpoint": f"{root}/oauth2/v2.0/token",
@@ -232,34 +198,58 @@ class FakeGraph:
 
     def token(self, tenant: str, form: dict[str, str]) -> tuple[int, Any]:
         if tenant != TENANT:
-            return 400, _aad("invalid_request", 90002, f"Tenant '{tenant}' not found.")
+            return 400, w.aad("invalid_request", 90002, f"Tenant '{tenant}' not found.")
         if form.get("grant_type") != "client_credentials":
-            return 400, _aad("unsupported_grant_type", 70003, "The app requested an "
-                             "unsupported grant type.")
+            return 400, w.aad(
+                "unsupported_grant_type", 70003, "The app requested an unsupported grant type."
+            )
         if form.get("client_id") != CLIENT_ID:
-            return 400, _aad("unauthorized_client", 700016, f"Application with identifier "
-                             f"'{form.get('client_id')}' was not found in the directory.")
+            return 400, w.aad(
+                "unauthorized_client",
+                700016,
+                f"Application with identifier "
+                f"'{form.get('client_id')}' was not found in the directory.",
+            )
         if form.get("scope", "").split() != [GRAPH_SCOPE]:
-            return 400, _aad("invalid_scope", 1002012, "The provided value for scope "
-                             f"{form.get('scope')!r} is not valid.")
+            return 400, w.aad(
+                "invalid_scope",
+                1002012,
+                f"The provided value for scope {form.get('scope')!r} is not valid.",
+            )
         if "client_assertion" in form:
             if not self._assertion_ok(form["client_assertion"], tenant):
-                return 401, _aad("invalid_client", 700027, "Client assertion failed "
-                                 "signature validation.")
+                return 401, w.aad(
+                    "invalid_client", 700027, "Client assertion failed signature validation."
+                )
         elif form.get("client_secret") != self.secret:
-            return 401, _aad("invalid_client", 7000215, "Invalid client secret provided. "
-                             "Ensure the secret being sent in the request is the client "
-                             f"secret value, not the client secret ID, for a secret added "
-                             f"to app '{CLIENT_ID}'.")
+            return 401, w.aad(
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. "
+                "Ensure the secret being sent in the request is the client "
+                f"secret value, not the client secret ID, for a secret added "
+                f"to app '{CLIENT_ID}'.",
+            )
         now = int(datetime.now(UTC).timestamp())
-        claims = {"aud": "https://graph.microsoft.com", "tid": tenant, "appid": CLIENT_ID,
-                  "roles": list(self.roles), "iat": now, "exp": now + 3599,
-                  "jti": secrets.token_hex(8)}
-        token = ".".join((_b64({"typ": "JWT", "alg": "RS256"}), _b64(claims),
-                          secrets.token_urlsafe(32)))
+        claims = {
+            "aud": "https://graph.microsoft.com",
+            "tid": tenant,
+            "appid": CLIENT_ID,
+            "roles": list(self.roles),
+            "iat": now,
+            "exp": now + 3599,
+            "jti": secrets.token_hex(8),
+        }
+        token = ".".join(
+            (w.b64({"typ": "JWT", "alg": "RS256"}), w.b64(claims), secrets.token_urlsafe(32))
+        )
         self.tokens[token] = not self.issue_expired
-        return 200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
-                     "access_token": token}
+        return 200, {
+            "token_type": "Bearer",
+            "expires_in": 3599,
+            "ext_expires_in": 3599,
+            "access_token": token,
+        }
 
     def _assertion_ok(self, assertion: str, tenant: str) -> bool:
         if self.certificate_pem is None:
@@ -281,36 +271,51 @@ class FakeGraph:
 
     # --- Graph ----------------------------------------------------------------------------
 
-    def graph(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
-              body: Any) -> tuple[int, Any, dict[str, str]]:
+    def graph(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any
+    ) -> tuple[int, Any, dict[str, str]]:
         token = headers.get("authorization", "").removeprefix("Bearer ")
         if not token:
-            return 401, _error("InvalidAuthenticationToken", "Access token is empty."), {}
+            return 401, w.error("InvalidAuthenticationToken", "Access token is empty."), {}
         if not self.tokens.get(token):
-            return 401, _error("InvalidAuthenticationToken",
-                               "Lifetime validation failed, the token is expired."), {
-                "WWW-Authenticate": 'Bearer realm="", error="invalid_token"'}
+            return (
+                401,
+                w.error(
+                    "InvalidAuthenticationToken",
+                    "Lifetime validation failed, the token is expired.",
+                ),
+                {"WWW-Authenticate": 'Bearer realm="", error="invalid_token"'},
+            )
         if self.throttles:
             status, wait = self.throttles.pop(0)
             code = "TooManyRequests" if status == 429 else "ServiceUnavailable"
-            return status, _error(code, "Application is over its MailboxConcurrency limit."), {
-                "Retry-After": f"{wait:g}"}
+            return (
+                status,
+                w.error(code, "Application is over its MailboxConcurrency limit."),
+                {"Retry-After": f"{wait:g}"},
+            )
         match = re.fullmatch(r"/v1\.0/users/([^/]+)(/.*)", path)
         if not match:
-            return 400, _error("BadRequest", f"Resource not found for the segment {path!r}."), {}
+            return 400, w.error("BadRequest", f"Resource not found for the segment {path!r}."), {}
         mailbox, rest = unquote(match.group(1)).lower(), match.group(2)
         if mailbox not in self.mailboxes:
-            return 404, _error("ErrorInvalidUser",
-                               f"The requested user '{mailbox}' is invalid."), {}
+            return (
+                404,
+                w.error("ErrorInvalidUser", f"The requested user '{mailbox}' is invalid."),
+                {},
+            )
         write = method in ("POST", "PATCH", "DELETE") and not rest.endswith("getSchedule")
         needed = {"Calendars.ReadWrite"} if write else {"Calendars.Read", "Calendars.ReadWrite"}
         if not needed & set(self.roles):
-            return 403, _error("ErrorAccessDenied",
-                               "Access is denied. Check credentials and try again."), {}
-        prefer = _prefer(headers.get("prefer", ""))
+            return (
+                403,
+                w.error("ErrorAccessDenied", "Access is denied. Check credentials and try again."),
+                {},
+            )
+        prefer = w.prefer(headers.get("prefer", ""))
         zone = self.force_time_zone or prefer.get("outlook.timezone", "UTC")
         text_body = prefer.get("outlook.body-content-type", "html") == "text"
-        view = _View(zone, text_body)
+        view = w.View(zone, text_body)
         route = (method, re.sub(r"/events/[^/]+$", "/events/{id}", rest))
         if route == ("POST", "/calendar/getSchedule"):
             return (*self._get_schedule(body, view), {})
@@ -325,37 +330,52 @@ class FakeGraph:
         if route[1] == "/events/{id}":
             event_id = unquote(rest.rsplit("/", 1)[1])
             return (*self._one(method, mailbox, event_id, headers, body, view), {})
-        return 400, _error("BadRequest", f"Resource not found for the segment {rest!r}."), {}
+        return 400, w.error("BadRequest", f"Resource not found for the segment {rest!r}."), {}
 
-    def _get_schedule(self, body: Any, view: _View) -> tuple[int, Any]:
+    def _get_schedule(self, body: Any, view: w.View) -> tuple[int, Any]:
         if not isinstance(body, dict) or not isinstance(body.get("schedules"), list):
-            return 400, _error("ErrorInvalidRequest", "schedules is required.")
+            return 400, w.error("ErrorInvalidRequest", "schedules is required.")
         schedules = body["schedules"]
         if not 1 <= len(schedules) <= 20:
-            return 400, _error("ErrorInvalidRequest",
-                               "The number of schedules must be between 1 and 20.")
+            return 400, w.error(
+                "ErrorInvalidRequest", "The number of schedules must be between 1 and 20."
+            )
         try:
-            start, end = _read_time(body.get("startTime")), _read_time(body.get("endTime"))
+            start, end = w.read_time(body.get("startTime")), w.read_time(body.get("endTime"))
         except ValueError as exc:
-            return 400, _error("ErrorInvalidRequest", str(exc))
+            return 400, w.error("ErrorInvalidRequest", str(exc))
         if not timedelta(0) < end - start < timedelta(days=62):
-            return 400, _error("ErrorInvalidParameter",
-                               "The time period must be positive and less than 62 days.")
+            return 400, w.error(
+                "ErrorInvalidParameter", "The time period must be positive and less than 62 days."
+            )
         interval = int(body.get("availabilityViewInterval", 30))
         if not 5 <= interval <= 1440:
-            return 400, _error("ErrorInvalidParameter", "availabilityViewInterval is 5…1440.")
+            return 400, w.error("ErrorInvalidParameter", "availabilityViewInterval is 5…1440.")
         value = []
         for schedule in schedules:
             events = self.mailboxes.get(str(schedule).lower())
             if events is None:
-                value.append({"scheduleId": schedule, "availabilityView": "", "error": {
-                    "message": f"Unable to resolve {schedule}.",
-                    "responseCode": "ErrorMailRecipientNotFound"}})
+                value.append(
+                    {
+                        "scheduleId": schedule,
+                        "availabilityView": "",
+                        "error": {
+                            "message": f"Unable to resolve {schedule}.",
+                            "responseCode": "ErrorMailRecipientNotFound",
+                        },
+                    }
+                )
                 continue
             busy = sorted(
-                (e for e in events.values()
-                 if not e.deleted and not e.is_cancelled and e.show_as != "free"
-                 and e.start < end and e.end > start),
+                (
+                    e
+                    for e in events.values()
+                    if not e.deleted
+                    and not e.is_cancelled
+                    and e.show_as != "free"
+                    and e.start < end
+                    and e.end > start
+                ),
                 key=lambda e: e.start,
             )
             digits = {"tentative": "1", "busy": "2", "oof": "3", "workingElsewhere": "4"}
@@ -363,28 +383,41 @@ class FakeGraph:
             moment = start
             while moment < end:
                 upto = moment + timedelta(minutes=interval)
-                marks = [digits.get(e.show_as, "2") for e in busy
-                         if e.start < upto and e.end > moment]
+                marks = [
+                    digits.get(e.show_as, "2") for e in busy if e.start < upto and e.end > moment
+                ]
                 slots.append(max(marks, default="0"))
                 moment = upto
-            value.append({
-                "scheduleId": schedule,
-                "availabilityView": "".join(slots),
-                "scheduleItems": [
-                    {"isPrivate": e.sensitivity == "private", "status": e.show_as,
-                     "start": view.time(e.start), "end": view.time(e.end)}
-                    for e in busy
-                ],
-                "workingHours": {"daysOfWeek": ["monday", "tuesday", "wednesday",
-                                                "thursday", "friday"],
-                                 "startTime": "08:00:00.0000000", "endTime": "17:00:00.0000000",
-                                 "timeZone": {"name": "UTC"}},
-            })
-        return 200, {"@odata.context": f"{self.graph_url}/$metadata#Collection("
-                     "microsoft.graph.scheduleInformation)", "value": value}
+            value.append(
+                {
+                    "scheduleId": schedule,
+                    "availabilityView": "".join(slots),
+                    "scheduleItems": [
+                        {
+                            "isPrivate": e.sensitivity == "private",
+                            "status": e.show_as,
+                            "start": view.time(e.start),
+                            "end": view.time(e.end),
+                        }
+                        for e in busy
+                    ],
+                    "workingHours": {
+                        "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
+                        "startTime": "08:00:00.0000000",
+                        "endTime": "17:00:00.0000000",
+                        "timeZone": {"name": "UTC"},
+                    },
+                }
+            )
+        return 200, {
+            "@odata.context": f"{self.graph_url}/$metadata#Collection("
+            "microsoft.graph.scheduleInformation)",
+            "value": value,
+        }
 
-    def _delta(self, mailbox: str, query: dict[str, str], prefer: dict[str, str],
-               view: _View) -> tuple[int, Any, dict[str, str]]:
+    def _delta(
+        self, mailbox: str, query: dict[str, str], prefer: dict[str, str], view: w.View
+    ) -> tuple[int, Any, dict[str, str]]:
         page = int(prefer.get("odata.maxpagesize", 0)) or self.max_page or 10**6
         if "$skiptoken" in query:
             found = self._skips.pop(query["$skiptoken"], None)
@@ -399,16 +432,22 @@ class FakeGraph:
                 round_ = known
             else:
                 try:
-                    start = _iso(query["startDateTime"])
-                    end = _iso(query["endDateTime"])
+                    start = w.iso(query["startDateTime"])
+                    end = w.iso(query["endDateTime"])
                 except (KeyError, ValueError):
-                    return 400, _error("ErrorInvalidParameter", "startDateTime and "
-                                       "endDateTime are required."), {}
+                    return (
+                        400,
+                        w.error(
+                            "ErrorInvalidParameter", "startDateTime and endDateTime are required."
+                        ),
+                        {},
+                    )
                 round_ = _DeltaRound(mailbox, start, end, 0)
             upto = next(self._versions)
-            ids = sorted((e.id for e in self.mailboxes[mailbox].values()
-                          if round_.since < e.version < upto),
-                         key=lambda i: self.mailboxes[mailbox][i].version)
+            ids = sorted(
+                (e.id for e in self.mailboxes[mailbox].values() if round_.since < e.version < upto),
+                key=lambda i: self.mailboxes[mailbox][i].version,
+            )
         chunk, rest = ids[:page], ids[page:]
         items = []
         for event_id in chunk:
@@ -416,12 +455,19 @@ class FakeGraph:
             inside = event.start < round_.end and event.end > round_.start
             if event.deleted or not inside:
                 if round_.since:  # an initial round lists only what is there
-                    items.append({"@odata.type": "#microsoft.graph.event", "id": event.id,
-                                  "@removed": {"reason": "deleted"}})
+                    items.append(
+                        {
+                            "@odata.type": "#microsoft.graph.event",
+                            "id": event.id,
+                            "@removed": {"reason": "deleted"},
+                        }
+                    )
             else:
                 items.append(view.event(event))
-        answer: dict[str, Any] = {"@odata.context": f"{self.graph_url}/$metadata#Collection("
-                                  "event)", "value": items}
+        answer: dict[str, Any] = {
+            "@odata.context": f"{self.graph_url}/$metadata#Collection(event)",
+            "value": items,
+        }
         link = f"{self.graph_url}/users/{quote(mailbox, safe='@')}/calendarView/delta"
         if rest:
             skip = secrets.token_urlsafe(12)
@@ -435,199 +481,86 @@ class FakeGraph:
 
     def _gone(self, mailbox: str) -> tuple[int, Any, dict[str, str]]:
         link = f"{self.graph_url}/users/{mailbox}/calendarView/delta?$deltatoken="
-        return 410, _error("syncStateNotFound", "The sync state generation is not found."), {
-            "Location": link}
+        return (
+            410,
+            w.error("syncStateNotFound", "The sync state generation is not found."),
+            {"Location": link},
+        )
 
-    def _list(self, mailbox: str, query: dict[str, str], view: _View) -> tuple[int, Any]:
+    def _list(self, mailbox: str, query: dict[str, str], view: w.View) -> tuple[int, Any]:
         events = [e for e in self.mailboxes[mailbox].values() if not e.deleted]
         wanted = query.get("$filter")
         if wanted is not None:
             match = re.fullmatch(
                 r"singleValueExtendedProperties/Any\(ep: ep/id eq '((?:[^']|'')*)' and "
-                r"ep/value eq '((?:[^']|'')*)'\)", wanted)
+                r"ep/value eq '((?:[^']|'')*)'\)",
+                wanted,
+            )
             if match is None:
-                return 400, _error("ErrorInvalidUrlQueryFilter", "The $filter is not "
-                                   "supported by this fake.")
+                return 400, w.error(
+                    "ErrorInvalidUrlQueryFilter", "The $filter is not supported by this fake."
+                )
             prop, value = (g.replace("''", "'") for g in match.groups())
             events = [e for e in events if e.extended.get(prop.lower()) == value]
         return 200, {"value": [view.event(e) for e in events]}
 
-    def _create(self, mailbox: str, body: Any, view: _View) -> tuple[int, Any]:
-        problem = _event_problem(body, create=True)
+    def _create(self, mailbox: str, body: Any, view: w.View) -> tuple[int, Any]:
+        problem = w.event_problem(body, create=True)
         if problem:
-            return 400, _error("ErrorInvalidRequest", problem)
+            return 400, w.error("ErrorInvalidRequest", problem)
         transaction = body.get("transactionId")
         if transaction:
             for existing in self.mailboxes[mailbox].values():
                 if existing.transaction_id == transaction and not existing.deleted:
                     return 201, view.event(existing)
-        event = StoredEvent(_new_id(), mailbox, _read_time(body["start"]),
-                            _read_time(body["end"]), transaction_id=transaction)
-        _apply(event, body)
+        event = StoredEvent(
+            w.new_id(),
+            mailbox,
+            w.read_time(body["start"]),
+            w.read_time(body["end"]),
+            transaction_id=transaction,
+        )
+        w.apply_body(event, body)
         for prop in body.get("singleValueExtendedProperties") or []:
             event.extended[str(prop["id"]).lower()] = str(prop["value"])
         self._store(event)
         return 201, view.event(event)
 
-    def _one(self, method: str, mailbox: str, event_id: str, headers: dict[str, str],
-             body: Any, view: _View) -> tuple[int, Any]:
+    def _one(
+        self,
+        method: str,
+        mailbox: str,
+        event_id: str,
+        headers: dict[str, str],
+        body: Any,
+        view: w.View,
+    ) -> tuple[int, Any]:
         event = self.mailboxes[mailbox].get(event_id)
         if event is None or event.deleted:
-            return 404, _error("ErrorItemNotFound",
-                               "The specified object was not found in the store.")
+            return 404, w.error(
+                "ErrorItemNotFound", "The specified object was not found in the store."
+            )
         if method == "GET":
             return 200, view.event(event)
         match = headers.get("if-match")
-        if match is not None and match not in (_etag(event), "*"):
-            return 412, _error("ErrorIrresolvableConflict", "The change key passed in the "
-                               "request does not match the current change key for the item.")
+        if match is not None and match not in (w.etag(event), "*"):
+            return 412, w.error(
+                "ErrorIrresolvableConflict",
+                "The change key passed in the "
+                "request does not match the current change key for the item.",
+            )
         if method == "DELETE":
             event.deleted = True
             self._store(event)
             return 204, None
         if method == "PATCH":
-            problem = _event_problem(body, create=False)
+            problem = w.event_problem(body, create=False)
             if problem:
-                return 400, _error("ErrorInvalidRequest", problem)
-            _apply(event, body)
+                return 400, w.error("ErrorInvalidRequest", problem)
+            w.apply_body(event, body)
             self._store(event)
             return 200, view.event(event)
-        return 405, _error("ErrorInvalidRequest", f"{method} is not allowed here.")
-
-
-# --- wire helpers -----------------------------------------------------------------------
-
-_EVENT_KEYS = {"subject", "body", "start", "end", "location", "sensitivity", "showAs",
-               "isReminderOn", "isOnlineMeeting", "onlineMeetingProvider", "transactionId",
-               "singleValueExtendedProperties", "attendees", "categories", "importance"}
-
-
-def _event_problem(body: Any, *, create: bool) -> str:
-    if not isinstance(body, dict):
-        return "The request body must be a JSON object."
-    unknown = set(body) - _EVENT_KEYS
-    if unknown:
-        return f"Properties not known on microsoft.graph.event: {sorted(unknown)}"
-    if not create and "transactionId" in body:
-        return "transactionId cannot be changed after the event is created."
-    for key in ("start", "end"):
-        if key in body or create:
-            try:
-                _read_time(body.get(key))
-            except ValueError as exc:
-                return str(exc)
-    if body.get("onlineMeetingProvider") not in (None, "teamsForBusiness", "unknown"):
-        return "onlineMeetingProvider is not allowed for this mailbox."
-    return ""
-
-
-def _apply(event: StoredEvent, body: dict[str, Any]) -> None:
-    if "start" in body:
-        event.start = _read_time(body["start"])
-    if "end" in body:
-        event.end = _read_time(body["end"])
-    event.subject = body.get("subject", event.subject)
-    if "body" in body:
-        event.body = {"contentType": body["body"].get("contentType", "text"),
-                      "content": body["body"].get("content", "")}
-    if "location" in body:
-        event.location = (body["location"] or {}).get("displayName", "")
-    event.sensitivity = body.get("sensitivity", event.sensitivity)
-    event.show_as = body.get("showAs", event.show_as)
-    event.is_reminder_on = body.get("isReminderOn", event.is_reminder_on)
-    event.attendees = body.get("attendees", event.attendees)
-    if body.get("isOnlineMeeting") and not event.online:
-        event.online = True
-        event.provider = body.get("onlineMeetingProvider", "teamsForBusiness")
-        event.join_url = f"https://teams.microsoft.com/l/meetup-join/19%3ameeting_{event.id}"
-
-
-@dataclass(frozen=True)
-class _View:
-    """How this request wants events: its time zone and body content type."""
-
-    zone: str
-    text_body: bool
-
-    def time(self, moment: datetime) -> dict[str, str]:
-        if self.zone.lower() in UTC_NAMES:
-            local = moment.astimezone(UTC)
-        else:
-            local = moment.astimezone(ZoneInfo(WINDOWS_TO_OLSON.get(self.zone, self.zone)))
-        return {"dateTime": local.replace(tzinfo=None).isoformat() + ".0000000",
-                "timeZone": self.zone}
-
-    def event(self, e: StoredEvent) -> dict[str, Any]:
-        content = e.body.get("content", "")
-        body = dict(e.body)
-        if not self.text_body and e.body.get("contentType") == "text":
-            body = {"contentType": "html", "content": f"<html><body>{content}</body></html>"}
-        found: dict[str, Any] = {
-            "@odata.etag": _etag(e), "id": e.id, "changeKey": e.change_key,
-            "createdDateTime": e.created.isoformat().replace("+00:00", "Z"),
-            "lastModifiedDateTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "iCalUId": f"040000008200E00074C5B7101A82E008{e.id[:16]}", "type": "singleInstance",
-            "subject": e.subject, "body": body, "bodyPreview": content[:255],
-            "start": self.time(e.start), "end": self.time(e.end),
-            "location": {"displayName": e.location}, "sensitivity": e.sensitivity,
-            "showAs": e.show_as, "isReminderOn": e.is_reminder_on,
-            "isCancelled": e.is_cancelled, "isOnlineMeeting": e.online,
-            "onlineMeetingProvider": e.provider or "unknown",
-            "onlineMeeting": {"joinUrl": e.join_url} if e.online else None,
-            "attendees": e.attendees,
-        }
-        if e.transaction_id:
-            found["transactionId"] = e.transaction_id
-        return found
-
-
-def _etag(event: StoredEvent) -> str:
-    return f'W/"{event.change_key}"'
-
-
-def _read_time(value: Any) -> datetime:
-    if not isinstance(value, dict) or "dateTime" not in value or "timeZone" not in value:
-        raise ValueError("A dateTimeTimeZone needs dateTime and timeZone.")
-    moment = datetime.fromisoformat(str(value["dateTime"]).split(".")[0])
-    name = str(value["timeZone"])
-    zone = UTC if name.lower() in UTC_NAMES else ZoneInfo(WINDOWS_TO_OLSON.get(name, name))
-    return moment.replace(tzinfo=zone).astimezone(UTC)
-
-
-def _iso(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _prefer(header: str) -> dict[str, str]:
-    found = {}
-    for part in header.split(","):
-        name, _, value = part.strip().partition("=")
-        if name:
-            found[name.strip().lower()] = value.strip().strip('"')
-    return found
-
-
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "innerError": {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "request-id": secrets.token_hex(8), "client-request-id": secrets.token_hex(8)}}}
-
-
-def _aad(error: str, code: int, text: str) -> dict[str, Any]:
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    return {"error": error, "error_description": f"AADSTS{code}: {text}\r\nTrace ID: "
-            f"{secrets.token_hex(8)}\r\nCorrelation ID: {secrets.token_hex(8)}\r\n"
-            f"Timestamp: {now}", "error_codes": [code], "timestamp": now,
-            "error_uri": f"https://login.microsoftonline.com/error?code={code}"}
-
-
-def _b64(value: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
-
-
-def _new_id() -> str:
-    return "AAMkAG" + secrets.token_urlsafe(24)
+        return 405, w.error("ErrorInvalidRequest", f"{method} is not allowed here.")
 
 
 # --- the HTTP server ----------------------------------------------------------------------
@@ -657,8 +590,14 @@ def _handler(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
                     status, payload = fake.openid_configuration(path.split("/")[1])
                 elif path.endswith("/oauth2/v2.0/token") and self.command == "POST":
                     form = {k: v[-1] for k, v in parse_qs(raw.decode()).items()}
-                    kind, body = "token", {k: v for k, v in form.items()
-                                           if k not in ("client_secret", "client_assertion")}
+                    kind, body = (
+                        "token",
+                        {
+                            k: v
+                            for k, v in form.items()
+                            if k not in ("client_secret", "client_assertion")
+                        },
+                    )
                     status, payload = fake.token(path.split("/")[1], form)
                 elif path.startswith("/v1.0/"):
                     kind = "graph"
@@ -667,13 +606,18 @@ def _handler(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
                     except ValueError:
                         body = raw.decode(errors="replace")
                     if isinstance(body, str):
-                        status, payload = 400, _error("BadRequest", "Unreadable JSON.")
+                        status, payload = 400, w.error("BadRequest", "Unreadable JSON.")
                     else:
-                        status, payload, extra = fake.graph(self.command, path, query,
-                                                            headers, body)
+                        status, payload, extra = fake.graph(
+                            self.command, path, query, headers, body
+                        )
                 else:
-                    kind, body, status, payload = "other", None, 404, _error(
-                        "BadRequest", "Unknown path.")
+                    kind, body, status, payload = (
+                        "other",
+                        None,
+                        404,
+                        w.error("BadRequest", "Unknown path."),
+                    )
                 fake.log.append(Logged(self.command, path, query, headers, body, kind))
             data = b"" if payload is None else json.dumps(payload).encode()
             self.send_response(status)
