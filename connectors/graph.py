@@ -260,7 +260,9 @@ class GraphConnector:
 
         ``token`` is the ``@odata.deltaLink`` of the previous round.  Events without our
         transactionId are the teacher's own and are left out; ``@removed`` entries and
-        cancelled events go to ``removed``.
+        cancelled events go to ``removed``.  An ``@removed`` entry carries only the id, so
+        ``removed`` may name an event of the teacher's (or one moved out of the horizon):
+        the caller drops the hrefs it holds and ignores the others.
 
         Raises:
             SyncTokenInvalid: 410 Gone or ``syncStateNotFound`` (or a link that is not

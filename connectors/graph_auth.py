@@ -85,8 +85,6 @@ class TokenSource:
         self._session = session
         self._app: msal.ConfidentialClientApplication | None = None
         self._lock = threading.Lock()
-        #: Token requests sent to Entra ID (for the request-count benchmark).
-        self.requests = 0
 
     def _credential(self) -> str | dict[str, str]:
         if self.account.certificate_file is not None:
@@ -143,7 +141,6 @@ class TokenSource:
         with self._lock:
             app = self._application()
             try:
-                before = self._cached(app)
                 result: dict[str, Any] = app.acquire_token_for_client(scopes=[SCOPE])
             except requests.RequestException as exc:
                 raise Unavailable(unreachable(f"Entra ID at {self.authority}", exc)) from exc
@@ -152,10 +149,7 @@ class TokenSource:
                     f"Entra ID at {self.authority} gave an unreadable answer"
                 ) from exc
             if "access_token" in result:
-                if result["access_token"] != before:
-                    self.requests += 1
                 return str(result["access_token"])
-            self.requests += 1
             raise self._refused(result)
 
     def renew(self, rejected: str) -> None:
@@ -173,13 +167,6 @@ class TokenSource:
             ):
                 if entry.get("secret") == rejected:
                     cache.remove_at(entry)
-
-    def _cached(self, app: msal.ConfidentialClientApplication) -> str | None:
-        for entry in app.token_cache.search(
-            msal.TokenCache.CredentialType.ACCESS_TOKEN, query={"client_id": self.account.client_id}
-        ):
-            return str(entry.get("secret"))
-        return None
 
     def _refused(self, result: dict[str, Any]) -> Exception:
         codes = result.get("error_codes") or []

@@ -9,6 +9,7 @@ sleeping.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,13 +29,16 @@ class GraphSystem:
     connector: CalendarConnector
     name: str = "graph"
     waits: list[float] = field(default_factory=list)
+    _numbers: Iterator[int] = field(default_factory=itertools.count)
 
     def requests(self) -> int:
         """Graph requests answered (token and discovery requests aside)."""
         return len(self.fake.graph_requests())
 
     def calendar(self, teacher: str) -> CalendarRef:
-        return CalendarRef("m365", self.fake.add_mailbox(f"{teacher}@school.test"))
+        """A new mailbox each time (the system lives through the whole suite)."""
+        address = f"{teacher}.{next(self._numbers)}@school.test"
+        return CalendarRef("m365", self.fake.add_mailbox(address))
 
     def add_busy(
         self, cal: CalendarRef, start: datetime, end: datetime, *, tentative: bool = False
@@ -49,18 +53,22 @@ class GraphSystem:
     def teacher_deletes(self, cal: CalendarRef, ref: RemoteRef) -> None:
         self.fake.teacher_deletes(cal.calendar, ref.href)
 
-    def forget_sync_tokens(self) -> None:
+    def forget_sync_tokens(self) -> bool:
         self.fake.forget_delta_links()
+        return True
 
-    def throttle(self, status: int, retry_after: float) -> None:
+    def throttle(self, status: int, retry_after: float) -> bool:
         self.fake.throttle(status, retry_after)
+        return True
 
     def expire_access_tokens(self) -> bool:
         self.fake.expire_access_tokens()
         return True
 
-    def page_size(self, n: int) -> None:
-        self.fake.max_page = n
+    def page_size(self, n: int) -> bool:
+        """Pages of ``n`` events in delta rounds (0: the fake's default, all at once)."""
+        self.fake.max_page = n or None
+        return True
 
 
 @contextmanager

@@ -19,6 +19,7 @@ import pytest
 import requests
 from icalendar import Calendar
 
+from connectors import graph_wire as wire
 from connectors.base import CalendarRef, Capability, MeetingEvent, open_connector
 from connectors.graph import GraphConnector
 from connectors.throttle import RetryPolicy
@@ -528,3 +529,47 @@ def test_requests_per_full_and_idle_free_busy_pass_for_500_mailboxes(
 
     assert full == (25, 1)
     assert idle == (25, 0)
+
+
+def test_a_create_the_server_answers_with_an_earlier_event_updates_that_event(
+    fake: FakeGraph, graph: GraphConnector
+) -> None:
+    """The UID search can miss (the tag not yet indexed); the POST's transactionId then makes
+    Graph give back the event of the first try, which is brought up to date."""
+    ada = mailbox(fake, "ada")
+    first = graph.create_event(ada, meeting())
+    fake.event(ada.calendar, first.href).extended.clear()
+
+    again = graph.create_event(ada, meeting(location="Library"))
+
+    assert again.href == first.href and again.etag != first.etag
+    assert fake.event(ada.calendar, first.href).location == "Library"
+    methods = [r.method for r in fake.graph_requests("/events")]
+    assert methods == ["GET", "POST", "GET", "POST", "PATCH"]
+
+
+# --- the wire, pure ---------------------------------------------------------------------------
+
+
+def test_the_uid_comes_back_from_our_transaction_id_only() -> None:
+    event = meeting("odd/uid@ptm.test", sequence=3)
+    assert wire.uid_of(wire.transaction_id(event)) == "odd/uid@ptm.test"
+    assert wire.uid_of(None) is None
+    assert wire.uid_of("7b0a2c4e-outlook-client-id") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"dateTime": "2027-04-13T13:00:00.0000000", "timeZone": "UTC"}, START),
+        ({"dateTime": "2027-04-13T15:00:00.0000000", "timeZone": "W. Europe Standard Time"}, START),
+        ({"dateTime": "2027-04-13T09:00:00", "timeZone": "Eastern Standard Time"}, START),
+        ({"dateTime": "2027-04-13T15:00:00", "timeZone": "Europe/Berlin"}, START),
+    ],
+)
+def test_date_time_time_zone_is_read_as_utc(value: dict[str, str], expected: datetime) -> None:
+    assert wire.read_time(value) == expected
+
+
+def test_an_apostrophe_in_a_uid_is_quoted_in_the_filter() -> None:
+    assert "ep/value eq 'o''brien@ptm.test'" in wire.uid_filter("o'brien@ptm.test")

@@ -643,7 +643,7 @@ def running(directory: Path) -> Iterator[FakeGraph]:
     server.daemon_threads = True
     server.socket = tls.server_context().wrap_socket(server.socket, server_side=True)
     fake.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield fake
