@@ -7,7 +7,8 @@ Requests per operation (one token request per hour or so besides, :mod:`graph_au
 
 * ``free_busy(cals, start, end)``: one ``POST /users/{first}/calendar/getSchedule`` per 20
   mailboxes and per 61 days of range (calendar-getschedule: ≤ 20 schedules, < 62 days).
-  The batches run one after another: 500 teachers over the horizon = 25 calls.
+  Up to four calls run at once (threads; :attr:`GraphConnector.workers`), each naming
+  the first mailbox of its batch in the URL: 500 teachers over the horizon = 25 calls.
 * ``changes(cal, None)``: ``GET /users/{m}/calendarView/delta`` over the horizon, one request
   per page to the ``@odata.deltaLink``; ``changes(cal, link)``: the delta link (one request
   when nothing changed).  Only called for calendars holding events of ours, so an idle
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -111,6 +113,8 @@ class GraphConnector:
         #: How long a call waits out 429/503 by itself (tests replace it).
         self.retry = RetryPolicy()
         self.in_flight = InFlight(4)
+        #: getSchedule calls in flight at once (threads), each for another URL mailbox.
+        self.workers = 4
         #: Graph requests sent (token requests are counted by :attr:`tokens`).
         self.sent = 0
 
@@ -215,20 +219,43 @@ class GraphConnector:
         for ref in calendars:
             by_mailbox.setdefault(ref.calendar.lower(), []).append(ref)
         mailboxes = [refs[0].calendar for refs in by_mailbox.values()]
-        for first, last in wire.spans(start, end):
-            for batch in wire.batches(mailboxes):
-                answer = self._request(
-                    "POST",
-                    f"{self._users(batch[0])}/calendar/getSchedule",
-                    batch[0],
-                    body=wire.schedule_request(batch, first, last),
-                    headers={"Prefer": wire.PREFER_UTC},
-                )
-                if answer.status != 200:
-                    raise self._fail(answer, f"mailbox {batch[0]!r} (getSchedule)")
-                for info in (answer.payload or {}).get("value") or []:
-                    self._read_schedule(info, first, last, by_mailbox, found)
+        calls = [
+            (batch, first, last)
+            for first, last in wire.spans(start, end)
+            for batch in wire.batches(mailboxes)
+        ]
+        for (_batch, first, last), schedules in zip(calls, self._schedules(calls), strict=True):
+            for info in schedules:
+                self._read_schedule(info, first, last, by_mailbox, found)
         return found
+
+    def _schedules(
+        self, calls: Sequence[tuple[list[str], datetime, datetime]]
+    ) -> list[list[Mapping[str, Any]]]:
+        """The scheduleInformation lists of the getSchedule ``calls``, in their order; up to
+        :attr:`workers` calls at once (each names another mailbox in its URL)."""
+        if self.workers <= 1 or len(calls) <= 1:
+            return [self._get_schedule(*call) for call in calls]
+        pool = ThreadPoolExecutor(min(self.workers, len(calls)), thread_name_prefix="graph")
+        try:
+            futures = [pool.submit(self._get_schedule, *call) for call in calls]
+            return [future.result() for future in futures]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _get_schedule(
+        self, batch: list[str], start: datetime, end: datetime
+    ) -> list[Mapping[str, Any]]:
+        answer = self._request(
+            "POST",
+            f"{self._users(batch[0])}/calendar/getSchedule",
+            batch[0],
+            body=wire.schedule_request(batch, start, end),
+            headers={"Prefer": wire.PREFER_UTC},
+        )
+        if answer.status != 200:
+            raise self._fail(answer, f"mailbox {batch[0]!r} (getSchedule)")
+        return list((answer.payload or {}).get("value") or [])
 
     def _read_schedule(
         self,
@@ -294,6 +321,8 @@ class GraphConnector:
             next_link = payload.get("@odata.nextLink")
             if next_link:
                 url, params = str(next_link), None
+                if not url.startswith(self.base + "/"):  # our token goes to Graph only
+                    raise ConnectorError(f"mailbox {mailbox!r}: a next page off {self.base}")
                 continue
             delta_link = payload.get("@odata.deltaLink")
             if not delta_link:
