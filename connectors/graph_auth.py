@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import msal
 import requests
+from msal.exceptions import MsalServiceError
 
 from ptm_sync.config import AccountConfig
 from ptm_sync.errors import AuthFailed, ConfigError, Unavailable
@@ -124,10 +125,13 @@ class TokenSource:
                 )
             except requests.RequestException as exc:
                 raise Unavailable(unreachable(f"Entra ID at {self.authority}", exc)) from exc
-            except ValueError as exc:
+            except MsalServiceError as exc:  # 5xx from the OpenID configuration
+                raise self._outage(exc) from exc
+            except ValueError as exc:  # 4xx: msal "OIDC Discovery failed"
                 raise AuthFailed(
-                    f"Graph account {self.account.id!r}: Entra ID did not accept the tenant "
-                    f"{self.account.tenant_id!r} at {self.account.authority_url}"
+                    f"Graph account {self.account.id!r}: Entra ID at "
+                    f"{self.account.authority_url} does not know the tenant "
+                    f"{self.account.tenant_id!r} (tenant_id)"
                 ) from exc
         return self._app
 
@@ -144,6 +148,8 @@ class TokenSource:
                 result: dict[str, Any] = app.acquire_token_for_client(scopes=[SCOPE])
             except requests.RequestException as exc:
                 raise Unavailable(unreachable(f"Entra ID at {self.authority}", exc)) from exc
+            except MsalServiceError as exc:  # 5xx from the token endpoint
+                raise self._outage(exc) from exc
             except ValueError as exc:  # an answer that is not JSON
                 raise Unavailable(
                     f"Entra ID at {self.authority} gave an unreadable answer"
@@ -167,6 +173,11 @@ class TokenSource:
             ):
                 if entry.get("secret") == rejected:
                     cache.remove_at(entry)
+
+    def _outage(self, exc: MsalServiceError) -> Unavailable:
+        # msal says "HTTP Error: 503"; it also holds the answer back for the Retry-After.
+        what = str(exc.args[0]) if exc.args else "an error"
+        return Unavailable(f"Entra ID at {self.authority} is unavailable ({what})")
 
     def _refused(self, result: dict[str, Any]) -> Exception:
         codes = result.get("error_codes") or []

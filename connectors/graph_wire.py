@@ -89,7 +89,7 @@ def event_body(event: MeetingEvent, *, create: bool) -> dict[str, Any]:
     """
     body: dict[str, Any] = {
         "subject": event.summary,
-        "body": {"contentType": "text", "content": event.description},
+        "body": {"contentType": "text", "content": body_text(event)},
         "start": date_time_time_zone(event.start),
         "end": date_time_time_zone(event.end),
         "location": {"displayName": event.location},
@@ -106,6 +106,14 @@ def event_body(event: MeetingEvent, *, create: bool) -> dict[str, Any]:
     return body
 
 
+def body_text(event: MeetingEvent) -> str:
+    """The event's text: the description, and the video link when it does not hold it
+    (a Graph event has no URL property; Outlook shows the body)."""
+    if event.video_url and event.video_url not in event.description:
+        return f"{event.description}\n\n{event.video_url}".strip()
+    return event.description
+
+
 def says_the_same(found: Mapping[str, Any], event: MeetingEvent) -> bool:
     """Whether a Graph event already says what ``event`` says (times, texts, privacy)."""
     try:
@@ -115,7 +123,7 @@ def says_the_same(found: Mapping[str, Any], event: MeetingEvent) -> bool:
     body = found.get("body") or {}
     text = str(body.get("content") or "")
     same_body = body.get("contentType", "text") != "text" or text.strip() == (
-        event.description.strip()
+        body_text(event).strip()
     )
     return (
         start == as_utc(event.start)
@@ -176,18 +184,13 @@ def to_remote_event(found: Mapping[str, Any], uid: str, *, fallback: tzinfo = UT
     """
     start = read_time(found.get("start"), fallback=fallback)
     end = read_time(found.get("end"), fallback=fallback)
-    stamp_text = found.get("lastModifiedDateTime")
     try:
-        stamp = (
-            datetime.fromisoformat(str(stamp_text).replace("Z", "+00:00")[:26] + "+00:00")
-            if stamp_text
-            else start
-        )
-    except ValueError:
+        stamp = _instant(str(found["lastModifiedDateTime"]))
+    except (KeyError, ValueError):
         stamp = start
     vevent = Event.new(
         uid=uid,
-        stamp=as_utc(stamp) if stamp.tzinfo else stamp.replace(tzinfo=UTC),
+        stamp=stamp,
         start=start,
         end=end,
         summary=str(found.get("subject") or ""),
@@ -199,6 +202,13 @@ def to_remote_event(found: Mapping[str, Any], uid: str, *, fallback: tzinfo = UT
     del calendar["UID"]
     ref = ref_of(found)
     return RemoteEvent(ref.href, ref.etag, calendar.to_ical().decode())
+
+
+def _instant(text: str) -> datetime:
+    """An Edm.DateTimeOffset such as ``2019-03-15T16:40:36.4183813Z`` as UTC."""
+    head, dot, rest = text.removesuffix("Z").partition(".")
+    moment = datetime.fromisoformat(head + (dot + rest[:6] if dot else ""))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def spans(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:

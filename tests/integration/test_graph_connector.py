@@ -450,6 +450,30 @@ def test_check_names_an_unreachable_server(fake: FakeGraph) -> None:
         )
 
 
+def test_check_names_an_unknown_tenant(fake: FakeGraph) -> None:
+    connector = open_connector(fake.account(tenant_id="not-our-tenant"), UTC_ZONE, HORIZON)
+    assert connector.check([mailbox(fake, "ada")]) == [
+        f"Graph account 'm365': Entra ID at {fake.base} does not know the tenant "
+        "'not-our-tenant' (tenant_id)"
+    ]
+
+
+@pytest.mark.parametrize("first_use", [True, False])
+def test_an_entra_id_outage_is_unavailable(
+    fake: FakeGraph, graph: GraphConnector, first_use: bool
+) -> None:
+    """A 503 from the OpenID configuration (first use) or from the token endpoint."""
+    ada = mailbox(fake, "ada")
+    if not first_use:
+        graph.check([ada])
+        fake.expire_access_tokens()
+    fake.entra_outage = 503
+    with pytest.raises(Unavailable, match=r"Entra ID at .* is unavailable"):
+        graph.free_busy([ada], START, START + timedelta(hours=1))
+    (line,) = graph.check([ada])
+    assert line.startswith("Graph account 'm365': Entra ID at https://127.0.0.1")
+
+
 def test_a_certificate_authenticates_the_app(fake: FakeGraph, tmp_path: Path) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -577,3 +601,14 @@ def test_date_time_time_zone_is_read_as_utc(value: dict[str, str], expected: dat
 
 def test_an_apostrophe_in_a_uid_is_quoted_in_the_filter() -> None:
     assert "ep/value eq 'o''brien@ptm.test'" in wire.uid_filter("o'brien@ptm.test")
+
+
+def test_a_video_link_outside_the_description_goes_into_the_body(
+    fake: FakeGraph, graph: GraphConnector
+) -> None:
+    ada = mailbox(fake, "ada")
+    event = meeting(video_url="https://meet.school.test/ptm-ada")
+    ref = graph.create_event(ada, event)
+    content = fake.event(ada.calendar, ref.href).body["content"]
+    assert content.startswith(event.description) and content.endswith(event.video_url)
+    assert graph.create_event(ada, event) == ref  # and it says the same on a retry

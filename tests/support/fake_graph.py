@@ -73,6 +73,8 @@ class FakeGraph:
         self.roles: tuple[str, ...] = ALL_ROLES
         self.tokens: dict[str, bool] = {}  # token -> still valid
         self.issue_expired = False
+        #: An HTTP status (5xx) Entra ID answers every request with, while set.
+        self.entra_outage: int | None = None
         self.throttles: list[tuple[int, float]] = []
         self.max_page: int | None = None
         self.force_time_zone: str | None = None
@@ -184,6 +186,8 @@ class FakeGraph:
         }
 
     def openid_configuration(self, tenant: str) -> tuple[int, Any]:
+        if self.entra_outage:
+            return self.entra_outage, w.aad("temporarily_unavailable", 90033, "outage")
         if tenant != TENANT:
             return 400, w.aad("invalid_tenant", 90002, f"Tenant '{tenant}' not found.")
         root = f"{self.base}/{tenant}"
@@ -197,6 +201,8 @@ class FakeGraph:
         }
 
     def token(self, tenant: str, form: dict[str, str]) -> tuple[int, Any]:
+        if self.entra_outage:
+            return self.entra_outage, w.aad("temporarily_unavailable", 90033, "outage")
         if tenant != TENANT:
             return 400, w.aad("invalid_request", 90002, f"Tenant '{tenant}' not found.")
         if form.get("grant_type") != "client_credentials":
