@@ -115,7 +115,7 @@ class GraphConnector:
         self.in_flight = InFlight(4)
         #: getSchedule calls in flight at once (threads), each for another URL mailbox.
         self.workers = 4
-        #: Graph requests sent (token requests are counted by :attr:`tokens`).
+        #: Graph requests sent (token requests to Entra ID aside).
         self.sent = 0
 
     # --- HTTP -----------------------------------------------------------------------------

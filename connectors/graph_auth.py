@@ -114,11 +114,12 @@ class TokenSource:
             # host (a proxy, a test fake) is the administrator's choice: msal then only
             # reads its OpenID configuration (msal: instance_discovery=False).
             discovery = None if host in _MICROSOFT_HOSTS else False
+            credential = self._credential()
             try:
                 self._app = msal.ConfidentialClientApplication(
                     self.account.client_id,
                     authority=self.authority,
-                    client_credential=self._credential(),
+                    client_credential=credential,
                     http_client=self._session,
                     timeout=TIMEOUT,
                     instance_discovery=discovery,
