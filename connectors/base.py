@@ -233,6 +233,7 @@ class Horizon:
 _REGISTRY: dict[str, str] = {
     "caldav": "connectors.caldav:CalDAVConnector",
     "google": "connectors.google:GoogleConnector",
+    "graph": "connectors.graph:GraphConnector",
     "ics": "connectors.ics_feed:IcsFeedConnector",
 }
 

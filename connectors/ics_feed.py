@@ -72,7 +72,9 @@ class IcsFeedConnector:
         self.capabilities = frozenset(caps)
         self.retry = RetryPolicy(attempts=2)
         self._http = requests.Session()
-        self._http.verify = str(account.ca_file) if account.ca_file else True
+        # Given with each request: requests lets REQUESTS_CA_BUNDLE override a session's
+        # verify, which would drop ca_file silently.
+        self._verify: str | bool = str(account.ca_file) if account.ca_file else True
         if account.username and account.password is not None:
             self._http.auth = (account.username, account.password.reveal())
         self._http.headers["Accept"] = "text/calendar, */*;q=0.5"
@@ -99,7 +101,9 @@ class IcsFeedConnector:
 
         def get() -> requests.Response:
             try:
-                reply = self._http.get(url, headers=headers, timeout=TIMEOUT, stream=True)
+                reply = self._http.get(
+                    url, headers=headers, timeout=TIMEOUT, stream=True, verify=self._verify
+                )
             except requests.exceptions.SSLError as exc:
                 raise ConnectorError(
                     f"feed {where}: the server's TLS certificate is not trusted "

@@ -21,6 +21,7 @@ SYSTEMS: dict[str, str] = {
     "xandikos": "tests.contract.system_caldav:start_xandikos_system",
     "ics": "tests.contract.system_ics:start",
     "google": "tests.contract.system_google:start",
+    "graph": "tests.contract.system_graph:start",
 }
 
 
