@@ -196,9 +196,31 @@ def caldav_library_over_ours(options: argparse.Namespace) -> Figure:
     return Figure("caldav_library_over_ours", library / ours, ">=", 1.2)
 
 
+def graph(folder: Path, n: int) -> AbstractContextManager[Setup]:
+    @contextmanager
+    def running() -> Iterator[Setup]:
+        fake_graph = importlib.import_module("tests.support.fake_graph")
+        with fake_graph.running(folder) as fake:
+            mailboxes = [fake.add_mailbox(f"t{i}@bench.example.org") for i in range(n)]
+            keys = fake.account()
+            assert keys.client_secret is not None
+            account = (
+                f'id = "sys"\ntype = "graph"\ntenant_id = "{keys.tenant_id}"\n'
+                f'client_id = "{keys.client_id}"\n'
+                f'client_secret = "{keys.client_secret.reveal()}"\n'
+                f'graph_url = "{keys.graph_url}"\nauthority_url = "{keys.authority_url}"\n'
+                f'ca_file = "{keys.ca_file}"'
+            )
+            batches = math.ceil(n / 20)
+            yield Setup(account, mailboxes, lambda: len(fake.graph_requests()), batches, batches)
+
+    return running()
+
+
 SYSTEMS: dict[str, Callable[[Path, int], AbstractContextManager[Setup]]] = {
     "caldav": caldav,
     "google": google,
+    "graph": graph,
 }
 
 
