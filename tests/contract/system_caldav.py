@@ -31,6 +31,21 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def move_event(server: EmbeddedCalDAV, href: str, start: datetime, end: datetime) -> None:
+    """What a teacher's calendar app does when they drag an event: new times, same object."""
+    url = urljoin(server.url, href)
+    with requests.Session() as http:
+        if server.password:
+            http.auth = (server.username, server.password)
+        calendar = Calendar.from_ical(http.get(url, timeout=10).content)
+        for event in calendar.walk("VEVENT"):
+            for name, value in (("DTSTART", start), ("DTEND", end)):
+                event.pop(name, None)
+                event.add(name, value.astimezone(UTC))
+        reply = http.put(url, data=calendar.to_ical(), headers={"Content-Type": "text/calendar"})
+        reply.raise_for_status()
+
+
 @dataclass
 class CalDAVSystem:
     name: str
@@ -56,25 +71,10 @@ class CalDAVSystem:
             f"STATUS:{status}\nEND:VEVENT\nEND:VCALENDAR\n",
         )
 
-    def _session(self) -> requests.Session:
-        session = requests.Session()
-        if self.server.password:
-            session.auth = (self.server.username, self.server.password)
-        return session
-
     def teacher_moves(
         self, cal: CalendarRef, ref: RemoteRef, start: datetime, end: datetime
     ) -> None:
-        url = urljoin(self.server.url, ref.href)
-        with self._session() as http:
-            calendar = Calendar.from_ical(http.get(url, timeout=10).content)
-            for event in calendar.walk("VEVENT"):
-                for name, value in (("DTSTART", start), ("DTEND", end)):
-                    event.pop(name, None)
-                    event.add(name, value.astimezone(UTC))
-            body = calendar.to_ical()
-            reply = http.put(url, data=body, headers={"Content-Type": "text/calendar"})
-            reply.raise_for_status()
+        move_event(self.server, ref.href, start, end)
 
     def teacher_deletes(self, cal: CalendarRef, ref: RemoteRef) -> None:
         delete_href(self.server, ref.href)

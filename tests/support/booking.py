@@ -347,7 +347,7 @@ class SeededSchool:
             [people[g] for g in invited],
             found,
             interval,
-            fresh=applier.fresh(session, period.id),
+            fresh=applier.fresh(session, period.id, t.account),
         )
         decision = applier.handle(session, draft, Offer(slot=interval))
         if decision.after is None or decision.after.id is None:
