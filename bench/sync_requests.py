@@ -46,7 +46,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import Figure, run, say  # noqa: E402
+from _common import Figure, run, say
 
 PERIOD = 'windows = ["2027-04-13T15:00/19:00"]'
 
