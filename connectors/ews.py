@@ -1,0 +1,490 @@
+"""Exchange on premises through EWS (``exchangelib``): GetUserAvailability, SyncFolderItems,
+Create / Update / DeleteItem with ``SEND_TO_NONE``.
+
+Each teacher's ``calendar`` is a mailbox address; the account's login reaches it by
+impersonation (the ApplicationImpersonation role; Microsoft, "Impersonation and EWS in
+Exchange").  Events we write carry our UID twice: in ``calendar:UID`` and in a named extended
+property ``ptm-sync-uid`` (PS_PUBLIC_STRINGS), because EWS cannot restrict a FindItem on
+``calendar:UID``; the property finds an event on a create retry and tells our events from the
+teacher's in the change feed.
+
+Requests per operation (Exchange 2016 schema, fixed: no version-guessing request):
+
+* ``free_busy``: one GetUserAvailability per 100 mailboxes (the most one request may name,
+  "GetUserAvailability operation") per window of at most 42 days ("TimeWindow": the default
+  maximum; longer ranges are split).
+* first use of a mailbox's calendar in this connector: two GetFolder (root, calendar).
+* ``changes``: SyncFolderItems pages (``page_size`` changes each) until
+  ``IncludesLastItemInRange``.
+* ``create_event``: FindItem on the property (+ GetItem when found) + CreateItem.
+* ``update_event``: UpdateItem (ConflictResolution NeverOverwrite on the ChangeKey); on a
+  conflict one GetItem to see whether the item already says the same.
+* ``delete_event``: GetItem (the change key) + DeleteItem.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from exchangelib import (
+    IMPERSONATION,
+    Account,
+    Body,
+    CalendarItem,
+    EWSDateTime,
+    ExtendedProperty,
+)
+from exchangelib import UTC as EWS_UTC
+from exchangelib import errors as ews_errors
+from exchangelib.items import NEVER_OVERWRITE, SEND_TO_NONE
+from exchangelib.properties import (
+    DaylightTime,
+    FreeBusyViewOptions,
+    MailboxData,
+    StandardTime,
+    TimeWindow,
+)
+from exchangelib.properties import TimeZone as AvailabilityTimeZone
+from exchangelib.protocol import Protocol
+from exchangelib.services import GetUserAvailability
+
+from connectors.base import (
+    CalendarRef,
+    Capability,
+    ChangeSet,
+    Horizon,
+    MeetingEvent,
+    RemoteEvent,
+    RemoteRef,
+)
+from connectors.ews_session import (
+    make_configuration,
+    make_credentials,
+    no_right,
+    refused,
+    translate,
+)
+from connectors.ical import meeting_to_ical
+from connectors.throttle import RetryPolicy
+from ptm_sync.config import AccountConfig
+from ptm_sync.errors import (
+    AuthFailed,
+    NotFound,
+    PtmError,
+    Unavailable,
+    WrongEtag,
+)
+from ptm_sync.model import Busy
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: GetUserAvailability: at most 100 mailboxes per request and a 42-day TimeWindow.
+MAX_MAILBOXES = 100
+MAX_WINDOW = timedelta(days=42)
+#: SyncFolderItems MaxChangesReturned (1..512).
+PAGE_SIZE = 100
+#: BusyType values that are busy time (Free, WorkingElsewhere and NoData are not).
+BUSY_TYPES = {"Busy": False, "OOF": False, "Tentative": True}
+#: The fields we read back from an item (FindItem / SyncFolderItems cannot return Body).
+SYNC_FIELDS = ("subject", "start", "end", "location", "sensitivity", "is_cancelled", "ptm_uid")
+STAMP = datetime(2000, 1, 1, tzinfo=UTC)
+UTC_ZONE = ZoneInfo("UTC")
+
+
+class PtmUid(ExtendedProperty):  # type: ignore[misc]
+    """The named property holding the :attr:`MeetingEvent.uid` of an event we wrote."""
+
+    distinguished_property_set_id = "PublicStrings"
+    property_name = "ptm-sync-uid"
+    property_type = "String"
+
+
+try:
+    CalendarItem.register("ptm_uid", PtmUid)
+except ValueError:  # registered already (the module was reloaded)
+    pass
+
+
+def _utc_timezone() -> AvailabilityTimeZone:
+    """The availability TimeZone element for UTC (no daylight saving): times in the
+    request and the answer are UTC, and no GetServerTimeZones request is needed."""
+
+    def rule(cls: Any) -> Any:
+        return cls(bias=0, time=time(0), occurrence=1, iso_month=1, weekday=1)
+
+    return AvailabilityTimeZone(
+        bias=0, standard_time=rule(StandardTime), daylight_time=rule(DaylightTime)
+    )
+
+
+def _ews_time(value: datetime) -> EWSDateTime:
+    return EWSDateTime.from_datetime(value.astimezone(UTC)).astimezone(EWS_UTC)
+
+
+class EWSConnector:
+    """An Exchange (EWS) account; see :class:`connectors.base.CalendarConnector`.
+
+    ``retry`` is the :class:`RetryPolicy` for ErrorServerBusy and HTTP 429/503 (a test may
+    replace it); ``page_size`` is SyncFolderItems' MaxChangesReturned.
+    """
+
+    kind = "ews"
+    capabilities = frozenset({Capability.SERVER_FREE_BUSY, Capability.CHANGE_FEED})
+
+    def __init__(self, account: AccountConfig, tz: ZoneInfo, horizon: Horizon) -> None:
+        self.account = account
+        self.tz = tz
+        self.horizon = horizon
+        self.retry = RetryPolicy()
+        self.page_size = PAGE_SIZE
+        self._credentials = make_credentials(account)
+        self._config = make_configuration(account, self._credentials)
+        self._accounts: dict[str, Account] = {}
+        self._calendars: dict[str, Any] = {}
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        """``call()`` with exchangelib's failures translated, a refused OAuth token renewed
+        once, and short server back-offs waited out (``self.retry``)."""
+
+        def attempt() -> T:
+            renewed = False
+            while True:
+                try:
+                    return call()
+                except ews_errors.UnauthorizedError as exc:
+                    if self.account.auth != "oauth" or renewed:
+                        raise refused(self.account) from exc
+                    renewed = True
+                    self._renew_token()
+                except PtmError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - every library failure is translated
+                    raise translate(exc, self.account, what) from exc
+
+        return self.retry.run(attempt)
+
+    def _renew_token(self) -> None:
+        """Drop the access token and the sessions holding it: the next request fetches one."""
+        log.info("EWS account %s: access token refused, fetching a new one", self.account.id)
+        self._credentials.access_token = None
+        self._protocol().close()
+
+    def _protocol(self) -> Any:
+        # Protocol instances are cached by exchangelib per endpoint and credentials.
+        return Protocol(config=self._config)
+
+    def _mailbox(self, mailbox: str) -> Account:
+        found = self._accounts.get(mailbox.lower())
+        if found is None:
+            found = Account(
+                primary_smtp_address=mailbox,
+                config=self._config,
+                autodiscover=False,
+                access_type=IMPERSONATION,
+                default_timezone=EWS_UTC,
+            )
+            self._accounts[mailbox.lower()] = found
+        return found
+
+    def _calendar(self, mailbox: str) -> Any:
+        found = self._calendars.get(mailbox.lower())
+        if found is None:
+            found = self._mailbox(mailbox).calendar
+            self._calendars[mailbox.lower()] = found
+        return found
+
+    # --- free/busy --------------------------------------------------------------------
+
+    def free_busy(
+        self, calendars: Sequence[CalendarRef], start: datetime, end: datetime
+    ) -> dict[CalendarRef, list[Busy]]:
+        """Busy spans per calendar from GetUserAvailability (``FreeBusy`` view).
+
+        Batches of 100 mailboxes, windows of 42 days.  BusyType Busy and OOF are busy,
+        Tentative is ``Busy(tentative=True)``; Free, WorkingElsewhere and NoData are not.
+
+        Raises:
+            NotFound: Exchange does not know a mailbox (ErrorMailRecipientNotFound); the
+                message names it.
+        """
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        found: dict[CalendarRef, list[Busy]] = {ref: [] for ref in calendars}
+        refs = list(dict.fromkeys(calendars))
+        window_start = start
+        while window_start < end:
+            window_end = min(end, window_start + MAX_WINDOW)
+            for first in range(0, len(refs), MAX_MAILBOXES):
+                batch = refs[first : first + MAX_MAILBOXES]
+                views = self._call(
+                    "free/busy", lambda b=batch, s=window_start, e=window_end: self._views(b, s, e)
+                )
+                for ref, view in zip(batch, views, strict=True):
+                    if isinstance(view, Exception):
+                        if isinstance(view, ews_errors.ErrorMailRecipientNotFound | ews_errors.ErrorNonExistentMailbox):
+                            raise NotFound(f"mailbox {ref.calendar}: not found on Exchange")
+                        raise translate(view, self.account, f"free/busy of {ref.calendar}")
+                    found[ref].extend(_busy(view, window_start, window_end))
+            window_start = window_end
+        return found
+
+    def _views(self, batch: Sequence[CalendarRef], start: datetime, end: datetime) -> list[Any]:
+        service = GetUserAvailability(protocol=self._protocol(), chunk_size=MAX_MAILBOXES)
+        return list(
+            service.call(
+                tzinfo=EWS_UTC,
+                mailbox_data=[
+                    MailboxData(email=ref.calendar, attendee_type="Required", exclude_conflicts=False)
+                    for ref in batch
+                ],
+                timezone=_utc_timezone(),
+                free_busy_view_options=FreeBusyViewOptions(
+                    time_window=TimeWindow(start=_ews_time(start), end=_ews_time(end)),
+                    merged_free_busy_interval=30,
+                    requested_view="FreeBusy",
+                ),
+            )
+        )
+
+    # --- change feed ------------------------------------------------------------------
+
+    def changes(self, calendar: CalendarRef, token: str | None) -> ChangeSet:
+        """Our events in the mailbox's calendar from SyncFolderItems since ``token`` (a
+        sync state; None: all, ``full``).  A deleted item is in ``removed`` by ItemId (EWS
+        does not say whose it was); a cancelled one of ours too.
+
+        Raises:
+            SyncTokenInvalid: ErrorInvalidSyncStateData.
+            NotFound: the mailbox does not exist.
+        """
+        what = f"calendar of {calendar.calendar}"
+
+        def run() -> ChangeSet:
+            folder = self._calendar(calendar.calendar)
+            changed: list[RemoteEvent] = []
+            removed: list[str] = []
+            for change, item in folder.sync_items(
+                sync_state=token, only_fields=list(SYNC_FIELDS), max_changes_returned=self.page_size
+            ):
+                if change == "delete":
+                    removed.append(item.id)
+                elif change in ("create", "update") and getattr(item, "ptm_uid", None):
+                    if item.is_cancelled:
+                        removed.append(item.id)
+                    elif self._in_horizon(item):
+                        changed.append(RemoteEvent(item.id, item.changekey, _ics(item)))
+            return ChangeSet(folder.item_sync_state, tuple(changed), tuple(removed), token is None)
+
+        return self._call(what, run)
+
+    def _in_horizon(self, item: Any) -> bool:
+        return bool(item.start < self.horizon.end and item.end > self.horizon.start)
+
+    # --- writes -----------------------------------------------------------------------
+
+    def _fields(self, event: MeetingEvent) -> dict[str, Any]:
+        return {
+            "subject": event.summary,
+            "body": Body(_body(event)),
+            "location": event.location or None,
+            "start": _ews_time(event.start),
+            "end": _ews_time(event.end),
+            "sensitivity": "Private" if event.private else "Normal",
+            "legacy_free_busy_status": "Busy",
+            "reminder_is_set": False,
+        }
+
+    def _find(self, mailbox: str, uid: str) -> Any | None:
+        folder = self._calendar(mailbox)
+        ids = list(folder.filter(ptm_uid=uid).only("id", "changekey"))
+        if not ids:
+            return None
+        items = list(self._mailbox(mailbox).fetch(ids=ids[:1]))
+        return items[0] if items and not isinstance(items[0], Exception) else None
+
+    def create_event(self, calendar: CalendarRef, event: MeetingEvent) -> RemoteRef:
+        """CreateItem in the mailbox's calendar, no attendees, SendMeetingInvitations
+        SendToNone, sensitivity Private; a retry finds the event by its ``ptm-sync-uid``.
+
+        Raises:
+            NotFound: the mailbox does not exist.
+            WrongEtag: the existing event changed while we updated it.
+        """
+        what = f"calendar of {calendar.calendar}"
+
+        def run() -> RemoteRef:
+            existing = self._find(calendar.calendar, event.uid)
+            if existing is not None:
+                if _says(existing, event):
+                    return RemoteRef(existing.id, existing.changekey)
+                return self._update(calendar, RemoteRef(existing.id, existing.changekey), event)
+            item = CalendarItem(
+                account=self._mailbox(calendar.calendar),
+                folder=self._calendar(calendar.calendar),
+                uid=event.uid,
+                ptm_uid=event.uid,
+                **self._fields(event),
+            )
+            item.save(send_meeting_invitations=SEND_TO_NONE)
+            return RemoteRef(item.id, item.changekey)
+
+        return self._call(what, run)
+
+    def update_event(self, calendar: CalendarRef, ref: RemoteRef, event: MeetingEvent) -> RemoteRef:
+        """UpdateItem on ``ref`` (ItemId, ChangeKey) with ConflictResolution NeverOverwrite and
+        SendMeetingInvitationsOrCancellations SendToNone.
+
+        Raises:
+            WrongEtag: ErrorIrresolvableConflict and the item says something else now.
+            NotFound: ErrorItemNotFound.
+        """
+        return self._call(f"event in {calendar.calendar}", lambda: self._update(calendar, ref, event))
+
+    def _update(self, calendar: CalendarRef, ref: RemoteRef, event: MeetingEvent) -> RemoteRef:
+        account = self._mailbox(calendar.calendar)
+        fields = self._fields(event)
+        item = CalendarItem(account=account, id=ref.href, changekey=ref.etag, **fields)
+        try:
+            item.save(
+                update_fields=list(fields),
+                conflict_resolution=NEVER_OVERWRITE,
+                send_meeting_invitations=SEND_TO_NONE,
+            )
+        except ews_errors.ErrorIrresolvableConflict as exc:
+            current = self._get(calendar, ref.href)
+            if current is not None and _says(current, event):
+                return RemoteRef(current.id, current.changekey)
+            raise WrongEtag(f"event in {calendar.calendar}: changed since {ref.etag}") from exc
+        except ews_errors.ErrorItemNotFound as exc:
+            raise NotFound(f"event in {calendar.calendar}: gone from the calendar") from exc
+        return RemoteRef(item.id, item.changekey)
+
+    def _get(self, calendar: CalendarRef, href: str) -> Any | None:
+        found = list(self._mailbox(calendar.calendar).fetch(ids=[(href, None)]))
+        if not found or isinstance(found[0], ews_errors.ErrorItemNotFound):
+            return None
+        if isinstance(found[0], Exception):
+            raise found[0]
+        return found[0]
+
+    def delete_event(self, calendar: CalendarRef, ref: RemoteRef) -> None:
+        """DeleteItem (HardDelete, SendMeetingCancellations SendToNone) after a GetItem that
+        compares the ChangeKey (DeleteItem itself takes no condition); absent = success.
+
+        Raises:
+            WrongEtag: the item's ChangeKey is no longer ``ref.etag``.
+        """
+
+        def run() -> None:
+            current = self._get(calendar, ref.href)
+            if current is None:
+                return
+            if ref.etag is not None and current.changekey != ref.etag:
+                raise WrongEtag(f"event in {calendar.calendar}: changed since {ref.etag}")
+            try:
+                current.delete(send_meeting_cancellations=SEND_TO_NONE)
+            except ews_errors.ErrorItemNotFound:
+                return
+
+        self._call(f"event in {calendar.calendar}", run)
+
+    # --- check ------------------------------------------------------------------------
+
+    def check(self, calendars: Iterable[CalendarRef] = ()) -> list[str]:
+        """One line per problem: refused password / token, no impersonation right on a
+        mailbox, unknown mailbox, unreachable server.  Each calendar costs its two
+        GetFolder requests; without calendars one GetUserAvailability for the login."""
+        name = f"account {self.account.id!r}"
+        refs = list(calendars)
+        problems: list[str] = []
+        try:
+            if not refs:
+                self._call("the login", lambda: self._protocol().get_timezones(timezones=[EWS_UTC]))
+        except PtmError as exc:
+            return [f"{name}: {exc}"]
+        for ref in refs:
+            try:
+                self._call(f"mailbox {ref.calendar}", lambda r=ref: self._calendar(r.calendar))
+            except AuthFailed as exc:
+                if "refused" in str(exc):
+                    return [f"{name}: {exc}"]
+                problems.append(f"{name}: {no_right(self.account, ref.calendar)}")
+            except NotFound:
+                problems.append(f"{name}: mailbox {ref.calendar} not found on Exchange")
+            except Unavailable as exc:
+                return [f"{name}: {exc}"]
+            except PtmError as exc:
+                problems.append(f"{name}: mailbox {ref.calendar}: {exc}")
+        return problems
+
+    def close(self) -> None:
+        self._protocol().close()
+
+
+def _busy(view: Any, start: datetime, end: datetime) -> list[Busy]:
+    spans = []
+    for event in view.calendar_events or ():
+        tentative = BUSY_TYPES.get(event.busy_type)
+        if tentative is None:
+            continue
+        first = max(_utc(event.start), start)
+        last = min(_utc(event.end), end)
+        if first < last:
+            spans.append(Busy(first, last, tentative=tentative))
+    return spans
+
+
+def _utc(value: datetime) -> datetime:
+    """A plain UTC datetime from exchangelib's EWSDateTime."""
+    return datetime.fromtimestamp(value.timestamp(), tz=UTC)
+
+
+def _text(value: Any) -> str:
+    return str(value) if value is not None else ""
+
+
+def _as_meeting(item: Any) -> MeetingEvent:
+    return MeetingEvent(
+        uid=item.ptm_uid,
+        start=_utc(item.start),
+        end=_utc(item.end),
+        summary=_text(item.subject),
+        description=_text(getattr(item, "body", None)),
+        location=_text(item.location),
+        status="CANCELLED" if item.is_cancelled else "CONFIRMED",
+        private=item.sensitivity == "Private",
+    )
+
+
+def _ics(item: Any) -> str:
+    """The VCALENDAR of one of our items (UTC times; no DESCRIPTION: SyncFolderItems does
+    not return the body)."""
+    event = _as_meeting(item)
+    return meeting_to_ical(event, UTC_ZONE, stamp=STAMP).to_ical().decode()
+
+
+def _body(event: MeetingEvent) -> str:
+    """The item body: the description, and the video link when it does not hold it yet."""
+    if event.video_url and event.video_url not in event.description:
+        return f"{event.description}\n\n{event.video_url}".strip()
+    return event.description
+
+
+def _says(item: Any, event: MeetingEvent) -> bool:
+    """Whether the stored item (read with GetItem, body included) already says ``event``."""
+    stored = _as_meeting(item)
+    return (
+        stored.start == event.start.astimezone(UTC)
+        and stored.end == event.end.astimezone(UTC)
+        and stored.summary == event.summary
+        and stored.location == event.location
+        and stored.description.strip() == _body(event).strip()
+        and stored.private == event.private
+        and not item.is_cancelled
+    )
