@@ -149,7 +149,7 @@ class EWSConnector:
 
     # --- plumbing ---------------------------------------------------------------------
 
-    def _call(self, what: str, call: Callable[[], T]) -> T:
+    def _call(self, what: str, call: Callable[[], T], *, once: bool = False) -> T:
         """``call()`` with exchangelib's failures translated, a refused OAuth token renewed
         once, and short server back-offs waited out (``self.retry``)."""
 
@@ -168,7 +168,7 @@ class EWSConnector:
                 except Exception as exc:  # noqa: BLE001 - every library failure is translated
                     raise translate(exc, self.account, what) from exc
 
-        return self.retry.run(attempt)
+        return attempt() if once else self.retry.run(attempt)
 
     def _renew_token(self) -> None:
         """Drop the access token and the sessions holding it: the next request fetches one."""
@@ -267,6 +267,7 @@ class EWSConnector:
 
         def run() -> ChangeSet:
             folder = self._calendar(calendar.calendar)
+            folder.item_sync_state = token  # (exchangelib would resume from the last state)
             changed: list[RemoteEvent] = []
             removed: list[str] = []
             for change, item in folder.sync_items(
@@ -405,22 +406,26 @@ class EWSConnector:
         problems: list[str] = []
         try:
             if not refs:
-                self._call("the login", lambda: self._protocol().get_timezones(timezones=[EWS_UTC]))
+                self._call(
+                    "the login",
+                    lambda: self._protocol().get_timezones(timezones=[EWS_UTC]),
+                    once=True,
+                )
         except PtmError as exc:
             return [f"{name}: {exc}"]
         for ref in refs:
             try:
-                self._call(f"mailbox {ref.calendar}", lambda r=ref: self._calendar(r.calendar))
+                self._call(
+                    f"mailbox {ref.calendar}", lambda r=ref: self._calendar(r.calendar), once=True
+                )
+            except NotFound:
+                problems.append(f"{name}: mailbox {ref.calendar} not found on Exchange")
             except AuthFailed as exc:
                 if "refused" in str(exc):
                     return [f"{name}: {exc}"]
                 problems.append(f"{name}: {no_right(self.account, ref.calendar)}")
-            except NotFound:
-                problems.append(f"{name}: mailbox {ref.calendar} not found on Exchange")
-            except Unavailable as exc:
+            except PtmError as exc:  # unreachable, TLS: the whole account
                 return [f"{name}: {exc}"]
-            except PtmError as exc:
-                problems.append(f"{name}: mailbox {ref.calendar}: {exc}")
         return problems
 
     def close(self) -> None:

@@ -42,7 +42,7 @@ from exchangelib import (
 )
 from exchangelib import errors as ews_errors
 from exchangelib.protocol import BaseProtocol
-from oauthlib.oauth2 import OAuth2Error
+from oauthlib.oauth2 import InsecureTransportError, OAuth2Error
 
 from connectors.throttle import parse_retry_after
 from ptm_sync.config import AccountConfig
@@ -210,6 +210,10 @@ def translate(exc: BaseException, account: AccountConfig, what: str) -> PtmError
         return Unavailable(f"Exchange is busy ({what})", retry_after=exc.back_off)
     if isinstance(exc, ews_errors.UnauthorizedError):
         return refused(account)
+    if isinstance(exc, PermissionError) and account.auth == "ntlm":
+        return refused(account)  # requests_ntlm: the server sent no NTLM challenge
+    if isinstance(exc, InsecureTransportError):
+        return ConnectorError(f"token_url {account.token_url} is not https: OAuth needs TLS")
     if isinstance(exc, OAuth2Error):
         return AuthFailed(
             f"the token endpoint refused the client secret of app {account.client_id} "
@@ -242,6 +246,14 @@ def translate(exc: BaseException, account: AccountConfig, what: str) -> PtmError
         | requests.Timeout,
     ):
         return Unavailable(f"cannot reach Exchange at {account.url} ({what})")
+    if isinstance(
+        exc,
+        ews_errors.ResponseMessageError
+        | ews_errors.SOAPError
+        | ews_errors.MalformedResponseError
+        | ews_errors.RedirectError,
+    ):
+        return ConnectorError(f"{what}: Exchange answered {type(exc).__name__}")
     if isinstance(exc, ews_errors.TransportError):
         text = str(exc)
         if "CERTIFICATE_VERIFY_FAILED" in text or "SSLError" in text:
@@ -250,8 +262,6 @@ def translate(exc: BaseException, account: AccountConfig, what: str) -> PtmError
                 f"private certificate authority)"
             )
         return Unavailable(f"cannot reach Exchange at {account.url} ({what})")
-    if isinstance(exc, ews_errors.ResponseMessageError | ews_errors.EWSError):
-        return ConnectorError(f"{what}: Exchange answered {type(exc).__name__}")
     return ConnectorError(f"{what}: {type(exc).__name__}")
 
 

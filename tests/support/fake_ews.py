@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +33,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from lxml import etree
+
+from tests.support.mailservers import TlsMaterial
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
@@ -129,7 +130,7 @@ class FakeEWS:
         password: str = "s3cret",
         client_id: str = "ews-app",
         client_secret: str = "app-s3cret",
-        tls_dir: Path | None = None,
+        tls: TlsMaterial | None = None,
     ) -> None:
         self.username, self.password = username, password
         self.client_id, self.client_secret = client_id, client_secret
@@ -139,6 +140,7 @@ class FakeEWS:
         self.token_requests: list[dict[str, list[str]]] = []
         self.auth_headers: list[str] = []
         self.tokens: set[str] = set()
+        self.refuse_tokens = False  # every access token is refused (as if revoked at once)
         self.page_size = 512  # the most SyncFolderItems returns in one answer
         self.generation = 1
         self._busy: list[int] = []  # BackOffMilliseconds of the next ErrorServerBusy faults
@@ -146,7 +148,7 @@ class FakeEWS:
         self._seq = itertools.count(1)
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
-        self._tls_dir = tls_dir
+        self._tls = tls
         self._server: ThreadingHTTPServer | None = None
 
     # --- the tester's hands -------------------------------------------------------------
@@ -191,9 +193,14 @@ class FakeEWS:
         return [r for r in self.log if r.action == name]
 
     @property
+    def ca_file(self) -> Path | None:
+        """The PEM of the CA that signed the fake's certificate (None: plain HTTP)."""
+        return self._tls.ca_file if self._tls else None
+
+    @property
     def url(self) -> str:
         assert self._server is not None
-        scheme = "https" if self._tls_dir else "http"
+        scheme = "https" if self._tls else "http"
         return f"{scheme}://127.0.0.1:{self._server.server_address[1]}{EWS_PATH}"
 
     @property
@@ -239,9 +246,8 @@ class FakeEWS:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        if self._tls_dir:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(self._tls_dir / "cert.pem", self._tls_dir / "key.pem")
+        if self._tls:
+            context = self._tls.server_context()
             self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
@@ -258,7 +264,10 @@ class FakeEWS:
         auth = headers.get("Authorization", "")
         self.auth_headers.append(auth.split(" ", 1)[0])
         if not self._authorized(auth):
-            challenge = {"WWW-Authenticate": 'Basic realm="127.0.0.1"', "Content-Type": "text/plain"}
+            # Exchange offers NTLM and (where enabled) Basic; an NTLM Negotiate gets no
+            # challenge here (the handshake is not implemented), so the client gives up.
+            offer = "" if auth.startswith("NTLM ") else 'NTLM, Basic realm="127.0.0.1"'
+            challenge = {"WWW-Authenticate": offer, "Content-Type": "text/plain"}
             return 401, challenge, b"401 Unauthorized"
         with self._lock:
             if self._http:
@@ -297,7 +306,7 @@ class FakeEWS:
                 return False
             return user == self.username and password == self.password
         if scheme == "Bearer":
-            return value in self.tokens
+            return value in self.tokens and not self.refuse_tokens
         return False
 
     def _token(self, data: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -500,7 +509,10 @@ class FakeEWS:
             except ValueError:
                 valid = False
             if not valid:
-                message = _message("SyncFolderItems", ItemError("ErrorInvalidSyncStateData", "Invalid synchronization state data."))
+                error = ItemError("ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid.")
+                message = _message("SyncFolderItems", error)
+                etree.SubElement(message, _m("SyncState"))
+                etree.SubElement(message, _m("IncludesLastItemInRange")).text = "true"
                 return _response("SyncFolderItems", [message])
         limit = min(int(op.findtext(_m("MaxChangesReturned")) or 512), self.page_size)
         changes: list[tuple[int, str, Any]] = []
