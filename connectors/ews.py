@@ -24,9 +24,11 @@ Requests per operation (Exchange 2016 schema, fixed: no version-guessing request
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
+from functools import partial
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -75,7 +77,6 @@ from ptm_sync.errors import (
     AuthFailed,
     NotFound,
     PtmError,
-    Unavailable,
     WrongEtag,
 )
 from ptm_sync.model import Busy
@@ -96,7 +97,7 @@ STAMP = datetime(2000, 1, 1, tzinfo=UTC)
 UTC_ZONE = ZoneInfo("UTC")
 
 
-class PtmUid(ExtendedProperty):  # type: ignore[misc]
+class PtmUid(ExtendedProperty):
     """The named property holding the :attr:`MeetingEvent.uid` of an event we wrote."""
 
     distinguished_property_set_id = "PublicStrings"
@@ -104,10 +105,8 @@ class PtmUid(ExtendedProperty):  # type: ignore[misc]
     property_type = "String"
 
 
-try:
+with contextlib.suppress(ValueError):  # registered already (the module was reloaded)
     CalendarItem.register("ptm_uid", PtmUid)
-except ValueError:  # registered already (the module was reloaded)
-    pass
 
 
 def _utc_timezone() -> AvailabilityTimeZone:
@@ -165,7 +164,7 @@ class EWSConnector:
                     self._renew_token()
                 except PtmError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - every library failure is translated
+                except Exception as exc:
                     raise translate(exc, self.account, what) from exc
 
         return attempt() if once else self.retry.run(attempt)
@@ -223,11 +222,15 @@ class EWSConnector:
             for first in range(0, len(refs), MAX_MAILBOXES):
                 batch = refs[first : first + MAX_MAILBOXES]
                 views = self._call(
-                    "free/busy", lambda b=batch, s=window_start, e=window_end: self._views(b, s, e)
+                    "free/busy", partial(self._views, batch, window_start, window_end)
                 )
                 for ref, view in zip(batch, views, strict=True):
                     if isinstance(view, Exception):
-                        if isinstance(view, ews_errors.ErrorMailRecipientNotFound | ews_errors.ErrorNonExistentMailbox):
+                        if isinstance(
+                            view,
+                            ews_errors.ErrorMailRecipientNotFound
+                            | ews_errors.ErrorNonExistentMailbox,
+                        ):
                             raise NotFound(f"mailbox {ref.calendar}: not found on Exchange")
                         raise translate(view, self.account, f"free/busy of {ref.calendar}")
                     found[ref].extend(_busy(view, window_start, window_end))
@@ -240,7 +243,9 @@ class EWSConnector:
             service.call(
                 tzinfo=EWS_UTC,
                 mailbox_data=[
-                    MailboxData(email=ref.calendar, attendee_type="Required", exclude_conflicts=False)
+                    MailboxData(
+                        email=ref.calendar, attendee_type="Required", exclude_conflicts=False
+                    )
                     for ref in batch
                 ],
                 timezone=_utc_timezone(),
@@ -345,7 +350,9 @@ class EWSConnector:
             WrongEtag: ErrorIrresolvableConflict and the item says something else now.
             NotFound: ErrorItemNotFound.
         """
-        return self._call(f"event in {calendar.calendar}", lambda: self._update(calendar, ref, event))
+        return self._call(
+            f"event in {calendar.calendar}", lambda: self._update(calendar, ref, event)
+        )
 
     def _update(self, calendar: CalendarRef, ref: RemoteRef, event: MeetingEvent) -> RemoteRef:
         account = self._mailbox(calendar.calendar)
@@ -416,7 +423,7 @@ class EWSConnector:
         for ref in refs:
             try:
                 self._call(
-                    f"mailbox {ref.calendar}", lambda r=ref: self._calendar(r.calendar), once=True
+                    f"mailbox {ref.calendar}", partial(self._calendar, ref.calendar), once=True
                 )
             except NotFound:
                 problems.append(f"{name}: mailbox {ref.calendar} not found on Exchange")

@@ -101,13 +101,24 @@ def trust_ca_for(url: str, ca_file: Path) -> None:
 class CaBundleAdapter(requests.adapters.HTTPAdapter):
     """Verifies TLS always; with the CA bundle registered for the request's origin."""
 
-    def send(self, request: Any, stream: bool = False, timeout: Any = None, verify: Any = True,
-             cert: Any = None, proxies: Any = None) -> requests.Response:  # fmt: skip
+    def send(
+        self,
+        request: Any,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
         bundle = _bundles.get(_origin(request.url or ""))
         return super().send(
-            request, stream=stream, timeout=timeout, verify=bundle or True, cert=cert,
+            request,
+            stream=stream,
+            timeout=timeout,
+            verify=bundle or True,
+            cert=cert,
             proxies=proxies,
-        )  # fmt: skip
+        )
 
 
 BaseProtocol.HTTP_ADAPTER_CLS = CaBundleAdapter
@@ -116,7 +127,7 @@ BaseProtocol.HTTP_ADAPTER_CLS = CaBundleAdapter
 # --- credentials and retries -------------------------------------------------------------
 
 
-class TokenUrlCredentials(OAuth2Credentials):  # type: ignore[misc]
+class TokenUrlCredentials(OAuth2Credentials):
     """Client credentials whose token endpoint is ``token_url`` instead of Microsoft's."""
 
     def __init__(self, *, token_url: str, **kwargs: Any) -> None:
@@ -128,7 +139,7 @@ class TokenUrlCredentials(OAuth2Credentials):  # type: ignore[misc]
         return self._token_url
 
 
-class FailFastWithRetryAfter(FailFast):  # type: ignore[misc]
+class FailFastWithRetryAfter(FailFast):
     """exchangelib's fail-fast policy, keeping the server's ``Retry-After`` on 429 and 503.
 
     (The plain :class:`exchangelib.FailFast` turns 503 into a transient error without the
@@ -216,8 +227,7 @@ def translate(exc: BaseException, account: AccountConfig, what: str) -> PtmError
         return ConnectorError(f"token_url {account.token_url} is not https: OAuth needs TLS")
     if isinstance(exc, OAuth2Error):
         return AuthFailed(
-            f"the token endpoint refused the client secret of app {account.client_id} "
-            f"({exc.error})"
+            f"the token endpoint refused the client secret of app {account.client_id} ({exc.error})"
         )
     if isinstance(exc, ews_errors.ErrorInvalidSyncStateData):
         return SyncTokenInvalid(f"{what}: Exchange no longer accepts the sync state")

@@ -38,9 +38,13 @@ def account_config(fake: FakeEWS, **keys: object) -> AccountConfig:
     }
     if keys.get("auth") in ("basic", "ntlm"):
         values.update(
-            client_id="", client_secret=None, tenant_id="", token_url="",
-            username=fake.username, password=Secret(key="password", value=fake.password),
-        )  # fmt: skip
+            client_id="",
+            client_secret=None,
+            tenant_id="",
+            token_url="",
+            username=fake.username,
+            password=Secret(key="password", value=fake.password),
+        )
     values.update(keys)
     return AccountConfig(**values)  # type: ignore[arg-type]
 
@@ -64,7 +68,9 @@ class EWSSystem:
     ) -> None:
         self.fake.add_appointment(cal.calendar, start, end, "Tentative" if tentative else "Busy")
 
-    def teacher_moves(self, cal: CalendarRef, ref: RemoteRef, start: datetime, end: datetime) -> None:
+    def teacher_moves(
+        self, cal: CalendarRef, ref: RemoteRef, start: datetime, end: datetime
+    ) -> None:
         self.fake.move(cal.calendar, ref.href, start, end)
 
     def teacher_deletes(self, cal: CalendarRef, ref: RemoteRef) -> None:

@@ -43,6 +43,7 @@ E = "http://schemas.microsoft.com/exchange/services/2006/errors"
 EWS_PATH = "/EWS/Exchange.asmx"
 MAX_MAILBOXES = 100
 MAX_WINDOW = timedelta(days=42)
+BUSY_TEXT = "The server cannot service this request right now. Try again later."
 BUSY = ("Busy", "Tentative", "OOF", "WorkingElsewhere")
 
 
@@ -161,8 +162,13 @@ class FakeEWS:
         self, address: str, start: datetime, end: datetime, status: str = "Busy"
     ) -> Item:
         """The teacher's own appointment (no ptm-sync property)."""
-        props = {"Subject": "Own appointment", "Start": _iso(start), "End": _iso(end),
-                 "LegacyFreeBusyStatus": status, "IsCancelled": "false"}  # fmt: skip
+        props = {
+            "Subject": "Own appointment",
+            "Start": _iso(start),
+            "End": _iso(end),
+            "LegacyFreeBusyStatus": status,
+            "IsCancelled": "false",
+        }
         return self._store(self.add_mailbox(address), props)
 
     def move(self, address: str, item_id: str, start: datetime, end: datetime) -> None:
@@ -256,7 +262,9 @@ class FakeEWS:
             self._server.shutdown()
             self._server.server_close()
 
-    def answer(self, path: str, headers: dict[str, str], data: bytes) -> tuple[int, dict[str, str], bytes]:
+    def answer(
+        self, path: str, headers: dict[str, str], data: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         if path.endswith("/oauth2/v2.0/token"):
             return self._token(data)
         if path != EWS_PATH:
@@ -281,15 +289,16 @@ class FakeEWS:
             return 400, {"Content-Type": "text/plain"}, b"bad SOAP"
         mailbox = ""
         if header is not None:
-            found = header.find(f"{_t('ExchangeImpersonation')}/{_t('ConnectingSID')}/{_t('PrimarySmtpAddress')}")
+            found = header.find(
+                f"{_t('ExchangeImpersonation')}/{_t('ConnectingSID')}/{_t('PrimarySmtpAddress')}"
+            )
             mailbox = (found.text or "").lower() if found is not None else ""
         action = etree.QName(operation).localname
         with self._lock:
             self.log.append(Request(action, headers, dict(operation.attrib), mailbox, operation))
             try:
                 if self._busy:
-                    raise Fault("ErrorServerBusy", "The server cannot service this request right now. Try again later.",
-                                self._busy.pop(0))  # fmt: skip
+                    raise Fault("ErrorServerBusy", BUSY_TEXT, self._busy.pop(0))
                 handler = getattr(self, f"_op_{action}", None)
                 if handler is None:
                     raise Fault("ErrorInvalidRequest", f"{action} is not supported here")
@@ -318,7 +327,10 @@ class FakeEWS:
             and form.get("client_secret") == [self.client_secret]
         )
         if not ok:
-            body = {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}
+            body = {
+                "error": "invalid_client",
+                "error_description": "AADSTS7000215: Invalid client secret provided.",
+            }
             return 401, {"Content-Type": "application/json"}, json.dumps(body).encode()
         token = base64.b64encode(f"token-{next(self._ids)}".encode()).decode()
         self.tokens.add(token)
@@ -331,10 +343,15 @@ class FakeEWS:
         if not mailbox:
             raise Fault("ErrorInvalidRequest", "This operation needs an impersonated mailbox here.")
         if mailbox in self.denied:
-            raise Fault("ErrorImpersonateUserDenied", "The account does not have permission to impersonate the requested user.")
+            raise Fault(
+                "ErrorImpersonateUserDenied",
+                "The account does not have permission to impersonate the requested user.",
+            )
         box = self.mailboxes.get(mailbox)
         if box is None:
-            raise Fault("ErrorNonExistentMailbox", f"The SMTP address has no mailbox associated with it.")
+            raise Fault(
+                "ErrorNonExistentMailbox", "The SMTP address has no mailbox associated with it."
+            )
         return box
 
     def _op_GetServerTimeZones(self, op: Any, mailbox: str) -> Any:
@@ -351,17 +368,24 @@ class FakeEWS:
             folders = etree.SubElement(message, _m("Folders"))
             kind = "CalendarFolder" if name.startswith("calendar") else "Folder"
             folder = etree.SubElement(folders, _t(kind))
-            etree.SubElement(folder, _t("FolderId"), Id=f"{name}-{box.address}", ChangeKey="AQAAAA==")
+            etree.SubElement(
+                folder, _t("FolderId"), Id=f"{name}-{box.address}", ChangeKey="AQAAAA=="
+            )
             if kind == "CalendarFolder":
                 etree.SubElement(folder, _t("FolderClass")).text = "IPF.Appointment"
-            etree.SubElement(folder, _t("DisplayName")).text = "Calendar" if kind == "CalendarFolder" else "Root"
+            etree.SubElement(folder, _t("DisplayName")).text = (
+                "Calendar" if kind == "CalendarFolder" else "Root"
+            )
             messages.append(message)
         return _response("GetFolder", messages)
 
     def _op_GetUserAvailabilityRequest(self, op: Any, mailbox: str) -> Any:
         boxes = op.findall(f"{_m('MailboxDataArray')}/{_t('MailboxData')}")
         if len(boxes) > MAX_MAILBOXES:
-            raise Fault("ErrorInvalidRequest", f"{len(boxes)} mailboxes: at most {MAX_MAILBOXES} identities per request.")
+            raise Fault(
+                "ErrorInvalidRequest",
+                f"{len(boxes)} mailboxes: at most {MAX_MAILBOXES} identities per request.",
+            )
         options = op.find(_t("FreeBusyViewOptions"))
         window = options.find(_t("TimeWindow"))
         start = _when(window.findtext(_t("StartTime")))
@@ -394,8 +418,12 @@ class FakeEWS:
                 event = etree.SubElement(events, _t("CalendarEvent"))
                 # Times in the request's TimeZone, without an offset (Bias: UTC = local + bias).
                 local = timedelta(minutes=bias)
-                etree.SubElement(event, _t("StartTime")).text = (item.start - local).strftime("%Y-%m-%dT%H:%M:%S")
-                etree.SubElement(event, _t("EndTime")).text = (item.end - local).strftime("%Y-%m-%dT%H:%M:%S")
+                etree.SubElement(event, _t("StartTime")).text = (item.start - local).strftime(
+                    "%Y-%m-%dT%H:%M:%S"
+                )
+                etree.SubElement(event, _t("EndTime")).text = (item.end - local).strftime(
+                    "%Y-%m-%dT%H:%M:%S"
+                )
                 etree.SubElement(event, _t("BusyType")).text = status
         return response
 
@@ -439,15 +467,22 @@ class FakeEWS:
             uri = equal.find(_t("ExtendedFieldURI"))
             value = equal.find(f"{_t('FieldURIOrConstant')}/{_t('Constant')}")
             if uri is None or value is None:
-                raise Fault("ErrorInvalidRestriction", "Only extended properties can be searched here.")
+                raise Fault(
+                    "ErrorInvalidRestriction", "Only extended properties can be searched here."
+                )
             wanted = (uri.get("PropertyName", ""), value.get("Value", ""))
         found = [
-            item for item in box.items.values()
+            item
+            for item in box.items.values()
             if wanted is None or item.ext(wanted[0]) == wanted[1]
-        ]  # fmt: skip
+        ]
         message = _message("FindItem")
-        root = etree.SubElement(message, _m("RootFolder"), TotalItemsInView=str(len(found)),
-                                IncludesLastItemInRange="true")  # fmt: skip
+        root = etree.SubElement(
+            message,
+            _m("RootFolder"),
+            TotalItemsInView=str(len(found)),
+            IncludesLastItemInRange="true",
+        )
         items = etree.SubElement(root, _t("Items"))
         for item in found:
             _write_item(items, item, body=False)
@@ -460,8 +495,15 @@ class FakeEWS:
             ref = change.find(_t("ItemId"))
             try:
                 item = self._find(box, ref.get("Id", ""))
-                if op.get("ConflictResolution") == "NeverOverwrite" and ref.get("ChangeKey") != item.changekey:
-                    raise ItemError("ErrorIrresolvableConflict", "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item.")
+                if (
+                    op.get("ConflictResolution") == "NeverOverwrite"
+                    and ref.get("ChangeKey") != item.changekey
+                ):
+                    raise ItemError(
+                        "ErrorIrresolvableConflict",
+                        "The change key passed in the request does not match the current change "
+                        "key for the item.",
+                    )
             except ItemError as error:
                 messages.append(_message("UpdateItem", error))
                 continue
@@ -478,7 +520,9 @@ class FakeEWS:
                     item.props.pop(_FIELD_URI.get(uri, uri.split(":")[-1]), None)
             self._touch(item)
             message = _message("UpdateItem")
-            _write_id(etree.SubElement(etree.SubElement(message, _m("Items")), _t("CalendarItem")), item)
+            _write_id(
+                etree.SubElement(etree.SubElement(message, _m("Items")), _t("CalendarItem")), item
+            )
             conflicts = etree.SubElement(message, _m("ConflictResults"))
             etree.SubElement(conflicts, _t("Count")).text = "0"
             messages.append(message)
@@ -509,7 +553,10 @@ class FakeEWS:
             except ValueError:
                 valid = False
             if not valid:
-                error = ItemError("ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid.")
+                error = ItemError(
+                    "ErrorInvalidSyncStateData",
+                    "Synchronization state data is corrupt or otherwise invalid.",
+                )
                 message = _message("SyncFolderItems", error)
                 etree.SubElement(message, _m("SyncState"))
                 etree.SubElement(message, _m("IncludesLastItemInRange")).text = "true"
@@ -553,9 +600,15 @@ def _envelope(body: Any) -> bytes:
     envelope = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"s": SOAP})
     header = etree.SubElement(envelope, f"{{{SOAP}}}Header")
     etree.SubElement(
-        header, _t("ServerVersionInfo"), nsmap={"h": T}, MajorVersion="15", MinorVersion="1",
-        MajorBuildNumber="2507", MinorBuildNumber="6", Version="Exchange2016",
-    )  # fmt: skip
+        header,
+        _t("ServerVersionInfo"),
+        nsmap={"h": T},
+        MajorVersion="15",
+        MinorVersion="1",
+        MajorBuildNumber="2507",
+        MinorBuildNumber="6",
+        Version="Exchange2016",
+    )
     etree.SubElement(envelope, f"{{{SOAP}}}Body").append(body)
     return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
 
@@ -574,8 +627,11 @@ def _fault(fault: Fault) -> Any:
 
 
 def _message(operation: str, error: ItemError | None = None) -> Any:
-    message = etree.Element(_m(f"{operation}ResponseMessage"), nsmap={"m": M, "t": T},
-                            ResponseClass="Error" if error else "Success")  # fmt: skip
+    message = etree.Element(
+        _m(f"{operation}ResponseMessage"),
+        nsmap={"m": M, "t": T},
+        ResponseClass="Error" if error else "Success",
+    )
     if error:
         etree.SubElement(message, _m("MessageText")).text = error.text
     etree.SubElement(message, _m("ResponseCode")).text = error.code if error else "NoError"
@@ -600,7 +656,10 @@ def _read_item(element: Any) -> tuple[dict[str, str], tuple[str, str] | None, di
             body = (child.get("BodyType", "Text"), child.text or "")
         elif name == "ExtendedProperty":
             uri = child.find(_t("ExtendedFieldURI"))
-            extended[uri.get("PropertyName", "")] = (dict(uri.attrib), child.findtext(_t("Value")) or "")
+            extended[uri.get("PropertyName", "")] = (
+                dict(uri.attrib),
+                child.findtext(_t("Value")) or "",
+            )
         elif name in ("RequiredAttendees", "OptionalAttendees", "Resources"):
             props[name] = "present"
         elif len(child) == 0:
@@ -610,8 +669,19 @@ def _read_item(element: Any) -> tuple[dict[str, str], tuple[str, str] | None, di
 
 
 #: Properties in the order of the CalendarItem schema (types.xsd).
-_ORDER = ("Subject", "Sensitivity", "Body", "ReminderIsSet", "ExtendedProperty", "UID", "Start",
-          "End", "IsCancelled", "LegacyFreeBusyStatus", "Location")  # fmt: skip
+_ORDER = (
+    "Subject",
+    "Sensitivity",
+    "Body",
+    "ReminderIsSet",
+    "ExtendedProperty",
+    "UID",
+    "Start",
+    "End",
+    "IsCancelled",
+    "LegacyFreeBusyStatus",
+    "Location",
+)
 
 
 def _write_id(parent: Any, item: Item) -> None:
