@@ -13,7 +13,6 @@ Requests per operation (Exchange 2016 schema, fixed: no version-guessing request
 * ``free_busy``: one GetUserAvailability per 100 mailboxes (the most one request may name,
   "GetUserAvailability operation") per window of at most 42 days ("TimeWindow": the default
   maximum; longer ranges are split).
-* first use of a mailbox's calendar in this connector: two GetFolder (root, calendar).
 * ``changes``: SyncFolderItems pages (``page_size`` changes each) until
   ``IncludesLastItemInRange``.
 * ``create_event``: FindItem on the property (+ GetItem when found) + CreateItem.
@@ -24,33 +23,19 @@ Requests per operation (Exchange 2016 schema, fixed: no version-guessing request
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from exchangelib import (
-    IMPERSONATION,
-    Account,
-    Body,
-    CalendarItem,
-    EWSDateTime,
-    ExtendedProperty,
-)
+from exchangelib import IMPERSONATION, Account, CalendarItem
 from exchangelib import UTC as EWS_UTC
 from exchangelib import errors as ews_errors
+from exchangelib.folders import Calendar, Root
 from exchangelib.items import NEVER_OVERWRITE, SEND_TO_NONE
-from exchangelib.properties import (
-    DaylightTime,
-    FreeBusyViewOptions,
-    MailboxData,
-    StandardTime,
-    TimeWindow,
-)
-from exchangelib.properties import TimeZone as AvailabilityTimeZone
+from exchangelib.properties import FreeBusyViewOptions, MailboxData, TimeWindow
 from exchangelib.protocol import Protocol
 from exchangelib.services import GetUserAvailability
 
@@ -63,6 +48,16 @@ from connectors.base import (
     RemoteEvent,
     RemoteRef,
 )
+from connectors.ews_items import (
+    FETCH_FIELDS,
+    SYNC_FIELDS,
+    busy_spans,
+    ews_time,
+    item_fields,
+    item_ics,
+    says,
+    utc_timezone,
+)
 from connectors.ews_session import (
     make_configuration,
     make_credentials,
@@ -70,15 +65,9 @@ from connectors.ews_session import (
     refused,
     translate,
 )
-from connectors.ical import meeting_to_ical
 from connectors.throttle import RetryPolicy
 from ptm_sync.config import AccountConfig
-from ptm_sync.errors import (
-    AuthFailed,
-    NotFound,
-    PtmError,
-    WrongEtag,
-)
+from ptm_sync.errors import AuthFailed, NotFound, PtmError, WrongEtag
 from ptm_sync.model import Busy
 
 log = logging.getLogger(__name__)
@@ -89,40 +78,6 @@ MAX_MAILBOXES = 100
 MAX_WINDOW = timedelta(days=42)
 #: SyncFolderItems MaxChangesReturned (1..512).
 PAGE_SIZE = 100
-#: BusyType values that are busy time (Free, WorkingElsewhere and NoData are not).
-BUSY_TYPES = {"Busy": False, "OOF": False, "Tentative": True}
-#: The fields we read back from an item (FindItem / SyncFolderItems cannot return Body).
-SYNC_FIELDS = ("subject", "start", "end", "location", "sensitivity", "is_cancelled", "ptm_uid")
-STAMP = datetime(2000, 1, 1, tzinfo=UTC)
-UTC_ZONE = ZoneInfo("UTC")
-
-
-class PtmUid(ExtendedProperty):
-    """The named property holding the :attr:`MeetingEvent.uid` of an event we wrote."""
-
-    distinguished_property_set_id = "PublicStrings"
-    property_name = "ptm-sync-uid"
-    property_type = "String"
-
-
-with contextlib.suppress(ValueError):  # registered already (the module was reloaded)
-    CalendarItem.register("ptm_uid", PtmUid)
-
-
-def _utc_timezone() -> AvailabilityTimeZone:
-    """The availability TimeZone element for UTC (no daylight saving): times in the
-    request and the answer are UTC, and no GetServerTimeZones request is needed."""
-
-    def rule(cls: Any) -> Any:
-        return cls(bias=0, time=time(0), occurrence=1, iso_month=1, weekday=1)
-
-    return AvailabilityTimeZone(
-        bias=0, standard_time=rule(StandardTime), daylight_time=rule(DaylightTime)
-    )
-
-
-def _ews_time(value: datetime) -> EWSDateTime:
-    return EWSDateTime.from_datetime(value.astimezone(UTC)).astimezone(EWS_UTC)
 
 
 class EWSConnector:
@@ -193,9 +148,13 @@ class EWSConnector:
         return found
 
     def _calendar(self, mailbox: str) -> Any:
+        """The mailbox's calendar, addressed as DistinguishedFolderId "calendar" with the
+        mailbox (no GetFolder request: exchangelib builds the id for a distinguished folder
+        class under a root that has no id of its own)."""
         found = self._calendars.get(mailbox.lower())
         if found is None:
-            found = self._mailbox(mailbox).calendar
+            found = Calendar(root=Root(account=self._mailbox(mailbox)))
+            found.to_id()  # sets the id now: exchangelib hashes folders by it
             self._calendars[mailbox.lower()] = found
         return found
 
@@ -233,7 +192,7 @@ class EWSConnector:
                         ):
                             raise NotFound(f"mailbox {ref.calendar}: not found on Exchange")
                         raise translate(view, self.account, f"free/busy of {ref.calendar}")
-                    found[ref].extend(_busy(view, window_start, window_end))
+                    found[ref].extend(busy_spans(view, window_start, window_end))
             window_start = window_end
         return found
 
@@ -248,9 +207,9 @@ class EWSConnector:
                     )
                     for ref in batch
                 ],
-                timezone=_utc_timezone(),
+                timezone=utc_timezone(),
                 free_busy_view_options=FreeBusyViewOptions(
-                    time_window=TimeWindow(start=_ews_time(start), end=_ews_time(end)),
+                    time_window=TimeWindow(start=ews_time(start), end=ews_time(end)),
                     merged_free_busy_interval=30,
                     requested_view="FreeBusy",
                 ),
@@ -284,7 +243,7 @@ class EWSConnector:
                     if item.is_cancelled:
                         removed.append(item.id)
                     elif self._in_horizon(item):
-                        changed.append(RemoteEvent(item.id, item.changekey, _ics(item)))
+                        changed.append(RemoteEvent(item.id, item.changekey, item_ics(item)))
             return ChangeSet(folder.item_sync_state, tuple(changed), tuple(removed), token is None)
 
         return self._call(what, run)
@@ -294,24 +253,12 @@ class EWSConnector:
 
     # --- writes -----------------------------------------------------------------------
 
-    def _fields(self, event: MeetingEvent) -> dict[str, Any]:
-        return {
-            "subject": event.summary,
-            "body": Body(_body(event)),
-            "location": event.location or None,
-            "start": _ews_time(event.start),
-            "end": _ews_time(event.end),
-            "sensitivity": "Private" if event.private else "Normal",
-            "legacy_free_busy_status": "Busy",
-            "reminder_is_set": False,
-        }
-
     def _find(self, mailbox: str, uid: str) -> Any | None:
         folder = self._calendar(mailbox)
         ids = list(folder.filter(ptm_uid=uid).only("id", "changekey"))
         if not ids:
             return None
-        items = list(self._mailbox(mailbox).fetch(ids=ids[:1]))
+        items = list(self._fetch(mailbox, ids[:1]))
         return items[0] if items and not isinstance(items[0], Exception) else None
 
     def create_event(self, calendar: CalendarRef, event: MeetingEvent) -> RemoteRef:
@@ -327,7 +274,7 @@ class EWSConnector:
         def run() -> RemoteRef:
             existing = self._find(calendar.calendar, event.uid)
             if existing is not None:
-                if _says(existing, event):
+                if says(existing, event):
                     return RemoteRef(existing.id, existing.changekey)
                 return self._update(calendar, RemoteRef(existing.id, existing.changekey), event)
             item = CalendarItem(
@@ -335,7 +282,7 @@ class EWSConnector:
                 folder=self._calendar(calendar.calendar),
                 uid=event.uid,
                 ptm_uid=event.uid,
-                **self._fields(event),
+                **item_fields(event),
             )
             item.save(send_meeting_invitations=SEND_TO_NONE)
             return RemoteRef(item.id, item.changekey)
@@ -356,7 +303,7 @@ class EWSConnector:
 
     def _update(self, calendar: CalendarRef, ref: RemoteRef, event: MeetingEvent) -> RemoteRef:
         account = self._mailbox(calendar.calendar)
-        fields = self._fields(event)
+        fields = item_fields(event)
         item = CalendarItem(account=account, id=ref.href, changekey=ref.etag, **fields)
         try:
             item.save(
@@ -366,15 +313,20 @@ class EWSConnector:
             )
         except ews_errors.ErrorIrresolvableConflict as exc:
             current = self._get(calendar, ref.href)
-            if current is not None and _says(current, event):
+            if current is not None and says(current, event):
                 return RemoteRef(current.id, current.changekey)
             raise WrongEtag(f"event in {calendar.calendar}: changed since {ref.etag}") from exc
         except ews_errors.ErrorItemNotFound as exc:
             raise NotFound(f"event in {calendar.calendar}: gone from the calendar") from exc
         return RemoteRef(item.id, item.changekey)
 
+    def _fetch(self, mailbox: str, ids: list[Any]) -> Any:
+        """GetItem of ``ids`` with the fields we compare (one request)."""
+        folder = self._calendar(mailbox)
+        return self._mailbox(mailbox).fetch(ids=ids, folder=folder, only_fields=list(FETCH_FIELDS))
+
     def _get(self, calendar: CalendarRef, href: str) -> Any | None:
-        found = list(self._mailbox(calendar.calendar).fetch(ids=[(href, None)]))
+        found = list(self._fetch(calendar.calendar, [(href, None)]))
         if not found or isinstance(found[0], ews_errors.ErrorItemNotFound):
             return None
         if isinstance(found[0], Exception):
@@ -406,8 +358,9 @@ class EWSConnector:
 
     def check(self, calendars: Iterable[CalendarRef] = ()) -> list[str]:
         """One line per problem: refused password / token, no impersonation right on a
-        mailbox, unknown mailbox, unreachable server.  Each calendar costs its two
-        GetFolder requests; without calendars one GetUserAvailability for the login."""
+        mailbox, unknown mailbox, unreachable server.  Each calendar costs one FindItem;
+        without calendars one GetServerTimeZones tests the login.  No retries: a person is
+        waiting."""
         name = f"account {self.account.id!r}"
         refs = list(calendars)
         problems: list[str] = []
@@ -415,16 +368,15 @@ class EWSConnector:
             if not refs:
                 self._call(
                     "the login",
-                    lambda: self._protocol().get_timezones(timezones=[EWS_UTC]),
+                    lambda: list(self._protocol().get_timezones(timezones=[EWS_UTC])),
                     once=True,
                 )
         except PtmError as exc:
             return [f"{name}: {exc}"]
         for ref in refs:
             try:
-                self._call(
-                    f"mailbox {ref.calendar}", partial(self._calendar, ref.calendar), once=True
-                )
+                what = f"mailbox {ref.calendar}"
+                self._call(what, partial(self._test_mailbox, ref.calendar), once=True)
             except NotFound:
                 problems.append(f"{name}: mailbox {ref.calendar} not found on Exchange")
             except AuthFailed as exc:
@@ -435,68 +387,10 @@ class EWSConnector:
                 return [f"{name}: {exc}"]
         return problems
 
+    def _test_mailbox(self, mailbox: str) -> None:
+        """One FindItem in the mailbox's calendar (impersonating its owner): exchangelib's
+        ``test_access``, for a mailbox that is missing or that we may not open."""
+        self._calendar(mailbox).test_access()
+
     def close(self) -> None:
         self._protocol().close()
-
-
-def _busy(view: Any, start: datetime, end: datetime) -> list[Busy]:
-    spans = []
-    for event in view.calendar_events or ():
-        tentative = BUSY_TYPES.get(event.busy_type)
-        if tentative is None:
-            continue
-        first = max(_utc(event.start), start)
-        last = min(_utc(event.end), end)
-        if first < last:
-            spans.append(Busy(first, last, tentative=tentative))
-    return spans
-
-
-def _utc(value: datetime) -> datetime:
-    """A plain UTC datetime from exchangelib's EWSDateTime."""
-    return datetime.fromtimestamp(value.timestamp(), tz=UTC)
-
-
-def _text(value: Any) -> str:
-    return str(value) if value is not None else ""
-
-
-def _as_meeting(item: Any) -> MeetingEvent:
-    return MeetingEvent(
-        uid=item.ptm_uid,
-        start=_utc(item.start),
-        end=_utc(item.end),
-        summary=_text(item.subject),
-        description=_text(getattr(item, "body", None)),
-        location=_text(item.location),
-        status="CANCELLED" if item.is_cancelled else "CONFIRMED",
-        private=item.sensitivity == "Private",
-    )
-
-
-def _ics(item: Any) -> str:
-    """The VCALENDAR of one of our items (UTC times; no DESCRIPTION: SyncFolderItems does
-    not return the body)."""
-    event = _as_meeting(item)
-    return meeting_to_ical(event, UTC_ZONE, stamp=STAMP).to_ical().decode()
-
-
-def _body(event: MeetingEvent) -> str:
-    """The item body: the description, and the video link when it does not hold it yet."""
-    if event.video_url and event.video_url not in event.description:
-        return f"{event.description}\n\n{event.video_url}".strip()
-    return event.description
-
-
-def _says(item: Any, event: MeetingEvent) -> bool:
-    """Whether the stored item (read with GetItem, body included) already says ``event``."""
-    stored = _as_meeting(item)
-    return (
-        stored.start == event.start.astimezone(UTC)
-        and stored.end == event.end.astimezone(UTC)
-        and stored.summary == event.summary
-        and stored.location == event.location
-        and stored.description.strip() == _body(event).strip()
-        and stored.private == event.private
-        and not item.is_cancelled
-    )

@@ -354,6 +354,22 @@ class FakeEWS:
             )
         return box
 
+    def _check_folder(self, op: Any, tag: str, box: Mailbox) -> None:
+        """The folder a request names must be this mailbox's calendar: its FolderId from
+        GetFolder, or DistinguishedFolderId "calendar" (with this mailbox, when given)."""
+        container = op.find(_m(tag))
+        folder = container[0] if container is not None and len(container) else None
+        if folder is None:
+            raise Fault("ErrorInvalidRequest", f"{tag} is missing.")
+        name = etree.QName(folder).localname
+        address = (folder.findtext(f"{_t('Mailbox')}/{_t('EmailAddress')}") or box.address).lower()
+        if name == "DistinguishedFolderId" and folder.get("Id") == "calendar":
+            if address == box.address:
+                return
+        elif name == "FolderId" and folder.get("Id") == f"calendar-{box.address}":
+            return
+        raise Fault("ErrorFolderNotFound", "The specified folder could not be found in the store.")
+
     def _op_GetServerTimeZones(self, op: Any, mailbox: str) -> Any:
         message = _message("GetServerTimeZones")
         etree.SubElement(message, _m("TimeZoneDefinitions"))
@@ -429,6 +445,7 @@ class FakeEWS:
 
     def _op_CreateItem(self, op: Any, mailbox: str) -> Any:
         box = self._box(mailbox)
+        self._check_folder(op, "SavedItemFolderId", box)
         messages = []
         for element in op.find(_m("Items")):
             props, body, extended = _read_item(element)
@@ -461,6 +478,7 @@ class FakeEWS:
 
     def _op_FindItem(self, op: Any, mailbox: str) -> Any:
         box = self._box(mailbox)
+        self._check_folder(op, "ParentFolderIds", box)
         wanted = None
         equal = op.find(f"{_m('Restriction')}/{_t('IsEqualTo')}")
         if equal is not None:
@@ -543,6 +561,7 @@ class FakeEWS:
 
     def _op_SyncFolderItems(self, op: Any, mailbox: str) -> Any:
         box = self._box(mailbox)
+        self._check_folder(op, "SyncFolderId", box)
         state = op.findtext(_m("SyncState"))
         since = 0
         if state:
