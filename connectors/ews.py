@@ -76,8 +76,8 @@ T = TypeVar("T")
 #: GetUserAvailability: at most 100 mailboxes per request and a 42-day TimeWindow.
 MAX_MAILBOXES = 100
 MAX_WINDOW = timedelta(days=42)
-#: SyncFolderItems MaxChangesReturned (1..512).
-PAGE_SIZE = 100
+#: SyncFolderItems MaxChangesReturned: its maximum (1..512, "MaxChangesReturned").
+PAGE_SIZE = 512
 
 
 class EWSConnector:
@@ -127,8 +127,10 @@ class EWSConnector:
     def _renew_token(self) -> None:
         """Drop the access token and the sessions holding it: the next request fetches one."""
         log.info("EWS account %s: access token refused, fetching a new one", self.account.id)
-        self._credentials.access_token = None
-        self._protocol().close()
+        protocol = self._protocol()
+        # The Protocol exchangelib shares between equal credentials holds the token.
+        protocol.credentials.access_token = None
+        protocol.close()
 
     def _protocol(self) -> Any:
         # Protocol instances are cached by exchangelib per endpoint and credentials.

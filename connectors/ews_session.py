@@ -10,17 +10,20 @@ the translation of exchangelib's exceptions into ptm-sync's.
 * TLS: exchangelib mounts ``BaseProtocol.HTTP_ADAPTER_CLS`` on its sessions (the class
   attribute is exchangelib's documented hook for custom adapters; it is global).  We install
   :class:`CaBundleAdapter`, which verifies every connection (always) against the default
-  bundle plus the private CA that an account's ``ca_file`` names for that server's origin.
+  bundle (certifi and the system's CA file) plus the private CA that an account's ``ca_file``
+  names for that server's origin (scheme, host, port).
 * Retries: exchangelib's own ``FaultTolerance`` policy sleeps up to an hour inside a call; we
   give it :class:`FailFastWithRetryAfter` so each failure comes back at once and
   :class:`~connectors.throttle.RetryPolicy` decides (ErrorServerBusy ``BackOffMilliseconds``,
-  HTTP 429/503 ``Retry-After``).
+  HTTP 429/503 ``Retry-After``).  Where the server names no delay, the delay is exchangelib's
+  ``RETRY_WAIT`` (10 s), which it puts on the error it raises.
 * Requests are sent with a fixed server version (Exchange 2016): no version-guessing request.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ssl
 import tempfile
 import threading
 from pathlib import Path
@@ -76,6 +79,15 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
+def _default_bundle() -> bytes:
+    """What requests trusts by default (certifi) plus the system's CA file when there is one."""
+    parts = [Path(requests.certs.where()).read_bytes()]
+    system = ssl.get_default_verify_paths().cafile
+    if system and Path(system).is_file():
+        parts.append(Path(system).read_bytes())
+    return b"\n".join(parts)
+
+
 def trust_ca_for(url: str, ca_file: Path) -> None:
     """Trust ``ca_file`` (PEM) besides the default bundle for connections to ``url``'s origin.
 
@@ -87,8 +99,7 @@ def trust_ca_for(url: str, ca_file: Path) -> None:
         extra = ca_file.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {ca_file}: {exc.strerror}", "ca_file") from exc
-    default = Path(requests.certs.where()).read_bytes()
-    content = default + b"\n" + extra
+    content = _default_bundle() + b"\n" + extra
     with _bundles_lock:
         if _bundle_dir is None:
             _bundle_dir = Path(tempfile.mkdtemp(prefix="ptm-sync-ews-ca-"))

@@ -325,6 +325,7 @@ def test_basic_auth_and_a_wrong_password(fake: FakeEWS) -> None:
     assert wrong.check([cal()]) == [
         "account 'ews': Exchange refused the password for LINCOLN\\ptm-sync"
     ]
+    assert wrong.check() == ["account 'ews': Exchange refused the password for LINCOLN\\ptm-sync"]
     with pytest.raises(AuthFailed):
         wrong.free_busy([cal()], START, START + timedelta(days=1))
 
