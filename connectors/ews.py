@@ -363,7 +363,7 @@ class EWSConnector:
         mailbox, unknown mailbox, unreachable server.  Each calendar costs one FindItem;
         without calendars one GetServerTimeZones tests the login.  No retries: a person is
         waiting."""
-        name = f"account {self.account.id!r}"
+        name = f"account {self.account.id}"  # the area `ptm-sync check` names
         refs = list(calendars)
         problems: list[str] = []
         try:

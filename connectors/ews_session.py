@@ -209,11 +209,6 @@ def make_configuration(account: AccountConfig, credentials: Any) -> Configuratio
 # --- errors ------------------------------------------------------------------------------
 
 
-def who(account: AccountConfig) -> str:
-    """The login in words: the user name, or the OAuth app's client id."""
-    return f"app {account.client_id}" if account.auth == "oauth" else account.username
-
-
 def refused(account: AccountConfig) -> AuthFailed:
     if account.auth == "oauth":
         return AuthFailed(
@@ -266,7 +261,7 @@ def translate(exc: BaseException, account: AccountConfig, what: str) -> PtmError
         | requests.ConnectionError
         | requests.Timeout,
     ):
-        return Unavailable(f"cannot reach Exchange at {account.url} ({what})")
+        return Unavailable(f"cannot reach Exchange at {account.url}{_reason(exc)} ({what})")
     if isinstance(
         exc,
         ews_errors.ResponseMessageError
@@ -287,7 +282,20 @@ def translate(exc: BaseException, account: AccountConfig, what: str) -> PtmError
 
 
 def no_right(account: AccountConfig, mailbox: str) -> str:
-    return (
-        f"account {who(account)} has no ApplicationImpersonation right on {mailbox} "
-        f"(or no delegate access)"
-    )
+    login = f"app {account.client_id}" if account.auth == "oauth" else f"account {account.username}"
+    return f"{login} has no ApplicationImpersonation right on {mailbox} (or no delegate access)"
+
+
+#: Words for what the network said, looked for in the text of the exception chain.
+_REASONS = (
+    ("refused", ": connection refused"),
+    ("timed out", ": no answer in time"),
+    ("Name or service not known", ": unknown host"),
+    ("nodename nor servname", ": unknown host"),
+    ("reset by peer", ": connection reset"),
+)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    return next((words for key, words in _REASONS if key in text), "")

@@ -323,9 +323,9 @@ def test_basic_auth_and_a_wrong_password(fake: FakeEWS) -> None:
 
     wrong, _ = connect(fake, auth="basic", password=Secret(key="password", value="wrong"))
     assert wrong.check([cal()]) == [
-        "account 'ews': Exchange refused the password for LINCOLN\\ptm-sync"
+        "account ews: Exchange refused the password for LINCOLN\\ptm-sync"
     ]
-    assert wrong.check() == ["account 'ews': Exchange refused the password for LINCOLN\\ptm-sync"]
+    assert wrong.check() == ["account ews: Exchange refused the password for LINCOLN\\ptm-sync"]
     with pytest.raises(AuthFailed):
         wrong.free_busy([cal()], START, START + timedelta(days=1))
 
@@ -335,7 +335,7 @@ def test_ntlm_sends_an_ntlm_negotiate(fake: FakeEWS) -> None:
     # refuses it, which the connector reports as a refused password.
     connector, _ = connect(fake, auth="ntlm")
     assert connector.check([cal()]) == [
-        "account 'ews': Exchange refused the password for LINCOLN\\ptm-sync"
+        "account ews: Exchange refused the password for LINCOLN\\ptm-sync"
     ]
     assert "NTLM" in fake.auth_headers
 
@@ -376,7 +376,7 @@ def test_tls_with_a_private_ca(fake: FakeEWS) -> None:
     url = fake.url.replace("127.0.0.1", "localhost")
     untrusted, _ = connect(fake, auth="basic", url=url, ca_file=None)
     assert untrusted.check([cal()]) == [
-        f"account 'ews': the TLS certificate of {url} is not trusted (set ca_file to the "
+        f"account ews: the TLS certificate of {url} is not trusted (set ca_file to the "
         "private certificate authority)"
     ]
 
@@ -388,9 +388,9 @@ def test_check_lines(fake: FakeEWS, ews: EWSConnector) -> None:
     fake.add_mailbox("bob@school.test")
     fake.denied.add("bob@school.test")
     assert ews.check([cal(), cal("bob@school.test"), cal("nobody@school.test")]) == [
-        "account 'ews': account app ews-app has no ApplicationImpersonation right on "
+        "account ews: app ews-app has no ApplicationImpersonation right on "
         "bob@school.test (or no delegate access)",
-        "account 'ews': mailbox nobody@school.test not found on Exchange",
+        "account ews: mailbox nobody@school.test not found on Exchange",
     ]
     assert ews.check() == []
 
@@ -409,8 +409,8 @@ def test_check_an_unreachable_server() -> None:
     )
     connector = open_connector(account, ZoneInfo("UTC"), HORIZON)
     assert connector.check([cal()]) == [
-        f"account 'ews': cannot reach Exchange at http://127.0.0.1:{port}/EWS/Exchange.asmx "
-        f"(mailbox {ADA})"
+        f"account ews: cannot reach Exchange at http://127.0.0.1:{port}/EWS/Exchange.asmx: "
+        f"connection refused (mailbox {ADA})"
     ]
     close_connections()
 
