@@ -150,6 +150,10 @@ class TokenUrlCredentials(OAuth2Credentials):
         return self._token_url
 
 
+class EndpointNotFound(ews_errors.TransportError):
+    """The URL answered 404: it is not an EWS endpoint."""
+
+
 class FailFastWithRetryAfter(FailFast):
     """exchangelib's fail-fast policy, keeping the server's ``Retry-After`` on 429 and 503.
 
@@ -158,6 +162,8 @@ class FailFastWithRetryAfter(FailFast):
     """
 
     def raise_response_errors(self, response: requests.Response) -> None:
+        if response.status_code == 404:
+            raise EndpointNotFound(f"HTTP 404 from {response.url}")
         if response.status_code in (429, 503):
             wait = parse_retry_after(response.headers.get("Retry-After"))
             raise ews_errors.ErrorServerBusy(
@@ -234,6 +240,11 @@ def translate(exc: BaseException, account: AccountConfig, what: str) -> PtmError
     if isinstance(exc, OAuth2Error):
         return AuthFailed(
             f"the token endpoint refused the client secret of app {account.client_id} ({exc.error})"
+        )
+    if isinstance(exc, EndpointNotFound):
+        return ConnectorError(
+            f"{account.url} answered 404 Not Found: url must be the EWS endpoint "
+            f"(https://…/EWS/Exchange.asmx)"
         )
     if isinstance(exc, ews_errors.ErrorInvalidSyncStateData):
         return SyncTokenInvalid(f"{what}: Exchange no longer accepts the sync state")

@@ -395,6 +395,15 @@ def test_check_lines(fake: FakeEWS, ews: EWSConnector) -> None:
     assert ews.check() == []
 
 
+def test_check_a_url_that_is_not_the_ews_endpoint(fake: FakeEWS) -> None:
+    url = fake.url.replace("/EWS/Exchange.asmx", "/owa/")
+    connector, _ = connect(fake, auth="basic", url=url)
+    assert connector.check([cal()]) == [
+        f"account ews: {url} answered 404 Not Found: url must be the EWS endpoint "
+        "(https://…/EWS/Exchange.asmx)"
+    ]
+
+
 def test_check_an_unreachable_server() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
