@@ -17,12 +17,15 @@ the translation of exchangelib's exceptions into ptm-sync's.
   :class:`~connectors.throttle.RetryPolicy` decides (ErrorServerBusy ``BackOffMilliseconds``,
   HTTP 429/503 ``Retry-After``).  Where the server names no delay, the delay is exchangelib's
   ``RETRY_WAIT`` (10 s), which it puts on the error it raises.
+* exchangelib's and (requests-)oauthlib's loggers are quieted (they would log passwords,
+  client secrets, tokens and meeting text).
 * Requests are sent with a fixed server version (Exchange 2016): no version-guessing request.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import ssl
 import tempfile
 import threading
@@ -133,6 +136,15 @@ class CaBundleAdapter(requests.adapters.HTTPAdapter):
 
 
 BaseProtocol.HTTP_ADAPTER_CLS = CaBundleAdapter
+
+# exchangelib logs each request's headers (the Basic password, the bearer token) and SOAP body
+# (mailboxes, meeting text) at DEBUG, and the body again at ERROR when a request fails in an
+# unexpected way.  We translate and report every failure ourselves: keep its log quiet.
+logging.getLogger("exchangelib").setLevel(logging.WARNING)
+logging.getLogger("exchangelib.util").setLevel(logging.CRITICAL)
+# requests-oauthlib and oauthlib log the client secret and the tokens at DEBUG.
+logging.getLogger("requests_oauthlib").setLevel(logging.WARNING)
+logging.getLogger("oauthlib").setLevel(logging.WARNING)
 
 
 # --- credentials and retries -------------------------------------------------------------

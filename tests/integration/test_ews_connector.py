@@ -7,6 +7,8 @@ carries BackOffMilliseconds; nothing we write invites anybody (SendToNone, no at
 
 from __future__ import annotations
 
+import base64
+import logging
 import math
 import socket
 from collections.abc import Iterator
@@ -33,6 +35,7 @@ from ptm_sync.errors import (
 )
 from tests.contract.harness import HORIZON, START, no_sleep
 from tests.contract.system_ews import ACCOUNT, account_config
+from tests.contract.system_ews import start as start_system
 from tests.support.fake_ews import FakeEWS, M, T, running
 from tests.support.mailservers import make_tls_material
 
@@ -330,6 +333,19 @@ def test_basic_auth_and_a_wrong_password(fake: FakeEWS) -> None:
         wrong.free_busy([cal()], START, START + timedelta(days=1))
 
 
+def test_no_password_token_or_meeting_text_in_the_log(
+    fake: FakeEWS, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    basic, _ = connect(fake, auth="basic")
+    basic.create_event(cal(), meeting())
+    oauth, _ = connect(fake)
+    oauth.free_busy([cal()], START, START + timedelta(days=1))
+    basic_header = base64.b64encode(f"{fake.username}:{fake.password}".encode()).decode()
+    secrets = [fake.password, basic_header, fake.client_secret, *fake.tokens, "Parent-teacher"]
+    assert fake.tokens and not [s for s in secrets if s in caplog.text]
+
+
 def test_ntlm_sends_an_ntlm_negotiate(fake: FakeEWS) -> None:
     # The fake does not implement the NTLM handshake: it records that NTLM was offered and
     # refuses it, which the connector reports as a refused password.
@@ -445,3 +461,25 @@ def test_requests_per_full_and_idle_free_busy_pass_for_500_mailboxes(
     minimum = math.ceil(500 / 100)
     assert full == idle == minimum
     print(f"EWS, 500 mailboxes: full pass {full} requests, idle pass {idle} (minimum {minimum})")
+
+
+def test_the_contract_system_plays_teacher_and_server(tmp_path: Path) -> None:
+    with start_system(tmp_path) as system:
+        ref_cal = system.calendar("ada")
+        system.add_busy(ref_cal, START, START + timedelta(hours=1), tentative=True)
+        (busy,) = system.connector.free_busy([ref_cal], START, START + timedelta(hours=2))[ref_cal]
+        assert busy.tentative
+        ref = system.connector.create_event(ref_cal, meeting())
+        token = system.connector.changes(ref_cal, None).token
+        system.teacher_moves(
+            ref_cal, ref, START + timedelta(days=1), START + timedelta(days=1, hours=1)
+        )
+        assert system.expire_access_tokens()
+        (moved,) = system.connector.changes(ref_cal, token).changed
+        assert moved.href == ref.href and moved.etag != ref.etag
+        system.forget_sync_tokens()
+        with pytest.raises(SyncTokenInvalid):
+            system.connector.changes(ref_cal, token)
+        system.teacher_deletes(ref_cal, ref)
+        assert system.connector.changes(ref_cal, None).changed == ()
+        assert system.requests() > 0
