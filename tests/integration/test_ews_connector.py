@@ -346,14 +346,20 @@ def test_no_password_token_or_meeting_text_in_the_log(
     assert fake.tokens and not [s for s in secrets if s in caplog.text]
 
 
-def test_ntlm_sends_an_ntlm_negotiate(fake: FakeEWS) -> None:
-    # The fake does not implement the NTLM handshake: it records that NTLM was offered and
-    # refuses it, which the connector reports as a refused password.
+def test_ntlm_handshake(fake: FakeEWS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fake accepts NTLM with pyspnego's acceptor, which reads the accounts from the file
+    # NTLM_USER_FILE names.
+    monkeypatch.setenv("NTLM_USER_FILE", str(fake.ntlm_user_file(tmp_path)))
     connector, _ = connect(fake, auth="ntlm")
-    assert connector.check([cal()]) == [
+    assert connector.check([cal()]) == []
+    connector.create_event(cal(), meeting())
+    assert "NTLM" in fake.auth_headers and "Basic" not in fake.auth_headers
+    assert len(fake.actions("CreateItem")) == 1
+
+    wrong, _ = connect(fake, auth="ntlm", password=Secret(key="password", value="wrong"))
+    assert wrong.check([cal()]) == [
         "account ews: Exchange refused the password for LINCOLN\\ptm-sync"
     ]
-    assert "NTLM" in fake.auth_headers
 
 
 def test_oauth_token_from_token_url_renewed_once(fake: FakeEWS, ews: EWSConnector) -> None:

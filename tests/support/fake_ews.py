@@ -12,9 +12,12 @@ GetUserAvailability with more than 100 mailboxes (ErrorInvalidRequest: "the maxi
 identities that the GetUserAvailability operation can request") or a TimeWindow over 42 days
 (ErrorTimeIntervalTooBig), impersonation without the right (ErrorImpersonateUserDenied), a
 stale ChangeKey with ConflictResolution NeverOverwrite (ErrorIrresolvableConflict), a sync
-state it no longer knows (ErrorInvalidSyncStateData), a wrong path (404).  Authentication:
-Basic and Bearer are checked; NTLM is not implemented (a Negotiate message is recorded and
-answered 401).  Every EWS request is recorded in :attr:`FakeEWS.log`.
+state it no longer knows (ErrorInvalidSyncStateData), a wrong path (404), a folder that is
+not the impersonated mailbox's calendar (ErrorFolderNotFound).  Authentication: Basic and
+Bearer per request; NTLM per connection, the handshake done by pyspnego's acceptor (accounts
+from the file ``NTLM_USER_FILE`` names: :meth:`FakeEWS.ntlm_user_file`).  Every answered
+EWS request is recorded in :attr:`FakeEWS.log`; every request's Authorization scheme in
+:attr:`FakeEWS.auth_headers`.
 """
 
 from __future__ import annotations
@@ -242,7 +245,11 @@ class FakeEWS:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 data = self.rfile.read(length)
-                status, headers, body = fake.answer(self.path, dict(self.headers), data)
+                if not hasattr(self, "connection_state"):
+                    self.connection_state: dict[str, Any] = {}
+                status, headers, body = fake.answer(
+                    self.path, dict(self.headers), data, self.connection_state
+                )
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -263,20 +270,31 @@ class FakeEWS:
             self._server.server_close()
 
     def answer(
-        self, path: str, headers: dict[str, str], data: bytes
+        self,
+        path: str,
+        headers: dict[str, str],
+        data: bytes,
+        connection: dict[str, Any] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
+        """One HTTP answer; ``connection`` is the state of the TCP connection (NTLM
+        authenticates a connection, not a request: MS-NTHT)."""
+        connection = {} if connection is None else connection
         if path.endswith("/oauth2/v2.0/token"):
             return self._token(data)
         if path != EWS_PATH:
             return 404, {"Content-Type": "text/plain"}, b"not found"
         auth = headers.get("Authorization", "")
         self.auth_headers.append(auth.split(" ", 1)[0])
-        if not self._authorized(auth):
-            # Exchange offers NTLM and (where enabled) Basic; an NTLM Negotiate gets no
-            # challenge here (the handshake is not implemented), so the client gives up.
-            offer = "" if auth.startswith("NTLM ") else 'NTLM, Basic realm="127.0.0.1"'
-            challenge = {"WWW-Authenticate": offer, "Content-Type": "text/plain"}
-            return 401, challenge, b"401 Unauthorized"
+        if auth.startswith("NTLM "):
+            refused = self._ntlm_step(auth, connection)
+            if refused is not None:
+                return refused
+        elif not (connection.get("ntlm_user") == self.username and not auth) and not (
+            self._authorized(auth)
+        ):
+            # Exchange offers NTLM and (where enabled) Basic.
+            challenge = {"WWW-Authenticate": 'NTLM, Basic realm="127.0.0.1"'}
+            return 401, {**challenge, "Content-Type": "text/plain"}, b"401 Unauthorized"
         with self._lock:
             if self._http:
                 status, retry_after = self._http.pop(0)
@@ -305,6 +323,37 @@ class FakeEWS:
                 return 200, _XML, _envelope(handler(operation, mailbox))
             except Fault as fault:
                 return 500, _XML, _envelope(_fault(fault))
+
+    def _ntlm_step(
+        self, auth: str, connection: dict[str, Any]
+    ) -> tuple[int, dict[str, str], bytes] | None:
+        """One leg of the NTLM handshake (MS-NLMP) through pyspnego's acceptor, which reads
+        the accounts from the file that ``NTLM_USER_FILE`` names (DOMAIN:USER:PASSWORD);
+        None when the connection is now authenticated as our user."""
+        import spnego
+
+        denied = (401, {"Content-Type": "text/plain"}, b"401 Unauthorized")
+        token = base64.b64decode(auth.split(" ", 1)[1])
+        try:
+            context = connection.get("ntlm")
+            if context is None or context.complete:
+                context = connection["ntlm"] = spnego.server(protocol="ntlm")
+            answer = context.step(token)
+        except Exception:  # noqa: BLE001 - any failure of the handshake is a refusal
+            connection.pop("ntlm", None)
+            return denied
+        if not context.complete:
+            challenge = base64.b64encode(answer or b"").decode()
+            return 401, {"WWW-Authenticate": f"NTLM {challenge}", "Content-Type": "text/plain"}, b""
+        connection["ntlm_user"] = context.client_principal
+        return None if context.client_principal == self.username else denied
+
+    def ntlm_user_file(self, directory: Path) -> Path:
+        """Write the NTLM account file for ``NTLM_USER_FILE`` (the test sets the variable)."""
+        domain, _, user = self.username.partition("\\")
+        path = directory / "ntlm-users"
+        path.write_text(f"{domain}:{user}:{self.password}\n")
+        return path
 
     def _authorized(self, auth: str) -> bool:
         scheme, _, value = auth.partition(" ")
