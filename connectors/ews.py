@@ -19,6 +19,11 @@ Requests per operation (Exchange 2016 schema, fixed: no version-guessing request
 * ``update_event``: UpdateItem (ConflictResolution NeverOverwrite on the ChangeKey); on a
   conflict one GetItem to see whether the item already says the same.
 * ``delete_event``: GetItem (the change key) + DeleteItem.
+* ``check``: one FindItem per mailbox (GetServerTimeZones when given none).
+
+A full sync pass of N teachers over a range of D days costs ceil(N / 100) * ceil(D / 42)
+GetUserAvailability requests, and an idle pass the same (plus one SyncFolderItems for each
+calendar that holds events of ours); OAuth adds a token request per hour.
 """
 
 from __future__ import annotations
