@@ -232,6 +232,7 @@ class Horizon:
 
 _REGISTRY: dict[str, str] = {
     "caldav": "connectors.caldav:CalDAVConnector",
+    "ews": "connectors.ews:EWSConnector",
     "google": "connectors.google:GoogleConnector",
     "graph": "connectors.graph:GraphConnector",
     "ics": "connectors.ics_feed:IcsFeedConnector",

@@ -22,6 +22,7 @@ SYSTEMS: dict[str, str] = {
     "ics": "tests.contract.system_ics:start",
     "google": "tests.contract.system_google:start",
     "graph": "tests.contract.system_graph:start",
+    "ews": "tests.contract.system_ews:start",
 }
 
 
