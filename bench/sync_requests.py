@@ -217,10 +217,36 @@ def graph(folder: Path, n: int) -> AbstractContextManager[Setup]:
     return running()
 
 
+def ews(folder: Path, n: int) -> AbstractContextManager[Setup]:
+    @contextmanager
+    def running() -> Iterator[Setup]:
+        fake_ews = importlib.import_module("tests.support.fake_ews")
+        from exchangelib.protocol import close_connections
+
+        with fake_ews.running() as fake:
+            for i in range(n):
+                fake.add_mailbox(f"t{i}@bench.example.org")
+            mailboxes = [f"t{i}@bench.example.org" for i in range(n)]
+            user = fake.username.replace("\\", "\\\\")
+            account = (
+                f'id = "sys"\ntype = "ews"\nurl = "{fake.url}"\nauth = "basic"\n'
+                f'username = "{user}"\npassword = "{fake.password}"'
+            )
+            operations = lambda: len(fake.log)  # noqa: E731 - SOAP operations answered
+            batches = math.ceil(n / 100)
+            try:
+                yield Setup(account, mailboxes, operations, batches, batches)
+            finally:
+                close_connections()
+
+    return running()
+
+
 SYSTEMS: dict[str, Callable[[Path, int], AbstractContextManager[Setup]]] = {
     "caldav": caldav,
     "google": google,
     "graph": graph,
+    "ews": ews,
 }
 
 

@@ -4,6 +4,7 @@ fake's token endpoint (``token_url``) so that token expiry can be played."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +50,9 @@ def account_config(fake: FakeEWS, **keys: object) -> AccountConfig:
     return AccountConfig(**values)  # type: ignore[arg-type]
 
 
+_serial = itertools.count(1)
+
+
 @dataclass
 class EWSSystem:
     fake: FakeEWS
@@ -59,7 +63,7 @@ class EWSSystem:
         return len(self.fake.log)
 
     def calendar(self, teacher: str) -> CalendarRef:
-        address = f"{teacher}@school.test"
+        address = f"{teacher}.{next(_serial)}@school.test"
         self.fake.add_mailbox(address)
         return CalendarRef(ACCOUNT, address)
 
@@ -76,19 +80,22 @@ class EWSSystem:
     def teacher_deletes(self, cal: CalendarRef, ref: RemoteRef) -> None:
         self.fake.delete(cal.calendar, ref.href)
 
-    def forget_sync_tokens(self) -> None:
+    def forget_sync_tokens(self) -> bool:
         self.fake.forget_sync_states()
+        return True
 
-    def throttle(self, status: int, retry_after: float) -> None:
+    def throttle(self, status: int, retry_after: float) -> bool:
         # EWS says "busy" in a SOAP fault, not in the HTTP status (EWS throttling in Exchange).
         self.fake.server_busy(int(retry_after * 1000))
+        return True
 
     def expire_access_tokens(self) -> bool:
         self.fake.expire_tokens()
         return True
 
-    def page_size(self, n: int) -> None:
-        self.fake.page_size = n
+    def page_size(self, n: int) -> bool:
+        self.fake.page_size = n or 512  # the most SyncFolderItems returns in one answer
+        return True
 
 
 @contextmanager

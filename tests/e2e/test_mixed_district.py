@@ -1,7 +1,8 @@
 """A district whose teachers are on every calendar system at once (issue 8, item 11).
 
 One school: Ada on CalDAV (Radicale), Grace on Microsoft 365 (the Graph fake over TLS), Gia
-on Google Workspace (the Calendar API fake), Ed on Exchange (the EWS fake), and the school
+on Google Workspace (the Calendar API fake), Ed on Exchange (the EWS fake over TLS, OAuth),
+and the school
 events feed blocking everybody.  Video links are ``auto``: Teams for Grace, Meet for Gia,
 Jitsi for the others.  The story: a sync reads everybody; a parent is invited to one meeting
 with each teacher and accepts each; the outbox writes every event into its teacher's own
@@ -19,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from exchangelib.protocol import close_connections
 from sqlalchemy import select
 
 from ptm_sync import outbox
@@ -32,14 +34,18 @@ from ptm_sync.roster_store import apply_roster
 from ptm_sync.store import Database, MeetingHistory, Outbox
 from ptm_sync.sync import Connectors, sync
 from tests.contract.system_caldav import move_event
-from tests.support import fake_google, fake_graph
+from tests.contract.system_ews import account_config
+from tests.support import fake_ews, fake_google, fake_graph
 from tests.support.booking import NOW, PAT, SeededSchool, config_text, parse_email
 from tests.support.caldav_servers import EmbeddedCalDAV, account_for, make_calendar
 from tests.support.feed_server import FeedServer, vevent
+from tests.support.mailservers import make_tls_material
 
 ADA = "ada@lincoln.example.org"  # CalDAV
 GRACE = "grace@lincoln.example.org"  # Microsoft 365
 GIA = "gia@lincoln.example.org"  # Google Workspace
+ED = "ed@lincoln.example.org"  # Exchange on premises
+TEACHERS = (ADA, GRACE, GIA, ED)
 
 pytestmark = pytest.mark.radicale
 
@@ -56,6 +62,7 @@ class District:
     move: dict[str, Callable[[str, datetime, datetime], None]]
     graph: fake_graph.FakeGraph
     google: fake_google.FakeGoogle
+    exchange: fake_ews.FakeEWS
 
 
 @contextmanager
@@ -65,12 +72,19 @@ def district(
     with ExitStack() as stack:
         graph = stack.enter_context(fake_graph.running(tmp_path))
         google = stack.enter_context(fake_google.running())
+        (tmp_path / "exchange").mkdir()
+        exchange = stack.enter_context(
+            fake_ews.running(tls=make_tls_material(tmp_path / "exchange"))
+        )
+        stack.callback(close_connections)
+        exchange.add_mailbox(ED)
         key = fake_google.make_service_account(tmp_path, google.token_url)
         google.register_key(key)
         where = {
             ADA: ("dav", make_calendar(radicale)),
             GRACE: ("m365", graph.add_mailbox(GRACE)),
             GIA: ("google", google.add_calendar(GIA)),
+            ED: ("exchange", ED),
         }
         accounts = (
             account_for(radicale),
@@ -82,11 +96,17 @@ def district(
                 api_url=google.api_url,
                 token_url=google.token_url,
             ),
+            account_config(exchange, id="exchange"),
             AccountConfig(id="events", type="ics", url=feed.url + "events.ics", blocks="everyone"),
         )
         base = parse(config_text(video='provider = "auto"\nfallback = "jitsi"'))
         config = replace(base, accounts=accounts)
-        teachers = [(ADA, "Ada Lovelace"), (GRACE, "Grace Hopper"), (GIA, "Gia Rossi")]
+        teachers = [
+            (ADA, "Ada Lovelace"),
+            (GRACE, "Grace Hopper"),
+            (GIA, "Gia Rossi"),
+            (ED, "Ed Codd"),
+        ]
         apply_roster(
             db,
             Roster(
@@ -114,8 +134,9 @@ def district(
             ADA: lambda href, s, e: move_event(radicale, href, s, e),
             GRACE: lambda href, s, e: graph.teacher_moves(GRACE, href, s, e),
             GIA: lambda href, s, e: google.teacher_moves(GIA, href, s, e),
+            ED: lambda href, s, e: exchange.move(ED, href, s, e),
         }
-        yield District(config, school, where, move, graph, google)
+        yield District(config, school, where, move, graph, google, exchange)
 
 
 def test_one_school_on_every_calendar_system(
@@ -136,18 +157,19 @@ def test_one_school_on_every_calendar_system(
         def sync_all() -> None:
             results = sync(db, d.config, connectors, now=clock[0])
             assert [r.error for r in results] == [""] * len(results), results
-            assert {r.teacher for r in results} >= {ADA, GRACE, GIA}
+            assert {r.teacher for r in results} >= set(TEACHERS)
 
         sync_all()
-        for teacher in (ADA, GRACE, GIA):
+        for teacher in TEACHERS:
             assert fire_drill.start not in school.free_starts(teacher), teacher
         assert busy.start not in school.free_starts(GRACE)
         assert busy.start in school.free_starts(ADA)
 
         # One meeting with each teacher; Pat accepts each.
-        first = {ADA: 0, GRACE: 4, GIA: 8}  # apart: the family needs its gap between them
-        meetings = {t: school.propose(t, PAT, slot=first[t]) for t in (ADA, GRACE, GIA)}
-        assert meetings[ADA].video_url.startswith("https://meet.lincoln.example.org/ptm-")
+        first = {ADA: 0, GRACE: 4, GIA: 8, ED: 2}  # apart: the family needs its gap
+        meetings = {t: school.propose(t, PAT, slot=first[t]) for t in TEACHERS}
+        for teacher in (ADA, ED):  # Jitsi, the fallback: in the invitation already
+            assert meetings[teacher].video_url.startswith("https://meet.lincoln.example.org/ptm-")
         assert meetings[GRACE].video_url == meetings[GIA].video_url == ""  # made at confirmation
         for meeting in meetings.values():
             assert school.deliver(school.reply(meeting, "ACCEPTED")).reason == "accepted"
@@ -185,13 +207,13 @@ def test_one_school_on_every_calendar_system(
             assert message["Subject"].startswith("Confirmed") and link in plain, teacher
 
         # Each teacher drags their event to another time in their own calendar.
-        moves = {ADA: 2, GRACE: 5, GIA: 10}
-        for teacher in (ADA, GRACE, GIA):
+        moves = {ADA: 11, GRACE: 5, GIA: 9, ED: 1}
+        for teacher in TEACHERS:
             later = school.slot(moves[teacher])
             d.move[teacher](written[teacher].remote_href or "", later.start, later.end)
         clock[0] += timedelta(minutes=5)
         sync_all()
-        for teacher in (ADA, GRACE, GIA):
+        for teacher in TEACHERS:
             moved = school.meeting(meetings[teacher].id)
             later = school.slot(moves[teacher])
             assert (moved.start, moved.end) == (later.start, later.end), teacher
