@@ -10,9 +10,10 @@ is compared with what the calendar now holds:
 
 An event is the teacher's change only when its ETag differs from the one our last write
 got back and no write of ours for that meeting is still waiting in the outbox: our own
-writes, delivered or in flight, are never mistaken for the teacher's.  Only calendars kept
-as a local mirror (connectors with ``Capability.MIRRORED``: CalDAV, ICS feeds) can be
-followed this way.
+writes, delivered or in flight, are never mistaken for the teacher's.  The events come from
+the local mirror: the whole calendar where the connector mirrors it (``Capability.MIRRORED``:
+CalDAV), or the events of ours its change feed lists (``Capability.CHANGE_FEED``: Graph
+delta, EWS SyncFolderItems, Google sync tokens).
 """
 
 from __future__ import annotations
