@@ -258,6 +258,16 @@ def declared_capabilities(kind: str) -> frozenset[Capability]:
     return declared if isinstance(declared, frozenset) else frozenset()
 
 
+def online_meeting_provider(kind: str) -> str:
+    """The video provider whose links the connector of account type ``kind`` makes with its
+    events (``"teams"`` for Graph, ``"meet"`` for Google), "" when it makes none."""
+    if Capability.ONLINE_MEETINGS not in declared_capabilities(kind):
+        return ""
+    module_name, _, class_name = _REGISTRY[kind].partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return str(getattr(cls, "online_meeting_provider", ""))
+
+
 def open_connector(account: AccountConfig, tz: ZoneInfo, horizon: Horizon) -> CalendarConnector:
     """Build the connector for one ``[[accounts]]`` entry."""
     target = _REGISTRY.get(account.type)

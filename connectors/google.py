@@ -77,6 +77,8 @@ class GoogleConnector:
     capabilities = frozenset(
         {Capability.SERVER_FREE_BUSY, Capability.CHANGE_FEED, Capability.ONLINE_MEETINGS}
     )
+    #: The ``[video] provider`` whose links this system makes (``Capability.ONLINE_MEETINGS``).
+    online_meeting_provider = "meet"
 
     def __init__(self, account: AccountConfig, tz: ZoneInfo, horizon: Horizon) -> None:
         self.account = account

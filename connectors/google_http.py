@@ -47,6 +47,10 @@ from ptm_sync.errors import AuthFailed, NotFound, PtmError, Unavailable
 
 log = logging.getLogger(__name__)
 
+# googleapiclient logs every refused request at WARNING before we translate it: the error
+# reaches the user once, as our own line (and at DEBUG it would log request URLs).
+logging.getLogger("googleapiclient.http").setLevel(logging.ERROR)
+
 SCOPE = "https://www.googleapis.com/auth/calendar"
 #: Seconds httplib2 waits for a connection or an answer.
 TIMEOUT_SECONDS = 20.0

@@ -101,6 +101,8 @@ class GraphConnector:
     capabilities = frozenset(
         {Capability.SERVER_FREE_BUSY, Capability.CHANGE_FEED, Capability.ONLINE_MEETINGS}
     )
+    #: The ``[video] provider`` whose links this system makes (``Capability.ONLINE_MEETINGS``).
+    online_meeting_provider = "teams"
 
     def __init__(self, account: AccountConfig, tz: ZoneInfo, horizon: Horizon) -> None:
         self.account = account
@@ -474,7 +476,14 @@ class GraphConnector:
             if answer.status == 200:
                 continue
             if answer.status == 403 or answer.code.lower() in _DENIED:
-                if self._permission_line() not in lines:
+                if granted is not None and NEEDED_ROLE in granted:
+                    # The permission is there: this mailbox is outside the app's scope
+                    # (an RBAC for Applications scope or an application access policy).
+                    lines.append(
+                        f"{who}: mailbox {ref.calendar!r} refused the app ({answer.code or 403}):"
+                        " it is outside the app's management scope or access policy"
+                    )
+                elif self._permission_line() not in lines:
                     lines.append(self._permission_line())
             elif answer.status == 404:
                 lines.append(f"{who}: mailbox {ref.calendar!r} not found ({answer.code})")

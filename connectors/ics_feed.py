@@ -33,6 +33,7 @@ from connectors.base import (
     RemoteEvent,
     RemoteRef,
 )
+from connectors.net import network_reason
 from connectors.throttle import RetryPolicy, parse_retry_after
 from ptm_sync.busy import busy_times
 from ptm_sync.config import AccountConfig
@@ -111,7 +112,7 @@ class IcsFeedConnector:
                 ) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise Unavailable(
-                    f"feed {where}: cannot reach the server ({_reason(exc)})"
+                    f"feed {where}: cannot reach the server ({network_reason(exc)})"
                 ) from None
             if reply.status_code in (429, 503) or reply.status_code >= 500:
                 raise Unavailable(
@@ -189,8 +190,14 @@ class IcsFeedConnector:
         raise self._read_only()
 
     def check(self, calendars: Iterable[CalendarRef] = ()) -> list[str]:
-        """One line per feed that cannot be read as a calendar."""
-        refs = list(calendars) or [CalendarRef(self.account.id, self.account.url)]
+        """One line per feed that cannot be read as a calendar: the teachers' feeds, and the
+        account's own URL when it is a feed itself (``blocks = "everyone"``, or no teacher
+        names the account yet and it does not look like a folder)."""
+        refs = list(calendars)
+        if Capability.BLOCKS_EVERYONE in self.capabilities or (
+            not refs and not self.account.url.endswith("/")
+        ):
+            refs.append(CalendarRef(self.account.id, self.account.url))
         problems = []
         for url in dict.fromkeys(self.url_of(ref) for ref in refs):
             try:
@@ -237,21 +244,11 @@ def split_feed(url: str, text: str) -> list[RemoteEvent]:
 
 
 def _safe(url: str) -> str:
-    """The URL without credentials or query (a feed's secret token often sits in it)."""
+    """The URL without credentials, query or inner path: a feed's secret token often sits
+    in them (``?token=…``, Google's ``/private-<key>/basic.ics``).  Host and file name stay."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc)
-    for known in (
-        "Connection refused",
-        "timed out",
-        "Name or service not known",
-        "No route to host",
-    ):
-        if known.lower() in text.lower():
-            return known.lower()
-    return exc.__class__.__name__
+    segments = [s for s in parts.path.split("/") if s]
+    path = "/" + segments[-1] if len(segments) <= 1 else "/…/" + segments[-1]
+    return f"{parts.scheme}://{host}{port}{path if segments else '/'}"

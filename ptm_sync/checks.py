@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import make_url, select
 from sqlalchemy.exc import ArgumentError
 
-from connectors.base import CalendarRef, Capability, declared_capabilities, open_connector
+from connectors.base import CalendarRef, open_connector
 from connectors.zoom import ZoomClient
 from ptm_sync.app import App
 from ptm_sync.config import Config, ImapConfig, Secret, SmtpConfig
@@ -41,9 +41,15 @@ class CheckReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def _under(area: str, lines: list[str]) -> list[str]:
-    """Prefix each line with its area unless it names the area already."""
-    return [line if line.startswith(f"{area}:") else f"{area}: {line}" for line in lines]
+def _under(area: str, lines: list[str], name: str = "") -> list[str]:
+    """Prefix each line with its area unless it names the area already (``account 'x'``,
+    ``Graph account 'x'``: the connector's own wording)."""
+    return [
+        line
+        if line.startswith(f"{area}:") or (name and f"'{name}'" in line.split(":", 1)[0])
+        else f"{area}: {line}"
+        for line in lines
+    ]
 
 
 def run_checks(app: App, *, roster: bool = True) -> CheckReport:
@@ -72,7 +78,9 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
             problems.append(f"{area}: {exc}")
             continue
         try:
-            problems += _under(area, connector.check(calendars.get(account.id, [])))
+            problems += _under(
+                area, connector.check(calendars.get(account.id, [])), account.id
+            )
         except PtmError as exc:
             problems.append(f"{area}: {exc}")
         finally:
@@ -93,12 +101,11 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
             problems.append(f"video: {exc}")
     if config.video.provider in ("teams", "meet"):
         for account in config.accounts:
-            able = Capability.ONLINE_MEETINGS in declared_capabilities(account.type)
-            if account.id in used and link_source(config, account.id) == CALENDAR and not able:
+            if account.id in used and link_source(config, account.id) != CALENDAR:
                 report.warnings.append(
                     f"warning: video.provider = {config.video.provider!r}, but account "
-                    f"{account.id!r} ({account.type}) cannot make such links: its "
-                    'teachers\' meetings will have none (use provider = "auto")'
+                    f"{account.id!r} ({account.type}) makes no such links: its teachers' "
+                    f"meetings get the fallback's ({config.video.fallback})"
                 )
     mail = config.mail
     if mail is not None and mail.smtp is not None:

@@ -158,10 +158,15 @@ class WebConfig:
 class VideoConfig:
     provider: str = opt(
         "jitsi | teams | meet | zoom | none | auto (auto: Teams for Graph teachers, Meet for "
-        "Google teachers, else the fallback)",
+        "Google teachers, the fallback for the others; teams/meet: that system's teachers, "
+        "the fallback for the others)",
         "jitsi",
     )
-    fallback: str = opt("With auto: the link for other teachers: jitsi | zoom | none", "jitsi")
+    fallback: str = opt(
+        "With auto, teams or meet: the link of teachers whose calendar system makes none "
+        "(or another kind): jitsi | zoom | none",
+        "jitsi",
+    )
     base_url: str = opt("Base URL of the video service (jitsi).", "https://meet.jit.si")
     zoom_account_id: str = opt("Zoom server-to-server OAuth app: account id.", "")
     zoom_client_id: str = opt("Zoom server-to-server OAuth app: client id.", "")
@@ -660,7 +665,7 @@ def _check_account(account: AccountConfig, where: str) -> None:
             )
     if kind in ("caldav", "ews", "ics"):
         if not account.url:
-            raise ConfigError(f"a {kind} account needs a url", f"{where}.url")
+            raise ConfigError(f"{_article(kind)} {kind} account needs a url", f"{where}.url")
         if not re.match(r"https?://", account.url):
             raise ConfigError(f"must be an http(s) URL, got {account.url!r}", f"{where}.url")
     if kind == "graph":
@@ -696,10 +701,19 @@ def _check_account(account: AccountConfig, where: str) -> None:
             )
         if not re.match(r"https?://.*/$", account.api_url):
             raise ConfigError("must be an http(s) URL ending in /", f"{where}.api_url")
+    for name in ("ca_file", "certificate_file", "service_account_file", "oauth_token_file"):
+        path = getattr(account, name)
+        if path is not None and not os.access(path, os.R_OK):
+            reason = "no such file" if not path.exists() else "not readable by this user"
+            raise ConfigError(f"cannot read {path}: {reason}", f"{where}.{name}")
     if account.token_url and not re.match(r"https?://", account.token_url):
         raise ConfigError("must be an http(s) URL", f"{where}.token_url")
     if kind == "ics" and account.blocks not in ("", "everyone"):
         raise ConfigError('must be "everyone" or left out', f"{where}.blocks")
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _check_video(video: VideoConfig) -> None:
@@ -707,7 +721,14 @@ def _check_video(video: VideoConfig) -> None:
         raise ConfigError(f"must be one of {' | '.join(VIDEO_PROVIDERS)}", "video.provider")
     if video.fallback not in VIDEO_FALLBACKS:
         raise ConfigError(f"must be one of {' | '.join(VIDEO_FALLBACKS)}", "video.fallback")
-    zoom = video.provider == "zoom" or (video.provider == "auto" and video.fallback == "zoom")
+    zoom = video.provider == "zoom" or (
+        video.provider in ("auto", "teams", "meet") and video.fallback == "zoom"
+    )
+    for name in ("zoom_api_url", "zoom_token_url"):
+        url = getattr(video, name)
+        # https, or plain http to this machine only (a local proxy; the tests' fake).
+        if zoom and not re.match(r"https://|http://(127\.0\.0\.1|localhost|\[::1\])[:/]", url):
+            raise ConfigError("must be an https:// URL", f"video.{name}")
     if zoom:
         for name in ("zoom_account_id", "zoom_client_id", "zoom_client_secret"):
             if not getattr(video, name):

@@ -107,7 +107,9 @@ def _rows_of_accounts(accounts: Sequence[str]) -> Any:
 def needs_zoom(config: Config) -> bool:
     """Whether any teacher's meetings may get Zoom links."""
     video = config.video
-    return video.provider == "zoom" or (video.provider == "auto" and video.fallback == "zoom")
+    return video.provider == "zoom" or (
+        video.provider in ("auto", "teams", "meet") and video.fallback == "zoom"
+    )
 
 
 def destinations(config: Config) -> list[Destination]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from connectors.base import Capability, declared_capabilities
+from connectors.base import online_meeting_provider
 from ptm_sync.config import Config, VideoConfig
 from ptm_sync.errors import ConfigError
 
@@ -87,9 +87,8 @@ class NoVideo:
 
 
 class _LinkLater:
-    """A provider whose links are made after the meeting is confirmed, not at proposal:
-    Teams and Meet by the teacher's calendar system when it writes the event, Zoom by the
-    outbox (DESIGN §6).  ``create_room`` makes nothing; see :func:`link_source`."""
+    """A provider whose links are made after the meeting is confirmed, not at proposal: Zoom
+    by the outbox (DESIGN §6).  ``create_room`` makes nothing; see :func:`link_source`."""
 
     name: ClassVar[str] = ""
 
@@ -100,15 +99,7 @@ class _LinkLater:
         return None
 
     def delete_room(self, room: VideoRoom) -> None:
-        """Nothing here: the calendar event (Teams, Meet) or the outbox (Zoom) removes it."""
-
-
-class TeamsProvider(_LinkLater):
-    name = "teams"
-
-
-class MeetProvider(_LinkLater):
-    name = "meet"
+        """Nothing here: the outbox removes a Zoom meeting."""
 
 
 class ZoomProvider(_LinkLater):
@@ -117,7 +108,8 @@ class ZoomProvider(_LinkLater):
 
 class AutoProvider:
     """``provider = "auto"``: the teacher's own system's link (Teams on Graph, Meet on
-    Google: :func:`link_source`), else ``fallback``, whose rooms this makes."""
+    Google: :func:`link_source`), else ``fallback``, whose rooms this makes (for the teachers
+    :func:`link_source` says get them now)."""
 
     name: ClassVar[str] = "auto"
 
@@ -129,6 +121,18 @@ class AutoProvider:
 
     def delete_room(self, room: VideoRoom) -> None:
         self.fallback.delete_room(room)
+
+
+class TeamsProvider(AutoProvider):
+    """Teams links, made by Microsoft 365 with the event; ``fallback`` for other teachers."""
+
+    name: ClassVar[str] = "teams"
+
+
+class MeetProvider(AutoProvider):
+    """Meet links, made by Google Calendar with the event; ``fallback`` for other teachers."""
+
+    name: ClassVar[str] = "meet"
 
 
 #: Where a meeting's video link comes from (:func:`link_source`).
@@ -145,15 +149,20 @@ def link_source(config: Config, account_id: str) -> str:
       ``Capability.ONLINE_MEETINGS``); the confirmation carries it;
     * :data:`ZOOM`: the outbox creates a Zoom meeting when the meeting is confirmed;
     * :data:`NONE`: no link.
+
+    ``teams`` and ``meet`` are made by the system that makes them; a teacher on another
+    system gets ``fallback``'s link, as with ``auto`` (which takes whichever link the
+    teacher's own system makes).
     """
     video = config.video
     provider = video.provider
-    if provider == "auto":
+    if provider in ("auto", "teams", "meet"):
         kind = next((a.type for a in config.accounts if a.id == account_id), "")
-        if Capability.ONLINE_MEETINGS in declared_capabilities(kind):
+        made = online_meeting_provider(kind)
+        if made and (provider == "auto" or provider == made):
             return CALENDAR
         provider = video.fallback
-    return {"teams": CALENDAR, "meet": CALENDAR, "zoom": ZOOM, "none": NONE}.get(provider, NOW)
+    return {"zoom": ZOOM, "none": NONE}.get(provider, NOW)
 
 
 _REGISTRY: dict[str, Callable[[VideoConfig], VideoProvider]] = {

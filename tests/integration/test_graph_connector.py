@@ -431,6 +431,15 @@ def test_check_names_the_missing_application_permission(
         graph.create_event(mailbox(fake, "ada"), meeting())
 
 
+def test_check_names_a_mailbox_outside_the_apps_scope_not_a_missing_permission(
+    fake: FakeGraph, graph: GraphConnector
+) -> None:
+    fake.out_of_scope.add("bob@school.test")
+    lines = graph.check([mailbox(fake, "ada"), mailbox(fake, "bob")])
+    assert len(lines) == 1 and "mailbox 'bob@school.test' refused the app" in lines[0]
+    assert "scope" in lines[0] and "lacks" not in lines[0]
+
+
 def test_check_names_an_unknown_mailbox(fake: FakeGraph, graph: GraphConnector) -> None:
     lines = graph.check([mailbox(fake, "ada"), CalendarRef("m365", "ghost@school.test")])
     assert len(lines) == 1 and "mailbox 'ghost@school.test' not found" in lines[0]

@@ -71,6 +71,9 @@ class FakeGraph:
         self.mailboxes: dict[str, dict[str, StoredEvent]] = {}
         self.secret = SECRET
         self.roles: tuple[str, ...] = ALL_ROLES
+        #: Mailboxes outside the app's scope (RBAC for Applications, application access
+        #: policy): Exchange Online answers 403 ErrorAccessDenied with the role granted.
+        self.out_of_scope: set[str] = set()
         self.tokens: dict[str, bool] = {}  # token -> still valid
         self.issue_expired = False
         #: An HTTP status (5xx) Entra ID answers every request with, while set.
@@ -312,7 +315,7 @@ class FakeGraph:
             )
         write = method in ("POST", "PATCH", "DELETE") and not rest.endswith("getSchedule")
         needed = {"Calendars.ReadWrite"} if write else {"Calendars.Read", "Calendars.ReadWrite"}
-        if not needed & set(self.roles):
+        if not needed & set(self.roles) or mailbox in self.out_of_scope:
             return (
                 403,
                 w.error("ErrorAccessDenied", "Access is denied. Check credentials and try again."),

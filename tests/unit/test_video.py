@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import pytest
 
-from ptm_sync.config import Config, VideoConfig, parse
+from ptm_sync.config import AccountConfig, Config, VideoConfig, parse
 from ptm_sync.errors import ConfigError
 from ptm_sync.video import (
     CALENDAR,
@@ -108,7 +109,7 @@ def test_default_config_gives_jitsi() -> None:
 
 @pytest.mark.parametrize("name", ["teams", "meet", "zoom"])
 def test_links_made_after_confirmation_make_no_room_at_proposal(name: str) -> None:
-    provider = provider_for(VideoConfig(provider=name))
+    provider = provider_for(VideoConfig(provider=name, fallback="none"))
     assert isinstance(provider, VideoProvider)
     assert provider.create_room("uid") is None
 
@@ -118,8 +119,8 @@ def test_links_made_after_confirmation_make_no_room_at_proposal(name: str) -> No
     [
         ("jitsi", "jitsi", NOW),
         ("none", "jitsi", NONE),
-        ("teams", "jitsi", CALENDAR),
-        ("meet", "jitsi", CALENDAR),
+        ("teams", "jitsi", NOW),  # a CalDAV teacher makes no Teams link: the fallback's
+        ("meet", "none", NONE),
         ("zoom", "jitsi", ZOOM),
         ("auto", "jitsi", NOW),  # a CalDAV teacher: the fallback's link
         ("auto", "zoom", ZOOM),
@@ -129,6 +130,26 @@ def test_links_made_after_confirmation_make_no_room_at_proposal(name: str) -> No
 def test_where_a_caldav_teachers_link_comes_from(provider: str, fallback: str, source: str) -> None:
     config = _config(provider, fallback)
     assert link_source(config, "dav") == source
+
+
+@pytest.mark.parametrize(
+    ("provider", "kind", "source"),
+    [
+        ("auto", "graph", CALENDAR),
+        ("auto", "google", CALENDAR),
+        ("teams", "graph", CALENDAR),
+        ("teams", "google", NOW),  # Google makes Meet links, not Teams: the fallback's
+        ("meet", "google", CALENDAR),
+        ("meet", "graph", NOW),
+        ("auto", "ews", NOW),
+    ],
+)
+def test_where_a_teachers_link_comes_from_by_their_system(
+    provider: str, kind: str, source: str
+) -> None:
+    config = _config(provider, "jitsi")
+    other = AccountConfig(id="other", type=kind, url="https://x.test/", username="u")
+    assert link_source(replace(config, accounts=(*config.accounts, other)), "other") == source
 
 
 def test_auto_makes_the_fallbacks_rooms() -> None:
