@@ -42,14 +42,15 @@ class CheckReport:
 
 
 def _under(area: str, lines: list[str], name: str = "") -> list[str]:
-    """Prefix each line with its area unless it names the area already (``account 'x'``,
-    ``Graph account 'x'``: the connector's own wording)."""
-    return [
-        line
-        if line.startswith(f"{area}:") or (name and f"'{name}'" in line.split(":", 1)[0])
-        else f"{area}: {line}"
-        for line in lines
-    ]
+    """Each line as ``area: what is wrong``: a connector's own naming of the account
+    (``account 'x' (url):``, ``Graph account 'x':``) gives way to the area, said once."""
+    out = []
+    for line in lines:
+        head, sep, rest = line.partition(": ")
+        if name and sep and f"'{name}'" in head:
+            line = rest
+        out.append(line if line.startswith(f"{area}:") else f"{area}: {line}")
+    return out
 
 
 def run_checks(app: App, *, roster: bool = True) -> CheckReport:
