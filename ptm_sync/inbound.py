@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, contains_eager, selectinload
 from ptm_sync import imip, itip, trust
 from ptm_sync.booking.apply import Applier
 from ptm_sync.booking.decide import APPLIED, QUARANTINED
+from ptm_sync.metrics import INBOUND_DECISIONS, PROCESS
 from ptm_sync.booking.events import Answer, Counter, Event, Refresh
 from ptm_sync.booking.values import Decision, MeetingView
 from ptm_sync.config import Config, MailConfig
@@ -181,6 +182,7 @@ def process_batch(
             session.expunge_all()
     for outcome in outcomes:
         log.info("inbound message: %s", outcome)
+        PROCESS.count(INBOUND_DECISIONS, outcome=outcome.outcome)  # metrics
     return outcomes
 
 
@@ -271,6 +273,7 @@ def _record(
         result = _record_in(session, config, raw, inbound, early, digest, now, video)
     crash_point("after-commit")
     log.info("inbound message: %s", result)
+    PROCESS.count(INBOUND_DECISIONS, outcome=result.outcome)  # metrics
     return result
 
 
