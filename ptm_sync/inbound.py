@@ -28,13 +28,13 @@ from sqlalchemy.orm import Session, contains_eager, selectinload
 from ptm_sync import imip, itip, trust
 from ptm_sync.booking.apply import Applier
 from ptm_sync.booking.decide import APPLIED, QUARANTINED
-from ptm_sync.metrics import INBOUND_DECISIONS, PROCESS
 from ptm_sync.booking.events import Answer, Counter, Event, Refresh
 from ptm_sync.booking.values import Decision, MeetingView
 from ptm_sync.config import Config, MailConfig
 from ptm_sync.crashpoints import crash_point
 from ptm_sync.errors import ConfigError, NotFoundError, Unusable, UserError
 from ptm_sync.inputlimits import HEAD_BYTES, TOO_LARGE, InputLimits
+from ptm_sync.metrics import INBOUND_DECISIONS, PROCESS
 from ptm_sync.model import Interval
 from ptm_sync.room_mailbox import booking_request
 from ptm_sync.store import Database, Inbound, Meeting, MeetingGuardian, MeetingStudent, Teacher

@@ -98,7 +98,8 @@ PAGE = """<!doctype html>
 body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#222}}
 table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}}
 .available{{background:#e6f4ea}} .busy{{background:#eee;color:#777}} .held{{background:#fff4d6}}
-.booked{{background:#fde2e1}} .not_synced{{background:#fff;color:#a00;font-style:italic}} ul.times{{columns:4 10rem}} .muted{{color:#666}}
+.booked{{background:#fde2e1}} .not_synced{{background:#fff;color:#a00;font-style:italic}}
+ul.times{{columns:4 10rem}} .muted{{color:#666}}
 </style></head><body>
 {body}
 </body></html>
