@@ -1,4 +1,4 @@
-"""``/metrics``: the Prometheus text format (exposition format 0.0.4), names ``ptm_sync_*``.
+"""``/metrics``: the Prometheus text exposition format, names ``ptm_sync_*``.
 
 A custom collector (prometheus_client "Custom Collectors") reads, at each scrape, what the
 store says (:func:`ptm_sync.health.read_state`: a few aggregate queries) and what this
@@ -131,7 +131,10 @@ def families(
     yield from (teachers, never, failing, lag)
     for spec in COUNTERS:
         counter = CounterMetricFamily(f"{PREFIX}{spec.name}", spec.help, labels=list(spec.labels))
-        for labels, value in sorted(process.counts(spec).items()):
+        counts = process.counts(spec)
+        if not spec.labels and not counts:
+            counts = {(): 0}  # a counter without labels is there from the start
+        for labels, value in sorted(counts.items()):
             counter.add_metric([v for _, v in labels], value)
         yield counter
     if imap and process.imap is not None:
