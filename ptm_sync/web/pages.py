@@ -215,9 +215,9 @@ class Site:
         status: dict[str, object] = {"status": "ok"}
         try:
             with self.db.read() as session:
-                teachers = session.scalar(select(func.count()).select_from(Teacher))
                 last = session.scalar(select(func.max(Calendar.synced_at)))
                 state = read_state(session)
+            teachers = sum(account.teachers for account in state.accounts.values())
         except Exception as exc:  # noqa: BLE001 - health reports, never raises
             outage = database_outage(exc)
             if outage is not None:
