@@ -54,9 +54,7 @@ class School:
 
 
 @pytest.fixture(scope="module")
-def school(
-    radicale_server: EmbeddedCalDAV, tmp_path_factory: pytest.TempPathFactory
-) -> School:
+def school(radicale_server: EmbeddedCalDAV, tmp_path_factory: pytest.TempPathFactory) -> School:
     folder = tmp_path_factory.mktemp("health")
     sample = SampleSchool(date.today())
     calendars = seed_calendars(radicale_server, sample, tag=f"health-{uuid.uuid4().hex[:8]}")
@@ -126,9 +124,10 @@ def get(url: str) -> tuple[int, bytes]:
 @pytest.fixture
 def daemon(school: School) -> Iterator[subprocess.Popen[str]]:
     environment = {k: v for k, v in os.environ.items() if k != "PTM_SYNC_CONFIG"}
+    # --log-format before the command, -v after it: global options stand on either side.
+    argv = [sys.executable, "-m", "ptm_sync", "--config", str(school.config), "--log-format"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "ptm_sync", "--config", str(school.config)]
-        + ["--log-format", "json", "run", "-v"],
+        [*argv, "json", "run", "-v"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -210,8 +209,7 @@ def test_check_warns_when_the_database_file_did_not_exist(tmp_path: Path) -> Non
     assert first.returncode == 0, first.stdout + first.stderr  # warnings only
     warned = [line for line in first.stdout.splitlines() if line.startswith("warning:")]
     assert (
-        f"warning: database: the database file {tmp_path / 'tpyo.db'} did not exist: "
-        "created empty"
+        f"warning: database: the database file {tmp_path / 'tpyo.db'} did not exist: created empty"
     ) in warned[0], warned
     assert warned[1].startswith("warning: roster: no teachers yet"), warned
     again = ptm_sync(config, "check")
