@@ -8,8 +8,9 @@ Besides problems (which make `check` exit 1) it gives warnings (DESIGN §7: line
 ``warning:``, exit 0): files holding secrets or families' data that group or others may read
 (the config, ``*_file`` secrets, the SQLite database), a mail login that would send its
 password without TLS, an empty roster, an SQLite database file that did not exist before
-this run (a mistyped ``[database] url`` silently starts an empty database), and a teacher
-whose last sync failed although the calendar answers now.
+this run (a mistyped ``[database] url`` silently starts an empty database), teachers whose
+calendar no sync has read yet (they offer no slots: DESIGN §7 ``not_synced``), and a
+teacher whose last sync failed although the calendar answers now.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
     calendars: dict[str, list[CalendarRef]] = {}
     owners: dict[str, list[tuple[str, str]]] = {}  # account -> (calendar, teacher email)
     failed_sync: dict[str, str] = {}  # teacher email -> the last sync's error
+    never_read: set[str] = set()  # teachers whose calendar no sync has read yet
     if app.database_created:
         path = sqlite_path(config.database.url)
         report.warnings.append(
@@ -74,21 +76,30 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
         )
     if roster:
         with app.db.read() as session:
-            for email, account_id, calendar, error in session.execute(
-                select(Teacher.email, Teacher.account, Teacher.calendar, Calendar.error)
+            for email, account_id, calendar, error, synced_at in session.execute(
+                select(
+                    Teacher.email,
+                    Teacher.account,
+                    Teacher.calendar,
+                    Calendar.error,
+                    Calendar.synced_at,
+                )
                 .outerjoin(Calendar, Calendar.teacher_id == Teacher.id)
                 .order_by(Teacher.email)
             ):
                 used.add(account_id)
                 calendars.setdefault(account_id, []).append(CalendarRef(account_id, calendar))
                 owners.setdefault(account_id, []).append((calendar, email))
-                if error:
+                if synced_at is None:
+                    never_read.add(email)
+                elif error:
                     failed_sync[email] = error
         if not owners:
             report.warnings.append(
                 "warning: roster: no teachers yet; import them with `ptm-sync roster import FILE`"
             )
     broken: set[str] = set()
+    answered: set[str] = set()  # accounts whose every problem line names a teacher
     for account in config.accounts:
         area = f"account {account.id}"
         try:
@@ -98,18 +109,29 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
             continue
         try:
             lines = _under(area, connector.check(calendars.get(account.id, [])))
-            problems += _by_teacher(lines, owners.get(account.id, []), broken)
+            named = _by_teacher(lines, owners.get(account.id, []), broken)
+            problems += named
+            if all(line.startswith("teacher ") for line in named):
+                answered.add(account.id)
         except PtmError as exc:
             problems.append(f"{area}: {exc}")
         finally:
             connector.close()
     known = {a.id for a in config.accounts}
+    account_of = {email: account for account, pairs in owners.items() for _, email in pairs}
     for email, error in sorted(failed_sync.items()):
-        if email not in broken:
+        if email not in broken and account_of.get(email) in answered:
             report.warnings.append(
                 f"warning: teacher {email}: the last sync failed ({_first_line(error)}); "
                 "the calendar answers now: run `ptm-sync sync`"
             )
+    unread = len(never_read - broken)
+    if unread:
+        whose = "1 teacher's calendar was" if unread == 1 else f"{unread} teachers' calendars were"
+        report.warnings.append(
+            f"warning: roster: {whose} never read: no slots are offered "
+            "until `ptm-sync sync` reads them"
+        )
     for missing in sorted(used - known):
         problems.append(f"roster: teachers use account {missing!r}, which is not in [[accounts]]")
     try:

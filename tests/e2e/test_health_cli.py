@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.caldav_servers import EmbeddedCalDAV
+from tests.support.caldav_servers import EmbeddedCalDAV, make_calendar
 from tests.support.cli import config_text, ptm_sync, write_config
 from tests.support.sample_school import (
     ADA,
@@ -196,6 +196,27 @@ def test_the_daemon_reports_the_broken_calendar_in_health_metrics_and_json_logs(
         for e in entries
     ), entries
     assert school.password not in err
+
+
+def test_once_the_calendar_answers_check_warns_until_a_sync_succeeds(
+    school: School, radicale_server: EmbeddedCalDAV
+) -> None:
+    """The administrator creates the missing calendar: `check` no longer fails, but says
+    it was never read; after `sync` all is well and the matrix offers that teacher."""
+    assert make_calendar(radicale_server, school.missing.rstrip("/").rsplit("/", 1)[1])
+    checked = ptm_sync(school.config, "check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    warned = [line for line in checked.stdout.splitlines() if line.startswith("warning:")]
+    assert warned == [
+        "warning: roster: 1 teacher's calendar was never read: no slots are offered "
+        "until `ptm-sync sync` reads them"
+    ]
+
+    assert ptm_sync(school.config, "sync").returncode == 0
+    again = ptm_sync(school.config, "check")
+    assert not [line for line in again.stdout.splitlines() if line.startswith("warning:")]
+    matrix = json.loads(ptm_sync(school.config, "matrix", "--format", "json").stdout)
+    assert {row["status"] for row in matrix if row["teacher"] == BROKEN} == {"available"}
 
 
 def test_check_warns_when_the_database_file_did_not_exist(tmp_path: Path) -> None:
