@@ -216,7 +216,7 @@ class Site:
         try:
             with self.db.read() as session:
                 last = session.scalar(select(func.max(Calendar.synced_at)))
-                state = read_state(session)
+                state = read_state(session, counts=False)
             teachers = sum(account.teachers for account in state.accounts.values())
         except Exception as exc:  # noqa: BLE001 - health reports, never raises
             outage = database_outage(exc)
