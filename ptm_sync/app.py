@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 from ptm_sync import config as config_mod
 from ptm_sync.config import Config
@@ -15,6 +19,9 @@ from ptm_sync.store import Database
 class App:
     config: Config
     _db: Database | None = field(default=None, repr=False)
+    #: The SQLite database file did not exist before :attr:`db` opened it: it was created
+    #: empty (a mistyped path, or a first run before `init`); `check` warns.
+    database_created: bool = field(default=False, init=False)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> App:
@@ -24,9 +31,12 @@ class App:
     def db(self) -> Database:
         """The database, migrated to the newest schema on first use."""
         if self._db is None:
+            path = sqlite_path(self.config.database.url)
+            existed = path is None or path.exists()
             db = Database(self.config.database.url)
             db.migrate()
             self._db = db
+            self.database_created = not existed
         return self._db
 
     @staticmethod
@@ -36,3 +46,17 @@ class App:
     def close(self) -> None:
         if self._db is not None:
             self._db.dispose()
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite database URL; None for another database, an in-memory one,
+    a ``file:`` URI or a URL that does not parse."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)

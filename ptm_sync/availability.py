@@ -65,12 +65,18 @@ class MatrixRow:
 
 @dataclass(frozen=True, slots=True)
 class TeacherTimes:
-    """One teacher's inputs to the engine for one period."""
+    """One teacher's inputs to the engine for one period.
+
+    ``synced`` is False while the teacher's calendar has never been read successfully:
+    ``busy`` is then the whole period (nothing is offered) and the matrix says
+    ``not_synced`` rather than ``busy`` (DESIGN §7).
+    """
 
     teacher: Teacher
     busy: list[Interval]
     held: list[Interval]
     booked: list[Interval]
+    synced: bool = True
 
 
 def teachers(session: Session, teacher_email: str | None = None) -> list[Teacher]:
@@ -182,7 +188,10 @@ def times_of(
             continue
         target = booked if state == MeetingState.CONFIRMED else held
         target[teacher_id].append(Interval(m_start, m_end))
-    return [TeacherTimes(t, busy[t.id], held[t.id], booked[t.id]) for t in selected]
+    return [
+        TeacherTimes(t, busy[t.id], held[t.id], booked[t.id], synced=t.id in rows.synced)
+        for t in selected
+    ]
 
 
 class _Span(NamedTuple):
@@ -265,13 +274,17 @@ def period_slots(
 def period_matrix(
     session: Session, config: Config, period: PeriodConfig, *, teacher_email: str | None = None
 ) -> list[MatrixRow]:
-    """One row per (grid slot, teacher): available, busy, held or booked."""
+    """One row per (grid slot, teacher): available, busy, held, booked, or not_synced
+    for every slot of a teacher whose calendar was never read that no meeting of ours
+    holds (DESIGN §7)."""
     tz = config.tz
     grid = engine.grid(period.windows, period.slot_minutes, period.buffer_minutes)
     rows: list[MatrixRow] = []
     for times in teacher_times(session, period, teachers(session, teacher_email)):
         t = times.teacher
         for slot, status in engine.matrix(grid, times.busy, times.held, times.booked):
+            if not times.synced and status == SlotStatus.BUSY:
+                status = SlotStatus.NOT_SYNCED
             start, end = slot.start.astimezone(tz), slot.end.astimezone(tz)
             rows.append(MatrixRow(start.date().isoformat(), start, end, t.email, t.name, status))
     # By the instant, not the wall clock: on the night clocks go back, 01:15 EST comes

@@ -1,32 +1,39 @@
 """`ptm-sync check`: one line per problem with the config, calendars and mail servers.
 
+Every teacher's calendar is tried (through the account's connector); a calendar that cannot
+be read is one line naming the teacher (``teacher EMAIL: ...``), so the roster row to fix is
+found by its email.
+
 Besides problems (which make `check` exit 1) it gives warnings (DESIGN §7: lines starting
 ``warning:``, exit 0): files holding secrets or families' data that group or others may read
-(the config, ``*_file`` secrets, the SQLite database), and a mail login that would send its
-password without TLS.
+(the config, ``*_file`` secrets, the SQLite database), a mail login that would send its
+password without TLS, an empty roster, an SQLite database file that did not exist before
+this run (a mistyped ``[database] url`` silently starts an empty database), teachers whose
+calendar no sync has read yet (they offer no slots: DESIGN §7 ``not_synced``), and a
+teacher whose last sync failed although the calendar answers now.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import make_url, select
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy import select
 
 from connectors.base import CalendarRef, open_connector
 from connectors.zoom import ZoomClient
-from ptm_sync.app import App
+from ptm_sync.app import App, sqlite_path
 from ptm_sync.config import Config, ImapConfig, Secret, SmtpConfig
 from ptm_sync.dispatch import needs_zoom
 from ptm_sync.errors import PtmError
 from ptm_sync.filemodes import loose_files, sqlite_files
 from ptm_sync.mail import imap, smtp
 from ptm_sync.periods import horizon
-from ptm_sync.store import Teacher
+from ptm_sync.store import Calendar, Teacher
 from ptm_sync.video import CALENDAR, link_source, provider_for
 
 
@@ -64,13 +71,42 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
     span = horizon(config)
     used: set[str] = set()
     calendars: dict[str, list[CalendarRef]] = {}
+    owners: dict[str, list[tuple[str, str]]] = {}  # account -> (calendar, teacher email)
+    failed_sync: dict[str, str] = {}  # teacher email -> the last sync's error
+    never_read: set[str] = set()  # teachers whose calendar no sync has read yet
+    if app.database_created:
+        path = sqlite_path(config.database.url)
+        report.warnings.append(
+            f"warning: database: the database file {path} did not exist: created empty "
+            "(if the school's data is elsewhere, fix [database] url; "
+            "a new school runs `ptm-sync init` first)"
+        )
     if roster:
         with app.db.read() as session:
-            for account_id, calendar in session.execute(
-                select(Teacher.account, Teacher.calendar).order_by(Teacher.email)
+            for email, account_id, calendar, error, synced_at in session.execute(
+                select(
+                    Teacher.email,
+                    Teacher.account,
+                    Teacher.calendar,
+                    Calendar.error,
+                    Calendar.synced_at,
+                )
+                .outerjoin(Calendar, Calendar.teacher_id == Teacher.id)
+                .order_by(Teacher.email)
             ):
                 used.add(account_id)
                 calendars.setdefault(account_id, []).append(CalendarRef(account_id, calendar))
+                owners.setdefault(account_id, []).append((calendar, email))
+                if synced_at is None:
+                    never_read.add(email)
+                elif error:
+                    failed_sync[email] = error
+        if not owners:
+            report.warnings.append(
+                "warning: roster: no teachers yet; import them with `ptm-sync roster import FILE`"
+            )
+    broken: set[str] = set()
+    answered: set[str] = set()  # accounts whose every problem line names a teacher
     for account in config.accounts:
         area = f"account {account.id}"
         try:
@@ -79,14 +115,30 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
             problems.append(f"{area}: {exc}")
             continue
         try:
-            problems += _under(
-                area, connector.check(calendars.get(account.id, [])), account.id
-            )
+            lines = _under(area, connector.check(calendars.get(account.id, [])), account.id)
+            named = _by_teacher(lines, owners.get(account.id, []), broken)
+            problems += named
+            if all(line.startswith("teacher ") for line in named):
+                answered.add(account.id)
         except PtmError as exc:
             problems.append(f"{area}: {exc}")
         finally:
             connector.close()
     known = {a.id for a in config.accounts}
+    account_of = {email: account for account, pairs in owners.items() for _, email in pairs}
+    for email, error in sorted(failed_sync.items()):
+        if email not in broken and account_of.get(email) in answered:
+            report.warnings.append(
+                f"warning: teacher {email}: the last sync failed ({_first_line(error)}); "
+                "the calendar answers now: run `ptm-sync sync`"
+            )
+    unread = len(never_read - broken)
+    if unread:
+        whose = "1 teacher's calendar was" if unread == 1 else f"{unread} teachers' calendars were"
+        report.warnings.append(
+            f"warning: roster: {whose} never read: no slots are offered "
+            "until `ptm-sync sync` reads them"
+        )
     for missing in sorted(used - known):
         problems.append(f"roster: teachers use account {missing!r}, which is not in [[accounts]]")
     try:
@@ -130,6 +182,32 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
     return report
 
 
+def _by_teacher(lines: list[str], owners: Sequence[tuple[str, str]], broken: set[str]) -> list[str]:
+    """Each line about a teacher's calendar prefixed ``teacher EMAIL:``, once per teacher
+    whose calendar it names (a calendar two teachers share names both); other lines (about
+    the account) as they are.  The teachers named are added to ``broken``."""
+    result: list[str] = []
+    for line in lines:
+        named = [email for calendar, email in owners if _names(line, calendar)]
+        if not named:
+            result.append(line)
+        for email in named:
+            broken.add(email)
+            result.append(f"teacher {email}: {line}")
+    return result
+
+
+def _names(line: str, calendar: str) -> bool:
+    """True when ``line`` names ``calendar`` (as a whole word, URL or address)."""
+    if not calendar:
+        return False
+    return re.search(rf"(?<![\w@./-]){re.escape(calendar)}(?![\w@/-])", line) is not None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "no reason given"
+
+
 def warnings(config: Config) -> list[str]:
     """The ``warning:`` lines for ``config``: private files readable by others, cleartext
     mail logins.  Reads file modes only; connects to nothing."""
@@ -169,7 +247,7 @@ def private_files(config: Config) -> Iterator[tuple[str, Path]]:
     base = config.path.parent if config.path is not None else Path.cwd()
     for key, path in _secret_files(config, ""):
         yield key, path if path.is_absolute() else base / path
-    database = _sqlite_path(config.database.url)
+    database = sqlite_path(config.database.url)
     if database is not None:
         for path in sqlite_files(database):
             yield "database", path
@@ -200,15 +278,3 @@ def _secret_files(value: Any, key: str) -> Iterator[tuple[str, Path]]:
                 yield dotted, Path(item).expanduser()
             continue
         yield from _secret_files(item, dotted)
-
-
-def _sqlite_path(url: str) -> Path | None:
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return None
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
-        return None
-    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
-        return None
-    return Path(parsed.database)

@@ -15,7 +15,7 @@ from typing import Any
 from ptm_sync import __version__
 from ptm_sync.commands import COMMAND_MODULES
 from ptm_sync.exits import handle_error
-from ptm_sync.output import configure_logging
+from ptm_sync.output import LOG_FORMATS, configure_logging
 
 
 class _CommandParser(argparse.ArgumentParser):
@@ -34,6 +34,9 @@ class _CommandParser(argparse.ArgumentParser):
         self.add_argument(
             "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output"
         )
+        self.add_argument(
+            "--log-format", choices=LOG_FORMATS, default=argparse.SUPPRESS, help="log lines"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", metavar="PATH", help="configuration file (ptm-sync.toml)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="log lines as text (default) or one JSON object per line, for log shippers",
+    )
     parser.add_argument("--version", action="version", version=f"ptm-sync {__version__}")
     sub = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True, parser_class=_CommandParser
@@ -57,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
-    configure_logging(level)  # URL passwords masked in every line
+    configure_logging(level, args.log_format)  # URL passwords masked in every line
     try:
         result = args.func(args)
     except BaseException as exc:

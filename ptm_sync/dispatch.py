@@ -37,6 +37,7 @@ from ptm_sync import outbox
 from ptm_sync.config import Config
 from ptm_sync.deliver import CalendarDeliverer, EmailDeliverer, VideoDeliverer
 from ptm_sync.errors import MailUnavailable, PtmError, Unavailable
+from ptm_sync.metrics import PROCESS
 from ptm_sync.store import Database, Meeting, Outbox, Teacher
 from ptm_sync.sync import Connectors
 
@@ -348,6 +349,7 @@ class Dispatcher:
                     with self._lock:
                         self._in_hand.discard(row.id)
                     outage = failure is not None and is_outage(failure)
+                    PROCESS.destination_reached(destination.name, not outage)  # metrics, health
                     if breaker.record(outage=outage, now=self.clock()):
                         log.warning(
                             "outbox: %s unreachable (%d failures in a row); its rows wait until %s",

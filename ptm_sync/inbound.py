@@ -34,6 +34,7 @@ from ptm_sync.config import Config, MailConfig
 from ptm_sync.crashpoints import crash_point
 from ptm_sync.errors import ConfigError, NotFoundError, Unusable, UserError
 from ptm_sync.inputlimits import HEAD_BYTES, TOO_LARGE, InputLimits
+from ptm_sync.metrics import INBOUND_DECISIONS, PROCESS
 from ptm_sync.model import Interval
 from ptm_sync.room_mailbox import booking_request
 from ptm_sync.store import Database, Inbound, Meeting, MeetingGuardian, MeetingStudent, Teacher
@@ -181,6 +182,7 @@ def process_batch(
             session.expunge_all()
     for outcome in outcomes:
         log.info("inbound message: %s", outcome)
+        PROCESS.count(INBOUND_DECISIONS, outcome=outcome.outcome)  # metrics
     return outcomes
 
 
@@ -271,6 +273,7 @@ def _record(
         result = _record_in(session, config, raw, inbound, early, digest, now, video)
     crash_point("after-commit")
     log.info("inbound message: %s", result)
+    PROCESS.count(INBOUND_DECISIONS, outcome=result.outcome)  # metrics
     return result
 
 

@@ -139,7 +139,10 @@ def needs(
 def make_plan(session: Session, config: Config, period: PeriodConfig, *, now: datetime) -> Plan:
     wanted, existing = needs(session, config, period)
     free: dict[str, list[Interval]] = {}
+    unsynced: set[str] = set()
     for times in teacher_times(session, period, teachers(session)):
+        if not times.synced:
+            unsynced.add(times.teacher.email)
         slots = engine.teacher_slots(
             period.windows,
             period.slot_minutes,
@@ -154,6 +157,7 @@ def make_plan(session: Session, config: Config, period: PeriodConfig, *, now: da
         period.windows,
         gap=timedelta(minutes=period.gap_minutes),
         existing=existing,
+        unsynced=unsynced,
     )
 
 

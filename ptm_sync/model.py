@@ -30,12 +30,15 @@ ACTIVE_STATES: frozenset[MeetingState] = frozenset({MeetingState.PROPOSED, Meeti
 
 
 class SlotStatus(StrEnum):
-    """A cell of the scheduling matrix."""
+    """A cell of the scheduling matrix (DESIGN §7: the matrix's JSON ``status``)."""
 
     AVAILABLE = "available"
     BUSY = "busy"
     HELD = "held"
     BOOKED = "booked"
+    #: The teacher's calendar has never been read successfully: nothing is known about
+    #: their time, so no slot is offered (distinct from ``busy``).
+    NOT_SYNCED = "not_synced"
 
 
 class MeetingFormat(StrEnum):

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, aliased
 
 from ptm_sync.crashpoints import crash_point
 from ptm_sync.errors import PtmError
+from ptm_sync.metrics import DELIVERIES, DELIVERY_FAILURES, PROCESS
 from ptm_sync.store import Database, Outbox
 from ptm_sync.store.db import database_outage
 from ptm_sync.store.insert import insert_new
@@ -408,6 +409,7 @@ def deliver_one(
     with db.write_connection() as connection:
         connection.execute(_MARK_DONE, {"row_id": row.id, "at": clock()})
     report.delivered += 1
+    PROCESS.count(DELIVERIES, kind=row.kind)  # metrics
     return None
 
 
@@ -439,11 +441,13 @@ def _failed(db: Database, row_id: int, exc: PtmError, now: datetime, report: Flu
         if exc.retryable and row.attempts < MAX_ATTEMPTS:
             row.next_attempt_at = now + backoff(row.attempts, exc.retry_after)
             report.retried += 1
+            PROCESS.count(DELIVERY_FAILURES, kind=row.kind, result="retry")  # metrics
             # Ids and error kinds only: the error text can name a parent's address.
             log.warning("outbox row %d (%s): will retry: %s", row.id, row.kind, type(exc).__name__)
         else:
             row.state = DEAD
             report.dead += 1
+            PROCESS.count(DELIVERY_FAILURES, kind=row.kind, result="dead")  # metrics
             log.error(
                 "outbox row %d (%s): dead-lettered after %d attempts: %s",
                 row.id,

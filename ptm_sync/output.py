@@ -1,4 +1,4 @@
-"""Rendering rows for the command line: table, JSON, CSV (DESIGN §7); the log format."""
+"""Rendering rows for the command line: table, JSON, CSV (DESIGN §7); the log formats."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import io
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from ptm_sync.redact import mask_urls
@@ -15,6 +15,8 @@ from ptm_sync.store.db import safe_traceback
 
 #: The format of every log line: time, level, logger, message.
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: The choices of ``--log-format``: lines for people, or one JSON object per line.
+LOG_FORMATS = ("text", "json")
 
 
 class MaskingFormatter(logging.Formatter):
@@ -33,8 +35,32 @@ class MaskingFormatter(logging.Formatter):
         return super().formatException(ei)
 
 
-def configure_logging(level: int) -> None:
-    """Log to stderr at ``level`` through :class:`MaskingFormatter`.
+class JsonFormatter(MaskingFormatter):
+    """One JSON object per line for log shippers: ``time`` (ISO 8601, UTC, milliseconds),
+    ``level``, ``logger``, ``message``, and ``exception`` when there is one (the traceback as
+    :class:`MaskingFormatter` gives it).  The whole line goes through the same masking as a
+    text line (:func:`ptm_sync.redact.mask_urls`), after the JSON is made, so a URL's
+    password is masked whatever quoting it got."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, str] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": mask_urls(record.getMessage()),
+        }
+        if record.exc_info:
+            entry["exception"] = mask_urls(self.formatException(record.exc_info))
+        elif record.exc_text:
+            entry["exception"] = mask_urls(record.exc_text)
+        if record.stack_info:
+            entry["stack"] = mask_urls(self.formatStack(record.stack_info))
+        return mask_urls(json.dumps(entry, ensure_ascii=False))
+
+
+def configure_logging(level: int, log_format: str = "text") -> None:
+    """Log to stderr at ``level`` through :class:`MaskingFormatter`, or
+    :class:`JsonFormatter` when ``log_format`` is ``"json"``.
 
     Like :func:`logging.basicConfig`: once per process, and not at all when the root logger
     has handlers already (a program that embeds ptm-sync, a test runner).
@@ -43,7 +69,8 @@ def configure_logging(level: int) -> None:
     if root.handlers:
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(MaskingFormatter(LOG_FORMAT))
+    json_lines = log_format == "json"
+    handler.setFormatter(JsonFormatter() if json_lines else MaskingFormatter(LOG_FORMAT))
     root.addHandler(handler)
     root.setLevel(level)
 

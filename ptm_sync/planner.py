@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -45,6 +45,13 @@ class Need:
     def guardians(self) -> tuple[str, ...]:
         """Every guardian invited, the primary first."""
         return (self.guardian, *self.co_guardians)
+
+
+#: Why a need was not placed (:attr:`Plan.unplaced`).
+NO_SLOT_LEFT = "no free slot left"
+NO_FITTING_SLOT = "no free slot that fits the family's other meetings"
+#: The teacher's calendar was never read: their time is unknown, not taken (DESIGN §7).
+NOT_SYNCED = "not synced: the teacher's calendar has never been read (run sync, see check)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +119,7 @@ def plan(
     *,
     gap: timedelta,
     existing: Mapping[str, Sequence[Interval]] | None = None,
+    unsynced: Collection[str] = (),
 ) -> Plan:
     """Propose a slot for every need that can have one.
 
@@ -123,6 +131,9 @@ def plan(
         windows: the period's windows, over which families are spread.
         gap: the minimum time between two meetings of one family.
         existing: each family's meetings that already exist (family → intervals).
+        unsynced: teachers (emails) whose calendar was never read: they have no free slot,
+            and a need of theirs is unplaced with :data:`NOT_SYNCED` rather than
+            :data:`NO_SLOT_LEFT`.
     """
     by_family: dict[str, list[Need]] = defaultdict(list)
     for need in needs:
@@ -152,11 +163,10 @@ def plan(
             ]
             if not candidates:
                 left = [s for s in free.get(need.teacher, ()) if s not in taken[need.teacher]]
-                reason = (
-                    "no free slot left"
-                    if not left
-                    else "no free slot that fits the family's other meetings"
-                )
+                if need.teacher in unsynced:
+                    reason = NOT_SYNCED
+                else:
+                    reason = NO_SLOT_LEFT if not left else NO_FITTING_SLOT
                 unplaced.append((need, reason))
                 continue
             target = anchor[family]

@@ -43,14 +43,6 @@ def slots_ics(rows: Sequence[SlotRow], *, title: str, now: datetime) -> bytes:
     return cal.to_ical()
 
 
-_STATUS_MARK = {
-    SlotStatus.AVAILABLE: "free",
-    SlotStatus.BUSY: "busy",
-    SlotStatus.HELD: "held",
-    SlotStatus.BOOKED: "booked",
-}
-
-
 def matrix_grid(rows: Sequence[MatrixRow]) -> tuple[list[str], list[tuple[str, list[str]]]]:
     """Pivot matrix rows: teacher columns, one line per time slot."""
     teachers: OrderedDict[str, str] = OrderedDict()
@@ -63,7 +55,7 @@ def matrix_grid(rows: Sequence[MatrixRow]) -> tuple[list[str], list[tuple[str, l
     for row in rows:
         instant = row.start.astimezone(UTC)
         labels[instant] = f"{row.start:%a %Y-%m-%d %H:%M}-{row.end:%H:%M}"
-        lines.setdefault(instant, {})[row.teacher] = _STATUS_MARK[row.status]
+        lines.setdefault(instant, {})[row.teacher] = row.status.value
     seen = Counter(labels.values())
     for row in rows:
         instant = row.start.astimezone(UTC)
@@ -80,7 +72,7 @@ def matrix_grid(rows: Sequence[MatrixRow]) -> tuple[list[str], list[tuple[str, l
 def matrix_text(rows: Sequence[MatrixRow]) -> str:
     header, body = matrix_grid(rows)
     first = max([len("time")] + [len(label) for label, _ in body])
-    widths = [max(len(h), 6) for h in header]
+    widths = [max([len(h), 6] + [len(cells[i]) for _, cells in body]) for i, h in enumerate(header)]
     out = [
         "  ".join(["time".ljust(first)] + [h.ljust(w) for h, w in zip(header, widths, strict=True)])
     ]
@@ -91,8 +83,10 @@ def matrix_text(rows: Sequence[MatrixRow]) -> str:
             )
         )
     counts = {s: sum(1 for r in rows if r.status == s) for s in SlotStatus}
+    # not_synced only when some teacher is: a school that synced sees the four it knows.
+    shown = [s for s in SlotStatus if s != SlotStatus.NOT_SYNCED or counts[s]]
     out.append("")
-    out.append(", ".join(f"{counts[s]} {s.value}" for s in SlotStatus))
+    out.append(", ".join(f"{counts[s]} {s.value}" for s in shown))
     return "\n".join(line.rstrip() for line in out) + "\n"
 
 
@@ -103,8 +97,9 @@ PAGE = """<!doctype html>
 <style>
 body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#222}}
 table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}}
-.free{{background:#e6f4ea}} .busy{{background:#eee;color:#777}} .held{{background:#fff4d6}}
-.booked{{background:#fde2e1}} ul.times{{columns:4 10rem}} .muted{{color:#666}}
+.available{{background:#e6f4ea}} .busy{{background:#eee;color:#777}} .held{{background:#fff4d6}}
+.booked{{background:#fde2e1}} .not_synced{{background:#fff;color:#a00;font-style:italic}}
+ul.times{{columns:4 10rem}} .muted{{color:#666}}
 </style></head><body>
 {body}
 </body></html>

@@ -36,6 +36,7 @@ from ptm_sync import busy as busy_mod
 from ptm_sync import teacher_changes
 from ptm_sync.config import Config
 from ptm_sync.errors import ConfigError, NotFound, NotFoundError, PtmError, SyncTokenInvalid
+from ptm_sync.metrics import PROCESS, SYNC_PASSES, SYNC_REQUESTS
 from ptm_sync.model import Busy
 from ptm_sync.periods import ensure_periods, horizon
 from ptm_sync.store import (
@@ -167,10 +168,14 @@ def sync(
                 followed = teacher_changes.follow(db, config, teacher.id, now=now, video=video)
                 result = replace(result, followed=followed)
             results.append(result)
+            PROCESS.count(SYNC_REQUESTS, account=teacher.account, result="ok")  # metrics
         except PtmError as exc:
             log.warning("sync of %s failed: %s", teacher.email, exc)
             _record_error(db, teacher, str(exc))
             results.append(SyncResult(teacher.email, error=str(exc)))
+            PROCESS.count(SYNC_REQUESTS, account=teacher.account, result="failed")  # metrics
+    if not teacher_email:
+        PROCESS.count(SYNC_PASSES)  # metrics
     return results
 
 

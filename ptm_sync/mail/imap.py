@@ -38,6 +38,7 @@ from ptm_sync.errors import MailUnavailable, PtmError
 from ptm_sync.mail.backoff import Backoff
 from ptm_sync.mail.imap_idle import RFC2177_LIMIT_SECONDS
 from ptm_sync.mail.imap_session import PROCESSED_KEYWORD, Folder, ImapSession
+from ptm_sync.metrics import PROCESS
 
 __all__ = ["PROCESSED_KEYWORD", "Backoff", "FetchedMessage", "ImapReader", "check"]
 
@@ -308,6 +309,7 @@ class ImapReader:
             try:
                 return operation(self._ready(reselect=reselect))
             except MailUnavailable as exc:
+                PROCESS.imap_connected(False)  # metrics, health
                 self.close()
                 pause = next(pauses, None)
                 if pause is None or (stop is not None and stop.is_set()):
@@ -326,9 +328,14 @@ class ImapReader:
             self.close()
             session = None
         if session is None:
-            session = ImapSession.open(
-                self.config, tls_context=self._tls_context, timeout=self.timeout
-            )
+            try:
+                session = ImapSession.open(
+                    self.config, tls_context=self._tls_context, timeout=self.timeout
+                )
+            except PtmError:  # unreachable, or the login refused
+                PROCESS.imap_connected(False)  # metrics, health
+                raise
+            PROCESS.imap_connected(True)  # metrics, health
             self._session, self._folder = session, None
         if reselect or self._folder is None:
             self._selected(session.select(self.config.folder))

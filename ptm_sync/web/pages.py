@@ -1,8 +1,8 @@
 """Routing and pages: path in, (status, content type, body) out; no sockets here.
 
 Paths (DESIGN §7, a contract): ``/``, ``/periods/<id>``, ``/periods/<id>/slots.json``,
-``/periods/<id>/teachers/<teacher-key>.ics``, ``/healthz``.  Nothing served here carries a
-guardian's or student's name or the title of a teacher's own event.
+``/periods/<id>/teachers/<teacher-key>.ics``, ``/healthz``, ``/metrics``.  Nothing served here
+carries a guardian's or student's name or the title of a teacher's own event.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import html
 import json
 import logging
 import re
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,9 +25,12 @@ from ptm_sync import render
 from ptm_sync.availability import SlotRow, period_slots
 from ptm_sync.config import Config, PeriodConfig
 from ptm_sync.errors import ConfigError
+from ptm_sync.health import problems, read_state
+from ptm_sync.metrics import PROCESS, ProcessMetrics
 from ptm_sync.redact import mask_urls
 from ptm_sync.store import Calendar, Database, Teacher
 from ptm_sync.store.db import database_outage, safe_traceback
+from ptm_sync.web.metrics import Exporter, MissingLibrary
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
@@ -36,6 +41,8 @@ TEXT = "text/plain; charset=utf-8"
 UNAVAILABLE = "Temporarily unavailable, try again later.\n"
 #: The /healthz problem while the database cannot be reached (the log line says more).
 DATABASE_UNAVAILABLE = "database unavailable: cannot reach the database"
+#: Seconds a /healthz answer is reused: a probe every second costs a few queries per 5 s.
+HEALTH_CACHE_SECONDS = 5.0
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +58,28 @@ class Response:
 class Site:
     """The public site of one school."""
 
-    def __init__(self, config: Config, db: Database, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        clock: Callable[[], datetime],
+        *,
+        process: ProcessMetrics = PROCESS,
+    ) -> None:
+        """``process``: the counters and server states of the process serving the site."""
         self.config = config
         self.db = db
         self.clock = clock
+        self.process = process
+        imap = config.mail.imap if config.mail is not None else None
+        self._imap = f"IMAP server {imap.host}:{imap.port}" if imap is not None else None
+        self.exporter = Exporter(db, clock, process, imap=imap is not None)
+        self._health: tuple[float, Response] | None = None
+        self._health_lock = threading.Lock()
         self.routes: list[tuple[re.Pattern[str], Callable[..., Response]]] = [
             (re.compile(r"/"), self.index),
             (re.compile(r"/healthz"), self.health),
+            (re.compile(r"/metrics"), self.metrics),
             (re.compile(r"/periods/([^/]+)/?"), self.period_page),
             (re.compile(r"/periods/([^/]+)/slots\.json"), self.period_json),
             (re.compile(r"/periods/([^/]+)/teachers/([^/]+)\.ics"), self.teacher_feed),
@@ -173,12 +195,29 @@ class Site:
 
     def health(self) -> Response:
         """200 ``{"status": "ok", ...}``, or 503 ``{"status": "degraded", "problems":
-        [...]}`` naming what is wrong in words (DESIGN §7); never raises."""
+        [...]}`` naming what is wrong in words (DESIGN §7); never raises.
+
+        Degraded: the database cannot be read; calendars never synced or failing (per
+        account); the school events feed failing; outbox rows dead-lettered; the IMAP
+        server or a delivery destination unreachable from this process
+        (:func:`ptm_sync.health.problems`).  Both answers also give ``database``,
+        ``teachers`` (a count) and ``last_sync``.  An answer is reused for
+        :data:`HEALTH_CACHE_SECONDS`.
+        """
+        with self._health_lock:
+            if self._health is not None and time.monotonic() < self._health[0]:
+                return self._health[1]
+            response = self._read_health()
+            self._health = (time.monotonic() + HEALTH_CACHE_SECONDS, response)
+            return response
+
+    def _read_health(self) -> Response:
         status: dict[str, object] = {"status": "ok"}
         try:
             with self.db.read() as session:
-                teachers = session.scalar(select(func.count()).select_from(Teacher))
                 last = session.scalar(select(func.max(Calendar.synced_at)))
+                state = read_state(session, counts=False)
+            teachers = sum(account.teachers for account in state.accounts.values())
         except Exception as exc:  # noqa: BLE001 - health reports, never raises
             outage = database_outage(exc)
             if outage is not None:
@@ -189,12 +228,26 @@ class Site:
                 problem, database = "database error: reading it failed (see the log)", "error"
             status = {"status": "degraded", "problems": [problem], "database": database}
             return Response(503, JSON, json.dumps(status).encode(), cache_seconds=0)
+        found = problems(state, self.process, imap=self._imap)
+        if found:
+            status = {"status": "degraded", "problems": found}
         status.update(
             database="ok",
             teachers=teachers,
             last_sync=last.isoformat() if last else None,
         )
-        return Response(200, JSON, json.dumps(status).encode(), cache_seconds=0)
+        code = 503 if found else 200
+        return Response(code, JSON, json.dumps(status).encode(), cache_seconds=0)
+
+    def metrics(self) -> Response:
+        """The Prometheus text format (:mod:`ptm_sync.web.metrics`); a database outage
+        answers 503 (:meth:`handle`), a missing prometheus-client 501."""
+        try:
+            body, content_type = self.exporter.scrape()
+        except MissingLibrary as exc:
+            log.error("/metrics: %s", str(exc).strip())
+            return Response(501, TEXT, str(exc).encode(), cache_seconds=0)
+        return Response(200, content_type, body, cache_seconds=0)
 
 
 def _span(period: PeriodConfig, config: Config) -> str:

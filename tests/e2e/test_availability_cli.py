@@ -254,7 +254,7 @@ def test_matrix_shows_available_busy_held_and_booked_in_every_format(
     assert as_html.returncode == 0, as_html.stderr
     page = as_html.stdout
     assert page.startswith("<!doctype html>") and all(NAMES[e] in page for e in NAMES)
-    for status in ("free", "busy", "held", "booked"):
+    for status in ("available", "busy", "held", "booked"):
         assert f'<td class="{status}">{status}</td>' in page
 
     table = ptm_sync(config, "matrix")

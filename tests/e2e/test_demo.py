@@ -71,7 +71,7 @@ def test_the_demo_tells_the_story_and_prints_the_matrix_and_the_published_page(
     assert len(before) == 2 * 16  # 15:00-19:00 in 15-minute slots, two evenings
     for (day, start), statuses in before.items():
         evening = days.index(day)
-        expected = ["busy" if is_busy(BUSY[n][evening], start) else "free" for n in names]
+        expected = ["busy" if is_busy(BUSY[n][evening], start) else "available" for n in names]
         assert statuses == expected, (day, start, dict(zip(names, statuses, strict=True)))
     busy = sum(s == "busy" for statuses in before.values() for s in statuses)
     assert f"{6 * 32 - busy} available, {busy} busy, 0 held, 0 booked" in out
@@ -81,7 +81,7 @@ def test_the_demo_tells_the_story_and_prints_the_matrix_and_the_published_page(
     assert after.keys() == before.keys()
     for slot, statuses in after.items():
         for was, now in zip(before[slot], statuses, strict=True):
-            assert now == was or (was == "free" and now in ("held", "booked")), slot
+            assert now == was or (was == "available" and now in ("held", "booked")), slot
     assert any("booked" in statuses for statuses in after.values())
 
     # What the demo invites the reader to try works on the files it leaves in --dir.
@@ -100,6 +100,6 @@ def test_the_demo_tells_the_story_and_prints_the_matrix_and_the_published_page(
         )
         for (day, start), statuses in after.items()
         for name, status in zip(names, statuses, strict=True)
-        if status == "free"
+        if status == "available"
     }
     assert offered == free

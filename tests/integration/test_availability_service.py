@@ -51,7 +51,7 @@ def test_a_teacher_whose_calendar_was_never_read_offers_nothing(db: Database) ->
         cells = period_matrix(s, CONFIG, period)
     assert {r.teacher for r in slots} == {"read@s.test"}
     assert len(slots) == 4
-    assert {c.status for c in cells if c.teacher == "never@s.test"} == {SlotStatus.BUSY}
+    assert {c.status for c in cells if c.teacher == "never@s.test"} == {SlotStatus.NOT_SYNCED}
 
 
 def test_slots_in_the_past_are_not_offered(db: Database) -> None:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ptm_sync.model import Interval, Window
-from ptm_sync.planner import Need, Plan, plan
+from ptm_sync.planner import NOT_SYNCED, Need, Plan, plan
 
 START = datetime(2027, 4, 10, 19, 0, tzinfo=UTC)
 WINDOW = Window(START, START + timedelta(hours=4))
@@ -103,6 +103,19 @@ def test_unplaceable_need_is_reported_with_a_reason() -> None:
         "t3": "no free slot left",
         clashing: "no free slot that fits the family's other meetings",
     }
+
+
+def test_a_teacher_never_synced_is_not_synced_rather_than_fully_booked() -> None:
+    """DESIGN §7: nothing is known of such a teacher's time; the reason says so."""
+    free = {"t1": grid(2), "t2": []}
+    needs = [Need("fam", "g", "t1"), Need("fam", "g", "t2"), Need("other", "h", "t3")]
+    result = plan(needs, free, [WINDOW], gap=GAP, unsynced={"t2"})
+    assert [p.need.teacher for p in result.proposals] == ["t1"]
+    assert dict((n.teacher, r) for n, r in result.unplaced) == {
+        "t2": NOT_SYNCED,
+        "t3": "no free slot left",
+    }
+    assert NOT_SYNCED.startswith("not synced")
 
 
 def test_hardest_family_is_placed_first() -> None:

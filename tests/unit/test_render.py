@@ -34,4 +34,4 @@ def test_the_night_clocks_go_back_has_two_lines_for_each_repeated_time() -> None
     labels = [label for label, _ in body]
     assert len(labels) == 8 and len(set(labels)) == 8
     assert labels[0].endswith("01:00-01:15 EDT") and labels[4].endswith("01:00-01:15 EST")
-    assert [cells[0] for _, cells in body] == ["busy", "free"] * 4
+    assert [cells[0] for _, cells in body] == ["busy", "available"] * 4

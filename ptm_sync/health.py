@@ -1,0 +1,156 @@
+"""What is degraded, read from the store and this process: for ``/healthz`` and ``/metrics``.
+
+:func:`read_state` takes a few indexed aggregate queries (no row is loaded): calendars never
+synced or failing per account, the school events feeds that fail, outbox depth, oldest age
+and dead letters per kind, meetings by state, the quarantine's size.  :func:`problems` turns
+a :class:`StoreState` and the process's server states (:mod:`ptm_sync.metrics`) into the
+``/healthz`` problem lines (DESIGN §7): counts, account ids and server names only — never a
+teacher's, parent's or student's name or address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ptm_sync.booking.rows import QUARANTINED
+from ptm_sync.metrics import ProcessMetrics
+from ptm_sync.outbox import DEAD, PENDING
+from ptm_sync.store import Calendar, Inbound, Meeting, Outbox, SchoolFeed, Teacher
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSync:
+    """One calendar account's teachers as the sync left them."""
+
+    teachers: int = 0
+    #: Teachers whose calendar was never read successfully (they offer no slots).
+    never_synced: int = 0
+    #: Calendars read before whose last read failed (they keep their last busy times).
+    failing: int = 0
+    #: The oldest successful read among the account's calendars (UTC), None if none.
+    oldest_sync: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxKind:
+    """The outbox rows of one kind (``email``, ``calendar``, ``video``)."""
+
+    waiting: int = 0  # pending rows, due or not
+    dead: int = 0
+    oldest_waiting: datetime | None = None  # created_at of the oldest pending row (UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreState:
+    """What the store says at one instant."""
+
+    accounts: dict[str, AccountSync] = field(default_factory=dict)
+    failing_feeds: list[str] = field(default_factory=list)  # account ids of school feeds
+    outbox: dict[str, OutboxKind] = field(default_factory=dict)
+    meetings: dict[str, int] = field(default_factory=dict)  # state -> count
+    quarantined: int = 0
+
+
+def read_state(session: Session, *, counts: bool = True) -> StoreState:
+    """Read :class:`StoreState` (six aggregate queries; four with ``counts=False``, which
+    leaves ``meetings`` and ``quarantined`` empty: /healthz needs neither, and the
+    quarantine count reads the whole inbound table).
+
+    Raises:
+        sqlalchemy.exc.DBAPIError: the database cannot be read.
+    """
+    accounts: dict[str, AccountSync] = {}
+    synced = Calendar.synced_at.is_not(None)
+    rows = session.execute(
+        select(
+            Teacher.account,
+            func.count(Teacher.id),
+            func.count(Calendar.synced_at),
+            func.count(Calendar.id).filter(synced, Calendar.error.is_not(None)),
+            func.min(Calendar.synced_at),
+        )
+        .outerjoin(Calendar, Calendar.teacher_id == Teacher.id)
+        .group_by(Teacher.account)
+    )
+    for account, teachers, read, failing, oldest in rows:
+        accounts[account] = AccountSync(teachers, teachers - read, failing, oldest)
+    feeds = list(
+        session.scalars(
+            select(SchoolFeed.account)
+            .where(SchoolFeed.error.is_not(None))
+            .order_by(SchoolFeed.account)
+        )
+    )
+    waiting = {
+        kind: (count, oldest)
+        for kind, count, oldest in session.execute(
+            select(Outbox.kind, func.count(), func.min(Outbox.created_at))
+            .where(Outbox.state == PENDING)
+            .group_by(Outbox.kind)
+        )
+    }
+    dead = dict(
+        session.execute(
+            select(Outbox.kind, func.count()).where(Outbox.state == DEAD).group_by(Outbox.kind)
+        ).all()
+    )
+    outbox = {
+        kind: OutboxKind(
+            waiting=waiting.get(kind, (0, None))[0],
+            dead=dead.get(kind, 0),
+            oldest_waiting=waiting.get(kind, (0, None))[1],
+        )
+        for kind in sorted(set(waiting) | set(dead))
+    }
+    if not counts:
+        return StoreState(accounts, feeds, outbox)
+    meetings = dict(
+        session.execute(select(Meeting.state, func.count()).group_by(Meeting.state)).all()
+    )
+    quarantined = session.scalar(
+        select(func.count()).select_from(Inbound).where(Inbound.outcome == QUARANTINED)
+    )
+    return StoreState(accounts, feeds, outbox, meetings, quarantined or 0)
+
+
+def _calendars(n: int) -> str:
+    return f"{n} calendar{'s' if n != 1 else ''}"
+
+
+def problems(state: StoreState, process: ProcessMetrics, *, imap: str | None = None) -> list[str]:
+    """The ``/healthz`` problem lines, in a fixed order; empty when all is well.
+
+    ``imap``: the IMAP server's name ("IMAP server host:port") when [mail.imap] is
+    configured; its state is this process's own (a replica that does not hold the inbox
+    watch has none, and says nothing about it).
+    """
+    found: list[str] = []
+    for account, sync in sorted(state.accounts.items()):
+        if sync.never_synced:
+            found.append(
+                f"{_calendars(sync.never_synced)} never synced on account {account!r} "
+                "(those teachers offer no slots; see `ptm-sync check`)"
+            )
+        if sync.failing:
+            found.append(
+                f"{_calendars(sync.failing)} failing on account {account!r} "
+                "(the last read failed; their last known busy times are kept)"
+            )
+    for account in state.failing_feeds:
+        found.append(f"the school events feed of account {account!r} is failing")
+    dead = sum(kind.dead for kind in state.outbox.values())
+    if dead:
+        found.append(
+            f"{dead} outbox row{'s' if dead != 1 else ''} dead-lettered "
+            "(see `ptm-sync outbox`; `ptm-sync outbox retry ID` requeues)"
+        )
+    if imap is not None and process.imap is False:
+        found.append(f"mail unreachable: {imap} (the inbox watch cannot connect or log in)")
+    for destination, reached in sorted(process.destinations.items()):
+        if not reached:
+            found.append(f"{destination} unreachable: the last delivery could not connect")
+    return found
