@@ -117,11 +117,31 @@ def school_config(radicale_server: EmbeddedCalDAV, tmp_path: Path) -> tuple[Path
     return config, f"http://{listen}", len(calendars)
 
 
-def start_daemon(config: Path, environment: dict[str, str]) -> subprocess.Popen[str]:
+#: Runs its arguments the way `MemoryDenyWriteExecute=yes` in config/ptm-sync.service does:
+#: no memory that is writable and executable, ever (Linux 6.3's PR_SET_MDWE, kept across
+#: execve; systemd does it with a seccomp filter).  Exits 3 where the kernel has no MDWE.
+NO_WRITABLE_EXECUTABLE_MEMORY = """
+import ctypes, os, sys
+PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1
+if ctypes.CDLL(None).prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0:
+    sys.exit(3)
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+def mdwe_available() -> bool:
+    probe = [sys.executable, "-c", NO_WRITABLE_EXECUTABLE_MEMORY, sys.executable, "-c", ""]
+    return subprocess.run(probe, check=False).returncode == 0
+
+
+def start_daemon(
+    config: Path, environment: dict[str, str], *, mdwe: bool = False
+) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PTM_SYNC_CONFIG", "WATCHDOG_PID")}
     env.update(environment)
+    wrapper = [sys.executable, "-c", NO_WRITABLE_EXECUTABLE_MEMORY] if mdwe else []
     return subprocess.Popen(
-        [sys.executable, "-m", "ptm_sync", "--config", str(config), "run"],
+        [*wrapper, sys.executable, "-m", "ptm_sync", "--config", str(config), "run"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -133,9 +153,13 @@ def start_daemon(config: Path, environment: dict[str, str]) -> subprocess.Popen[
 def test_ready_after_the_listener_watchdog_from_the_loop_status_and_stopping_on_sigterm(
     manager: ServiceManager, school_config: tuple[Path, str, int]
 ) -> None:
+    """Where the kernel can (PR_SET_MDWE), the daemon runs as `MemoryDenyWriteExecute=yes`
+    runs it: syncing, serving and stopping need no writable executable memory."""
     config, base, teachers = school_config
     daemon = start_daemon(
-        config, {"NOTIFY_SOCKET": manager.env_value, "WATCHDOG_USEC": str(WATCHDOG_USEC)}
+        config,
+        {"NOTIFY_SOCKET": manager.env_value, "WATCHDOG_USEC": str(WATCHDOG_USEC)},
+        mdwe=mdwe_available(),
     )
     try:
         ready = manager.wait_for(daemon, "READY")
