@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -53,6 +54,9 @@ STUBS = {
     # runuser -u USER -- COMMAND...: the command, as the test's user.
     "runuser": 'while [ "$1" != "--" ]; do shift; done; shift; exec "$@"',
 }
+
+#: What a wheel is built from (the Containerfile's COPY lines say the same).
+SOURCE = ("pyproject.toml", "README.md", "ptm_sync", "connectors")
 
 #: Bounds that stop a hung step only.
 INSTALL_SECONDS = 900
@@ -116,8 +120,28 @@ class Root:
 def root(tmp_path_factory: pytest.TempPathFactory) -> Root:
     base = tmp_path_factory.mktemp("root")
     dist = tmp_path_factory.mktemp("dist")
+    # Built from a copy of what the Containerfile copies too: the checkout's own build/
+    # folder (setuptools' leftovers) never ends up in the wheel, and nothing else is needed.
+    source = tmp_path_factory.mktemp("source")
+    for name in SOURCE:
+        if (REPO / name).is_dir():
+            shutil.copytree(
+                REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy2(REPO / name, source / name)
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(dist), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "-w",
+            str(dist),
+            str(source),
+        ],
         capture_output=True,
         text=True,
         timeout=INSTALL_SECONDS,
