@@ -63,7 +63,7 @@ class Notifier:
 
     def status(self, text: str) -> None:
         """``STATUS=text`` (one line; sent only when it changed)."""
-        if text != self._last_status:
+        if _one_line(text) != self._last_status:
             self._send("", text)
 
     def watchdog(self) -> None:
@@ -90,8 +90,7 @@ class Notifier:
             return
         lines = [assignment] if assignment else []
         if status:
-            # One line: a newline would start another assignment (man 3 sd_notify).
-            status = " ".join(status.split())
+            status = _one_line(status)
             lines.append(f"STATUS={status}")
             self._last_status = status
         try:
@@ -100,6 +99,11 @@ class Notifier:
             if not self._warned:  # a lost manager is worth one line, not one per ping
                 self._warned = True
                 log.warning("systemd notification socket: %s", exc.strerror or exc)
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: a newline would start another assignment (man 3 sd_notify)."""
+    return " ".join(text.split())
 
 
 def _address(value: str) -> str | bytes | None:

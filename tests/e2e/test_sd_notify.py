@@ -94,7 +94,8 @@ def healthz(base: str) -> int:
 
 @pytest.fixture
 def manager() -> Iterator[ServiceManager]:
-    """A socket with a file-system path (the abstract namespace: the test below)."""
+    """A socket with a file-system path (the abstract namespace and WATCHDOG_PID:
+    tests/integration/test_sd_notify.py)."""
     listening = ServiceManager(abstract=False)
     yield listening
     listening.close()
@@ -192,34 +193,3 @@ def test_ready_after_the_listener_watchdog_from_the_loop_status_and_stopping_on_
         if daemon.poll() is None:
             daemon.kill()
             daemon.communicate()
-
-
-def test_a_watchdog_meant_for_another_process_is_not_pinged(
-    school_config: tuple[Path, str, int],
-) -> None:
-    """`man 3 sd_watchdog_enabled`: WATCHDOG_PID names the process the watchdog is for.
-    (Its socket is in the abstract namespace: `$NOTIFY_SOCKET` starting with `@`.)"""
-    config, _, _ = school_config
-    listening = ServiceManager(abstract=True)
-    daemon = start_daemon(
-        config,
-        {
-            "NOTIFY_SOCKET": listening.env_value,
-            "WATCHDOG_USEC": str(WATCHDOG_USEC),
-            "WATCHDOG_PID": "1",  # not the daemon
-        },
-    )
-    try:
-        listening.wait_for(daemon, "READY")
-        while not any(s.startswith("idle:") for s in listening.statuses()):
-            listening.next_message(daemon)
-        daemon.send_signal(signal.SIGTERM)
-        listening.wait_for(daemon, "STOPPING")
-        daemon.communicate(timeout=WAIT_SECONDS)
-        assert daemon.returncode == 0
-        assert not [m for m in listening.messages if "WATCHDOG" in m]
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.communicate()
-        listening.close()
