@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -26,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.caldav_servers import EmbeddedCalDAV
-from tests.support.mailservers import SMTP_PASSWORD
+from tests.support.mailservers import SMTP_PASSWORD, SmtpSink
 from tests.support.sample_school import SampleSchool, seed_calendars
 
 REPO = Path(__file__).resolve().parents[2]
@@ -152,7 +153,9 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Root:
 
     stubs, log = base / "stubs", base / "calls.log"
     stubs.mkdir()
-    for name, body in {**STUBS, "python3": f'exec "{sys._base_executable}" "$@"'}.items():
+    # python3: the interpreter this test's venv was made from (Debian's, on Debian).
+    interpreter = getattr(sys, "_base_executable", sys.executable)
+    for name, body in {**STUBS, "python3": f'exec "{interpreter}" "$@"'}.items():
         script = stubs / name
         script.write_text(f'#!/bin/sh\necho "{name} $*" >> "{log}"\n{body}\n', encoding="utf-8")
         script.chmod(0o755)
@@ -235,9 +238,12 @@ def edit_config(root: Root, server: EmbeddedCalDAV, smtp_port: int) -> None:
 
 
 def test_the_readme_checks_imports_and_starts_the_service(
-    root: Root, radicale_server: EmbeddedCalDAV, smtp_sink: object, tmp_path: Path
+    root: Root,
+    radicale_server: EmbeddedCalDAV,
+    smtp_sink: Callable[..., SmtpSink],
+    tmp_path: Path,
 ) -> None:
-    sink = smtp_sink(mode="plain", auth=True)  # type: ignore[operator]
+    sink = smtp_sink(mode="plain", auth=True)
     edit_config(root, radicale_server, sink.port)
     secrets = root.run(readme_blocks()[1])
     assert secrets.returncode == 0, secrets.stderr
