@@ -291,8 +291,9 @@ def run(app: App) -> int:
     try:
         url = daemon.start()
     except Exception as exc:
-        daemon.notify.status(f"cannot start: {database_outage(exc) or 'see the log'}")
         daemon.close()
+        # The last STATUS= is what `systemctl status` keeps showing: why it did not start.
+        daemon.notify.status(f"cannot start: {database_outage(exc) or 'see the log'}")
         daemon.notify.close()
         raise
     print(f"ptm-sync running: published pages at {url}/ (Ctrl-C or SIGTERM to stop)", flush=True)

@@ -8,12 +8,14 @@ The daemon says READY=1 once the database, the config and the web listener are u
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -193,3 +195,46 @@ def test_ready_after_the_listener_watchdog_from_the_loop_status_and_stopping_on_
         if daemon.poll() is None:
             daemon.kill()
             daemon.communicate()
+
+
+def test_a_database_that_is_away_at_start_is_the_status_and_never_ready(tmp_path: Path) -> None:
+    """systemd shows why the unit failed to start (`systemctl status`), without the
+    database's password; READY=1 never comes, so the unit is never called started."""
+    listen, dead = f"127.0.0.1:{free_port()}", free_port()  # nothing listens on `dead`
+    config = tmp_path / "ptm-sync.toml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            [school]
+            name = "Lincoln High School"
+            timezone = "America/New_York"
+            contact = "office@lincoln.example.org"
+            [database]
+            url = "postgresql+psycopg://ptm:s3cret-db@127.0.0.1:{dead}/ptm"
+            [web]
+            listen = "{listen}"
+            [[periods]]
+            id = "spring"
+            title = "Spring conferences"
+            windows = ["2027-04-10T15:00/19:00"]
+            """
+        ),
+        encoding="utf-8",
+    )
+    listening = ServiceManager(abstract=True)
+    try:
+        daemon = start_daemon(config, {"NOTIFY_SOCKET": listening.env_value})
+        out, err = daemon.communicate(timeout=WAIT_SECONDS)
+        assert daemon.returncode == 1, out + err
+        listening.sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                data = listening.sock.recv(4096).decode()
+                listening.messages.append(dict(x.split("=", 1) for x in data.splitlines()))
+    finally:
+        listening.close()
+    assert not [m for m in listening.messages if "READY" in m]
+    last = listening.statuses()[-1]  # what `systemctl status` shows
+    assert last.startswith("cannot start: database postgresql+psycopg://ptm:***@"), last
+    assert "unavailable" in last
+    assert not [m for m in listening.messages if "s3cret-db" in str(m)]
