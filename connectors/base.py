@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
-from ptm_sync.errors import Unsupported
+from ptm_sync.errors import Unsupported, UserError
 from ptm_sync.model import Busy
 
 if TYPE_CHECKING:
@@ -238,23 +238,62 @@ _REGISTRY: dict[str, str] = {
     "ics": "connectors.ics_feed:IcsFeedConnector",
 }
 
+#: The optional install (``pip install 'ptm-sync[EXTRA]'``) each account type needs beyond
+#: the core, and the top-level modules that extra brings (pyproject.toml).  A CalDAV or ICS
+#: school installs none of them.
+EXTRAS: dict[str, tuple[str, frozenset[str]]] = {
+    "google": (
+        "google",
+        frozenset({"googleapiclient", "google", "google_auth_httplib2", "httplib2"}),
+    ),
+    "graph": ("microsoft", frozenset({"msal", "cryptography"})),
+    "ews": ("microsoft", frozenset({"exchangelib", "oauthlib", "requests_oauthlib"})),
+}
+
+
+class MissingExtra(UserError):
+    """Raised when an account's type needs an optional install that is not there, e.g.
+    ``account 'm365' is of type graph: install ptm-sync[microsoft]``."""
+
 
 def register(kind: str, target: str) -> None:
     """Register ``"module:Class"`` as the connector for account type ``kind``."""
     _REGISTRY[kind] = target
 
 
-def declared_capabilities(kind: str) -> frozenset[Capability]:
+def _connector_class(kind: str, target: str, account_id: str | None) -> type:
+    """The class ``target`` names, imported now (connector modules import their SDKs at the
+    top, so only the account types a school uses ever load theirs).
+
+    Raises:
+        MissingExtra: the module needs a library of an extra that is not installed.
+    """
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        extra, modules = EXTRAS.get(kind, ("", frozenset()))
+        if not extra or (exc.name or "").partition(".")[0] not in modules:
+            raise  # not an optional library: a broken install, shown as the bug it is
+        who = f"account {account_id!r} is of type {kind}" if account_id else f"type {kind}"
+        raise MissingExtra(f"{who}: install ptm-sync[{extra}]") from None
+    cls: type = getattr(module, class_name)
+    return cls
+
+
+def declared_capabilities(kind: str, account_id: str | None = None) -> frozenset[Capability]:
     """What the connector of account type ``kind`` declares it can do always (its class's
     ``capabilities``; an instance may add more, e.g. an ICS feed that blocks everyone).
-    Empty for an unknown type."""
+    Empty for an unknown type.
+
+    Raises:
+        MissingExtra: the type's optional install is missing (``account_id`` names the
+            account in the message).
+    """
     target = _REGISTRY.get(kind)
     if target is None:
         return frozenset()
-    module_name, _, class_name = target.partition(":")
-    declared = getattr(
-        getattr(importlib.import_module(module_name), class_name), "capabilities", None
-    )
+    declared = getattr(_connector_class(kind, target, account_id), "capabilities", None)
     return declared if isinstance(declared, frozenset) else frozenset()
 
 
@@ -269,11 +308,16 @@ def online_meeting_provider(kind: str) -> str:
 
 
 def open_connector(account: AccountConfig, tz: ZoneInfo, horizon: Horizon) -> CalendarConnector:
-    """Build the connector for one ``[[accounts]]`` entry."""
+    """Build the connector for one ``[[accounts]]`` entry.
+
+    Raises:
+        Unsupported: no connector serves the account's type.
+        MissingExtra: the type's optional install is missing
+            (``account 'm365' is of type graph: install ptm-sync[microsoft]``).
+    """
     target = _REGISTRY.get(account.type)
     if target is None:
         raise Unsupported(f"account {account.id!r}: type {account.type!r} is not available yet")
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    cls = _connector_class(account.type, target, account.id)
     connector: CalendarConnector = cls(account, tz, horizon)
     return connector

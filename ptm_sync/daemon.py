@@ -2,6 +2,11 @@
 
 Every job catches and logs its own failures; one calendar server being down never stops the
 daemon.  Stopping finishes the job in progress, stops the web server and closes connections.
+
+Under systemd (``Type=notify``, :mod:`ptm_sync.sdnotify`) it says ``READY=1`` once the
+database is migrated, the config loaded and the web listener bound; ``WATCHDOG=1`` from the
+main loop (a job that hangs the loop longer than ``WatchdogSec=`` gets the daemon
+restarted); ``STATUS=`` lines with what it is doing; ``STOPPING=1`` when a stop begins.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from datetime import datetime
 from types import FrameType
 
 import schedule
+from sqlalchemy import func, select
 
 from ptm_sync.app import App
 from ptm_sync.config import ImapConfig
@@ -21,12 +27,14 @@ from ptm_sync.dispatch import Dispatcher
 from ptm_sync.errors import PtmError
 from ptm_sync.mail.backoff import Backoff
 from ptm_sync.mail.imap import ImapReader
+from ptm_sync.sdnotify import Notifier
 from ptm_sync.services import (
     expire_holds,
     open_booking,
     process_inbox,
     video_provider,
 )
+from ptm_sync.store import Teacher
 from ptm_sync.store.db import database_outage
 from ptm_sync.store.locks import poller_lock
 from ptm_sync.sync import Connectors, sync
@@ -45,8 +53,15 @@ IMAP_RECONNECT_CAP = 300.0
 
 
 class Daemon:
-    def __init__(self, app: App, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        app: App,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.app = app
+        self.notify = notifier or Notifier()
         self.clock = clock or app.now
         self.stopping = threading.Event()
         self.scheduler = schedule.Scheduler()
@@ -82,6 +97,7 @@ class Daemon:
             if not mine:
                 log.debug("sync: another replica is syncing")
                 return
+            self.notify.status(f"syncing {self._calendar_count()} teachers' calendars")
             try:
                 with self.sync_pass:
                     results = sync(
@@ -93,10 +109,20 @@ class Daemon:
                     )
             except PtmError as exc:
                 log.error("sync pass failed: %s", exc)
+                self.notify.status("idle: the last sync pass failed (see the log)")
                 return
         failed = [r for r in results if r.error]
         self.passes += 1
         log.info("sync pass: %d calendars, %d failed", len(results), len(failed))
+        minutes = self.app.config.sync.interval_minutes
+        self.notify.status(
+            f"idle: {len(results)} calendars synced, {len(failed)} failed; "
+            f"next pass in {minutes} min"
+        )
+
+    def _calendar_count(self) -> int:
+        with self.app.db.read() as session:
+            return int(session.scalar(select(func.count()).select_from(Teacher)) or 0)
 
     def outbox_job(self) -> None:
         """Start delivery for every destination that is idle and reachable; returns at once:
@@ -183,14 +209,14 @@ class Daemon:
 
         return run
 
-    @staticmethod
-    def _failed(what: str, exc: Exception) -> None:
+    def _failed(self, what: str, exc: Exception) -> None:
         """Log a failure: an outage in one line (which database, what happened; no SQL,
         no parameters), anything else as the bug it is, with its traceback (statement
         parameters are hidden by the engine, URL passwords by the log format)."""
         outage = database_outage(exc)
         if outage is not None:
             log.warning("%s: %s; trying again later", what, outage)
+            self.notify.status(f"{outage}; trying again later")
         else:
             log.exception("%s failed", what)
 
@@ -221,20 +247,25 @@ class Daemon:
         """Run jobs until :meth:`stop` (or a signal)."""
         # Delivery first: what a stopped process left unfinished resumes at once, and a
         # calendar server that hangs the first sync holds up no email.
+        self.notify.watchdog()
         self._guard(self.outbox_job)()
         self._guard(self.sync_job)()
         if any(p.booking_opens for p in self.app.config.periods):
             self._guard(self.opening_job)()
         while not self.stopping.is_set():
+            self.notify.watchdog()
             self.scheduler.run_pending()
             idle = self.scheduler.idle_seconds
-            self.stopping.wait(timeout=max(0.1, min(idle if idle is not None else 1.0, 1.0)))
+            wake = min(idle if idle is not None else 1.0, 1.0, self.notify.watchdog_seconds or 1.0)
+            self.stopping.wait(timeout=max(0.1, wake))
 
     def stop(self, *_: object) -> None:
+        if not self.stopping.is_set():
+            self.notify.stopping("stopping: finishing the job in progress")
         self.stopping.set()
 
     def close(self) -> None:
-        self.stopping.set()
+        self.stop()
         for thread in self._threads:
             thread.join(timeout=10)
         if self.web is not None:
@@ -257,11 +288,20 @@ class Daemon:
 def run(app: App) -> int:
     daemon = Daemon(app)
     daemon.install_signal_handlers()
-    url = daemon.start()
+    try:
+        url = daemon.start()
+    except Exception as exc:
+        daemon.close()
+        # The last STATUS= is what `systemctl status` keeps showing: why it did not start.
+        daemon.notify.status(f"cannot start: {database_outage(exc) or 'see the log'}")
+        daemon.notify.close()
+        raise
     print(f"ptm-sync running: published pages at {url}/ (Ctrl-C or SIGTERM to stop)", flush=True)
+    daemon.notify.ready(f"serving {url}/; first sync pass")
     try:
         daemon.loop()
     finally:
         daemon.close()
+        daemon.notify.close()
     print("ptm-sync stopped", flush=True)
     return 0
