@@ -299,11 +299,17 @@ def declared_capabilities(kind: str, account_id: str | None = None) -> frozenset
 
 def online_meeting_provider(kind: str) -> str:
     """The video provider whose links the connector of account type ``kind`` makes with its
-    events (``"teams"`` for Graph, ``"meet"`` for Google), "" when it makes none."""
-    if Capability.ONLINE_MEETINGS not in declared_capabilities(kind):
+    events (``"teams"`` for Graph, ``"meet"`` for Google), "" when it makes none or its
+    optional install is missing (opening the account says so)."""
+    target = _REGISTRY.get(kind)
+    if target is None:
         return ""
-    module_name, _, class_name = _REGISTRY[kind].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    try:
+        cls = _connector_class(kind, target, None)
+    except MissingExtra:
+        return ""
+    if Capability.ONLINE_MEETINGS not in getattr(cls, "capabilities", frozenset()):
+        return ""
     return str(getattr(cls, "online_meeting_provider", ""))
 
 
