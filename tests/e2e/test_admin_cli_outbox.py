@@ -4,15 +4,16 @@ listens, SQLite, the command line as a process."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.mailservers import SmtpSink
-from tests.support.school import School
+from tests.support.school import TZ, School
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.radicale
@@ -31,19 +32,28 @@ def test_invite_with_the_mail_server_down_says_nothing_was_sent_and_the_holds_ru
 ) -> None:
     school = School(tmp_path, radicale_server, free_port())  # nothing listens there
     school.setup()
-    out = school.run("invite").out
+    before = datetime.now(UTC).replace(second=0, microsecond=0)
+    invited = school.run("invite")
+    after = datetime.now(UTC)
+    out = invited.out
     assert "proposed 6 meetings to 3 guardians" in out
     assert "nothing was sent yet: 9 emails to families wait in the outbox" in out
     assert "`ptm-sync outbox flush` sends them when the mail server answers" in out
-    hold = next(line for line in out.splitlines() if line.startswith("note: the proposed"))
-    # The holds started at the invitation, and the note says until when, truthfully.
-    ends = min(datetime.fromisoformat(m["start"]) for m in school.meetings())
-    assert "held from now, not from when the invitations are sent" in hold
+    # One line for the failure (the reason once), none on stderr, no library repr.
+    assert out.count("Connection refused") + out.count("connection refused") == 1, out
+    assert invited.err == ""
     assert "0x" not in out and "object at" not in out
+    # The holds started at the invitation (hold_hours = 48), and the note says so and
+    # until when, in the school's zone.
+    hold = next(line for line in out.splitlines() if line.startswith("note: the proposed"))
+    assert "held from now, not from when the invitations are sent" in hold
+    found = re.search(r"the holds end (\d{4}-\d\d-\d\d \d\d:\d\d) ", hold)
+    assert found, hold
+    ends = datetime.fromisoformat(found[1]).replace(tzinfo=TZ)
+    assert before + timedelta(hours=48) <= ends <= after + timedelta(hours=48)
     rows = outbox_rows(school)
     assert len([r for r in rows if r["kind"] == "email"]) == 9
     assert {r["state"] for r in rows if r["kind"] == "email"} <= {"waiting", "retrying"}
-    assert ends  # the meetings exist, held
 
 
 def test_outbox_lists_dead_letters_and_retry_requeues_one(
