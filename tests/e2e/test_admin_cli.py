@@ -5,6 +5,7 @@ Radicale, SQLite."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from ptm_sync.commands.digest import cmd_digest
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.mailservers import SmtpSink
 from tests.support.school import CONTACT, School, to_address
+from tests.unit.test_config_errors_collected import MANY_MISTAKES
 
 pytestmark = pytest.mark.radicale
 
@@ -94,3 +96,30 @@ def test_the_staff_digest_by_hand(
         1,
         "ptm-sync: no outbox row 999 (see `ptm-sync outbox`)\n",
     )
+
+
+def test_every_config_mistake_at_once_exit_1_and_nothing_runs(tmp_path: Path) -> None:
+    config = tmp_path / "ptm-sync.toml"
+    config.write_text(
+        MANY_MISTAKES.replace("[mail]", '[database]\nurl = "sqlite:///ptm.db"\n\n[mail]'),
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "ptm_sync", "sync", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert lines[0] == f"ptm-sync: {config}: 7 problems; nothing was done"
+    assert all(re.match(rf"{re.escape(str(config))}:\d+: \S+: ", line) for line in lines[1:])
+    assert len(lines) == 8 and "Traceback" not in done.stderr
+    line = config.read_text().splitlines().index('password_evn = "PTM_DAV"') + 1
+    expected = (
+        f"{config}:{line}: accounts[0].password_evn: unknown key (did you mean password_env?)"
+    )
+    assert expected in lines
+    assert not (tmp_path / "ptm.db").exists()  # nothing ran: no database made
