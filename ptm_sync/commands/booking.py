@@ -113,9 +113,7 @@ def cmd_invite(args: argparse.Namespace) -> int:
         return 0
     with reported_here(args):
         report = send_now(app.db, app.config, app.now)
-    if report is None:
-        print("queued: `ptm-sync outbox flush` or the daemon sends the invitations")
-    else:
+    if report is not None:
         print(
             f"delivered {report.delivered}; {report.retried} will be retried; {report.dead} failed"
         )
@@ -137,7 +135,11 @@ def unsent_lines(
         f"{head}: {unsent} email{'s' if unsent != 1 else ''} to families "
         + ("wait" if unsent != 1 else "waits")
         + " in the outbox (`ptm-sync outbox`); the running daemon or `ptm-sync outbox flush` "
-        "sends them when the mail server answers"
+        + (
+            "sends them when the mail server answers"
+            if report is not None
+            else "sends them once [mail.smtp] is configured"
+        )
     ]
     if report is not None:
         # "key: reason" per failed row; the reasons once each (one server, one line).
