@@ -10,13 +10,15 @@ never read at load time: a :class:`Secret` records where the value lives (``pass
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import itertools
 import os
 import re
 import tomllib
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import Enum
@@ -24,8 +26,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ptm_sync.errors import ConfigError
+from ptm_sync.errors import ConfigError, ConfigProblem
 from ptm_sync.model import MeetingFormat, Window
+from ptm_sync.tomllines import key_lines, line_of
 
 SEARCH_PATHS = (Path("ptm-sync.toml"), Path("/etc/ptm-sync/ptm-sync.toml"))
 ACCOUNT_TYPES = ("caldav", "graph", "ews", "google", "ics")
@@ -35,6 +38,7 @@ EWS_AUTH = ("ntlm", "basic", "oauth")
 FREEBUSY_MODES = ("auto", "local", "server")
 MEETING_MODES = ("joint", "separate")
 AUTOMATE_PROCESSING = ("auto_accept", "none")
+STAFF_DIGEST = ("daily", "never")
 
 
 def opt(help: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
@@ -178,6 +182,16 @@ class VideoConfig:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SyncConfig:
     interval_minutes: int = opt("Minutes between sync passes of the daemon.", 5)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotifyConfig:
+    teachers: bool = opt("Email teachers about changes to their meetings.", False)
+    staff_digest: str = opt(
+        "daily | never: once a day, quarantined messages and dead-lettered deliveries are "
+        "emailed to school.contact (only on days with something to report).",
+        "daily",
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -349,6 +363,7 @@ class Config:
     video: VideoConfig = opt("[video]", VideoConfig())
     sync: SyncConfig = opt("[sync]", SyncConfig())
     templates: TemplatesConfig = opt("[templates]", TemplatesConfig())
+    notify: NotifyConfig = opt("[notify]", NotifyConfig())
     booking_address: BookingAddressConfig = opt("[booking_address]", BookingAddressConfig())
     accounts: tuple[AccountConfig, ...] = opt("[[accounts]]", ())
     path: Path | None = field(default=None, metadata={"internal": True})
@@ -379,11 +394,24 @@ class Config:
 T = TypeVar("T")
 
 
+class _Failed(Exception):
+    """A value could not be loaded; its problems are already recorded."""
+
+
 class _Loader:
+    """Walks the schema over the parsed TOML, recording every problem instead of stopping
+    at the first (``problems``): an unknown key (with the nearest known one, "did you
+    mean"), a missing required key and each value that cannot be converted.  A section
+    with a bad value is not built (:class:`_Failed`); one with an unknown key still is."""
+
     def __init__(self, base_dir: Path, tz: ZoneInfo | None, origin: str | None = None) -> None:
         self.base_dir = base_dir
         self.tz = tz
         self.origin = origin
+        self.problems: list[ConfigProblem] = []
+
+    def record(self, exc: ConfigError) -> None:
+        self.problems += exc.problems
 
     def section(self, cls: type[T], table: Any, key: str) -> T:
         if not isinstance(table, Mapping):
@@ -396,25 +424,36 @@ class _Loader:
             allowed |= {name, f"{name}_env", f"{name}_file"}
         for given in table:
             if given not in allowed:
-                raise ConfigError("unknown key", _join(key, given))
+                self.problems.append(ConfigProblem(_unknown(given, allowed), _join(key, given)))
         values: dict[str, Any] = {}
+        failed = False
         for name, fld in fields.items():
             dotted = _join(key, name)
-            if name in secrets:
-                values[name] = self.secret(table, name, dotted)
-                continue
-            if name not in table:
-                if (
+            try:
+                if name in secrets:
+                    values[name] = self.secret(table, name, dotted)
+                elif name in table:
+                    values[name] = self.value(hints[name], table[name], dotted)
+                elif (
                     fld.default is dataclasses.MISSING
                     and fld.default_factory is dataclasses.MISSING
                 ):
                     raise ConfigError("missing required key", dotted)
-                continue
-            values[name] = self.value(hints[name], table[name], dotted)
+            except ConfigError as exc:
+                self.record(exc)
+                failed = True
+            except _Failed:
+                failed = True
+        if failed:
+            raise _Failed
         try:
-            return cls(**values)
+            built = cls(**values)
         except (TypeError, ValueError) as exc:  # pragma: no cover - schema bug
             raise ConfigError(str(exc), key or None) from exc
+        check = _SECTION_CHECKS.get(cls)
+        if check is not None:
+            check(built, key, lambda message, at: self.problems.append(ConfigProblem(message, at)))
+        return built
 
     def secret(self, table: Mapping[str, Any], name: str, dotted: str) -> Secret | None:
         given = [k for k in (name, f"{name}_env", f"{name}_file") if k in table]
@@ -446,9 +485,19 @@ class _Loader:
             item = typing.get_args(hint)[0]
             if not isinstance(raw, list):
                 raise ConfigError(f"must be a list, got {_kind(raw)}", key)
-            if item is Window:
-                return tuple(self.window(v, f"{key}[{i}]") for i, v in enumerate(raw))
-            return tuple(self.value(item, v, f"{key}[{i}]") for i, v in enumerate(raw))
+            read = self.window if item is Window else lambda v, k: self.value(item, v, k)
+            items, failed = [], False
+            for i, v in enumerate(raw):
+                try:
+                    items.append(read(v, f"{key}[{i}]"))
+                except ConfigError as exc:  # every item's problems, not the first only
+                    self.record(exc)
+                    failed = True
+                except _Failed:
+                    failed = True
+            if failed:
+                raise _Failed
+            return tuple(items)
         if origin is dict:
             if not isinstance(raw, Mapping):
                 raise ConfigError(f"must be a table, got {_kind(raw)}", key)
@@ -497,7 +546,8 @@ class _Loader:
             raise ConfigError(f"must be a date and time, got {_kind(raw)}", key)
         if raw.tzinfo is not None:
             return raw
-        assert self.tz is not None
+        if self.tz is None:
+            raise _Failed  # school.timezone is missing or bad: reported there
         return _aware(raw, self.tz, key).astimezone(UTC)
 
     def window(self, raw: Any, key: str) -> Window:
@@ -517,7 +567,8 @@ class _Loader:
             raise ConfigError(f"window end is not a time: {second!r}", key) from None
         if start.tzinfo is not None or end.tzinfo is not None:
             raise ConfigError("window times are local times of the school; drop the offset", key)
-        assert self.tz is not None
+        if self.tz is None:
+            raise _Failed  # school.timezone is missing or bad: reported there
         # Kept in UTC: arithmetic on two datetimes of one ZoneInfo ignores a clock change.
         window = Window(
             _aware(start, self.tz, key).astimezone(UTC), _aware(end, self.tz, key).astimezone(UTC)
@@ -568,159 +619,180 @@ def _kind(raw: Any) -> str:
     )
 
 
-def _check(config: Config) -> None:
-    """Rules that span several keys."""
+#: Records one problem: (message, dotted key).
+_Bad = Callable[[str, str], None]
+
+
+def _unknown(given: str, allowed: Iterable[str]) -> str:
+    """ "unknown key", with the closest known key of its section when one is close."""
+    close = difflib.get_close_matches(given, sorted(allowed), n=1)
+    return f"unknown key (did you mean {close[0]}?)" if close else "unknown key"
+
+
+def _check(config: Config) -> list[ConfigProblem]:
+    """Rules across sections (each section's own rules ran as it was read: _SECTION_CHECKS)."""
+    problems: list[ConfigProblem] = []
+
+    def bad(message: str, key: str) -> None:
+        problems.append(ConfigProblem(message, key))
+
     if not config.periods:
-        raise ConfigError("at least one [[periods]] is needed", "periods")
-    _unique([p.id for p in config.periods], "periods", "id")
-    _unique([a.id for a in config.accounts], "accounts", "id")
-    for i, period in enumerate(config.periods):
-        where = f"periods[{i}]"
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", period.id):
-            raise ConfigError("use letters, digits, '.', '_' and '-' only", f"{where}.id")
-        if not period.windows:
-            raise ConfigError("at least one window is needed", f"{where}.windows")
-        for name in ("slot_minutes", "hold_hours"):
-            if getattr(period, name) <= 0:
-                raise ConfigError("must be greater than 0", f"{where}.{name}")
-        if period.meeting_mode not in MEETING_MODES:
-            raise ConfigError(
-                f"must be one of {' | '.join(MEETING_MODES)}", f"{where}.meeting_mode"
-            )
-        for name in (
-            "buffer_minutes",
-            "gap_minutes",
-            "max_reproposals",
-            "max_meetings_per_family",
-            "max_meetings_per_teacher",
-        ):
-            if getattr(period, name) < 0:
-                raise ConfigError("must not be negative", f"{where}.{name}")
-        ordered = sorted(period.windows, key=lambda w: w.start)
-        for a, b in itertools.pairwise(ordered):
-            if b.start < a.end:
-                raise ConfigError("windows overlap", f"{where}.windows")
-        for w in period.windows:
-            if w.end - w.start < timedelta(minutes=period.slot_minutes):
-                raise ConfigError(
-                    f"window {w.start:%Y-%m-%dT%H:%M} is shorter than one slot", f"{where}.windows"
-                )
-        opens, closes = period.booking_opens, period.booking_closes
-        if opens and closes and closes <= opens:
-            raise ConfigError("booking closes before it opens", f"{where}.booking_closes")
-    for i, account in enumerate(config.accounts):
-        where = f"accounts[{i}]"
-        if account.type not in ACCOUNT_TYPES:
-            raise ConfigError(f"must be one of {' | '.join(ACCOUNT_TYPES)}", f"{where}.type")
-        if account.freebusy not in FREEBUSY_MODES:
-            raise ConfigError(f"must be one of {' | '.join(FREEBUSY_MODES)}", f"{where}.freebusy")
-        _check_account(account, where)
+        bad("at least one [[periods]] is needed", "periods")
+    _unique([p.id for p in config.periods], "periods", "id", bad)
+    _unique([a.id for a in config.accounts], "accounts", "id", bad)
     booking = config.booking_address
-    if booking.allow_conflicts:
-        raise ConfigError(
-            "must be false: a booking address never accepts a time that is taken",
-            "booking_address.allow_conflicts",
-        )
-    if booking.automate_processing not in AUTOMATE_PROCESSING:
-        raise ConfigError(
-            f"must be one of {' | '.join(AUTOMATE_PROCESSING)}",
-            "booking_address.automate_processing",
-        )
-    for name in ("booking_window_days", "maximum_duration_minutes"):
-        if getattr(booking, name) < 0:
-            raise ConfigError("must not be negative", f"booking_address.{name}")
-    shortest = min(p.slot_minutes for p in config.periods)
+    shortest = min((p.slot_minutes for p in config.periods), default=0)
     if 0 < booking.maximum_duration_minutes < shortest:
-        raise ConfigError(
+        bad(
             f"must be 0 or at least the meetings' length ({shortest} minutes), or every "
             "request would be refused",
             "booking_address.maximum_duration_minutes",
         )
-    _check_video(config.video)
-    for name in ("max_message_bytes", "max_calendar_components"):
-        if config.mail and getattr(config.mail, name) <= 0:
-            raise ConfigError("must be greater than 0", f"mail.{name}")
-    if config.mail and config.mail.smtp and config.mail.smtp.ssl and config.mail.smtp.starttls:
-        raise ConfigError("choose ssl or starttls, not both", "mail.smtp.starttls")
-    if config.mail and config.mail.imap and config.mail.imap.ssl and config.mail.imap.starttls:
-        raise ConfigError("choose ssl or starttls, not both", "mail.imap.starttls")
-    for name, address in (("school.contact", config.school.contact),) + (
-        (("mail.organizer", config.mail.organizer),) if config.mail else ()
+    return problems
+
+
+def _check_school(school: SchoolConfig, where: str, bad: _Bad) -> None:
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+", school.contact):
+        bad(f"not an email address: {school.contact!r}", f"{where}.contact")
+
+
+def _check_period(period: PeriodConfig, where: str, bad: _Bad) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", period.id):
+        bad("use letters, digits, '.', '_' and '-' only", f"{where}.id")
+    if not period.windows:
+        bad("at least one window is needed", f"{where}.windows")
+    for name in ("slot_minutes", "hold_hours"):
+        if getattr(period, name) <= 0:
+            bad("must be greater than 0", f"{where}.{name}")
+    if period.meeting_mode not in MEETING_MODES:
+        bad(f"must be one of {' | '.join(MEETING_MODES)}", f"{where}.meeting_mode")
+    for name in (
+        "buffer_minutes",
+        "gap_minutes",
+        "max_reproposals",
+        "max_meetings_per_family",
+        "max_meetings_per_teacher",
     ):
-        if not re.fullmatch(r"[^@\s]+@[^@\s]+", address):
-            raise ConfigError(f"not an email address: {address!r}", name)
+        if getattr(period, name) < 0:
+            bad("must not be negative", f"{where}.{name}")
+    ordered = sorted(period.windows, key=lambda w: w.start)
+    if any(b.start < a.end for a, b in itertools.pairwise(ordered)):
+        bad("windows overlap", f"{where}.windows")
+    for w in period.windows:
+        if w.end - w.start < timedelta(minutes=max(period.slot_minutes, 0)):
+            bad(f"window {w.start:%Y-%m-%dT%H:%M} is shorter than one slot", f"{where}.windows")
+    opens, closes = period.booking_opens, period.booking_closes
+    if opens and closes and closes <= opens:
+        bad("booking closes before it opens", f"{where}.booking_closes")
 
 
-def _check_account(account: AccountConfig, where: str) -> None:
+def _check_booking(booking: BookingAddressConfig, where: str, bad: _Bad) -> None:
+    if booking.allow_conflicts:
+        bad(
+            "must be false: a booking address never accepts a time that is taken",
+            f"{where}.allow_conflicts",
+        )
+    if booking.automate_processing not in AUTOMATE_PROCESSING:
+        bad(
+            f"must be one of {' | '.join(AUTOMATE_PROCESSING)}",
+            f"{where}.automate_processing",
+        )
+    for name in ("booking_window_days", "maximum_duration_minutes"):
+        if getattr(booking, name) < 0:
+            bad("must not be negative", f"{where}.{name}")
+
+
+def _check_mail(mail: MailConfig, where: str, bad: _Bad) -> None:
+    for name in ("max_message_bytes", "max_calendar_components"):
+        if getattr(mail, name) <= 0:
+            bad("must be greater than 0", f"{where}.{name}")
+    if mail.smtp and mail.smtp.ssl and mail.smtp.starttls:
+        bad("choose ssl or starttls, not both", f"{where}.smtp.starttls")
+    if mail.imap and mail.imap.ssl and mail.imap.starttls:
+        bad("choose ssl or starttls, not both", f"{where}.imap.starttls")
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+", mail.organizer):
+        bad(f"not an email address: {mail.organizer!r}", f"{where}.organizer")
+
+
+def _check_notify(notify: NotifyConfig, where: str, bad: _Bad) -> None:
+    if notify.staff_digest not in STAFF_DIGEST:
+        bad(f"must be one of {' | '.join(STAFF_DIGEST)}", f"{where}.staff_digest")
+
+
+def _check_account(account: AccountConfig, where: str, bad: _Bad) -> None:
     """The keys an account of its type needs, and none that belong to another type."""
     kind = account.type
+    if kind not in ACCOUNT_TYPES:
+        bad(f"must be one of {' | '.join(ACCOUNT_TYPES)}", f"{where}.type")
+    if account.freebusy not in FREEBUSY_MODES:
+        bad(f"must be one of {' | '.join(FREEBUSY_MODES)}", f"{where}.freebusy")
     for f in dataclasses.fields(AccountConfig):
         applies = f.metadata.get("for")
         if applies is None or kind in applies:
             continue
         if getattr(account, f.name) != f.default:
-            raise ConfigError(
+            bad(
                 f"is not a key of a {kind} account (it belongs to {' / '.join(applies)})",
                 f"{where}.{f.name}",
             )
     if kind in ("caldav", "ews", "ics"):
         if not account.url:
-            raise ConfigError(f"{_article(kind)} {kind} account needs a url", f"{where}.url")
-        if not re.match(r"https?://", account.url):
-            raise ConfigError(f"must be an http(s) URL, got {account.url!r}", f"{where}.url")
+            bad(f"{_article(kind)} {kind} account needs a url", f"{where}.url")
+        elif not re.match(r"https?://", account.url):
+            bad(f"must be an http(s) URL, got {account.url!r}", f"{where}.url")
     if kind == "graph":
         for name in ("tenant_id", "client_id"):
             if not getattr(account, name):
-                raise ConfigError(f"a graph account needs {name}", f"{where}.{name}")
+                bad(f"a graph account needs {name}", f"{where}.{name}")
         if (account.client_secret is None) == (account.certificate_file is None):
-            raise ConfigError(
+            bad(
                 "a graph account needs client_secret (or _env/_file) or certificate_file, "
                 "one of them",
                 f"{where}.client_secret",
             )
         for name in ("graph_url", "authority_url"):
             if not getattr(account, name).startswith("https://"):
-                raise ConfigError("must be an https:// URL", f"{where}.{name}")
+                bad("must be an https:// URL", f"{where}.{name}")
     if kind == "ews":
         if account.auth not in EWS_AUTH:
-            raise ConfigError(f"must be one of {' | '.join(EWS_AUTH)}", f"{where}.auth")
+            bad(f"must be one of {' | '.join(EWS_AUTH)}", f"{where}.auth")
         if account.auth == "oauth":
             for name in ("tenant_id", "client_id", "client_secret"):
                 if not getattr(account, name):
-                    raise ConfigError(f'auth = "oauth" needs {name}', f"{where}.{name}")
+                    bad(f'auth = "oauth" needs {name}', f"{where}.{name}")
         elif not account.username or account.password is None:
-            raise ConfigError(
+            bad(
                 f'auth = "{account.auth}" needs username and password (or _env/_file)',
                 f"{where}.username" if not account.username else f"{where}.password",
             )
     if kind == "google":
         if (account.service_account_file is None) == (account.oauth_token_file is None):
-            raise ConfigError(
+            bad(
                 "a google account needs service_account_file or oauth_token_file, one of them",
                 f"{where}.service_account_file",
             )
         if not re.match(r"https?://.*/$", account.api_url):
-            raise ConfigError("must be an http(s) URL ending in /", f"{where}.api_url")
+            bad("must be an http(s) URL ending in /", f"{where}.api_url")
     for name in ("ca_file", "certificate_file", "service_account_file", "oauth_token_file"):
         path = getattr(account, name)
         if path is not None and not os.access(path, os.R_OK):
             reason = "no such file" if not path.exists() else "not readable by this user"
-            raise ConfigError(f"cannot read {path}: {reason}", f"{where}.{name}")
+            bad(f"cannot read {path}: {reason}", f"{where}.{name}")
     if account.token_url and not re.match(r"https?://", account.token_url):
-        raise ConfigError("must be an http(s) URL", f"{where}.token_url")
+        bad("must be an http(s) URL", f"{where}.token_url")
     if kind == "ics" and account.blocks not in ("", "everyone"):
-        raise ConfigError('must be "everyone" or left out', f"{where}.blocks")
+        bad('must be "everyone" or left out', f"{where}.blocks")
 
 
 def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
 
-def _check_video(video: VideoConfig) -> None:
+def _check_video(video: VideoConfig, where: str, bad: _Bad) -> None:
     if video.provider not in VIDEO_PROVIDERS:
-        raise ConfigError(f"must be one of {' | '.join(VIDEO_PROVIDERS)}", "video.provider")
+        bad(f"must be one of {' | '.join(VIDEO_PROVIDERS)}", f"{where}.provider")
     if video.fallback not in VIDEO_FALLBACKS:
-        raise ConfigError(f"must be one of {' | '.join(VIDEO_FALLBACKS)}", "video.fallback")
+        bad(f"must be one of {' | '.join(VIDEO_FALLBACKS)}", f"{where}.fallback")
     zoom = video.provider == "zoom" or (
         video.provider in ("auto", "teams", "meet") and video.fallback == "zoom"
     )
@@ -728,18 +800,31 @@ def _check_video(video: VideoConfig) -> None:
         url = getattr(video, name)
         # https, or plain http to this machine only (a local proxy; the tests' fake).
         if zoom and not re.match(r"https://|http://(127\.0\.0\.1|localhost|\[::1\])[:/]", url):
-            raise ConfigError("must be an https:// URL", f"video.{name}")
+            bad("must be an https:// URL", f"{where}.{name}")
     if zoom:
         for name in ("zoom_account_id", "zoom_client_id", "zoom_client_secret"):
             if not getattr(video, name):
-                raise ConfigError("zoom links need the Zoom app's keys", f"video.{name}")
+                bad("zoom links need the Zoom app's keys", f"{where}.{name}")
 
 
-def _unique(values: Sequence[str], section: str, name: str) -> None:
+#: Each section's own rules, run on every section that loaded (so that one bad value
+#: elsewhere hides none of them); ``where`` is the section's dotted key.
+_SECTION_CHECKS: dict[type, Callable[[Any, str, _Bad], None]] = {
+    SchoolConfig: _check_school,
+    PeriodConfig: _check_period,
+    AccountConfig: _check_account,
+    BookingAddressConfig: _check_booking,
+    MailConfig: _check_mail,
+    VideoConfig: _check_video,
+    NotifyConfig: _check_notify,
+}
+
+
+def _unique(values: Sequence[str], section: str, name: str, bad: _Bad) -> None:
     seen: set[str] = set()
     for i, value in enumerate(values):
         if value in seen:
-            raise ConfigError(f"duplicate {name} {value!r}", f"{section}[{i}].{name}")
+            bad(f"duplicate {name} {value!r}", f"{section}[{i}].{name}")
         seen.add(value)
 
 
@@ -754,23 +839,30 @@ def parse(text: str, path: Path | None = None) -> Config:
     school = data.get("school")
     tz = None
     if isinstance(school, Mapping) and "timezone" in school:
-        try:
+        with suppress(ConfigError):  # reported where [school] is read
             tz = _zone(school["timezone"], "school.timezone")
-        except ConfigError as exc:
-            raise ConfigError(str(exc), path=where) from None
     loader = _Loader(base_dir, tz, where)
+    config: Config | None = None
     try:
         config = loader.section(Config, data, "")
+    except ConfigError as exc:  # pragma: no cover - the top level is always a table
+        loader.record(exc)
+    except _Failed:
+        pass  # recorded
+    problems = loader.problems
+    if config is not None:
         config = dataclasses.replace(
             config,
             path=path,
             database=DatabaseConfig(url=_resolve_db_url(config.database.url, base_dir)),
         )
-        _check(config)
-    except ConfigError as exc:
-        if exc.path is None and where:
-            raise ConfigError(str(exc), path=where) from None
-        raise
+        problems += _check(config)
+    if problems:
+        lines = key_lines(text)
+        placed = [dataclasses.replace(p, line=line_of(lines, p.key)) for p in problems]
+        placed.sort(key=lambda p: p.line if p.line is not None else 1 << 30)
+        raise ConfigError(problems=placed, path=where)
+    assert config is not None
     return config
 
 
@@ -791,8 +883,11 @@ def find(explicit: str | None) -> Path:
     if env:
         return Path(env)
     for candidate in SEARCH_PATHS:
-        if candidate.exists():
-            return candidate
+        try:
+            if candidate.exists():
+                return candidate
+        except PermissionError:
+            continue  # a working directory we may not read (runuser from /root): not there
     raise ConfigError(
         "no configuration found: pass --config, set PTM_SYNC_CONFIG, "
         "or run `ptm-sync init` to write ./ptm-sync.toml"

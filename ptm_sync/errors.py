@@ -14,6 +14,9 @@ HTTP or SDK exception.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 
 class PtmError(Exception):
     """Base of every error ptm-sync raises on purpose."""
@@ -26,18 +29,49 @@ class UserError(PtmError):
     """Raised for a problem the user can fix; printed as one line, exit code 1."""
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One mistake in the configuration: what is wrong, the dotted key (``mail.smtp.port``)
+    and the 1-based line of the file it is written on, when known."""
+
+    message: str
+    key: str | None = None
+    line: int | None = None
+
+    def text(self, path: str | None = None) -> str:
+        """``path:line: key: message``, leaving out what is not known."""
+        where = path or ""
+        if self.line is not None:
+            where = f"{where}:{self.line}" if where else f"line {self.line}"
+        head = f"{where}: " if where else ""
+        what = f"{self.key}: " if self.key else ""
+        return f"{head}{what}{self.message}"
+
+
 class ConfigError(UserError):
     """Raised when the configuration file is missing, malformed or invalid.
 
-    ``key`` names the offending key as a dotted path (``mail.smtp.port``) when there is one.
+    ``problems`` holds every mistake found (the loader reports them all at once, each with
+    its line, DESIGN §7); a single problem can be given as ``message`` and ``key`` (a dotted
+    path such as ``mail.smtp.port``).  ``key`` is the first problem's key.  The text is one
+    ``path:line: key: message`` line, or a count followed by one such line per problem.
     """
 
-    def __init__(self, message: str, key: str | None = None, path: str | None = None) -> None:
-        self.key = key
+    def __init__(
+        self,
+        message: str = "",
+        key: str | None = None,
+        path: str | None = None,
+        *,
+        problems: Sequence[ConfigProblem] = (),
+    ) -> None:
+        self.problems = list(problems) or [ConfigProblem(message, key)]
+        self.key = self.problems[0].key
         self.path = path
-        where = f"{path}: " if path else ""
-        what = f"{key}: " if key else ""
-        super().__init__(f"{where}{what}{message}")
+        lines = [p.text(path) for p in self.problems]
+        if len(lines) > 1:
+            lines.insert(0, f"{path or 'configuration'}: {len(lines)} problems; nothing was done")
+        super().__init__("\n".join(lines))
 
 
 class RosterError(UserError):

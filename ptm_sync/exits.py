@@ -12,6 +12,7 @@ import sys
 from sqlalchemy.exc import DBAPIError
 
 from ptm_sync.errors import PtmError, UserError
+from ptm_sync.failures import plain
 from ptm_sync.redact import mask_urls
 from ptm_sync.store.db import database_outage, safe_error_text, safe_traceback
 
@@ -34,7 +35,8 @@ def handle_error(exc: BaseException, *, deferred: bool = False) -> int:
     """Map an exception to one line on stderr and an exit code.
 
     :class:`UserError` and other :class:`PtmError` print one line (the latter with a hint
-    when the failure is temporary).  A database outage (connection lost or refused,
+    when the failure is temporary), a library's connection failure in it told as a sentence
+    (:func:`~ptm_sync.failures.plain`).  A database outage (connection lost or refused,
     ``database is locked`` after the busy timeout, disk I/O error; see
     :func:`~ptm_sync.store.db.database_outage`) is not a bug: one line naming the database
     with its password masked, no SQL, no parameters, no traceback.  Anything else is a bug
@@ -58,14 +60,14 @@ def _report(exc: BaseException, *, then: str) -> int:
     if isinstance(exc, BrokenPipeError) and not then:
         return OK
     if isinstance(exc, UserError):
-        say(str(exc))
+        say(plain(str(exc)))
         return FAILED
     outage = database_outage(exc)
     if outage is not None:
         say(f"{outage} (temporary; try again later)")
         return FAILED
     if isinstance(exc, PtmError):
-        say(f"{exc}" + (" (temporary; try again later)" if exc.retryable else ""))
+        say(plain(str(exc)) + (" (temporary; try again later)" if exc.retryable else ""))
         return FAILED
     if isinstance(exc, DBAPIError):
         # The database is unusable (not reachable is above): one line, and never the

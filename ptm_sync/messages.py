@@ -388,3 +388,78 @@ def waitlisted(*, school: str, period_title: str, meeting: MeetingFacts, contact
             school,
         ],
     )
+
+
+# --- to the school's staff --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineLine:
+    """A quarantined inbound message, as the staff digest lists it."""
+
+    id: int
+    received_at: datetime
+    sender: str
+    reason: str
+    explanation: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterLine:
+    """A dead-lettered outbox row, as the staff digest lists it."""
+
+    id: int
+    kind: str
+    meeting: int | None
+    last_error: str
+
+
+def staff_digest(
+    *,
+    school: str,
+    day: str,
+    quarantined: Sequence[QuarantineLine],
+    dead: Sequence[DeadLetterLine],
+    tz: ZoneInfo,
+) -> Text:
+    """The daily digest to ``[school] contact``: messages from parents that could not be
+    used (since the last digest) and deliveries given up on (all still dead).  Each entry
+    names the command that shows or fixes it.  Sender addresses are shown: staff need them
+    to reach the parent, and they see them in `ptm-sync quarantine` anyway; the messages'
+    subjects and contents are not (they can name a child)."""
+    count = len(quarantined) + len(dead)
+    subject = f"{school}: ptm-sync needs attention ({count} item{'s' if count != 1 else ''}, {day})"
+    paragraphs = [f"ptm-sync at {school}: what needs a person's attention, {day}."]
+    if quarantined:
+        lines = [
+            f"#{q.id} {q.received_at.astimezone(tz):%Y-%m-%d %H:%M} "
+            f"from {q.sender or '(no sender)'}: {q.reason}"
+            + (f" ({q.explanation})" if q.explanation else "")
+            for q in quarantined
+        ]
+        paragraphs += [
+            f"{len(quarantined)} message{'s' if len(quarantined) != 1 else ''} from parents "
+            "changed nothing and wait in quarantine:",
+            "\n".join(lines),
+            "See one with `ptm-sync quarantine show ID`; once its cause is fixed, "
+            "`ptm-sync quarantine release ID` processes it again.",
+        ]
+    if dead:
+        lines = [
+            f"#{d.id} {d.kind}"
+            + (f" of meeting {d.meeting}" if d.meeting is not None else "")
+            + (f": {d.last_error}" if d.last_error else "")
+            for d in dead
+        ]
+        paragraphs += [
+            f"{len(dead)} deliver{'ies' if len(dead) != 1 else 'y'} failed for good "
+            "(dead-lettered):",
+            "\n".join(lines),
+            "`ptm-sync outbox` lists them; after fixing the cause, `ptm-sync outbox retry ID` "
+            "tries one again.",
+        ]
+    paragraphs.append(
+        "This digest comes once a day when there is something to report "
+        '([notify] staff_digest = "never" turns it off).'
+    )
+    return _text(subject, paragraphs)

@@ -79,6 +79,8 @@ __all__ = [
 TEACHER_COLUMNS = ("email", "name", "account", "calendar", "room")
 FAMILY_COLUMNS = ("student_id", "student_name", "guardian_email", "guardian_name", "teacher_email")
 _KINDS = {"teachers": TEACHER_COLUMNS, "families": FAMILY_COLUMNS}
+#: Columns a file of each kind must have; ``room`` may be left out (DESIGN §8).
+_REQUIRED = {"teachers": TEACHER_COLUMNS[:4], "families": FAMILY_COLUMNS}
 #: Column sizes of store/tables.py (emails are checked by is_email).
 _LIMITS = {
     "name": NAME_LIMIT,
@@ -215,7 +217,7 @@ def _read_csv(
             "enrollments.csv and classes.csv",
         )
         return
-    missing = table.missing(_KINDS[kind])
+    missing = table.missing(_REQUIRED[kind])
     for column in missing:
         problems.add(header, f"missing column {column}")
     if missing:
@@ -256,6 +258,7 @@ def _read_teachers(
     table: Table, context: RosterContext, entries: Entries, problems: Problems
 ) -> None:
     has_booking = "booking_address" in table.columns
+    has_room = "room" in table.columns  # without the column: the stored room is kept
     for row in table.rows:
         email = _email(row, "email", problems)
         name = _required(row, "name", problems)
@@ -276,7 +279,7 @@ def _read_teachers(
                     name,
                     account,
                     calendar,
-                    _value(row, "room", problems),
+                    _value(row, "room", problems) if has_room else None,
                     booking if has_booking else None,
                     "csv",
                 )

@@ -7,7 +7,8 @@ produce before they are merged and cross-checked.
 
 Reading is strict about what it cannot interpret (bytes that are not UTF-8, a row with more
 fields than the header) and lenient about what does not matter (a UTF-8 byte order mark,
-blank lines, empty trailing header cells, surrounding spaces, the case of header names).
+blank lines, empty trailing header cells, surrounding spaces, the case of header names, and
+semicolons or tabs instead of commas, as Excel saves "CSV" in many locales).
 """
 
 from __future__ import annotations
@@ -198,7 +199,8 @@ def read_table(source: SourceFile, problems: Problems) -> Table | None:
             )
     if bad:
         return None
-    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+    text = data.decode("utf-8")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter(text))
     try:
         header = next(reader, None)
     except csv.Error as exc:
@@ -236,6 +238,23 @@ def read_table(source: SourceFile, problems: Problems) -> Table | None:
         problems.add(Where(source.name, reader.line_num), f"cannot read CSV: {exc}")
         return None
     return Table(source.name, columns, tuple(rows))
+
+
+#: Field separators a roster may use: commas, or semicolons as Excel writes "CSV" where the
+#: comma is the decimal mark (much of Europe and South America), or tabs.
+DELIMITERS = ",;\t"
+
+
+def delimiter(text: str) -> str:
+    """The field separator of a CSV text, told from its header line (:class:`csv.Sniffer`):
+    a comma unless the header clearly uses ``;`` or a tab."""
+    header = text.split("\n", 1)[0]
+    try:
+        found = csv.Sniffer().sniff(header, delimiters=DELIMITERS).delimiter
+    except csv.Error:  # one column, or nothing to go by
+        return ","
+    # A header of one column holds no separator at all: the sniffer's guess means nothing.
+    return found if found in header else ","
 
 
 # --- values ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ school events calendar) is stored once for the whole school (``school_busy``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -110,6 +110,7 @@ def sync(
     now: datetime,
     teacher_email: str | None = None,
     video: VideoProvider | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[SyncResult]:
     """Sync every teacher's calendar (or one teacher's), returning one result per teacher
     (and one per school events feed, on a pass over everybody).
@@ -120,7 +121,8 @@ def sync(
     events of ours, so an idle pass costs the free/busy calls.  Where the changes of our
     events are seen (a mirrored calendar or a change feed), the changes the teacher made to
     them are then decided (:mod:`ptm_sync.teacher_changes`); ``video`` makes the rooms of
-    the new proposals that follow a deleted meeting.
+    the new proposals that follow a deleted meeting.  ``progress(done, total)`` is called
+    after each teacher's calendar (for the command line's progress display).
     """
     video = video or provider_for(config.video)
     with db.write() as session:
@@ -149,7 +151,7 @@ def sync(
             pass  # reported for each of the account's teachers below
     results = [] if teacher_email else _sync_school_feeds(db, config, connectors, now)
     server_busy = _server_free_busy(config, connectors, teachers)
-    for teacher in teachers:
+    for done, teacher in enumerate(teachers, start=1):
         try:
             connector = connectors.get(teacher.account)
             if Capability.MIRRORED in connector.capabilities:
@@ -174,6 +176,8 @@ def sync(
             _record_error(db, teacher, str(exc))
             results.append(SyncResult(teacher.email, error=str(exc)))
             PROCESS.count(SYNC_REQUESTS, account=teacher.account, result="failed")  # metrics
+        if progress is not None:
+            progress(done, len(teachers))
     if not teacher_email:
         PROCESS.count(SYNC_PASSES)  # metrics
     return results

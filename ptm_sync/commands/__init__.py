@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ptm_sync.commands import availability, booking, daemon, demo, mail, roster, setup, staff
+from ptm_sync.commands import (
+    availability,
+    booking,
+    daemon,
+    demo,
+    digest,
+    mail,
+    roster,
+    setup,
+    staff,
+)
 
 COMMAND_MODULES: list[ModuleType] = [
     setup,
@@ -16,6 +26,7 @@ COMMAND_MODULES: list[ModuleType] = [
     booking,
     staff,
     mail,
+    digest,
     daemon,
     demo,
 ]

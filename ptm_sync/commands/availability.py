@@ -8,6 +8,9 @@ import sys
 from ptm_sync import output, render
 from ptm_sync.app import App
 from ptm_sync.availability import period_matrix, period_slots
+from ptm_sync.commands.common import reported_here
+from ptm_sync.failures import plain
+from ptm_sync.progress import Progress
 from ptm_sync.redact import mask_urls
 from ptm_sync.sync import opened, sync
 
@@ -34,14 +37,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    """One pass; a line per calendar on stdout (each failure once, as a sentence: the log's
+    warning about it is not printed too) and, on stderr, progress while it runs."""
     app = App.from_args(args)
-    with opened(app.config) as connectors:
-        results = sync(app.db, app.config, connectors, now=app.now(), teacher_email=args.teacher)
+    progress = Progress(sys.stderr)
+    try:
+        with opened(app.config) as connectors, reported_here(args):
+            results = sync(
+                app.db,
+                app.config,
+                connectors,
+                now=app.now(),
+                teacher_email=args.teacher,
+                progress=progress,
+            )
+    finally:
+        progress.close()
     failed = 0
     for r in results:
         if r.error:
             failed += 1
-            print(mask_urls(f"{r.teacher}: FAILED: {r.error}"))  # an account URL's password
+            print(mask_urls(f"{r.teacher}: FAILED: {plain(r.error)}"))  # a URL's password
         else:
             kind = "full" if r.full else "incremental"
             print(f"{r.teacher}: {kind}, {r.changed} changed, {r.removed} removed")

@@ -1,23 +1,29 @@
-"""`invite`, `meetings`, `meetings show`, `outbox flush`."""
+"""`invite`, `meetings`, `meetings show`, `outbox`, `outbox flush`, `outbox retry`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from ptm_sync import outbox, output
 from ptm_sync.app import App
 from ptm_sync.availability import teachers
-from ptm_sync.commands.common import deliver
-from ptm_sync.invite import invite
+from ptm_sync.commands.common import reported_here
+from ptm_sync.failures import plain
+from ptm_sync.invite import InviteResult, invite
 from ptm_sync.model import MeetingState
 from ptm_sync.records import MeetingRecord, Transition, meeting_record
 from ptm_sync.redact import mask_urls
-from ptm_sync.services import flush_outbox, video_provider
+from ptm_sync.services import flush_outbox, send_now, video_provider
 from ptm_sync.store import Guardian, Meeting, MeetingGuardian, MeetingStudent, Student, Teacher
 from ptm_sync.sync import opened
+
+OUTBOX_COLUMNS = ["id", "kind", "meeting", "state", "attempts", "next_attempt_at", "last_error"]
+#: Longest cell of the `outbox` table (an error text can be long); json gives it whole.
+OUTBOX_CELL_WIDTH = 80
 
 #: The table shows the first nine; json and csv all of them.
 MEETING_COLUMNS = [
@@ -53,21 +59,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.add_argument("id", type=int, metavar="ID", help="the meeting's id (see `meetings`)")
     show.set_defaults(func=cmd_meetings_show)
 
-    p = sub.add_parser("outbox", help="durable side effects")
-    outbox_sub = p.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
+    p = sub.add_parser(
+        "outbox", help="emails and calendar writes not delivered yet: waiting, retrying, dead"
+    )
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_outbox)
+    outbox_sub = p.add_subparsers(dest="outbox_command", metavar="ACTION")
     flush = outbox_sub.add_parser("flush", help="deliver every due email and calendar write now")
     flush.set_defaults(func=cmd_outbox_flush)
+    retry = outbox_sub.add_parser(
+        "retry", help="try a dead or retrying row again now, its attempts counted afresh"
+    )
+    retry.add_argument("id", type=int, metavar="ID", help="its id in `outbox`")
+    retry.set_defaults(func=cmd_outbox_retry)
 
 
 def cmd_invite(args: argparse.Namespace) -> int:
     app = App.from_args(args)
     period = app.config.period(args.period)
     tz = app.config.tz
+    now = app.now()
     result = invite(
         app.db,
         app.config,
         period,
-        now=app.now(),
+        now=now,
         video=video_provider(app.config),
         dry_run=args.dry_run,
     )
@@ -93,9 +109,49 @@ def cmd_invite(args: argparse.Namespace) -> int:
         f"proposed {len(result.proposed)} meetings to {result.notified} guardians"
         + (f"; {result.lost_races} slots were taken meanwhile" if result.lost_races else "")
     )
-    if app.config.mail and app.config.mail.smtp:
-        deliver(app)
+    if not result.proposed:
+        return 0
+    with reported_here(args):
+        report = send_now(app.db, app.config, app.now)
+    if report is not None:
+        print(
+            f"delivered {report.delivered}; {report.retried} will be retried; {report.dead} failed"
+        )
+    unsent = outbox.unsent_emails(app.db, since=now)
+    if unsent:
+        for line in unsent_lines(unsent, report, result, app.config.tz):
+            print(line)
     return 0
+
+
+def unsent_lines(
+    unsent: int, report: outbox.FlushReport | None, result: InviteResult, tz: ZoneInfo
+) -> list[str]:
+    """What an administrator must know when the invitations did not go out: nothing reached
+    the families yet, where the emails wait, and that the holds did not wait for them."""
+    holds = [m.hold_until for m in result.proposed if m.hold_until is not None]
+    head = "nothing was sent yet" if report is None or report.delivered == 0 else "not all sent"
+    lines = [
+        f"{head}: {unsent} email{'s' if unsent != 1 else ''} to families "
+        + ("wait" if unsent != 1 else "waits")
+        + " in the outbox (`ptm-sync outbox`); the running daemon or `ptm-sync outbox flush` "
+        + (
+            "sends them when the mail server answers"
+            if report is not None
+            else "sends them once [mail.smtp] is configured"
+        )
+    ]
+    if report is not None:
+        # "key: reason" per failed row; the reasons once each (one server, one line).
+        reasons = dict.fromkeys(e.partition(": ")[2] or e for e in report.errors)
+        lines += [f"  {mask_urls(plain(reason))}" for reason in reasons]
+    if holds:
+        lines.append(
+            "note: the proposed times are held from now, not from when the invitations are "
+            f"sent: the holds end {min(holds).astimezone(tz):%Y-%m-%d %H:%M %Z} whether or not "
+            "the families were told, so get the mail out soon (or `ptm-sync cancel` them)"
+        )
+    return lines
 
 
 def cmd_meetings(args: argparse.Namespace) -> int:
@@ -161,13 +217,45 @@ def cmd_meetings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    """DESIGN §7 `outbox`: the rows not delivered, oldest first; ``last_error`` is the
+    failure as the far side gave it (passwords in URLs masked)."""
+    app = App.from_args(args)
+    tz = app.config.tz
+    rows = []
+    for item in outbox.undelivered(app.db):
+        row = item.as_json()
+        at = item.next_attempt_at
+        row["next_attempt_at"] = at.astimezone(tz) if at is not None else None
+        row["last_error"] = mask_urls(plain(item.last_error))
+        if args.format == "table" and item.meeting is None:
+            row["meeting"] = ""
+        rows.append(row)
+    if args.format == "json":
+        sys.stdout.write(output.to_json(rows))
+    else:
+        sys.stdout.write(output.to_table(rows, OUTBOX_COLUMNS, max_width=OUTBOX_CELL_WIDTH))
+    return 0
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    app = App.from_args(args)
+    item = outbox.requeue(app.db, args.id, now=app.now())
+    what = f"{item.kind}" + (f" of meeting {item.meeting}" if item.meeting is not None else "")
+    print(
+        f"outbox row {item.id} ({what}) requeued: due now, attempts counted from 0; "
+        "`ptm-sync outbox flush` or the running daemon delivers it"
+    )
+    return 0
+
+
 def cmd_outbox_flush(args: argparse.Namespace) -> int:
     app = App.from_args(args)
     with opened(app.config) as connectors:
         report = flush_outbox(app.db, app.config, connectors, app.now)
     print(f"delivered {report.delivered}; {report.retried} will be retried; {report.dead} failed")
     for error in report.errors:
-        print(mask_urls(f"  {error}"))  # a calendar URL's password
+        print(mask_urls(f"  {plain(error)}"))  # a calendar URL's password
     for line in backlog_lines(report, outbox.backlog(app.db, now=app.now())):
         print(line)
     return 0

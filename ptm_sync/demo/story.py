@@ -59,7 +59,9 @@ def _run(config: Path, *argv: str, stdin: bytes | None = None, quiet: bool = Fal
     from ptm_sync.cli import main
 
     if not quiet:
-        _say(f"\n$ ptm-sync {' '.join(argv)}")
+        # Files of the demo's folder by their names: the folder may be gone after --once.
+        shown = [a.removeprefix(f"{config.parent}/") for a in argv]
+        _say(f"\n$ ptm-sync {' '.join(shown)}")
     out = io.StringIO()
     saved = sys.stdin
     if stdin is not None:
@@ -235,9 +237,15 @@ def run(args: argparse.Namespace) -> int:
     port = args.port or free_port()
     try:
         _say("ptm-sync demo: Lincoln High School, six teachers, seven families.")
+        temporary = args.once and not args.dir
+        files = (
+            "its files in a temporary folder, removed at the end (--dir DIR keeps them)"
+            if temporary
+            else f"files in {folder}"
+        )
         _say(
             f"Radicale (CalDAV) runs at {radicale.url}; mail goes to an SMTP sink on port "
-            f"{sink.port}; files in {folder}"
+            f"{sink.port}; {files}"
         )
         paths = seed_calendars(radicale, today)
         for teacher in school.TEACHERS:
@@ -285,6 +293,11 @@ def run(args: argparse.Namespace) -> int:
         radicale.stop()
         if not args.dir and args.once:
             shutil.rmtree(folder, ignore_errors=True)
+    if args.once:
+        _say(
+            "\nDemo over: the servers and pages above have stopped; "
+            + (f"its files stay in {folder}." if args.dir else "its temporary files are removed.")
+        )
     return 0
 
 
@@ -294,9 +307,11 @@ def serve(config_path: Path, *, once: bool, kept: bool = True) -> None:
     daemon = Daemon(app)
     url = daemon.start()
     period = app.config.periods[0].id
-    _say(f"\nPublished page:  {url}/periods/{period}")
-    _say(f"Slots as JSON:   {url}/periods/{period}/slots.json")
-    _say(f"Health:          {url}/healthz")
+    # With --once these answer only while the story's last sync runs: said so.
+    until = "  (while the demo runs)" if once else ""
+    _say(f"\nPublished page:  {url}/periods/{period}{until}")
+    _say(f"Slots as JSON:   {url}/periods/{period}/slots.json{until}")
+    _say(f"Health:          {url}/healthz{until}")
     if kept:
         _say(f"Try it yourself: .venv/bin/ptm-sync --config {config_path} meetings")
     try:

@@ -56,7 +56,7 @@ def test_a_config_mistake_exits_1_with_one_line_naming_the_key_and_the_file(
 def test_an_unknown_key_says_so(tmp_path: Path) -> None:
     config = write_config(tmp_path, GOOD.replace("[school]", '[school]\ncolour = "red"'))
     assert one_line_error(ptm_sync(config, "slots")) == (
-        f"ptm-sync: {config}: school.colour: unknown key"
+        f"ptm-sync: {config}:2: school.colour: unknown key"
     )
 
 
