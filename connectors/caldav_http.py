@@ -22,7 +22,6 @@ from caldav.lib.http_sync import requests as http
 from lxml import etree
 
 from connectors import dav_xml
-from connectors.net import network_reason
 from connectors.throttle import RetryPolicy
 from ptm_sync.errors import (
     AuthFailed,
@@ -32,6 +31,7 @@ from ptm_sync.errors import (
     Unsupported,
     WrongEtag,
 )
+from ptm_sync.failures import plain
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class DavTransport:
         except _URL_ERRORS as exc:
             raise ConnectorError(f"{what}: not a usable URL: {exc}") from exc
         except _NETWORK_ERRORS as exc:
-            raise Unavailable(f"{what}: cannot reach the server: {network_reason(exc)}") from exc
+            raise Unavailable(f"{what}: cannot reach the server: {plain(str(exc))}") from exc
         reply = Reply(
             status=response.status,
             headers={name.lower(): value for name, value in (response.headers or {}).items()},

@@ -33,7 +33,6 @@ from connectors.base import (
     RemoteEvent,
     RemoteRef,
 )
-from connectors.net import network_reason
 from connectors.throttle import RetryPolicy, parse_retry_after
 from ptm_sync.busy import busy_times
 from ptm_sync.config import AccountConfig
@@ -47,6 +46,7 @@ from ptm_sync.errors import (
     Unavailable,
     Unsupported,
 )
+from ptm_sync.failures import plain
 from ptm_sync.icalparse import decode_calendar, parse_calendar
 from ptm_sync.model import Busy
 
@@ -112,7 +112,7 @@ class IcsFeedConnector:
                 ) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise Unavailable(
-                    f"feed {where}: cannot reach the server ({network_reason(exc)})"
+                    f"feed {where}: cannot reach the server: {plain(str(exc))}"
                 ) from None
             if reply.status_code in (429, 503) or reply.status_code >= 500:
                 raise Unavailable(

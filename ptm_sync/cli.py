@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,9 +63,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _verbosity(argv: Sequence[str]) -> int:
+    """How many -v / --verbose the command line holds (``-vv`` counts two), up to ``--``."""
+    count = 0
+    for token in argv:
+        if token == "--":
+            break
+        if token == "--verbose":
+            count += 1
+        elif token.startswith("-") and not token.startswith("--") and set(token[1:]) == {"v"}:
+            count += len(token) - 1
+    return count
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # argparse counts a sub-command's -v afresh (the command's namespace replaces the
+    # count given before it): count every one, wherever it stands.
+    args.verbose = max(args.verbose, _verbosity(sys.argv[1:] if argv is None else argv))
     level = logging.WARNING - 10 * min(args.verbose, 2)
     configure_logging(level, args.log_format)  # URL passwords masked in every line
     try:

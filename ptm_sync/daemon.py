@@ -21,6 +21,7 @@ from types import FrameType
 import schedule
 from sqlalchemy import func, select
 
+from ptm_sync import digest
 from ptm_sync.app import App
 from ptm_sync.config import ImapConfig
 from ptm_sync.dispatch import Dispatcher
@@ -129,6 +130,13 @@ class Daemon:
         a hung or broken server holds up only its own rows (the workers log what they did)."""
         self.dispatcher.kick()
 
+    def digest_job(self) -> None:
+        """The staff digest of quarantined mail and dead letters, once a day when there is
+        something to report ([notify] staff_digest; one settings read on a day done)."""
+        if digest.send_if_due(self.app.db, self.app.config, self.clock()):
+            log.info("staff digest queued for %s", self.app.config.school.contact)
+            self.outbox_job()
+
     def expiry_job(self) -> None:
         with poller_lock(self.app.db, "expiry") as mine:
             if not mine:
@@ -232,6 +240,9 @@ class Daemon:
         self.scheduler.every(minutes).minutes.do(self._guard(self.sync_job))
         self.scheduler.every(OUTBOX_SECONDS).seconds.do(self._guard(self.outbox_job))
         self.scheduler.every(1).minutes.do(self._guard(self.expiry_job))
+        if digest.enabled(self.app.config):
+            self.scheduler.every(10).minutes.do(self._guard(self.digest_job))
+            self._guard(self.digest_job)()  # a restart does not wait ten minutes for it
         if any(p.booking_opens for p in self.app.config.periods):
             self.scheduler.every(1).minutes.do(self._guard(self.opening_job))
         mail = self.app.config.mail

@@ -37,6 +37,7 @@ id = "m365"
 type = "graph"
 tenant_id = "contoso"
 client_id = "ptm"
+client_secret_env = "PTM_TEST_GRAPH_SECRET"
 """
 
 
