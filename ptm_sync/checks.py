@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,7 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
     owners: dict[str, list[tuple[str, str]]] = {}  # account -> (calendar, teacher email)
     failed_sync: dict[str, str] = {}  # teacher email -> the last sync's error
     never_read: set[str] = set()  # teachers whose calendar no sync has read yet
+    sources: dict[str, str] = {}  # teacher email -> the roster row it came from
     if app.database_created:
         path = sqlite_path(config.database.url)
         report.warnings.append(
@@ -83,9 +84,10 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
         )
     if roster:
         with app.db.read() as session:
-            for email, account_id, calendar, error, synced_at in session.execute(
+            for email, source, account_id, calendar, error, synced_at in session.execute(
                 select(
                     Teacher.email,
+                    Teacher.source,
                     Teacher.account,
                     Teacher.calendar,
                     Calendar.error,
@@ -97,6 +99,8 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
                 used.add(account_id)
                 calendars.setdefault(account_id, []).append(CalendarRef(account_id, calendar))
                 owners.setdefault(account_id, []).append((calendar, email))
+                if source:
+                    sources[email] = source
                 if synced_at is None:
                     never_read.add(email)
                 elif error:
@@ -116,7 +120,7 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
             continue
         try:
             lines = _under(area, connector.check(calendars.get(account.id, [])), account.id)
-            named = _by_teacher(lines, owners.get(account.id, []), broken)
+            named = _by_teacher(lines, owners.get(account.id, []), broken, sources)
             problems += named
             if all(line.startswith("teacher ") for line in named):
                 answered.add(account.id)
@@ -182,7 +186,12 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
     return report
 
 
-def _by_teacher(lines: list[str], owners: Sequence[tuple[str, str]], broken: set[str]) -> list[str]:
+def _by_teacher(
+    lines: list[str],
+    owners: Sequence[tuple[str, str]],
+    broken: set[str],
+    sources: Mapping[str, str] | None = None,
+) -> list[str]:
     """Each line about a teacher's calendar prefixed ``teacher EMAIL:``, once per teacher
     whose calendar it names (a calendar two teachers share names both); other lines (about
     the account) as they are.  The teachers named are added to ``broken``."""
@@ -193,7 +202,8 @@ def _by_teacher(lines: list[str], owners: Sequence[tuple[str, str]], broken: set
             result.append(line)
         for email in named:
             broken.add(email)
-            result.append(f"teacher {email}: {line}")
+            row = (sources or {}).get(email)
+            result.append(f"teacher {email} ({row}): {line}" if row else f"teacher {email}: {line}")
     return result
 
 

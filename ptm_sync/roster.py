@@ -117,6 +117,8 @@ class RosterTeacher:
     calendar: str | None
     room: str | None
     booking_address: str | None
+    #: Where the teacher's row was read (``teachers.csv:3``), for messages naming it.
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,7 +385,13 @@ def _merge(entries: Entries, context: RosterContext, problems: Problems) -> Rost
     for email, entry in csv_teachers.items():
         # A teachers.csv row given with a OneRoster export completes and overrides it.
         teachers[email] = RosterTeacher(
-            email, entry.name, entry.account, entry.calendar, entry.room, entry.booking_address
+            email,
+            entry.name,
+            entry.account,
+            entry.calendar,
+            entry.room,
+            entry.booking_address,
+            source=str(entry.where),
         )
     students = _unique(
         entries.students,

@@ -210,6 +210,8 @@ def _teachers(
                 room=rt.room,
                 booking_address=rt.booking_address,
             )
+            if rt.source and teacher.source != rt.source:
+                teacher.source = rt.source  # where the row is now: not a change to count
             continue
         if rt.account is None or rt.calendar is None:
             problems.append(f"teacher {rt.email} is not in the database and has no account")
@@ -224,6 +226,7 @@ def _teachers(
             calendar=rt.calendar,
             room=rt.room or "",
             booking_address=rt.booking_address or "",
+            source=rt.source,
         )
         session.add(teacher)
         added += 1

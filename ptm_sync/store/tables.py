@@ -58,6 +58,8 @@ class Teacher(Base):
     calendar: Mapped[str] = mapped_column(Text)
     room: Mapped[str] = mapped_column(String(100), default="")
     booking_address: Mapped[str] = mapped_column(String(320), default="")
+    #: Where the roster row came from (``teachers.csv:3``): ``check`` names it.
+    source: Mapped[str] = mapped_column(Text, default="")
 
 
 class Student(Base):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -81,7 +82,13 @@ def test_check_names_the_teacher_whose_calendar_cannot_be_read(school: School) -
         line for line in result.stdout.splitlines() if not line.startswith(("note:", "warning:"))
     ]
     assert len(problems) == 1, result.stdout
-    assert problems[0].startswith(f"teacher {BROKEN}: account district"), problems
+    # The teacher, the roster row that names the calendar, the account, what is wrong.
+    found = re.match(
+        rf"teacher {re.escape(BROKEN)} \(teachers\.csv:(\d+)\): account district:", problems[0]
+    )
+    assert found, problems
+    rows = (school.config.parent / "teachers.csv").read_text(encoding="utf-8").splitlines()
+    assert BROKEN in rows[int(found[1]) - 1]  # the line it names is that teacher's row
     assert "404" in problems[0] or "not found" in problems[0].lower(), problems
 
 

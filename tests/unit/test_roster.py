@@ -82,6 +82,7 @@ def test_teacher_row_becomes_a_teacher_with_every_field() -> None:
         calendar="/cal/okafor/",
         room="B-204",
         booking_address=None,  # no column: keep what is stored
+        source="t.csv:2",  # the row's file and line (the header is line 1)
     )
     assert roster.teachers[0].room == ""
 
