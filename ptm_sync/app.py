@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,8 @@ from ptm_sync import config as config_mod
 from ptm_sync.config import Config
 from ptm_sync.store import Database
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class App:
@@ -22,6 +25,8 @@ class App:
     #: The SQLite database file did not exist before :attr:`db` opened it: it was created
     #: empty (a mistyped path, or a first run before `init`); `check` warns.
     database_created: bool = field(default=False, init=False)
+    #: The command fills a new database (``roster import``): its creation is no surprise.
+    expect_new_database: bool = field(default=False, init=False)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> App:
@@ -37,6 +42,14 @@ class App:
             db.migrate()
             self._db = db
             self.database_created = not existed
+            if self.database_created and not self.expect_new_database:
+                # Said by every command, not `check` alone: a mistyped path would otherwise
+                # give a quietly empty school (and a daemon serving nothing).
+                log.warning(
+                    "database: %s did not exist: created it empty (if the school's data is "
+                    "elsewhere, fix [database] url)",
+                    path,
+                )
         return self._db
 
     @staticmethod

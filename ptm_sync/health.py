@@ -64,20 +64,24 @@ def read_state(session: Session, *, counts: bool = True) -> StoreState:
         sqlalchemy.exc.DBAPIError: the database cannot be read.
     """
     accounts: dict[str, AccountSync] = {}
-    synced = Calendar.synced_at.is_not(None)
+    unread = Calendar.synced_at.is_(None)
     rows = session.execute(
         select(
             Teacher.account,
             func.count(Teacher.id),
             func.count(Calendar.synced_at),
-            func.count(Calendar.id).filter(synced, Calendar.error.is_not(None)),
+            func.count(Calendar.id).filter(Calendar.error.is_not(None)),
+            func.count(Calendar.id).filter(unread, Calendar.error.is_not(None)),
             func.min(Calendar.synced_at),
         )
         .outerjoin(Calendar, Calendar.teacher_id == Teacher.id)
         .group_by(Teacher.account)
     )
-    for account, teachers, read, failing, oldest in rows:
-        accounts[account] = AccountSync(teachers, teachers - read, failing, oldest)
+    for account, teachers, read, failing, failing_unread, oldest in rows:
+        # A calendar whose every read failed is failing (fix something), not "never synced"
+        # (wait for the next pass).
+        never = teachers - read - failing_unread
+        accounts[account] = AccountSync(teachers, never, failing, oldest)
     feeds = list(
         session.scalars(
             select(SchoolFeed.account)
@@ -129,6 +133,11 @@ def problems(state: StoreState, process: ProcessMetrics, *, imap: str | None = N
     watch has none, and says nothing about it).
     """
     found: list[str] = []
+    if not state.accounts:
+        found.append(
+            "no teachers in the roster: nothing is offered (a new school imports its roster; "
+            "an established one may be reading the wrong database: check [database] url)"
+        )
     for account, sync in sorted(state.accounts.items()):
         if sync.never_synced:
             found.append(
@@ -138,7 +147,7 @@ def problems(state: StoreState, process: ProcessMetrics, *, imap: str | None = N
         if sync.failing:
             found.append(
                 f"{_calendars(sync.failing)} failing on account {account!r} "
-                "(the last read failed; their last known busy times are kept)"
+                "(the last read failed; see `ptm-sync check`)"
             )
     for account in state.failing_feeds:
         found.append(f"the school events feed of account {account!r} is failing")

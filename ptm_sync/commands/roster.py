@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_import(args: argparse.Namespace) -> int:
     sources = read_sources(args.files)  # unreadable paths fail before the config is needed
     app = App.from_args(args)
+    app.expect_new_database = True  # a new school's first step after `init`
     try:
         report = import_roster(app.db, sources, [a.id for a in app.config.accounts])
     finally:

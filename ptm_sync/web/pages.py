@@ -146,6 +146,11 @@ class Site:
         by_teacher: OrderedDict[str, list[SlotRow]] = OrderedDict()
         with self.db.read() as session:
             teachers = list(session.scalars(select(Teacher).order_by(Teacher.name)))
+            read = set(
+                session.scalars(
+                    select(Calendar.teacher_id).where(Calendar.synced_at.is_not(None))
+                )
+            )
         for t in teachers:
             by_teacher[t.key] = []
         for row in self._slots(period):
@@ -157,6 +162,9 @@ class Site:
             if rows:
                 times = "".join(f"<li>{r.start:%a %d %b %H:%M}–{r.end:%H:%M}</li>" for r in rows)
                 listing = f'<ul class="times">{times}</ul>'
+            elif t.id not in read:
+                # Never read: we do not know the teacher's times yet; "full" would be a lie.
+                listing = '<p class="muted">Times not published yet.</p>'
             else:
                 listing = '<p class="muted">No free times left.</p>'
             room = f' <span class="muted">room {html.escape(t.room)}</span>' if t.room else ""

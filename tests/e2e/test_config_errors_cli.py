@@ -265,3 +265,12 @@ def test_check_names_what_a_video_provider_lacks(tmp_path: Path) -> None:
     assert checked.returncode == 1, checked.stdout
     assert "video.zoom_account_id" in checked.stdout + checked.stderr
     assert "zoom links need the Zoom app's keys" in checked.stdout + checked.stderr
+
+
+def test_a_database_path_that_finds_no_file_is_said_by_every_command(tmp_path: Path) -> None:
+    config = write_config(tmp_path, GOOD.replace("sqlite:///ptm.db", "sqlite:///ptm-typo.db"))
+    first = ptm_sync(config, "matrix")
+    assert "ptm-typo.db did not exist: created it empty" in first.stderr
+    assert "fix [database] url" in first.stderr
+    again = ptm_sync(config, "matrix")  # the file exists now: said once, when it was made
+    assert "did not exist" not in again.stderr

@@ -386,7 +386,8 @@ def test_a_postgresql_connection_cut_mid_page_is_a_503_in_one_clean_line(
         db = Database(url.set(port=proxy.port).render_as_string(hide_password=False))
         server = start_site(published.config, db, lambda: published.now)
         try:
-            assert fetch(server.url, "/healthz").status == 200  # works: its query not cut
+            # Works: its queries are not cut (an empty roster is its only complaint).
+            assert '"database": "ok"' in fetch(server.url, "/healthz").text
             caplog.clear()
             caplog.set_level(logging.DEBUG)
             page = fetch(server.url, f"/periods/{PERIOD_ID}")
