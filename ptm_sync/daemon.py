@@ -117,8 +117,8 @@ class Daemon:
         log.info("sync pass: %d calendars, %d failed", len(results), len(failed))
         minutes = self.app.config.sync.interval_minutes
         self.notify.status(
-            f"idle: {len(results)} calendars synced, {len(failed)} failed; "
-            f"next pass in {minutes} min"
+            f"idle: {len(results) - len(failed)} of {len(results)} calendars synced, "
+            f"{len(failed)} failed; next pass in {minutes} min"
         )
 
     def _calendar_count(self) -> int:

@@ -135,9 +135,10 @@ def done_today(db: Database, config: Config, now: datetime) -> bool:
 def send_if_due(db: Database, config: Config, now: datetime) -> bool:
     """Queue today's digest when it is due and has something to report; True if queued.
 
-    Due: ``[notify] staff_digest = "daily"``, ``[mail]`` configured, and no digest run yet
-    on the school's local day of ``now``.  A day with nothing to report is marked done
-    without an email.  Delivery is the outbox's (the daemon's workers or `outbox flush`).
+    Due: ``[notify] staff_digest = "daily"``, ``[mail]`` configured, and no digest sent yet
+    on the school's local day of ``now``.  While there is nothing to report the day stays
+    open (no email; the next call looks again).  Delivery is the outbox's (the daemon's
+    workers or `outbox flush`).
     Another replica queuing the same day's digest at the same time is not an error: the
     outbox key lets one of them win, and the other returns False.
     """
@@ -154,7 +155,11 @@ def send_if_due(db: Database, config: Config, now: datetime) -> bool:
             if day == today.isoformat():
                 return False
             digest = collect(session, config, since=until or now - FIRST_SPAN, now=now)
-            queued = not digest.empty and _enqueue(session, config, digest, now)
+            if digest.empty:
+                # Nothing yet: the day stays open, so a dead letter later today is told
+                # today (the next call looks again).
+                return False
+            queued = _enqueue(session, config, digest, now)
             value = json.dumps({"day": today.isoformat(), "until": now.isoformat()})
             row = session.get(Setting, SETTING)
             if row is None:

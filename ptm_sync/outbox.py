@@ -443,7 +443,8 @@ def _failed(db: Database, row_id: int, exc: PtmError, now: datetime, report: Flu
             report.retried += 1
             PROCESS.count(DELIVERY_FAILURES, kind=row.kind, result="retry")  # metrics
             # Ids and error kinds only: the error text can name a parent's address.
-            log.warning("outbox row %d (%s): will retry: %s", row.id, row.kind, type(exc).__name__)
+            # INFO: a retry is routine (the caller reports the failure in its own words).
+            log.info("outbox row %d (%s): will retry: %s", row.id, row.kind, type(exc).__name__)
         else:
             row.state = DEAD
             report.dead += 1
@@ -566,6 +567,23 @@ def requeue(db: Database, row_id: int, *, now: datetime) -> Pending:
         row.last_error = ""
         session.flush()
         return _pending(row)
+
+
+def requeue_all(db: Database, *, now: datetime) -> int:
+    """Make every dead row and every row waiting to be retried due now, attempts counted
+    from 0 (the server is back); rows a running process holds are left to it.  Returns how
+    many were requeued."""
+    with db.write() as session:
+        rows = session.scalars(
+            select(Outbox).where(
+                or_(Outbox.state == DEAD, and_(Outbox.state == PENDING, Outbox.attempts > 0)),
+                or_(Outbox.claimed_until.is_(None), Outbox.claimed_until <= now),
+            )
+        ).all()
+        for row in rows:
+            row.state, row.attempts, row.next_attempt_at = PENDING, 0, now
+            row.claimed_until, row.claimed_by, row.last_error = None, None, ""
+        return len(rows)
 
 
 def unsent_emails(db: Database, since: datetime) -> int:

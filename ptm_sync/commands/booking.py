@@ -70,7 +70,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     retry = outbox_sub.add_parser(
         "retry", help="try a dead or retrying row again now, its attempts counted afresh"
     )
-    retry.add_argument("id", type=int, metavar="ID", help="its id in `outbox`")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", type=int, metavar="ID", nargs="?", help="its id in `outbox`")
+    which.add_argument(
+        "--all",
+        action="store_true",
+        help="every dead row and every row waiting to be retried (the server is back)",
+    )
     retry.set_defaults(func=cmd_outbox_retry)
 
 
@@ -240,6 +246,13 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 def cmd_outbox_retry(args: argparse.Namespace) -> int:
     app = App.from_args(args)
+    if args.all:
+        count = outbox.requeue_all(app.db, now=app.now())
+        print(
+            f"{count} outbox row{'s' if count != 1 else ''} requeued: due now, attempts counted "
+            "from 0; `ptm-sync outbox flush` or the running daemon delivers them"
+        )
+        return 0
     item = outbox.requeue(app.db, args.id, now=app.now())
     what = f"{item.kind}" + (f" of meeting {item.meeting}" if item.meeting is not None else "")
     print(

@@ -147,9 +147,7 @@ class Site:
         with self.db.read() as session:
             teachers = list(session.scalars(select(Teacher).order_by(Teacher.name)))
             read = set(
-                session.scalars(
-                    select(Calendar.teacher_id).where(Calendar.synced_at.is_not(None))
-                )
+                session.scalars(select(Calendar.teacher_id).where(Calendar.synced_at.is_not(None)))
             )
         for t in teachers:
             by_teacher[t.key] = []

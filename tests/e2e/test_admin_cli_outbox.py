@@ -56,6 +56,26 @@ def test_invite_with_the_mail_server_down_says_nothing_was_sent_and_the_holds_ru
     assert {r["state"] for r in rows if r["kind"] == "email"} <= {"waiting", "retrying"}
 
 
+def test_retry_all_sends_what_waited_for_a_server_that_is_back(
+    tmp_path: Path, radicale_server: EmbeddedCalDAV, smtp_sink: Callable[..., SmtpSink]
+) -> None:
+    sink = smtp_sink(mode="plain")
+    sink.refuse("sam@example.com", "550 5.1.1 No such user")
+    school = School(tmp_path, radicale_server, sink.port)
+    school.setup()
+    school.run("invite", fast=True)
+    dead = [r for r in outbox_rows(school) if r["state"] == "dead"]
+    assert len(dead) == 2
+    sink.handler.refusals.clear()
+    requeued = school.run("outbox", "retry", "--all", fast=True)
+    assert requeued.out.startswith("2 outbox rows requeued: due now")
+    before = len(sink.received)
+    school.run("outbox", "flush", fast=True)
+    assert len(sink.received) == before + 2 and outbox_rows(school) == []
+    neither = school.run("outbox", "retry", check=False)
+    assert neither.code == 2  # an id or --all
+
+
 def test_outbox_lists_dead_letters_and_retry_requeues_one(
     tmp_path: Path, radicale_server: EmbeddedCalDAV, smtp_sink: Callable[..., SmtpSink]
 ) -> None:

@@ -174,7 +174,7 @@ def test_ready_after_the_listener_watchdog_from_the_loop_status_and_stopping_on_
         while not any(s.startswith("idle:") for s in manager.statuses()):
             manager.next_message(daemon)
         assert f"syncing {teachers} teachers' calendars" in manager.statuses()
-        assert f"idle: {teachers} calendars synced, 0 failed; next pass in 5 min" in (
+        assert f"idle: {teachers} of {teachers} calendars synced, 0 failed; next pass in 5 min" in (
             manager.statuses()
         )
         # The watchdog goes on while the daemon idles: several pings, from the main loop.

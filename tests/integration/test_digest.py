@@ -13,7 +13,7 @@ from sqlalchemy import or_, select
 from ptm_sync import digest, outbox
 from ptm_sync.config import parse
 from ptm_sync.errors import MailRejected
-from ptm_sync.store import Database, Outbox, Setting
+from ptm_sync.store import Database, Outbox
 from tests.support.booking import (
     CONTACT,
     PAT,
@@ -38,9 +38,9 @@ def quarantine_one(school: SeededSchool, *, at: timedelta) -> int:
     return outcome.inbound_id
 
 
-def dead_letter_one(school: SeededSchool, now: datetime) -> Outbox:
+def dead_letter_one(school: SeededSchool, now: datetime, slot: int = 4) -> Outbox:
     """Sam's invitation, refused for good by the mail server."""
-    meeting = school.propose(guardian=SAM, slot=4)
+    meeting = school.propose(guardian=SAM, slot=slot)
 
     def refuse(row: Outbox) -> None:
         raise MailRejected("SMTP server mx.example: 550 5.1.1 <sam@example.com>: no such user")
@@ -111,22 +111,26 @@ def test_the_next_day_reports_only_new_quarantine_and_the_dead_letters_still_dea
     assert f"#{old} " not in body  # reported yesterday
     assert f"#{dead.id} email" in body and "(1 item," in subject
 
-    # Retried and delivered: on the day after, nothing to report, no email, day marked.
+    # Retried and delivered: on the day after, nothing to report, no email; the day stays
+    # open, so a dead letter later that day is told that day.
     outbox.requeue(db, dead.id, now=next_day)
     report = outbox.deliver(db, {outbox.EMAIL: lambda row: None}, clock=lambda: next_day)
     assert report.delivered >= 1
     third = next_day + timedelta(days=1)
     assert not digest.send_if_due(db, school.config, third)
     assert len(digests(db)) == 2
-    assert digest.done_today(db, school.config, third)
+    assert not digest.done_today(db, school.config, third)
+    later = dead_letter_one(school, third + timedelta(hours=2), slot=6)
+    assert digest.send_if_due(db, school.config, third + timedelta(hours=3))
+    assert f"#{later.id} email" in text_of(digests(db)[-1])[2]
+    assert digest.done_today(db, school.config, third + timedelta(hours=3))
 
 
 def test_a_day_with_nothing_to_report_sends_nothing(db: Database) -> None:
     school = SeededSchool.create(db)
     assert not digest.send_if_due(db, school.config, school.now)
     assert digests(db) == []
-    with db.read() as session:
-        assert session.get(Setting, digest.SETTING) is not None  # the day is done
+    assert not digest.done_today(db, school.config, school.now)  # looked, stays open
 
 
 def test_never_means_never(db: Database) -> None:
