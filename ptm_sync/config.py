@@ -807,6 +807,14 @@ def _check_video(video: VideoConfig, where: str, bad: _Bad) -> None:
                 bad("zoom links need the Zoom app's keys", f"{where}.{name}")
 
 
+def _check_web(web: WebConfig, where: str, bad: _Bad) -> None:
+    host, sep, port = web.listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        bad(f'must be host:port, e.g. "127.0.0.1:8080", got {web.listen!r}', f"{where}.listen")
+    if web.public_url and not re.match(r"https?://[^/]", web.public_url):
+        bad(f"must be an http(s) URL, got {web.public_url!r}", f"{where}.public_url")
+
+
 #: Each section's own rules, run on every section that loaded (so that one bad value
 #: elsewhere hides none of them); ``where`` is the section's dotted key.
 _SECTION_CHECKS: dict[type, Callable[[Any, str, _Bad], None]] = {
@@ -817,6 +825,7 @@ _SECTION_CHECKS: dict[type, Callable[[Any, str, _Bad], None]] = {
     MailConfig: _check_mail,
     VideoConfig: _check_video,
     NotifyConfig: _check_notify,
+    WebConfig: _check_web,
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 from ptm_sync import config
 from ptm_sync.errors import ConfigError, ConfigProblem
 from ptm_sync.tomllines import key_lines, line_of
+from tests.support.booking import config_text as school
 
 # Line numbers matter below: the text starts on line 1 with [school].
 MANY_MISTAKES = """\
@@ -163,3 +164,10 @@ def test_a_staff_digest_that_is_neither_daily_nor_never_is_refused() -> None:
     error = problems(text)
     assert [(p.key, p.line) for p in error.problems] == [("notify.staff_digest", 7)]
     assert "daily | never" in str(error)
+
+
+def test_a_web_listen_that_is_no_host_and_port_is_refused_at_load() -> None:
+    text = school().replace("[web]\n", '[web]\nlisten = "127.0.0.1:80800"\n')
+    with pytest.raises(ConfigError) as caught:
+        config.parse(text)
+    assert "web.listen: must be host:port" in str(caught.value)
