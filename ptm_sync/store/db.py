@@ -236,9 +236,14 @@ class Database:
         except (ArgumentError, NoSuchModuleError, ValueError) as exc:
             raise UserError(f"database.url: cannot use {_masked(url)}: {exc}") from None
         except ImportError as exc:  # a dialect whose driver is not installed
+            hint = (
+                "install ptm-sync[postgres]"
+                if (exc.name or "").startswith("psycopg")
+                else "ptm-sync runs on sqlite:/// and postgresql+psycopg://"
+            )
             raise UserError(
                 f"database.url: cannot use {_masked(url)}: its driver is not installed "
-                f"({exc.name or exc}); ptm-sync runs on sqlite:/// and postgresql+psycopg://"
+                f"({exc.name or exc}); {hint}"
             ) from None
         self.engine = engine
         where = self.safe_url
