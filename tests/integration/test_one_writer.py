@@ -80,18 +80,29 @@ _WRITERS = re.compile(
 )
 
 
+#: Writers of outbox rows that are no meeting's effect: the staff digest is an email about
+#: the service itself (quarantine, dead letters) with no meeting_id.  Its meeting-writing
+#: statements would still be caught (the scan below checks them all the same).
+NOT_A_MEETINGS_EFFECT = {"ptm_sync/digest.py": r"\boutbox\.enqueue\("}
+
+
 def test_no_other_module_writes_meetings_or_outbox_rows() -> None:
     offenders = []
     for path in sorted((ROOT / "ptm_sync").rglob("*.py")):
         relative = path.relative_to(ROOT).as_posix()
         if relative == "ptm_sync/booking/apply.py" or "/migrations/" in relative:
             continue
+        allowed = NOT_A_MEETINGS_EFFECT.get(relative)
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
                 text = ast.unparse(node)
-                if _WRITERS.match(text):
+                if _WRITERS.match(text) and not (allowed and re.match(allowed, text)):
                     offenders.append(f"{relative}:{node.lineno} {text[:60]}")
+                if allowed and re.match(allowed, text):
+                    assert "meeting_id" not in text, (
+                        f"{relative}:{node.lineno} writes a meeting's row"
+                    )
             elif isinstance(node, ast.Assign | ast.AugAssign):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for target in targets:
