@@ -477,23 +477,22 @@ def test_upgrading_from_0001_gives_each_meeting_its_guardian_with_its_answer(
         answered = NOW + 5 * MINUTE
         with db.write() as session:
             session.add(Period(id="p", title="Spring"))
-            teacher = Teacher(
-                email=ADA,
-                name="Ada",
-                key="ada",
-                account="a",
-                calendar="c",
-                room="",
-                booking_address="",
-            )
+            # The teacher as 0001 knew it (columns added later, e.g. source, are absent).
+            teacher_id = session.execute(
+                text(
+                    "INSERT INTO teachers (email, name, key, account, calendar, room, "
+                    "booking_address) VALUES (:e, 'Ada', 'ada', 'a', 'c', '', '') RETURNING id"
+                ),
+                {"e": ADA},
+            ).scalar_one()
             guardian = Guardian(email=PAT, name="Pat", language="")
-            session.add_all([teacher, guardian])
+            session.add(guardian)
             session.flush()
             # Core, with the columns 0001 has: the model has grown since.
             values = dict(
                 uid="u1",
                 period_id="p",
-                teacher_id=teacher.id,
+                teacher_id=teacher_id,
                 guardian_id=guardian.id,
                 start=NOW,
                 end=NOW + 15 * MINUTE,
