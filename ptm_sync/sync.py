@@ -230,26 +230,10 @@ def _sync_server_teacher(
     calendar, first follow them through the change feed (their own spans are taken out of
     the server's busy time: they are the meetings, not the teacher's other appointments)."""
     connector = connectors.get(teacher.account)
-    ref = CalendarRef(teacher.account, teacher.calendar)
     span = connectors.horizon
     changes: ChangeSet | None = None
     if ours and Capability.CHANGE_FEED in connector.capabilities:
-        with db.read() as session:
-            row = session.scalars(
-                select(Calendar).where(Calendar.teacher_id == teacher.id)
-            ).one_or_none()
-            same = row is not None and (row.account, row.url, row.window_start, row.window_end) == (
-                teacher.account,
-                teacher.calendar,
-                span.start,
-                span.end,
-            )
-            token = row.sync_token if row is not None and same else None
-        try:
-            changes = connector.changes(ref, token)
-        except SyncTokenInvalid:
-            log.info("sync token of %s no longer valid: full resync", teacher.email)
-            changes = connector.changes(ref, None)
+        changes = _changes_since_last(db, connector, teacher, span)
     with db.write() as session:
         cal = _calendar_row(session, teacher, teacher.calendar)
         if changes is not None:
@@ -368,26 +352,34 @@ def _calendar_row(session: Session, teacher: Teacher, url: str) -> Calendar:
     return row
 
 
+def _changes_since_last(
+    db: Database, connector: CalendarConnector, teacher: Teacher, span: Horizon
+) -> ChangeSet:
+    """The teacher's calendar's changes since the stored sync token; everything when there
+    is none, when the token is for another calendar or window, or when the server no longer
+    takes it (``SyncTokenInvalid``: a full resync)."""
+    with db.read() as session:
+        row = session.scalars(
+            select(Calendar).where(Calendar.teacher_id == teacher.id)
+        ).one_or_none()
+    here = (teacher.account, teacher.calendar, span.start, span.end)
+    same = row is not None and (row.account, row.url, row.window_start, row.window_end) == here
+    token = row.sync_token if row is not None and same else None
+    ref = CalendarRef(teacher.account, teacher.calendar)
+    try:
+        return connector.changes(ref, token)
+    except SyncTokenInvalid:
+        log.info("sync token of %s no longer valid: full resync", teacher.email)
+        return connector.changes(ref, None)
+
+
 def _sync_teacher(
     db: Database, config: Config, connectors: Connectors, teacher: Teacher, now: datetime
 ) -> SyncResult:
     account = config.account(teacher.account)
     connector = connectors.get(account.id)
-    ref = CalendarRef(account.id, teacher.calendar)
     span = connectors.horizon
-    with db.read() as session:
-        row = session.scalars(
-            select(Calendar).where(Calendar.teacher_id == teacher.id)
-        ).one_or_none()
-        same_place = row is not None and (row.account, row.url) == (account.id, teacher.calendar)
-        same_span = row is not None and (row.window_start, row.window_end) == (span.start, span.end)
-        token = row.sync_token if row is not None and same_place and same_span else None
-
-    try:
-        changes = connector.changes(ref, token)
-    except SyncTokenInvalid:
-        log.info("sync token of %s no longer valid: full resync", teacher.email)
-        changes = connector.changes(ref, None)
+    changes = _changes_since_last(db, connector, teacher, span)
     with db.write() as session:
         cal = _calendar_row(session, teacher, teacher.calendar)
         count = _apply(session, cal, teacher.id, changes, span, config.tz)
