@@ -15,8 +15,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
-from ptm_sync.errors import Unsupported, UserError
-from ptm_sync.model import Busy
+from ptm_sync.errors import ConnectorError, Unsupported, UserError
+from ptm_sync.model import Busy, Interval, as_utc
 
 if TYPE_CHECKING:
     from ptm_sync.config import AccountConfig
@@ -58,12 +58,46 @@ class ChangeSet:
 
     ``full`` means ``changed`` lists every relevant object: anything the caller holds that is
     not listed is gone.  ``token`` is what to pass next time.
+
+    ``owner_addresses``: on a full listing of a :attr:`Capability.MIRRORED` calendar, the
+    addresses the server gives the calendar's owner (RFC 6638 §2.4.1
+    ``calendar-user-address-set`` of the collection's ``DAV:owner``), as lower-case email
+    addresses without ``mailto:``; empty when the server names none, and on incremental
+    sets (the caller keeps what the last full listing said).  With the roster email they
+    tell which ATTENDEE of an invitation is the teacher (DESIGN §5: an occurrence the
+    teacher declined is free).
     """
 
     token: str | None
     changed: tuple[RemoteEvent, ...] = ()
     removed: tuple[str, ...] = ()
     full: bool = False
+    owner_addresses: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class FreeBusy:
+    """One calendar's answer to :meth:`CalendarConnector.free_busy` (DESIGN §5).
+
+    ``busy``: spans the teacher cannot meet (busy, tentative with ``Busy.tentative``, out
+    of office), clipped to the range asked, UTC, in no particular order.  ``unknown``:
+    spans for which the system had no data (EWS ``NoData`` and ``None`` views, Graph
+    ``unknown``, Google without ``busy``); they offer no slot and the matrix shows them
+    ``not_synced``.  "No data" is never "free": a shape the connector cannot read is an
+    error of that calendar, never an empty answer.
+    """
+
+    busy: tuple[Busy, ...] = ()
+    unknown: tuple[Interval, ...] = ()
+
+    @classmethod
+    def no_data(cls, start: datetime, end: datetime) -> FreeBusy:
+        """The answer for a calendar the system said nothing usable about in the range."""
+        return cls((), (Interval(as_utc(start), as_utc(end)),))
+
+
+#: :meth:`CalendarConnector.free_busy`'s answer: each calendar asked, with its own result.
+FreeBusyAnswer = dict[CalendarRef, FreeBusy | ConnectorError]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,14 +180,23 @@ class CalendarConnector(Protocol):
 
     def free_busy(
         self, calendars: Sequence[CalendarRef], start: datetime, end: datetime
-    ) -> dict[CalendarRef, list[Busy]]:
-        """The busy spans of each calendar between ``start`` and ``end`` (UTC instants).
+    ) -> FreeBusyAnswer:
+        """Each calendar's :class:`FreeBusy` between ``start`` and ``end`` (aware; UTC
+        instants back), or that calendar's own error (DESIGN §5).
 
-        Every calendar asked about has a key (an empty list: free throughout).  Spans are
-        clipped to the range, in no particular order; tentative time counts as busy.
+        Every calendar asked about has a key.  A calendar's own failure is its value and
+        never touches another's result: :class:`~ptm_sync.errors.NotFound` (unknown
+        calendar), :class:`~ptm_sync.errors.AccessDenied` (shares no free/busy),
+        :class:`~ptm_sync.errors.Unavailable` (retryable, with ``retry_after``: a mailbox
+        behind a failing proxy, Google ``internalError``), or another
+        :class:`~ptm_sync.errors.ConnectorError` (an answer that cannot be read).  The
+        connector batches as its API allows; a whole batch that fails for a reason of the
+        account (not of one calendar) raises.
 
         Raises:
-            NotFound: a calendar does not exist (or the account cannot see it).
+            AuthFailed: the account's credentials were refused.
+            Unavailable: the server cannot be reached or answers 5xx/429 for the whole
+                call (after a short Retry-After was waited out).
         """
         ...
 

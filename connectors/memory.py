@@ -22,14 +22,24 @@ from connectors.base import (
     CalendarRef,
     Capability,
     ChangeSet,
+    FreeBusy,
+    FreeBusyAnswer,
     Horizon,
     MeetingEvent,
     RemoteEvent,
     RemoteRef,
 )
 from connectors.ical import meeting_matches, meeting_to_ical
-from ptm_sync.errors import NotFound, SyncTokenInvalid, Unavailable, WrongEtag
-from ptm_sync.model import Busy
+from ptm_sync.busy import busy_times
+from ptm_sync.errors import (
+    BadCalendarData,
+    ConnectorError,
+    NotFound,
+    SyncTokenInvalid,
+    Unavailable,
+    WrongEtag,
+)
+from ptm_sync.model import Busy, Interval
 
 #: What a CalDAV server offers; pass another set to take another system's path.
 MIRRORED_SYSTEM = frozenset(
@@ -51,6 +61,12 @@ class _Object:
 class _Calendar:
     objects: dict[str, _Object] = field(default_factory=dict)  # href -> object
     removed: dict[str, int] = field(default_factory=dict)  # href -> version removed at
+    #: The owner's calendar-user addresses (a CalDAV principal's calendar-user-address-set).
+    owner: frozenset[str] = frozenset()
+    #: This calendar's own free/busy error (the others answer as usual).
+    failing: ConnectorError | None = None
+    #: Spans the server has no free/busy data for.
+    no_data: list[Interval] = field(default_factory=list)
 
 
 @dataclass
@@ -64,15 +80,36 @@ class MemoryCalendars:
     forgotten_before: int = 0
     _versions: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
-    def add_calendar(self, name: str) -> CalendarRef:
-        self.calendars.setdefault(name, _Calendar())
+    def add_calendar(self, name: str, owner: str = "") -> CalendarRef:
+        held = self.calendars.setdefault(name, _Calendar())
+        if owner:
+            held.owner = frozenset({owner.lower()})
         return CalendarRef("memory", name)
 
-    def add_busy(self, name: str, start: datetime, end: datetime) -> str:
+    def add_invitation(
+        self, name: str, start: datetime, end: datetime, *, attendee: str, partstat: str
+    ) -> str:
+        """Someone else's invitation stored in the calendar as a scheduling server keeps it
+        (RFC 6638 §3.2: the organizer's event, the owner an ATTENDEE with ``partstat``)."""
+        uid = f"invitation-{next(self._versions)}@elsewhere.test"
+        href = f"/{name}/{uid}.ics"
+        event = MeetingEvent(uid=uid, start=start, end=end, summary="Staff meeting")
+        stored = self._store(name, href, event)
+        line = f"ATTENDEE;PARTSTAT={partstat}:mailto:{attendee}\r\n"
+        stored.ics = stored.ics.replace(
+            "END:VEVENT", f"ORGANIZER:mailto:head@elsewhere.test\r\n{line}END:VEVENT"
+        )
+        return href
+
+    def add_busy(
+        self, name: str, start: datetime, end: datetime, *, tentative: bool = False
+    ) -> str:
         """The teacher's own appointment (an event not of ours); its href."""
         uid = f"appointment-{next(self._versions)}@teacher.test"
         href = f"/{name}/{uid}.ics"
-        self._store(name, href, MeetingEvent(uid=uid, start=start, end=end, summary="Busy"))
+        status = "TENTATIVE" if tentative else "CONFIRMED"
+        event = MeetingEvent(uid=uid, start=start, end=end, summary="Busy", status=status)
+        self._store(name, href, event)
         return href
 
     def teacher_moves(self, name: str, href: str, start: datetime, end: datetime) -> None:
@@ -118,16 +155,34 @@ class MemoryConnector:
 
     def free_busy(
         self, calendars: Sequence[CalendarRef], start: datetime, end: datetime
-    ) -> dict[CalendarRef, list[Busy]]:
-        found: dict[CalendarRef, list[Busy]] = {}
+    ) -> FreeBusyAnswer:
+        """Each calendar's busy time from its objects (an invitation the owner declined is
+        free, as a scheduling server counts it), its own error, or its no-data spans."""
+        if self.server.down:
+            raise Unavailable("memory calendar server is down")
+        found: FreeBusyAnswer = {}
         for ref in calendars:
-            calendar = self.server._calendar(ref)
-            spans = [Busy(o.event.start, o.event.end) for o in calendar.objects.values()]
-            found[ref] = [
-                Busy(max(b.start, start), min(b.end, end), b.tentative)
-                for b in spans
-                if b.start < end and b.end > start
-            ]
+            held = self.server.calendars.get(ref.calendar)
+            if held is None:
+                found[ref] = NotFound(f"calendar {ref.calendar!r} not found")
+                continue
+            if held.failing is not None:
+                found[ref] = held.failing
+                continue
+            spans: list[Busy] = []
+            for stored in held.objects.values():
+                try:
+                    spans += busy_times(stored.ics, start, end, self.server.tz, owner=held.owner)
+                except BadCalendarData as exc:
+                    found[ref] = ConnectorError(f"calendar {ref.calendar!r}: {exc}")
+                    break
+            else:
+                unknown = [
+                    Interval(max(u.start, start), min(u.end, end))
+                    for u in held.no_data
+                    if u.start < end and u.end > start
+                ]
+                found[ref] = FreeBusy(tuple(spans), tuple(unknown))
         return found
 
     def changes(self, calendar: CalendarRef, token: str | None) -> ChangeSet:
@@ -137,7 +192,7 @@ class MemoryConnector:
             changed = tuple(
                 RemoteEvent(href, o.etag, o.ics) for href, o in sorted(held.objects.items())
             )
-            return ChangeSet(str(now), changed, (), full=True)
+            return ChangeSet(str(now), changed, (), full=True, owner_addresses=held.owner)
         since = int(token) if token.isdigit() else -1
         if since < self.server.forgotten_before:
             raise SyncTokenInvalid(f"calendar {calendar.calendar!r}: token {token!r} forgotten")

@@ -22,7 +22,7 @@ from typing import Any
 import recurring_ical_events
 import x_wr_timezone
 from icalendar import Calendar, Component, Event
-from icalendar.enums import STATUS, TRANSP
+from icalendar.enums import PARTSTAT, STATUS, TRANSP
 
 from ptm_sync.errors import BadCalendarData, PtmError
 from ptm_sync.icalparse import localize, parse_calendar, zone_resolver
@@ -58,6 +58,7 @@ def busy_times(
     tz: zoneinfo.ZoneInfo,
     *,
     ignore_uids: Collection[str] = (),
+    owner: Collection[str] = (),
 ) -> list[Busy]:
     """The spans of ``[start, end)`` that the VEVENTs of one calendar object make busy.
 
@@ -66,6 +67,14 @@ def busy_times(
     are free; tentative ones are busy with ``Busy.tentative``.  An all-day event blocks whole
     local days in ``tz``; floating times are read in ``tz``.  Events whose UID is in
     ``ignore_uids`` are skipped.
+
+    ``owner``: the calendar owner's addresses (the teacher's roster email and the CalDAV
+    principal's calendar-user-address-set; ``mailto:`` optional, any case).  An occurrence
+    in which one of them is an ATTENDEE with ``PARTSTAT=DECLINED`` is free (DESIGN §5: the
+    teacher's own answer counts; RFC 5545 §3.2.12).  The occurrence's own ATTENDEE list
+    decides, so one declined instance of a series (an overridden RECURRENCE-ID, as CalDAV
+    scheduling servers store it, RFC 6638 §3.2.2) frees that instance alone; NEEDS-ACTION
+    and TENTATIVE stay busy.
 
     Returns:
         UTC datetimes, sorted, clipped to the window.  Overlapping spans are not merged.
@@ -92,16 +101,22 @@ def busy_times(
             for component in calendar.subcomponents
             if component.name != "VEVENT" or str(component.get("UID", "")) not in ignored
         ]
+    addresses = frozenset(_address(a) for a in owner if a)
     try:
         localize_zones(calendar, tz)
         occurrences: Iterable[Component] = recurring_ical_events.of(
             calendar, components=["VEVENT"]
         ).between(window_start - _PADDING, window_end + _PADDING)
-        spans = [
-            busy
-            for occurrence in occurrences
-            if (busy := _busy_of(occurrence, window_start, window_end, tz)) is not None
-        ]
+        spans = []
+        for occurrence in occurrences:
+            answer = _owner_answer(occurrence, addresses)
+            if answer == PARTSTAT.DECLINED:
+                continue
+            busy = _busy_of(occurrence, window_start, window_end, tz)
+            if busy is not None and answer in _UNSURE and not busy.tentative:
+                busy = Busy(busy.start, busy.end, tentative=True)
+            if busy is not None:
+                spans.append(busy)
     except PtmError:
         raise
     except Exception as exc:  # recurring-ical-events and dateutil raise many kinds
@@ -130,6 +145,34 @@ def _busy_of(occurrence: Component, start: datetime, end: datetime, tz: tzinfo) 
     if busy_end <= busy_start:
         return None  # outside the window, or a zero-length event (RFC 4791 §9.9 line 4)
     return Busy(busy_start, busy_end, tentative=status == STATUS.TENTATIVE)
+
+
+def _address(value: object) -> str:
+    """A calendar user address as compared here: lower case, without ``mailto:``."""
+    text = str(value).strip().lower()
+    return text[len("mailto:") :] if text.startswith("mailto:") else text
+
+
+#: The owner's answers that leave an invitation busy but tentative (as Exchange and Google
+#: show an invitation not yet accepted).
+_UNSURE = frozenset({PARTSTAT.NEEDS_ACTION, PARTSTAT.TENTATIVE})
+
+
+def _owner_answer(occurrence: Component, owner: frozenset[str]) -> str | None:
+    """The owner's PARTSTAT in this occurrence (RFC 5545 §3.2.12: NEEDS-ACTION when the
+    parameter is absent), None when the owner is not one of its attendees.  A DECLINED
+    among several entries for the owner wins (the owner said no)."""
+    if not owner:
+        return None
+    found = occurrence.get("ATTENDEE")
+    answers = [
+        str(getattr(attendee, "params", {}).get("PARTSTAT", PARTSTAT.NEEDS_ACTION)).upper()
+        for attendee in (found if isinstance(found, list) else [found] if found else [])
+        if _address(attendee) in owner
+    ]
+    if not answers:
+        return None
+    return PARTSTAT.DECLINED if PARTSTAT.DECLINED in answers else answers[0]
 
 
 def _aware(moment: datetime, tz: tzinfo) -> datetime:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar
 
 
 class PtmError(Exception):
@@ -106,17 +108,54 @@ class BookingRefused(UserError):
 # --- connectors -----------------------------------------------------------------------
 
 
+class CalendarProblem(StrEnum):
+    """What is wrong with one teacher's calendar, as ``/healthz`` and the metrics count it
+    per account (DESIGN §5): never a teacher's address, only the kind."""
+
+    #: The calendar (mailbox, collection, calendar id) does not exist or cannot be seen.
+    NOT_FOUND = "not_found"
+    #: The calendar exists but shares no free/busy with the account (not retryable).
+    ACCESS_DENIED = "access_denied"
+    #: The server answered without data for some of the time asked (EWS ``NoData``, a
+    #: ``None`` view, Graph ``unknown``, Google without ``busy``): no slot is offered there.
+    NO_DATA = "no_data"
+    #: The account's credentials were refused (account-wide).
+    AUTH = "auth"
+    #: The server or this calendar's part of it failed now; retried (retryable).
+    UNAVAILABLE = "unavailable"
+    #: Any other failure: an answer that cannot be read, a feature the server lacks.
+    FAILED = "failed"
+
+
 class ConnectorError(PtmError):
-    """Base of the errors a calendar connector raises."""
+    """Base of the errors a calendar connector raises.
+
+    ``problem`` is the kind ``/healthz`` and the metrics count it as (:class:`CalendarProblem`).
+    """
+
+    problem: ClassVar[CalendarProblem] = CalendarProblem.FAILED
 
 
 class AuthFailed(ConnectorError, UserError):
-    """Raised when a calendar server refuses our credentials (HTTP 401/403, bad token)."""
+    """Raised when a calendar server refuses our credentials (HTTP 401/403, bad token).
+
+    Always account-wide: its message names the account and the server, never a teacher's
+    calendar, and says what the server wants (a password, an OAuth token, Windows sign-in),
+    read from its ``WWW-Authenticate`` challenge where it sends one
+    (:mod:`connectors.challenge`)."""
+
+    problem = CalendarProblem.AUTH
 
 
 class Unavailable(ConnectorError):
-    """Raised when a server is down, times out or throttles us; try again later."""
+    """Raised when a server is down, times out or throttles us; try again later.
 
+    Also given for one calendar alone in a free/busy answer (a mailbox behind a failing
+    proxy, Google ``internalError``): that calendar is asked again, batched, once per pass.
+    ``retry_after``: seconds the server named, or None.
+    """
+
+    problem = CalendarProblem.UNAVAILABLE
     retryable = True
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
@@ -130,6 +169,18 @@ class WrongEtag(ConnectorError):
 
 class NotFound(ConnectorError):
     """Raised when a calendar or an event does not exist on the server."""
+
+    problem = CalendarProblem.NOT_FOUND
+
+
+class AccessDenied(ConnectorError):
+    """Given (in a free/busy answer) or raised when a calendar exists but shares no
+    free/busy with the account: Graph ``ErrorNoFreeBusyAccess``, EWS
+    ``ErrorNoFreeBusyAccess``, CalDAV 403 on the collection (Google says ``notFound`` for
+    a calendar it will not show: that is :class:`NotFound`).  Not retryable: the teacher or the administrator must
+    share the calendar."""
+
+    problem = CalendarProblem.ACCESS_DENIED
 
 
 class SyncTokenInvalid(ConnectorError):

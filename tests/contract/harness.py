@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from connectors.base import CalendarConnector, CalendarRef, Horizon, RemoteRef
+from ptm_sync.errors import CalendarProblem
 
 START = datetime(2027, 4, 13, 13, 0, tzinfo=UTC)
 #: Every system's connector is opened with this horizon (events outside it need not be seen).
@@ -73,6 +74,33 @@ class System(Protocol):
     def page_size(self, n: int) -> bool:
         """Answer lists (change feeds) in pages of ``n`` items where the protocol pages;
         False where it does not."""
+        ...
+
+    def fail_free_busy(self, cal: CalendarRef, problem: CalendarProblem) -> bool:
+        """From now on the server answers free/busy for ``cal`` with an error of its own,
+        in the shape the vendor documents for one calendar's error inside a batched answer
+        (``ACCESS_DENIED``: the calendar shares no free/busy; ``UNAVAILABLE``: its part of
+        the server fails, e.g. a mailbox behind a failing proxy, Google ``internalError``),
+        the other calendars of the same request answering as usual.  False when the
+        system has no such per-calendar answer (the test skips and says why)."""
+        ...
+
+    def no_data(self, cal: CalendarRef, start: datetime, end: datetime) -> bool:
+        """The server has no free/busy data for ``cal`` in ``[start, end)`` and answers in
+        its documented no-data shape (EWS NoData digits or a ``None`` view, Graph
+        ``unknown`` / an availabilityView without scheduleItems, Google without ``busy``).
+        False when the system always has its data (busy time computed from the events)."""
+        ...
+
+    def add_invitation(
+        self, cal: CalendarRef, start: datetime, end: datetime, *, partstat: str
+    ) -> str | None:
+        """Someone else's invitation in the teacher's calendar, stored the way the
+        server's own scheduling stores it (Nextcloud/sabre: the organizer's event with the
+        owner as ATTENDEE), the teacher's answer ``partstat`` (DECLINED, NEEDS-ACTION,
+        TENTATIVE, ACCEPTED); the teacher's address it names (as the roster would give
+        it).  None where free/busy is the server's own computation (the vendor decides what
+        a declined invitation blocks)."""
         ...
 
 

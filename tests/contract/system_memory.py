@@ -12,6 +12,8 @@ from pathlib import Path
 
 from connectors.base import CalendarRef, Capability, RemoteRef
 from connectors.memory import MIRRORED_SYSTEM, SERVER_SYSTEM, MemoryCalendars, MemoryConnector
+from ptm_sync.errors import AccessDenied, CalendarProblem, Unavailable
+from ptm_sync.model import Interval
 from tests.contract.harness import HORIZON
 
 _serial = itertools.count(1)
@@ -30,12 +32,13 @@ class MemorySystem:
         return 0
 
     def calendar(self, teacher: str) -> CalendarRef:
-        return self.server.add_calendar(f"{teacher}-{next(_serial)}")
+        name = f"{teacher}-{next(_serial)}"
+        return self.server.add_calendar(name, owner=f"{name}@school.test")
 
     def add_busy(
         self, cal: CalendarRef, start: datetime, end: datetime, *, tentative: bool = False
     ) -> None:
-        self.server.add_busy(cal.calendar, start, end)
+        self.server.add_busy(cal.calendar, start, end, tentative=tentative)
 
     def teacher_moves(
         self, cal: CalendarRef, ref: RemoteRef, start: datetime, end: datetime
@@ -57,6 +60,27 @@ class MemorySystem:
 
     def page_size(self, n: int) -> bool:
         return False
+
+    def fail_free_busy(self, cal: CalendarRef, problem: CalendarProblem) -> bool:
+        errors = {
+            CalendarProblem.ACCESS_DENIED: AccessDenied(f"{cal.calendar}: no free/busy shared"),
+            CalendarProblem.UNAVAILABLE: Unavailable(f"{cal.calendar}: its server failed", 30),
+        }
+        self.server.calendars[cal.calendar].failing = errors[problem]
+        return True
+
+    def no_data(self, cal: CalendarRef, start: datetime, end: datetime) -> bool:
+        if Capability.MIRRORED in self.capabilities:
+            return False  # a mirror's busy time is computed from the events: always known
+        self.server.calendars[cal.calendar].no_data.append(Interval(start, end))
+        return True
+
+    def add_invitation(
+        self, cal: CalendarRef, start: datetime, end: datetime, *, partstat: str
+    ) -> str | None:
+        attendee = f"{cal.calendar}@school.test"
+        self.server.add_invitation(cal.calendar, start, end, attendee=attendee, partstat=partstat)
+        return attendee
 
 
 @contextmanager

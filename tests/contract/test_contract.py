@@ -10,22 +10,35 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from connectors.base import (
     CalendarConnector,
+    CalendarRef,
     Capability,
     ChangeSet,
+    FreeBusy,
+    FreeBusyAnswer,
     MeetingEvent,
     RemoteRef,
 )
-from ptm_sync.busy import event_uid
-from ptm_sync.errors import NotFound, SyncTokenInvalid, Unavailable, WrongEtag
+from ptm_sync.busy import busy_times, event_uid
+from ptm_sync.errors import (
+    AccessDenied,
+    CalendarProblem,
+    ConnectorError,
+    NotFound,
+    SyncTokenInvalid,
+    Unavailable,
+    WrongEtag,
+)
 from tests.contract.harness import START, System
 
 _numbers = itertools.count(1)
+UTC_ZONE = ZoneInfo("UTC")
 QUARTER = timedelta(minutes=15)
 
 
@@ -115,6 +128,27 @@ def test_the_teachers_move_and_delete_reach_the_change_feed(system: System) -> N
     assert listed(system.connector.changes(cal, None)) == {kept.uid: kept_ref.href}
 
 
+def answered(found: FreeBusyAnswer, cal: CalendarRef) -> FreeBusy:
+    """The calendar's FreeBusy (its error, if it has one, fails the test with its text)."""
+    result = found[cal]
+    if isinstance(result, ConnectorError):
+        raise AssertionError(f"{cal.calendar}: {type(result).__name__}: {result}")
+    assert isinstance(result, FreeBusy)
+    return result
+
+
+def covered(result: FreeBusy) -> list[tuple[datetime, datetime]]:
+    """The busy spans merged into disjoint (start, end) pairs, UTC, sorted."""
+    spans = sorted((b.start.astimezone(UTC), b.end.astimezone(UTC)) for b in result.busy)
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 def test_free_busy_counts_the_teachers_time_and_ours_clipped_to_the_range(system: System) -> None:
     cal, empty = system.calendar("ada"), system.calendar("alan")
     hour = timedelta(hours=1)
@@ -125,8 +159,8 @@ def test_free_busy_counts_the_teachers_time_and_ours_clipped_to_the_range(system
     end = START + 5 * hour + timedelta(minutes=30)
     found = system.connector.free_busy([cal, empty], START, end)
     assert set(found) == {cal, empty}
-    assert found[empty] == []
-    spans = sorted((b.start, b.end) for b in found[cal])
+    assert answered(found, empty) == FreeBusy()
+    spans = sorted((b.start, b.end) for b in answered(found, cal).busy)
     assert all(START <= s < e <= end for s, e in spans)
     covered = [(START, START + 2 * hour), (START + 5 * hour, end)]
     if Capability.READ_ONLY not in system.connector.capabilities:
@@ -175,7 +209,7 @@ def test_throttling_is_waited_out_when_the_server_names_a_short_wait(
     if not system.throttle(status, 1):
         pytest.skip(f"{system.name} cannot be throttled")
     found = system.connector.free_busy([cal], START, START + timedelta(hours=1))
-    assert found == {cal: []}
+    assert found == {cal: FreeBusy()}
 
 
 def test_a_long_named_wait_comes_back_as_unavailable_with_it(system: System) -> None:
@@ -193,7 +227,7 @@ def test_an_expired_access_token_is_renewed(system: System) -> None:
     cal = system.calendar("ada")
     if not system.expire_access_tokens():
         pytest.skip(f"{system.name} uses no access tokens")
-    assert system.connector.free_busy([cal], START, START + timedelta(hours=1)) == {cal: []}
+    assert system.connector.free_busy([cal], START, START + timedelta(hours=1)) == {cal: FreeBusy()}
 
 
 def test_check_is_quiet_when_all_is_well_and_names_a_missing_calendar(system: System) -> None:
@@ -231,3 +265,101 @@ def test_the_ref_of_a_write_is_what_delete_takes(system: System) -> None:
     system.connector.delete_event(cal, ref)
     assert listed(system.connector.changes(cal, None)) == {}
     system.connector.delete_event(cal, RemoteRef(ref.href, None))  # absent: success
+
+
+# --- free/busy per calendar (DESIGN §5, issue 14) ---------------------------------------
+
+
+def test_an_unknown_calendar_is_its_own_not_found_and_the_others_are_answered(
+    system: System,
+) -> None:
+    ada, alan = system.calendar("ada"), system.calendar("alan")
+    missing = replace(ada, calendar=_missing(ada.calendar))
+    hour = timedelta(hours=1)
+    system.add_busy(ada, START, START + hour)
+    system.add_busy(alan, START + 2 * hour, START + 3 * hour)
+    alone = system.connector.free_busy([ada, alan], START, START + 4 * hour)
+    found = system.connector.free_busy([ada, missing, alan], START, START + 4 * hour)
+    assert set(found) == {ada, missing, alan}
+    assert isinstance(found[missing], NotFound)
+    assert found[missing].problem == CalendarProblem.NOT_FOUND
+    assert covered(answered(found, ada)) == covered(answered(alone, ada)) == [
+        (START, START + hour)
+    ]
+    assert covered(answered(found, alan)) == [(START + 2 * hour, START + 3 * hour)]
+
+
+@pytest.mark.parametrize(
+    ("problem", "error"),
+    [(CalendarProblem.ACCESS_DENIED, AccessDenied), (CalendarProblem.UNAVAILABLE, Unavailable)],
+)
+def test_one_calendars_error_stays_its_own_and_leaves_the_others_exact(
+    system: System, problem: CalendarProblem, error: type[ConnectorError]
+) -> None:
+    ada, bob, carol = system.calendar("ada"), system.calendar("bob"), system.calendar("carol")
+    hour = timedelta(hours=1)
+    system.add_busy(ada, START, START + hour)
+    system.add_busy(bob, START + hour, START + 2 * hour)
+    system.add_busy(carol, START + 2 * hour, START + 3 * hour, tentative=True)
+    before = system.connector.free_busy([ada, carol], START, START + 4 * hour)
+    if not system.fail_free_busy(bob, problem):
+        pytest.skip(f"{system.name} has no per-calendar {problem} answer")
+    found = system.connector.free_busy([ada, bob, carol], START, START + 4 * hour)
+    failed = found[bob]
+    assert isinstance(failed, error), failed
+    assert failed.problem == problem
+    assert failed.retryable is (problem == CalendarProblem.UNAVAILABLE)
+    for other in (ada, carol):
+        assert answered(found, other) == answered(before, other) or covered(
+            answered(found, other)
+        ) == covered(answered(before, other))
+        assert other.calendar not in str(failed)  # the error is bob's, told as bob's
+    assert covered(answered(found, ada)) == [(START, START + hour)]
+    assert covered(answered(found, carol)) == [(START + 2 * hour, START + 3 * hour)]
+    assert all(b.tentative for b in answered(found, carol).busy)
+
+
+def test_no_data_is_unknown_never_free(system: System) -> None:
+    ada, alan = system.calendar("ada"), system.calendar("alan")
+    hour = timedelta(hours=1)
+    system.add_busy(ada, START, START + hour)
+    if not system.no_data(ada, START + 2 * hour, START + 4 * hour):
+        pytest.skip(f"{system.name} always has its data: busy time is computed from the events")
+    found = system.connector.free_busy([ada, alan], START, START + 5 * hour)
+    result = answered(found, ada)
+    unknown = sorted((u.start.astimezone(UTC), u.end.astimezone(UTC)) for u in result.unknown)
+    assert unknown, "a no-data answer must not read as free"
+    # Every minute without data is unknown (a coarser answer may widen it, never narrow it).
+    assert unknown[0][0] <= START + 2 * hour and unknown[-1][1] >= START + 4 * hour
+    gaps = [(a_end, b_start) for (_, a_end), (b_start, _) in itertools.pairwise(unknown)]
+    assert all(a_end >= b_start for a_end, b_start in gaps)
+    assert all(START <= s < e <= START + 5 * hour for s, e in unknown)
+    assert any(s <= START and START + hour <= e for s, e in covered(result))
+    assert answered(found, alan) == FreeBusy()  # the other calendar keeps its own answer
+
+
+@pytest.mark.parametrize(
+    ("partstat", "busy"),
+    [("DECLINED", False), ("NEEDS-ACTION", True), ("TENTATIVE", True), ("ACCEPTED", True)],
+)
+def test_an_invitation_the_teacher_declined_is_free(
+    system: System, partstat: str, busy: bool
+) -> None:
+    cal = system.calendar("ada")
+    hour = timedelta(hours=1)
+    teacher = system.add_invitation(cal, START + hour, START + 2 * hour, partstat=partstat)
+    if teacher is None:
+        pytest.skip(f"{system.name} computes free/busy itself: the vendor counts invitations")
+    system.add_busy(cal, START, START + timedelta(minutes=30))
+    listing = system.connector.changes(cal, None)
+    owner = {*listing.owner_addresses, teacher}
+    spans = [
+        b
+        for remote in listing.changed
+        for b in busy_times(remote.ics, START, START + 3 * hour, UTC_ZONE, owner=owner)
+    ]
+    invited = [b for b in spans if b.start >= START + hour]
+    assert bool(invited) is busy
+    assert any(b.start == START for b in spans)  # the teacher's own appointment stays busy
+    if partstat == "TENTATIVE":
+        assert all(b.tentative for b in invited)
