@@ -59,13 +59,14 @@ class ChangeSet:
     ``full`` means ``changed`` lists every relevant object: anything the caller holds that is
     not listed is gone.  ``token`` is what to pass next time.
 
-    ``owner_addresses``: on a full listing of a :attr:`Capability.MIRRORED` calendar, the
-    addresses the server gives the calendar's owner (RFC 6638 §2.4.1
-    ``calendar-user-address-set`` of the collection's ``DAV:owner``), as lower-case email
-    addresses without ``mailto:``; empty when the server names none, and on incremental
-    sets (the caller keeps what the last full listing said).  With the roster email they
-    tell which ATTENDEE of an invitation is the teacher (DESIGN §5: an occurrence the
-    teacher declined is free).
+    ``owner_addresses``: for a :attr:`Capability.MIRRORED` calendar, the addresses the
+    server gives the calendar's owner (RFC 6638 §2.4.1 ``calendar-user-address-set`` of
+    the collection's ``DAV:owner``), as lower-case email addresses without ``mailto:``.
+    Given whenever a listed object is an invitation in which an attendee declined (the
+    only time they matter; looked up once per connector and calendar, so a pass without
+    such objects costs no request for them); empty otherwise, and the caller keeps the
+    last set it was given.  With the roster email they tell which ATTENDEE of an
+    invitation is the teacher (DESIGN §5: an occurrence the teacher declined is free).
     """
 
     token: str | None
