@@ -122,7 +122,7 @@ def refusal(
         if sent == AuthScheme.BEARER:
             return "the server refused the access token"
         return "the server refused the user name or password"
-    if _WINDOWS <= set(known):  # said once: "Windows sign-in (Negotiate/NTLM)"
+    if set(known) >= _WINDOWS:  # said once: "Windows sign-in (Negotiate/NTLM)"
         words = [s for s in known if s != AuthScheme.NTLM]
         what = " or ".join(_WORDS[s] for s in words).replace("(Negotiate)", "(Negotiate/NTLM)")
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -69,7 +69,9 @@ class TeacherTimes:
 
     ``synced`` is False while the teacher's calendar has never been read successfully:
     ``busy`` is then the whole period (nothing is offered) and the matrix says
-    ``not_synced`` rather than ``busy`` (DESIGN §7).
+    ``not_synced`` rather than ``busy`` (DESIGN §7).  ``unknown``: spans the calendar
+    system had no data for (DESIGN §5); they are in ``busy`` too (no slot is offered in
+    them) and the matrix shows them ``not_synced``.
     """
 
     teacher: Teacher
@@ -77,6 +79,7 @@ class TeacherTimes:
     held: list[Interval]
     booked: list[Interval]
     synced: bool = True
+    unknown: list[Interval] = field(default_factory=list)
 
 
 def teachers(session: Session, teacher_email: str | None = None) -> list[Teacher]:
@@ -92,7 +95,7 @@ def teachers(session: Session, teacher_email: str | None = None) -> list[Teacher
 # Built once: every booking decision reads a teacher's times, and building the statements
 # costs more than running them.  ``ids`` is an expanding parameter (a list of teacher ids).
 _BUSY = (
-    select(BusyTime.teacher_id, BusyTime.start, BusyTime.end, CalendarEvent.uid)
+    select(BusyTime.teacher_id, BusyTime.start, BusyTime.end, CalendarEvent.uid, BusyTime.unknown)
     .outerjoin(CalendarEvent, CalendarEvent.id == BusyTime.event_id)
     .outerjoin(Meeting, Meeting.uid == CalendarEvent.uid)
     .where(
@@ -130,11 +133,13 @@ _ACTIVE_MEETINGS = select(
 class TimesRows:
     """What the store holds about some teachers' time in a period, as read: busy spans
     with the UID of the event they come from, teachers whose calendar was read, and active
-    meetings with their id and state.  :func:`times_of` turns it into :class:`TeacherTimes`."""
+    meetings with their id and state.  :func:`times_of` turns it into :class:`TeacherTimes`.
+    ``unknown`` holds (teacher id, start, end) of the spans without data (also in ``busy``)."""
 
     busy: tuple[tuple[int, datetime, datetime, str | None], ...]
     synced: frozenset[int]
     meetings: tuple[tuple[int, int, datetime, datetime, str], ...]
+    unknown: tuple[tuple[int, datetime, datetime], ...] = ()
 
 
 def times_rows(session: Session, period: PeriodConfig, ids: Sequence[int]) -> TimesRows:
@@ -142,15 +147,19 @@ def times_rows(session: Session, period: PeriodConfig, ids: Sequence[int]) -> Ti
     events feeds' busy spans are every teacher's."""
     start, end = period_span(period)
     window = {"ids": list(ids), "start": start, "end": end}
-    own: list[tuple[int, datetime, datetime, str | None]] = [
-        (row[0], row[1], row[2], row[3]) for row in session.execute(_BUSY, window)
-    ]
+    own: list[tuple[int, datetime, datetime, str | None]] = []
+    unknown: list[tuple[int, datetime, datetime]] = []
+    for teacher_id, b_start, b_end, uid, no_data in session.execute(_BUSY, window):
+        own.append((teacher_id, b_start, b_end, uid))
+        if no_data:
+            unknown.append((teacher_id, b_start, b_end))
     school = session.execute(_SCHOOL_BUSY, {"start": start, "end": end}).all()
     own.extend((i, s, e, None) for s, e in school for i in ids)
     return TimesRows(
         busy=tuple(own),
         synced=frozenset(session.scalars(_SYNCED, {"ids": list(ids)})),
         meetings=tuple(tuple(row) for row in session.execute(_ACTIVE_MEETINGS, window)),  # type: ignore[misc]
+        unknown=tuple(unknown),
     )
 
 
@@ -188,8 +197,18 @@ def times_of(
             continue
         target = booked if state == MeetingState.CONFIRMED else held
         target[teacher_id].append(Interval(m_start, m_end))
+    unknown: dict[int, list[Interval]] = defaultdict(list)
+    for teacher_id, u_start, u_end in rows.unknown:
+        unknown[teacher_id].append(Interval(u_start, u_end))
     return [
-        TeacherTimes(t, busy[t.id], held[t.id], booked[t.id], synced=t.id in rows.synced)
+        TeacherTimes(
+            t,
+            busy[t.id],
+            held[t.id],
+            booked[t.id],
+            synced=t.id in rows.synced,
+            unknown=unknown[t.id],
+        )
         for t in selected
     ]
 
@@ -275,15 +294,17 @@ def period_matrix(
     session: Session, config: Config, period: PeriodConfig, *, teacher_email: str | None = None
 ) -> list[MatrixRow]:
     """One row per (grid slot, teacher): available, busy, held, booked, or not_synced
-    for every slot of a teacher whose calendar was never read that no meeting of ours
-    holds (DESIGN §7)."""
+    for every slot of a teacher whose calendar was never read, and every slot that a span
+    without free/busy data touches, that no meeting of ours holds (DESIGN §5, §7)."""
     tz = config.tz
     grid = engine.grid(period.windows, period.slot_minutes, period.buffer_minutes)
     rows: list[MatrixRow] = []
     for times in teacher_times(session, period, teachers(session, teacher_email)):
         t = times.teacher
         for slot, status in engine.matrix(grid, times.busy, times.held, times.booked):
-            if not times.synced and status == SlotStatus.BUSY:
+            if status == SlotStatus.BUSY and (
+                not times.synced or any(slot.overlaps(u) for u in times.unknown)
+            ):
                 status = SlotStatus.NOT_SYNCED
             start, end = slot.start.astimezone(tz), slot.end.astimezone(tz)
             rows.append(MatrixRow(start.date().isoformat(), start, end, t.email, t.name, status))

@@ -1,8 +1,10 @@
 """`ptm-sync check`: one line per problem with the config, calendars and mail servers.
 
-Every teacher's calendar is tried (through the account's connector); a calendar that cannot
-be read is one line naming the teacher (``teacher EMAIL: ...``), so the roster row to fix is
-found by its email.
+Every teacher's calendar is tried (through the account's connector, and on a server
+free/busy system with one batched free/busy question over the periods); a calendar that
+cannot be read, or for which the system has no free/busy data, is one line naming the
+teacher with their own error (``teacher EMAIL: ...``), so the roster row to fix is found by
+its email.
 
 Besides problems (which make `check` exit 1) it gives warnings (DESIGN §7: lines starting
 ``warning:``, exit 0): files holding secrets or families' data that group or others may read
@@ -24,7 +26,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connectors.base import CalendarRef, open_connector
+from connectors.base import (
+    CalendarConnector,
+    CalendarRef,
+    Capability,
+    FreeBusy,
+    Horizon,
+    open_connector,
+)
 from connectors.zoom import ZoomClient
 from ptm_sync.app import App, sqlite_path
 from ptm_sync.config import Config, ImapConfig, Secret, SmtpConfig
@@ -124,6 +133,9 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
             problems += named
             if all(line.startswith("teacher ") for line in named):
                 answered.add(account.id)
+                problems += _free_busy_lines(
+                    connector, owners.get(account.id, []), account.id, broken, sources, span
+                )
         except PtmError as exc:
             problems.append(f"{area}: {exc}")
         finally:
@@ -205,6 +217,48 @@ def _by_teacher(
             row = (sources or {}).get(email)
             result.append(f"teacher {email} ({row}): {line}" if row else f"teacher {email}: {line}")
     return result
+
+
+def _free_busy_lines(
+    connector: CalendarConnector,
+    owners: Sequence[tuple[str, str]],
+    account_id: str,
+    broken: set[str],
+    sources: Mapping[str, str],
+    span: Horizon,
+) -> list[str]:
+    """Ask a server free/busy system (Graph, EWS, Google) for every teacher's free/busy over
+    the periods, in the batches the sync makes, and name each teacher with their own
+    calendar's error or its spans without data (DESIGN §5).  Teachers already named by the
+    account's own check are left out; a failure of the whole account is one line."""
+    caps = connector.capabilities
+    if Capability.SERVER_FREE_BUSY not in caps or Capability.MIRRORED in caps:
+        return []
+    asked = [(CalendarRef(account_id, cal), email) for cal, email in owners if email not in broken]
+    if not asked:
+        return []
+    try:
+        answer = connector.free_busy(
+            list(dict.fromkeys(ref for ref, _ in asked)), span.start, span.end
+        )
+    except PtmError as exc:
+        return [f"account {account_id}: {exc}"]
+    lines = []
+    for ref, email in asked:
+        result = answer.get(ref)
+        row = sources.get(email)
+        who = f"teacher {email} ({row})" if row else f"teacher {email}"
+        if isinstance(result, PtmError):
+            broken.add(email)
+            lines.append(f"{who}: {_first_line(str(result))}")
+        elif isinstance(result, FreeBusy) and result.unknown:
+            broken.add(email)
+            hours = sum(u.duration.total_seconds() for u in result.unknown) / 3600
+            lines.append(
+                f"{who}: the calendar system has no free/busy data for {hours:g} hours of the "
+                "periods (no slots are offered then; is the mailbox's free/busy published?)"
+            )
+    return lines
 
 
 def _names(line: str, calendar: str) -> bool:

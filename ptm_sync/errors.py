@@ -136,6 +136,12 @@ class ConnectorError(PtmError):
     problem: ClassVar[CalendarProblem] = CalendarProblem.FAILED
 
 
+def problem_of(error: PtmError) -> CalendarProblem:
+    """The kind a calendar read's failure is counted as: a connector error's ``problem``,
+    :attr:`CalendarProblem.FAILED` for anything else (a missing extra, bad data)."""
+    return error.problem if isinstance(error, ConnectorError) else CalendarProblem.FAILED
+
+
 class AuthFailed(ConnectorError, UserError):
     """Raised when a calendar server refuses our credentials (HTTP 401/403, bad token).
 
@@ -177,8 +183,8 @@ class AccessDenied(ConnectorError):
     """Given (in a free/busy answer) or raised when a calendar exists but shares no
     free/busy with the account: Graph ``ErrorNoFreeBusyAccess``, EWS
     ``ErrorNoFreeBusyAccess``, CalDAV 403 on the collection (Google says ``notFound`` for
-    a calendar it will not show: that is :class:`NotFound`).  Not retryable: the teacher or the administrator must
-    share the calendar."""
+    a calendar it will not show: that is :class:`NotFound`).  Not retryable: the teacher or
+    the administrator must share the calendar."""
 
     problem = CalendarProblem.ACCESS_DENIED
 

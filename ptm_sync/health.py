@@ -4,8 +4,11 @@
 synced or failing per account, the school events feeds that fail, outbox depth, oldest age
 and dead letters per kind, meetings by state, the quarantine's size.  :func:`problems` turns
 a :class:`StoreState` and the process's server states (:mod:`ptm_sync.metrics`) into the
-``/healthz`` problem lines (DESIGN §7): counts, account ids and server names only — never a
-teacher's, parent's or student's name or address.
+``/healthz`` problem lines (DESIGN §7): counts per account and problem kind (DESIGN §5:
+``not_found``, ``access_denied``, ``no_data``, ``auth``, ``unavailable``), account ids and
+server names only — never a teacher's, parent's or student's name or address.  An account's
+refusal of our credentials is the one sentence ``check`` and ``sync`` give (it names the
+account and its server).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ptm_sync.booking.rows import QUARANTINED
+from ptm_sync.errors import CalendarProblem
 from ptm_sync.metrics import ProcessMetrics
 from ptm_sync.outbox import DEAD, PENDING
 from ptm_sync.store import Calendar, Inbound, Meeting, Outbox, SchoolFeed, Teacher
@@ -33,6 +37,12 @@ class AccountSync:
     failing: int = 0
     #: The oldest successful read among the account's calendars (UTC), None if none.
     oldest_sync: datetime | None = None
+    #: Calendars by the kind of their last read's problem (``not_found``, ``access_denied``,
+    #: ``no_data``, ``auth``, ``unavailable``, ``failed``); kinds with none are left out.
+    problems: dict[str, int] = field(default_factory=dict)
+    #: The account's own refusal (an ``auth`` problem), told as ``check`` and ``sync`` tell
+    #: it: it names the account and its server, never a teacher.
+    refusal: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +66,7 @@ class StoreState:
 
 
 def read_state(session: Session, *, counts: bool = True) -> StoreState:
-    """Read :class:`StoreState` (six aggregate queries; four with ``counts=False``, which
+    """Read :class:`StoreState` (eight aggregate queries; six with ``counts=False``, which
     leaves ``meetings`` and ``quarantined`` empty: /healthz needs neither, and the
     quarantine count reads the whole inbound table).
 
@@ -77,11 +87,34 @@ def read_state(session: Session, *, counts: bool = True) -> StoreState:
         .outerjoin(Calendar, Calendar.teacher_id == Teacher.id)
         .group_by(Teacher.account)
     )
+    kinds: dict[str, dict[str, int]] = {}
+    for account, problem, count in session.execute(
+        select(Teacher.account, Calendar.problem, func.count())
+        .join(Calendar, Calendar.teacher_id == Teacher.id)
+        .where(Calendar.problem.is_not(None))
+        .group_by(Teacher.account, Calendar.problem)
+    ):
+        kinds.setdefault(account, {})[str(problem)] = int(count)
+    refusals = dict(
+        session.execute(
+            select(Teacher.account, func.min(Calendar.error))
+            .join(Calendar, Calendar.teacher_id == Teacher.id)
+            .where(Calendar.problem == CalendarProblem.AUTH.value, Calendar.error.is_not(None))
+            .group_by(Teacher.account)
+        ).all()
+    )
     for account, teachers, read, failing, failing_unread, oldest in rows:
         # A calendar whose every read failed is failing (fix something), not "never synced"
         # (wait for the next pass).
         never = teachers - read - failing_unread
-        accounts[account] = AccountSync(teachers, never, failing, oldest)
+        accounts[account] = AccountSync(
+            teachers,
+            never,
+            failing,
+            oldest,
+            problems=kinds.get(account, {}),
+            refusal=_first_line(refusals.get(account) or ""),
+        )
     feeds = list(
         session.scalars(
             select(SchoolFeed.account)
@@ -121,6 +154,17 @@ def read_state(session: Session, *, counts: bool = True) -> StoreState:
     return StoreState(accounts, feeds, outbox, meetings, quarantined or 0)
 
 
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _without_account(sentence: str, account: str) -> str:
+    """``sentence`` without a leading naming of ``account`` (``account 'x' (url): ``,
+    ``Graph account 'x': ``), which the /healthz line says once itself."""
+    head, sep, rest = sentence.partition(": ")
+    return rest if sep and f"'{account}'" in head else sentence
+
+
 def _calendars(n: int) -> str:
     return f"{n} calendar{'s' if n != 1 else ''}"
 
@@ -144,10 +188,23 @@ def problems(state: StoreState, process: ProcessMetrics, *, imap: str | None = N
                 f"{_calendars(sync.never_synced)} never synced on account {account!r} "
                 "(those teachers offer no slots; see `ptm-sync check`)"
             )
+        if sync.refusal:
+            found.append(f"account {account!r}: {_without_account(sync.refusal, account)}")
         if sync.failing:
+            kinds = ", ".join(
+                f"{kind}: {n}"
+                for kind, n in sorted(sync.problems.items())
+                if kind != CalendarProblem.NO_DATA
+            )
             found.append(
                 f"{_calendars(sync.failing)} failing on account {account!r} "
-                "(the last read failed; see `ptm-sync check`)"
+                f"({kinds + '; ' if kinds else ''}the last read failed; see `ptm-sync check`)"
+            )
+        no_data = sync.problems.get(CalendarProblem.NO_DATA, 0)
+        if no_data:
+            found.append(
+                f"{_calendars(no_data)} on account {account!r} without free/busy data for part "
+                "of the time (no_data: no slots offered there; see `ptm-sync check`)"
             )
     for account in state.failing_feeds:
         found.append(f"the school events feed of account {account!r} is failing")

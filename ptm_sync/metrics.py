@@ -53,12 +53,20 @@ SYNC_REQUESTS = CounterSpec(
     ("account", "result"),
 )
 
+CALENDAR_PROBLEMS = CounterSpec(
+    "calendar_problems",
+    "Calendar reads by the sync that failed or had spans without data, by account and kind "
+    "(not_found, access_denied, no_data, auth, unavailable, failed)",
+    ("account", "problem"),
+)
+
 COUNTERS: tuple[CounterSpec, ...] = (
     INBOUND_DECISIONS,
     DELIVERIES,
     DELIVERY_FAILURES,
     SYNC_PASSES,
     SYNC_REQUESTS,
+    CALENDAR_PROBLEMS,
 )
 
 

@@ -15,7 +15,7 @@ school events calendar) is stored once for the whole school (``school_busy``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -29,15 +29,24 @@ from connectors.base import (
     CalendarRef,
     Capability,
     ChangeSet,
+    FreeBusy,
     Horizon,
     open_connector,
 )
 from ptm_sync import busy as busy_mod
 from ptm_sync import teacher_changes
 from ptm_sync.config import Config
-from ptm_sync.errors import ConfigError, NotFound, NotFoundError, PtmError, SyncTokenInvalid
-from ptm_sync.metrics import PROCESS, SYNC_PASSES, SYNC_REQUESTS
-from ptm_sync.model import Busy
+from ptm_sync.errors import (
+    CalendarProblem,
+    ConfigError,
+    ConnectorError,
+    NotFoundError,
+    PtmError,
+    SyncTokenInvalid,
+    problem_of,
+)
+from ptm_sync.metrics import CALENDAR_PROBLEMS, PROCESS, SYNC_PASSES, SYNC_REQUESTS
+from ptm_sync.model import Busy, Interval
 from ptm_sync.periods import ensure_periods, horizon
 from ptm_sync.store import (
     BusyTime,
@@ -56,7 +65,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class SyncResult:
-    """What one teacher's pass did."""
+    """What one teacher's pass did.
+
+    ``error`` is the teacher's own failure as a sentence ("" when the read succeeded) and
+    ``problem`` its kind; a read that succeeded with spans the system had no data for has
+    ``problem`` ``no_data`` and ``unknown`` the minutes without data (UTC spans in the
+    horizon; no slot is offered in them).
+    """
 
     teacher: str
     changed: int = 0
@@ -65,6 +80,8 @@ class SyncResult:
     busy: int = 0
     error: str = ""
     followed: int = 0  # changes the teacher made to our events, decided (teacher_changes)
+    problem: CalendarProblem | None = None
+    unknown: int = 0  # minutes without data
 
 
 class Connectors:
@@ -150,18 +167,23 @@ def sync(
         except PtmError:
             pass  # reported for each of the account's teachers below
     results = [] if teacher_email else _sync_school_feeds(db, config, connectors, now)
-    server_busy = _server_free_busy(config, connectors, teachers)
+    server_answers = _server_free_busy(connectors, teachers)
     for done, teacher in enumerate(teachers, start=1):
         try:
             connector = connectors.get(teacher.account)
             if Capability.MIRRORED in connector.capabilities:
                 result = _sync_teacher(db, config, connectors, teacher, now)
             else:
-                found = server_busy.get(teacher.id)
+                found = server_answers.get(teacher.id)
                 if isinstance(found, PtmError):
                     raise found
                 result = _sync_server_teacher(
-                    db, connectors, teacher, found or [], now, ours=teacher.id in with_events
+                    db,
+                    connectors,
+                    teacher,
+                    found or FreeBusy(),
+                    now,
+                    ours=teacher.id in with_events,
                 )
             follows = Capability.MIRRORED in connector.capabilities or (
                 Capability.CHANGE_FEED in connector.capabilities and teacher.id in with_events
@@ -171,11 +193,15 @@ def sync(
                 result = replace(result, followed=followed)
             results.append(result)
             PROCESS.count(SYNC_REQUESTS, account=teacher.account, result="ok")  # metrics
+            if result.problem is not None:
+                PROCESS.count(CALENDAR_PROBLEMS, account=teacher.account, problem=result.problem)
         except PtmError as exc:
-            log.warning("sync of %s failed: %s", teacher.email, exc)
-            _record_error(db, teacher, str(exc))
-            results.append(SyncResult(teacher.email, error=str(exc)))
+            problem = problem_of(exc)
+            log.warning("sync of %s failed (%s): %s", teacher.email, problem, exc)
+            _record_error(db, teacher, str(exc), problem)
+            results.append(SyncResult(teacher.email, error=str(exc), problem=problem))
             PROCESS.count(SYNC_REQUESTS, account=teacher.account, result="failed")  # metrics
+            PROCESS.count(CALENDAR_PROBLEMS, account=teacher.account, problem=problem)
         if progress is not None:
             progress(done, len(teachers))
     if not teacher_email:
@@ -184,10 +210,17 @@ def sync(
 
 
 def _server_free_busy(
-    config: Config, connectors: Connectors, teachers: Iterable[Teacher]
-) -> dict[int, list[Busy] | PtmError]:
-    """Free/busy of every teacher on a server free/busy system, one call per account (the
-    connector batches); a calendar the account cannot find fails alone."""
+    connectors: Connectors, teachers: Iterable[Teacher]
+) -> dict[int, FreeBusy | PtmError]:
+    """Free/busy of every teacher on a server free/busy system (DESIGN §5).
+
+    One :meth:`~connectors.base.CalendarConnector.free_busy` call per account for all of
+    its teachers (the connector splits it into the batches its API allows); the calendars
+    whose own error is retryable (:class:`~ptm_sync.errors.Unavailable`) are asked once
+    more, together, in one more call.  Each teacher gets their calendar's own answer: a
+    :class:`FreeBusy` or that calendar's error; an account-wide failure is every one of
+    the account's teachers' error.  Never one call per teacher.
+    """
     by_account: dict[str, list[Teacher]] = {}
     for teacher in teachers:
         try:
@@ -197,43 +230,60 @@ def _server_free_busy(
         if Capability.MIRRORED not in connector.capabilities:
             by_account.setdefault(teacher.account, []).append(teacher)
     span = connectors.horizon
-    found: dict[int, list[Busy] | PtmError] = {}
+    found: dict[int, FreeBusy | PtmError] = {}
     for account_id, group in by_account.items():
         connector = connectors.get(account_id)
         refs = {t.id: CalendarRef(account_id, t.calendar) for t in group}
+        asked = list(dict.fromkeys(refs.values()))
         try:
-            answer = connector.free_busy(list(dict.fromkeys(refs.values())), span.start, span.end)
-            for teacher_id, ref in refs.items():
-                found[teacher_id] = answer.get(ref, [])
-        except NotFound:
-            for teacher_id, ref in refs.items():  # one by one, to name the missing calendar
-                try:
-                    found[teacher_id] = connector.free_busy([ref], span.start, span.end)[ref]
-                except PtmError as exc:
-                    found[teacher_id] = exc
-        except PtmError as exc:
+            answer: dict[CalendarRef, FreeBusy | ConnectorError] = dict(
+                connector.free_busy(asked, span.start, span.end)
+            )
+        except PtmError as exc:  # the account, not one calendar: every teacher's error
             for teacher_id in refs:
                 found[teacher_id] = exc
+            continue
+        again = [ref for ref in asked if _retryable(answer.get(ref))]
+        if again:
+            log.info("asking account %s again for %d calendar(s)", account_id, len(again))
+            try:
+                second = connector.free_busy(again, span.start, span.end)
+                answer.update({ref: second[ref] for ref in again if ref in second})
+            except PtmError as exc:  # each keeps its first error; the next pass asks again
+                log.info("account %s: the second ask failed too: %s", account_id, exc)
+        for teacher_id, ref in refs.items():
+            result = answer.get(ref)
+            found[teacher_id] = (
+                result
+                if result is not None
+                else ConnectorError(f"calendar {ref.calendar}: the server's answer left it out")
+            )
     return found
+
+
+def _retryable(result: FreeBusy | ConnectorError | None) -> bool:
+    return isinstance(result, ConnectorError) and result.retryable
 
 
 def _sync_server_teacher(
     db: Database,
     connectors: Connectors,
     teacher: Teacher,
-    found: list[Busy],
+    found: FreeBusy,
     now: datetime,
     *,
     ours: bool,
 ) -> SyncResult:
     """Store a server system's free/busy answer for ``teacher``; with events of ours in the
     calendar, first follow them through the change feed (their own spans are taken out of
-    the server's busy time: they are the meetings, not the teacher's other appointments)."""
+    the server's busy time: they are the meetings, not the teacher's other appointments).
+    Spans without data are stored as ``unknown`` (no slot offered there)."""
     connector = connectors.get(teacher.account)
     span = connectors.horizon
     changes: ChangeSet | None = None
     if ours and Capability.CHANGE_FEED in connector.capabilities:
         changes = _changes_since_last(db, connector, teacher, span)
+    unknown = _merged(found.unknown)
     with db.write() as session:
         cal = _calendar_row(session, teacher, teacher.calendar)
         if changes is not None:
@@ -244,21 +294,36 @@ def _sync_server_teacher(
             .join(CalendarEvent, CalendarEvent.id == BusyTime.event_id)
             .where(CalendarEvent.calendar_id == cal.id)
         ).all()
-        busy = _without(found, [(s, e) for s, e in mine])
-        _replace_server_busy(session, teacher.id, busy)
+        busy = _without(list(found.busy), [(s, e) for s, e in mine])
+        _replace_server_busy(session, teacher.id, busy, unknown)
         cal.window_start, cal.window_end, cal.synced_at, cal.error = (
             span.start,
             span.end,
             now,
             None,
         )
+        cal.problem = CalendarProblem.NO_DATA.value if unknown else None
+    minutes = sum(int(u.duration.total_seconds()) // 60 for u in unknown)
     return SyncResult(
         teacher.email,
         changed=len(changes.changed) if changes else 0,
         removed=len(changes.removed) if changes else 0,
         full=True,
         busy=len(busy),
+        problem=CalendarProblem.NO_DATA if unknown else None,
+        unknown=minutes,
     )
+
+
+def _merged(spans: Iterable[Interval]) -> list[Interval]:
+    """``spans`` in UTC, sorted, overlapping or touching ones joined."""
+    out: list[Interval] = []
+    for span in sorted(s.utc() for s in spans):
+        if out and span.start <= out[-1].end:
+            out[-1] = Interval(out[-1].start, max(out[-1].end, span.end))
+        else:
+            out.append(span)
+    return out
 
 
 def _without(busy: list[Busy], taken: list[tuple[datetime, datetime]]) -> list[Busy]:
@@ -349,6 +414,7 @@ def _calendar_row(session: Session, teacher: Teacher, url: str) -> Calendar:
         # The roster moved the teacher to another calendar: forget the old mirror.
         session.execute(delete(CalendarEvent).where(CalendarEvent.calendar_id == row.id))
         row.account, row.url, row.sync_token, row.ctag = teacher.account, url, None, None
+        row.owner_addresses = None
     return row
 
 
@@ -382,7 +448,15 @@ def _sync_teacher(
     changes = _changes_since_last(db, connector, teacher, span)
     with db.write() as session:
         cal = _calendar_row(session, teacher, teacher.calendar)
-        count = _apply(session, cal, teacher.id, changes, span, config.tz)
+        known = _addresses(cal.owner_addresses)
+        named = frozenset(a.lower() for a in changes.owner_addresses)
+        if named and named != known:
+            # The server named the owner's addresses (anew): every stored event is read
+            # again with them, not only the changed ones (a declined invitation frees time).
+            cal.owner_addresses = " ".join(sorted(named))
+            _reexpand(session, cal, teacher, span, config.tz)
+        owner = {teacher.email, *_addresses(cal.owner_addresses)}
+        count = _apply(session, cal, teacher.id, changes, span, config.tz, owner=owner)
         cal.sync_token = changes.token
         cal.window_start, cal.window_end, cal.synced_at, cal.error = (
             span.start,
@@ -390,6 +464,7 @@ def _sync_teacher(
             now,
             None,
         )
+        cal.problem = None
     return SyncResult(
         teacher.email,
         changed=len(changes.changed),
@@ -406,8 +481,13 @@ def _apply(
     changes: ChangeSet,
     span: Horizon,
     tz: ZoneInfo,
+    *,
+    owner: Collection[str] = (),
 ) -> int:
-    """Apply a change set to the mirror; return the number of busy intervals written."""
+    """Apply a change set to the mirror; return the number of busy intervals written.
+
+    ``owner``: the teacher's addresses (roster email, the server's calendar-user addresses):
+    an invitation they declined is free (:func:`ptm_sync.busy.busy_times`)."""
     existing = {
         e.href: e
         for e in session.scalars(select(CalendarEvent).where(CalendarEvent.calendar_id == cal.id))
@@ -429,25 +509,47 @@ def _apply(
             event = CalendarEvent(calendar_id=cal.id, href=remote.href, etag=remote.etag)
             session.add(event)
         event.etag, event.ics = remote.etag, remote.ics
-        event.busy.clear()
-        try:
-            event.uid = busy_mod.event_uid(remote.ics)
-            intervals = busy_mod.busy_times(remote.ics, span.start, span.end, tz)
-        except PtmError as exc:
-            # One bad object must not stop the teacher's sync; it blocks nothing.
-            # The reason's class only: its text can quote the teacher's private event.
-            log.warning("ignoring unreadable event %s (%s)", remote.href, type(exc).__name__)
-            event.uid = event.uid or ""
-            continue
-        for b in intervals:
-            event.busy.append(
-                BusyTime(teacher_id=teacher_id, start=b.start, end=b.end, tentative=b.tentative)
-            )
-        written += len(intervals)
+        written += _expand(event, teacher_id, span, tz, owner)
     return written
 
 
-def _replace_server_busy(session: Session, teacher_id: int, found: list[Busy]) -> None:
+def _expand(
+    event: CalendarEvent, teacher_id: int, span: Horizon, tz: ZoneInfo, owner: Collection[str]
+) -> int:
+    """(Re)write the busy intervals of one mirrored event from its iCalendar text; how many."""
+    event.busy.clear()
+    try:
+        event.uid = busy_mod.event_uid(event.ics)
+        intervals = busy_mod.busy_times(event.ics, span.start, span.end, tz, owner=owner)
+    except PtmError as exc:
+        # One bad object must not stop the teacher's sync; it blocks nothing.
+        # The reason's class only: its text can quote the teacher's private event.
+        log.warning("ignoring unreadable event %s (%s)", event.href, type(exc).__name__)
+        event.uid = event.uid or ""
+        return 0
+    for b in intervals:
+        event.busy.append(
+            BusyTime(teacher_id=teacher_id, start=b.start, end=b.end, tentative=b.tentative)
+        )
+    return len(intervals)
+
+
+def _reexpand(
+    session: Session, cal: Calendar, teacher: Teacher, span: Horizon, tz: ZoneInfo
+) -> None:
+    """Every stored event of ``cal`` expanded again with the owner's current addresses."""
+    owner = {teacher.email, *_addresses(cal.owner_addresses)}
+    for event in session.scalars(select(CalendarEvent).where(CalendarEvent.calendar_id == cal.id)):
+        _expand(event, teacher.id, span, tz, owner)
+
+
+def _addresses(stored: str | None) -> frozenset[str]:
+    return frozenset((stored or "").split())
+
+
+def _replace_server_busy(
+    session: Session, teacher_id: int, found: list[Busy], unknown: list[Interval]
+) -> None:
     session.execute(
         delete(BusyTime).where(BusyTime.teacher_id == teacher_id, BusyTime.event_id.is_(None))
     )
@@ -455,15 +557,18 @@ def _replace_server_busy(session: Session, teacher_id: int, found: list[Busy]) -
         session.add(
             BusyTime(teacher_id=teacher_id, start=b.start, end=b.end, tentative=b.tentative)
         )
+    for u in unknown:
+        session.add(BusyTime(teacher_id=teacher_id, start=u.start, end=u.end, unknown=True))
 
 
-def _record_error(db: Database, teacher: Teacher, message: str) -> None:
+def _record_error(db: Database, teacher: Teacher, message: str, problem: CalendarProblem) -> None:
+    """Keep the teacher's failure and its kind on their calendar row (created when the
+    calendar was never read, so that /healthz counts it as failing, not "never synced");
+    the busy times stay as the last read left them (DESIGN §5)."""
     try:
         with db.write() as session:
-            row = session.scalars(
-                select(Calendar).where(Calendar.teacher_id == teacher.id)
-            ).one_or_none()
-            if row is not None:
-                row.error = message[:2000]
+            row = _calendar_row(session, teacher, teacher.calendar)
+            row.error = message[:2000]
+            row.problem = problem.value
     except PtmError:  # pragma: no cover - the error itself was already logged
         pass

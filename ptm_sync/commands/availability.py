@@ -60,7 +60,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
             print(mask_urls(f"{r.teacher}: FAILED: {plain(r.error)}"))  # a URL's password
         else:
             kind = "full" if r.full else "incremental"
-            print(f"{r.teacher}: {kind}, {r.changed} changed, {r.removed} removed")
+            line = f"{r.teacher}: {kind}, {r.changed} changed, {r.removed} removed"
+            if r.unknown:
+                line += (
+                    f"; no free/busy data for {r.unknown} minutes of the periods "
+                    "(no slots offered then)"
+                )
+            print(line)
     print(f"synced {len(results) - failed} of {len(results)} calendars")
     return 1 if failed else 0
 

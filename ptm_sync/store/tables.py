@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -108,6 +109,11 @@ class Calendar(Base):
     window_end: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     synced_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The last read's problem (a :class:`~ptm_sync.errors.CalendarProblem` value): an
+    #: error's kind, or ``no_data`` when the read was whole but had spans without data.
+    problem: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: The owner's calendar-user addresses the server named, space-separated (RFC 6638).
+    owner_addresses: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class CalendarEvent(Base):
@@ -139,6 +145,8 @@ class BusyTime(Base):
     start: Mapped[datetime] = mapped_column(UtcDateTime)
     end: Mapped[datetime] = mapped_column(UtcDateTime)
     tentative: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: A span the calendar system had no data for: offers no slot, shown ``not_synced``.
+    unknown: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     event: Mapped[CalendarEvent | None] = relationship(back_populates="busy")
 
 

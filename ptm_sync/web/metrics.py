@@ -17,12 +17,16 @@ metric                                      type   labels, meaning
 ``ptm_sync_teachers``                       gauge  ``account``: teachers on the account
 ``ptm_sync_calendars_not_synced``           gauge  ``account``: calendars never read
 ``ptm_sync_calendars_failing``              gauge  ``account``: calendars whose last read failed
+``ptm_sync_calendars_by_problem``          gauge  ``account``, ``problem``: calendars by the kind
+                                                   of their last read's problem (DESIGN §5)
 ``ptm_sync_sync_lag_seconds``               gauge  ``account``: now − the oldest successful read
 ``ptm_sync_inbound_decisions_total``        count  ``outcome``
 ``ptm_sync_deliveries_total``               count  ``kind``
 ``ptm_sync_delivery_failures_total``        count  ``kind``, ``result`` (retry, dead)
 ``ptm_sync_sync_passes_total``              count  passes over every calendar
 ``ptm_sync_sync_requests_total``            count  ``account``, ``result``: calendar reads
+``ptm_sync_calendar_problems_total``        count  ``account``, ``problem``: reads that failed or
+                                                   had spans without data, by kind
 ``ptm_sync_imap_connected``                 gauge  1 while this process's inbox watch is
                                                    logged in, 0 when it cannot connect; absent
                                                    when this process does not watch the inbox
@@ -41,6 +45,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ptm_sync import __version__
+from ptm_sync.errors import CalendarProblem
 from ptm_sync.health import StoreState, read_state
 from ptm_sync.metrics import COUNTERS, ProcessMetrics
 from ptm_sync.model import MeetingState
@@ -117,6 +122,12 @@ def families(
         "Calendars whose last read failed (read successfully before)",
         labels=["account"],
     )
+    problems = GaugeMetricFamily(
+        f"{PREFIX}calendars_by_problem",
+        "Calendars by account and the kind of their last read's problem (not_found, "
+        "access_denied, no_data, auth, unavailable, failed)",
+        labels=["account", "problem"],
+    )
     lag = GaugeMetricFamily(
         f"{PREFIX}sync_lag_seconds",
         "Seconds since the oldest successful calendar read of the account",
@@ -126,9 +137,11 @@ def families(
         teachers.add_metric([account], sync.teachers)
         never.add_metric([account], sync.never_synced)
         failing.add_metric([account], sync.failing)
+        for kind in CalendarProblem:
+            problems.add_metric([account, kind.value], sync.problems.get(kind.value, 0))
         if sync.oldest_sync is not None:
             lag.add_metric([account], _age(now, sync.oldest_sync))
-    yield from (teachers, never, failing, lag)
+    yield from (teachers, never, failing, problems, lag)
     for spec in COUNTERS:
         counter = CounterMetricFamily(f"{PREFIX}{spec.name}", spec.help, labels=list(spec.labels))
         counts = process.counts(spec)

@@ -283,9 +283,7 @@ def test_an_unknown_calendar_is_its_own_not_found_and_the_others_are_answered(
     assert set(found) == {ada, missing, alan}
     assert isinstance(found[missing], NotFound)
     assert found[missing].problem == CalendarProblem.NOT_FOUND
-    assert covered(answered(found, ada)) == covered(answered(alone, ada)) == [
-        (START, START + hour)
-    ]
+    assert covered(answered(found, ada)) == covered(answered(alone, ada)) == [(START, START + hour)]
     assert covered(answered(found, alan)) == [(START + 2 * hour, START + 3 * hour)]
 
 

@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from connectors.base import CalendarRef, ChangeSet
+from connectors.base import CalendarRef, ChangeSet, FreeBusyAnswer
 from connectors.memory import SERVER_SYSTEM, MemoryCalendars, MemoryConnector
 from ptm_sync import outbox
 from ptm_sync.booking.notices import email_of
 from ptm_sync.deliver import CalendarDeliverer
-from ptm_sync.model import Busy, MeetingState
+from ptm_sync.model import MeetingState
 from ptm_sync.store import BusyTime, Database, MeetingHistory, Outbox, Teacher
 from ptm_sync.sync import Connectors, sync
 from tests.support.booking import ADA, ALAN, PAT, SeededSchool
@@ -31,7 +31,7 @@ class CountingConnector(MemoryConnector):
 
     def free_busy(
         self, calendars: Sequence[CalendarRef], start: datetime, end: datetime
-    ) -> dict[CalendarRef, list[Busy]]:
+    ) -> FreeBusyAnswer:
         self.free_busy_calls.append(len(calendars))
         return super().free_busy(calendars, start, end)
 

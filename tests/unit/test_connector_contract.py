@@ -12,6 +12,7 @@ from connectors.base import (
     CalendarConnector,
     CalendarRef,
     Capability,
+    FreeBusy,
     Horizon,
     MeetingEvent,
     RemoteRef,
@@ -102,8 +103,10 @@ def test_free_busy_is_clipped_to_the_range_and_counts_our_events(
     empty = server.add_calendar("alan")
     end = START + timedelta(hours=3, minutes=30)
     found = connector.free_busy([calendar, empty], START, end)
-    assert found[empty] == []
-    assert sorted((b.start, b.end) for b in found[calendar]) == [
+    assert found[empty] == FreeBusy()
+    ada = found[calendar]
+    assert isinstance(ada, FreeBusy) and ada.unknown == ()
+    assert sorted((b.start, b.end) for b in ada.busy) == [
         (START, START + timedelta(hours=2)),
         (START + timedelta(hours=3), min(end, EVENT.end + timedelta(hours=3))),
     ]
