@@ -187,6 +187,8 @@ class MemoryConnector:
 
     def changes(self, calendar: CalendarRef, token: str | None) -> ChangeSet:
         held = self.server._calendar(calendar)
+        if held.failing is not None and Capability.MIRRORED in self.capabilities:
+            raise held.failing  # reading the calendar itself fails (a mirror has no other)
         now = next(self.server._versions)
         if token is None:
             changed = tuple(
