@@ -577,3 +577,80 @@ def test_event_uid_is_the_uid_of_the_resource() -> None:
 def test_event_uid_without_uid_raises_bad_calendar_data() -> None:
     with pytest.raises(BadCalendarData, match="UID"):
         event_uid(ics(VTIMEZONE_BERLIN))
+
+
+# --- the teacher's own answer (DESIGN §5, issue 14) ---------------------------------------
+
+TEACHER = "ada@lincoln.example.org"
+
+
+def invitation(partstat: str | None, *extra: str, attendee: str = TEACHER) -> str:
+    """An invitation from someone else, as a scheduling server stores it in the teacher's
+    calendar (RFC 6638 §3.2: the organizer's event, the owner one of its attendees)."""
+    param = f";PARTSTAT={partstat}" if partstat else ""
+    return ics(
+        vevent(
+            "inv",
+            "DTSTART:20270302T150000Z",
+            "DTEND:20270302T160000Z",
+            "ORGANIZER;CN=Head:mailto:head@lincoln.example.org",
+            "ATTENDEE;PARTSTAT=ACCEPTED:mailto:head@lincoln.example.org",
+            f"ATTENDEE;CN=Ada;ROLE=REQ-PARTICIPANT{param};SCHEDULE-STATUS=1.2:mailto:{attendee}",
+            *extra,
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("partstat", "expected"),
+    [
+        ("DECLINED", []),
+        ("NEEDS-ACTION", [Busy(utc("2027-03-02T15:00"), utc("2027-03-02T16:00"), True)]),
+        (None, [Busy(utc("2027-03-02T15:00"), utc("2027-03-02T16:00"), True)]),
+        ("TENTATIVE", [Busy(utc("2027-03-02T15:00"), utc("2027-03-02T16:00"), True)]),
+        ("ACCEPTED", [Busy(utc("2027-03-02T15:00"), utc("2027-03-02T16:00"), False)]),
+    ],
+)
+def test_the_teachers_answer_to_an_invitation_decides_whether_it_blocks(
+    partstat: str | None, expected: list[Busy]
+) -> None:
+    assert busy_times(invitation(partstat), *MARCH, SCHOOL_TZ, owner=[TEACHER]) == expected
+
+
+def test_the_teacher_is_known_by_any_of_their_addresses_in_any_case() -> None:
+    text = invitation("DECLINED", attendee="A.Lovelace@Staff.Lincoln.example.org")
+    assert busy_times(text, *MARCH, SCHOOL_TZ, owner=[TEACHER]) != []  # not known as Ada
+    owner = [TEACHER, "mailto:a.lovelace@staff.lincoln.example.org"]
+    assert busy_times(text, *MARCH, SCHOOL_TZ, owner=owner) == []
+
+
+def test_another_attendees_decline_does_not_free_the_teacher() -> None:
+    text = invitation("ACCEPTED", attendee=TEACHER).replace(
+        "ATTENDEE;PARTSTAT=ACCEPTED:mailto:head", "ATTENDEE;PARTSTAT=DECLINED:mailto:head"
+    )
+    assert len(busy_times(text, *MARCH, SCHOOL_TZ, owner=[TEACHER])) == 1
+
+
+def test_one_declined_occurrence_of_a_series_is_free_alone() -> None:
+    master = vevent(
+        "series",
+        "DTSTART:20270302T150000Z",
+        "DTEND:20270302T160000Z",
+        "RRULE:FREQ=DAILY;COUNT=3",
+        "ORGANIZER:mailto:head@lincoln.example.org",
+        f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{TEACHER}",
+    )
+    declined = vevent(
+        "series",
+        "RECURRENCE-ID:20270303T150000Z",
+        "DTSTART:20270303T150000Z",
+        "DTEND:20270303T160000Z",
+        "ORGANIZER:mailto:head@lincoln.example.org",
+        f"ATTENDEE;PARTSTAT=DECLINED:mailto:{TEACHER}",
+    )
+    busy = busy_in_march(ics(master, declined), owner=[TEACHER])
+    assert busy == [
+        ("2027-03-02T15:00", "2027-03-02T16:00"),
+        ("2027-03-04T15:00", "2027-03-04T16:00"),
+    ]
+    assert len(busy_in_march(ics(master, declined))) == 3  # without the owner: all busy
