@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all demo test lint typecheck unit bench bench-quick clean test-servers fuzz
+.PHONY: all demo test check lint typecheck unit bench bench-quick clean test-servers fuzz
 
 all: test
 
@@ -40,6 +40,10 @@ test: $(STAMP) test-servers lint typecheck
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/property
+
+# The loop after every edit (well under a minute): lint, types and the pure unit tests.
+check: $(STAMP) lint typecheck
+	$(BIN)/python -m pytest -q -x tests/unit
 
 # The long fuzz run (issue 7): many more mutated messages than the short run in `make
 # test`, with random seeds; the smallest failing input is saved in tests/fuzz/corpus/,
