@@ -5,7 +5,10 @@ impersonated teacher and hour):
 
 * ``free_busy``: one ``freebusy.query`` per 50 calendars (``calendarExpansionMax``: at
   most 50) and per 90 days of range (Google refuses a longer span with "The requested time
-  range is too long"), acting as the first teacher of each batch.
+  range is too long"), acting as the first teacher of each batch whom Google knows (a
+  teacher it does not know is remembered and never tried again: at most one refused token
+  request per such teacher for the connector's life).  Each calendar gets its own answer
+  (:mod:`connectors.google_freebusy`).
 * ``changes(cal, None)``: ``events.list`` over the horizon, filtered to our events
   (``privateExtendedProperty``), one request per page, to ``nextSyncToken``.
 * ``changes(cal, token)``: ``events.list`` with ``syncToken`` (one per page); the parameters
@@ -19,8 +22,8 @@ impersonated teacher and hour):
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,12 +32,14 @@ from connectors.base import (
     CalendarRef,
     Capability,
     ChangeSet,
+    FreeBusyAnswer,
     Horizon,
     MeetingEvent,
     RemoteEvent,
     RemoteRef,
 )
-from connectors.google_http import GoogleSessions
+from connectors.google_freebusy import GoogleFreeBusy
+from connectors.google_http import GoogleSessions, UnknownSubject
 from connectors.google_wire import GoogleRefused
 from connectors.throttle import RetryPolicy
 from ptm_sync.config import AccountConfig
@@ -47,17 +52,9 @@ from ptm_sync.errors import (
     Unavailable,
     WrongEtag,
 )
-from ptm_sync.model import Busy, as_utc
 
 log = logging.getLogger(__name__)
 
-#: freebusy.query: at most 50 calendars a call (the reference's calendarExpansionMax).
-MAX_CALENDARS = 50
-#: freebusy.query: the longest span Google answers (not in the reference; Google answers
-#: "The requested time range is too long" past it).
-MAX_SPAN = timedelta(days=90)
-#: Teachers of a free/busy batch tried as the user to act as.
-SUBJECT_TRIES = 3
 #: events.list page size asked for (Google's default 250, at most 2500).
 PAGE_SIZE = 250
 #: A change feed longer than this many pages is a server that never ends it.
@@ -86,6 +83,7 @@ class GoogleConnector:
         self.horizon = horizon
         self.retry = RetryPolicy()
         self._sessions = GoogleSessions(account, lambda: self.retry)
+        self._free_busy = GoogleFreeBusy(self._freebusy_query)
 
     def _client(self, calendar: CalendarRef | str) -> Any:
         """The API client acting as the calendar's owner: its id is the teacher's address."""
@@ -101,60 +99,34 @@ class GoogleConnector:
 
     def free_busy(
         self, calendars: Sequence[CalendarRef], start: datetime, end: datetime
-    ) -> dict[CalendarRef, list[Busy]]:
-        """Busy spans per calendar from ``freebusy.query``, in batches of 50 calendars and
-        90-day pieces of the range.
+    ) -> FreeBusyAnswer:
+        """Each calendar's :class:`~connectors.base.FreeBusy` (busy and unknown spans, UTC,
+        clipped to the range) or its own error, from ``freebusy.query`` in batches of 50
+        calendars and 90-day pieces (:class:`connectors.google_freebusy.GoogleFreeBusy`:
+        how each entry of Google's answer is read, and who is impersonated).
 
         Raises:
-            NotFound: Google answered ``notFound`` for a calendar (named in the message).
+            AuthFailed: the key, the delegation or the token was refused.
+            Unavailable: Google cannot be reached, or answers 5xx/429 for a whole call
+                after the retry policy's waits.
+            ConnectorError: a whole call was refused otherwise (a 404 at ``api_url``).
         """
-        result: dict[CalendarRef, list[Busy]] = {ref: [] for ref in calendars}
-        refs = list(dict.fromkeys(calendars))
-        pieces = list(_pieces(as_utc(start), as_utc(end)))
-        for first in range(0, len(refs), MAX_CALENDARS):
-            batch = refs[first : first + MAX_CALENDARS]
-            for piece_start, piece_end in pieces:
-                for ref, spans in self._free_busy_batch(batch, piece_start, piece_end).items():
-                    result[ref].extend(spans)
-        if len(pieces) > 1:  # a span across a cut comes back as two: join them again
-            result = {ref: _joined(spans) for ref, spans in result.items()}
-        return result
+        return self._free_busy.read(calendars, start, end)
 
-    def _free_busy_batch(
-        self, batch: list[CalendarRef], start: datetime, end: datetime
-    ) -> dict[CalendarRef, list[Busy]]:
-        body = {
-            "timeMin": wire.rfc3339(start),
-            "timeMax": wire.rfc3339(end),
-            "items": [{"id": ref.calendar} for ref in batch],
-        }
-        answer = self._query_as_someone(batch, body)
-        found = {key.lower(): value for key, value in answer.get("calendars", {}).items()}
-        result: dict[CalendarRef, list[Busy]] = {}
-        for ref in batch:
-            entry = found.get(ref.calendar.lower())
-            if entry is None:
-                raise ConnectorError(f"free/busy: Google said nothing about {ref.calendar}")
-            reasons = [str(e.get("reason", "")) for e in entry.get("errors", [])]
-            if "notFound" in reasons:
-                raise NotFound(f"calendar {ref.calendar!r} not found (or not visible)")
-            if reasons:
-                raise Unavailable(f"free/busy of {ref.calendar}: Google answered {reasons[0]}")
-            result[ref] = wire.busy_spans(entry, start, end)
-        return result
+    def _freebusy_query(self, subject: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One freebusy.query acting as ``subject`` (ignored for an OAuth user).
 
-    def _query_as_someone(self, batch: list[CalendarRef], body: dict[str, Any]) -> dict[str, Any]:
-        """freebusy.query acting as the first teacher of the batch whom Google knows (an
-        unknown address cannot be impersonated: then the next one, up to three)."""
-        for ref in batch[:SUBJECT_TRIES]:
-            request = self._client(ref).freebusy().query(body=body)
-            try:
-                return self._run(request, f"free/busy of {len(batch)} calendar(s)")
-            except NotFound:
-                if len(batch) == 1:
-                    break
-                log.info("free/busy: cannot act as %s; trying the next teacher", ref.calendar)
-        raise NotFound(f"calendar {batch[0].calendar!r}: Google knows no such user")
+        Raises:
+            UnknownSubject: Google knows no such user to act as.
+            ConnectorError: the call itself was answered 404 (not a calendar's answer).
+        """
+        request = self._client(subject).freebusy().query(body=body)
+        try:
+            return self._run(request, f"free/busy of {len(body['items'])} calendar(s)")
+        except UnknownSubject:
+            raise
+        except NotFound as exc:  # the endpoint, not a calendar: never one teacher's error
+            raise ConnectorError(f"{exc} (is api_url right?)") from None
 
     # --- changes --------------------------------------------------------------------------
 
@@ -409,26 +381,6 @@ class GoogleConnector:
 
     def close(self) -> None:
         self._sessions.close()
-
-
-def _pieces(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
-    """``[start, end)`` cut into pieces of at most :data:`MAX_SPAN`."""
-    while start < end:
-        stop = min(end, start + MAX_SPAN)
-        yield start, stop
-        start = stop
-
-
-def _joined(spans: list[Busy]) -> list[Busy]:
-    """Busy spans with those that touch or overlap joined (sorted by start)."""
-    joined: list[Busy] = []
-    for span in sorted(spans, key=lambda b: (b.start, b.end)):
-        if joined and span.start <= joined[-1].end:
-            last = joined[-1]
-            joined[-1] = Busy(last.start, max(last.end, span.end), last.tentative)
-        else:
-            joined.append(span)
-    return joined
 
 
 def _line(name: str, exc: PtmError) -> str:

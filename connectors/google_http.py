@@ -204,7 +204,14 @@ class GoogleSessions:
     def execute(self, request: Any, what: str) -> Any:
         """Run one API request, again after a wait while Google throttles (429, 503, 403
         rate limits); its JSON answer.  Every failure is a ptm-sync error; an unreachable
-        server is not tried again here (the caller's next pass does)."""
+        server is not tried again here (the caller's next pass does).
+
+        Raises:
+            UnknownSubject: the impersonated user is unknown to Google (a NotFound).
+            AuthFailed: the token endpoint or the API refused our credentials.
+            Unavailable: Google cannot be reached, or throttles past the retry policy.
+            PtmError: the API's own answer, translated (:func:`google_wire.translate`).
+        """
         try:
             return self._retry().run(lambda: self._once(request, what))
         except _NETWORK_ERRORS as exc:
@@ -219,7 +226,7 @@ class GoogleSessions:
             raise translate(body, what, retry_after) from None
         except auth_errors.RefreshError as exc:
             if _no_such_user(exc):
-                raise NotFound(f"{what}: Google knows no such user to act as") from None
+                raise UnknownSubject(f"{what}: Google knows no such user to act as") from None
             raise AuthFailed(self.refusal(exc)) from None
 
     def refusal(self, exc: auth_errors.RefreshError) -> str:
@@ -256,6 +263,13 @@ class GoogleSessions:
         if self._bundle is not None:
             self._bundle.unlink(missing_ok=True)
             self._bundle = None
+
+
+class UnknownSubject(NotFound):
+    """Raised when the token endpoint refuses to act as a user Google does not know
+    (domain-wide delegation: ``invalid_grant`` "Invalid email or User ID").  A
+    :class:`~ptm_sync.errors.NotFound` of that teacher's calendar; free/busy tries the next
+    teacher of its batch instead (:mod:`connectors.google_freebusy`)."""
 
 
 def _no_such_user(exc: auth_errors.RefreshError) -> bool:

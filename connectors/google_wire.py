@@ -1,7 +1,8 @@
 """Google Calendar API v3 JSON for the Google connector: what we send and what we read back.
 
 PURE: no I/O, no clock.  References are to Google's Calendar API v3 reference (the
-``Events`` resource, ``events.list``, ``freebusy.query``) and its guides "Synchronize
+``Events`` resource, ``events.list``; ``freebusy.query`` is read in
+:mod:`connectors.google_freebusy`) and its guides "Synchronize
 resources efficiently", "Create events" (conferencing) and "Handle API errors".
 
 * Event ids: we choose them (``events.insert`` takes a client-chosen ``id``: base32hex
@@ -34,7 +35,7 @@ from ptm_sync.errors import (
     Unavailable,
     WrongEtag,
 )
-from ptm_sync.model import Busy, as_utc
+from ptm_sync.model import as_utc
 
 #: Private extended property that marks an event as ours (value "1"), and the one that holds
 #: the meeting UID (Google's own ``iCalUID`` is derived from the event id we choose).
@@ -184,20 +185,6 @@ def to_ical(stored: Mapping[str, Any], uid: str, start: datetime, end: datetime)
     )
     ics = meeting_to_ical(meeting, ZoneInfo("UTC"), stamp=stamp).to_ical()
     return ics.decode("utf-8")
-
-
-def busy_spans(entry: Mapping[str, Any], start: datetime, end: datetime) -> list[Busy]:
-    """The ``busy`` periods of one calendar in a freeBusy answer, clipped to the range.
-
-    Google's free/busy has no tentative flag: every period it lists is busy.
-    """
-    found = []
-    for period in entry.get("busy", []):
-        first = max(parse_time(period["start"]), as_utc(start))
-        last = min(parse_time(period["end"]), as_utc(end))
-        if first < last:
-            found.append(Busy(first, last))
-    return found
 
 
 # --- errors ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.base import CalendarConnector, CalendarRef, RemoteRef, open_connector
 from ptm_sync.config import AccountConfig
+from ptm_sync.errors import CalendarProblem
 from tests.contract.harness import HORIZON
 from tests.support.fake_google import FakeGoogle, make_service_account, running
 
@@ -69,6 +70,30 @@ class GoogleSystem:
     def page_size(self, n: int) -> bool:
         self.fake.page_size = n or 2500
         return True
+
+    def fail_free_busy(self, cal: CalendarRef, problem: CalendarProblem) -> bool:
+        """UNAVAILABLE: the calendar's entry says ``internalError`` (the FreeBusyCalendar
+        Error schema's "the API service has encountered an internal error").  ACCESS_DENIED:
+        Google has no such per-calendar answer: a calendar whose free/busy it will not show
+        is ``notFound`` (tested as not found), so False."""
+        if problem is not CalendarProblem.UNAVAILABLE:
+            return False
+        self.fake.fail_calendar(cal.calendar, "internalError")
+        return True
+
+    def no_data(self, cal: CalendarRef, start: datetime, end: datetime) -> bool:
+        """False: Google's only no-data shape, an entry without ``busy``, covers the whole
+        range asked and drops the busy times around the window, which the contract test
+        requires to be kept.  The shape itself is tested in
+        tests/integration/test_google_freebusy.py (the whole piece unknown, never free)."""
+        return False
+
+    def add_invitation(
+        self, cal: CalendarRef, start: datetime, end: datetime, *, partstat: str
+    ) -> str | None:
+        """None: Google computes free/busy itself (the vendor decides what a declined
+        invitation blocks); ptm-sync reads only its freeBusy answer."""
+        return None
 
 
 def account(fake: FakeGoogle, directory: Path, account_id: str = "google") -> AccountConfig:

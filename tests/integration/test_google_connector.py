@@ -1,17 +1,16 @@
 """The Google connector on the wire: the real googleapiclient and google-auth against the fake
 Google (tests/support/fake_google.py), which checks what Google's documentation requires.
 
-Covered: freeBusy batches of 50 and 90-day pieces, paging to nextSyncToken, 410 and the full
-resync, only our events in the change feed, writes with sendUpdates=none, no attendees and
-If-Match, Meet links through conferenceData (also while "pending"), throttling back-off,
-token renewal, impersonation of the teacher, check() lines, TLS with ca_file, and the
-request count of a full and an idle free/busy pass for 500 calendars.
+Covered: paging to nextSyncToken, 410 and the full resync, only our events in the change
+feed, writes with sendUpdates=none, no attendees and If-Match, Meet links through
+conferenceData (also while "pending"), throttling back-off, token renewal, impersonation of
+the teacher, check() lines, TLS with ca_file.  Free/busy (batches, pieces, each calendar's
+own answer, request counts) is in test_google_freebusy.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,15 +18,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from googleapiclient.discovery import build
-from googleapiclient.errors import HttpError
 
-from connectors.base import CalendarRef, MeetingEvent, RemoteRef, open_connector
+from connectors.base import CalendarRef, FreeBusy, MeetingEvent, RemoteRef, open_connector
 from connectors.google import GoogleConnector
 from connectors.google_wire import event_id
 from connectors.throttle import RetryPolicy
 from ptm_sync.config import AccountConfig
 from ptm_sync.errors import AuthFailed, NotFound, SyncTokenInvalid, Unavailable, WrongEtag
+from ptm_sync.model import Busy
 from tests.contract.harness import HORIZON, START, no_sleep
 from tests.contract.system_google import DOMAIN, account
 from tests.support.fake_google import FakeGoogle, make_service_account, running
@@ -92,119 +90,6 @@ def test_event_ids_are_stable_base32hex_that_google_accepts() -> None:
         5 <= len(i) <= 1024 and set(i) <= set("abcdefghijklmnopqrstuv0123456789") for i in ids
     )
     assert event_id("x@y") == event_id("x@y")
-
-
-# --- free/busy ------------------------------------------------------------------------
-
-
-def test_120_calendars_take_three_freebusy_calls_of_at_most_50(g: Setup) -> None:
-    cals = [g.calendar(f"t{n:03d}") for n in range(120)]
-    g.fake.add_event(cals[7].calendar, START, START + timedelta(hours=1))
-    g.fake.add_event(cals[119].calendar, START + timedelta(hours=2), START + timedelta(hours=3))
-
-    found = g.connector.free_busy(cals, START - timedelta(hours=1), START + timedelta(hours=4))
-
-    queries = calls(g.fake, "POST", "/freeBusy")
-    assert [len(q.body["items"]) for q in queries] == [50, 50, 20]
-    assert set(found) == set(cals)
-    assert [(b.start, b.end) for b in found[cals[7]]] == [(START, START + timedelta(hours=1))]
-    assert found[cals[119]][0].start == START + timedelta(hours=2)
-    assert sum(len(spans) for spans in found.values()) == 2
-
-
-def test_the_fake_refuses_51_calendars_and_a_span_over_90_days(fake: FakeGoogle) -> None:
-    """What the connector avoids is really refused (so the batching test means something)."""
-    client = build(
-        "calendar",
-        "v3",
-        developerKey="unused",
-        static_discovery=True,
-        cache_discovery=False,
-        client_options={"api_endpoint": fake.api_url + "calendar/v3/"},
-    )
-    fake.add_calendar(f"ada@{DOMAIN}")
-    fake.tokens["ok"] = (f"ada@{DOMAIN}", 2e9)
-    too_many = {
-        "timeMin": "2027-04-13T00:00:00Z",
-        "timeMax": "2027-04-14T00:00:00Z",
-        "items": [{"id": f"t{n}@{DOMAIN}"} for n in range(51)],
-    }
-    too_long = {**too_many, "items": [], "timeMax": "2027-07-13T00:00:01Z"}
-    for body, reason in ((too_many, "tooManyCalendarsRequested"), (too_long, "timeRangeTooLong")):
-        request = client.freebusy().query(body=body)
-        request.headers["Authorization"] = "Bearer ok"
-        with pytest.raises(HttpError) as refused:
-            request.execute()
-        assert refused.value.resp.status == 400
-        assert refused.value.error_details[0]["reason"] == reason
-
-
-def test_a_long_range_is_asked_in_pieces_of_at_most_90_days(g: Setup) -> None:
-    ada = g.calendar("ada")
-    start, end = START, START + timedelta(days=200)
-    across = START + timedelta(days=90)  # a busy span over the first cut
-    g.fake.add_event(ada.calendar, across - timedelta(hours=1), across + timedelta(hours=1))
-
-    found = g.connector.free_busy([ada], start, end)
-
-    spans = [
-        (datetime.fromisoformat(q.body["timeMin"]), datetime.fromisoformat(q.body["timeMax"]))
-        for q in calls(g.fake, "POST", "/freeBusy")
-    ]
-    assert len(spans) == 3
-    assert all(last - first <= timedelta(days=90) for first, last in spans)
-    assert spans[0][0] == start and spans[-1][1] == end
-    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
-    assert [(b.start, b.end) for b in found[ada]] == [
-        (across - timedelta(hours=1), across + timedelta(hours=1))
-    ]
-
-
-def test_busy_spans_are_clipped_and_free_time_is_not_busy(g: Setup) -> None:
-    ada = g.calendar("ada")
-    g.fake.add_event(ada.calendar, START - timedelta(hours=2), START + timedelta(minutes=30))
-    g.fake.add_event(
-        ada.calendar,
-        START + timedelta(hours=1),
-        START + timedelta(hours=2),
-        transparency="transparent",
-    )
-
-    found = g.connector.free_busy([ada], START, START + timedelta(hours=3))
-
-    assert [(b.start, b.end) for b in found[ada]] == [(START, START + timedelta(minutes=30))]
-
-
-def test_an_unknown_calendar_is_not_found_by_name(g: Setup) -> None:
-    ada = g.calendar("ada")
-    ghost = CalendarRef("google", f"ghost@{DOMAIN}")
-    with pytest.raises(NotFound, match="ghost@"):
-        g.connector.free_busy([ghost], START, START + timedelta(hours=1))
-    with pytest.raises(NotFound, match="ghost@"):
-        g.connector.free_busy([ada, ghost], START, START + timedelta(hours=1))
-
-
-def test_freebusy_acts_as_the_first_teacher_of_the_batch(g: Setup) -> None:
-    cals = [g.calendar(name) for name in ("ada", "bob", "cy")]
-    g.connector.free_busy(cals, START, START + timedelta(hours=1))
-    assert [claims["sub"] for claims in g.fake.assertions] == [cals[0].calendar]
-
-
-# --- request counts -------------------------------------------------------------------
-
-
-def test_requests_for_a_full_and_an_idle_freebusy_pass_of_500_calendars(g: Setup) -> None:
-    cals = [g.calendar(f"t{n:03d}") for n in range(500)]
-    window = (START, START + timedelta(days=14))
-
-    g.connector.free_busy(cals, *window)
-    full_api, full_tokens = len(g.fake.api_log()), len(g.fake.token_log())
-    g.connector.free_busy(cals, *window)
-    idle_api = len(g.fake.api_log()) - full_api
-    idle_tokens = len(g.fake.token_log()) - full_tokens
-
-    assert (full_api, idle_api) == (10, 10)  # 500 / 50: the minimum Google allows
-    assert (full_tokens, idle_tokens) == (10, 0)  # one token per batch's subject, then kept
 
 
 # --- changes --------------------------------------------------------------------------
@@ -280,7 +165,7 @@ def test_a_forgotten_sync_token_is_sync_token_invalid_and_the_resync_counts_once
     hrefs = [e.href for e in again.changed]
     assert sorted(hrefs) == sorted(r.href for r in refs) and len(set(hrefs)) == len(hrefs)
     busy = g.connector.free_busy([ada], START, START + timedelta(hours=2))[ada]
-    assert [(b.start, b.end) for b in busy] == [(START, START + timedelta(minutes=45))]
+    assert busy == FreeBusy((Busy(START, START + timedelta(minutes=45)),))
 
 
 # --- writes ---------------------------------------------------------------------------
@@ -582,7 +467,11 @@ def test_an_oauth_refresh_token_account_works_without_impersonation(
 
     connector.create_event(ada, meeting(1))
     connector.create_event(bob, meeting(2))
-    assert connector.free_busy([ada, bob], START, START + timedelta(hours=1))[bob]
+    found = connector.free_busy([ada, bob], START, START + timedelta(hours=1))
+    assert found == {
+        ada: FreeBusy((Busy(START + timedelta(minutes=15), START + timedelta(minutes=30)),)),
+        bob: FreeBusy((Busy(START + timedelta(minutes=30), START + timedelta(minutes=45)),)),
+    }
 
     tokens = fake.token_log()
     assert len(tokens) == 1 and tokens[0].body["grant_type"] == "refresh_token"
@@ -598,7 +487,7 @@ def test_a_private_ca_is_trusted_with_ca_file(tmp_path: Path) -> None:
             untrusting.free_busy([ada], START, START + timedelta(hours=1))
 
         trusting, _ = connect(fake, dataclasses.replace(config, ca_file=tls.ca_file))
-        assert trusting.free_busy([ada], START, START + timedelta(hours=1)) == {ada: []}
+        assert trusting.free_busy([ada], START, START + timedelta(hours=1)) == {ada: FreeBusy()}
         assert fake.api_url.startswith("https://")
 
 

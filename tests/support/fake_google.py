@@ -9,7 +9,9 @@ It answers what Google's documentation says and refuses what it does not allow, 
   future and at most an hour after ``iat``; ``sub`` (the impersonated user) must be a known
   user and needs domain-wide delegation (else ``unauthorized_client``).  A wrong key is
   ``invalid_grant``.  Also the ``refresh_token`` grant of an OAuth client.
-* API: ``freeBusy`` (at most 50 items, spans up to 90 days), ``calendars/{id}``, and
+* API: ``freeBusy`` (at most 50 items, spans up to 90 days; per calendar ``busy``, or
+  ``errors: [{domain, reason}]`` beside ``busy: []`` as Google's FreeBusyCalendar schema has
+  it, or no ``busy`` at all for a calendar without data), ``calendars/{id}``, and
   ``calendars/{id}/events`` list / insert / get / patch / update / delete with etags that
   change on every write, ``If-Match`` (412), ``syncToken`` (410 once forgotten; the
   parameters Google forbids with it are 400), paging, client-chosen ids (base32hex,
@@ -163,6 +165,9 @@ class FakeGoogle:
         self.meet_reads_pending = 0  # events.get answers that still say "pending"
         self.failures: list[tuple[int, float | None, str]] = []  # next API answers
         self.accept_tokens = True  # False: every access token is refused (401)
+        self.calendar_errors: dict[str, str] = {}  # calendar id -> reason in freeBusy
+        self.no_data_calendars: set[str] = set()  # calendar ids answered without busy
+        self.raw_freebusy: list[Any] = []  # next freeBusy answers, served as they are
         self.port = 0
         self.scheme = "http"
         self.server: ThreadingHTTPServer | None = None
@@ -246,6 +251,36 @@ class FakeGoogle:
         """The next API request is answered with ``status`` (and Retry-After)."""
         with self.lock:
             self.failures.append((status, retry_after, reason))
+
+    def fail_calendar(self, calendar_id: str, reason: str = "internalError") -> None:
+        """From now on freeBusy answers ``calendar_id`` with its own error, the other
+        calendars of the same request as usual: ``{"errors": [{"domain": "global",
+        "reason": reason}], "busy": []}`` (FreeBusyCalendar: "optional error(s) (if
+        computation for the calendar failed)"; reasons such as ``internalError``,
+        ``backendError``, ``notFound``, ``groupTooBig``).  :meth:`heal_calendar` ends it."""
+        with self.lock:
+            self.calendar_errors[calendar_id.lower()] = reason
+
+    def heal_calendar(self, calendar_id: str) -> None:
+        """freeBusy answers ``calendar_id`` as usual again (no error, with its data)."""
+        with self.lock:
+            self.calendar_errors.pop(calendar_id.lower(), None)
+            self.no_data_calendars.discard(calendar_id.lower())
+
+    def no_data(self, calendar_id: str) -> None:
+        """From now on freeBusy answers ``calendar_id`` with an entry that has neither
+        ``busy`` nor ``errors`` (``{}``): Google says nothing of its time, for the whole
+        range asked (the answer has no way to say it for part of it)."""
+        with self.lock:
+            self.no_data_calendars.add(calendar_id.lower())
+
+    def serve_raw_freebusy(self, payload: Any) -> None:
+        """The next freeBusy request (once it passes the token and request checks) is
+        answered 200 with ``payload`` as it is, whatever was asked (a captured answer,
+        e.g. ``tests/fixtures/cases/google-freebusy-one-calendar-error.json``).  Queued:
+        call again for the request after it."""
+        with self.lock:
+            self.raw_freebusy.append(payload)
 
     def events_of(self, calendar: str) -> dict[str, dict[str, Any]]:
         with self.lock:
@@ -428,7 +463,7 @@ class FakeGoogle:
                 return self._one(cal, parts[3], request)
         raise Refusal(404, "notFound", "Not Found")
 
-    def _oauth_user(self, subject: str) -> bool:
+    def _oauth_user(self, subject: str | None) -> bool:
         return any(user == subject for _, _, user in self.oauth_clients.values())
 
     def _calendar_resource(self, cal: Calendar) -> dict[str, Any]:
@@ -454,9 +489,23 @@ class FakeGoogle:
         items = body.get("items", [])
         if len(items) > MAX_ITEMS:
             raise Refusal(400, "tooManyCalendarsRequested", "Too many calendars requested.")
+        if self.raw_freebusy:
+            raw: Any = self.raw_freebusy.pop(0)
+            return raw
         calendars: dict[str, Any] = {}
         for item in items:
-            cal = self.calendars.get(str(item.get("id", "")).lower())
+            key = str(item.get("id", "")).lower()
+            cal = self.calendars.get(key)
+            if key in self.calendar_errors:
+                reason = self.calendar_errors[key]
+                calendars[item["id"]] = {
+                    "errors": [{"domain": "global", "reason": reason}],
+                    "busy": [],
+                }
+                continue
+            if key in self.no_data_calendars:
+                calendars[item["id"]] = {}
+                continue
             if cal is None:
                 calendars[item["id"]] = {
                     "errors": [{"domain": "global", "reason": "notFound"}],
