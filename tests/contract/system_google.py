@@ -82,11 +82,11 @@ class GoogleSystem:
         return True
 
     def no_data(self, cal: CalendarRef, start: datetime, end: datetime) -> bool:
-        """False: Google's only no-data shape, an entry without ``busy``, covers the whole
-        range asked and drops the busy times around the window, which the contract test
-        requires to be kept.  The shape itself is tested in
-        tests/integration/test_google_freebusy.py (the whole piece unknown, never free)."""
-        return False
+        """Google's only no-data shape, an entry without ``busy``, covers the whole range
+        asked (wider than ``[start, end)``: the contract allows a coarser answer, never a
+        narrower one).  The shape in detail: tests/integration/test_google_freebusy.py."""
+        self.fake.no_data(cal.calendar)
+        return True
 
     def add_invitation(
         self, cal: CalendarRef, start: datetime, end: datetime, *, partstat: str

