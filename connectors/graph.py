@@ -5,10 +5,12 @@ mailbox with the application permission Calendars.ReadWrite (admin consent in En
 
 Requests per operation (one token request per hour or so besides, :mod:`graph_auth`):
 
-* ``free_busy(cals, start, end)``: one ``POST /users/{first}/calendar/getSchedule`` per 20
+* ``free_busy(cals, start, end)``: one ``POST /users/{X}/calendar/getSchedule`` per 20
   mailboxes and per 61 days of range (calendar-getschedule: ≤ 20 schedules, < 62 days).
-  Up to four calls run at once (threads; :attr:`GraphConnector.workers`), each naming
-  the first mailbox of its batch in the URL: 500 teachers over the horizon = 25 calls.
+  Up to four batches are asked at once (threads; :attr:`GraphConnector.workers`), each
+  naming in the URL a mailbox of its batch known to answer (:mod:`graph_freebusy`): 500
+  teachers over the horizon = 25 calls, plus at most one when a mailbox in a URL is
+  unknown.  Each mailbox gets its own answer or error (:mod:`graph_schedule`).
 * ``changes(cal, None)``: ``GET /users/{m}/calendarView/delta`` over the horizon, one request
   per page to the ``@odata.deltaLink``; ``changes(cal, link)``: the delta link (one request
   when nothing changed).  Only called for calendars holding events of ours, so an idle
@@ -18,57 +20,41 @@ Requests per operation (one token request per hour or so besides, :mod:`graph_au
   (or a ``PATCH`` when a crashed earlier try left the event there).
 * ``update_event`` / ``delete_event``: one ``PATCH`` / ``DELETE`` with ``If-Match``.
 
-Limits (Microsoft Graph throttling guidance; "Outlook service limits"): at most four
-requests in flight per mailbox (:class:`~connectors.throttle.InFlight`); 429 and 503 with
-``Retry-After`` waited out by :attr:`GraphConnector.retry` when short, else
-:class:`~ptm_sync.errors.Unavailable` carrying the delay; a token Graph refuses
-(401 ``InvalidAuthenticationToken``) renewed once, then :class:`~ptm_sync.errors.AuthFailed`.
+Limits (throttling, four requests in flight per mailbox, token renewal): :mod:`graph_http`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
-
-import requests
 
 from connectors import graph_wire as wire
 from connectors.base import (
     CalendarRef,
     Capability,
     ChangeSet,
+    FreeBusyAnswer,
     Horizon,
     MeetingEvent,
     RemoteEvent,
     RemoteRef,
 )
-from connectors.graph_auth import (
-    NEEDED_ROLE,
-    TIMEOUT,
-    TlsSession,
-    TokenSource,
-    roles,
-    unreachable,
-)
-from connectors.throttle import InFlight, RetryPolicy, parse_retry_after
+from connectors.graph_auth import NEEDED_ROLE, roles
+from connectors.graph_freebusy import ScheduleReader
+from connectors.graph_http import DENIED, Answer, GraphClient
 from ptm_sync.config import AccountConfig
 from ptm_sync.errors import (
-    AuthFailed,
     BadCalendarData,
     ConnectorError,
     NotFound,
     PtmError,
     SyncTokenInvalid,
     Unavailable,
-    WrongEtag,
 )
-from ptm_sync.model import Busy
 
 log = logging.getLogger(__name__)
 
@@ -77,24 +63,9 @@ MAX_PAGES = 1000
 #: Error codes of a delta link the server no longer knows (delta-query-overview,
 #: "Synchronization reset", "Token duration").
 _SYNC_RESET = frozenset({"syncstatenotfound", "syncstateinvalid", "resyncrequired"})
-_DENIED = frozenset({"erroraccessdenied", "authorization_requestdenied", "accessdenied"})
 
 
-class _Throttled(Unavailable):
-    """429 / 503 / 5xx: worth waiting for within the call (Retry-After)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    status: int
-    payload: Any
-
-    @property
-    def code(self) -> str:
-        return wire.error_code(self.payload)[0]
-
-
-class GraphConnector:
+class GraphConnector(GraphClient):
     """A Microsoft 365 account via Graph; see :class:`connectors.base.CalendarConnector`."""
 
     kind = "graph"
@@ -105,182 +76,59 @@ class GraphConnector:
     online_meeting_provider = "teams"
 
     def __init__(self, account: AccountConfig, tz: ZoneInfo, horizon: Horizon) -> None:
-        self.account = account
+        super().__init__(account)
         self.tz = tz
         self.horizon = horizon
-        self.base = account.graph_url.rstrip("/")
-        ca_file = str(account.ca_file) if account.ca_file else None
-        self._session = TlsSession(ca_file)
-        self.tokens = TokenSource(account, TlsSession(ca_file))
-        #: How long a call waits out 429/503 by itself (tests replace it).
-        self.retry = RetryPolicy()
-        self.in_flight = InFlight(4)
         #: getSchedule calls in flight at once (threads), each for another URL mailbox.
         self.workers = 4
-        #: Graph requests sent (token requests to Entra ID aside).
-        self.sent = 0
-
-    # --- HTTP -----------------------------------------------------------------------------
-
-    def _users(self, mailbox: str) -> str:
-        return f"{self.base}/users/{quote(mailbox, safe='@')}"
-
-    def _request(
-        self,
-        method: str,
-        url: str,
-        mailbox: str,
-        *,
-        body: Mapping[str, Any] | None = None,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> _Answer:
-        """One Graph call, throttling waited out as :attr:`retry` allows."""
-        attempt = 1
-        while True:
-            try:
-                return self._once(method, url, mailbox, body, params, headers or {})
-            except _Throttled as exc:
-                wait = self.retry.delay(attempt, exc.retry_after)
-                if wait is None:
-                    raise Unavailable(str(exc), exc.retry_after) from None
-                log.info("Graph throttled %s %s: waiting %.1f s", method, mailbox, wait)
-                self.retry.sleep(wait)
-                attempt += 1
-
-    def _once(
-        self,
-        method: str,
-        url: str,
-        mailbox: str,
-        body: Mapping[str, Any] | None,
-        params: Mapping[str, str] | None,
-        headers: Mapping[str, str],
-    ) -> _Answer:
-        renewed = False
-        while True:
-            token = self.tokens.token()
-            sent = {"Authorization": f"Bearer {token}", "Accept": "application/json", **headers}
-            with self.in_flight.slot(mailbox):
-                try:
-                    reply = self._session.request(
-                        method, url, params=params, json=body, headers=sent, timeout=TIMEOUT
-                    )
-                except requests.RequestException as exc:
-                    raise Unavailable(unreachable(f"Graph at {self.base}", exc)) from exc
-                finally:
-                    self.sent += 1
-            answer = _Answer(reply.status_code, _json(reply))
-            if reply.status_code == 401:
-                if not renewed:
-                    # InvalidAuthenticationToken: expired or revoked before msal thought so.
-                    self.tokens.renew(token)
-                    renewed = True
-                    continue
-                raise AuthFailed(
-                    f"Graph refused the access token of account {self.account.id!r} "
-                    f"({answer.code or 'HTTP 401'}) after renewing it"
-                )
-            if reply.status_code in (429, 503) or reply.status_code >= 500:
-                raise _Throttled(
-                    f"Graph answered HTTP {reply.status_code} for mailbox {mailbox!r}",
-                    parse_retry_after(reply.headers.get("Retry-After")),
-                )
-            return answer
-
-    def _fail(self, answer: _Answer, what: str) -> PtmError:
-        """The exception for an unexpected answer to ``what``."""
-        code = answer.code
-        if answer.status == 403 or code.lower() in _DENIED:
-            return AuthFailed(f"{what}: {self._permission_line()}")
-        if answer.status == 404:
-            return NotFound(f"{what}: not found ({code or 'HTTP 404'})")
-        if answer.status == 412:
-            return WrongEtag(f"{what}: changed since we last saw it")
-        return ConnectorError(f"{what}: Graph answered HTTP {answer.status} {code}".rstrip())
-
-    def _permission_line(self) -> str:
-        return (
-            f"Graph account {self.account.id!r}: the app lacks the {NEEDED_ROLE} application "
-            "permission (grant admin consent in Entra ID)"
+        #: getSchedule reader; remembers which mailboxes answer (URL mailboxes).
+        self.schedules = ScheduleReader(
+            account.id, self._post_schedule, self._schedule_failed, fallback=tz
         )
 
     # --- free/busy ------------------------------------------------------------------------
 
     def free_busy(
         self, calendars: Sequence[CalendarRef], start: datetime, end: datetime
-    ) -> dict[CalendarRef, list[Busy]]:
-        """Busy spans per mailbox from ``calendar/getSchedule`` (see the module docstring).
+    ) -> FreeBusyAnswer:
+        """Each mailbox's :class:`~connectors.base.FreeBusy` from ``calendar/getSchedule``
+        (UTC, clipped to ``[start, end)``), or its own error; see
+        :mod:`connectors.graph_freebusy` for the calls and :mod:`connectors.graph_schedule`
+        for how each schedule is read.  Mailboxes are compared without case: two refs to
+        one mailbox share its answer.
+
+        Per calendar: :class:`~ptm_sync.errors.NotFound` (ErrorMailRecipientNotFound …, or
+        a 404 with it in the URL), :class:`~ptm_sync.errors.AccessDenied`
+        (ErrorNoFreeBusyAccess), :class:`~ptm_sync.errors.Unavailable` (proxy and back-end
+        codes; retryable), a plain :class:`~ptm_sync.errors.ConnectorError` otherwise.
 
         Raises:
-            NotFound: a mailbox is unknown or unreadable (its schedule came with an
-                ``error``, or the mailbox in the URL is not found); the message names it.
+            AuthFailed: the token was refused after renewal, or HTTP 403 for the call (the
+                app lacks the permission).
+            Unavailable: Graph unreachable, or 5xx/429 for a whole call beyond a short wait.
+            ConnectorError: any other refusal of a whole call (e.g. HTTP 400).
         """
-        found: dict[CalendarRef, list[Busy]] = {ref: [] for ref in calendars}
         by_mailbox: dict[str, list[CalendarRef]] = {}
         for ref in calendars:
             by_mailbox.setdefault(ref.calendar.lower(), []).append(ref)
-        mailboxes = [refs[0].calendar for refs in by_mailbox.values()]
-        calls = [
-            (batch, first, last)
-            for first, last in wire.spans(start, end)
-            for batch in wire.batches(mailboxes)
-        ]
-        for (_batch, first, last), schedules in zip(calls, self._schedules(calls), strict=True):
-            for info in schedules:
-                self._read_schedule(info, first, last, by_mailbox, found)
-        return found
+        found = self.schedules.read(
+            [refs[0].calendar for refs in by_mailbox.values()], start, end, workers=self.workers
+        )
+        return {ref: found[key] for key, refs in by_mailbox.items() for ref in refs}
 
-    def _schedules(
-        self, calls: Sequence[tuple[list[str], datetime, datetime]]
-    ) -> list[list[Mapping[str, Any]]]:
-        """The scheduleInformation lists of the getSchedule ``calls``, in their order; up to
-        :attr:`workers` calls at once (each names another mailbox in its URL)."""
-        if self.workers <= 1 or len(calls) <= 1:
-            return [self._get_schedule(*call) for call in calls]
-        pool = ThreadPoolExecutor(min(self.workers, len(calls)), thread_name_prefix="graph")
-        try:
-            futures = [pool.submit(self._get_schedule, *call) for call in calls]
-            return [future.result() for future in futures]
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    def _get_schedule(
-        self, batch: list[str], start: datetime, end: datetime
-    ) -> list[Mapping[str, Any]]:
+    def _post_schedule(self, url_mailbox: str, body: Mapping[str, Any]) -> tuple[int, Any]:
         answer = self._request(
             "POST",
-            f"{self._users(batch[0])}/calendar/getSchedule",
-            batch[0],
-            body=wire.schedule_request(batch, start, end),
+            f"{self._users(url_mailbox)}/calendar/getSchedule",
+            url_mailbox,
+            body=body,
             headers={"Prefer": wire.PREFER_UTC},
+            what=f"getSchedule of account {self.account.id!r}",
         )
-        if answer.status != 200:
-            raise self._fail(answer, f"mailbox {batch[0]!r} (getSchedule)")
-        return list((answer.payload or {}).get("value") or [])
+        return answer.status, answer.payload
 
-    def _read_schedule(
-        self,
-        info: Mapping[str, Any],
-        start: datetime,
-        end: datetime,
-        by_mailbox: Mapping[str, list[CalendarRef]],
-        found: dict[CalendarRef, list[Busy]],
-    ) -> None:
-        mailbox = str(info.get("scheduleId") or "")
-        error = info.get("error")
-        if error:
-            code = str(error.get("responseCode") or "") if isinstance(error, Mapping) else ""
-            raise NotFound(
-                f"Graph account {self.account.id!r}: mailbox {mailbox!r} not found or not "
-                f"readable ({code or 'error'})"
-            )
-        try:
-            busy = wire.schedule_busy(info, start, end, fallback=self.tz)
-        except BadCalendarData as exc:
-            raise ConnectorError(f"mailbox {mailbox!r}: unreadable schedule ({exc})") from exc
-        for ref in by_mailbox.get(mailbox.lower(), []):
-            found[ref].extend(busy)
+    def _schedule_failed(self, status: int, payload: Any) -> PtmError:
+        return self._fail(Answer(status, payload), "getSchedule")
 
     # --- changes --------------------------------------------------------------------------
 
@@ -445,7 +293,10 @@ class GraphConnector:
 
     def check(self, calendars: Iterable[CalendarRef] = ()) -> list[str]:
         """One line per problem: refused secret, missing permission (read from the token's
-        ``roles`` and from a 403), unreachable Entra ID or Graph, unknown mailbox."""
+        ``roles`` and from a 403), unreachable Entra ID or Graph, and one line per mailbox
+        that is unknown, outside the app's scope, or whose schedule Graph answers with an
+        error of its own (one getSchedule per 20 readable mailboxes, over the first day of
+        the horizon), each naming that mailbox only."""
         who = f"Graph account {self.account.id!r}"
         try:
             token = self.tokens.token()
@@ -457,6 +308,18 @@ class GraphConnector:
         granted = roles(token)
         if granted is not None and NEEDED_ROLE not in granted:
             lines.append(self._permission_line())
+        readable = self._mailbox_lines(list(calendars), granted, lines)
+        if readable and self._permission_line() not in lines:
+            lines.extend(self._free_busy_lines(readable))
+        return lines
+
+    def _mailbox_lines(
+        self, calendars: Sequence[CalendarRef], granted: Collection[str] | None, lines: list[str]
+    ) -> list[CalendarRef]:
+        """``GET /users/{m}/calendar`` for each calendar, a line in ``lines`` for each that
+        fails; the calendars that can be read (none when Graph itself failed)."""
+        who = f"Graph account {self.account.id!r}"
+        readable: list[CalendarRef] = []
         for ref in calendars:
             try:
                 answer = self._once(
@@ -469,13 +332,13 @@ class GraphConnector:
                 )
             except Unavailable as exc:
                 lines.append(f"{who}: {exc}")
-                break
+                return []
             except PtmError as exc:
                 lines.append(str(exc))
-                break
+                return []
             if answer.status == 200:
-                continue
-            if answer.status == 403 or answer.code.lower() in _DENIED:
+                readable.append(ref)
+            elif answer.status == 403 or answer.code.lower() in DENIED:
                 if granted is not None and NEEDED_ROLE in granted:
                     # The permission is there: this mailbox is outside the app's scope
                     # (an RBAC for Applications scope or an application access policy).
@@ -489,16 +352,20 @@ class GraphConnector:
                 lines.append(f"{who}: mailbox {ref.calendar!r} not found ({answer.code})")
             else:
                 lines.append(f"{who}: mailbox {ref.calendar!r}: HTTP {answer.status} {answer.code}")
+        return readable
+
+    def _free_busy_lines(self, calendars: Sequence[CalendarRef]) -> list[str]:
+        """A line for each calendar whose free/busy comes back as its own error."""
+        start = self.horizon.start
+        try:
+            found = self.free_busy(calendars, start, start + timedelta(days=1))
+        except Unavailable as exc:
+            return [f"Graph account {self.account.id!r}: {exc}"]
+        except PtmError as exc:
+            return [str(exc)]
+        lines: list[str] = []
+        for ref in calendars:
+            result = found[ref]
+            if isinstance(result, ConnectorError) and str(result) not in lines:
+                lines.append(str(result))
         return lines
-
-    def close(self) -> None:
-        self._session.close()
-
-
-def _json(reply: requests.Response) -> Any:
-    if not reply.content:
-        return None
-    try:
-        return reply.json()
-    except ValueError:
-        return None

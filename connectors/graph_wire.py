@@ -1,7 +1,8 @@
 """Microsoft Graph v1.0 JSON for the Graph connector: what we send and how we read answers.
 
 PURE: no I/O, no clock.  Each function names the Graph documentation page it follows
-(learn.microsoft.com/graph/api/…).
+(learn.microsoft.com/graph/api/…).  getSchedule's request and answers:
+:mod:`connectors.graph_schedule`.
 
 How ptm-sync tells its events from the teacher's own (DESIGN §5):
 
@@ -18,8 +19,8 @@ How ptm-sync tells its events from the teacher's own (DESIGN §5):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
+from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from icalendar import Calendar, Event
@@ -28,14 +29,7 @@ from icalendar.enums import CLASS, STATUS
 from connectors.base import MeetingEvent, RemoteEvent, RemoteRef
 from ptm_sync.errors import BadCalendarData
 from ptm_sync.icalparse import zone_resolver
-from ptm_sync.model import Busy, as_utc
-
-#: calendar-getschedule / outlook-get-free-busy-schedule, "Limits and error conditions".
-MAX_SCHEDULES = 20
-#: "The time period to look up must be less than 62 days."
-MAX_SPAN = timedelta(days=61)
-#: Slots of the merged availabilityView we do not read; the largest allowed keeps it short.
-VIEW_INTERVAL_MINUTES = 1440
+from ptm_sync.model import as_utc
 
 #: Our String property (a GUID namespace of ours, then the name): the meeting UID.
 UID_PROPERTY = "String {a4437ab7-5970-4ab8-b729-e83ed2ea4e6a} Name ptm-sync-uid"
@@ -44,8 +38,6 @@ TRANSACTION_PREFIX = "ptm-sync/"
 #: Prefer header values (event-delta, "Request headers"; outlook-get-free-busy-schedule).
 PREFER_UTC = 'outlook.timezone="UTC"'
 PREFER_TEXT_BODY = 'outlook.body-content-type="text"'
-
-_BUSY = {"busy": False, "oof": False, "tentative": True}  # status -> tentative
 
 
 def transaction_id(event: MeetingEvent) -> str:
@@ -209,54 +201,6 @@ def _instant(text: str) -> datetime:
     head, dot, rest = text.removesuffix("Z").partition(".")
     moment = datetime.fromisoformat(head + (dot + rest[:6] if dot else ""))
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def spans(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
-    """``[start, end)`` cut into pieces shorter than 62 days (getSchedule's limit)."""
-    first = as_utc(start)
-    last = as_utc(end)
-    while first < last:
-        upto = min(last, first + MAX_SPAN)
-        yield first, upto
-        first = upto
-
-
-def batches(mailboxes: Sequence[str]) -> Iterator[list[str]]:
-    """Mailboxes in groups of at most 20 (getSchedule's limit)."""
-    for index in range(0, len(mailboxes), MAX_SCHEDULES):
-        yield list(mailboxes[index : index + MAX_SCHEDULES])
-
-
-def schedule_request(mailboxes: Sequence[str], start: datetime, end: datetime) -> dict[str, Any]:
-    """calendar-getschedule request body."""
-    return {
-        "schedules": list(mailboxes),
-        "startTime": date_time_time_zone(start),
-        "endTime": date_time_time_zone(end),
-        "availabilityViewInterval": VIEW_INTERVAL_MINUTES,
-    }
-
-
-def schedule_busy(
-    info: Mapping[str, Any], start: datetime, end: datetime, *, fallback: tzinfo = UTC
-) -> list[Busy]:
-    """Busy spans of one scheduleInformation, clipped to ``[start, end)``.
-
-    resources/scheduleitem ``status``: busy and oof are busy, tentative is tentative,
-    free / workingElsewhere / unknown are not busy.  The case varies between the
-    documentation's examples ("Busy", "busy"), so it is read without case.
-    """
-    window_start, window_end = as_utc(start), as_utc(end)
-    found: list[Busy] = []
-    for item in info.get("scheduleItems") or []:
-        status = str(item.get("status") or "").lower()
-        if status not in _BUSY:
-            continue
-        first = max(read_time(item.get("start"), fallback=fallback), window_start)
-        last = min(read_time(item.get("end"), fallback=fallback), window_end)
-        if first < last:
-            found.append(Busy(first, last, tentative=_BUSY[status]))
-    return found
 
 
 def error_code(payload: object) -> tuple[str, str]:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.base import CalendarConnector, CalendarRef, RemoteRef, open_connector
 from connectors.throttle import RetryPolicy
+from ptm_sync.errors import CalendarProblem
 from tests.contract.harness import HORIZON, System, no_sleep
 from tests.support.fake_graph import FakeGraph, running
 
@@ -69,6 +70,29 @@ class GraphSystem:
         """Pages of ``n`` events in delta rounds (0: the fake's default, all at once)."""
         self.fake.max_page = n or None
         return True
+
+    def fail_free_busy(self, cal: CalendarRef, problem: CalendarProblem) -> bool:
+        """A freeBusyError for the schedule (resources/freebusyerror): ErrorNoFreeBusyAccess
+        or ErrorProxyRequestProcessingFailed (a mailbox behind a failing proxy)."""
+        codes = {
+            CalendarProblem.ACCESS_DENIED: "ErrorNoFreeBusyAccess",
+            CalendarProblem.UNAVAILABLE: "ErrorProxyRequestProcessingFailed",
+        }
+        if problem not in codes:
+            return False
+        self.fake.fail_schedule(cal.calendar, codes[problem])
+        return True
+
+    def no_data(self, cal: CalendarRef, start: datetime, end: datetime) -> bool:
+        """scheduleItems of status ``unknown`` over the span (resources/scheduleitem)."""
+        self.fake.no_data(cal.calendar, start, end)
+        return True
+
+    def add_invitation(
+        self, cal: CalendarRef, start: datetime, end: datetime, *, partstat: str
+    ) -> str | None:
+        """None: getSchedule is Exchange's own computation of the teacher's free/busy."""
+        return None
 
 
 @contextmanager

@@ -10,7 +10,14 @@ Graph connector ask, and refusing what the documentation does not allow:
   ``https://graph.microsoft.com/.default`` 400 AADSTS1002012.  Tokens are JWT-shaped
   (``roles`` = the application permissions granted) and can be expired on demand.
 * Graph: ``calendar/getSchedule`` (≤ 20 schedules, < 62 days, availabilityViewInterval
-  5…1440; an unknown schedule gets an ``error`` item), ``calendarView/delta`` (pages by
+  5…1440; 404 ``ErrorInvalidUser`` when the mailbox in the URL is unknown; per schedule
+  (resources/scheduleinformation, :func:`~tests.support.fake_graph_wire.schedule_information`)
+  scheduleItems and the availabilityView, or a freeBusyError ``{message, responseCode}`` —
+  ``ErrorMailRecipientNotFound`` for an unknown schedule, any code by
+  :meth:`FakeGraph.fail_schedule` — or the no-data shapes: items of status ``unknown``
+  (:meth:`FakeGraph.no_data` with a span), a view without items
+  (:meth:`FakeGraph.schedule_view_only`), neither (:meth:`FakeGraph.no_data` without one)),
+  ``calendarView/delta`` (pages by
   ``Prefer: odata.maxpagesize``, ``$skiptoken`` / ``$deltatoken`` links, ``@removed``
   entries, 410 ``syncStateNotFound`` for a forgotten link), ``events`` (POST with
   transactionId de-duplication, ``$filter`` on our single-value extended property,
@@ -33,7 +40,7 @@ import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -81,6 +88,8 @@ class FakeGraph:
         self.throttles: list[tuple[int, float]] = []
         self.max_page: int | None = None
         self.force_time_zone: str | None = None
+        #: How each mailbox's schedule is answered in getSchedule (lower-case address).
+        self.schedule_shapes: dict[str, w.ScheduleShape] = {}
         self.certificate_pem: bytes | None = None
         self._versions = itertools.count(1)
         self._rounds: dict[str, _DeltaRound] = {}
@@ -147,6 +156,42 @@ class FakeGraph:
             event = self.event(mailbox, event_id)
             event.deleted = True
             self._store(event)
+
+    def fail_schedule(
+        self,
+        mailbox: str,
+        response_code: str = "ErrorProxyRequestProcessingFailed",
+        message: str | None = None,
+    ) -> None:
+        """From now on getSchedule answers ``mailbox``'s schedule with a freeBusyError of
+        ``response_code`` (e.g. ErrorNoFreeBusyAccess, ErrorMailRecipientNotFound), the
+        other schedules of the call as usual.  The mailbox itself stays (its events, and
+        the URL /users/{mailbox}/… keep working)."""
+        text = message or f"Free/busy of {mailbox} could not be read ({response_code})."
+        self._shape(mailbox, error=(response_code, text))
+
+    def no_data(
+        self, mailbox: str, start: datetime | None = None, end: datetime | None = None
+    ) -> None:
+        """``mailbox`` has no free/busy data in ``[start, end)``: scheduleItems of status
+        ``unknown`` there (and a no-data digit in its availabilityView).  Without a span, its
+        schedule has no data at all: neither scheduleItems nor availabilityView."""
+        if start is None or end is None:
+            self._shape(mailbox, bare=True)
+        else:
+            unknown = self.schedule_shapes.get(mailbox.lower(), w.ScheduleShape()).unknown
+            self._shape(mailbox, unknown=(*unknown, (start, end)))
+
+    def schedule_view_only(self, mailbox: str) -> None:
+        """``mailbox``'s schedule comes as an availabilityView only (no scheduleItems)."""
+        self._shape(mailbox, view_only=True)
+
+    def _shape(self, mailbox: str, **changes: Any) -> None:
+        with self.lock:
+            key = mailbox.lower()
+            self.schedule_shapes[key] = replace(
+                self.schedule_shapes.get(key, w.ScheduleShape()), **changes
+            )
 
     def expire_access_tokens(self) -> None:
         with self.lock:
@@ -362,61 +407,17 @@ class FakeGraph:
             return 400, w.error("ErrorInvalidParameter", "availabilityViewInterval is 5…1440.")
         value = []
         for schedule in schedules:
-            events = self.mailboxes.get(str(schedule).lower())
-            if events is None:
-                value.append(
-                    {
-                        "scheduleId": schedule,
-                        "availabilityView": "",
-                        "error": {
-                            "message": f"Unable to resolve {schedule}.",
-                            "responseCode": "ErrorMailRecipientNotFound",
-                        },
-                    }
+            key = str(schedule).lower()
+            events = self.mailboxes.get(key)
+            shape = self.schedule_shapes.get(key, w.ScheduleShape())
+            if events is None and shape.error is None:
+                shape = w.ScheduleShape(
+                    error=("ErrorMailRecipientNotFound", f"Unable to resolve {schedule}.")
                 )
-                continue
-            busy = sorted(
-                (
-                    e
-                    for e in events.values()
-                    if not e.deleted
-                    and not e.is_cancelled
-                    and e.show_as != "free"
-                    and e.start < end
-                    and e.end > start
-                ),
-                key=lambda e: e.start,
-            )
-            digits = {"tentative": "1", "busy": "2", "oof": "3", "workingElsewhere": "4"}
-            slots = []
-            moment = start
-            while moment < end:
-                upto = moment + timedelta(minutes=interval)
-                marks = [
-                    digits.get(e.show_as, "2") for e in busy if e.start < upto and e.end > moment
-                ]
-                slots.append(max(marks, default="0"))
-                moment = upto
             value.append(
-                {
-                    "scheduleId": schedule,
-                    "availabilityView": "".join(slots),
-                    "scheduleItems": [
-                        {
-                            "isPrivate": e.sensitivity == "private",
-                            "status": e.show_as,
-                            "start": view.time(e.start),
-                            "end": view.time(e.end),
-                        }
-                        for e in busy
-                    ],
-                    "workingHours": {
-                        "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
-                        "startTime": "08:00:00.0000000",
-                        "endTime": "17:00:00.0000000",
-                        "timeZone": {"name": "UTC"},
-                    },
-                }
+                w.schedule_information(
+                    schedule, list((events or {}).values()), start, end, interval, view, shape
+                )
             )
         return 200, {
             "@odata.context": f"{self.graph_url}/$metadata#Collection("

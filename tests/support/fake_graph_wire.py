@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -226,3 +227,87 @@ def b64(value: dict[str, Any]) -> str:
 
 def new_id() -> str:
     return "AAMkAG" + secrets.token_urlsafe(24)
+
+
+# --- getSchedule ------------------------------------------------------------------------
+
+#: availabilityView digits (resources/scheduleinformation: "0 = free or working elsewhere,
+#: 1 = tentative, 2 = busy, 3 = out of office"; working elsewhere "is set to 0 instead of
+#: 4 for backward compatibility").  Graph documents no digit for time without data; the
+#: fake writes 4, which is "no data" in Exchange's merged free/busy string.
+VIEW_DIGITS = {"free": "0", "workingElsewhere": "0", "tentative": "1", "busy": "2", "oof": "3"}
+NO_DATA_DIGIT = "4"
+#: Which digit wins where spans overlap in one slot.
+_DIGIT_RANK = {"0": 0, "4": 1, "1": 2, "2": 3, "3": 4}
+
+
+@dataclass(frozen=True)
+class ScheduleShape:
+    """How the fake answers one mailbox's schedule (resources/scheduleinformation).
+
+    ``error``: (responseCode, message) of a freeBusyError instead of any data;
+    ``view_only``: availabilityView without scheduleItems; ``bare``: neither of them;
+    ``unknown``: spans answered as scheduleItems with status ``unknown``."""
+
+    error: tuple[str, str] | None = None
+    view_only: bool = False
+    bare: bool = False
+    unknown: tuple[tuple[datetime, datetime], ...] = ()
+
+
+def schedule_information(
+    schedule: str,
+    events: list[StoredEvent],
+    start: datetime,
+    end: datetime,
+    interval: int,
+    view: View,
+    shape: ScheduleShape = ScheduleShape(),
+) -> dict[str, Any]:
+    """One scheduleInformation for ``schedule`` over ``[start, end)``: its events that are
+    not free (status = showAs) and its unknown spans as scheduleItems, and the merged
+    availabilityView at ``interval`` minutes (one digit per slot, the last one partial)."""
+    if shape.error is not None:
+        code, message = shape.error
+        return {"scheduleId": schedule, "error": {"message": message, "responseCode": code}}
+    found: dict[str, Any] = {"scheduleId": schedule}
+    if not shape.bare:
+        spans = [
+            (e.start, e.end, e.show_as)
+            for e in sorted(events, key=lambda e: e.start)
+            if not e.deleted and not e.is_cancelled and e.show_as != "free"
+        ]
+        spans += [(s, e, "unknown") for s, e in shape.unknown]
+        spans = [(s, e, status) for s, e, status in spans if s < end and e > start]
+        found["availabilityView"] = _view(spans, start, end, interval)
+        if not shape.view_only:
+            found["scheduleItems"] = [
+                {"isPrivate": False, "status": status, "start": view.time(s), "end": view.time(e)}
+                for s, e, status in spans
+            ]
+    found["workingHours"] = {
+        "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
+        "startTime": "08:00:00.0000000",
+        "endTime": "17:00:00.0000000",
+        "timeZone": {"name": "UTC"},
+    }
+    return found
+
+
+def _view(
+    spans: list[tuple[datetime, datetime, str]], start: datetime, end: datetime, interval: int
+) -> str:
+    step = timedelta(minutes=interval)
+    count = math.ceil((end - start) / step)
+    if not spans:
+        return "0" * count
+    digits = []
+    for index in range(count):
+        slot_start, slot_end = start + index * step, start + (index + 1) * step
+        marks = [
+            VIEW_DIGITS.get(status, NO_DATA_DIGIT)
+            for s, e, status in spans
+            if s < slot_end and e > slot_start
+        ]
+        digits.append(max(marks, key=_DIGIT_RANK.__getitem__, default="0"))
+    return "".join(digits)
