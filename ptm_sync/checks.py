@@ -253,12 +253,22 @@ def _free_busy_lines(
             lines.append(f"{who}: {_first_line(str(result))}")
         elif isinstance(result, FreeBusy) and result.unknown:
             broken.add(email)
-            hours = sum(u.duration.total_seconds() for u in result.unknown) / 3600
+            minutes = int(sum(u.duration.total_seconds() for u in result.unknown) // 60)
             lines.append(
-                f"{who}: the calendar system has no free/busy data for {hours:g} hours of the "
-                "periods (no slots are offered then; is the mailbox's free/busy published?)"
+                f"{who}: account {account_id}: calendar {ref.calendar!r} has no free/busy data "
+                f"for {_duration(minutes)} of the periods (no slots are offered then; is its "
+                "free/busy published to the account?)"
             )
     return lines
+
+
+def _duration(minutes: int) -> str:
+    """``45 minutes``, ``3 hours``, ``2 days`` (whole units, rounded down past an hour)."""
+    if minutes < 120:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} hours"
+    return f"{minutes // (24 * 60)} days"
 
 
 def _names(line: str, calendar: str) -> bool:
