@@ -12,7 +12,8 @@ Requests per operation (Exchange 2016 schema, fixed: no version-guessing request
 
 * ``free_busy``: one GetUserAvailability per 100 mailboxes (the most one request may name,
   "GetUserAvailability operation") per window of at most 42 days ("TimeWindow": the default
-  maximum; longer ranges are split).
+  maximum; longer ranges are split); each mailbox answered on its own, every view shape read
+  (:mod:`connectors.ews_freebusy`).
 * ``changes``: SyncFolderItems pages (``page_size`` changes each) until
   ``IncludesLastItemInRange``.
 * ``create_event``: FindItem on the property (+ GetItem when found) + CreateItem.
@@ -20,6 +21,9 @@ Requests per operation (Exchange 2016 schema, fixed: no version-guessing request
   conflict one GetItem to see whether the item already says the same.
 * ``delete_event``: GetItem (the change key) + DeleteItem.
 * ``check``: one FindItem per mailbox (GetServerTimeZones when given none).
+
+A refused login says what the server's 401 offers (``WWW-Authenticate``,
+:func:`connectors.ews_session.refused`), naming the account and host, never a mailbox.
 
 A full sync pass of N teachers over a range of D days costs ceil(N / 100) * ceil(D / 42)
 GetUserAvailability requests, and an idle pass the same (plus one SyncFolderItems for each
@@ -40,30 +44,23 @@ from exchangelib import UTC as EWS_UTC
 from exchangelib import errors as ews_errors
 from exchangelib.folders import Calendar, Root
 from exchangelib.items import NEVER_OVERWRITE, SEND_TO_NONE
-from exchangelib.properties import FreeBusyViewOptions, MailboxData, TimeWindow
 from exchangelib.protocol import Protocol
-from exchangelib.services import GetUserAvailability
 
 from connectors.base import (
     CalendarRef,
     Capability,
     ChangeSet,
+    FreeBusy,
+    FreeBusyAnswer,
     Horizon,
     MeetingEvent,
     RemoteEvent,
     RemoteRef,
 )
-from connectors.ews_items import (
-    FETCH_FIELDS,
-    SYNC_FIELDS,
-    busy_spans,
-    ews_time,
-    item_fields,
-    item_ics,
-    says,
-    utc_timezone,
-)
+from connectors.ews_freebusy import MERGED_INTERVAL, ask, merge, read_batch
+from connectors.ews_items import FETCH_FIELDS, SYNC_FIELDS, item_fields, item_ics, says
 from connectors.ews_session import (
+    NoRight,
     make_configuration,
     make_credentials,
     no_right,
@@ -72,8 +69,8 @@ from connectors.ews_session import (
 )
 from connectors.throttle import RetryPolicy
 from ptm_sync.config import AccountConfig
-from ptm_sync.errors import AuthFailed, NotFound, PtmError, WrongEtag
-from ptm_sync.model import Busy
+from ptm_sync.errors import ConnectorError, NotFound, PtmError, WrongEtag
+from ptm_sync.model import Busy, Interval
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -89,7 +86,9 @@ class EWSConnector:
     """An Exchange (EWS) account; see :class:`connectors.base.CalendarConnector`.
 
     ``retry`` is the :class:`RetryPolicy` for ErrorServerBusy and HTTP 429/503 (a test may
-    replace it); ``page_size`` is SyncFolderItems' MaxChangesReturned.
+    replace it); ``page_size`` is SyncFolderItems' MaxChangesReturned; ``merged_interval``
+    is GetUserAvailability's MergedFreeBusyIntervalInMinutes (5; see
+    :mod:`connectors.ews_freebusy`).
     """
 
     kind = "ews"
@@ -101,6 +100,7 @@ class EWSConnector:
         self.horizon = horizon
         self.retry = RetryPolicy()
         self.page_size = PAGE_SIZE
+        self.merged_interval = MERGED_INTERVAL
         self._credentials = make_credentials(account)
         self._config = make_configuration(account, self._credentials)
         self._accounts: dict[str, Account] = {}
@@ -119,7 +119,7 @@ class EWSConnector:
                     return call()
                 except ews_errors.UnauthorizedError as exc:
                     if self.account.auth != "oauth" or renewed:
-                        raise refused(self.account) from exc
+                        raise refused(self.account, exc) from exc
                     renewed = True
                     self._renew_token()
                 except PtmError:
@@ -169,59 +169,50 @@ class EWSConnector:
 
     def free_busy(
         self, calendars: Sequence[CalendarRef], start: datetime, end: datetime
-    ) -> dict[CalendarRef, list[Busy]]:
-        """Busy spans per calendar from GetUserAvailability (``FreeBusy`` view).
+    ) -> FreeBusyAnswer:
+        """Each mailbox's :class:`FreeBusy` from GetUserAvailability, or its own error
+        (:mod:`connectors.ews_freebusy` reads the views and maps the per-mailbox codes).
 
-        Batches of 100 mailboxes, windows of 42 days.  BusyType Busy and OOF are busy,
-        Tentative is ``Busy(tentative=True)``; Free, WorkingElsewhere and NoData are not.
+        Batches of 100 mailboxes, windows of 42 days, ``RequestedView`` FreeBusyMerged at
+        ``self.merged_interval`` minutes.  A mailbox's error in any window is its answer.
 
         Raises:
-            NotFound: Exchange does not know a mailbox (ErrorMailRecipientNotFound); the
-                message names it.
+            AuthFailed: the login was refused (the message says what the server wants).
+            Unavailable: Exchange unreachable, or busy for the whole request (after
+                ``self.retry``).
+            ConnectorError: the whole request was refused (a SOAP fault).
         """
         start, end = start.astimezone(UTC), end.astimezone(UTC)
-        found: dict[CalendarRef, list[Busy]] = {ref: [] for ref in calendars}
         refs = list(dict.fromkeys(calendars))
+        busy: dict[CalendarRef, list[Busy]] = {ref: [] for ref in refs}
+        unknown: dict[CalendarRef, list[Interval]] = {ref: [] for ref in refs}
+        failed: dict[CalendarRef, ConnectorError] = {}
         window_start = start
         while window_start < end:
             window_end = min(end, window_start + MAX_WINDOW)
             for first in range(0, len(refs), MAX_MAILBOXES):
                 batch = refs[first : first + MAX_MAILBOXES]
-                views = self._call(
-                    "free/busy", partial(self._views, batch, window_start, window_end)
+                mailboxes = [ref.calendar for ref in batch]
+                answers = self._call(
+                    "free/busy", partial(self._ask, mailboxes, window_start, window_end)
                 )
-                for ref, view in zip(batch, views, strict=True):
-                    if isinstance(view, Exception):
-                        if isinstance(
-                            view,
-                            ews_errors.ErrorMailRecipientNotFound
-                            | ews_errors.ErrorNonExistentMailbox,
-                        ):
-                            raise NotFound(f"mailbox {ref.calendar}: not found on Exchange")
-                        raise translate(view, self.account, f"free/busy of {ref.calendar}")
-                    found[ref].extend(busy_spans(view, window_start, window_end))
+                results = read_batch(
+                    mailboxes, answers, window_start, window_end, self.merged_interval
+                )
+                for ref, result in zip(batch, results, strict=True):
+                    if isinstance(result, ConnectorError):
+                        failed.setdefault(ref, result)
+                    else:
+                        busy[ref].extend(result.busy)
+                        unknown[ref].extend(result.unknown)
             window_start = window_end
-        return found
+        return {
+            ref: failed.get(ref) or FreeBusy(tuple(busy[ref]), tuple(merge(unknown[ref])))
+            for ref in refs
+        }
 
-    def _views(self, batch: Sequence[CalendarRef], start: datetime, end: datetime) -> list[Any]:
-        service = GetUserAvailability(protocol=self._protocol(), chunk_size=MAX_MAILBOXES)
-        return list(
-            service.call(
-                tzinfo=EWS_UTC,
-                mailbox_data=[
-                    MailboxData(
-                        email=ref.calendar, attendee_type="Required", exclude_conflicts=False
-                    )
-                    for ref in batch
-                ],
-                timezone=utc_timezone(),
-                free_busy_view_options=FreeBusyViewOptions(
-                    time_window=TimeWindow(start=ews_time(start), end=ews_time(end)),
-                    merged_free_busy_interval=30,
-                    requested_view="FreeBusy",
-                ),
-            )
-        )
+    def _ask(self, mailboxes: list[str], start: datetime, end: datetime) -> list[Any]:
+        return ask(self._protocol(), mailboxes, start, end, self.merged_interval)
 
     # --- change feed ------------------------------------------------------------------
 
@@ -369,6 +360,10 @@ class EWSConnector:
         without calendars one GetServerTimeZones tests the login.  No retries: a person is
         waiting."""
         name = f"account {self.account.id}"  # the area `ptm-sync check` names
+
+        def line(exc: PtmError) -> str:  # a login refusal names the account already
+            return str(exc) if str(exc).startswith(f"{name} ") else f"{name}: {exc}"
+
         refs = list(calendars)
         problems: list[str] = []
         try:
@@ -379,19 +374,17 @@ class EWSConnector:
                     once=True,
                 )
         except PtmError as exc:
-            return [f"{name}: {exc}"]
+            return [line(exc)]
         for ref in refs:
             try:
                 what = f"mailbox {ref.calendar}"
                 self._call(what, partial(self._test_mailbox, ref.calendar), once=True)
             except NotFound:
                 problems.append(f"{name}: mailbox {ref.calendar} not found on Exchange")
-            except AuthFailed as exc:
-                if "refused" in str(exc):
-                    return [f"{name}: {exc}"]
+            except NoRight:
                 problems.append(f"{name}: {no_right(self.account, ref.calendar)}")
-            except PtmError as exc:  # unreachable, TLS: the whole account
-                return [f"{name}: {exc}"]
+            except PtmError as exc:  # a refused login, unreachable, TLS: the whole account
+                return [line(exc)]
         return problems
 
     def _test_mailbox(self, mailbox: str) -> None:

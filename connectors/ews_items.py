@@ -1,5 +1,6 @@
 """Exchange items and ptm-sync meetings: the fields we write, what we read back, the UID
-property that marks our events, and busy spans from a FreeBusyView.
+property that marks our events, and the UTC values GetUserAvailability is asked in
+(free/busy itself is read in :mod:`connectors.ews_freebusy`).
 
 PURE apart from exchangelib's value types (no requests).
 """
@@ -18,10 +19,7 @@ from exchangelib.properties import TimeZone as AvailabilityTimeZone
 
 from connectors.base import MeetingEvent
 from connectors.ical import meeting_to_ical
-from ptm_sync.model import Busy
 
-#: BusyType values that are busy time (Free, WorkingElsewhere and NoData are not).
-BUSY_TYPES = {"Busy": False, "OOF": False, "Tentative": True}
 #: The fields we read back from an item (FindItem / SyncFolderItems cannot return Body).
 SYNC_FIELDS = ("subject", "start", "end", "location", "sensitivity", "is_cancelled", "ptm_uid")
 #: What GetItem reads to compare an item with a meeting.
@@ -56,19 +54,6 @@ def utc_timezone() -> AvailabilityTimeZone:
 
 def ews_time(value: datetime) -> EWSDateTime:
     return EWSDateTime.from_datetime(value.astimezone(UTC)).astimezone(EWS_UTC)
-
-
-def busy_spans(view: Any, start: datetime, end: datetime) -> list[Busy]:
-    spans = []
-    for event in view.calendar_events or ():
-        tentative = BUSY_TYPES.get(event.busy_type)
-        if tentative is None:
-            continue
-        first = max(utc(event.start), start)
-        last = min(utc(event.end), end)
-        if first < last:
-            spans.append(Busy(first, last, tentative=tentative))
-    return spans
 
 
 def utc(value: datetime) -> datetime:

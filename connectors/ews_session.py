@@ -50,6 +50,7 @@ from exchangelib import errors as ews_errors
 from exchangelib.protocol import BaseProtocol
 from oauthlib.oauth2 import InsecureTransportError, OAuth2Error
 
+from connectors.challenge import AuthScheme, refusal
 from connectors.throttle import parse_retry_after
 from ptm_sync.config import AccountConfig
 from ptm_sync.errors import (
@@ -166,14 +167,31 @@ class EndpointNotFound(ews_errors.TransportError):
     """The URL answered 404: it is not an EWS endpoint."""
 
 
+class Challenged(ews_errors.UnauthorizedError):
+    """HTTP 401, with the server's ``WWW-Authenticate`` values (several header lines come
+    joined by commas, as requests gives them): what it would take instead; and ``sent``,
+    the scheme of the refused request's Authorization ("" without one)."""
+
+    def __init__(self, url: str, challenges: tuple[str, ...], sent: str) -> None:
+        super().__init__(f"HTTP 401 from {url}")
+        self.challenges, self.sent = challenges, sent
+
+
 class FailFastWithRetryAfter(FailFast):
-    """exchangelib's fail-fast policy, keeping the server's ``Retry-After`` on 429 and 503.
+    """exchangelib's fail-fast policy, keeping the server's ``Retry-After`` on 429 and 503
+    and the ``WWW-Authenticate`` challenges of a 401 (:class:`Challenged`).
 
     (The plain :class:`exchangelib.FailFast` turns 503 into a transient error without the
-    delay and 429 into a "malformed response".)
+    delay and 429 into a "malformed response", and a 401 into an UnauthorizedError without
+    the challenges.  This hook is the one place exchangelib shows us the response: after
+    requests_ntlm's handshake, so a 401 here is the final answer.)
     """
 
     def raise_response_errors(self, response: requests.Response) -> None:
+        if response.status_code == 401 and b"locked out" not in (response.content or b""):
+            offered = response.headers.get("WWW-Authenticate")
+            sent = str(response.request.headers.get("Authorization") or "").split(" ")[0]
+            raise Challenged(str(response.url), (offered,) if offered else (), sent)
         if response.status_code == 404:
             raise EndpointNotFound(f"HTTP 404 from {response.url}")
         if response.status_code in (429, 503):
@@ -227,13 +245,33 @@ def make_configuration(account: AccountConfig, credentials: Any) -> Configuratio
 # --- errors ------------------------------------------------------------------------------
 
 
-def refused(account: AccountConfig) -> AuthFailed:
-    if account.auth == "oauth":
-        return AuthFailed(
-            f"Exchange refused the access token of app {account.client_id} "
-            f"(or the token endpoint refused its client secret)"
-        )
-    return AuthFailed(f"Exchange refused the password for {account.username}")
+class Refused(AuthFailed):
+    """Exchange refused the account's login (as opposed to a right it lacks on a mailbox)."""
+
+
+#: What each ``auth`` value signs in with, and the ``auth`` value for each scheme we speak.
+SENT = {"basic": AuthScheme.BASIC, "ntlm": AuthScheme.NTLM, "oauth": AuthScheme.BEARER}
+USABLE = {
+    AuthScheme.NEGOTIATE: "ntlm",  # requests_ntlm answers a Negotiate-only server with NTLM
+    AuthScheme.NTLM: "ntlm",
+    AuthScheme.BASIC: "basic",
+    AuthScheme.BEARER: "oauth",
+}
+
+
+def refused(account: AccountConfig, exc: BaseException | None = None) -> Refused:
+    """The refusal of the account's login, with what the server wants when ``exc`` is a
+    :class:`Challenged` 401 (its ``WWW-Authenticate`` values, read by
+    :func:`connectors.challenge.refusal`).  Names the account, its login and the server's
+    host; never a teacher's mailbox (shown in /healthz), never a secret."""
+    host = urlsplit(account.url).hostname or account.url
+    who = f"app {account.client_id}" if account.auth == "oauth" else f"user {account.username}"
+    challenges: tuple[str, ...] = getattr(exc, "challenges", ())
+    # What went out: requests_ntlm speaks NTLM under "Negotiate" to a Negotiate-only server.
+    sent = str(getattr(exc, "sent", "")).lower()
+    scheme = AuthScheme(sent) if sent in set(AuthScheme) else SENT[account.auth]
+    sentence = refusal(challenges, sent=scheme, host=host, usable=USABLE, option="auth")
+    return Refused(f"account {account.id} ({who}) on Exchange at {host}: {sentence}")
 
 
 def translate(exc: BaseException, account: AccountConfig, what: str) -> PtmError:
@@ -244,7 +282,7 @@ def translate(exc: BaseException, account: AccountConfig, what: str) -> PtmError
     if isinstance(exc, ews_errors.ErrorServerBusy):
         return Unavailable(f"Exchange is busy ({what})", retry_after=exc.back_off)
     if isinstance(exc, ews_errors.UnauthorizedError):
-        return refused(account)
+        return refused(account, exc)
     if isinstance(exc, PermissionError) and account.auth == "ntlm":
         return refused(account)  # requests_ntlm: the server sent no NTLM challenge
     if isinstance(exc, InsecureTransportError):
@@ -276,7 +314,7 @@ def translate(exc: BaseException, account: AccountConfig, what: str) -> PtmError
         | ews_errors.ErrorImpersonationDenied
         | ews_errors.ErrorAccessDenied,
     ):
-        return AuthFailed(no_right(account, what))
+        return NoRight(no_right(account, what))
     if isinstance(
         exc,
         ews_errors.ErrorInternalServerTransientError
@@ -302,6 +340,10 @@ def translate(exc: BaseException, account: AccountConfig, what: str) -> PtmError
             )
         return Unavailable(f"cannot reach Exchange at {account.url} ({what})")
     return ConnectorError(f"{what}: {type(exc).__name__}")
+
+
+class NoRight(AuthFailed):
+    """The login works but may not open a mailbox (ErrorImpersonateUserDenied and kin)."""
 
 
 def no_right(account: AccountConfig, mailbox: str) -> str:

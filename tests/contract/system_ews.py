@@ -16,11 +16,18 @@ from exchangelib.protocol import close_connections
 
 from connectors.base import CalendarConnector, CalendarRef, RemoteRef, open_connector
 from ptm_sync.config import AccountConfig, Secret
+from ptm_sync.errors import CalendarProblem
 from tests.contract.harness import HORIZON
 from tests.support.fake_ews import FakeEWS, running
 from tests.support.mailservers import make_tls_material
 
 ACCOUNT = "ews"
+#: The per-mailbox ResponseCode Exchange gives for each problem ("ResponseCode"): a mailbox
+#: that shares no free/busy, and one behind a failing availability proxy (retryable).
+FAILURES = {
+    CalendarProblem.ACCESS_DENIED: "ErrorNoFreeBusyAccess",
+    CalendarProblem.UNAVAILABLE: "ErrorProxyRequestProcessingFailed",
+}
 
 
 def account_config(fake: FakeEWS, **keys: object) -> AccountConfig:
@@ -96,6 +103,23 @@ class EWSSystem:
     def page_size(self, n: int) -> bool:
         self.fake.page_size = n or 512  # the most SyncFolderItems returns in one answer
         return True
+
+    def fail_free_busy(self, cal: CalendarRef, problem: CalendarProblem) -> bool:
+        # GetUserAvailability answers each mailbox with its own ResponseMessage.
+        code = FAILURES.get(problem)
+        if code is None:
+            return False
+        self.fake.fail_mailbox(cal.calendar, code)
+        return True
+
+    def no_data(self, cal: CalendarRef, start: datetime, end: datetime) -> bool:
+        self.fake.no_data(cal.calendar, start, end)  # BusyType NoData, merged digits 4
+        return True
+
+    def add_invitation(
+        self, cal: CalendarRef, start: datetime, end: datetime, *, partstat: str
+    ) -> str | None:
+        return None  # Exchange computes free/busy: it decides what an invitation blocks
 
 
 @contextmanager

@@ -21,7 +21,7 @@ import pytest
 from exchangelib.protocol import close_connections
 
 import connectors.ews
-from connectors.base import CalendarRef, MeetingEvent, open_connector
+from connectors.base import CalendarRef, FreeBusy, MeetingEvent, open_connector
 from connectors.ews import EWSConnector
 from connectors.throttle import RetryPolicy
 from ptm_sync.config import AccountConfig, Secret
@@ -33,6 +33,7 @@ from ptm_sync.errors import (
     Unavailable,
     WrongEtag,
 )
+from ptm_sync.model import Busy, Interval
 from tests.contract.harness import HORIZON, START, no_sleep
 from tests.contract.system_ews import ACCOUNT, account_config
 from tests.contract.system_ews import start as start_system
@@ -100,8 +101,8 @@ def test_150_mailboxes_take_two_availability_requests_of_at_most_100(
     sizes = [len(c.body.findall(f"{{{M}}}MailboxDataArray/{{{T}}}MailboxData")) for c in calls]
     assert sorted(sizes) == [50, 100]
     assert set(found) == set(refs)
-    assert [(b.start, b.end) for b in found[refs[120]]] == [(START, START + timedelta(hours=1))]
-    assert all(found[ref] == [] for ref in refs if ref != refs[120])
+    assert found[refs[120]] == FreeBusy((Busy(START, START + timedelta(hours=1)),))
+    assert all(found[ref] == FreeBusy() for ref in refs if ref != refs[120])
 
 
 def test_a_60_day_range_is_asked_in_windows_of_at_most_42_days(
@@ -126,7 +127,9 @@ def test_a_60_day_range_is_asked_in_windows_of_at_most_42_days(
     assert min(w[0] for w in windows) == START and max(w[1] for w in windows) == START + timedelta(
         days=60
     )
-    spans = sorted((b.start, b.end) for b in found[cal()])
+    answer = found[cal()]
+    assert isinstance(answer, FreeBusy) and answer.unknown == ()
+    spans = sorted((b.start, b.end) for b in answer.busy)
     assert spans[:2] == [(early, early + timedelta(hours=1)), (late, late + timedelta(hours=1))]
     assert spans[2][1] == START + timedelta(days=60)
 
@@ -146,31 +149,38 @@ def test_the_fake_refuses_101_mailboxes_and_43_days(
         ews.free_busy([cal()], START, START + timedelta(days=43))
 
 
-def test_busy_types_tentative_and_free(fake: FakeEWS, ews: EWSConnector) -> None:
+def test_busy_types_tentative_free_and_no_data(fake: FakeEWS, ews: EWSConnector) -> None:
     hour = timedelta(hours=1)
     for n, status in enumerate(["Busy", "Tentative", "OOF", "Free", "WorkingElsewhere", "NoData"]):
         fake.add_appointment(ADA, START + n * hour, START + (n + 1) * hour, status)
 
     found = ews.free_busy([cal()], START, START + timedelta(days=1))
 
-    assert sorted((b.start, b.tentative) for b in found[cal()]) == [
-        (START, False),
-        (START + hour, True),
-        (START + 2 * hour, False),
-    ]
-    assert (
-        fake.actions("GetUserAvailabilityRequest")[0].body.findtext(
-            f"{{{T}}}FreeBusyViewOptions/{{{T}}}RequestedView"
-        )
-        == "FreeBusy"
+    assert found[cal()] == FreeBusy(
+        (
+            Busy(START, START + hour),
+            Busy(START + hour, START + 2 * hour, tentative=True),
+            Busy(START + 2 * hour, START + 3 * hour),
+        ),
+        (Interval(START + 5 * hour, START + 6 * hour),),  # NoData: unknown, never free
     )
+    options = fake.actions("GetUserAvailabilityRequest")[0].body.find(f"{{{T}}}FreeBusyViewOptions")
+    assert options.findtext(f"{{{T}}}RequestedView") == "FreeBusyMerged"
+    assert options.findtext(f"{{{T}}}MergedFreeBusyIntervalInMinutes") == "5"
 
 
-def test_an_unknown_mailbox_is_not_found_by_name(fake: FakeEWS, ews: EWSConnector) -> None:
-    with pytest.raises(NotFound, match=r"nobody@school\.test"):
-        ews.free_busy([cal("nobody@school.test")], START, START + timedelta(days=1))
-    with pytest.raises(NotFound, match=r"nobody@school\.test"):
-        ews.free_busy([cal(), cal("nobody@school.test")], START, START + timedelta(days=1))
+def test_an_unknown_mailbox_is_its_own_not_found_by_name(fake: FakeEWS, ews: EWSConnector) -> None:
+    fake.add_appointment(ADA, START, START + timedelta(hours=1))
+    nobody = cal("nobody@school.test")
+
+    found = ews.free_busy([cal(), nobody], START, START + timedelta(days=1))
+
+    assert isinstance(found[nobody], NotFound)
+    assert str(found[nobody]) == (
+        "mailbox nobody@school.test: not found on Exchange (ErrorMailRecipientNotFound)"
+    )
+    assert found[cal()] == FreeBusy((Busy(START, START + timedelta(hours=1)),))
+    assert len(fake.actions("GetUserAvailabilityRequest")) == 1
 
 
 # --- change feed ---------------------------------------------------------------------------
@@ -233,7 +243,7 @@ def test_a_forgotten_sync_state_is_sync_token_invalid(fake: FakeEWS, ews: EWSCon
 def test_server_busy_back_off_is_waited_when_short_and_raised_when_long(fake: FakeEWS) -> None:
     connector, waits = connect(fake)
     fake.server_busy(1500)
-    assert connector.free_busy([cal()], START, START + timedelta(days=1)) == {cal(): []}
+    assert connector.free_busy([cal()], START, START + timedelta(days=1)) == {cal(): FreeBusy()}
     assert waits == [1.5]
 
     fake.server_busy(300_000)
@@ -325,12 +335,15 @@ def test_basic_auth_and_a_wrong_password(fake: FakeEWS) -> None:
     assert set(fake.auth_headers) == {"Basic"}
 
     wrong, _ = connect(fake, auth="basic", password=Secret(key="password", value="wrong"))
-    assert wrong.check([cal()]) == [
-        "account ews: Exchange refused the password for LINCOLN\\ptm-sync"
-    ]
-    assert wrong.check() == ["account ews: Exchange refused the password for LINCOLN\\ptm-sync"]
-    with pytest.raises(AuthFailed):
+    sentence = (
+        "account ews (user LINCOLN\\ptm-sync) on Exchange at 127.0.0.1: "
+        "the server refused the user name or password"
+    )
+    assert wrong.check([cal()]) == [sentence]
+    assert wrong.check() == [sentence]
+    with pytest.raises(AuthFailed) as raised:
         wrong.free_busy([cal()], START, START + timedelta(days=1))
+    assert str(raised.value) == sentence
 
 
 def test_no_password_token_or_meeting_text_in_the_log(
@@ -358,7 +371,8 @@ def test_ntlm_handshake(fake: FakeEWS, tmp_path: Path, monkeypatch: pytest.Monke
 
     wrong, _ = connect(fake, auth="ntlm", password=Secret(key="password", value="wrong"))
     assert wrong.check([cal()]) == [
-        "account ews: Exchange refused the password for LINCOLN\\ptm-sync"
+        "account ews (user LINCOLN\\ptm-sync) on Exchange at 127.0.0.1: "
+        "the server refused the user name or password"
     ]
 
 
@@ -375,7 +389,7 @@ def test_oauth_token_from_token_url_renewed_once(fake: FakeEWS, ews: EWSConnecto
 
     fake.refuse_tokens = True
     before = len(fake.auth_headers)  # every request to the EWS path, answered or refused
-    with pytest.raises(AuthFailed, match="access token"):
+    with pytest.raises(AuthFailed, match=r"app ews-app.*: the server refused the access token$"):
         ews.free_busy([cal()], START, START + timedelta(days=1))
     assert len(fake.auth_headers) - before == 2  # renewed once, then given up
     fake.refuse_tokens = False
@@ -473,7 +487,9 @@ def test_the_contract_system_plays_teacher_and_server(tmp_path: Path) -> None:
     with start_system(tmp_path) as system:
         ref_cal = system.calendar("ada")
         system.add_busy(ref_cal, START, START + timedelta(hours=1), tentative=True)
-        (busy,) = system.connector.free_busy([ref_cal], START, START + timedelta(hours=2))[ref_cal]
+        answer = system.connector.free_busy([ref_cal], START, START + timedelta(hours=2))[ref_cal]
+        assert isinstance(answer, FreeBusy)
+        (busy,) = answer.busy
         assert busy.tentative
         ref = system.connector.create_event(ref_cal, meeting())
         token = system.connector.changes(ref_cal, None).token

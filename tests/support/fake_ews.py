@@ -15,9 +15,21 @@ stale ChangeKey with ConflictResolution NeverOverwrite (ErrorIrresolvableConflic
 state it no longer knows (ErrorInvalidSyncStateData), a wrong path (404), a folder that is
 not the impersonated mailbox's calendar (ErrorFolderNotFound).  Authentication: Basic and
 Bearer per request; NTLM per connection, the handshake done by pyspnego's acceptor (accounts
-from the file ``NTLM_USER_FILE`` names: :meth:`FakeEWS.ntlm_user_file`).  Every answered
-EWS request is recorded in :attr:`FakeEWS.log`; every request's Authorization scheme in
-:attr:`FakeEWS.auth_headers`.
+from the file ``NTLM_USER_FILE`` names: :meth:`FakeEWS.ntlm_user_file`; raw NTLM under
+``Negotiate`` too).  A 401 carries one ``WWW-Authenticate`` line per offered scheme (RFC 7235
+§4.1), Exchange's NTLM, Basic and Bearer unless :meth:`FakeEWS.challenge` names others, and
+a scheme not offered is refused.  Every answered EWS request is recorded in
+:attr:`FakeEWS.log`; every request's Authorization scheme in :attr:`FakeEWS.auth_headers`.
+
+GetUserAvailability ("GetUserAvailability operation", "FreeBusyResponse", "FreeBusyView",
+"FreeBusyViewType", "MergedFreeBusy") answers each mailbox with its own ResponseMessage and
+FreeBusyView: the requested view type, CalendarEventArray for the event views (BusyType of
+each appointment, NoData for :meth:`FakeEWS.no_data` spans), MergedFreeBusy for the merged
+views (one digit per MergedFreeBusyIntervalInMinutes from the TimeWindow's start: 0 free,
+1 tentative, 2 busy, 3 OOF, 4 no data, the highest that overlaps).  Per mailbox the tester
+can choose an error (:meth:`FakeEWS.fail_mailbox`), the shape (:meth:`FakeEWS.serve_view`:
+``MergedOnly`` or ``None``), or a whole recorded answer
+(:meth:`FakeEWS.serve_raw_availability`).
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ import base64
 import itertools
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,7 +59,15 @@ EWS_PATH = "/EWS/Exchange.asmx"
 MAX_MAILBOXES = 100
 MAX_WINDOW = timedelta(days=42)
 BUSY_TEXT = "The server cannot service this request right now. Try again later."
-BUSY = ("Busy", "Tentative", "OOF", "WorkingElsewhere")
+BUSY = ("Busy", "Tentative", "OOF", "WorkingElsewhere", "NoData")
+#: MergedFreeBusy digit of each LegacyFreeBusyType ("MergedFreeBusy": 0 free, 1 tentative,
+#: 2 busy, 3 out of office, 4 no data); an interval takes the highest digit of what
+#: overlaps it ([MS-ASCMD] 2.2.3.107 says so of the same stream).
+DIGIT = {"Free": 0, "WorkingElsewhere": 0, "Tentative": 1, "Busy": 2, "OOF": 3, "NoData": 4}
+MERGED_VIEWS = ("MergedOnly", "FreeBusyMerged", "DetailedMerged")
+#: Exchange's default: Windows sign-in, Basic where enabled, OAuth where configured.
+CHALLENGES = ("NTLM", 'Basic realm="127.0.0.1"', "Bearer")
+Headers = Mapping[str, str | list[str]]
 
 
 def _t(name: str) -> str:
@@ -111,6 +131,21 @@ class Mailbox:
     items: dict[str, Item] = field(default_factory=dict)
     deleted: dict[str, int] = field(default_factory=dict)  # item id -> seq deleted at
     created: dict[str, int] = field(default_factory=dict)  # item id -> seq created at
+    #: Spans the availability service has no data for (BusyType NoData, digit 4).
+    no_data: list[tuple[datetime, datetime]] = field(default_factory=list)
+    #: GetUserAvailability answers this mailbox with this ResponseCode (and back-off).
+    fault: tuple[str, int | None] | None = None
+    fault_times: int | None = None  # how many more answers fail (None: all of them)
+    view: str | None = None  # the FreeBusyViewType answered whatever was asked
+    raw: bytes | None = None  # a whole GetUserAvailability answer, served as it is
+
+
+class Verbatim(Exception):
+    """An answer sent as these bytes, as they are (a case file)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__("verbatim answer")
+        self.data = data
 
 
 @dataclass
@@ -144,6 +179,9 @@ class FakeEWS:
         self.token_requests: list[dict[str, list[str]]] = []
         self.auth_headers: list[str] = []
         self.tokens: set[str] = set()
+        #: The WWW-Authenticate values of a 401, one header line each; only their schemes
+        #: are taken (:meth:`challenge`).
+        self.challenges: tuple[str, ...] = CHALLENGES
         self.refuse_tokens = False  # every access token is refused (as if revoked at once)
         self.page_size = 512  # the most SyncFolderItems returns in one answer
         self.generation = 1
@@ -185,6 +223,52 @@ class FakeEWS:
             box = self.mailboxes[address.lower()]
             box.items.pop(item_id)
             box.deleted[item_id] = next(self._seq)
+
+    def fail_mailbox(
+        self,
+        address: str,
+        response_code: str | None,
+        *,
+        back_off_ms: int | None = None,
+        times: int | None = None,
+    ) -> None:
+        """GetUserAvailability answers ``address`` with its own ResponseMessage
+        (ResponseClass Error, ``response_code``, e.g. ErrorNoFreeBusyAccess,
+        ErrorProxyRequestProcessingFailed, ErrorServerBusy with ``back_off_ms`` as MessageXml
+        BackOffMilliseconds), the request's other mailboxes answered as usual; ``times``
+        answers (None: until told otherwise; ``response_code`` None heals it)."""
+        with self._lock:
+            box = self.add_mailbox(address)
+            box.fault = (response_code, back_off_ms) if response_code else None
+            box.fault_times = times
+
+    def no_data(self, address: str, start: datetime, end: datetime) -> None:
+        """The availability service has no data for ``address`` in ``[start, end)``: a
+        CalendarEvent with BusyType NoData in event views, digits 4 in merged strings."""
+        with self._lock:
+            self.add_mailbox(address).no_data.append((start, end))
+
+    def serve_view(self, address: str, view: str | None) -> None:
+        """Answer ``address`` with FreeBusyViewType ``view`` whatever was asked:
+        ``MergedOnly`` (the digit string only, no CalendarEventArray: cross-forest and
+        public-folder free/busy) or ``None`` (nothing else); None: as asked again."""
+        with self._lock:
+            self.add_mailbox(address).view = view
+
+    def serve_raw_availability(self, address: str, xml: bytes | None) -> None:
+        """Answer ``address`` with the FreeBusyResponse of ``xml`` (a whole SOAP
+        GetUserAvailabilityResponse, e.g. a case file): the file itself, byte for byte,
+        when ``address`` is the only mailbox asked; its FreeBusyResponse in the mailbox's
+        place among others.  The file answers whatever window was asked."""
+        with self._lock:
+            self.add_mailbox(address).raw = xml
+
+    def challenge(self, *values: str) -> None:
+        """A 401 carries these ``WWW-Authenticate`` values (one header line each) and the
+        server takes only their schemes (the first word of each: ``"Negotiate"``,
+        ``"NTLM"``, ``'Basic realm="x"'``, ``'Bearer error="invalid_token"'``); none:
+        Exchange's default (NTLM, Basic, Bearer)."""
+        self.challenges = values or CHALLENGES
 
     def server_busy(self, back_off_ms: int, times: int = 1) -> None:
         self._busy.extend([back_off_ms] * times)
@@ -252,7 +336,8 @@ class FakeEWS:
                 )
                 self.send_response(status)
                 for key, value in headers.items():
-                    self.send_header(key, value)
+                    for one in [value] if isinstance(value, str) else value:
+                        self.send_header(key, one)  # a list: one header line each
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -275,7 +360,7 @@ class FakeEWS:
         headers: dict[str, str],
         data: bytes,
         connection: dict[str, Any] | None = None,
-    ) -> tuple[int, dict[str, str], bytes]:
+    ) -> tuple[int, Headers, bytes]:
         """One HTTP answer; ``connection`` is the state of the TCP connection (NTLM
         authenticates a connection, not a request: MS-NTHT)."""
         connection = {} if connection is None else connection
@@ -284,17 +369,18 @@ class FakeEWS:
         if path != EWS_PATH:
             return 404, {"Content-Type": "text/plain"}, b"not found"
         auth = headers.get("Authorization", "")
-        self.auth_headers.append(auth.split(" ", 1)[0])
-        if auth.startswith("NTLM "):
+        scheme = auth.split(" ", 1)[0]
+        self.auth_headers.append(scheme)
+        if auth and scheme.lower() not in self._offered():
+            return self._unauthorized()  # a scheme this server does not take
+        if scheme in ("NTLM", "Negotiate"):
             refused = self._ntlm_step(auth, connection)
             if refused is not None:
                 return refused
         elif not (connection.get("ntlm_user") == self.username and not auth) and not (
             self._authorized(auth)
         ):
-            # Exchange offers NTLM and (where enabled) Basic.
-            challenge = {"WWW-Authenticate": 'NTLM, Basic realm="127.0.0.1"'}
-            return 401, {**challenge, "Content-Type": "text/plain"}, b"401 Unauthorized"
+            return self._unauthorized()
         with self._lock:
             if self._http:
                 status, retry_after = self._http.pop(0)
@@ -321,19 +407,23 @@ class FakeEWS:
                 if handler is None:
                     raise Fault("ErrorInvalidRequest", f"{action} is not supported here")
                 return 200, _XML, _envelope(handler(operation, mailbox))
+            except Verbatim as verbatim:
+                return 200, _XML, verbatim.data
             except Fault as fault:
                 return 500, _XML, _envelope(_fault(fault))
 
     def _ntlm_step(
         self, auth: str, connection: dict[str, Any]
-    ) -> tuple[int, dict[str, str], bytes] | None:
+    ) -> tuple[int, Headers, bytes] | None:
         """One leg of the NTLM handshake (MS-NLMP) through pyspnego's acceptor, which reads
         the accounts from the file that ``NTLM_USER_FILE`` names (DOMAIN:USER:PASSWORD);
-        None when the connection is now authenticated as our user."""
+        None when the connection is now authenticated as our user.  Under ``Negotiate`` the
+        tokens are raw NTLM (what requests_ntlm sends and IIS accepts)."""
         import spnego
 
-        denied = (401, {"Content-Type": "text/plain"}, b"401 Unauthorized")
-        token = base64.b64decode(auth.split(" ", 1)[1])
+        denied = self._unauthorized()
+        scheme, _, value = auth.partition(" ")
+        token = base64.b64decode(value)
         try:
             context = connection.get("ntlm")
             if context is None or context.complete:
@@ -344,7 +434,11 @@ class FakeEWS:
             return denied
         if not context.complete:
             challenge = base64.b64encode(answer or b"").decode()
-            return 401, {"WWW-Authenticate": f"NTLM {challenge}", "Content-Type": "text/plain"}, b""
+            return (
+                401,
+                {"WWW-Authenticate": f"{scheme} {challenge}", "Content-Type": "text/plain"},
+                b"",
+            )
         connection["ntlm_user"] = context.client_principal
         return None if context.client_principal == self.username else denied
 
@@ -354,6 +448,15 @@ class FakeEWS:
         path = directory / "ntlm-users"
         path.write_text(f"{domain}:{user}:{self.password}\n")
         return path
+
+    def _offered(self) -> set[str]:
+        """The schemes of :attr:`challenges` (the first word of each value), lower case."""
+        return {value.split()[0].rstrip(",").lower() for value in self.challenges if value}
+
+    def _unauthorized(self) -> tuple[int, Headers, bytes]:
+        """401 with one ``WWW-Authenticate`` line per value of :attr:`challenges`."""
+        challenge: Headers = {"WWW-Authenticate": list(self.challenges)}
+        return 401, {**challenge, "Content-Type": "text/plain"}, b"401 Unauthorized"
 
     def _authorized(self, auth: str) -> bool:
         scheme, _, value = auth.partition(" ")
@@ -367,7 +470,7 @@ class FakeEWS:
             return value in self.tokens and not self.refuse_tokens
         return False
 
-    def _token(self, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _token(self, data: bytes) -> tuple[int, Headers, bytes]:
         form = parse_qs(data.decode())
         self.token_requests.append(form)
         ok = (
@@ -383,8 +486,8 @@ class FakeEWS:
             return 401, {"Content-Type": "application/json"}, json.dumps(body).encode()
         token = base64.b64encode(f"token-{next(self._ids)}".encode()).decode()
         self.tokens.add(token)
-        body = {"token_type": "Bearer", "expires_in": 3599, "access_token": token}
-        return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+        issued = {"token_type": "Bearer", "expires_in": 3599, "access_token": token}
+        return 200, {"Content-Type": "application/json"}, json.dumps(issued).encode()
 
     # --- operations (the ``m:`` element of the SOAP body) ------------------------------
 
@@ -457,40 +560,84 @@ class FakeEWS:
         end = _when(window.findtext(_t("EndTime")))
         if end - start > MAX_WINDOW:
             raise Fault("ErrorTimeIntervalTooBig", "The time window is longer than 42 days.")
-        bias = int(op.findtext(f"{_t('TimeZone')}/{_t('Bias')}") or 0)
+        asked = Window(
+            start,
+            end,
+            timedelta(minutes=int(options.findtext(_t("MergedFreeBusyIntervalInMinutes")) or 30)),
+            timedelta(minutes=int(op.findtext(f"{_t('TimeZone')}/{_t('Bias')}") or 0)),
+        )
         view = options.findtext(_t("RequestedView")) or "FreeBusy"
+        addresses = [(d.findtext(f"{_t('Email')}/{_t('Address')}") or "").lower() for d in boxes]
+        if len(addresses) == 1:
+            only = self.mailboxes.get(addresses[0])
+            if only is not None and only.raw is not None:
+                raise Verbatim(only.raw)
         response = etree.Element(_m("GetUserAvailabilityResponse"), nsmap={"m": M, "t": T})
         array = etree.SubElement(response, _m("FreeBusyResponseArray"))
-        for data in boxes:
-            address = (data.findtext(f"{_t('Email')}/{_t('Address')}") or "").lower()
-            answer = etree.SubElement(array, _m("FreeBusyResponse"))
-            box = self.mailboxes.get(address)
-            if box is None:
-                message = etree.SubElement(answer, _m("ResponseMessage"), ResponseClass="Error")
-                etree.SubElement(message, _m("MessageText")).text = f"No mailbox for {address}."
-                etree.SubElement(message, _m("ResponseCode")).text = "ErrorMailRecipientNotFound"
-                continue
-            message = etree.SubElement(answer, _m("ResponseMessage"), ResponseClass="Success")
-            etree.SubElement(message, _m("ResponseCode")).text = "NoError"
-            fb = etree.SubElement(answer, _m("FreeBusyView"))
-            etree.SubElement(fb, _t("FreeBusyViewType")).text = view
-            events = etree.SubElement(fb, _t("CalendarEventArray"))
-            for item in sorted(box.items.values(), key=lambda i: i.start):
-                status = item.props.get("LegacyFreeBusyStatus", "Busy")
-                cancelled = item.props.get("IsCancelled") == "true"
-                if status not in BUSY or cancelled or not (item.start < end and item.end > start):
-                    continue
-                event = etree.SubElement(events, _t("CalendarEvent"))
-                # Times in the request's TimeZone, without an offset (Bias: UTC = local + bias).
-                local = timedelta(minutes=bias)
-                etree.SubElement(event, _t("StartTime")).text = (item.start - local).strftime(
-                    "%Y-%m-%dT%H:%M:%S"
-                )
-                etree.SubElement(event, _t("EndTime")).text = (item.end - local).strftime(
-                    "%Y-%m-%dT%H:%M:%S"
-                )
-                etree.SubElement(event, _t("BusyType")).text = status
+        for address in addresses:
+            array.append(self._free_busy_response(address, view, asked))
         return response
+
+    def _free_busy_response(self, address: str, view: str, asked: Window) -> Any:
+        """One mailbox's FreeBusyResponse ("FreeBusyResponse": its own ResponseMessage and
+        FreeBusyView) for a request of ``view`` over ``asked``."""
+        box = self.mailboxes.get(address)
+        if box is not None and box.raw is not None:
+            found = etree.fromstring(box.raw).find(f".//{_m('FreeBusyResponse')}")
+            if found is not None:
+                return found
+        answer = etree.Element(_m("FreeBusyResponse"), nsmap={"m": M, "t": T})
+        fault = ("ErrorMailRecipientNotFound", None) if box is None else box.fault
+        if box is not None and box.fault is not None and box.fault_times is not None:
+            box.fault_times -= 1
+            if box.fault_times <= 0:
+                box.fault, box.fault_times = None, None
+        if fault is not None:
+            code, back_off_ms = fault
+            message = etree.SubElement(answer, _m("ResponseMessage"), ResponseClass="Error")
+            etree.SubElement(message, _m("MessageText")).text = f"{code} for {address}."
+            etree.SubElement(message, _m("ResponseCode")).text = code
+            if back_off_ms is not None:
+                xml = etree.SubElement(message, _m("MessageXml"))
+                value = etree.SubElement(xml, _t("Value"), Name="BackOffMilliseconds")
+                value.text = str(back_off_ms)
+            return answer
+        assert box is not None
+        message = etree.SubElement(answer, _m("ResponseMessage"), ResponseClass="Success")
+        etree.SubElement(message, _m("ResponseCode")).text = "NoError"
+        shape = box.view or view
+        fb = etree.SubElement(answer, _m("FreeBusyView"))
+        etree.SubElement(fb, _t("FreeBusyViewType")).text = shape
+        if shape == "None":
+            return answer
+        spans = self._spans(box, asked)
+        if shape in MERGED_VIEWS:
+            etree.SubElement(fb, _t("MergedFreeBusy")).text = _digits(spans, asked)
+        if shape == "MergedOnly":
+            return answer
+        events = etree.SubElement(fb, _t("CalendarEventArray"))
+        for first, last, status in spans:
+            event = etree.SubElement(events, _t("CalendarEvent"))
+            # Times in the request's TimeZone, without an offset (Bias: UTC = local + bias).
+            etree.SubElement(event, _t("StartTime")).text = asked.local(first)
+            etree.SubElement(event, _t("EndTime")).text = asked.local(last)
+            etree.SubElement(event, _t("BusyType")).text = status
+        return answer
+
+    def _spans(self, box: Mailbox, asked: Window) -> list[tuple[datetime, datetime, str]]:
+        """The mailbox's appointments (not Free, not cancelled) and no-data spans that
+        overlap the window, as (start, end, LegacyFreeBusyType), by start."""
+        spans = [
+            (item.start, item.end, item.props.get("LegacyFreeBusyStatus", "Busy"))
+            for item in box.items.values()
+            if item.props.get("IsCancelled") != "true"
+        ]
+        spans += [(first, last, "NoData") for first, last in box.no_data]
+        return sorted(
+            (first, last, status)
+            for first, last, status in spans
+            if status in BUSY and first < asked.end and last > asked.start
+        )
 
     def _op_CreateItem(self, op: Any, mailbox: str) -> Any:
         box = self._box(mailbox)
@@ -615,8 +762,8 @@ class FakeEWS:
         since = 0
         if state:
             try:
-                generation, address, seq = base64.b64decode(state).decode().split("|")
-                since = int(seq)
+                generation, address, at = base64.b64decode(state).decode().split("|")
+                since = int(at)
                 valid = int(generation) == self.generation and address == box.address
             except ValueError:
                 valid = False
@@ -658,6 +805,34 @@ class FakeEWS:
 
 
 # --- XML helpers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """A GetUserAvailability request's TimeWindow (UTC), merged interval and zone bias."""
+
+    start: datetime
+    end: datetime
+    interval: timedelta
+    bias: timedelta
+
+    def local(self, moment: datetime) -> str:
+        """``moment`` in the request's TimeZone, without an offset (UTC = local + bias)."""
+        return (moment - self.bias).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _digits(spans: list[tuple[datetime, datetime, str]], asked: Window) -> str:
+    """The MergedFreeBusy string: one digit per interval from the window's start (the last
+    one may end after the window), the highest digit of the spans overlapping it."""
+    count = -(-(asked.end - asked.start) // asked.interval)
+    digits = [0] * count
+    for first, last, status in spans:
+        low = max(0, (first - asked.start) // asked.interval)
+        high = min(count, -(-(last - asked.start) // asked.interval))
+        for i in range(low, high):
+            digits[i] = max(digits[i], DIGIT.get(status, 4))
+    return "".join(str(d) for d in digits)
+
 
 _XML = {"Content-Type": "text/xml; charset=utf-8"}
 #: DeleteItemField FieldURI -> the element name it removes.
