@@ -2,13 +2,18 @@
 
 Requests per operation, once the session has authenticated:
 
-* ``changes(cal, None)``: PROPFIND (sync-token, ctag) + calendar-query REPORT over the horizon.
+* ``changes(cal, None)``: PROPFIND (sync-token, ctag, owner) + calendar-query REPORT over the
+  horizon.
 * ``changes(cal, "sync:…")``: one sync-collection REPORT; plus one calendar-multiget when the
   server leaves calendar-data out of it (Xandikos) and something changed.
 * ``changes(cal, "ctag:…")``: one PROPFIND; a full load when the ctag moved.
 * ``free_busy``: one calendar-query REPORT per calendar (or one free-busy-query where the
   feature table trusts the server); with ``freebusy = "auto"`` one OPTIONS per connector to
-  detect the server kind.
+  detect the server kind (:mod:`connectors.caldav_freebusy`).  Each calendar's answer or
+  error is its own.
+* the owner's addresses (``ChangeSet.owner_addresses``, and local free/busy), only when a
+  listed object holds a declined invitation: at most two PROPFINDs per collection for the
+  connector's life (:mod:`connectors.caldav_owner`).
 * writes: one PUT/DELETE, conditional on If-None-Match / If-Match (RFC 7232 §3).
 
 Why these requests are written here (:mod:`connectors.dav_xml`) and not left to python-caldav's
@@ -36,6 +41,7 @@ from connectors.base import (
     CalendarRef,
     Capability,
     ChangeSet,
+    FreeBusyAnswer,
     Horizon,
     MeetingEvent,
     RemoteEvent,
@@ -49,11 +55,15 @@ from connectors.caldav_features import (
     detect,
     freebusy_source,
 )
-from connectors.caldav_http import DavTransport, Reply, raise_for_status
-from connectors.ical import meeting_matches, meeting_to_ical, parse_free_busy
-from ptm_sync.busy import busy_times, event_uid
+from connectors.caldav_freebusy import FreeBusyReader
+from connectors.caldav_http import DavTransport, Refused, Reply, raise_for_status
+from connectors.caldav_listing import XML, SyncRefused, report_objects, sync
+from connectors.caldav_owner import OWNER_PROPS, Owners
+from connectors.ical import declines, meeting_matches, meeting_to_ical
+from ptm_sync.busy import event_uid
 from ptm_sync.config import AccountConfig
 from ptm_sync.errors import (
+    AccessDenied,
     AuthFailed,
     BadCalendarData,
     NotFound,
@@ -62,18 +72,13 @@ from ptm_sync.errors import (
     Unavailable,
     WrongEtag,
 )
-from ptm_sync.model import Busy
 
 log = logging.getLogger(__name__)
 
-XML = {"Content-Type": "application/xml; charset=utf-8"}
 ICAL = "text/calendar; charset=utf-8"
 
 SYNC_PREFIX = "sync:"
 CTAG_PREFIX = "ctag:"
-
-#: RFC 6578 §3.6: a server may cut a sync answer short; ask again this many times at most.
-MAX_SYNC_PAGES = 20
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._~-]{1,200}")
 
@@ -106,7 +111,10 @@ class CalDAVConnector:
             account.username,
             password,
             ca_file=str(account.ca_file) if account.ca_file else None,
+            account=account.id,
         )
+        self._owners = Owners(self._http)
+        self._freebusy = FreeBusyReader(self._http, tz, self._owners)
 
     # --- addresses ------------------------------------------------------------------------
 
@@ -134,6 +142,16 @@ class CalDAVConnector:
     # --- changes --------------------------------------------------------------------------
 
     def changes(self, calendar: CalendarRef, token: str | None) -> ChangeSet:
+        """The calendar's objects within the horizon (``token`` None: all, ``full``), or
+        what changed since a ``sync:`` (RFC 6578) or ``ctag:`` token; ``owner_addresses``
+        when a listed object holds a declined invitation (:mod:`connectors.caldav_owner`).
+
+        Raises:
+            SyncTokenInvalid: the server no longer takes the token, or will not do
+                sync-collection on this collection (then the ctag is used from now on).
+            NotFound: no such collection.  AccessDenied: the account may not read it.
+            AuthFailed, Unavailable: as the transport raises them.
+        """
         url = self.collection_url(calendar)
         if token is None:
             return self._full_load(url, self._collection_state(url))
@@ -147,8 +165,11 @@ class CalDAVConnector:
         raise SyncTokenInvalid(f"{url}: {token!r} is not a token this connector issued")
 
     def _collection_state(self, url: str) -> dav_xml.DavResource:
-        """PROPFIND depth 0 for the sync-token, ctag and resource type of a collection."""
-        body = dav_xml.propfind(dav_xml.SYNC_TOKEN, dav_xml.CTAG, dav_xml.RESOURCETYPE)
+        """PROPFIND depth 0 for the sync-token, ctag and resource type of a collection, and
+        who owns it (kept for :meth:`_owner_addresses`, RFC 3744 §5.1, RFC 5397 §3)."""
+        body = dav_xml.propfind(
+            dav_xml.SYNC_TOKEN, dav_xml.CTAG, dav_xml.RESOURCETYPE, *OWNER_PROPS
+        )
         reply = self._http.request("PROPFIND", url, body, {**XML, "Depth": "0"})
         raise_for_status(reply, f"calendar {url}", ok=(200, 207))
         resources = reply.multistatus().resources
@@ -156,7 +177,15 @@ class CalDAVConnector:
             raise NotFound(f"calendar {url} not found")
         if not resources[0].is_calendar:
             raise NotFound(f"{url} is not a calendar collection")
+        self._owners.note(url, resources[0])
         return resources[0]
+
+    def _owner_addresses(self, url: str, events: Sequence[RemoteEvent]) -> frozenset[str]:
+        """The owner's addresses when a listed object holds a declined invitation (the only
+        time they matter: ``ChangeSet.owner_addresses``), else none and no request."""
+        if any(declines(event.ics) for event in events):
+            return self._owners.of(url)
+        return frozenset()
 
     def _full_load(self, url: str, state: dav_xml.DavResource) -> ChangeSet:
         sync_token, ctag = state.props.get(dav_xml.SYNC_TOKEN), state.props.get(dav_xml.CTAG)
@@ -168,112 +197,47 @@ class CalDAVConnector:
         else:
             token = CTAG_PREFIX + ctag if ctag else None
         body = dav_xml.calendar_query(self.horizon.start, self.horizon.end)
-        return ChangeSet(token, changed=tuple(self._report_objects(url, body)), full=True)
-
-    def _report_objects(self, url: str, body: bytes) -> list[RemoteEvent]:
-        """Run a calendar-query REPORT; fetch any object it listed without calendar-data."""
-        reply = self._http.request("REPORT", url, body, {**XML, "Depth": "1"})
-        raise_for_status(reply, f"calendar-query on {url}", ok=(207,))
-        found = [
-            r for r in reply.multistatus().resources if r.status != 404 and not _same(r.href, url)
-        ]
-        events = [RemoteEvent(r.href, r.etag, r.calendar_data) for r in found if r.calendar_data]
-        missing = [r.href for r in found if not r.calendar_data]
-        fetched, _gone = self._multiget(url, missing)
-        return events + fetched
-
-    def _multiget(self, url: str, hrefs: Sequence[str]) -> tuple[list[RemoteEvent], list[str]]:
-        """calendar-multiget (RFC 4791 §7.9): the objects found, and the hrefs now gone."""
-        if not hrefs:
-            return [], []
-        reply = self._http.request("REPORT", url, dav_xml.calendar_multiget(hrefs), XML)
-        raise_for_status(reply, f"calendar-multiget on {url}", ok=(207,))
-        events, gone = [], []
-        for resource in reply.multistatus().resources:
-            if resource.status == 404 or not resource.calendar_data:
-                gone.append(resource.href)
-            else:
-                events.append(RemoteEvent(resource.href, resource.etag, resource.calendar_data))
-        return events, gone
-
-    def _sync(self, url: str, token: str) -> ChangeSet:
-        """RFC 6578 sync-collection from ``token``, following truncated answers (§3.6)."""
-        changed: dict[str, dav_xml.DavResource] = {}
-        removed: set[str] = set()
-        for _page in range(MAX_SYNC_PAGES):
-            answer = self._sync_page(url, token)
-            for resource in answer.resources:
-                if _same(resource.href, url):
-                    continue
-                if resource.status == 404:
-                    removed.add(resource.href)
-                    changed.pop(resource.href, None)
-                else:
-                    changed[resource.href] = resource
-                    removed.discard(resource.href)
-            token = answer.sync_token or token
-            if not answer.truncated:
-                break
-        events = [
-            RemoteEvent(r.href, r.etag, r.calendar_data)
-            for r in changed.values()
-            if r.calendar_data
-        ]
-        fetched, gone = self._multiget(url, [h for h, r in changed.items() if not r.calendar_data])
+        events = report_objects(self._http, url, body)
         return ChangeSet(
-            SYNC_PREFIX + token,
-            changed=tuple(events + fetched),
-            removed=tuple(sorted(removed | set(gone))),
+            token,
+            changed=tuple(events),
+            full=True,
+            owner_addresses=self._owner_addresses(url, events),
         )
 
-    def _sync_page(self, url: str, token: str) -> dav_xml.Multistatus:
-        body = dav_xml.sync_collection(token)
-        reply = self._http.request("REPORT", url, body, {**XML, "Depth": "0"})
-        if reply.status in (403, 409, 412) and dav_xml.VALID_SYNC_TOKEN in reply.preconditions():
-            raise SyncTokenInvalid(f"{url}: the server no longer knows our sync token")
-        if reply.status in (400, 403, 405, 409, 412, 415, 501):
-            # The server will not do sync-collection here: fall back to ctag from now on.
-            self._no_sync.add(url)
-            raise SyncTokenInvalid(f"{url}: sync-collection refused (HTTP {reply.status}); reload")
-        raise_for_status(reply, f"sync-collection on {url}", ok=(207,))
-        return reply.multistatus()
+    def _sync(self, url: str, token: str) -> ChangeSet:
+        """RFC 6578 sync-collection from ``token`` (:func:`connectors.caldav_listing.sync`)."""
+        try:
+            events, removed, token = sync(self._http, url, token)
+        except SyncRefused:
+            self._no_sync.add(url)  # fall back to ctag for this collection from now on
+            raise
+        return ChangeSet(
+            SYNC_PREFIX + token,
+            changed=tuple(events),
+            removed=removed,
+            owner_addresses=self._owner_addresses(url, events),
+        )
 
     # --- free/busy ------------------------------------------------------------------------
 
     def free_busy(
         self, calendars: Sequence[CalendarRef], start: datetime, end: datetime
-    ) -> dict[CalendarRef, list[Busy]]:
-        """Busy times per calendar in ``[start, end)``, UTC, sorted.
+    ) -> FreeBusyAnswer:
+        """Each calendar's free/busy in ``[start, end)``, or its own error (DESIGN §5; see
+        :mod:`connectors.caldav_freebusy` for what is whose).
 
         Computed locally from the calendar's objects unless the account says ``server`` or,
         with ``auto``, the feature table trusts this server's free-busy-query REPORT.
+
+        Raises:
+            AuthFailed: the credentials were refused.
+            Unavailable: the server cannot be reached, or throttles us.
         """
         setting = self.account.freebusy
         source = freebusy_source(setting, self.features() if setting == FREEBUSY_AUTO else UNKNOWN)
-        result: dict[CalendarRef, list[Busy]] = {}
-        for calendar in calendars:
-            url = self.collection_url(calendar)
-            if source == FREEBUSY_SERVER:
-                result[calendar] = self._server_free_busy(url, start, end)
-            else:
-                result[calendar] = self._local_free_busy(url, start, end)
-        return result
-
-    def _local_free_busy(self, url: str, start: datetime, end: datetime) -> list[Busy]:
-        busy: list[Busy] = []
-        for remote in self._report_objects(url, dav_xml.calendar_query(start, end)):
-            try:
-                busy.extend(busy_times(remote.ics, start, end, self.tz))
-            except BadCalendarData as exc:
-                # One bad object must not hide the rest of the teacher's calendar.
-                log.warning("skipping %s in free/busy: %s", remote.href, exc)
-        return sorted(busy, key=lambda b: (b.start, b.end, b.tentative))
-
-    def _server_free_busy(self, url: str, start: datetime, end: datetime) -> list[Busy]:
-        body = dav_xml.free_busy_query(start, end)
-        reply = self._http.request("REPORT", url, body, {**XML, "Depth": "1"})
-        raise_for_status(reply, f"free-busy-query on {url}", ok=(200,))
-        return parse_free_busy(reply.text, start, end)
+        collections = {calendar: self.collection_url(calendar) for calendar in calendars}
+        return self._freebusy.answer(collections, start, end, server=source == FREEBUSY_SERVER)
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -417,15 +381,16 @@ def resource_name(uid: str) -> str:
     return f"{hashlib.sha256(uid.encode('utf-8')).hexdigest()[:40]}.ics"
 
 
-def _same(href: str, url: str) -> bool:
-    return href.rstrip("/") == urlsplit(url).path.rstrip("/")
-
-
 def _plain(exc: PtmError) -> str:
+    """``exc`` as the end of a ``check`` line that already names the account."""
+    if isinstance(exc, Refused):
+        return exc.sentence
     if isinstance(exc, AuthFailed):
         return "the server refused the user name or password"
     if isinstance(exc, Unavailable):
         return f"cannot connect: {exc}"
     if isinstance(exc, NotFound):
         return "not found on the server"
+    if isinstance(exc, AccessDenied):
+        return "the account may not read it (HTTP 403)"
     return str(exc)

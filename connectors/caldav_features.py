@@ -34,6 +34,10 @@ class ServerFeatures:
     * ``freebusy_floating_in_local_zone``: floating times are read in the local zone.
     * ``freebusy_windows_tzid``: Windows zone names (``Eastern Standard Time``) as
       Outlook/Exchange write them are understood.
+    * ``freebusy_honours_declined``: an invitation the calendar's owner declined (the owner,
+      by the principal's calendar-user-address-set, RFC 6638 §2.4.1, an ATTENDEE with
+      ``PARTSTAT=DECLINED``, stored as Nextcloud/sabre store it) leaves the time free
+      (DESIGN §5).  RFC 4791 §7.10 does not ask it of the REPORT.
 
     ``sync_collection``: RFC 6578 sync-collection works; without it ctag polling is used.
     Detection: ``server_header`` is a word of the ``Server`` response header; ``dav_header``
@@ -50,6 +54,7 @@ class ServerFeatures:
     freebusy_all_day_in_local_zone: bool = False
     freebusy_floating_in_local_zone: bool = False
     freebusy_windows_tzid: bool = False
+    freebusy_honours_declined: bool = False
 
     @property
     def freebusy_trusted(self) -> bool:
@@ -60,6 +65,7 @@ class ServerFeatures:
             and self.freebusy_all_day_in_local_zone
             and self.freebusy_floating_in_local_zone
             and self.freebusy_windows_tzid
+            and self.freebusy_honours_declined
         )
 
 
@@ -80,6 +86,9 @@ FEATURES: dict[str, ServerFeatures] = {
         freebusy_all_day_in_local_zone=False,  # 2027-03-10 → 00:00Z–24:00Z
         freebusy_floating_in_local_zone=False,  # read as UTC
         freebusy_windows_tzid=False,  # "Eastern Standard Time" read as UTC
+        # Radicale 3.9.0 counts a declined invitation busy (its principal has no email
+        # address in its calendar-user-address-set either: it could not tell the owner).
+        freebusy_honours_declined=False,
     ),
     "xandikos": ServerFeatures(
         kind="xandikos",
@@ -93,6 +102,9 @@ FEATURES: dict[str, ServerFeatures] = {
         freebusy_all_day_in_local_zone=False,  # 2027-03-10 → 00:00Z–24:00Z
         freebusy_floating_in_local_zone=False,  # read as UTC
         freebusy_windows_tzid=True,
+        # Xandikos 0.4.10 leaves out what the principal declined only when answering a
+        # scheduling outbox POST (RFC 6638 §5); its free-busy-query REPORT counts it busy.
+        freebusy_honours_declined=False,
     ),
 }
 

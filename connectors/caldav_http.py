@@ -3,9 +3,12 @@
 ``DavTransport.request`` returns a :class:`Reply` for any HTTP status and raises only
 ptm-sync errors: connection failures, timeouts and throttling become
 :class:`~ptm_sync.errors.Unavailable` (with ``retry_after`` from Retry-After), refused
-credentials :class:`~ptm_sync.errors.AuthFailed`.  :func:`raise_for_status` maps the status of
-a reply the caller did not expect.  Nothing above ``connectors/`` sees a caldav, niquests or
-requests exception.
+credentials :class:`Refused` (an :class:`~ptm_sync.errors.AuthFailed` that says what the
+server wants, read from its ``WWW-Authenticate`` challenges, RFC 7235 §4.1:
+:mod:`connectors.challenge`).  A 403 is a reply like any other: the caller decides (a
+collection we may not read is :class:`~ptm_sync.errors.AccessDenied`).
+:func:`raise_for_status` maps the status of a reply the caller did not expect.  Nothing
+above ``connectors/`` sees a caldav, niquests or requests exception.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from caldav.davclient import DAVClient
 from caldav.lib import error as dav_error
@@ -22,8 +26,10 @@ from caldav.lib.http_sync import requests as http
 from lxml import etree
 
 from connectors import dav_xml
+from connectors.challenge import AuthScheme, refusal, schemes
 from connectors.throttle import RetryPolicy
 from ptm_sync.errors import (
+    AccessDenied,
     AuthFailed,
     ConnectorError,
     NotFound,
@@ -50,6 +56,23 @@ _URL_ERRORS: tuple[type[BaseException], ...] = (
     http.exceptions.MissingSchema,
     http.exceptions.InvalidSchema,
 )
+
+#: Said when the account has no user name and password and the server asks for them.
+NO_CREDENTIALS = "the server asks for a user name and password and the account gives none"
+
+
+class Refused(AuthFailed):
+    """The server refused the account's credentials (HTTP 401).
+
+    The message names the account id and the server's host only (never a teacher's
+    calendar: it is shown in ``/healthz``) and says what the server wants; ``sentence`` is
+    that part alone (for ``check``'s line, which names the account its own way).
+    """
+
+    def __init__(self, account: str, host: str, sentence: str) -> None:
+        who = f"account {account!r} ({host})" if account else host
+        super().__init__(f"{who}: {sentence}")
+        self.sentence = sentence
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +102,7 @@ class DavTransport:
     (RFC 7617 allows sending them unprompted), so a fresh process does not pay a 401
     round trip and an idle sync pass stays at one request per calendar.  A server that
     refuses them once gets a second chance to name its scheme (Digest) in a challenge.
+    ``account`` (the account id) and the URL's host name a refusal (:class:`Refused`).
     """
 
     def __init__(
@@ -89,13 +113,19 @@ class DavTransport:
         *,
         ca_file: str | None = None,
         timeout: tuple[float, float] | None = None,
+        account: str = "",
     ) -> None:
         self.url = url
+        self.account = account
+        self.host = urlsplit(url).hostname or url
         #: Only a wait the server names is taken (no blind retries: an outage is the
         #: outbox's and the next pass's to wait out).
         self.retry = RetryPolicy(attempts=3, only_named=True)
+        self._credentials = bool(username) and password is not None
         #: Basic credentials are sent unprompted until the server refuses them once.
-        self._preemptive = bool(username) and password is not None
+        self._preemptive = self._credentials
+        #: The WWW-Authenticate value of the last 401 answer (RFC 7235 §4.1).
+        self._challenge: str | None = None
         try:
             self._client = DAVClient(
                 url=url,
@@ -111,6 +141,14 @@ class DavTransport:
             )
         except (dav_error.DAVError, ValueError) as exc:
             raise ConnectorError(f"cannot use CalDAV URL {url!r}: {exc}") from exc
+        # The library keeps a 401's headers to itself; a response hook (requests' and
+        # niquests' documented Session.hooks) reads the challenge as the answer arrives.
+        self._client.session.hooks["response"].append(self._note_challenge)
+
+    def _note_challenge(self, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(response, "status_code", None) == 401:
+            self._challenge = response.headers.get("WWW-Authenticate")
+        return response
 
     def request(
         self,
@@ -124,6 +162,12 @@ class DavTransport:
         A 429 or 503 naming a short wait (Retry-After, at most ``retry.max_wait`` seconds)
         is waited out and the request sent again (:class:`~connectors.throttle.RetryPolicy`);
         a longer one is :class:`~ptm_sync.errors.Unavailable` carrying the wait.
+
+        Raises:
+            Refused: the credentials were refused (401), or the server offers no scheme
+                we can speak; the message says what it wants.
+            Unavailable: the server cannot be reached, or throttles us for longer.
+            ConnectorError: malformed XML, a URL that can never work.
         """
         return self.retry.run(lambda: self._request(method, url, body, headers))
 
@@ -144,15 +188,14 @@ class DavTransport:
                 retry_after=exc.retry_after_seconds,
             ) from exc
         except dav_error.AuthorizationError as exc:
-            if exc.status == 403 and exc.preconditions:
-                # RFC 4918 §16: a 403 naming a precondition (valid-sync-token, no-uid-conflict,
-                # supported-report) is an answer for the caller, not a credentials problem.
+            if exc.status == 403:
+                # RFC 9110 §15.5.4: understood and refused; with a precondition (RFC 4918
+                # §16: valid-sync-token, no-uid-conflict, supported-report) an answer for
+                # the caller, without one a resource we may not touch. Not the credentials.
                 return Reply(status=403, text=_text(exc.body))
-            raise AuthFailed(
-                f"{what}: the server refused our credentials (HTTP {exc.status or 401})"
-            ) from exc
-        except NotImplementedError as exc:  # no auth scheme we can speak
-            raise AuthFailed(f"{what}: {exc}") from exc
+            raise self.refused() from None
+        except NotImplementedError:  # the server offers no auth scheme we can speak
+            raise self.refused() from None
         except etree.XMLSyntaxError as exc:
             raise ConnectorError(f"{what}: the server sent malformed XML: {exc}") from exc
         except dav_error.DAVError as exc:
@@ -183,6 +226,17 @@ class DavTransport:
         self._client.auth_type = None
         return self._client.request(url, method, text, dict(headers or {}))
 
+    def refused(self) -> Refused:
+        """The refusal of the last 401, in words (:func:`connectors.challenge.refusal`)."""
+        challenges = [self._challenge]
+        if not self._credentials:
+            offered = set(schemes(challenges))
+            if not offered or offered & {AuthScheme.BASIC, AuthScheme.DIGEST}:
+                return Refused(self.account, self.host, NO_CREDENTIALS)
+        digest = isinstance(self._client.auth, http.auth.HTTPDigestAuth)
+        sent = AuthScheme.DIGEST if digest else AuthScheme.BASIC
+        return Refused(self.account, self.host, refusal(challenges, sent=sent, host=self.host))
+
     def close(self) -> None:
         with contextlib.suppress(*_NETWORK_ERRORS):  # a broken session is closed anyway
             self._client.close()
@@ -195,13 +249,25 @@ def _text(body: bytes | str | None) -> str:
 
 
 def raise_for_status(reply: Reply, what: str, ok: Collection[int] = (200, 201, 204, 207)) -> Reply:
-    """Return ``reply`` when its status is in ``ok``; otherwise raise the matching error."""
+    """Return ``reply`` when its status is in ``ok``; otherwise raise the matching error.
+
+    Raises:
+        AuthFailed: 401 (the transport raises :class:`Refused` before one gets here).
+        AccessDenied: 403, the account may not touch the resource.
+        NotFound: 404, 410.
+        WrongEtag: 412.
+        Unavailable: 429, 5xx (``retry_after`` from Retry-After).
+        Unsupported: 400, 405, 501.
+        ConnectorError: any other status.
+    """
     status = reply.status
     if status in ok:
         return reply
     message = f"{what}: HTTP {status}"
-    if status in (401, 403):
-        raise AuthFailed(f"{what}: the server refused access (HTTP {status})")
+    if status == 401:
+        raise AuthFailed(f"{what}: the server refused our credentials (HTTP 401)")
+    if status == 403:
+        raise AccessDenied(f"{what}: the server refuses the account access (HTTP 403)")
     if status in (404, 410):
         raise NotFound(f"{what}: not found (HTTP {status})")
     if status == 412:

@@ -3,7 +3,9 @@
 Bodies: PROPFIND (RFC 4918 §9.1), calendar-query and calendar-multiget (RFC 4791 §7.8,
 §7.9), free-busy-query (RFC 4791 §7.10) and sync-collection (RFC 6578 §3.2).  Answers: the
 multistatus (RFC 4918 §13) with its ``sync-token`` and the RFC 6578 §3.6 truncation marker,
-and DAV:error precondition bodies (RFC 4918 §16).
+href-valued properties (DAV:owner, RFC 3744 §5.1; DAV:current-user-principal, RFC 5397 §3;
+CALDAV:calendar-user-address-set, RFC 6638 §2.4.1) and DAV:error precondition bodies
+(RFC 4918 §16).
 
 Hrefs are kept as the server sent them (percent-encoding and all) but reduced to their path,
 so that the same resource always has the same href.
@@ -30,6 +32,11 @@ RESOURCETYPE = f"{{{DAV}}}resourcetype"
 CTAG = f"{{{CALSERVER}}}getctag"
 CALENDAR_DATA = f"{{{CALDAV}}}calendar-data"
 CALENDAR_COLLECTION = f"{{{CALDAV}}}calendar"
+#: Who owns a collection (RFC 3744 §5.1), who we are (RFC 5397 §3), and the addresses a
+#: principal goes by in scheduling (RFC 6638 §2.4.1): each holds DAV:href elements.
+OWNER = f"{{{DAV}}}owner"
+CURRENT_USER_PRINCIPAL = f"{{{DAV}}}current-user-principal"
+CALENDAR_USER_ADDRESS_SET = f"{{{CALDAV}}}calendar-user-address-set"
 
 #: RFC 6578 §3.2: the token is no longer valid; RFC 4791 §5.3.2.1: the UID is in use.
 VALID_SYNC_TOKEN = f"{{{DAV}}}valid-sync-token"
@@ -135,11 +142,17 @@ def sync_collection(token: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class DavResource:
-    """One ``<response>`` of a multistatus: the properties found (200 propstats only)."""
+    """One ``<response>`` of a multistatus: the properties found (200 propstats only).
+
+    ``props``: property (Clark notation) → its text.  ``hrefs``: property → the DAV:href
+    values inside it, as sent (a ``mailto:`` address stays one), for the properties that hold
+    any (DAV:owner, DAV:current-user-principal, CALDAV:calendar-user-address-set).
+    """
 
     href: str
     status: int = 200
     props: Mapping[str, str] = field(default_factory=dict)
+    hrefs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def etag(self) -> str | None:
@@ -206,6 +219,7 @@ def _resource(response: Any) -> DavResource | None:
     if not href:
         return None
     props: dict[str, str] = {}
+    hrefs: dict[str, tuple[str, ...]] = {}
     for propstat in response.iterfind(f"{{{DAV}}}propstat"):
         if status_code(propstat.findtext(f"{{{DAV}}}status")) != 200:
             continue
@@ -213,6 +227,9 @@ def _resource(response: Any) -> DavResource | None:
             for value in prop:
                 if not isinstance(value.tag, str):
                     continue  # comments, processing instructions
+                inner = [(h.text or "").strip() for h in value.iterfind(f"{{{DAV}}}href")]
+                if any(inner):
+                    hrefs[value.tag] = tuple(h for h in inner if h)
                 if value.tag == RESOURCETYPE:
                     props[value.tag] = " ".join(str(kind.tag) for kind in value)
                 else:
@@ -222,7 +239,7 @@ def _resource(response: Any) -> DavResource | None:
                         else value.text or ""
                     )
     status = status_code(response.findtext(f"{{{DAV}}}status"))
-    return DavResource(href_path(href), status, props)
+    return DavResource(href_path(href), status, props, hrefs)
 
 
 def preconditions(body: bytes | str) -> dict[str, list[str]]:

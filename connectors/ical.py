@@ -1,10 +1,12 @@
-"""iCalendar for the CalDAV connector: the event we write, and free-busy answers we read.
+"""iCalendar for the CalDAV connector: the event we write, free-busy answers we read, and
+whether an object holds a declined invitation.
 
 PURE: no I/O, no clock (``stamp`` is an argument).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -14,11 +16,11 @@ from icalendar import Calendar, Event, vCalAddress
 from icalendar.enums import CLASS, FBTYPE, STATUS
 from icalendar.prop.conference import Conference
 
-from connectors.base import Attendee, MeetingEvent
+from connectors.base import Attendee, FreeBusy, MeetingEvent
 from ptm_sync.emailaddress import EmailAddress
 from ptm_sync.errors import BadCalendarData
 from ptm_sync.icalparse import parse_calendar
-from ptm_sync.model import Busy, as_utc
+from ptm_sync.model import Busy, Interval, as_utc
 
 PRODID = "-//ptm-sync//ptm-sync//EN"
 
@@ -124,15 +126,27 @@ def _meaning(event: Event) -> tuple[Any, ...]:
     )
 
 
-def parse_free_busy(ics: str | bytes, start: datetime, end: datetime) -> list[Busy]:
-    """Busy spans from a free-busy-query answer (RFC 4791 §7.10, RFC 5545 §3.8.2.6).
+def parse_free_busy(ics: str | bytes, start: datetime, end: datetime) -> FreeBusy:
+    """A free-busy-query answer (RFC 4791 §7.10: one VFREEBUSY, RFC 5545 §3.6.4) as the
+    calendar's :class:`FreeBusy` in ``[start, end)``.
 
     FBTYPE BUSY and BUSY-UNAVAILABLE are busy, BUSY-TENTATIVE is tentative, FREE is free.
-    Periods may be ``start/end`` or ``start/duration``.  Results are UTC, clipped, sorted.
+    Periods may be ``start/end`` or ``start/duration``.  ``busy`` is UTC, clipped, sorted.
+    The VFREEBUSY's DTSTART/DTEND say what the answer covers (RFC 4791 §7.10: the range
+    asked); a part of the range it leaves out is ``unknown``, never free.
+
+    Raises:
+        BadCalendarData: the answer is not iCalendar, holds no VFREEBUSY (an answer that
+            says nothing is no data, not a free calendar), or a period cannot be read.
     """
     window_start, window_end = as_utc(start), as_utc(end)
+    found = parse_calendar(ics).walk("VFREEBUSY")
+    if not found:
+        raise BadCalendarData("the free-busy answer holds no VFREEBUSY")
     spans: list[Busy] = []
-    for component in parse_calendar(ics).walk("VFREEBUSY"):
+    covered: list[tuple[datetime, datetime]] = []
+    for component in found:
+        covered.append(_coverage(component, window_start, window_end))
         values = component.get("FREEBUSY", [])
         for period in values if isinstance(values, list) else [values]:
             kind = str(period.params.get("FBTYPE", FBTYPE.BUSY)).upper()
@@ -147,4 +161,47 @@ def parse_free_busy(ics: str | bytes, start: datetime, end: datetime) -> list[Bu
             first, last = max(first, window_start), min(last, window_end)
             if first < last:
                 spans.append(Busy(first, last, tentative=kind == FBTYPE.BUSY_TENTATIVE))
-    return sorted(spans, key=lambda busy: (busy.start, busy.end, busy.tentative))
+    busy = sorted(spans, key=lambda b: (b.start, b.end, b.tentative))
+    return FreeBusy(tuple(busy), tuple(_gaps(covered, window_start, window_end)))
+
+
+def _coverage(component: Any, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The part of ``[start, end)`` a VFREEBUSY speaks for (all of it without DTSTART/DTEND)."""
+    try:
+        first = as_utc(component["DTSTART"].dt) if "DTSTART" in component else start
+        last = as_utc(component["DTEND"].dt) if "DTEND" in component else end
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise BadCalendarData(f"free-busy range cannot be read: {exc}") from exc
+    return max(first, start), min(last, end)
+
+
+def _gaps(
+    covered: Iterable[tuple[datetime, datetime]], start: datetime, end: datetime
+) -> list[Interval]:
+    """The parts of ``[start, end)`` that no span of ``covered`` holds."""
+    gaps: list[Interval] = []
+    at = start
+    for first, last in sorted(covered):
+        if last <= first:
+            continue  # covers nothing of the range
+        if first > at:
+            gaps.append(Interval(at, min(first, end)))
+        at = max(at, last)
+    if at < end:
+        gaps.append(Interval(at, end))
+    return [gap for gap in gaps if gap.start < gap.end]
+
+
+#: An ATTENDEE line (unfolded) whose PARTSTAT parameter is DECLINED (RFC 5545 §3.2.12).
+_DECLINED = re.compile(
+    r'^ATTENDEE;[^\r\n]*?PARTSTAT="?DECLINED"?[;:]', re.IGNORECASE | re.MULTILINE
+)
+_FOLD = re.compile(r"\r?\n[ \t]")
+
+
+def declines(ics: str) -> bool:
+    """Whether a calendar object holds an ATTENDEE with ``PARTSTAT=DECLINED`` (in any of its
+    components): the only objects for which the owner's addresses matter.  A quick look at
+    the text (RFC 5545 §3.1 unfolded), no parse; a false yes costs one cached lookup."""
+    unfolded = _FOLD.sub("", ics)
+    return "DECLINED" in unfolded.upper() and _DECLINED.search(unfolded) is not None

@@ -10,6 +10,13 @@ Requests: one GET per feed and pass, conditional on the ETag or Last-Modified th
 answer carried (RFC 9110 §13.1: If-None-Match, If-Modified-Since), so an unchanged feed is
 one 304 with no body.  The sync token is that validator pair.  Writes are refused
 (:class:`~ptm_sync.errors.Unsupported`): nothing of ours is ever written to a feed.
+
+Errors: a 401 is the account's :class:`~ptm_sync.errors.AuthFailed`, saying what the server
+wants (its ``WWW-Authenticate`` challenges, :mod:`connectors.challenge`) and naming the
+account and the host only; 403 is :class:`~ptm_sync.errors.AccessDenied`, 404/410
+:class:`~ptm_sync.errors.NotFound`.  In a free/busy answer each feed's error is its own,
+except that the account's own server unreachable or throttling us raises (a teacher's feed
+on another host that is down is that teacher's error).
 """
 
 from __future__ import annotations
@@ -28,15 +35,19 @@ from connectors.base import (
     CalendarRef,
     Capability,
     ChangeSet,
+    FreeBusy,
+    FreeBusyAnswer,
     Horizon,
     MeetingEvent,
     RemoteEvent,
     RemoteRef,
 )
+from connectors.challenge import AuthScheme, refusal, schemes
 from connectors.throttle import RetryPolicy, parse_retry_after
 from ptm_sync.busy import busy_times
 from ptm_sync.config import AccountConfig
 from ptm_sync.errors import (
+    AccessDenied,
     AuthFailed,
     BadCalendarData,
     ConnectorError,
@@ -48,12 +59,20 @@ from ptm_sync.errors import (
 )
 from ptm_sync.failures import plain
 from ptm_sync.icalparse import decode_calendar, parse_calendar
-from ptm_sync.model import Busy
 
 #: (connect, read) seconds.
 TIMEOUT = (10.0, 60.0)
 #: A feed larger than this is refused (a school's events feed is a few hundred kB).
 MAX_FEED_BYTES = 20_000_000
+
+
+class ServerDown(Unavailable):
+    """The feed's server cannot be reached, or throttles us (429, 503 with Retry-After):
+    the account's failure when it is the account's own server."""
+
+
+class Untrusted(ConnectorError):
+    """The feed's server presents a TLS certificate we do not trust (set ``ca_file``)."""
 
 
 class IcsFeedConnector:
@@ -106,29 +125,31 @@ class IcsFeedConnector:
                     url, headers=headers, timeout=TIMEOUT, stream=True, verify=self._verify
                 )
             except requests.exceptions.SSLError as exc:
-                raise ConnectorError(
+                raise Untrusted(
                     f"feed {where}: the server's TLS certificate is not trusted "
                     f"({exc.__class__.__name__}); set ca_file for a private CA"
                 ) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
-                raise Unavailable(
+                raise ServerDown(
                     f"feed {where}: cannot reach the server: {plain(str(exc))}"
                 ) from None
-            if reply.status_code in (429, 503) or reply.status_code >= 500:
-                raise Unavailable(
-                    f"feed {where}: HTTP {reply.status_code}",
-                    retry_after=parse_retry_after(reply.headers.get("Retry-After")),
-                )
+            status, wait = reply.status_code, reply.headers.get("Retry-After")
+            if status >= 500 or status == 429:
+                reply.close()  # streamed: give the connection back before it is retried
+            if status == 429 or (status == 503 and wait):
+                raise ServerDown(f"feed {where}: HTTP {status}", parse_retry_after(wait))
+            if status >= 500:
+                raise Unavailable(f"feed {where}: HTTP {status}", parse_retry_after(wait))
             return reply
 
         reply = self.retry.run(get)
         with reply:
             if reply.status_code == 304:
                 return None, validators
-            if reply.status_code in (401, 403):
-                raise AuthFailed(
-                    f"feed {where}: the server refused access (HTTP {reply.status_code})"
-                )
+            if reply.status_code == 401:
+                raise self._refused(url, reply.headers.get("WWW-Authenticate"))
+            if reply.status_code == 403:
+                raise AccessDenied(f"feed {where}: the server refuses access (HTTP 403)")
             if reply.status_code in (404, 410):
                 raise NotFound(f"feed {where}: not found (HTTP {reply.status_code})")
             if reply.status_code != 200:
@@ -164,15 +185,45 @@ class IcsFeedConnector:
             return ChangeSet(token=token)
         return ChangeSet(token=next_token, changed=tuple(split_feed(url, text)), full=True)
 
+    def _refused(self, url: str, challenge: str | None) -> AuthFailed:
+        """A 401 in words (RFC 7235 §4.1 challenges): the account and the host, never the
+        feed's path (it is shown in ``/healthz``)."""
+        host = urlsplit(url).hostname or ""
+        offered = set(schemes([challenge]))
+        if self._http.auth is None and (not offered or offered & _PASSWORDS):
+            sentence = "the server asks for a user name and password and the account gives none"
+        else:
+            sentence = refusal([challenge], sent=AuthScheme.BASIC, host=host)
+        return AuthFailed(f"account {self.account.id!r} ({host}): {sentence}")
+
     def free_busy(
         self, calendars: Sequence[CalendarRef], start: datetime, end: datetime
-    ) -> dict[CalendarRef, list[Busy]]:
-        """Busy spans expanded locally from each feed (one GET per feed)."""
-        found: dict[CalendarRef, list[Busy]] = {}
+    ) -> FreeBusyAnswer:
+        """Each feed's busy time in ``[start, end)``, expanded here (one GET per feed), or
+        that feed's own error (see the module docstring).
+
+        Raises:
+            AuthFailed: the account's credentials were refused.
+            Unavailable: the account's server cannot be reached or throttles us.
+        """
+        found: FreeBusyAnswer = {}
+        own_server = _server(self.account.url)
         for ref in calendars:
-            text, _ = self._fetch(self.url_of(ref), {})
-            assert text is not None
-            found[ref] = busy_times(text, start, end, self.tz)
+            url = self.url_of(ref)
+            try:
+                text, _ = self._fetch(url, {})
+                assert text is not None
+                found[ref] = FreeBusy(tuple(busy_times(text, start, end, self.tz)))
+            except AuthFailed:
+                raise
+            except (ServerDown, Untrusted) as exc:
+                if _server(url) == own_server:
+                    raise
+                found[ref] = exc
+            except ConnectorError as exc:
+                found[ref] = exc
+            except BadCalendarData as exc:
+                found[ref] = ConnectorError(f"feed {_safe(url)}: {exc}")
         return found
 
     # --- writing: never -------------------------------------------------------------------
@@ -204,12 +255,17 @@ class IcsFeedConnector:
                 text, _ = self._fetch(url, {})
                 assert text is not None
                 parse_calendar(text)
+            except AuthFailed as exc:
+                problems.append(str(exc))  # names the account and the host already
             except PtmError as exc:
                 problems.append(f"account {self.account.id!r}: {exc}")
         return problems
 
     def close(self) -> None:
         self._http.close()
+
+
+_PASSWORDS = {AuthScheme.BASIC, AuthScheme.DIGEST}
 
 
 def split_feed(url: str, text: str) -> list[RemoteEvent]:
@@ -241,6 +297,12 @@ def split_feed(url: str, text: str) -> list[RemoteEvent]:
         digest = hashlib.sha256(ics.encode("utf-8")).hexdigest()[:32]
         objects.append(RemoteEvent(href=f"{url}#{uid}", etag=f'"{digest}"', ics=ics))
     return objects
+
+
+def _server(url: str) -> tuple[str, int | None]:
+    """The host and port a URL's requests go to."""
+    parts = urlsplit(url)
+    return parts.hostname or "", parts.port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
 def _safe(url: str) -> str:

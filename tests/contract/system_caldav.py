@@ -1,4 +1,12 @@
-"""CalDAV on the real servers: Radicale and Xandikos, embedded on 127.0.0.1."""
+"""CalDAV on the real servers: Radicale and Xandikos, embedded on 127.0.0.1.
+
+One calendar's own failure is a status the server answers for that collection alone (CalDAV
+asks each calendar with its own request): the recording middleware in front of the server
+answers 403 (the account may not read it) or 500 (its part of the server fails, as Radicale
+answers for a collection holding an item it cannot read) for that collection's path.
+Invitations are stored as Nextcloud/sabre store the teacher's copy
+(tests/support/calendar_data.py).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +16,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
 import requests
 from icalendar import Calendar
 
 from connectors.base import CalendarConnector, CalendarRef, RemoteRef, open_connector
+from ptm_sync.errors import CalendarProblem
 from tests.contract.harness import HORIZON
 from tests.support.caldav_servers import (
     EmbeddedCalDAV,
@@ -25,6 +34,13 @@ from tests.support.caldav_servers import (
     start_radicale,
     start_xandikos,
 )
+from tests.support.calendar_data import sabre_invitation
+
+#: What the server answers for a collection failing alone.
+_FAILURES = {
+    CalendarProblem.ACCESS_DENIED: "403 Forbidden",
+    CalendarProblem.UNAVAILABLE: "500 Internal Server Error",
+}
 
 
 def _stamp(moment: datetime) -> str:
@@ -92,6 +108,25 @@ class CalDAVSystem:
 
     def page_size(self, n: int) -> bool:
         return False
+
+    def fail_free_busy(self, cal: CalendarRef, problem: CalendarProblem) -> bool:
+        if problem not in _FAILURES:
+            return False
+        self.server.requests.fail_path(urlsplit(cal.calendar).path, _FAILURES[problem])
+        return True
+
+    def no_data(self, cal: CalendarRef, start: datetime, end: datetime) -> bool:
+        return False  # busy time is computed from the events: always known
+
+    def add_invitation(
+        self, cal: CalendarRef, start: datetime, end: datetime, *, partstat: str
+    ) -> str | None:
+        slug = cal.calendar.rstrip("/").rsplit("/", 1)[-1]
+        teacher = f"{slug}@school.test"
+        uid = f"{uuid.uuid4()}@cloud.school.test"
+        invitation = sabre_invitation(uid, start, end, partstat=partstat, teacher=teacher.title())
+        put_ics(self.server, cal.calendar, invitation)
+        return teacher
 
 
 @contextmanager

@@ -1,4 +1,8 @@
-"""ICS feeds (read only) on a local web server that publishes them with validators."""
+"""ICS feeds (read only) on a local web server that publishes them with validators.
+
+One feed's own failure is the web server answering 403 (the link no longer shares it) or
+500 for that feed alone; invitations are published as a calendar app exports them (the
+teacher an ATTENDEE with her answer)."""
 
 from __future__ import annotations
 
@@ -12,8 +16,13 @@ from zoneinfo import ZoneInfo
 
 from connectors.base import CalendarConnector, CalendarRef, RemoteRef, open_connector
 from ptm_sync.config import AccountConfig
+from ptm_sync.errors import CalendarProblem
 from tests.contract.harness import HORIZON
+from tests.support.calendar_data import sabre_invitation, vevents_of
 from tests.support.feed_server import Feed, FeedServer, vevent
+
+#: What the web server answers for a feed failing alone.
+_FAILURES = {CalendarProblem.ACCESS_DENIED: 403, CalendarProblem.UNAVAILABLE: 500}
 
 _serial = itertools.count(1)
 
@@ -60,6 +69,24 @@ class IcsSystem:
 
     def page_size(self, n: int) -> bool:
         return False
+
+    def fail_free_busy(self, cal: CalendarRef, problem: CalendarProblem) -> bool:
+        if problem not in _FAILURES:
+            return False
+        self.server.fail_path(cal.calendar, _FAILURES[problem])
+        return True
+
+    def no_data(self, cal: CalendarRef, start: datetime, end: datetime) -> bool:
+        return False  # busy time is computed from the events: always known
+
+    def add_invitation(
+        self, cal: CalendarRef, start: datetime, end: datetime, *, partstat: str
+    ) -> str | None:
+        teacher = f"{cal.calendar.removesuffix('.ics')}@school.test"
+        uid = f"invitation-{next(_serial)}@cloud.school.test"
+        invitation = sabre_invitation(uid, start, end, partstat=partstat, teacher=teacher.title())
+        self.server.add(cal.calendar, vevents_of(invitation))
+        return teacher
 
 
 @contextmanager

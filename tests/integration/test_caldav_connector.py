@@ -14,6 +14,7 @@ from connectors.base import (
     Attendee,
     CalendarConnector,
     CalendarRef,
+    FreeBusy,
     Horizon,
     MeetingEvent,
     RemoteRef,
@@ -428,8 +429,9 @@ def test_free_busy_is_computed_locally(
     scenario: Scenario,
 ) -> None:
     put_ics(caldav_server, calendar.calendar, scenario.ics)
-    busy = connector.free_busy([calendar], *WINDOW)[calendar]
-    assert [(b.start, b.end, b.tentative) for b in busy] == scenario.expected_spans
+    found = connector.free_busy([calendar], *WINDOW)[calendar]
+    assert isinstance(found, FreeBusy) and found.unknown == ()
+    assert [(b.start, b.end, b.tentative) for b in found.busy] == scenario.expected_spans
 
 
 def test_free_busy_of_several_calendars(
@@ -440,8 +442,9 @@ def test_free_busy_of_several_calendars(
     put_ics(caldav_server, other.calendar, simple_event("two", day=11))
     put_ics(caldav_server, other.calendar, simple_event("three", day=5))
     result = connector.free_busy([calendar, other], *WINDOW)
-    assert [b.start.day for b in result[calendar]] == [10]
-    assert [b.start.day for b in result[other]] == [5, 11]
+    assert all(isinstance(answer, FreeBusy) for answer in result.values())
+    assert [b.start.day for b in result[calendar].busy] == [10]  # type: ignore[union-attr]
+    assert [b.start.day for b in result[other].busy] == [5, 11]  # type: ignore[union-attr]
 
 
 # --- failures -----------------------------------------------------------------------------
@@ -451,8 +454,16 @@ def test_wrong_password_raises_auth_failed(radicale_server: EmbeddedCalDAV) -> N
     account = account_for(radicale_server, password=Secret(key="accounts.password", value="wrong"))
     conn = CalDAVConnector(account, SCHOOL_TZ, HORIZON)
     calendar = CalendarRef(account.id, make_calendar(radicale_server))
-    with pytest.raises(AuthFailed):
+    with pytest.raises(AuthFailed) as caught:
         conn.changes(calendar, None)
+    # The account and the host, never the teacher's calendar (it is shown in /healthz).
+    assert (
+        str(caught.value)
+        == "account 'dav' (127.0.0.1): the server refused the user name or password"
+    )
+    assert urlsplit(calendar.calendar).path not in str(caught.value)
+    with pytest.raises(AuthFailed):
+        conn.free_busy([calendar], *WINDOW)  # the account's failure: raised, not per calendar
     assert conn.check() == [
         f"account 'dav' ({radicale_server.url}): the server refused the user name or password"
     ]

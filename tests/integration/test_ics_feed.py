@@ -10,12 +10,21 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from connectors.base import CalendarRef, Capability, Horizon, open_connector
+from connectors.base import CalendarRef, Capability, FreeBusy, Horizon, open_connector
 from connectors.ics_feed import split_feed
 from ptm_sync.availability import teacher_times
 from ptm_sync.busy import event_uid
-from ptm_sync.config import AccountConfig
-from ptm_sync.errors import AuthFailed, BadCalendarData, NotFound, Unsupported
+from ptm_sync.config import AccountConfig, Secret
+from ptm_sync.errors import (
+    AccessDenied,
+    AuthFailed,
+    BadCalendarData,
+    ConnectorError,
+    NotFound,
+    Unavailable,
+    Unsupported,
+)
+from ptm_sync.model import Busy
 from ptm_sync.store import Database, SchoolBusy, Teacher
 from ptm_sync.sync import Connectors
 from tests.support.booking import ADA, ALAN, SeededSchool
@@ -133,3 +142,107 @@ def test_the_school_events_feed_blocks_every_teacher(db: Database, feed_server: 
     assert again[0].busy == 1 and feed_server.log[-1][2]  # sent If-None-Match
     with db.read() as session:
         assert len(session.scalars(select(SchoolBusy)).all()) == 1
+
+
+# --- free/busy per feed, and what a server that refuses us wants (issue 14) ------------
+
+
+def test_each_feeds_error_stays_its_own(feed_server: FeedServer) -> None:
+    hour = timedelta(hours=1)
+    for name, offset in (("ada.ics", 0), ("bob.ics", 1), ("carol.ics", 2), ("dan.ics", 3)):
+        feed_server.add(name, vevent(START + offset * hour, START + (offset + 1) * hour))
+    with feed_server.lock:
+        feed_server.feeds["page.ics"] = Feed(raw=b"<!doctype html><html>Log in</html>")
+    feed_server.fail_path("bob.ics", 403)
+    feed_server.fail_path("carol.ics", 500)
+    account = AccountConfig(id="feeds", type="ics", url=feed_server.url)
+    connector = open_connector(account, ZoneInfo("UTC"), HORIZON)
+    connector.retry.sleep = lambda seconds: None  # type: ignore[attr-defined]
+    refs = [CalendarRef("feeds", n) for n in ("ada.ics", "bob.ics", "carol.ics", "gone.ics")]
+    page, other_host = (
+        CalendarRef("feeds", "page.ics"),
+        CalendarRef("feeds", "http://127.0.0.1:9/x.ics"),
+    )
+    ada, bob, carol, gone = refs
+    found = connector.free_busy(
+        [*refs, page, other_host, CalendarRef("feeds", "dan.ics")], START, START + 5 * hour
+    )
+    assert found[ada] == FreeBusy((Busy(START, START + hour),))
+    assert found[CalendarRef("feeds", "dan.ics")] == FreeBusy(
+        (Busy(START + 3 * hour, START + 4 * hour),)
+    )
+    assert isinstance(found[bob], AccessDenied) and not getattr(found[bob], "retryable", False)
+    unavailable = found[carol]
+    assert isinstance(unavailable, Unavailable) and unavailable.retryable
+    assert isinstance(found[gone], NotFound)
+    assert type(found[page]) is ConnectorError and "not an iCalendar feed" in str(found[page])
+    # A teacher's feed on another host that is down is that teacher's, not the account's.
+    assert isinstance(found[other_host], Unavailable)
+    for failed, name in ((bob, "bob"), (carol, "carol"), (gone, "gone")):
+        assert all(other not in str(found[failed]) for other in ("ada", "dan") if other != name)
+
+
+def test_the_accounts_own_server_throttling_us_raises(feed_server: FeedServer) -> None:
+    feed_server.add("ada.ics", vevent(START, START + timedelta(hours=1)))
+    connector = open_connector(
+        AccountConfig(id="feeds", type="ics", url=feed_server.url), ZoneInfo("UTC"), HORIZON
+    )
+    feed_server.fail_path("ada.ics", 503, {"Retry-After": "3600"})
+    with pytest.raises(Unavailable) as caught:
+        connector.free_busy([CalendarRef("feeds", "ada.ics")], START, START + timedelta(hours=2))
+    assert caught.value.retry_after == 3600
+
+
+@pytest.mark.parametrize(
+    ("challenges", "sentence"),
+    [
+        (
+            [("WWW-Authenticate", 'Bearer realm="feeds", error="invalid_token"')],
+            "the server accepts only OAuth tokens (Bearer), not a user name and password "
+            "(Basic), which ptm-sync cannot use for this account",
+        ),
+        (
+            [("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", "NTLM")],
+            "the server accepts only Windows sign-in (Negotiate/NTLM), not a user name and "
+            "password (Basic), which ptm-sync cannot use for this account",
+        ),
+        (
+            [("WWW-Authenticate", 'Basic realm="feeds"')],
+            "the server refused the user name or password",
+        ),
+        ([], "the server refused the user name or password"),
+    ],
+    ids=["bearer-only", "negotiate-ntlm", "wrong-password", "no-challenge"],
+)
+def test_a_refused_feed_says_what_the_server_wants(
+    feed_server: FeedServer, challenges: list[tuple[str, str]], sentence: str
+) -> None:
+    feed_server.add("private/ada-7f3e9.ics", vevent(START, START + timedelta(hours=1)))
+    feed_server.fail_path("private/ada-7f3e9.ics", 401, challenges)
+    account = AccountConfig(
+        id="feeds",
+        type="ics",
+        url=feed_server.url,
+        username="school",
+        password=Secret(key="accounts.password", value="s3cret"),
+    )
+    connector = open_connector(account, ZoneInfo("UTC"), HORIZON)
+    ref = CalendarRef("feeds", "private/ada-7f3e9.ics")
+    with pytest.raises(AuthFailed) as caught:
+        connector.free_busy([ref], START, START + timedelta(hours=1))  # the account's: raised
+    assert str(caught.value) == f"account 'feeds' (127.0.0.1): {sentence}"
+    assert connector.check([ref]) == [str(caught.value)]  # the same sentence, said once
+    with pytest.raises(AuthFailed) as again:
+        connector.changes(ref, None)
+    assert "ada-7f3e9" not in str(again.value)  # never the teacher's feed (/healthz shows it)
+
+
+def test_a_feed_that_wants_a_login_the_account_lacks_says_so(feed_server: FeedServer) -> None:
+    feed_server.fail_path("events.ics", 401, {"WWW-Authenticate": 'Basic realm="intranet"'})
+    connector = feed_connector(feed_server)
+    with pytest.raises(AuthFailed) as caught:
+        connector.changes(CalendarRef("events", ""), None)
+    assert str(caught.value) == (
+        "account 'events' (127.0.0.1): the server asks for a user name and password and the "
+        "account gives none"
+    )

@@ -12,7 +12,8 @@ Fixtures (all importable through ``tests/conftest.py``):
     ``teacher-secret`` (:data:`RADICALE_USER`, :data:`RADICALE_PASSWORD`); any
     authenticated user may read and write every collection.
 ``xandikos_server`` (session)
-    Xandikos without authentication; the principal is ``/teacher/``.
+    Xandikos without authentication; the principal is ``/teacher/``, its
+    calendar-user-address-set (RFC 6638 §2.4.1) :data:`XANDIKOS_ADDRESSES`.
 ``caldav_server``
     Parametrized over both (test ids ``[radicale]`` and ``[xandikos]``): a test that takes
     it runs once against each server.  Carries the ``radicale`` / ``xandikos`` marker.
@@ -32,6 +33,7 @@ Helpers for other tests (sync, demo, end-to-end)::
             ...
         assert len(log) == 1
         caldav_server.requests.fail_next("429 Too Many Requests", {"Retry-After": "7"})
+        caldav_server.requests.fail_path(urlsplit(url).path, "403 Forbidden")  # one collection
 
     account = account_for(radicale_server, freebusy="local")  # one server, fields overridden
     delete_href(radicale_server, href)                           # remove an object behind our back
@@ -66,6 +68,9 @@ from ptm_sync.embedded import radicale_app
 RADICALE_USER = "teacher"
 RADICALE_PASSWORD = "teacher-secret"
 XANDIKOS_USER = "teacher"
+#: The Xandikos principal's calendar-user-address-set, as a Nextcloud principal gives its
+#: user's primary and alias addresses (case as the administrator typed them).
+XANDIKOS_ADDRESSES = ("mailto:Ada.Lovelace@School.test", "mailto:a.lovelace@school.test")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -80,17 +85,34 @@ class ServerExpectations:
     ``sync_sends_calendar_data``: a sync-collection answer carries calendar-data, so an
     incremental sync with changes is one request (else one more calendar-multiget).
     ``authenticates``: the server checks a user name and password.
+    ``owner_addresses``: the email addresses the principal's calendar-user-address-set gives
+    (lower case, without ``mailto:``): Radicale's holds the principal's path alone.
     """
 
     kind: str
     sync_sends_calendar_data: bool
     authenticates: bool
+    owner_addresses: frozenset[str] = frozenset()
 
 
 EXPECTATIONS: dict[str, ServerExpectations] = {
     "radicale": ServerExpectations("radicale", sync_sends_calendar_data=True, authenticates=True),
-    "xandikos": ServerExpectations("xandikos", sync_sends_calendar_data=False, authenticates=False),
+    "xandikos": ServerExpectations(
+        "xandikos",
+        sync_sends_calendar_data=False,
+        authenticates=False,
+        owner_addresses=frozenset(a.removeprefix("mailto:").lower() for a in XANDIKOS_ADDRESSES),
+    ),
 }
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What the middleware answers instead of the server."""
+
+    status: str
+    headers: list[tuple[str, str]]
+    body: str = ""
 
 
 @dataclass
@@ -98,27 +120,49 @@ class RequestLog:
     """Every request an embedded server received, as ``(method, path)`` pairs.
 
     It also injects faults: :meth:`fail_next` makes the server answer the next requests with
-    an error status (throttling, outage) before the real server sees them.
+    an error status (throttling, outage, a 401 with chosen challenges) before the real
+    server sees them; :meth:`fail_path` answers every request for one collection so (a
+    collection the account may not read, one whose part of the server fails).
     """
 
     entries: list[tuple[str, str]] = field(default_factory=list)
-    faults: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    path_faults: dict[str, Fault] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, method: str, path: str) -> tuple[str, list[tuple[str, str]]] | None:
+    def add(self, method: str, path: str) -> Fault | None:
         """Record a request; return the fault to answer it with, if one is due."""
         with self._lock:
             self.entries.append((method, path))
+            for prefix, fault in self.path_faults.items():
+                if path.startswith(prefix):
+                    return fault
             return self.faults.pop(0) if self.faults else None
 
-    def fail_next(self, status: str, headers: dict[str, str] | None = None, times: int = 1) -> None:
-        """Answer the next ``times`` requests with ``status`` (e.g. ``"429 Too Many Requests"``)."""
+    def fail_next(
+        self,
+        status: str,
+        headers: dict[str, str] | list[tuple[str, str]] | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` requests with ``status`` (e.g. ``"429 Too Many Requests"``);
+        ``headers`` as a dict, or as (name, value) pairs to send one name twice."""
+        pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
         with self._lock:
-            self.faults.extend([(status, list((headers or {}).items()))] * times)
+            self.faults.extend([Fault(status, pairs)] * times)
+
+    def fail_path(
+        self, path: str, status: str, headers: dict[str, str] | None = None, body: str = ""
+    ) -> None:
+        """Answer every request for ``path`` and below with ``status`` (and ``body``, else
+        the status as text) from now on."""
+        with self._lock:
+            self.path_faults[path] = Fault(status, list((headers or {}).items()), body)
 
     def clear_faults(self) -> None:
         with self._lock:
             self.faults.clear()
+            self.path_faults.clear()
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[list[tuple[str, str]]]:
@@ -143,9 +187,10 @@ def _counting(app: WSGIApp, log: RequestLog) -> WSGIApp:
     def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         fault = log.add(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""))
         if fault is not None:
-            status, headers = fault
-            start_response(status, [*headers, ("Content-Length", "0")])
-            return [b""]
+            # A short text, as Radicale words its own refusals, unless the fault has a body.
+            body = (fault.body or fault.status).encode()
+            start_response(fault.status, [*fault.headers, ("Content-Length", str(len(body)))])
+            return [body]
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -236,14 +281,16 @@ def start_xandikos(storage: Path) -> EmbeddedCalDAV:
     backend = SingleUserFilesystemBackend(str(storage), autocreate=True)
     backend.create_principal(principal, create_defaults=True)
     app = XandikosApp(backend, current_user_principal=principal, strict=True)
-    return _serve("xandikos", app, f"/{XANDIKOS_USER}/calendars/", XANDIKOS_USER, None)
+    server = _serve("xandikos", app, f"/{XANDIKOS_USER}/calendars/", XANDIKOS_USER, None)
+    set_addresses(server, principal, XANDIKOS_ADDRESSES)
+    return server
 
 
 # --- helpers ---------------------------------------------------------------------------
 
 
 def _client(server: EmbeddedCalDAV) -> Any:
-    from caldav import DAVClient
+    from caldav.davclient import DAVClient
 
     return DAVClient(
         url=server.url,
@@ -284,6 +331,22 @@ def delete_href(server: EmbeddedCalDAV, href: str) -> None:
         response = client.delete(urljoin(server.url, href))
     if response.status not in (200, 204, 404):
         raise RuntimeError(f"DELETE {href} failed: {response.status}")
+
+
+def set_addresses(server: EmbeddedCalDAV, principal: str, addresses: Iterable[str]) -> None:
+    """PROPPATCH a principal's calendar-user-address-set (RFC 6638 §2.4.1), as a client or
+    an administrator sets it on Xandikos."""
+    hrefs = "".join(f"<D:href>{address}</D:href>" for address in addresses)
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<D:propertyupdate xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        f"<D:set><D:prop><C:calendar-user-address-set>{hrefs}</C:calendar-user-address-set>"
+        "</D:prop></D:set></D:propertyupdate>"
+    )
+    with _client(server) as client:
+        response = client.proppatch(urljoin(server.url, principal), body)
+    if response.status != 207 or "200" not in str(response.raw):
+        raise RuntimeError(f"PROPPATCH {principal} failed: {response.status} {response.raw}")
 
 
 def account_for(server: EmbeddedCalDAV, **overrides: Any) -> AccountConfig:

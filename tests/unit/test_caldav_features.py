@@ -50,6 +50,7 @@ def test_auto_uses_the_server_only_when_it_gets_everything_right() -> None:
         freebusy_all_day_in_local_zone=True,
         freebusy_floating_in_local_zone=True,
         freebusy_windows_tzid=True,
+        freebusy_honours_declined=True,
     )
     assert trusted.freebusy_trusted
     assert freebusy_source("auto", trusted) == "server"
@@ -57,6 +58,15 @@ def test_auto_uses_the_server_only_when_it_gets_everything_right() -> None:
         freebusy_source("auto", replace(trusted, freebusy_all_day_in_local_zone=False)) == "local"
     )
     assert freebusy_source("auto", UNKNOWN) == "local"
+    # A REPORT that counts what the teacher declined as busy loses slots: never in auto.
+    assert freebusy_source("auto", replace(trusted, freebusy_honours_declined=False)) == "local"
+
+
+def test_neither_embedded_server_honours_a_declined_invitation_in_its_report() -> None:
+    """Measured by tests/integration/test_caldav_freebusy_report.py."""
+    assert not FEATURES["radicale"].freebusy_honours_declined
+    assert not FEATURES["xandikos"].freebusy_honours_declined
+    assert not UNKNOWN.freebusy_honours_declined
 
 
 def test_radicale_and_xandikos_are_not_trusted_because_all_day_events_land_in_utc() -> None:

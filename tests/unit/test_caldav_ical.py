@@ -1,4 +1,5 @@
-"""The event we write into a teacher's CalDAV calendar, and free-busy answers we read."""
+"""The event we write into a teacher's CalDAV calendar, free-busy answers we read, and the
+quick look for declined invitations."""
 
 from __future__ import annotations
 
@@ -8,12 +9,22 @@ from datetime import UTC, datetime
 import pytest
 from icalendar import Calendar, Event
 
-from connectors.base import Attendee, MeetingEvent
-from connectors.ical import meeting_matches, meeting_to_ical, parse_free_busy
+from connectors.base import Attendee, FreeBusy, MeetingEvent
+from connectors.ical import declines, meeting_matches, meeting_to_ical, parse_free_busy
 from ptm_sync.busy import busy_times
 from ptm_sync.errors import BadCalendarData
-from ptm_sync.model import Busy
-from tests.support.calendar_data import SCHOOL_TZ, ics, utc
+from ptm_sync.model import Busy, Interval
+from tests.support.calendar_data import (
+    DECLINED_BY_ANOTHER,
+    DECLINED_INVITATION,
+    SCENARIOS,
+    SCHOOL_TZ,
+    SERIES_ONE_DECLINED,
+    UNANSWERED_INVITATION,
+    Scenario,
+    ics,
+    utc,
+)
 
 STAMP = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -160,14 +171,14 @@ def test_an_unreadable_stored_object_raises_bad_calendar_data() -> None:
 # --- parse_free_busy ----------------------------------------------------------------------
 
 
-def freebusy(*lines: str) -> str:
+def freebusy(*lines: str, start: str = "20270301T000000Z", end: str = "20270401T000000Z") -> str:
     return ics(
         "\n".join(
             [
                 "BEGIN:VFREEBUSY",
                 "DTSTAMP:20270101T000000Z",
-                "DTSTART:20270301T000000Z",
-                "DTEND:20270401T000000Z",
+                f"DTSTART:{start}",
+                f"DTEND:{end}",
                 *lines,
                 "END:VFREEBUSY",
             ]
@@ -183,11 +194,13 @@ def test_busy_periods_are_read_in_utc_and_sorted() -> None:
         "FREEBUSY;FBTYPE=BUSY:20270316T150000Z/20270316T160000Z,20270315T150000Z/PT1H",
         "FREEBUSY:20270301T090000Z/20270301T093000Z",
     )
-    assert parse_free_busy(text, *MARCH) == [
-        Busy(utc("2027-03-01T09:00"), utc("2027-03-01T09:30")),
-        Busy(utc("2027-03-15T15:00"), utc("2027-03-15T16:00")),
-        Busy(utc("2027-03-16T15:00"), utc("2027-03-16T16:00")),
-    ]
+    assert parse_free_busy(text, *MARCH) == FreeBusy(
+        (
+            Busy(utc("2027-03-01T09:00"), utc("2027-03-01T09:30")),
+            Busy(utc("2027-03-15T15:00"), utc("2027-03-15T16:00")),
+            Busy(utc("2027-03-16T15:00"), utc("2027-03-16T16:00")),
+        )
+    )
 
 
 def test_fbtypes_tentative_unavailable_and_free() -> None:
@@ -196,21 +209,91 @@ def test_fbtypes_tentative_unavailable_and_free() -> None:
         "FREEBUSY;FBTYPE=BUSY-UNAVAILABLE:20270311T100000Z/PT1H",
         "FREEBUSY;FBTYPE=FREE:20270312T100000Z/PT1H",
     )
-    assert parse_free_busy(text, *MARCH) == [
+    assert parse_free_busy(text, *MARCH).busy == (
         Busy(utc("2027-03-10T10:00"), utc("2027-03-10T11:00"), tentative=True),
         Busy(utc("2027-03-11T10:00"), utc("2027-03-11T11:00")),
-    ]
+    )
 
 
 def test_periods_are_clipped_to_the_window() -> None:
     text = freebusy("FREEBUSY:20270228T220000Z/20270301T020000Z", "FREEBUSY:20270401T000000Z/PT1H")
-    assert parse_free_busy(text, *MARCH) == [Busy(utc("2027-03-01T00:00"), utc("2027-03-01T02:00"))]
+    assert parse_free_busy(text, *MARCH).busy == (
+        Busy(utc("2027-03-01T00:00"), utc("2027-03-01T02:00")),
+    )
 
 
 def test_an_answer_without_periods_is_all_free() -> None:
-    assert parse_free_busy(freebusy(), *MARCH) == []
+    assert parse_free_busy(freebusy(), *MARCH) == FreeBusy()
 
 
 def test_a_malformed_answer_raises_bad_calendar_data() -> None:
     with pytest.raises(BadCalendarData):
         parse_free_busy("<html>oops</html>", *MARCH)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [ics(), "", ics("BEGIN:VEVENT\nUID:x\nDTSTART:20270310T100000Z\nEND:VEVENT")],
+    ids=["empty VCALENDAR", "empty body", "events, no VFREEBUSY"],
+)
+def test_an_answer_without_a_vfreebusy_is_no_data_never_free(answer: str) -> None:
+    with pytest.raises(BadCalendarData):
+        parse_free_busy(answer, *MARCH)
+
+
+def test_time_the_answer_does_not_cover_is_unknown() -> None:
+    """A server that answers for less than the range asked (a free/busy view limited to some
+    days ahead) leaves the rest unknown: it offers no slot."""
+    text = freebusy(
+        "FREEBUSY:20270310T100000Z/PT1H", start="20270305T000000Z", end="20270320T000000Z"
+    )
+    found = parse_free_busy(text, *MARCH)
+    assert found.busy == (Busy(utc("2027-03-10T10:00"), utc("2027-03-10T11:00")),)
+    assert found.unknown == (
+        Interval(utc("2027-03-01T00:00"), utc("2027-03-05T00:00")),
+        Interval(utc("2027-03-20T00:00"), utc("2027-04-01T00:00")),
+    )
+
+
+def test_an_answer_without_dtstart_and_dtend_covers_the_range() -> None:
+    text = ics(
+        "BEGIN:VFREEBUSY\nDTSTAMP:20270101T000000Z\nFREEBUSY:20270310T100000Z/PT1H\nEND:VFREEBUSY"
+    )
+    assert parse_free_busy(text, *MARCH) == FreeBusy(
+        (Busy(utc("2027-03-10T10:00"), utc("2027-03-10T11:00")),)
+    )
+
+
+# --- declines --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [DECLINED_INVITATION, SERIES_ONE_DECLINED, DECLINED_BY_ANOTHER],
+    ids=lambda scenario: scenario.name,
+)
+def test_an_object_with_a_declined_attendee_is_seen(scenario: Scenario) -> None:
+    assert declines(scenario.ics)
+
+
+def test_a_declined_partstat_folded_in_two_is_seen() -> None:
+    assert "PARTSTAT=DE\r\n CLINED" in DECLINED_INVITATION.ics  # where sabre's fold falls
+    assert declines(DECLINED_INVITATION.ics)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        UNANSWERED_INVITATION.ics,
+        *(scenario.ics for scenario in SCENARIOS),
+        ics("BEGIN:VEVENT\nUID:x\nSUMMARY:DECLINED by the head\nEND:VEVENT"),
+        ics("BEGIN:VEVENT\nUID:x\nATTENDEE;PARTSTAT=ACCEPTED:mailto:declined@x.test\nEND:VEVENT"),
+    ],
+)
+def test_an_object_without_one_is_not(text: str) -> None:
+    assert not declines(text)
+
+
+def test_a_declined_parameter_in_any_case_and_quoted_is_seen() -> None:
+    assert declines(ics('BEGIN:VEVENT\nattendee;partstat="Declined":mailto:a@x.test\nEND:VEVENT'))
+    assert declines(ics("BEGIN:VEVENT\nATTENDEE;PARTSTAT=DECLINED:mailto:a@x.test\nEND:VEVENT"))

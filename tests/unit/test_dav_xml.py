@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from connectors import dav_xml
+from connectors.caldav_owner import email_addresses, principal_of
 from connectors.dav_xml import (
     CALDAV,
     CTAG,
@@ -126,6 +127,49 @@ def test_resourcetype_tells_a_calendar_collection() -> None:
     assert collection.is_calendar
     assert collection.props[CTAG] == '"c1"'
     assert SYNC_TOKEN not in collection.props
+
+
+#: What Radicale 3.9 and Xandikos 0.4 answer for a collection's owner (measured), and a
+#: Nextcloud principal's calendar-user-address-set (mailto:, then its own paths).
+OWNERS = b"""<multistatus xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+<response><href>/teacher/ada/</href><propstat><prop><owner><href>/teacher/</href></owner>
+<current-user-principal><href>/teacher/</href></current-user-principal></prop>
+<status>HTTP/1.1 200 OK</status></propstat></response>
+<response><href>/teacher/calendars/ada/</href><propstat><status>HTTP/1.1 200 OK</status>
+<prop><owner /><current-user-principal><href>/teacher/</href></current-user-principal></prop>
+</propstat></response>
+<response><href>/remote.php/dav/principals/users/ada/</href><propstat><prop>
+<C:calendar-user-address-set><href>mailto:Ada.Lovelace@school.test</href>
+<href>/remote.php/dav/principals/users/ada/</href></C:calendar-user-address-set></prop>
+<status>HTTP/1.1 200 OK</status></propstat></response></multistatus>"""
+
+
+def test_href_valued_properties_keep_their_hrefs_as_sent() -> None:
+    radicale, xandikos, nextcloud = parse_multistatus(parse_xml(OWNERS)).resources
+    assert radicale.hrefs == {
+        dav_xml.OWNER: ("/teacher/",),
+        dav_xml.CURRENT_USER_PRINCIPAL: ("/teacher/",),
+    }
+    assert dav_xml.OWNER not in xandikos.hrefs  # an empty owner names nobody
+    assert xandikos.hrefs[dav_xml.CURRENT_USER_PRINCIPAL] == ("/teacher/",)
+    assert nextcloud.hrefs[dav_xml.CALENDAR_USER_ADDRESS_SET] == (
+        "mailto:Ada.Lovelace@school.test",  # not reduced to a path
+        "/remote.php/dav/principals/users/ada/",
+    )
+
+
+def test_the_owner_is_the_dav_owner_else_the_current_user_principal() -> None:
+    radicale, xandikos, _ = parse_multistatus(parse_xml(OWNERS)).resources
+    assert principal_of("http://dav.test/teacher/ada/", radicale) == "http://dav.test/teacher/"
+    assert principal_of("http://dav.test/x/", xandikos) == "http://dav.test/teacher/"
+    assert principal_of("http://dav.test/x/", dav_xml.DavResource("/x/")) is None
+
+
+def test_only_mailto_addresses_are_the_owners_emails() -> None:
+    *_, nextcloud = parse_multistatus(parse_xml(OWNERS)).resources
+    hrefs = nextcloud.hrefs[dav_xml.CALENDAR_USER_ADDRESS_SET]
+    assert email_addresses(hrefs) == {"ada.lovelace@school.test"}
+    assert email_addresses(("MAILTO:A%40b.test", "urn:uuid:1", "mailto:", "/p/")) == {"a@b.test"}
 
 
 def test_anything_but_a_multistatus_is_empty() -> None:
