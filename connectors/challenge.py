@@ -128,7 +128,10 @@ def refusal(
     else:
         what = " or ".join(_WORDS[s] for s in known)
     sentence = f"the server accepts only {what}, not {_WORDS[sent]}"
-    if AuthScheme.BEARER in known and any(host.endswith(g) for g in _GOOGLE_HOSTS):
+    name = host.lower().rstrip(".")
+    if AuthScheme.BEARER in known and any(
+        name == g or name.endswith("." + g) for g in _GOOGLE_HOSTS
+    ):
         return f'{sentence}: for Google Calendar use an account of type = "google"'
     instead = [usable[s] for s in known if usable and s in usable]
     if instead and option:
