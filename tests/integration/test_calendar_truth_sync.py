@@ -17,7 +17,7 @@ from sqlalchemy import select
 from connectors.base import CalendarRef, Capability, FreeBusyAnswer
 from connectors.memory import MIRRORED_SYSTEM, SERVER_SYSTEM, MemoryCalendars, MemoryConnector
 from ptm_sync.availability import period_matrix
-from ptm_sync.errors import AccessDenied, CalendarProblem, Unavailable
+from ptm_sync.errors import AccessDenied, AuthFailed, CalendarProblem, Unavailable
 from ptm_sync.health import problems, read_state
 from ptm_sync.metrics import CALENDAR_PROBLEMS, ProcessMetrics
 from ptm_sync.model import Interval, SlotStatus
@@ -32,11 +32,15 @@ class CountingConnector(MemoryConnector):
     def __init__(self, *args: object) -> None:
         super().__init__(*args)  # type: ignore[arg-type]
         self.free_busy_calls: list[int] = []
+        #: The account's refusal of our credentials, raised by every call when set.
+        self.refusal: AuthFailed | None = None
 
     def free_busy(
         self, calendars: Sequence[CalendarRef], start: datetime, end: datetime
     ) -> FreeBusyAnswer:
         self.free_busy_calls.append(len(calendars))
+        if self.refusal is not None:
+            raise self.refusal
         return super().free_busy(calendars, start, end)
 
 
@@ -179,6 +183,25 @@ def test_healthz_and_metrics_count_per_account_and_kind_naming_no_teacher(
     assert ADA not in text and ALAN not in text
     for calendar in school.calendars.values():
         assert calendar not in text
+
+
+def test_a_refused_login_is_told_once_for_the_account_in_healthz(db: Database) -> None:
+    school = School(db)
+    sentence = (
+        "account 'dav' (dav.lincoln.example.org): the server accepts only OAuth tokens "
+        "(Bearer), not a user name and password (Basic): for Google Calendar use an account "
+        'of type = "google"'
+    )
+    school.connector.refusal = AuthFailed(sentence)
+    results = school.sync()
+    assert {r.problem for r in results.values()} == {CalendarProblem.AUTH}
+    assert {r.error for r in results.values()} == {sentence}  # sync says it per teacher
+    with db.read() as session:
+        state = read_state(session)
+    lines = problems(state, ProcessMetrics())
+    assert "account 'dav': the server accepts only OAuth tokens" in lines[0]
+    assert lines[0].endswith('use an account of type = "google"')
+    assert any("2 calendars failing on account 'dav' (auth: 2;" in line for line in lines)
 
 
 def test_the_sync_counts_problems_by_account_and_kind() -> None:
