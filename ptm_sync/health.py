@@ -66,44 +66,46 @@ class StoreState:
 
 
 def read_state(session: Session, *, counts: bool = True) -> StoreState:
-    """Read :class:`StoreState` (eight aggregate queries; six with ``counts=False``, which
+    """Read :class:`StoreState` (six aggregate queries; four with ``counts=False``, which
     leaves ``meetings`` and ``quarantined`` empty: /healthz needs neither, and the
     quarantine count reads the whole inbound table).
 
     Raises:
         sqlalchemy.exc.DBAPIError: the database cannot be read.
     """
-    accounts: dict[str, AccountSync] = {}
     unread = Calendar.synced_at.is_(None)
+    # One query, grouped by account and problem kind (summed per account below): the
+    # health check stays one read of the teachers however many kinds there are.
     rows = session.execute(
         select(
             Teacher.account,
+            Calendar.problem,
             func.count(Teacher.id),
             func.count(Calendar.synced_at),
             func.count(Calendar.id).filter(Calendar.error.is_not(None)),
             func.count(Calendar.id).filter(unread, Calendar.error.is_not(None)),
             func.min(Calendar.synced_at),
+            func.min(Calendar.error),
         )
         .outerjoin(Calendar, Calendar.teacher_id == Teacher.id)
-        .group_by(Teacher.account)
-    )
-    kinds: dict[str, dict[str, int]] = {}
-    for account, problem, count in session.execute(
-        select(Teacher.account, Calendar.problem, func.count())
-        .join(Calendar, Calendar.teacher_id == Teacher.id)
-        .where(Calendar.problem.is_not(None))
         .group_by(Teacher.account, Calendar.problem)
-    ):
-        kinds.setdefault(account, {})[str(problem)] = int(count)
-    refusals = dict(
-        session.execute(
-            select(Teacher.account, func.min(Calendar.error))
-            .join(Calendar, Calendar.teacher_id == Teacher.id)
-            .where(Calendar.problem == CalendarProblem.AUTH.value, Calendar.error.is_not(None))
-            .group_by(Teacher.account)
-        ).all()
     )
-    for account, teachers, read, failing, failing_unread, oldest in rows:
+    totals: dict[str, list[int]] = {}
+    oldest_of: dict[str, datetime] = {}
+    kinds: dict[str, dict[str, int]] = {}
+    refusals: dict[str, str] = {}
+    for account, problem, teachers, read, failing, failing_unread, oldest, error in rows:
+        total = totals.setdefault(account, [0, 0, 0, 0])
+        for i, n in enumerate((teachers, read, failing, failing_unread)):
+            total[i] += int(n)
+        if oldest is not None and (account not in oldest_of or oldest < oldest_of[account]):
+            oldest_of[account] = oldest
+        if problem is not None:
+            kinds.setdefault(account, {})[str(problem)] = int(teachers)
+        if problem == CalendarProblem.AUTH and error:
+            refusals[account] = _first_line(error)
+    accounts: dict[str, AccountSync] = {}
+    for account, (teachers, read, failing, failing_unread) in totals.items():
         # A calendar whose every read failed is failing (fix something), not "never synced"
         # (wait for the next pass).
         never = teachers - read - failing_unread
@@ -111,9 +113,9 @@ def read_state(session: Session, *, counts: bool = True) -> StoreState:
             teachers,
             never,
             failing,
-            oldest,
+            oldest_of.get(account),
             problems=kinds.get(account, {}),
-            refusal=_first_line(refusals.get(account) or ""),
+            refusal=refusals.get(account, ""),
         )
     feeds = list(
         session.scalars(

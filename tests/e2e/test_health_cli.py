@@ -175,9 +175,10 @@ def test_the_daemon_reports_the_broken_calendar_in_health_metrics_and_json_logs(
     base = f"http://{school.listen}"
     health = first_pass_done(daemon, base)
     assert health["http_status"] == 503 and health["status"] == "degraded"
+    # Its every read failed: it is failing (fix something), by kind, not "never synced".
     assert health["problems"] == [
-        "1 calendar never synced on account 'district' "
-        "(those teachers offer no slots; see `ptm-sync check`)"
+        "1 calendar failing on account 'district' "
+        "(not_found: 1; the last read failed; see `ptm-sync check`)"
     ]
     assert BROKEN not in json.dumps(health)
 
@@ -190,7 +191,13 @@ def test_the_daemon_reports_the_broken_calendar_in_health_metrics_and_json_logs(
     reads = "ptm_sync_sync_requests_total"
     assert samples[(reads, (("account", "district"), ("result", "failed")))] == 1
     assert samples[(reads, (("account", "district"), ("result", "ok")))] == len(NAMES) - 1
-    assert samples[("ptm_sync_calendars_not_synced", (("account", "district"),))] == 1
+    assert samples[("ptm_sync_calendars_not_synced", (("account", "district"),))] == 0
+    assert samples[("ptm_sync_calendars_failing", (("account", "district"),))] == 1
+    by_problem = "ptm_sync_calendars_by_problem"
+    assert samples[(by_problem, (("account", "district"), ("problem", "not_found")))] == 1
+    assert samples[(by_problem, (("account", "district"), ("problem", "unavailable")))] == 0
+    problems = "ptm_sync_calendar_problems_total"
+    assert samples[(problems, (("account", "district"), ("problem", "not_found")))] == 1
     assert ("ptm_sync_sync_lag_seconds", (("account", "district"),)) in samples
 
     daemon.terminate()
