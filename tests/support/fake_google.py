@@ -18,127 +18,65 @@ It answers what Google's documentation says and refuses what it does not allow, 
   5–1024 chars, 409 when taken), Meet conferences for ``conferenceDataVersion=1``.
   Errors carry Google's JSON error body (``error.errors[].reason``).
 * Every request is logged (:attr:`FakeGoogle.log`) with method, path, query, headers, body.
+
+This module holds the fake's state, the tester's hands, the HTTP server and the routing of
+API requests; the rest is by concern: :mod:`tests.support.fake_google_auth` (service-account
+keys, the token endpoint, access tokens), :mod:`tests.support.fake_google_freebusy`
+(freeBusy), :mod:`tests.support.fake_google_events` (calendars and events),
+:mod:`tests.support.fake_google_wire` (the request record, stored calendars, times, Google's
+error body).  Every public name this module had before it was split is still importable from
+here (``__all__``).
 """
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
 import secrets
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
-SCOPE = "https://www.googleapis.com/auth/calendar"
-#: The JWT's ``aud``: Google's docs say it is always this, wherever the request is sent.
-GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
-JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-MAX_ITEMS = 50
-MAX_SPAN = timedelta(days=90)
-#: Parameters events.list refuses together with syncToken (the reference of syncToken).
-NOT_WITH_SYNC_TOKEN = (
-    "iCalUID",
-    "orderBy",
-    "privateExtendedProperty",
-    "q",
-    "sharedExtendedProperty",
-    "timeMin",
-    "timeMax",
-    "updatedMin",
+from tests.support.fake_google_auth import (
+    GOOGLE_TOKEN_AUDIENCE,
+    JWT_GRANT,
+    SCOPE,
+    ServiceAccountKey,
+    access_subject,
+    make_service_account,
+    oauth_user,
+    token_answer,
 )
-_ID_CHARS = set("abcdefghijklmnopqrstuv0123456789")
+from tests.support.fake_google_events import (
+    NOT_WITH_SYNC_TOKEN,
+    calendar_resource,
+    insert_event,
+    list_events,
+    one_event,
+)
+from tests.support.fake_google_freebusy import MAX_ITEMS, MAX_SPAN, free_busy
+from tests.support.fake_google_wire import Calendar, Recorded, Refusal, error_answer, stamp
 
-
-@dataclass
-class Recorded:
-    """One request the fake answered."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: Any
-    status: int = 0
-
-    @property
-    def api(self) -> bool:
-        return self.path.startswith("/calendar/v3/")
-
-
-@dataclass
-class ServiceAccountKey:
-    path: Path
-    client_email: str
-    client_id: str
-    public_key: rsa.RSAPublicKey
-
-
-def make_service_account(
-    directory: Path, token_url: str, *, name: str = "ptm-sync", project: str = "school-123"
-) -> ServiceAccountKey:
-    """Write a service-account key JSON (a fresh RSA key) like the one Google's console gives."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode("ascii")
-    email = f"{name}@{project}.iam.gserviceaccount.com"
-    client_id = str(100000000000000000000 + secrets.randbelow(10**18))
-    info = {
-        "type": "service_account",
-        "project_id": project,
-        "private_key_id": secrets.token_hex(20),
-        "private_key": pem,
-        "client_email": email,
-        "client_id": client_id,
-        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
-        "token_uri": token_url,
-    }
-    path = directory / f"{name}-{secrets.token_hex(4)}.json"
-    path.write_text(json.dumps(info), encoding="utf-8")
-    return ServiceAccountKey(path, email, client_id, key.public_key())
-
-
-def _b64decode(part: str) -> bytes:
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-
-
-def _time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-class Refusal(Exception):
-    """An error answer: HTTP status, Google reason and message."""
-
-    def __init__(self, status: int, reason: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status, self.reason, self.message, self.extra = status, reason, message, extra
-
-
-@dataclass
-class Calendar:
-    owner: str
-    events: dict[str, dict[str, Any]] = field(default_factory=dict)
-    seq: dict[str, int] = field(default_factory=dict)  # event id -> clock of its last write
-    meet_pending: dict[str, int] = field(default_factory=dict)  # id -> reads still pending
+__all__ = [
+    "GOOGLE_TOKEN_AUDIENCE",
+    "JWT_GRANT",
+    "MAX_ITEMS",
+    "MAX_SPAN",
+    "NOT_WITH_SYNC_TOKEN",
+    "SCOPE",
+    "Calendar",
+    "FakeGoogle",
+    "Recorded",
+    "Refusal",
+    "ServiceAccountKey",
+    "make_service_account",
+    "running",
+]
 
 
 class FakeGoogle:
@@ -210,32 +148,32 @@ class FakeGoogle:
         """The teacher's own event; its id."""
         body = {
             "summary": summary,
-            "start": {"dateTime": _stamp(start)},
-            "end": {"dateTime": _stamp(end)},
+            "start": {"dateTime": stamp(start)},
+            "end": {"dateTime": stamp(end)},
             "status": status,
             "transparency": transparency,
             **extra,
         }
         with self.lock:
-            return self._store(self._calendar(calendar), secrets.token_hex(13), body)["id"]
+            return self.store(self._calendar(calendar), secrets.token_hex(13), body)["id"]
 
     def teacher_moves(self, calendar: str, event_id: str, start: datetime, end: datetime) -> None:
         with self.lock:
             cal = self._calendar(calendar)
             event = dict(cal.events[event_id])
-            event["start"] = {"dateTime": _stamp(start), "timeZone": "UTC"}
-            event["end"] = {"dateTime": _stamp(end), "timeZone": "UTC"}
-            self._store(cal, event_id, event)
+            event["start"] = {"dateTime": stamp(start), "timeZone": "UTC"}
+            event["end"] = {"dateTime": stamp(end), "timeZone": "UTC"}
+            self.store(cal, event_id, event)
 
     def teacher_edits(self, calendar: str, event_id: str, **fields: Any) -> None:
         with self.lock:
             cal = self._calendar(calendar)
-            self._store(cal, event_id, {**cal.events[event_id], **fields})
+            self.store(cal, event_id, {**cal.events[event_id], **fields})
 
     def teacher_deletes(self, calendar: str, event_id: str) -> None:
         with self.lock:
             cal = self._calendar(calendar)
-            self._store(cal, event_id, {**cal.events[event_id], "status": "cancelled"})
+            self.store(cal, event_id, {**cal.events[event_id], "status": "cancelled"})
 
     def forget_sync_tokens(self) -> None:
         with self.lock:
@@ -302,7 +240,8 @@ class FakeGoogle:
             raise Refusal(404, "notFound", "Not Found")
         return found
 
-    def _store(self, cal: Calendar, event_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    def store(self, cal: Calendar, event_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Write ``body`` as the event ``event_id`` of ``cal``: a new etag and clock tick."""
         self.now = next(self.clock)
         moment = datetime(2027, 1, 1, tzinfo=UTC) + timedelta(seconds=self.now)
         old = cal.events.get(event_id, {})
@@ -312,8 +251,8 @@ class FakeGoogle:
             "id": event_id,
             "etag": f'"{3180000000000000 + self.now}"',
             "iCalUID": f"{event_id}@google.com",
-            "created": old.get("created", _stamp(moment)),
-            "updated": _stamp(moment),
+            "created": old.get("created", stamp(moment)),
+            "updated": stamp(moment),
             "organizer": {"email": cal.owner, "self": True},
             "creator": {"email": cal.owner, "self": True},
         }
@@ -349,86 +288,14 @@ class FakeGoogle:
     # --- token endpoint -------------------------------------------------------------------
 
     def token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        grant = form.get("grant_type")
-        if grant == JWT_GRANT:
-            return self._jwt_grant(form.get("assertion", ""))
-        if grant == "refresh_token":
-            client = self.oauth_clients.get(form.get("refresh_token", ""))
-            if client is None:
-                return 400, {"error": "invalid_grant", "error_description": "Bad Request"}
-            if (form.get("client_id"), form.get("client_secret")) != client[:2]:
-                return 401, {"error": "invalid_client", "error_description": "Unauthorized"}
-            return self._issue(client[2])
-        return 400, {"error": "unsupported_grant_type", "error_description": "Invalid grant_type"}
-
-    def _jwt_grant(self, assertion: str) -> tuple[int, dict[str, Any]]:
-        try:
-            head, payload, signature = assertion.split(".")
-            header, claims = json.loads(_b64decode(head)), json.loads(_b64decode(payload))
-        except ValueError:
-            return 400, {"error": "invalid_grant", "error_description": "Invalid JWT."}
-        key = self.keys.get(str(claims.get("iss")))
-        if header.get("alg") != "RS256" or key is None:
-            return 401, {
-                "error": "invalid_client",
-                "error_description": "The OAuth client was not found.",
-            }
-        try:
-            key.public_key.verify(
-                _b64decode(signature),
-                f"{head}.{payload}".encode("ascii"),
-                padding.PKCS1v15(),
-                hashes.SHA256(),
-            )
-        except InvalidSignature:
-            return 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
-        now = time.time()
-        if claims.get("aud") != GOOGLE_TOKEN_AUDIENCE:
-            return 400, {"error": "invalid_grant", "error_description": "Invalid JWT: audience"}
-        if not (claims.get("exp", 0) > now and claims["exp"] - claims.get("iat", 0) <= 3600):
-            return 400, {
-                "error": "invalid_grant",
-                "error_description": "Invalid JWT: Token must be a short-lived token",
-            }
-        if SCOPE not in str(claims.get("scope", "")).split():
-            return 400, {"error": "invalid_scope", "error_description": "Invalid OAuth scope."}
-        subject = claims.get("sub")
-        if subject is not None:
-            if not self.delegation:
-                return 401, {
-                    "error": "unauthorized_client",
-                    "error_description": "Client is unauthorized to retrieve access tokens "
-                    "using this method, or client not authorized for any of the scopes "
-                    "requested.",
-                }
-            if str(subject).lower() not in self.users:
-                return 400, {
-                    "error": "invalid_grant",
-                    "error_description": "Invalid email or User ID",
-                }
-        self.assertions.append(claims)
-        return self._issue(str(subject).lower() if subject else key.client_email)
-
-    def _issue(self, subject: str) -> tuple[int, dict[str, Any]]:
-        token = "ya29." + secrets.token_urlsafe(24)
-        self.tokens[token] = (subject, time.time() + self.expires_in)
-        body = {"access_token": token, "expires_in": self.expires_in, "token_type": "Bearer"}
-        return 200, body
+        """The token endpoint's answer to the form ``form``: status and JSON body."""
+        return token_answer(self, form)
 
     # --- API ------------------------------------------------------------------------------
 
     def api(self, request: Recorded) -> tuple[int, Any, dict[str, str]]:
         """Answer one API request: status, JSON body (None: empty), extra headers."""
-        auth = request.headers.get("authorization", "")
-        held = self.tokens.get(auth.removeprefix("Bearer ").strip())
-        if held is None or held[1] < time.time() or not self.accept_tokens:
-            raise Refusal(
-                401,
-                "authError",
-                "Invalid Credentials",
-                location="Authorization",
-                locationType="header",
-            )
+        subject = access_subject(self, request)
         if not self.api_enabled:
             raise Refusal(
                 403,
@@ -442,311 +309,25 @@ class FakeGoogle:
             headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
             message = "Rate Limit Exceeded" if status in (403, 429) else "Backend Error"
             raise Refusal(status, reason or "backendError", message, headers=headers)
-        subject = held[0]
         parts = [unquote(p) for p in request.path.removeprefix("/calendar/v3/").split("/")]
         method = request.method
         if parts == ["freeBusy"] and method == "POST":
-            return 200, self._free_busy(request.body), {}
+            return 200, free_busy(self, request.body), {}
         if len(parts) >= 2 and parts[0] == "calendars":
             cal = self._calendar(parts[1])
-            if subject != cal.owner and not self._oauth_user(subject):
+            if subject != cal.owner and not oauth_user(self, subject):
                 raise Refusal(404, "notFound", "Not Found")  # not this user's calendar
             if len(parts) == 2 and method == "GET":
-                return 200, self._calendar_resource(cal), {}
+                return 200, calendar_resource(cal), {}
             if len(parts) == 3 and parts[2] == "events":
                 if method == "GET":
-                    return 200, self._list(cal, request.query), {}
+                    return 200, list_events(self, cal, request.query), {}
                 if method == "POST":
-                    event = self._insert(cal, request.query, request.body)
+                    event = insert_event(self, cal, request.query, request.body)
                     return 200, event, {"ETag": event["etag"]}
             if len(parts) == 4 and parts[2] == "events":
-                return self._one(cal, parts[3], request)
+                return one_event(self, cal, parts[3], request)
         raise Refusal(404, "notFound", "Not Found")
-
-    def _oauth_user(self, subject: str | None) -> bool:
-        return any(user == subject for _, _, user in self.oauth_clients.values())
-
-    def _calendar_resource(self, cal: Calendar) -> dict[str, Any]:
-        return {
-            "kind": "calendar#calendar",
-            "etag": '"1"',
-            "id": cal.owner,
-            "summary": cal.owner,
-            "timeZone": "UTC",
-        }
-
-    def _free_busy(self, body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict) or "timeMin" not in body or "timeMax" not in body:
-            raise Refusal(400, "required", "Missing timeMin or timeMax.")
-        try:
-            start, end = _time(body["timeMin"]), _time(body["timeMax"])
-        except (TypeError, ValueError):
-            raise Refusal(400, "invalid", "Bad Request") from None
-        if end <= start:
-            raise Refusal(400, "timeRangeEmpty", "The specified time range is empty.")
-        if end - start > MAX_SPAN:
-            raise Refusal(400, "timeRangeTooLong", "The requested time range is too long.")
-        items = body.get("items", [])
-        if len(items) > MAX_ITEMS:
-            raise Refusal(400, "tooManyCalendarsRequested", "Too many calendars requested.")
-        if self.raw_freebusy:
-            raw: Any = self.raw_freebusy.pop(0)
-            return raw
-        calendars: dict[str, Any] = {}
-        for item in items:
-            key = str(item.get("id", "")).lower()
-            cal = self.calendars.get(key)
-            if key in self.calendar_errors:
-                reason = self.calendar_errors[key]
-                calendars[item["id"]] = {
-                    "errors": [{"domain": "global", "reason": reason}],
-                    "busy": [],
-                }
-                continue
-            if key in self.no_data_calendars:
-                calendars[item["id"]] = {}
-                continue
-            if cal is None:
-                calendars[item["id"]] = {
-                    "errors": [{"domain": "global", "reason": "notFound"}],
-                    "busy": [],
-                }
-                continue
-            spans = []
-            for event in cal.events.values():
-                if event.get("status") == "cancelled" or event.get("transparency") == "transparent":
-                    continue
-                first, last = _time(event["start"]["dateTime"]), _time(event["end"]["dateTime"])
-                first, last = max(first, start), min(last, end)
-                if first < last:
-                    spans.append((first, last))
-            merged: list[list[datetime]] = []
-            for first, last in sorted(spans):
-                if merged and first <= merged[-1][1]:
-                    merged[-1][1] = max(merged[-1][1], last)
-                else:
-                    merged.append([first, last])
-            calendars[item["id"]] = {
-                "busy": [{"start": _stamp(a), "end": _stamp(b)} for a, b in merged]
-            }
-        return {
-            "kind": "calendar#freeBusy",
-            "timeMin": body["timeMin"],
-            "timeMax": body["timeMax"],
-            "calendars": calendars,
-        }
-
-    def _list(self, cal: Calendar, query: dict[str, list[str]]) -> dict[str, Any]:
-        one = {k: v[-1] for k, v in query.items()}
-        max_results = int(one.get("maxResults", "250"))
-        if not 1 <= max_results <= 2500:
-            raise Refusal(400, "invalid", "Invalid value for maxResults.")
-        size = min(max_results, self.page_size)
-        if "pageToken" in one:
-            held = self.page_tokens.pop(one["pageToken"], None)
-            if held is None:
-                raise Refusal(400, "invalid", "Invalid page token value.")
-            rest, final = held
-            return self._page(cal, rest, size, final)
-        if "syncToken" in one:
-            for name in NOT_WITH_SYNC_TOKEN:
-                if name in query:
-                    raise Refusal(400, "invalid", f"{name} cannot be used with syncToken.")
-            if one.get("showDeleted") == "false":
-                raise Refusal(400, "invalid", "showDeleted cannot be false with syncToken.")
-            held_token = self.sync_tokens.get(one["syncToken"])
-            if held_token is None or held_token[0] != cal.owner:
-                raise Refusal(
-                    410,
-                    "fullSyncRequired",
-                    "Sync token is no longer valid, a full sync is required.",
-                )
-            since = held_token[1]
-            items = [self._listed(e) for i, e in cal.events.items() if cal.seq[i] > since]
-        else:
-            show_deleted = one.get("showDeleted") == "true"
-            start = _time(one["timeMin"]) if "timeMin" in one else None
-            end = _time(one["timeMax"]) if "timeMax" in one else None
-            if start and end and start >= end:
-                raise Refusal(400, "timeRangeEmpty", "The specified time range is empty.")
-            wanted = [p.partition("=") for p in query.get("privateExtendedProperty", [])]
-            items = []
-            for event in cal.events.values():
-                if event.get("status") == "cancelled" and not show_deleted:
-                    continue
-                if start and _time(event["end"]["dateTime"]) <= start:
-                    continue
-                if end and _time(event["start"]["dateTime"]) >= end:
-                    continue
-                tags = event.get("extendedProperties", {}).get("private", {})
-                if any(tags.get(name) != value for name, _, value in wanted):
-                    continue
-                items.append(self._listed(event))
-        items.sort(key=lambda e: e["updated"])
-        final = "sync-" + secrets.token_urlsafe(12)
-        self.sync_tokens[final] = (cal.owner, self.now)
-        return self._page(cal, items, size, final)
-
-    def _page(
-        self, cal: Calendar, items: list[dict[str, Any]], size: int, final: str
-    ) -> dict[str, Any]:
-        answer: dict[str, Any] = {
-            "kind": "calendar#events",
-            "etag": f'"p{self.now}"',
-            "summary": cal.owner,
-            "timeZone": "UTC",
-            "accessRole": "owner",
-            "defaultReminders": [],
-            "items": items[:size],
-        }
-        if len(items) > size:
-            page = "page-" + secrets.token_urlsafe(12)
-            self.page_tokens[page] = (items[size:], final)
-            answer["nextPageToken"] = page
-        else:
-            answer["nextSyncToken"] = final
-        return answer
-
-    @staticmethod
-    def _listed(event: dict[str, Any]) -> dict[str, Any]:
-        if event.get("status") == "cancelled":  # a deleted event: little more than its id
-            return {k: event[k] for k in ("kind", "etag", "id", "status", "updated")}
-        return dict(event)
-
-    @staticmethod
-    def _check_query(query: dict[str, list[str]]) -> None:
-        """The write parameters' allowed values (events.insert/patch/update/delete)."""
-        send = query.get("sendUpdates", ["none"])[-1]
-        if send not in ("all", "externalOnly", "none"):
-            raise Refusal(400, "invalidParameter", f"Invalid value for sendUpdates: {send}")
-        if query.get("conferenceDataVersion", ["0"])[-1] not in ("0", "1"):
-            raise Refusal(400, "invalidParameter", "Invalid value for conferenceDataVersion.")
-
-    def _insert(self, cal: Calendar, query: dict[str, list[str]], body: Any) -> dict[str, Any]:
-        self._check_query(query)
-        self._check_event(body)
-        event_id = body.get("id") or secrets.token_hex(13)
-        if not (5 <= len(event_id) <= 1024 and set(event_id) <= _ID_CHARS):
-            raise Refusal(400, "invalid", "Invalid resource id value.")
-        if event_id in cal.events:
-            raise Refusal(409, "duplicate", "The requested identifier already exists.")
-        body = {k: v for k, v in body.items() if k != "id"}
-        body["conferenceData"] = self._conference(cal, event_id, query, body, None)
-        if body["conferenceData"] is None:
-            del body["conferenceData"]
-        return self._with_link(self._store(cal, event_id, body))
-
-    def _check_event(self, body: Any) -> None:
-        if not isinstance(body, dict):
-            raise Refusal(400, "parseError", "Parse Error")
-        try:
-            start, end = _time(body["start"]["dateTime"]), _time(body["end"]["dateTime"])
-        except (KeyError, TypeError, ValueError):
-            raise Refusal(400, "required", "Missing start or end time.") from None
-        if end <= start:
-            raise Refusal(400, "timeRangeEmpty", "The specified time range is empty.")
-
-    def _conference(
-        self,
-        cal: Calendar,
-        event_id: str,
-        query: dict[str, list[str]],
-        body: dict[str, Any],
-        old: dict[str, Any] | None,
-    ) -> dict[str, Any] | None:
-        """conferenceData to store: a new Meet for a createRequest with version 1 (version 0
-        ignores conference data in the body), else what the event had."""
-        kept = old.get("conferenceData") if old else None
-        wanted = body.get("conferenceData")
-        if query.get("conferenceDataVersion", ["0"])[-1] != "1" or not wanted:
-            return kept
-        create = wanted.get("createRequest")
-        if not create:
-            return wanted
-        if create.get("conferenceSolutionKey", {}).get("type") != "hangoutsMeet":
-            raise Refusal(400, "invalid", "Invalid conference type value.")
-        if kept and kept.get("createRequest", {}).get("requestId") == create.get("requestId"):
-            return kept
-        code = "".join(secrets.choice("abcdefghijkmnopqrstuvwxyz") for _ in range(10))
-        code = f"{code[:3]}-{code[3:7]}-{code[7:]}"
-        if self.meet_reads_pending:
-            cal.meet_pending[event_id] = self.meet_reads_pending
-        return {
-            "createRequest": {
-                "requestId": create.get("requestId"),
-                "conferenceSolutionKey": {"type": "hangoutsMeet"},
-                "status": {"statusCode": "success"},
-            },
-            "entryPoints": [
-                {
-                    "entryPointType": "video",
-                    "uri": f"https://meet.google.com/{code}",
-                    "label": f"meet.google.com/{code}",
-                }
-            ],
-            "conferenceSolution": {"key": {"type": "hangoutsMeet"}, "name": "Google Meet"},
-            "conferenceId": code,
-        }
-
-    def _with_link(self, event: dict[str, Any]) -> dict[str, Any]:
-        """The event as answered: while its conference is pending, no link yet."""
-        event = json.loads(json.dumps(event))
-        cal = self.calendars[event["organizer"]["email"]]
-        data = event.get("conferenceData")
-        if not data:
-            return event
-        if cal.meet_pending.get(event["id"], 0) > 0:
-            data["createRequest"]["status"]["statusCode"] = "pending"
-            data.pop("entryPoints", None)
-            data.pop("conferenceSolution", None)
-            data.pop("conferenceId", None)
-            return event
-        for point in data.get("entryPoints", []):
-            if point.get("entryPointType") == "video":
-                event["hangoutLink"] = point["uri"]
-        return event
-
-    def _one(
-        self, cal: Calendar, event_id: str, request: Recorded
-    ) -> tuple[int, Any, dict[str, str]]:
-        event = cal.events.get(event_id)
-        if event is None:
-            raise Refusal(404, "notFound", "Not Found")
-        if request.method == "GET":
-            answer = self._with_link(event)
-            if cal.meet_pending.get(event_id):
-                cal.meet_pending[event_id] -= 1
-            return 200, answer, {"ETag": event["etag"]}
-        self._check_query(request.query)
-        condition = request.headers.get("if-match")
-        if condition and condition not in ("*", event["etag"]):
-            raise Refusal(
-                412,
-                "conditionNotMet",
-                "Precondition Failed",
-                location="If-Match",
-                locationType="header",
-            )
-        if request.method == "DELETE":
-            if event.get("status") == "cancelled":
-                raise Refusal(410, "deleted", "Resource has been deleted")
-            self._store(cal, event_id, {**event, "status": "cancelled"})
-            return 204, None, {}
-        body = request.body
-        if request.method == "PATCH":
-            merged = {**event, **(body or {})}
-        elif request.method == "PUT":
-            keep = ("conferenceData",)
-            merged = {**{k: event[k] for k in keep if k in event}, **(body or {})}
-        else:
-            raise Refusal(405, "httpMethodNotAllowed", "Method Not Allowed")
-        self._check_event(merged)
-        conference = self._conference(cal, event_id, request.query, body or {}, event)
-        merged.pop("conferenceData", None)
-        if conference:
-            merged["conferenceData"] = conference
-        stored = self._store(cal, event_id, merged)
-        return 200, self._with_link(stored), {"ETag": stored["etag"]}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -782,15 +363,7 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     raise Refusal(404, "notFound", "Not Found")
             except Refusal as refusal:
-                status = refusal.status
-                extra = refusal.extra.pop("headers", {})
-                error = {"domain": "global", "reason": refusal.reason, "message": refusal.message}
-                if refusal.reason in ("rateLimitExceeded", "userRateLimitExceeded"):
-                    error["domain"] = "usageLimits"
-                error.update(refusal.extra)
-                answer = {"error": {"errors": [error], "code": status, "message": refusal.message}}
-                if status == 401:
-                    extra["WWW-Authenticate"] = 'Bearer realm="https://accounts.google.com/"'
+                status, answer, extra = error_answer(refusal)
             record.status = status
         data = b"" if answer is None else json.dumps(answer).encode("utf-8")
         self.send_response(status)
