@@ -83,7 +83,11 @@ class GraphConnector(GraphClient):
         self.workers = 4
         #: getSchedule reader; remembers which mailboxes answer (URL mailboxes).
         self.schedules = ScheduleReader(
-            account.id, self._post_schedule, self._schedule_failed, fallback=tz
+            account.id,
+            self._post_schedule,
+            self._schedule_failed,
+            fallback=tz,
+            granted=self._permission_granted,
         )
 
     # --- free/busy ------------------------------------------------------------------------
@@ -129,6 +133,14 @@ class GraphConnector(GraphClient):
 
     def _schedule_failed(self, status: int, payload: Any) -> PtmError:
         return self._fail(Answer(status, payload), "getSchedule")
+
+    def _permission_granted(self) -> bool | None:
+        """Whether the app's token carries the Calendars permission (its ``roles`` claim);
+        None when the token does not say (not a readable JWT)."""
+        granted = roles(self.tokens.token())
+        if granted is None:
+            return None
+        return NEEDED_ROLE in granted or "Calendars.Read" in granted
 
     # --- changes --------------------------------------------------------------------------
 

@@ -15,6 +15,15 @@ gets a 404 all the same, the same batch is asked again with another ``X`` (at mo
 the answer, or :class:`~ptm_sync.errors.NotFound` when Graph gives none for it.  With one
 unknown mailbox among N, a pass costs ⌈N/20⌉ calls plus at most one, and only the first
 pass of a connector pays that one: never one call per teacher.
+
+A 403 ``ErrorAccessDenied`` for ``X`` while the app holds the permission means ``X`` is
+outside the app's management scope (RBAC for Applications, or an application access
+policy: Exchange Online answers 403 for a mailbox the app may not touch): ``X`` is treated
+like an unknown one (another ``X`` is tried) and gets its own
+:class:`~ptm_sync.errors.AccessDenied` unless its schedule came back through another
+mailbox.  Only when the app lacks the permission (the token's ``roles``), or when it cannot
+be told and every try was refused, is the 403 the whole account's
+:class:`~ptm_sync.errors.AuthFailed`.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from connectors import graph_schedule as schedule
 from connectors.base import FreeBusy
 from connectors.graph_schedule import Part
 from connectors.graph_wire import error_code
-from ptm_sync.errors import ConnectorError, NotFound, Unavailable
+from ptm_sync.errors import AccessDenied, ConnectorError, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +54,31 @@ _ANSWERS, _UNSEEN, _FAILED, _MISSING = range(4)
 Post = Callable[[str, Mapping[str, Any]], tuple[int, Any]]
 #: The exception for a whole-call answer that is neither 200 nor the URL mailbox's 404.
 Fail = Callable[[int, Any], Exception]
+#: Whether the app holds the permission getSchedule needs (the token's ``roles``); None
+#: when it cannot be told.
+Granted = Callable[[], bool | None]
 
 
 class ScheduleReader:
     """Reads free/busy for one Graph account; keeps how each mailbox fared (thread-safe)."""
 
-    def __init__(self, account: str, post: Post, fail: Fail, fallback: tzinfo = UTC) -> None:
+    def __init__(
+        self,
+        account: str,
+        post: Post,
+        fail: Fail,
+        fallback: tzinfo = UTC,
+        granted: Granted = lambda: None,
+    ) -> None:
         self.account = account
         self.fallback = fallback
         self._post = post
         self._fail = fail
+        self._granted = granted
         self._lock = threading.Lock()
         self._standing: dict[str, int] = {}
         self._refused: set[str] = set()  # lower-case mailboxes that got 404 in the URL
+        self._denied: set[str] = set()  # lower-case mailboxes that got 403 in the URL
 
     def read(
         self, mailboxes: Sequence[str], start: datetime, end: datetime, *, workers: int = 4
@@ -100,7 +121,10 @@ class ScheduleReader:
                 (
                     m
                     for m, fared in self._standing.items()
-                    if fared == _ANSWERS and m not in keys and m not in self._refused
+                    if fared == _ANSWERS
+                    and m not in keys
+                    and m not in self._refused
+                    and m not in self._denied
                 ),
                 None,
             )
@@ -108,14 +132,16 @@ class ScheduleReader:
         return (usable + tail) or ranked
 
     def _rank(self, key: str) -> int:
-        return _MISSING if key in self._refused else self._standing.get(key, _UNSEEN)
+        if key in self._refused or key in self._denied:
+            return _MISSING
+        return self._standing.get(key, _UNSEEN)
 
     def _batch(
         self, batch: list[str], pieces: Sequence[tuple[datetime, datetime]]
     ) -> dict[str, list[Part]]:
         answers: dict[str, list[Part]] = {m.lower(): [] for m in batch}
         for first, last in pieces:
-            infos, refused = self._ask(batch, first, last)
+            infos, refused, denied = self._ask(batch, first, last)
             for mailbox in batch:
                 key = mailbox.lower()
                 info = infos.get(key) if infos is not None else None
@@ -133,6 +159,12 @@ class ScheduleReader:
                         f"Graph account {self.account!r}: mailbox {mailbox!r} not found "
                         "(HTTP 404 for it in getSchedule's URL)"
                     )
+                elif key in denied:
+                    part = AccessDenied(
+                        f"Graph account {self.account!r}: mailbox {mailbox!r} refused the app "
+                        "(ErrorAccessDenied): it is outside the app's management scope or "
+                        "access policy"
+                    )
                 elif infos is None:
                     part = Unavailable(
                         f"Graph account {self.account!r}: mailbox {mailbox!r}: not read this "
@@ -149,11 +181,19 @@ class ScheduleReader:
 
     def _ask(
         self, batch: list[str], first: datetime, last: datetime
-    ) -> tuple[dict[str, Mapping[str, Any]] | None, set[str]]:
+    ) -> tuple[dict[str, Mapping[str, Any]] | None, set[str], set[str]]:
         """The batch's scheduleInformation by mailbox (None when every URL mailbox tried
-        got a 404), and the lower-case mailboxes that got a 404 in the URL."""
+        was refused), the lower-case mailboxes that got a 404 in the URL, and those that got
+        a 403 there while the app holds the permission (outside its scope).
+
+        Raises:
+            AuthFailed: 403 and the app lacks the permission (or it cannot be told and
+                every mailbox tried was refused).
+        """
         body = schedule.schedule_request(batch, first, last)
         refused: set[str] = set()
+        denied: set[str] = set()
+        last_refusal: tuple[int, Any] | None = None
         for url_mailbox in self.candidates(batch)[:URL_TRIES]:
             status, payload = self._post(url_mailbox, body)
             if status == 200:
@@ -161,8 +201,22 @@ class ScheduleReader:
                     self._standing[url_mailbox.lower()] = _ANSWERS  # as a URL mailbox
                 value = payload.get("value") if isinstance(payload, Mapping) else None
                 infos = schedule.by_mailbox(value if isinstance(value, list) else [], batch)
-                return infos, refused
+                return infos, refused, denied
             code = error_code(payload)[0]
+            if status == 403:
+                if self._granted() is False:
+                    raise self._fail(status, payload)  # the app lacks the permission
+                last_refusal = (status, payload)
+                denied.add(url_mailbox.lower())
+                with self._lock:
+                    self._denied.add(url_mailbox.lower())
+                log.info(
+                    "Graph account %r: getSchedule through a mailbox outside the app's scope "
+                    "(403 %s); asking through another mailbox",
+                    self.account,
+                    code,
+                )
+                continue
             if status != 404:
                 raise self._fail(status, payload)
             if not code:
@@ -171,16 +225,17 @@ class ScheduleReader:
                     "Graph error (is graph_url right?)"
                 )
             log.info(
-                "Graph account %r: getSchedule through mailbox %r: 404 %s; asking through "
-                "another mailbox",
+                "Graph account %r: getSchedule through an unknown mailbox (404 %s); asking "
+                "through another mailbox",
                 self.account,
-                url_mailbox,
                 code,
             )
             refused.add(url_mailbox.lower())
             with self._lock:
                 self._refused.add(url_mailbox.lower())
-        return None, refused
+        if last_refusal is not None and not refused and self._granted() is None:
+            raise self._fail(*last_refusal)  # every try refused, and no telling why
+        return None, refused, denied
 
     def _note(self, key: str, part: Part) -> None:
         if isinstance(part, NotFound):

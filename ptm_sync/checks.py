@@ -41,7 +41,8 @@ from ptm_sync.dispatch import needs_zoom
 from ptm_sync.errors import PtmError
 from ptm_sync.filemodes import loose_files, sqlite_files
 from ptm_sync.mail import imap, smtp
-from ptm_sync.periods import horizon
+from ptm_sync.output import minutes_in_words
+from ptm_sync.periods import horizon, minutes_in_windows
 from ptm_sync.store import Calendar, Teacher
 from ptm_sync.video import CALENDAR, link_source, provider_for
 
@@ -134,7 +135,7 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
             if all(line.startswith("teacher ") for line in named):
                 answered.add(account.id)
                 problems += _free_busy_lines(
-                    connector, owners.get(account.id, []), account.id, broken, sources, span
+                    config, connector, owners.get(account.id, []), account.id, broken, sources, span
                 )
         except PtmError as exc:
             problems.append(f"{area}: {exc}")
@@ -220,6 +221,7 @@ def _by_teacher(
 
 
 def _free_busy_lines(
+    config: Config,
     connector: CalendarConnector,
     owners: Sequence[tuple[str, str]],
     account_id: str,
@@ -251,24 +253,16 @@ def _free_busy_lines(
         if isinstance(result, PtmError):
             broken.add(email)
             lines.append(f"{who}: {_first_line(str(result))}")
-        elif isinstance(result, FreeBusy) and result.unknown:
+        elif isinstance(result, FreeBusy) and (
+            minutes := minutes_in_windows(config, result.unknown)
+        ):
             broken.add(email)
-            minutes = int(sum(u.duration.total_seconds() for u in result.unknown) // 60)
             lines.append(
                 f"{who}: account {account_id}: calendar {ref.calendar!r} has no free/busy data "
-                f"for {_duration(minutes)} of the periods (no slots are offered then; is its "
-                "free/busy published to the account?)"
+                f"for {minutes_in_words(minutes)} of the periods' windows (no slots are offered "
+                "then; is its free/busy published to the account?)"
             )
     return lines
-
-
-def _duration(minutes: int) -> str:
-    """``45 minutes``, ``3 hours``, ``2 days`` (whole units, rounded down past an hour)."""
-    if minutes < 120:
-        return f"{minutes} minute{'s' if minutes != 1 else ''}"
-    if minutes < 48 * 60:
-        return f"{minutes // 60} hours"
-    return f"{minutes // (24 * 60)} days"
 
 
 def _names(line: str, calendar: str) -> bool:

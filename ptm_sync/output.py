@@ -131,3 +131,12 @@ def _cell(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ",".join(map(str, value))
     return str(value)
+
+
+def minutes_in_words(minutes: int) -> str:
+    """``45 minutes``, ``3 hours``, ``2 days``: whole units, rounded down past two hours."""
+    if minutes < 120:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} hours"
+    return f"{minutes // (24 * 60)} days"

@@ -47,7 +47,7 @@ from ptm_sync.errors import (
 )
 from ptm_sync.metrics import CALENDAR_PROBLEMS, PROCESS, SYNC_PASSES, SYNC_REQUESTS
 from ptm_sync.model import Busy, Interval
-from ptm_sync.periods import ensure_periods, horizon
+from ptm_sync.periods import ensure_periods, horizon, minutes_in_windows
 from ptm_sync.store import (
     BusyTime,
     Calendar,
@@ -68,9 +68,9 @@ class SyncResult:
     """What one teacher's pass did.
 
     ``error`` is the teacher's own failure as a sentence ("" when the read succeeded) and
-    ``problem`` its kind; a read that succeeded with spans the system had no data for has
-    ``problem`` ``no_data`` and ``unknown`` the minutes without data (UTC spans in the
-    horizon; no slot is offered in them).
+    ``problem`` its kind; a read that succeeded with spans the system had no data for inside
+    the periods' windows has ``problem`` ``no_data`` and ``unknown`` those minutes (no slot
+    is offered in them; no-data time outside every window is stored but costs nothing).
     """
 
     teacher: str
@@ -302,15 +302,16 @@ def _sync_server_teacher(
             now,
             None,
         )
-        cal.problem = CalendarProblem.NO_DATA.value if unknown else None
-    minutes = sum(int(u.duration.total_seconds()) // 60 for u in unknown)
+        # Only time inside a period's windows costs parents a slot: that is the problem.
+        minutes = minutes_in_windows(connectors.config, unknown)
+        cal.problem = CalendarProblem.NO_DATA.value if minutes else None
     return SyncResult(
         teacher.email,
         changed=len(changes.changed) if changes else 0,
         removed=len(changes.removed) if changes else 0,
         full=True,
         busy=len(busy),
-        problem=CalendarProblem.NO_DATA if unknown else None,
+        problem=CalendarProblem.NO_DATA if minutes else None,
         unknown=minutes,
     )
 

@@ -63,8 +63,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
             line = f"{r.teacher}: {kind}, {r.changed} changed, {r.removed} removed"
             if r.unknown:
                 line += (
-                    f"; no free/busy data for {r.unknown} minutes of the periods "
-                    "(no slots offered then)"
+                    f"; no free/busy data for {output.minutes_in_words(r.unknown)} of the "
+                    "periods' windows (no slots offered then)"
                 )
             print(line)
     print(f"synced {len(results) - failed} of {len(results)} calendars")

@@ -109,7 +109,7 @@ def test_check_names_each_teacher_with_their_own_error(school: School) -> None:
     assert "bob@lincoln.exmaple.org" in lines[BOB]
     assert "not found" in lines[BOB].lower() or "ErrorMailRecipientNotFound" in lines[BOB]
     assert CLEO in lines[CLEO] and "ErrorProxyRequestProcessingFailed" in lines[CLEO]
-    assert "no free/busy data for 30 minutes" in lines[DAN]
+    assert "no free/busy data for 30 minutes of the periods' windows" in lines[DAN]
     for email, line in lines.items():  # each line tells its own teacher's trouble only
         others = {ADA, BOB, CLEO, DAN, "bob@lincoln.exmaple.org"} - {email}
         if email == BOB:
@@ -123,7 +123,7 @@ def test_sync_fails_those_teachers_alone_and_no_data_is_never_free(school: Schoo
     lines = {line.split(":")[0]: line for line in result.stdout.splitlines() if "@" in line}
     assert "FAILED" in lines[BOB] and "FAILED" in lines[CLEO]
     assert "FAILED" not in lines[ADA] and "FAILED" not in lines[DAN]
-    assert "no free/busy data for 30 minutes" in lines[DAN]
+    assert "no free/busy data for 30 minutes of the periods' windows" in lines[DAN]
     assert result.stdout.splitlines()[-1] == "synced 2 of 4 calendars"
 
     matrix = ptm_sync(school.config, "matrix", "--format", "json")

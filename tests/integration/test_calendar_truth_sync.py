@@ -10,7 +10,7 @@ of the same answers are their connectors' own tests and the contract suite's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -151,6 +151,18 @@ def test_spans_without_data_offer_no_slot_and_show_not_synced(db: Database) -> N
     school.server.calendars[school.calendars[ADA]].no_data.clear()  # the data came back
     assert school.sync()[ADA].problem is None
     assert school.school.free_starts(ADA) == starts
+    assert school.calendar_row(ADA).problem is None
+
+
+def test_no_data_outside_every_window_is_no_problem(db: Database) -> None:
+    school = School(db)
+    morning = school.slot(0).start - timedelta(hours=6)  # the same day, hours before
+    school.server.calendars[school.calendars[ADA]].no_data.append(
+        Interval(morning, morning + timedelta(hours=2))
+    )
+    result = school.sync()[ADA]
+    assert result.problem is None and result.unknown == 0
+    assert school.school.free_starts(ADA) == school.all_starts()
     assert school.calendar_row(ADA).problem is None
 
 

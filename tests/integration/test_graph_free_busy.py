@@ -149,6 +149,39 @@ def test_a_whole_call_refused_for_want_of_permission_stays_auth_failed(
         graph.free_busy([mailbox(fake, "ada"), mailbox(fake, "bob")], START, START + HOUR)
 
 
+def test_a_mailbox_outside_the_apps_scope_in_the_url_is_its_own_trouble_not_the_schools(
+    fake: FakeGraph, graph: GraphConnector
+) -> None:
+    """A new teacher not yet in the RBAC for Applications scope, first of the batch: Graph
+    answers 403 for a getSchedule through that mailbox although the app holds the role."""
+    ada, bob, cleo = (mailbox(fake, n) for n in ("ada", "bob", "cleo"))
+    fake.add_event(bob.calendar, START, START + HOUR)
+    fake.out_of_scope.add(ada.calendar)
+
+    found = graph.free_busy([ada, bob, cleo], START, START + 3 * HOUR)
+
+    assert url_mailboxes(fake) == [ada.calendar, bob.calendar]  # one more call, once
+    assert found[bob] == FreeBusy((Busy(START, START + HOUR),))
+    assert found[cleo] == FreeBusy()
+    # Its schedule came back through Bob's URL (the fake shows free/busy to the
+    # organisation); were it refused there too, it would be its own AccessDenied.
+    assert found[ada] == FreeBusy()
+
+    graph.free_busy([ada, bob, cleo], START, START + 3 * HOUR)  # the next pass
+    assert url_mailboxes(fake)[2:] == [bob.calendar]
+
+
+def test_a_lone_mailbox_outside_the_scope_is_access_denied_for_it_alone(
+    fake: FakeGraph, graph: GraphConnector
+) -> None:
+    ada = mailbox(fake, "ada")
+    fake.out_of_scope.add(ada.calendar)
+    found = graph.free_busy([ada], START, START + HOUR)
+    assert isinstance(found[ada], AccessDenied)
+    assert found[ada].problem == CalendarProblem.ACCESS_DENIED
+    assert "outside the app's management scope" in str(found[ada])
+
+
 # --- the shapes of "no data" ----------------------------------------------------------------
 
 
