@@ -322,7 +322,9 @@ def translate(exc: BaseException, account: AccountConfig, what: str) -> PtmError
         | requests.ConnectionError
         | requests.Timeout,
     ):
-        return Unavailable(f"cannot reach Exchange at {account.url}{_reason(exc)} ({what})")
+        # The server's trouble, not one mailbox's: named without ``what`` (a teacher's
+        # mailbox would make an outage look like that teacher's problem in `check`).
+        return Unavailable(f"cannot reach Exchange at {account.url}{_reason(exc)}")
     if isinstance(
         exc,
         ews_errors.ResponseMessageError

@@ -39,6 +39,7 @@ from ptm_sync.app import App, sqlite_path
 from ptm_sync.config import Config, ImapConfig, Secret, SmtpConfig
 from ptm_sync.dispatch import needs_zoom
 from ptm_sync.errors import PtmError
+from ptm_sync.failures import names_account, pure_naming
 from ptm_sync.filemodes import loose_files, sqlite_files
 from ptm_sync.mail import imap, smtp
 from ptm_sync.output import minutes_in_words
@@ -59,13 +60,19 @@ class CheckReport:
 
 
 def _under(area: str, lines: list[str], name: str = "") -> list[str]:
-    """Each line as ``area: what is wrong``: a connector's own naming of the account
-    (``account 'x' (url):``, ``Graph account 'x':``) gives way to the area, said once."""
+    """Each line as ``area: what is wrong``.  A connector's naming of the account that says
+    nothing else (``account 'x' (url):``, ``Graph account 'x':``) gives way to the area,
+    said once; a line whose head says more and names the account (``Graph refused the
+    client secret of account 'x' (AADSTS…)``, ``account x (user …) on Exchange at host``)
+    is told as it is, as `sync` and /healthz tell it."""
     out = []
     for line in lines:
-        head, sep, rest = line.partition(": ")
-        if name and sep and f"'{name}'" in head:
+        rest = pure_naming(line, name) if name else None
+        if rest is not None:
             line = rest
+        elif name and names_account(line, name):
+            out.append(line)
+            continue
         out.append(line if line.startswith(f"{area}:") else f"{area}: {line}")
     return out
 
@@ -133,10 +140,12 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
             named = _by_teacher(lines, owners.get(account.id, []), broken, sources)
             problems += named
             if all(line.startswith("teacher ") for line in named):
-                answered.add(account.id)
-                problems += _free_busy_lines(
+                found = _free_busy_lines(
                     config, connector, owners.get(account.id, []), account.id, broken, sources, span
                 )
+                problems += found
+                if all(line.startswith("teacher ") for line in found):
+                    answered.add(account.id)  # it answers now (for "run sync" warnings)
         except PtmError as exc:
             problems.append(f"{area}: {exc}")
         finally:

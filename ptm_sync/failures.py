@@ -61,6 +61,25 @@ def plain(text: str) -> str:
     return _OBJECT.sub("", text)
 
 
+def names_account(sentence: str, account: str) -> bool:
+    """True when the head of ``sentence`` (what comes before its first ": ") names the
+    calendar account ``account`` (``account 'm365'``, ``Graph account 'm365'``, ``account
+    exchange (user …) on Exchange at host``): such a sentence is told as it is, never given
+    a second naming of the account in front."""
+    head, sep, _ = sentence.partition(": ")
+    if not sep or "account" not in head.lower():
+        return False
+    return re.search(rf"(?<![\w.-])'?{re.escape(account)}'?(?![\w.-])", head) is not None
+
+
+def pure_naming(sentence: str, account: str) -> str | None:
+    """What follows the head of ``sentence`` when the head only names the account
+    (``account 'x'``, ``account 'x' (url)``, ``Graph account 'x'``), else None."""
+    head, sep, rest = sentence.partition(": ")
+    pattern = rf"(?:[A-Z]\w* )?account '?{re.escape(account)}'?(?: \([^)]*\))?"
+    return rest if sep and re.fullmatch(pattern, head) else None
+
+
 def _sentence(where: str, cause: str) -> str:
     lower = cause.lower()
     if "certificate_verify_failed" in lower or "certificate verify failed" in lower:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from ptm_sync.booking.rows import QUARANTINED
 from ptm_sync.errors import CalendarProblem
+from ptm_sync.failures import names_account
 from ptm_sync.metrics import ProcessMetrics
 from ptm_sync.outbox import DEAD, PENDING
 from ptm_sync.store import Calendar, Inbound, Meeting, Outbox, SchoolFeed, Teacher
@@ -33,7 +34,8 @@ class AccountSync:
     teachers: int = 0
     #: Teachers whose calendar was never read successfully (they offer no slots).
     never_synced: int = 0
-    #: Calendars read before whose last read failed (they keep their last busy times).
+    #: Calendars whose last read failed: those read successfully before keep their last busy
+    #: times; ``failing_unread`` of them were never read (their teachers offer no slots).
     failing: int = 0
     #: The oldest successful read among the account's calendars (UTC), None if none.
     oldest_sync: datetime | None = None
@@ -43,6 +45,7 @@ class AccountSync:
     #: The account's own refusal (an ``auth`` problem), told as ``check`` and ``sync`` tell
     #: it: it names the account and its server, never a teacher.
     refusal: str = ""
+    failing_unread: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,7 @@ def read_state(session: Session, *, counts: bool = True) -> StoreState:
             oldest_of.get(account),
             problems=kinds.get(account, {}),
             refusal=refusals.get(account, ""),
+            failing_unread=failing_unread,
         )
     feeds = list(
         session.scalars(
@@ -160,13 +164,6 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
 
 
-def _without_account(sentence: str, account: str) -> str:
-    """``sentence`` without a leading naming of ``account`` (``account 'x' (url): ``,
-    ``Graph account 'x': ``), which the /healthz line says once itself."""
-    head, sep, rest = sentence.partition(": ")
-    return rest if sep and f"'{account}'" in head else sentence
-
-
 def _calendars(n: int) -> str:
     return f"{n} calendar{'s' if n != 1 else ''}"
 
@@ -190,17 +187,26 @@ def problems(state: StoreState, process: ProcessMetrics, *, imap: str | None = N
                 f"{_calendars(sync.never_synced)} never synced on account {account!r} "
                 "(those teachers offer no slots; see `ptm-sync check`)"
             )
-        if sync.refusal:
-            found.append(f"account {account!r}: {_without_account(sync.refusal, account)}")
+        if sync.refusal:  # the sentence `sync` tells, naming the account once
+            refusal = sync.refusal
+            found.append(
+                refusal if names_account(refusal, account) else f"account {account!r}: {refusal}"
+            )
         if sync.failing:
-            kinds = ", ".join(
+            told = [
                 f"{kind}: {n}"
                 for kind, n in sorted(sync.problems.items())
                 if kind != CalendarProblem.NO_DATA
-            )
+            ]
+            if sync.failing_unread:
+                told.append(f"{sync.failing_unread} never read: no slots offered")
+            if sync.failing - sync.failing_unread:
+                told.append(
+                    f"{sync.failing - sync.failing_unread} read before: last busy times kept"
+                )
             found.append(
                 f"{_calendars(sync.failing)} failing on account {account!r} "
-                f"({kinds + '; ' if kinds else ''}the last read failed; see `ptm-sync check`)"
+                f"({'; '.join(told)}; see `ptm-sync check`)"
             )
         no_data = sync.problems.get(CalendarProblem.NO_DATA, 0)
         if no_data:

@@ -15,7 +15,7 @@ metric                                      type   labels, meaning
 ``ptm_sync_outbox_oldest_age_seconds``      gauge  ``kind``: age of the oldest waiting row
 ``ptm_sync_outbox_dead``                    gauge  ``kind``: dead-lettered rows
 ``ptm_sync_teachers``                       gauge  ``account``: teachers on the account
-``ptm_sync_calendars_not_synced``           gauge  ``account``: calendars never read
+``ptm_sync_calendars_not_synced``           gauge  ``account``: calendars waiting for a first read
 ``ptm_sync_calendars_failing``              gauge  ``account``: calendars whose last read failed
 ``ptm_sync_calendars_by_problem``          gauge  ``account``, ``problem``: calendars by the kind
                                                    of their last read's problem (DESIGN §5)
@@ -114,12 +114,14 @@ def families(
     )
     never = GaugeMetricFamily(
         f"{PREFIX}calendars_not_synced",
-        "Teachers whose calendar was never read successfully",
+        "Teachers whose calendar was never read, waiting for a first read (a calendar whose "
+        "reads all failed is counted as failing)",
         labels=["account"],
     )
     failing = GaugeMetricFamily(
         f"{PREFIX}calendars_failing",
-        "Calendars whose last read failed (read successfully before)",
+        "Calendars whose last read failed (those never read successfully offer no slots; "
+        "the others keep their last busy times)",
         labels=["account"],
     )
     problems = GaugeMetricFamily(

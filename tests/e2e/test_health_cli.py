@@ -178,7 +178,7 @@ def test_the_daemon_reports_the_broken_calendar_in_health_metrics_and_json_logs(
     # Its every read failed: it is failing (fix something), by kind, not "never synced".
     assert health["problems"] == [
         "1 calendar failing on account 'district' "
-        "(not_found: 1; the last read failed; see `ptm-sync check`)"
+        "(not_found: 1; 1 never read: no slots offered; see `ptm-sync check`)"
     ]
     assert BROKEN not in json.dumps(health)
 

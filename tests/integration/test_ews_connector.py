@@ -455,7 +455,7 @@ def test_check_an_unreachable_server() -> None:
     connector = open_connector(account, ZoneInfo("UTC"), HORIZON)
     assert connector.check([cal()]) == [
         f"account ews: cannot reach Exchange at http://127.0.0.1:{port}/EWS/Exchange.asmx: "
-        f"connection refused (mailbox {ADA})"
+        "connection refused"  # the server's outage, not one teacher's
     ]
     close_connections()
 

@@ -135,10 +135,12 @@ def test_calendars_never_synced_and_failing_are_counted_per_account_without_name
     assert status == 503 and body["status"] == "degraded"
     # A calendar whose every read failed is failing (someone must act), not "never synced".
     assert body["problems"] == [
-        "1 calendar failing on account 'google' (the last read failed; see `ptm-sync check`)",
+        "1 calendar failing on account 'google' "
+        "(1 read before: last busy times kept; see `ptm-sync check`)",
         "1 calendar never synced on account 'm365' "
         "(those teachers offer no slots; see `ptm-sync check`)",
-        "2 calendars failing on account 'm365' (the last read failed; see `ptm-sync check`)",
+        "2 calendars failing on account 'm365' "
+        "(2 never read: no slots offered; see `ptm-sync check`)",
     ]
     text = json.dumps(body)
     assert "@s.test" not in text and "Teacher" not in text  # counts, not names
