@@ -67,6 +67,8 @@ def expire_holds(db: Database, config: Config, *, now: datetime, video: VideoPro
                 )
             )
         )
+    if not ids:  # nothing to decide (and a school without [mail] has no proposals)
+        return 0
     expired = 0
     applier = Applier(config, now=now, video=video)
     for meeting_id in ids:
