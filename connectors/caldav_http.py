@@ -26,7 +26,7 @@ from caldav.lib.http_sync import requests as http
 from lxml import etree
 
 from connectors import dav_xml
-from connectors.challenge import AuthScheme, refusal, schemes
+from connectors.challenge import PASSWORD_REFUSED, AuthScheme, refusal, schemes
 from connectors.throttle import RetryPolicy
 from ptm_sync.errors import (
     AccessDenied,
@@ -117,6 +117,7 @@ class DavTransport:
     ) -> None:
         self.url = url
         self.account = account
+        self.username = username or ""
         self.host = urlsplit(url).hostname or url
         #: Only a wait the server names is taken (no blind retries: an outage is the
         #: outbox's and the next pass's to wait out).
@@ -235,7 +236,10 @@ class DavTransport:
                 return Refused(self.account, self.host, NO_CREDENTIALS)
         digest = isinstance(self._client.auth, http.auth.HTTPDigestAuth)
         sent = AuthScheme.DIGEST if digest else AuthScheme.BASIC
-        return Refused(self.account, self.host, refusal(challenges, sent=sent, host=self.host))
+        sentence = refusal(challenges, sent=sent, host=self.host)
+        if sentence == PASSWORD_REFUSED and self.username:
+            sentence = f"{sentence} (user {self.username})"  # which login, as Exchange says
+        return Refused(self.account, self.host, sentence)
 
     def close(self) -> None:
         with contextlib.suppress(*_NETWORK_ERRORS):  # a broken session is closed anyway

@@ -42,6 +42,8 @@ _WORDS: dict[AuthScheme, str] = {
 }
 _WINDOWS = frozenset({AuthScheme.NEGOTIATE, AuthScheme.NTLM})
 _PASSWORDS = frozenset({AuthScheme.BASIC, AuthScheme.DIGEST})
+#: The refusal of a user name and password the server would take: they are wrong.
+PASSWORD_REFUSED = "the server refused the user name or password"
 
 
 def schemes(challenges: Iterable[str | None]) -> list[str]:
@@ -138,4 +140,7 @@ def refusal(
         return f'{sentence}: set {option} = "{instead[0]}"'
     if instead:
         return sentence
-    return f"{sentence}, which ptm-sync cannot use for this account"
+    return (
+        f"{sentence}; ptm-sync cannot sign in that way: ask the server's administrator for "
+        "an app password"
+    )

@@ -273,7 +273,10 @@ def schedule_error(account: str, mailbox: str, error: object) -> ConnectorError:
     if key in NOT_FOUND_CODES:
         return NotFound(f"{head} not found ({said})")
     if key in ACCESS_DENIED_CODES:
-        return AccessDenied(f"{head} shares no free/busy with the app ({said})")
+        return AccessDenied(
+            f"{head} shares no free/busy with the app ({said}); the teacher or the Exchange "
+            "administrator must share it with the organisation"
+        )
     if key in TRANSIENT_CODES:
         return Unavailable(f"{head}: its free/busy could not be read now ({said})")
     return ConnectorError(f"{head}: Graph could not give its free/busy ({said})")

@@ -31,17 +31,20 @@ PASSWORD = "s3cret-password"
 SENTENCES = [
     pytest.param(
         ['Bearer realm="dav", error="invalid_token"'],
-        "the server accepts only OAuth tokens (Bearer), not a user name and password (Basic), "
-        "which ptm-sync cannot use for this account",
+        "the server accepts only OAuth tokens (Bearer), not a user name and password (Basic); "
+        "ptm-sync cannot sign in that way: ask the server's administrator for an app password",
         id="bearer-only",
     ),
     pytest.param(
         ["Negotiate", "NTLM"],
         "the server accepts only Windows sign-in (Negotiate/NTLM), not a user name and "
-        "password (Basic), which ptm-sync cannot use for this account",
+        "password (Basic); ptm-sync cannot sign in that way: "
+        "ask the server's administrator for an app password",
         id="negotiate-ntlm",
     ),
-    pytest.param(['Basic realm="dav"'], "the server refused the user name or password", id="basic"),
+    pytest.param(
+        ['Basic realm="dav"'], "the server refused the user name or password (user ada)", id="basic"
+    ),
 ]
 
 
@@ -151,7 +154,10 @@ def test_a_wrong_password_on_radicale_stays_a_wrong_password(
         message = refusal_of(connector, calendar)
     finally:
         connector.close()
-    assert message == "account 'dav' (127.0.0.1): the server refused the user name or password"
+    assert message == (
+        "account 'dav' (127.0.0.1): the server refused the user name or password "
+        f"(user {account.username})"
+    )
 
 
 def test_a_challenge_sent_by_the_real_server_in_front_of_it(

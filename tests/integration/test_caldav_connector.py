@@ -459,13 +459,15 @@ def test_wrong_password_raises_auth_failed(radicale_server: EmbeddedCalDAV) -> N
     # The account and the host, never the teacher's calendar (it is shown in /healthz).
     assert (
         str(caught.value)
-        == "account 'dav' (127.0.0.1): the server refused the user name or password"
+        == "account 'dav' (127.0.0.1): the server refused the user name or password "
+        f"(user {account.username})"
     )
     assert urlsplit(calendar.calendar).path not in str(caught.value)
     with pytest.raises(AuthFailed):
         conn.free_busy([calendar], *WINDOW)  # the account's failure: raised, not per calendar
     assert conn.check() == [
-        f"account 'dav' ({radicale_server.url}): the server refused the user name or password"
+        f"account 'dav' ({radicale_server.url}): the server refused the user name or password "
+        f"(user {account.username})"
     ]
 
 

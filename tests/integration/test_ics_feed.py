@@ -199,12 +199,14 @@ def test_the_accounts_own_server_throttling_us_raises(feed_server: FeedServer) -
         (
             [("WWW-Authenticate", 'Bearer realm="feeds", error="invalid_token"')],
             "the server accepts only OAuth tokens (Bearer), not a user name and password "
-            "(Basic), which ptm-sync cannot use for this account",
+            "(Basic); ptm-sync cannot sign in that way: "
+            "ask the server's administrator for an app password",
         ),
         (
             [("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", "NTLM")],
             "the server accepts only Windows sign-in (Negotiate/NTLM), not a user name and "
-            "password (Basic), which ptm-sync cannot use for this account",
+            "password (Basic); ptm-sync cannot sign in that way: "
+            "ask the server's administrator for an app password",
         ),
         (
             [("WWW-Authenticate", 'Basic realm="feeds"')],

@@ -73,19 +73,21 @@ def test_google_caldav_is_sent_to_the_google_account_type() -> None:
 
 def test_another_oauth_only_server_is_one_ptm_sync_cannot_use_with_a_password() -> None:
     assert refusal(['Bearer realm="dav"'], sent=AuthScheme.BASIC, host="dav.school.test") == (
-        "the server accepts only OAuth tokens (Bearer), not a user name and password (Basic), "
-        "which ptm-sync cannot use for this account"
+        "the server accepts only OAuth tokens (Bearer), not a user name and password (Basic); "
+        "ptm-sync cannot sign in that way: ask the server's administrator for an app password"
     )
 
 
 def test_windows_sign_in_is_named_once() -> None:
     assert refusal(["Negotiate", "NTLM"], sent=AuthScheme.BASIC) == (
         "the server accepts only Windows sign-in (Negotiate/NTLM), not a user name and "
-        "password (Basic), which ptm-sync cannot use for this account"
+        "password (Basic); ptm-sync cannot sign in that way: "
+        "ask the server's administrator for an app password"
     )
     assert refusal(["NTLM"], sent=AuthScheme.BASIC) == (
         "the server accepts only Windows sign-in (NTLM), not a user name and password "
-        "(Basic), which ptm-sync cannot use for this account"
+        "(Basic); ptm-sync cannot sign in that way: "
+        "ask the server's administrator for an app password"
     )
 
 
