@@ -158,15 +158,23 @@ def run_checks(app: App, *, roster: bool = True) -> CheckReport:
                 f"warning: teacher {email}: the last sync failed ({_first_line(error)}); "
                 "the calendar answers now: run `ptm-sync sync`"
             )
-    unread = len(never_read - broken)
+    unread = sorted(never_read - broken)
     if unread:
-        whose = "1 teacher's calendar was" if unread == 1 else f"{unread} teachers' calendars were"
+        whose = (
+            "1 teacher's calendar was"
+            if len(unread) == 1
+            else f"{len(unread)} teachers' calendars were"
+        )
         report.warnings.append(
-            f"warning: roster: {whose} never read: no slots are offered "
+            f"warning: roster: {whose} never read ({_some(unread)}): no slots are offered "
             "until `ptm-sync sync` reads them"
         )
     for missing in sorted(used - known):
-        problems.append(f"roster: teachers use account {missing!r}, which is not in [[accounts]]")
+        users = sorted(email for email, account in account_of.items() if account == missing)
+        problems.append(
+            f"roster: teachers use account {missing!r}, which is not in [[accounts]] "
+            f"({_some(users)})"
+        )
     try:
         provider_for(config.video)
     except PtmError as exc:
@@ -279,6 +287,13 @@ def _names(line: str, calendar: str) -> bool:
     if not calendar:
         return False
     return re.search(rf"(?<![\w@./-]){re.escape(calendar)}(?![\w@/-])", line) is not None
+
+
+def _some(emails: Sequence[str], shown: int = 5) -> str:
+    """``a@x, b@x`` or ``a@x, b@x, … and 7 more``: which teachers, in a line a person reads."""
+    if len(emails) <= shown:
+        return ", ".join(emails)
+    return f"{', '.join(emails[:shown])} and {len(emails) - shown} more"
 
 
 def _first_line(text: str) -> str:

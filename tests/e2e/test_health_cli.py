@@ -222,8 +222,8 @@ def test_once_the_calendar_answers_check_warns_until_a_sync_succeeds(
     assert checked.returncode == 0, checked.stdout + checked.stderr
     warned = [line for line in checked.stdout.splitlines() if line.startswith("warning:")]
     assert warned == [
-        "warning: roster: 1 teacher's calendar was never read: no slots are offered "
-        "until `ptm-sync sync` reads them"
+        f"warning: roster: 1 teacher's calendar was never read ({BROKEN}): no slots are "
+        "offered until `ptm-sync sync` reads them"
     ]
 
     assert ptm_sync(school.config, "sync").returncode == 0
