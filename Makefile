@@ -35,8 +35,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# In parallel, one worker per core (at most four): each worker starts its own servers on
+# free ports and makes its own databases; a test file stays on one worker (its
+# module-scoped servers start once).
 test: $(STAMP) test-servers lint typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 --dist loadfile
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/property
