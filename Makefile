@@ -35,11 +35,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# In parallel, one worker per core (at most four): each worker starts its own servers on
-# free ports and makes its own databases; a test file stays on one worker (its
-# module-scoped servers start once).
+# Two phases: in parallel, one worker per core (at most four; each worker starts its own
+# servers on free ports and makes its own databases; a test file stays on one worker), then
+# the files marked serial alone (fault injection, races, daemons: tests/conftest.py).
 test: $(STAMP) test-servers lint typecheck
-	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 --dist loadfile
+	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 --dist loadfile -m "not serial"
+	$(BIN)/python -m pytest -q -m serial
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/property
