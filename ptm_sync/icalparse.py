@@ -165,10 +165,20 @@ def _drop_inapplicable_tzid(found: re.Match[str]) -> str:
     params, value = _split_value(found.group("params"))
     if value is None:
         return found.group(0)
-    if not all(_is_fixed(item.strip()) for item in value.split(",")):
+    items = value.split(",")
+    fixed = [item for item in items if _is_fixed(item.strip())]
+    if not fixed:
         return found.group(0)
     kept = [p for p in _split_params(params) if p and not p.upper().startswith("TZID=")]
-    return found.group("name") + "".join(f";{p}" for p in kept) + ":" + value
+    name = found.group("name")
+    untouched = name + "".join(f";{p}" for p in kept) + ":" + ",".join(fixed)
+    zoned = [item for item in items if not _is_fixed(item.strip())]
+    if not zoned:
+        return untouched
+    # A list mixing UTC-form values with zoned ones (EXDATE;TZID=X:…Z,…): the UTC ones on
+    # a line of their own (RFC 5545 allows the property more than once), the rest keep the
+    # TZID, so no UTC marker is dropped for a zone that cannot apply to it.
+    return untouched + "\r\n" + name + params + ":" + ",".join(zoned)
 
 
 def _is_fixed(item: str) -> bool:

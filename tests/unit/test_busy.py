@@ -654,3 +654,21 @@ def test_one_declined_occurrence_of_a_series_is_free_alone() -> None:
         ("2027-03-04T15:00", "2027-03-04T16:00"),
     ]
     assert len(busy_in_march(ics(master, declined))) == 3  # without the owner: all busy
+
+
+def test_a_utc_value_in_a_zoned_exdate_list_keeps_its_utc_instant() -> None:
+    """EXDATE;TZID=…:…Z,… mixes a UTC-form value with a zoned one: the Z decides for the
+    first (RFC 5545 §3.3.5), the TZID for the second; both occurrences are excluded."""
+    text = ics(
+        vevent(
+            "mixed",
+            "DTSTART;TZID=America/New_York:20270301T150000",
+            "DTEND;TZID=America/New_York:20270301T160000",
+            "RRULE:FREQ=DAILY;COUNT=4",
+            "EXDATE;TZID=America/New_York:20270302T200000Z,20270303T150000",
+        )
+    )
+    assert busy_in_march(text) == [
+        ("2027-03-01T20:00", "2027-03-01T21:00"),
+        ("2027-03-04T20:00", "2027-03-04T21:00"),
+    ]
