@@ -232,3 +232,21 @@ def test_the_android_case_keeps_its_utc_instants() -> None:
     assert event["DTSTART"].dt == datetime(2027, 3, 1, 20, 0, tzinfo=UTC)  # type: ignore[index]
     exdate = event["EXDATE"].dts[0].dt  # type: ignore[index]
     assert exdate.astimezone(UTC) == datetime(2027, 3, 15, 20, 0, tzinfo=UTC)
+
+
+def test_a_utc_value_in_a_zoned_list_keeps_its_instant_and_the_others_their_zone() -> None:
+    """``EXDATE;TZID=America/New_York:20270302T200000Z,20270303T150000``: the ``Z`` fixes the
+    first instant whatever the TZID says (RFC 5545 §3.3.5); the TZID still zones the second."""
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:t\r\nBEGIN:VEVENT\r\nUID:m\r\n"
+        "DTSTAMP:20270101T000000Z\r\nDTSTART;TZID=America/New_York:20270301T150000\r\n"
+        "EXDATE;TZID=America/New_York:20270302T200000Z,20270303T150000\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    event = parse_calendar(text).walk("VEVENT")[0]
+    found = event["EXDATE"] if isinstance(event["EXDATE"], list) else [event["EXDATE"]]
+    instants = sorted(d.dt.astimezone(UTC) for prop in found for d in prop.dts)
+    assert instants == [
+        datetime(2027, 3, 2, 20, 0, tzinfo=UTC),
+        datetime(2027, 3, 3, 20, 0, tzinfo=UTC),
+    ]
