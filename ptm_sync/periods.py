@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import cast
 
+from sqlalchemy import Table, update
 from sqlalchemy.orm import Session
 
 from connectors.base import Horizon
 from ptm_sync.config import Config, PeriodConfig
 from ptm_sync.model import Interval, as_utc
 from ptm_sync.store import Period
+from ptm_sync.store.insert import insert_new
+
+_PERIODS = cast(Table, Period.__table__)
 
 #: Busy times are kept for the periods' days plus this margin on each side, so all-day
 #: events and late-evening windows are never cut at the edge.
@@ -57,10 +62,15 @@ def _disjoint(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, da
 
 
 def ensure_periods(session: Session, config: Config) -> None:
-    """Make the store's period rows match the config (meetings refer to them)."""
+    """Make the store's period rows match the config (meetings refer to them).
+
+    Each row is made with ``INSERT … ON CONFLICT DO NOTHING`` (two processes starting on a
+    fresh database both make it: neither fails), then its title set where it changed."""
     for period in config.periods:
-        row = session.get(Period, period.id)
-        if row is None:
-            session.add(Period(id=period.id, title=period.title))
-        elif row.title != period.title:
-            row.title = period.title
+        values = {"id": period.id, "title": period.title}
+        if not insert_new(session, _PERIODS, values, key="id"):
+            session.execute(
+                update(Period)
+                .where(Period.id == period.id, Period.title != period.title)
+                .values(title=period.title)
+            )

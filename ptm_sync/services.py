@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
 from ptm_sync import outbox
 from ptm_sync.booking.apply import Applier
@@ -20,8 +21,11 @@ from ptm_sync.invite import invite
 from ptm_sync.mail.imap import ImapReader
 from ptm_sync.model import MeetingState
 from ptm_sync.store import Database, Meeting, Setting
+from ptm_sync.store.insert import insert_new
 from ptm_sync.sync import Connectors, opened
 from ptm_sync.video import VideoProvider, provider_for
+
+_SETTINGS = cast(Table, Setting.__table__)
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +140,8 @@ def open_booking(db: Database, config: Config, *, now: datetime, video: VideoPro
             if session.get(Setting, key) is not None:
                 continue
         result = invite(db, config, period, now=now, video=video)
-        with db.write() as session:
-            if session.get(Setting, key) is None:
-                session.add(Setting(key=key, value=now.isoformat()))
+        with db.write() as session:  # another replica may have opened it: either row stays
+            insert_new(session, _SETTINGS, {"key": key, "value": now.isoformat()}, key="key")
         log.info(
             "booking opened for %s: %d meetings proposed, %d not placed",
             period.id,

@@ -19,9 +19,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
 from connectors.base import (
@@ -58,9 +59,11 @@ from ptm_sync.store import (
     SchoolFeed,
     Teacher,
 )
+from ptm_sync.store.insert import insert_new
 from ptm_sync.video import VideoProvider, provider_for
 
 log = logging.getLogger(__name__)
+_CALENDARS = cast(Table, Calendar.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,12 +409,15 @@ def _sync_school_feeds(
 
 
 def _calendar_row(session: Session, teacher: Teacher, url: str) -> Calendar:
-    row = session.scalars(select(Calendar).where(Calendar.teacher_id == teacher.id)).one_or_none()
+    """The teacher's calendar row, made on first use with ``INSERT … ON CONFLICT DO
+    NOTHING`` (a sync pass of the daemon and one by hand may meet here) and read back."""
+    query = select(Calendar).where(Calendar.teacher_id == teacher.id)
+    row = session.scalars(query).one_or_none()
     if row is None:
-        row = Calendar(teacher_id=teacher.id, account=teacher.account, url=url)
-        session.add(row)
-        session.flush()
-    elif row.account != teacher.account or row.url != url:
+        values = {"teacher_id": teacher.id, "account": teacher.account, "url": url}
+        insert_new(session, _CALENDARS, values, key="teacher_id")
+        return session.scalars(query).one()
+    if row.account != teacher.account or row.url != url:
         # The roster moved the teacher to another calendar: forget the old mirror.
         session.execute(delete(CalendarEvent).where(CalendarEvent.calendar_id == row.id))
         row.account, row.url, row.sync_token, row.ctag = teacher.account, url, None, None

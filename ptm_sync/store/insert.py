@@ -39,9 +39,14 @@ def _statement(dialect: str, table: Table, key: str) -> Insert:
 def insert_new(session: Session, table: Table, values: Mapping[str, Any], *, key: str) -> bool:
     """Insert ``values`` into ``table`` unless a row with the same ``key`` exists.
 
-    Runs at once in the session's transaction.  Returns True when the row was inserted.
+    Runs at once in the session's transaction.  Returns True when the row was inserted
+    (the primary key may be of any type: a settings key, a period id).
     """
-    return insert_new_id(session, table, values, key=key) is not None
+    dialect = session.get_bind().dialect.name
+    result = session.execute(_statement(dialect, table, key), dict(values))
+    if dialect == "postgresql":
+        return result.first() is not None
+    return result.rowcount == 1  # type: ignore[attr-defined]
 
 
 def insert_new_id(

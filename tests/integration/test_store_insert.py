@@ -6,8 +6,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Table, func, select
 
-from ptm_sync.store import Database, Inbound
+from ptm_sync.config import parse
+from ptm_sync.periods import ensure_periods
+from ptm_sync.store import Database, Inbound, Period
 from ptm_sync.store.insert import insert_new, insert_new_id
+from ptm_sync.store.secret import signing_secret
+from tests.support.booking import config_text, race
 
 T0 = datetime(2027, 3, 22, 13, 0, tzinfo=UTC)
 INBOUND: Table = Inbound.__table__  # type: ignore[assignment]
@@ -60,3 +64,50 @@ def test_the_insert_belongs_to_the_callers_transaction(db: Database) -> None:
         pass
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Inbound)) == 0
+
+
+# --- first-use rows, made by several at once (issue 15, item 7) -------------------------
+
+
+def test_replies_racing_on_a_fresh_database_all_get_the_one_signing_secret(
+    db_url: str,
+) -> None:
+    """Before any `invite`, the signing secret is made by the first reply that needs it;
+    eight arriving together (each its own process's database handle) must neither fail on
+    the primary key nor sign with different keys."""
+    Database(db_url).migrate()
+    handles = [Database(db_url) for _ in range(8)]
+
+    def first_use(database: Database) -> bytes:
+        with database.write() as session:
+            return signing_secret(session)
+
+    try:
+        secrets = race([lambda d=d: first_use(d) for d in handles])  # type: ignore[misc]
+    finally:
+        for handle in handles:
+            handle.dispose()
+    assert len(set(secrets)) == 1 and len(secrets[0]) == 32
+
+
+def test_two_starts_on_a_fresh_database_both_make_the_period_rows(db_url: str) -> None:
+    config = parse(config_text())
+    Database(db_url).migrate()
+    handles = [Database(db_url) for _ in range(4)]
+
+    def start(database: Database) -> None:
+        with database.write() as session:
+            ensure_periods(session, config)
+
+    try:
+        race([lambda d=d: start(d) for d in handles])  # type: ignore[misc]
+    finally:
+        for handle in handles:
+            handle.dispose()
+    reader = Database(db_url)
+    try:
+        with reader.read() as session:
+            titles = dict(session.execute(select(Period.id, Period.title)).all())
+    finally:
+        reader.dispose()
+    assert titles == {p.id: p.title for p in config.periods}
