@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="PATH",
         help="folder for the SQLite database (default: DIR), created mode 0700 if missing",
     )
-    p.set_defaults(func=cmd_init)
+    p.set_defaults(func=cmd_init, usage_error=p.error)
     p = sub.add_parser("check", help="validate the config, database, calendars, SMTP and IMAP")
     p.set_defaults(func=cmd_check)
 
@@ -43,13 +43,20 @@ def cmd_init(args: argparse.Namespace) -> int:
     they hold the config's secrets and every family's data."""
     folder = Path(args.dir)
     state = Path(args.state_dir) if args.state_dir else folder
+    target = folder / "ptm-sync.toml"
+    if args.config and Path(args.config).absolute() != target.absolute():
+        # Checked before anything is written: init writes DIR's config and makes the
+        # database it names; another config would leave DIR half made (all or nothing).
+        args.usage_error(
+            f"init writes {target}; --config may only name that file "
+            f"(not {args.config}): run `ptm-sync init {folder}`, then use --config {target}"
+        )
     for path in dict.fromkeys((folder, state)):
         try:
             if make_private_dir(path):
                 print(f"created {path} (mode 0700)")
         except OSError as exc:
             raise UserError(f"{path}: cannot create the folder: {exc.strerror}") from None
-    target = folder / "ptm-sync.toml"
     if target.exists():
         print(f"{target} exists; keeping it")
     else:

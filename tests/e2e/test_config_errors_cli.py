@@ -170,6 +170,22 @@ def test_init_creates_a_missing_folder(tmp_path: Path) -> None:
     assert (tmp_path / "missing" / "ptm-sync.toml").is_file()
 
 
+def test_init_with_another_config_is_a_usage_error_and_writes_nothing(tmp_path: Path) -> None:
+    """`ptm-sync --config OTHER.toml init DIR` once wrote DIR's config, then failed on the
+    missing OTHER.toml and left no database: now it refuses before writing anything."""
+    folder = tmp_path / "school"
+    refused = ptm_sync(tmp_path / "other.toml", "init", folder, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "--config may only name" in refused.stderr and "Traceback" not in refused.stderr
+    assert not folder.exists() and not (tmp_path / "other.toml").exists()
+
+    # The README's alias names DIR/ptm-sync.toml itself: that is fine.
+    named = ptm_sync(folder / "ptm-sync.toml", "init", folder, cwd=tmp_path)
+    assert named.returncode == 0, named.stderr
+    assert (folder / "ptm-sync.toml").is_file()
+    assert {"teachers", "meetings"} <= tables(folder / "ptm-sync.db")
+
+
 def test_init_into_a_file_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "taken").write_text("not a folder\n", encoding="utf-8")
     line = one_line_error(ptm_sync(None, "init", tmp_path / "taken", cwd=tmp_path))
