@@ -39,7 +39,7 @@ __all__ = [
     "PRODID",
     "READABLE_METHODS",
     "REQUEST_STATUS_CONFLICT",
-    "REQUEST_STATUS_INVALID_DATE",
+    "REQUEST_STATUS_INVALID_PROPERTY",
     "REQUEST_STATUS_INVALID_USER",
     "REQUEST_STATUS_NO_AUTHORITY",
     "REQUEST_STATUS_REPEATING_IGNORED",
@@ -69,8 +69,8 @@ REQUEST_STATUS_SUCCESS = "2.0;Success"
 REQUEST_STATUS_REPEATING_IGNORED = (
     "2.8;Success, repeating event ignored. Scheduled as a single component"
 )
-REQUEST_STATUS_INVALID_DATE = "3.5;Invalid date or time"
-REQUEST_STATUS_INVALID_USER = "3.7;Invalid Calendar User"
+REQUEST_STATUS_INVALID_PROPERTY = "3.1;Invalid property value"  # ";PROPERTY" follows
+REQUEST_STATUS_INVALID_USER = "3.7;Invalid calendar user"
 REQUEST_STATUS_NO_AUTHORITY = "3.8;No authority"
 REQUEST_STATUS_UNSUPPORTED = "3.14;Unsupported capability"
 REQUEST_STATUS_CONFLICT = "4.0;Event conflict. Date/time is busy"

@@ -131,7 +131,14 @@ def booking_request(
         origin=Origin.BOOKING_ADDRESS,
     )
     event = _request(msg, person.id, inbound_id)
-    return applier.handle(session, draft, event, inbound_id=inbound_id, is_guardian=bool(students))
+    return applier.handle(
+        session,
+        draft,
+        event,
+        inbound_id=inbound_id,
+        is_guardian=bool(students),
+        in_roster=guardian is not None,
+    )
 
 
 def _request(msg: itip.ItipMessage, guardian_id: int, inbound_id: int) -> Request:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from ptm_sync import itip
 from ptm_sync import slots as engine
 from ptm_sync.booking.values import Context
 from ptm_sync.model import Interval
@@ -66,6 +67,44 @@ class Admission:
     alternatives: tuple[Interval, ...] = ()
     overrides: tuple[str, ...] = ()
 
+    @property
+    def request_status(self) -> str:
+        """The REQUEST-STATUS a refusal carries (RFC 5546 §3.6, DESIGN §4's table); "" when
+        granted."""
+        return "" if self.granted else REQUEST_STATUS.get(self.code, CONFLICT)
+
+
+# RFC 5546 §3.6 status codes, "statcode;statdesc[;exdata]"; 3.1 and 3.14 name the property.
+CONFLICT = itip.REQUEST_STATUS_CONFLICT
+_INVALID_USER = itip.REQUEST_STATUS_INVALID_USER
+_NO_AUTHORITY = itip.REQUEST_STATUS_NO_AUTHORITY
+_BAD_START = f"{itip.REQUEST_STATUS_INVALID_PROPERTY};DTSTART"
+_BAD_END = f"{itip.REQUEST_STATUS_INVALID_PROPERTY};DTEND"
+_UNSUPPORTED = f"{itip.REQUEST_STATUS_UNSUPPORTED};RRULE"
+
+#: Refusal code → REQUEST-STATUS (DESIGN §4): a sender who is no guardian in the roster
+#: 3.7; a guardian with no student of that teacher, a deadline passed or a cap reached 3.8;
+#: a time off the grid, of the wrong length or outside the period 3.1 with the property; a
+#: taken or busy time or a family clash 4.0; a recurring request 3.14.
+REQUEST_STATUS: dict[str, str] = {
+    "stranger": _INVALID_USER,
+    "not-their-teacher": _NO_AUTHORITY,
+    "closed": _NO_AUTHORITY,
+    "family-cap": _NO_AUTHORITY,
+    "teacher-cap": _NO_AUTHORITY,
+    "recurring": _UNSUPPORTED,
+    "all-day": _BAD_START,
+    "too-long": _BAD_END,
+    "past": _BAD_START,
+    "too-far-ahead": _BAD_START,
+    "outside": _BAD_START,
+    "off-grid": _BAD_START,
+    "already-booked": CONFLICT,
+    "busy": CONFLICT,
+    "family-clash": CONFLICT,
+    "taken": CONFLICT,
+}
+
 
 def clashes(slot: Interval, others: Sequence[Interval], gap: timedelta) -> bool:
     """Whether ``slot`` overlaps one of ``others`` or sits closer to it than ``gap``."""
@@ -88,7 +127,8 @@ def admit(ask: Ask, ctx: Context) -> Admission:
         return Admission(granted=False, code=code, reason=reason, alternatives=alternatives)
 
     if not ctx.is_guardian:
-        return refuse("stranger", "only the families of this teacher's students can book here")
+        code = "not-their-teacher" if ctx.in_roster else "stranger"
+        return refuse(code, "only the families of this teacher's students can book here")
     if ask.recurring:
         return refuse("recurring", "a conference is one meeting, not a series")
     if ask.all_day:

@@ -266,6 +266,7 @@ def counter(meeting: MeetingView, event: Counter, ctx: Context) -> Decision:
             asker=party.guardian_id,
             notice_reason=result.reason,
             alternatives=result.alternatives,
+            request_status=result.request_status,
         )
     # Granted: the meeting moves and is confirmed; the asker accepts the new time, the
     # other guardians' answers were for the old one and are asked again.

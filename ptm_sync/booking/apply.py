@@ -114,6 +114,7 @@ class Applier:
         *,
         inbound_id: int | None = None,
         is_guardian: bool = True,
+        in_roster: bool = True,
     ) -> Decision:
         """Decide ``event`` for ``meeting`` and write the decision in ``session``.
 
@@ -140,6 +141,7 @@ class Applier:
                 needs=wanted,
                 fresh=fresh,
                 is_guardian=is_guardian,
+                in_roster=in_roster,
             )
             decision = decide(view, event, ctx)
             if not _claims_a_slot(decision):

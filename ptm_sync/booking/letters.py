@@ -114,6 +114,8 @@ class Letter:
     next_step: str = ""
     additional: str = ""
     kept: tuple[datetime, datetime] | None = None  # the booking that stays (refused update)
+    #: REQUEST-STATUS of a refusing REPLY / DECLINECOUNTER (RFC 5546 §3.6); "": the default.
+    request_status: str = ""
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict (datetimes as ISO 8601 with offset)."""
@@ -308,4 +310,5 @@ def _letter(
         next_step=_next_step(decision, how) if template in WITH_NEXT_STEP else how,
         additional=head.additional_response if reply else "",
         kept=kept,
+        request_status=notice.request_status,
     )

@@ -218,6 +218,7 @@ def context(
     needs: Collection[str],
     fresh: Fresh | None = None,
     is_guardian: bool = True,
+    in_roster: bool = True,
 ) -> Context:
     """What the core needs besides ``meeting``: only the parts named in ``needs``.
 
@@ -234,6 +235,7 @@ def context(
         now=now,
         fresh=fresh,
         is_guardian=is_guardian,
+        in_roster=in_roster,
         location=location(period, teacher),
     )
     replaced: set[int] = set()

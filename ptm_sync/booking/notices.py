@@ -178,6 +178,7 @@ def _calendar(letter: Letter, description: str) -> Calendar:
             partstat=letter.partstat,
             dtstamp=letter.date,
             comment="" if accepted else description,
+            request_status=letter.request_status or None,
         )
     inv = itip.Invitation(
         uid=letter.uid,
@@ -197,7 +198,8 @@ def _calendar(letter: Letter, description: str) -> Calendar:
         partstat=letter.partstat,
     )
     if letter.method == "DECLINECOUNTER":
-        return itip.build_decline_counter(inv, tz, description)
+        status = letter.request_status or itip.REQUEST_STATUS_CONFLICT
+        return itip.build_decline_counter(inv, tz, description, request_status=status)
     if letter.method == "CANCEL":
         return itip.build_cancel(inv, tz)
     return itip.build_request(inv, tz)

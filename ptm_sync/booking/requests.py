@@ -73,6 +73,7 @@ def request(meeting: MeetingView, event: Request, ctx: Context) -> Decision:
                 notice_reason=result.reason,
                 alternatives=result.alternatives,
                 waitlist=wait,
+                request_status=result.request_status,
             )
         return make(
             row_for(NEW, "request-granted"),
@@ -135,6 +136,7 @@ def request(meeting: MeetingView, event: Request, ctx: Context) -> Decision:
             notice_reason=result.reason,
             alternatives=result.alternatives,
             asked=(event.slot.utc(), event.sequence),
+            request_status=result.request_status,
             record=False,
         )
     moved = replace(newer, start=event.slot.start, end=event.slot.end)

@@ -37,6 +37,7 @@ def make(
     overrides: tuple[str, ...] = (),
     record: bool = True,
     asked: tuple[Interval, int] | None = None,
+    request_status: str = "",
 ) -> Decision:
     """The decision ``row`` makes for ``meeting``.
 
@@ -45,6 +46,7 @@ def make(
     moved (kept in the history).  ``notice_reason`` / ``alternatives`` fill the row's
     messages.  ``record``: whether the history gets a row.  ``asked``: the time and
     SEQUENCE a refused update of a parent's request asked for (the answer echoes them).
+    ``request_status``: the REQUEST-STATUS of a refusal (the admission rule's, DESIGN §4).
     """
     base = updated if updated is not None else meeting
     after: MeetingView | None
@@ -66,6 +68,7 @@ def make(
             reason=notice_reason or n.reason,
             alternatives=alternatives or n.alternatives,
             asked=asked,
+            request_status=request_status or n.request_status,
         )
         for n in row.notices
     )

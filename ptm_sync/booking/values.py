@@ -194,7 +194,8 @@ class Context:
     with the same teacher and students, which a new booking supersedes; ``booked``: its
     confirmed meetings for that need (a family books a teacher once).  ``fresh``: the
     identity a meeting created by this decision takes.  ``is_guardian``: whether the asker
-    is a guardian of one of the teacher's students.
+    is a guardian of one of the teacher's students; ``in_roster``: whether the asker is a
+    guardian in the roster at all (a refusal says which: RFC 5546 §3.6 3.7 or 3.8).
     """
 
     rules: Rules
@@ -208,6 +209,7 @@ class Context:
     booked: tuple[Interval, ...] = ()
     fresh: Fresh | None = None
     is_guardian: bool = True
+    in_roster: bool = True
     location: str = ""  # where an in-person meeting of this teacher happens
 
 
@@ -217,7 +219,9 @@ class Notice:
 
     ``template`` names a text of :mod:`ptm_sync.messages`; ``method`` is the iTIP method
     (None: a plain email).  ``partstat`` is our answer in a REPLY (booking addresses).
-    ``reason`` and ``alternatives`` fill the text (why a time was refused, which are free).
+    ``reason`` and ``alternatives`` fill the text (why a time was refused, which are free);
+    ``request_status`` is the REQUEST-STATUS a refusing REPLY or DECLINECOUNTER carries
+    (RFC 5546 §3.6; "" for the builder's default).
     """
 
     template: str
@@ -227,6 +231,7 @@ class Notice:
     reason: str = ""
     alternatives: tuple[Interval, ...] = ()
     asked: tuple[Interval, int] | None = None  # refused update: its time and SEQUENCE
+    request_status: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

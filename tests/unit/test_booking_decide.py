@@ -461,6 +461,87 @@ def test_a_refused_request_names_the_reason_and_the_free_times() -> None:
     assert message.message["From"].addresses[0].addr_spec == "book+ada@lincoln.example.org"
 
 
+FIVE = timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(
+    ("case", "ask", "ctx", "status"),
+    [
+        ("busy", request(slot(2)), context(free=(0, 5)), "4.0;Event conflict. Date/time is busy"),
+        (
+            "family clash",
+            request(slot(2)),
+            context(family=(slot(2),)),
+            "4.0;Event conflict. Date/time is busy",
+        ),
+        (
+            "off the grid",
+            request(Interval(slot(2).start + FIVE, slot(2).end + FIVE)),
+            context(),
+            "3.1;Invalid property value;DTSTART",
+        ),
+        (
+            "too long",
+            request(Interval(slot(2).start, slot(3).end)),
+            context(),
+            "3.1;Invalid property value;DTEND",
+        ),
+        (
+            "outside the period",
+            request(Interval(slot(0).start - timedelta(days=1), slot(0).end - timedelta(days=1))),
+            context(),
+            "3.1;Invalid property value;DTSTART",
+        ),
+        (
+            "no student of this teacher",
+            request(slot(2)),
+            context(is_guardian=False),
+            "3.8;No authority",
+        ),
+        (
+            "no guardian in the roster",
+            request(slot(2)),
+            context(is_guardian=False, in_roster=False),
+            "3.7;Invalid calendar user",
+        ),
+        (
+            "past the deadline",
+            request(slot(2)),
+            context(rules=replace(RULES, booking_closes=NOW - timedelta(hours=1))),
+            "3.8;No authority",
+        ),
+        (
+            "a series",
+            request(slot(2), recurring=True),
+            context(),
+            "3.14;Unsupported capability;RRULE",
+        ),
+    ],
+)
+def test_a_refused_request_says_why_in_its_request_status_rfc5546_3_6(
+    case: str, ask: Request, ctx: Context, status: str
+) -> None:
+    """DESIGN §4's table: the REPLY's REQUEST-STATUS comes from the admission rule's reason."""
+    decision = decide(NEW_REQUEST, ask, ctx)
+    [(_, cal)] = sent(decision)
+    event = event_of(cal)
+    assert event.attendees[0].params["PARTSTAT"] == "DECLINED", case
+    assert str(event["REQUEST-STATUS"]) == status, case
+
+
+def test_a_declined_counter_says_why_in_its_request_status() -> None:
+    late = context(rules=replace(RULES, booking_closes=NOW - timedelta(hours=1)))
+    decision = decide(meeting(P, at=0), Counter(guardian_id=PAT_ID, proposed=slot(3)), late)
+    [(_, cal)] = sent(decision)
+    assert str(cal["METHOD"]) == "DECLINECOUNTER"
+    assert str(event_of(cal)["REQUEST-STATUS"]) == "3.8;No authority"
+    busy = decide(
+        meeting(P, at=0), Counter(guardian_id=PAT_ID, proposed=slot(3)), context(free=(0,))
+    )
+    [(_, cal)] = sent(busy)
+    assert str(event_of(cal)["REQUEST-STATUS"]) == "4.0;Event conflict. Date/time is busy"
+
+
 def test_a_declined_counter_offers_alternatives_clear_of_the_familys_other_meetings() -> None:
     others = (slot(1),)  # the family's meeting with another teacher
     ctx = context(free=(0, 2, 3, 4, 5), family=others)
