@@ -104,7 +104,9 @@ def _answers(school: SeededSchool) -> list[tuple[str, str, str]]:
     """(METHOD, recipient, text) of every calendar email written after the race."""
     found = []
     with school.db.read() as session:
-        for row in session.scalars(select(Outbox).where(Outbox.kind == "email").order_by(Outbox.id)):
+        for row in session.scalars(
+            select(Outbox).where(Outbox.kind == "email").order_by(Outbox.id)
+        ):
             data = json.loads(row.payload)
             raw = email_of(data)
             cal = calendar_of(raw)
