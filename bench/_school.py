@@ -2,7 +2,8 @@
 
 :func:`school` writes a config file and a roster (CSV, imported by the roster store as
 ``ptm-sync roster import`` does) into a folder, opens the SQLite file database the way the
-service does (WAL, ``synchronous=FULL``) and runs :func:`ptm_sync.invite.invite`, so the
+service does (WAL, ``synchronous=FULL``) and runs :func:`ptm_sync.app.channels.offers.invite`, so
+the
 meetings, their history and the invitation emails in the outbox are exactly what a school
 would have after ``ptm-sync invite``.  No calendar server is needed: nothing is synced, so
 every teacher is free for the whole period.
@@ -21,15 +22,15 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from ptm_sync import config as config_mod
-from ptm_sync.booking.notices import email_of
-from ptm_sync.config import Config
-from ptm_sync.invite import invite
-from ptm_sync.periods import ensure_periods
-from ptm_sync.roster_input import SourceFile
-from ptm_sync.roster_store import import_roster
-from ptm_sync.store import Calendar, Database, Outbox, Teacher
-from ptm_sync.video import VideoProvider, provider_for
+from ptm_sync.adapters.store import Calendar, Database, Outbox, Teacher
+from ptm_sync.adapters.video.providers import VideoProvider, provider_for
+from ptm_sync.app.channels.offers import invite
+from ptm_sync.app.periods import ensure_periods
+from ptm_sync.app.roster_import import import_roster
+from ptm_sync.config import settings as config_mod
+from ptm_sync.config.settings import Config
+from ptm_sync.core.booking.notices import email_of
+from ptm_sync.core.roster.tables import SourceFile
 
 ORGANIZER = "conferences@lincoln.example.org"
 TIMEZONE = "America/New_York"

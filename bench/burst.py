@@ -8,9 +8,11 @@ REQUESTs).  For each popular slot the first message decided wins and the nine ot
 declined with free alternatives.  The messages arrive interleaved (seeded shuffle), on a
 SQLite file as the service opens it (WAL, ``synchronous=FULL``), in process (DESIGN §9):
 
-* ``burst_over_floor``: ``ptm_sync.inbound.process`` per message, one durable commit each —
+* ``burst_over_floor``: ``ptm_sync.app.channels.replies.process`` per message, one durable commit
+each —
   what ``ptm-sync mail deliver`` runs.  Target >= 0.5.
-* ``burst_batched_over_floor``: ``ptm_sync.inbound.process_batch`` over batches of 50, one
+* ``burst_batched_over_floor``: ``ptm_sync.app.channels.replies.process_batch`` over batches of 50,
+one
   durable commit per batch, each message still all or nothing — the IMAP path.  Target >= 1.0.
 * ``burst_pg_over_floor`` and ``burst_pg_batched_over_floor``: the same two runs on
   PostgreSQL (each run on a copy of the school made with ``CREATE DATABASE … TEMPLATE``),
@@ -53,20 +55,20 @@ from sqlalchemy import create_engine, func, make_url, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from ptm_sync import config as config_mod
-from ptm_sync.booking import load
-from ptm_sync.booking.apply import Applier
-from ptm_sync.booking.events import Offer
-from ptm_sync.booking.notices import email_of
+from ptm_sync.adapters.store import Calendar, Database, Guardian, Meeting, Outbox, Student, Teacher
+from ptm_sync.adapters.video.providers import provider_for
+from ptm_sync.app.booking import load
+from ptm_sync.app.booking.apply import Applier
+from ptm_sync.app.channels.replies import Outcome, process, process_batch
+from ptm_sync.app.periods import ensure_periods
+from ptm_sync.app.roster_import import import_roster
+from ptm_sync.config import settings as config_mod
+from ptm_sync.core.booking.events import Offer
+from ptm_sync.core.booking.notices import email_of
+from ptm_sync.core.model import ACTIVE_STATES
+from ptm_sync.core.roster.tables import SourceFile
+from ptm_sync.core.slots import grid
 from ptm_sync.demo import organizers, parents
-from ptm_sync.inbound import Outcome, process, process_batch
-from ptm_sync.model import ACTIVE_STATES
-from ptm_sync.periods import ensure_periods
-from ptm_sync.roster_input import SourceFile
-from ptm_sync.roster_store import import_roster
-from ptm_sync.slots import grid
-from ptm_sync.store import Calendar, Database, Guardian, Meeting, Outbox, Student, Teacher
-from ptm_sync.video import provider_for
 
 #: Four evenings of 15-minute slots: 64 per teacher, ten of them popular.
 WINDOWS = (

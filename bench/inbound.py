@@ -4,7 +4,8 @@
 path on a SQLite file (WAL, ``synchronous=FULL``, as the store opens it).  Each invitation
 in the outbox gets the reply a parent's client would send (Outlook, Gmail, Apple Mail,
 Thunderbird, Proton shapes; mostly ACCEPTED, some DECLINED).  Ours is the time
-:func:`ptm_sync.inbound.process` — what ``ptm-sync mail deliver`` runs — takes for all of
+:func:`ptm_sync.app.channels.replies.process` — what ``ptm-sync mail deliver`` runs — takes for all
+of
 them: read the message, match the meeting, check the sender, confirm or decline, enqueue
 the confirmation email and the calendar write, record the message, commit durably.  The
 floor is what any correct service must do at least: parse the same messages with ``email``
@@ -35,9 +36,9 @@ from _school import NOW, School, pending_emails, school
 from icalendar import Calendar
 from sqlalchemy import func, select
 
+from ptm_sync.adapters.store import Database, Meeting
+from ptm_sync.app.channels.replies import APPLIED, process
 from ptm_sync.demo import parents
-from ptm_sync.inbound import APPLIED, process
-from ptm_sync.store import Database, Meeting
 
 CLIENTS = tuple(parents.CLIENTS)  # outlook, gmail, apple, thunderbird, proton
 DECLINED_SHARE = 0.15

@@ -4,7 +4,7 @@
 path on a SQLite file, so 2,000 invitation emails wait in the outbox (the families'
 notification emails are set aside as already sent).  Ours is the time the real delivery
 path takes for them — what ``ptm-sync outbox flush`` runs,
-:class:`ptm_sync.dispatch.Dispatcher` (the SMTP server's worker, beside the calendar
+:class:`ptm_sync.app.outbox.dispatch.Dispatcher` (the SMTP server's worker, beside the calendar
 accounts' ones): claim due rows, send each over one reused SMTP connection, record it as
 done, renew the leases — into a local aiosmtpd sink that accepts and counts.  The
 floor is ``smtplib`` sending the very same 2,000 messages to the same sink over one
@@ -33,11 +33,11 @@ from _school import NOW, Email, School, pending_emails, school
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select, update
 
-from ptm_sync import outbox
-from ptm_sync.dispatch import Dispatcher
-from ptm_sync.embedded import free_port
-from ptm_sync.store import Outbox
-from ptm_sync.sync import Connectors
+from ptm_sync.adapters.store import Outbox
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app.outbox.dispatch import Dispatcher
+from ptm_sync.app.sync import Connectors
+from ptm_sync.demo.embedded import free_port
 
 SENT_AT = NOW + timedelta(minutes=5)
 INVITATIONS = Outbox.key.like("email:<invitation.%")

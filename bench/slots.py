@@ -31,8 +31,8 @@ from zoneinfo import ZoneInfo
 import icalendar
 from _common import Figure, best_of, run, say
 
-from ptm_sync.model import Interval, Window
-from ptm_sync.slots import teacher_slots
+from ptm_sync.core.model import Interval, Window
+from ptm_sync.core.slots import teacher_slots
 
 ZONE = ZoneInfo("America/New_York")
 EVENINGS = (date(2027, 4, 13), date(2027, 4, 15))
@@ -157,10 +157,10 @@ def busy_event(uid: str, start: datetime) -> str:
 def requests_per_idle_sync(options: argparse.Namespace) -> Figure:
     from caldav.davclient import DAVClient
 
-    from ptm_sync import config as config_mod
-    from ptm_sync.embedded import start_radicale
-    from ptm_sync.store import Database, Teacher
-    from ptm_sync.sync import opened, sync
+    from ptm_sync.adapters.store import Database, Teacher
+    from ptm_sync.app.sync import opened, sync
+    from ptm_sync.config import settings as config_mod
+    from ptm_sync.demo.embedded import start_radicale
 
     teachers = 20 if options.quick else 200
     events = 5

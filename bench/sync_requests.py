@@ -1,7 +1,7 @@
 """Requests per sync pass, per calendar system, against the fewest its API allows (issue 8).
 
 For each system a school of N teachers (500; 50 with ``--quick``) is synced twice with
-``ptm_sync.sync.sync``, each pass with fresh connectors (as a new process would): a full
+``ptm_sync.app.sync.sync``, each pass with fresh connectors (as a new process would): a full
 pass, then an idle one (nothing changed).  The server counts the API requests it answers
 (token requests apart: they are one per hour and identity, not per pass).  The minimum is
 what the API allows at best:
@@ -82,7 +82,7 @@ def caldav(folder: Path, n: int) -> AbstractContextManager[Setup]:
     def running() -> Iterator[Setup]:
         from caldav.davclient import DAVClient
 
-        from ptm_sync.embedded import start_radicale
+        from ptm_sync.demo.embedded import start_radicale
 
         (folder / "users").write_text("bench:bench-secret\n", encoding="utf-8")
         counted = [0]
@@ -146,8 +146,8 @@ def caldav_library_over_ours(options: argparse.Namespace) -> Figure:
     from caldav.davclient import DAVClient
 
     from connectors.base import CalendarRef, Horizon, MeetingEvent, open_connector
-    from ptm_sync.config import AccountConfig, Secret
-    from ptm_sync.embedded import start_radicale
+    from ptm_sync.config.settings import AccountConfig, Secret
+    from ptm_sync.demo.embedded import start_radicale
 
     start = datetime(2027, 4, 13, 13, tzinfo=UTC)
 
@@ -297,9 +297,9 @@ class Passes:
 
 
 def passes(kind: str, options: argparse.Namespace) -> Passes:
-    from ptm_sync import config as config_mod
-    from ptm_sync.store import Database, Teacher
-    from ptm_sync.sync import opened, sync
+    from ptm_sync.adapters.store import Database, Teacher
+    from ptm_sync.app.sync import opened, sync
+    from ptm_sync.config import settings as config_mod
 
     n = 50 if options.quick else 500
     with tempfile.TemporaryDirectory(prefix=f"ptm-bench-{kind}-") as tmp:

@@ -1,7 +1,7 @@
 """The protocol every calendar system implements, its value types and the registry.
 
 Modeled on vdirsyncer's storages: every write takes the etag it last saw, and a mismatch is
-its own exception (:class:`~ptm_sync.errors.WrongEtag`).  Errors are translated where they
+its own exception (:class:`~ptm_sync.core.errors.WrongEtag`).  Errors are translated where they
 arise; nothing above ``connectors/`` sees an HTTP or SDK exception.
 """
 
@@ -15,11 +15,11 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
-from ptm_sync.errors import ConnectorError, Unsupported, UserError
-from ptm_sync.model import Busy, Interval, as_utc
+from ptm_sync.core.errors import ConnectorError, Unsupported, UserError
+from ptm_sync.core.model import Busy, Interval, as_utc
 
 if TYPE_CHECKING:
-    from ptm_sync.config import AccountConfig
+    from ptm_sync.config.settings import AccountConfig
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -164,13 +164,13 @@ class CalendarConnector(Protocol):
 
     Instances are built by :func:`open_connector` from an ``[[accounts]]`` entry and are
     used from one thread at a time.  Every method translates its system's failures into
-    the ptm-sync exceptions named below (:mod:`ptm_sync.errors`); none lets an HTTP, SOAP
+    the ptm-sync exceptions named below (:mod:`ptm_sync.core.errors`); none lets an HTTP, SOAP
     or SDK exception through.  All datetimes are timezone-aware; times given back are UTC
     or carry their zone.  Common to every method:
 
-    * :class:`~ptm_sync.errors.Unavailable` (retryable): the server cannot be reached now
+    * :class:`~ptm_sync.core.errors.Unavailable` (retryable): the server cannot be reached now
       (connection refused or cut, a timeout, HTTP 5xx, 429 after its Retry-After).
-    * :class:`~ptm_sync.errors.AuthFailed`: the account's credentials were refused (after
+    * :class:`~ptm_sync.core.errors.AuthFailed`: the account's credentials were refused (after
       one renewal of an expired token).
     """
 
@@ -186,11 +186,11 @@ class CalendarConnector(Protocol):
         instants back), or that calendar's own error (DESIGN §5).
 
         Every calendar asked about has a key.  A calendar's own failure is its value and
-        never touches another's result: :class:`~ptm_sync.errors.NotFound` (unknown
-        calendar), :class:`~ptm_sync.errors.AccessDenied` (shares no free/busy),
-        :class:`~ptm_sync.errors.Unavailable` (retryable, with ``retry_after``: a mailbox
+        never touches another's result: :class:`~ptm_sync.core.errors.NotFound` (unknown
+        calendar), :class:`~ptm_sync.core.errors.AccessDenied` (shares no free/busy),
+        :class:`~ptm_sync.core.errors.Unavailable` (retryable, with ``retry_after``: a mailbox
         behind a failing proxy, Google ``internalError``), or another
-        :class:`~ptm_sync.errors.ConnectorError` (an answer that cannot be read).  The
+        :class:`~ptm_sync.core.errors.ConnectorError` (an answer that cannot be read).  The
         connector batches as its API allows; a whole batch that fails for a reason of the
         account (not of one calendar) raises.
 

@@ -60,9 +60,8 @@ from connectors.caldav_http import DavTransport, Refused, Reply, raise_for_statu
 from connectors.caldav_listing import XML, SyncRefused, report_objects, sync
 from connectors.caldav_owner import OWNER_PROPS, Owners
 from connectors.ical import declines, meeting_matches, meeting_to_ical
-from ptm_sync.busy import event_uid
-from ptm_sync.config import AccountConfig
-from ptm_sync.errors import (
+from ptm_sync.config.settings import AccountConfig
+from ptm_sync.core.errors import (
     AccessDenied,
     AuthFailed,
     BadCalendarData,
@@ -72,6 +71,7 @@ from ptm_sync.errors import (
     Unavailable,
     WrongEtag,
 )
+from ptm_sync.core.ical.busy import event_uid
 
 log = logging.getLogger(__name__)
 

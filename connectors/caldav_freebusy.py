@@ -3,7 +3,7 @@
 Requests, per calendar asked (DESIGN §5):
 
 * local (the default): one calendar-query REPORT (RFC 4791 §7.8) for the objects that
-  overlap the range, expanded here by :func:`ptm_sync.busy.busy_times` (plus one
+  overlap the range, expanded here by :func:`ptm_sync.core.ical.busy.busy_times` (plus one
   calendar-multiget for objects listed without calendar-data).  When an object holds a
   declined invitation, the owner's addresses are looked up once
   (:class:`connectors.caldav_owner.Owners`) so that an occurrence the owner declined is free;
@@ -30,9 +30,7 @@ from connectors.caldav_http import DavTransport, Reply
 from connectors.caldav_listing import XML, report_objects
 from connectors.caldav_owner import Owners
 from connectors.ical import declines, parse_free_busy
-from connectors.throttle import parse_retry_after
-from ptm_sync.busy import busy_times
-from ptm_sync.errors import (
+from ptm_sync.core.errors import (
     AccessDenied,
     BadCalendarData,
     ConnectorError,
@@ -40,7 +38,9 @@ from ptm_sync.errors import (
     Unavailable,
     Unsupported,
 )
-from ptm_sync.model import Busy
+from ptm_sync.core.ical.busy import busy_times
+from ptm_sync.core.model import Busy
+from ptm_sync.ops.throttle import parse_retry_after
 
 log = logging.getLogger(__name__)
 

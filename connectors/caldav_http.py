@@ -2,11 +2,11 @@
 
 ``DavTransport.request`` returns a :class:`Reply` for any HTTP status and raises only
 ptm-sync errors: connection failures, timeouts and throttling become
-:class:`~ptm_sync.errors.Unavailable` (with ``retry_after`` from Retry-After), refused
-credentials :class:`Refused` (an :class:`~ptm_sync.errors.AuthFailed` that says what the
+:class:`~ptm_sync.core.errors.Unavailable` (with ``retry_after`` from Retry-After), refused
+credentials :class:`Refused` (an :class:`~ptm_sync.core.errors.AuthFailed` that says what the
 server wants, read from its ``WWW-Authenticate`` challenges, RFC 7235 §4.1:
 :mod:`connectors.challenge`).  A 403 is a reply like any other: the caller decides (a
-collection we may not read is :class:`~ptm_sync.errors.AccessDenied`).
+collection we may not read is :class:`~ptm_sync.core.errors.AccessDenied`).
 :func:`raise_for_status` maps the status of a reply the caller did not expect.  Nothing
 above ``connectors/`` sees a caldav, niquests or requests exception.
 """
@@ -27,8 +27,7 @@ from lxml import etree
 
 from connectors import dav_xml
 from connectors.challenge import PASSWORD_REFUSED, AuthScheme, refusal, schemes
-from connectors.throttle import RetryPolicy
-from ptm_sync.errors import (
+from ptm_sync.core.errors import (
     AccessDenied,
     AuthFailed,
     ConnectorError,
@@ -37,7 +36,8 @@ from ptm_sync.errors import (
     Unsupported,
     WrongEtag,
 )
-from ptm_sync.failures import plain
+from ptm_sync.ops.failures import plain
+from ptm_sync.ops.throttle import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +161,8 @@ class DavTransport:
         """Send one request; raise only ptm-sync errors (see the module docstring).
 
         A 429 or 503 naming a short wait (Retry-After, at most ``retry.max_wait`` seconds)
-        is waited out and the request sent again (:class:`~connectors.throttle.RetryPolicy`);
-        a longer one is :class:`~ptm_sync.errors.Unavailable` carrying the wait.
+        is waited out and the request sent again (:class:`~ptm_sync.ops.throttle.RetryPolicy`);
+        a longer one is :class:`~ptm_sync.core.errors.Unavailable` carrying the wait.
 
         Raises:
             Refused: the credentials were refused (401), or the server offers no scheme

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from connectors import dav_xml
 from connectors.base import RemoteEvent
 from connectors.caldav_http import DavTransport, Reply, raise_for_status
-from ptm_sync.errors import SyncTokenInvalid
+from ptm_sync.core.errors import SyncTokenInvalid
 
 #: Headers of a request with an XML body (RFC 4918 §8.2).
 XML = {"Content-Type": "application/xml; charset=utf-8"}

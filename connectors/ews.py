@@ -67,10 +67,10 @@ from connectors.ews_session import (
     refused,
     translate,
 )
-from connectors.throttle import RetryPolicy
-from ptm_sync.config import AccountConfig
-from ptm_sync.errors import ConnectorError, NotFound, PtmError, WrongEtag
-from ptm_sync.model import Busy, Interval
+from ptm_sync.config.settings import AccountConfig
+from ptm_sync.core.errors import ConnectorError, NotFound, PtmError, WrongEtag
+from ptm_sync.core.model import Busy, Interval
+from ptm_sync.ops.throttle import RetryPolicy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

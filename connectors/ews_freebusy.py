@@ -66,8 +66,8 @@ from exchangelib.util import MNS, TNS
 
 from connectors.base import FreeBusy
 from connectors.ews_items import ews_time, utc, utc_timezone
-from ptm_sync.errors import AccessDenied, ConnectorError, NotFound, Unavailable
-from ptm_sync.model import Busy, Interval
+from ptm_sync.core.errors import AccessDenied, ConnectorError, NotFound, Unavailable
+from ptm_sync.core.model import Busy, Interval
 
 #: The view we ask for and the merged string's interval (minutes); see the module text.
 REQUESTED_VIEW = "FreeBusyMerged"

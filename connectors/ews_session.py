@@ -14,7 +14,7 @@ the translation of exchangelib's exceptions into ptm-sync's.
   names for that server's origin (scheme, host, port).
 * Retries: exchangelib's own ``FaultTolerance`` policy sleeps up to an hour inside a call; we
   give it :class:`FailFastWithRetryAfter` so each failure comes back at once and
-  :class:`~connectors.throttle.RetryPolicy` decides (ErrorServerBusy ``BackOffMilliseconds``,
+  :class:`~ptm_sync.ops.throttle.RetryPolicy` decides (ErrorServerBusy ``BackOffMilliseconds``,
   HTTP 429/503 ``Retry-After``).  Where the server names no delay, the delay is exchangelib's
   ``RETRY_WAIT`` (10 s), which it puts on the error it raises.
 * exchangelib's and (requests-)oauthlib's loggers are quieted (they would log passwords,
@@ -51,9 +51,8 @@ from exchangelib.protocol import BaseProtocol
 from oauthlib.oauth2 import InsecureTransportError, OAuth2Error
 
 from connectors.challenge import AuthScheme, refusal
-from connectors.throttle import parse_retry_after
-from ptm_sync.config import AccountConfig
-from ptm_sync.errors import (
+from ptm_sync.config.settings import AccountConfig
+from ptm_sync.core.errors import (
     AuthFailed,
     ConfigError,
     ConnectorError,
@@ -63,6 +62,7 @@ from ptm_sync.errors import (
     Unavailable,
     WrongEtag,
 )
+from ptm_sync.ops.throttle import parse_retry_after
 
 #: Exchange Server 2016 (15.1): the schema version we speak; no guessing request is sent.
 EXCHANGE_2016 = Build(15, 1)

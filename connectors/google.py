@@ -41,9 +41,8 @@ from connectors.base import (
 from connectors.google_freebusy import GoogleFreeBusy
 from connectors.google_http import GoogleSessions, UnknownSubject
 from connectors.google_wire import GoogleRefused
-from connectors.throttle import RetryPolicy
-from ptm_sync.config import AccountConfig
-from ptm_sync.errors import (
+from ptm_sync.config.settings import AccountConfig
+from ptm_sync.core.errors import (
     AuthFailed,
     ConnectorError,
     NotFound,
@@ -52,6 +51,7 @@ from ptm_sync.errors import (
     Unavailable,
     WrongEtag,
 )
+from ptm_sync.ops.throttle import RetryPolicy
 
 log = logging.getLogger(__name__)
 

@@ -50,8 +50,8 @@ from typing import Any
 from connectors.base import CalendarRef, FreeBusy, FreeBusyAnswer
 from connectors.google_http import UnknownSubject
 from connectors.google_wire import RATE_REASONS, parse_time, rfc3339
-from ptm_sync.errors import ConnectorError, NotFound, Unavailable
-from ptm_sync.model import Busy, Interval, as_utc
+from ptm_sync.core.errors import ConnectorError, NotFound, Unavailable
+from ptm_sync.core.model import Busy, Interval, as_utc
 
 log = logging.getLogger(__name__)
 

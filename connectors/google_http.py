@@ -13,9 +13,9 @@
   own CA bundle.
 * google-auth renews a token before its ``expires_in`` runs out; a token the server refuses
   earlier (401) is renewed once by ``AuthorizedHttp`` (``max_refresh_attempts=1``), then
-  the call fails with :class:`~ptm_sync.errors.AuthFailed`.
+  the call fails with :class:`~ptm_sync.core.errors.AuthFailed`.
 * googleapiclient's own retries stay off (``num_retries=0``): throttling is
-  :class:`connectors.throttle.RetryPolicy`'s, which honours Retry-After and whose waits a test
+  :class:`ptm_sync.ops.throttle.RetryPolicy`'s, which honours Retry-After and whose waits a test
   can record.
 """
 
@@ -41,9 +41,9 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from connectors.google_wire import ErrorBody, translate
-from connectors.throttle import RetryPolicy, parse_retry_after
-from ptm_sync.config import AccountConfig
-from ptm_sync.errors import AuthFailed, NotFound, PtmError, Unavailable
+from ptm_sync.config.settings import AccountConfig
+from ptm_sync.core.errors import AuthFailed, NotFound, PtmError, Unavailable
+from ptm_sync.ops.throttle import RetryPolicy, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ class GoogleSessions:
 class UnknownSubject(NotFound):
     """Raised when the token endpoint refuses to act as a user Google does not know
     (domain-wide delegation: ``invalid_grant`` "Invalid email or User ID").  A
-    :class:`~ptm_sync.errors.NotFound` of that teacher's calendar; free/busy tries the next
+    :class:`~ptm_sync.core.errors.NotFound` of that teacher's calendar; free/busy tries the next
     teacher of its batch instead (:mod:`connectors.google_freebusy`)."""
 
 

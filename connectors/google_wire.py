@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.base import MeetingEvent
 from connectors.ical import meeting_to_ical
-from ptm_sync.errors import (
+from ptm_sync.core.errors import (
     AuthFailed,
     ConnectorError,
     NotFound,
@@ -35,7 +35,7 @@ from ptm_sync.errors import (
     Unavailable,
     WrongEtag,
 )
-from ptm_sync.model import as_utc
+from ptm_sync.core.model import as_utc
 
 #: Private extended property that marks an event as ours (value "1"), and the one that holds
 #: the meeting UID (Google's own ``iCalUID`` is derived from the event id we choose).

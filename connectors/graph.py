@@ -46,8 +46,8 @@ from connectors.base import (
 from connectors.graph_auth import NEEDED_ROLE, roles
 from connectors.graph_freebusy import ScheduleReader
 from connectors.graph_http import DENIED, Answer, GraphClient
-from ptm_sync.config import AccountConfig
-from ptm_sync.errors import (
+from ptm_sync.config.settings import AccountConfig
+from ptm_sync.core.errors import (
     BadCalendarData,
     ConnectorError,
     NotFound,
@@ -101,10 +101,10 @@ class GraphConnector(GraphClient):
         for how each schedule is read.  Mailboxes are compared without case: two refs to
         one mailbox share its answer.
 
-        Per calendar: :class:`~ptm_sync.errors.NotFound` (ErrorMailRecipientNotFound …, or
-        a 404 with it in the URL), :class:`~ptm_sync.errors.AccessDenied`
-        (ErrorNoFreeBusyAccess), :class:`~ptm_sync.errors.Unavailable` (proxy and back-end
-        codes; retryable), a plain :class:`~ptm_sync.errors.ConnectorError` otherwise.
+        Per calendar: :class:`~ptm_sync.core.errors.NotFound` (ErrorMailRecipientNotFound …, or
+        a 404 with it in the URL), :class:`~ptm_sync.core.errors.AccessDenied`
+        (ErrorNoFreeBusyAccess), :class:`~ptm_sync.core.errors.Unavailable` (proxy and back-end
+        codes; retryable), a plain :class:`~ptm_sync.core.errors.ConnectorError` otherwise.
 
         Raises:
             AuthFailed: the token was refused after renewal, or HTTP 403 for the call (the

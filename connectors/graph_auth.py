@@ -26,8 +26,8 @@ import msal
 import requests
 from msal.exceptions import MsalServiceError
 
-from ptm_sync.config import AccountConfig
-from ptm_sync.errors import AuthFailed, ConfigError, Unavailable
+from ptm_sync.config.settings import AccountConfig
+from ptm_sync.core.errors import AuthFailed, ConfigError, Unavailable
 
 SCOPE = "https://graph.microsoft.com/.default"
 #: What the service needs (DESIGN §5): read free/busy and write events in every mailbox.

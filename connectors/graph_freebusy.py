@@ -12,7 +12,7 @@ schedule error saying so).  ``X`` is the batch's first mailbox known to answer, 
 first not known to fail, else a mailbox of another batch known to answer.  When ``X``
 gets a 404 all the same, the same batch is asked again with another ``X`` (at most
 :data:`URL_TRIES` calls in all); the unknown mailbox then gets its own schedule error in
-the answer, or :class:`~ptm_sync.errors.NotFound` when Graph gives none for it.  With one
+the answer, or :class:`~ptm_sync.core.errors.NotFound` when Graph gives none for it.  With one
 unknown mailbox among N, a pass costs ⌈N/20⌉ calls plus at most one, and only the first
 pass of a connector pays that one: never one call per teacher.
 
@@ -20,10 +20,10 @@ A 403 ``ErrorAccessDenied`` for ``X`` while the app holds the permission means `
 outside the app's management scope (RBAC for Applications, or an application access
 policy: Exchange Online answers 403 for a mailbox the app may not touch): ``X`` is treated
 like an unknown one (another ``X`` is tried) and gets its own
-:class:`~ptm_sync.errors.AccessDenied` unless its schedule came back through another
+:class:`~ptm_sync.core.errors.AccessDenied` unless its schedule came back through another
 mailbox.  Only when the app lacks the permission (the token's ``roles``), or when it cannot
 be told and every try was refused, is the 403 the whole account's
-:class:`~ptm_sync.errors.AuthFailed`.
+:class:`~ptm_sync.core.errors.AuthFailed`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from connectors import graph_schedule as schedule
 from connectors.base import FreeBusy
 from connectors.graph_schedule import Part
 from connectors.graph_wire import error_code
-from ptm_sync.errors import AccessDenied, ConnectorError, NotFound, Unavailable
+from ptm_sync.core.errors import AccessDenied, ConnectorError, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 

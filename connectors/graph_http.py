@@ -2,10 +2,10 @@
 in-flight limit, and the exception for an answer that is not what was wanted.
 
 Limits (Microsoft Graph throttling guidance; "Outlook service limits"): at most four
-requests in flight per mailbox in the URL (:class:`~connectors.throttle.InFlight`); 429,
+requests in flight per mailbox in the URL (:class:`~ptm_sync.ops.throttle.InFlight`); 429,
 503 and other 5xx with ``Retry-After`` waited out by :attr:`GraphClient.retry` when short,
-else :class:`~ptm_sync.errors.Unavailable` carrying the delay; a token Graph refuses
-(401 ``InvalidAuthenticationToken``) renewed once, then :class:`~ptm_sync.errors.AuthFailed`.
+else :class:`~ptm_sync.core.errors.Unavailable` carrying the delay; a token Graph refuses
+(401 ``InvalidAuthenticationToken``) renewed once, then :class:`~ptm_sync.core.errors.AuthFailed`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import requests
 
 from connectors import graph_wire as wire
 from connectors.graph_auth import NEEDED_ROLE, TIMEOUT, TlsSession, TokenSource, unreachable
-from connectors.throttle import InFlight, RetryPolicy, parse_retry_after
-from ptm_sync.config import AccountConfig
-from ptm_sync.errors import (
+from ptm_sync.config.settings import AccountConfig
+from ptm_sync.core.errors import (
     AuthFailed,
     ConnectorError,
     NotFound,
@@ -30,6 +29,7 @@ from ptm_sync.errors import (
     Unavailable,
     WrongEtag,
 )
+from ptm_sync.ops.throttle import InFlight, RetryPolicy, parse_retry_after
 
 log = logging.getLogger("connectors.graph")
 

@@ -39,14 +39,14 @@ from typing import Any
 
 from connectors.base import FreeBusy
 from connectors.graph_wire import date_time_time_zone, read_time
-from ptm_sync.errors import (
+from ptm_sync.core.errors import (
     AccessDenied,
     BadCalendarData,
     ConnectorError,
     NotFound,
     Unavailable,
 )
-from ptm_sync.model import Busy, Interval, as_utc
+from ptm_sync.core.model import Busy, Interval, as_utc
 
 #: calendar-getschedule / outlook-get-free-busy-schedule, "Limits and error conditions".
 MAX_SCHEDULES = 20
@@ -164,7 +164,7 @@ def read_schedule(
     while the view says otherwise) the ``availabilityView`` decoded at
     :data:`VIEW_INTERVAL_MINUTES` (:func:`decode_view`); with neither,
     :meth:`FreeBusy.no_data`.  A schedule whose items cannot be read, or whose view is not
-    one digit per interval of the span, is a plain :class:`~ptm_sync.errors.ConnectorError`
+    one digit per interval of the span, is a plain :class:`~ptm_sync.core.errors.ConnectorError`
     naming ``mailbox``.
     """
     error = info.get("error")
@@ -259,10 +259,10 @@ def decode_view(
 def schedule_error(account: str, mailbox: str, error: object) -> ConnectorError:
     """The calendar's own error for a freeBusyError, by its ``responseCode``:
 
-    unknown mailbox codes → :class:`~ptm_sync.errors.NotFound`; ``ErrorNoFreeBusyAccess``
-    and access-denied → :class:`~ptm_sync.errors.AccessDenied`; proxy, back-end and
-    transient codes → :class:`~ptm_sync.errors.Unavailable` (retryable, no
-    ``retry_after``); anything else a plain :class:`~ptm_sync.errors.ConnectorError`.
+    unknown mailbox codes → :class:`~ptm_sync.core.errors.NotFound`; ``ErrorNoFreeBusyAccess``
+    and access-denied → :class:`~ptm_sync.core.errors.AccessDenied`; proxy, back-end and
+    transient codes → :class:`~ptm_sync.core.errors.Unavailable` (retryable, no
+    ``retry_after``); anything else a plain :class:`~ptm_sync.core.errors.ConnectorError`.
     The message names ``mailbox`` and the code, never Graph's ``message`` (the server's
     words, which may name anything, another teacher's mailbox among them).
     """

@@ -27,9 +27,9 @@ from icalendar import Calendar, Event
 from icalendar.enums import CLASS, STATUS
 
 from connectors.base import MeetingEvent, RemoteEvent, RemoteRef
-from ptm_sync.errors import BadCalendarData
-from ptm_sync.icalparse import zone_resolver
-from ptm_sync.model import as_utc
+from ptm_sync.core.errors import BadCalendarData
+from ptm_sync.core.ical.parse import zone_resolver
+from ptm_sync.core.model import as_utc
 
 #: Our String property (a GUID namespace of ours, then the name): the meeting UID.
 UID_PROPERTY = "String {a4437ab7-5970-4ab8-b729-e83ed2ea4e6a} Name ptm-sync-uid"
@@ -146,7 +146,7 @@ def read_time(value: object, *, fallback: tzinfo = UTC) -> datetime:
 
     ``timeZone`` is UTC when we sent ``Prefer: outlook.timezone="UTC"``; anything else (an
     IANA name or a Windows name such as ``W. Europe Standard Time``) is resolved the way
-    :func:`ptm_sync.icalparse.zone_resolver` resolves a TZID.  Graph writes seven digits
+    :func:`ptm_sync.core.ical.parse.zone_resolver` resolves a TZID.  Graph writes seven digits
     of fractions ("2019-03-15T12:00:00.0000000"); Python reads six.
 
     Raises:

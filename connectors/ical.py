@@ -17,10 +17,10 @@ from icalendar.enums import CLASS, FBTYPE, STATUS
 from icalendar.prop.conference import Conference
 
 from connectors.base import Attendee, FreeBusy, MeetingEvent
-from ptm_sync.emailaddress import EmailAddress
-from ptm_sync.errors import BadCalendarData
-from ptm_sync.icalparse import parse_calendar
-from ptm_sync.model import Busy, Interval, as_utc
+from ptm_sync.core.emailaddress import EmailAddress
+from ptm_sync.core.errors import BadCalendarData
+from ptm_sync.core.ical.parse import parse_calendar
+from ptm_sync.core.model import Busy, Interval, as_utc
 
 PRODID = "-//ptm-sync//ptm-sync//EN"
 

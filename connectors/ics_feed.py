@@ -9,12 +9,12 @@ that the service mirrors it like a CalDAV collection and expands busy times itse
 Requests: one GET per feed and pass, conditional on the ETag or Last-Modified the previous
 answer carried (RFC 9110 §13.1: If-None-Match, If-Modified-Since), so an unchanged feed is
 one 304 with no body.  The sync token is that validator pair.  Writes are refused
-(:class:`~ptm_sync.errors.Unsupported`): nothing of ours is ever written to a feed.
+(:class:`~ptm_sync.core.errors.Unsupported`): nothing of ours is ever written to a feed.
 
-Errors: a 401 is the account's :class:`~ptm_sync.errors.AuthFailed`, saying what the server
+Errors: a 401 is the account's :class:`~ptm_sync.core.errors.AuthFailed`, saying what the server
 wants (its ``WWW-Authenticate`` challenges, :mod:`connectors.challenge`) and naming the
-account and the host only; 403 is :class:`~ptm_sync.errors.AccessDenied`, 404/410
-:class:`~ptm_sync.errors.NotFound`.  In a free/busy answer each feed's error is its own,
+account and the host only; 403 is :class:`~ptm_sync.core.errors.AccessDenied`, 404/410
+:class:`~ptm_sync.core.errors.NotFound`.  In a free/busy answer each feed's error is its own,
 except that the account's own server unreachable or throttling us raises (a teacher's feed
 on another host that is down is that teacher's error).
 """
@@ -43,10 +43,8 @@ from connectors.base import (
     RemoteRef,
 )
 from connectors.challenge import AuthScheme, refusal, schemes
-from connectors.throttle import RetryPolicy, parse_retry_after
-from ptm_sync.busy import busy_times
-from ptm_sync.config import AccountConfig
-from ptm_sync.errors import (
+from ptm_sync.config.settings import AccountConfig
+from ptm_sync.core.errors import (
     AccessDenied,
     AuthFailed,
     BadCalendarData,
@@ -57,8 +55,10 @@ from ptm_sync.errors import (
     Unavailable,
     Unsupported,
 )
-from ptm_sync.failures import plain
-from ptm_sync.icalparse import decode_calendar, parse_calendar
+from ptm_sync.core.ical.busy import busy_times
+from ptm_sync.core.ical.parse import decode_calendar, parse_calendar
+from ptm_sync.ops.failures import plain
+from ptm_sync.ops.throttle import RetryPolicy, parse_retry_after
 
 #: (connect, read) seconds.
 TIMEOUT = (10.0, 60.0)

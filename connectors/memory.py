@@ -4,9 +4,9 @@
 test shares with it, so the test can play the teacher (move or delete an event, add busy
 time) and a server outage.  It behaves as :class:`connectors.base.CalendarConnector` says a
 real system does: ETags change on every write, a write on a stale ETag is
-:class:`~ptm_sync.errors.WrongEtag`, a gone object :class:`~ptm_sync.errors.NotFound`, a
+:class:`~ptm_sync.core.errors.WrongEtag`, a gone object :class:`~ptm_sync.core.errors.NotFound`, a
 create of a UID already there reuses it, a forgotten token is
-:class:`~ptm_sync.errors.SyncTokenInvalid`.  Its capabilities are chosen when it is made,
+:class:`~ptm_sync.core.errors.SyncTokenInvalid`.  Its capabilities are chosen when it is made,
 so the code above ``connectors/`` can be run down each path a real system takes.
 """
 
@@ -30,8 +30,7 @@ from connectors.base import (
     RemoteRef,
 )
 from connectors.ical import meeting_matches, meeting_to_ical
-from ptm_sync.busy import busy_times
-from ptm_sync.errors import (
+from ptm_sync.core.errors import (
     BadCalendarData,
     ConnectorError,
     NotFound,
@@ -39,7 +38,8 @@ from ptm_sync.errors import (
     Unavailable,
     WrongEtag,
 )
-from ptm_sync.model import Busy, Interval
+from ptm_sync.core.ical.busy import busy_times
+from ptm_sync.core.model import Busy, Interval
 
 #: What a CalDAV server offers; pass another set to take another system's path.
 MIRRORED_SYSTEM = frozenset(

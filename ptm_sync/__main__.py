@@ -1,3 +1,3 @@
-from ptm_sync.cli import main
+from ptm_sync.interfaces.cli.main import main
 
 raise SystemExit(main())

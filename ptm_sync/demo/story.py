@@ -28,23 +28,31 @@ import sys
 import tempfile
 import threading
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 from caldav.davclient import DAVClient
 from icalendar import Calendar
 
 from connectors.base import CalendarRef, Horizon
 from connectors.caldav import CalDAVConnector
-from ptm_sync import config as config_mod
-from ptm_sync.app import App
-from ptm_sync.config import AccountConfig, Secret
-from ptm_sync.daemon import Daemon
+from ptm_sync.adapters.files.filemodes import make_private_dir, write_private
+from ptm_sync.app.context import App
+from ptm_sync.config import settings as config_mod
+from ptm_sync.config.settings import AccountConfig, Secret
+from ptm_sync.core.errors import UserError
 from ptm_sync.demo import organizers, parents, school
-from ptm_sync.embedded import EmbeddedServer, SmtpSink, free_port, start_radicale, start_smtp_sink
-from ptm_sync.errors import UserError
-from ptm_sync.filemodes import make_private_dir, write_private
+from ptm_sync.demo.embedded import (
+    EmbeddedServer,
+    SmtpSink,
+    free_port,
+    start_radicale,
+    start_smtp_sink,
+)
 
 DEMO_USER = "demo"
 
@@ -53,11 +61,30 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _run(config: Path, *argv: str, stdin: bytes | None = None, quiet: bool = False) -> str:
-    """Run one `ptm-sync` command in this process, as the user would type it."""
-    # Imported here: the command line imports the demo command, which imports this story.
-    from ptm_sync.cli import main
+class Service(Protocol):
+    """The daemon, as the demo runs it (:class:`ptm_sync.interfaces.daemon.Daemon`)."""
 
+    def start(self) -> str: ...
+    def sync_job(self) -> None: ...
+    def stop(self) -> None: ...
+    def loop(self) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Shell:
+    """What the command line hands the demo: its ``main`` and the daemon.  The demo sits
+    below the interfaces (DESIGN §2) and never imports them."""
+
+    main: Callable[[list[str]], int]
+    daemon: Callable[[App], Service]
+
+
+def _run(
+    shell: Shell, config: Path, *argv: str, stdin: bytes | None = None, quiet: bool = False
+) -> str:
+    """Run one `ptm-sync` command in this process, as the user would type it."""
+    main = shell.main
     if not quiet:
         # Files of the demo's folder by their names: the folder may be gone after --once.
         shown = [a.removeprefix(f"{config.parent}/") for a in argv]
@@ -118,7 +145,7 @@ def _calendar_method(raw: bytes) -> str | None:
     return None
 
 
-def parents_answer(config: Path, sink: SmtpSink) -> None:
+def parents_answer(shell: Shell, config: Path, sink: SmtpSink) -> None:
     """Each simulated family answers its invitations with its own mail client."""
     tz = school.TZ
     by_guardian: dict[str, list[bytes]] = defaultdict(list)
@@ -149,21 +176,23 @@ def parents_answer(config: Path, sink: SmtpSink) -> None:
                 partstat = "ACCEPTED" if answer == "accept" else "DECLINED"
                 comment = "Sorry, I cannot come that evening." if answer == "decline" else ""
                 reply = parents.reply(client, raw, partstat, tz=tz, now=now, comment=comment)
-            outcome = _run(config, "mail", "deliver", stdin=reply, quiet=True).strip()
+            outcome = _run(shell, config, "mail", "deliver", stdin=reply, quiet=True).strip()
             what = "proposes two hours later" if answer == "propose" else f"{answer}s"
             _say(f"  {guardian:<27} ({client}) {what} -> {outcome}")
             now += timedelta(seconds=1)
 
 
-def book_through_the_booking_address(config: Path, folder: Path, sink: SmtpSink) -> None:
+def book_through_the_booking_address(
+    shell: Shell, config: Path, folder: Path, sink: SmtpSink
+) -> None:
     """Two late families ask Grace's booking address for one free time; the first wins."""
     grace = school.TEACHERS[2]
     late = folder / "families-late.csv"
     write_private(late, school.late_families_csv())
     _say("\n== Two families join late and invite a teacher's booking address directly.")
-    _run(config, "roster", "import", str(late))
+    _run(shell, config, "roster", "import", str(late))
     free = json.loads(
-        _run(config, "slots", "--teacher", grace.email, "--format", "json", quiet=True)
+        _run(shell, config, "slots", "--teacher", grace.email, "--format", "json", quiet=True)
     )
     wanted = free[len(free) // 2]
     start, end = datetime.fromisoformat(wanted["start"]), datetime.fromisoformat(wanted["end"])
@@ -182,10 +211,10 @@ def book_through_the_booking_address(config: Path, folder: Path, sink: SmtpSink)
             summary=f"Meeting with {grace.name}",
         )
         raw = organizers.request(client, booking, tz=school.TZ, now=now)
-        outcome = _run(config, "mail", "deliver", stdin=raw, quiet=True).strip()
+        outcome = _run(shell, config, "mail", "deliver", stdin=raw, quiet=True).strip()
         _say(f"  {guardian:<27} ({client}) invites {address} -> {outcome}")
         now += timedelta(seconds=2)
-    _run(config, "outbox", "flush")
+    _run(shell, config, "outbox", "flush")
     _say("Their answers, from the booking address (the parent stays organizer):")
     for _, recipients, raw in sink.messages[sent:]:
         _say(f"  to {recipients[0]:<27} {_subject(raw)}")
@@ -226,7 +255,7 @@ def show_teacher_calendars(radicale: EmbeddedServer, paths: dict[str, str]) -> N
         connector.close()
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, shell: Shell) -> int:
     folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="ptm-sync-demo-"))
     make_private_dir(folder)  # 0700, as ptm-sync keeps every folder of families' data
     if any(folder.iterdir()) and args.dir:
@@ -263,12 +292,19 @@ def run(args: argparse.Namespace) -> int:
                 smtp_port=sink.port,
             ),
         )
-        _run(config, "roster", "import", str(folder / "teachers.csv"), str(folder / "families.csv"))
-        _run(config, "sync")
-        _run(config, "matrix")
+        _run(
+            shell,
+            config,
+            "roster",
+            "import",
+            str(folder / "teachers.csv"),
+            str(folder / "families.csv"),
+        )
+        _run(shell, config, "sync")
+        _run(shell, config, "matrix")
 
         _say("\n== Booking opens: each family gets its evening planned and invited.")
-        _run(config, "invite")
+        _run(shell, config, "invite")
         _say(
             f"The SMTP sink holds {len(sink.messages)} emails: a notification per guardian and "
             "an invitation (METHOD:REQUEST) per meeting and guardian."
@@ -276,18 +312,18 @@ def run(args: argparse.Namespace) -> int:
         sent = len(sink.messages)
 
         _say("\n== Parents answer from their own mail clients (each reply via `mail deliver`):")
-        parents_answer(config, sink)
-        _run(config, "outbox", "flush")
+        parents_answer(shell, config, sink)
+        _run(shell, config, "outbox", "flush")
         _say("\nWhat the parents received back:")
         for _, recipients, raw in sink.messages[sent:]:
             _say(f"  to {recipients[0]:<27} {_subject(raw)}")
         _say("\nConfirmed meetings in the teachers' own Radicale calendars:")
         show_teacher_calendars(radicale, paths)
-        book_through_the_booking_address(config, folder, sink)
-        _run(config, "meetings")
-        _run(config, "matrix")
+        book_through_the_booking_address(shell, config, folder, sink)
+        _run(shell, config, "meetings")
+        _run(shell, config, "matrix")
         # Without --dir, --once removes the folder at the end: nothing left to try then.
-        serve(config, once=args.once, kept=bool(args.dir) or not args.once)
+        serve(shell, config, once=args.once, kept=bool(args.dir) or not args.once)
     finally:
         sink.stop()
         radicale.stop()
@@ -301,10 +337,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve(config_path: Path, *, once: bool, kept: bool = True) -> None:
+def serve(shell: Shell, config_path: Path, *, once: bool, kept: bool = True) -> None:
 
     app = App(config_mod.load(str(config_path)))
-    daemon = Daemon(app)
+    daemon = shell.daemon(app)
     url = daemon.start()
     period = app.config.periods[0].id
     # With --once these answer only while the story's last sync runs: said so.

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from connectors.base import CalendarConnector, CalendarRef, Horizon, RemoteRef
-from ptm_sync.errors import CalendarProblem
+from ptm_sync.core.errors import CalendarProblem
 
 START = datetime(2027, 4, 13, 13, 0, tzinfo=UTC)
 #: Every system's connector is opened with this horizon (events outside it need not be seen).

@@ -23,7 +23,7 @@ import requests
 from icalendar import Calendar
 
 from connectors.base import CalendarConnector, CalendarRef, RemoteRef, open_connector
-from ptm_sync.errors import CalendarProblem
+from ptm_sync.core.errors import CalendarProblem
 from tests.contract.harness import HORIZON
 from tests.support.caldav_servers import (
     EmbeddedCalDAV,

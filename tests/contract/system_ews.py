@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 from exchangelib.protocol import close_connections
 
 from connectors.base import CalendarConnector, CalendarRef, RemoteRef, open_connector
-from ptm_sync.config import AccountConfig, Secret
-from ptm_sync.errors import CalendarProblem
+from ptm_sync.config.settings import AccountConfig, Secret
+from ptm_sync.core.errors import CalendarProblem
 from tests.contract.harness import HORIZON
 from tests.support.fake_ews import FakeEWS, running
 from tests.support.mailservers import make_tls_material

@@ -18,8 +18,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from connectors.base import CalendarConnector, CalendarRef, RemoteRef, open_connector
-from connectors.throttle import RetryPolicy
-from ptm_sync.errors import CalendarProblem
+from ptm_sync.core.errors import CalendarProblem
+from ptm_sync.ops.throttle import RetryPolicy
 from tests.contract.harness import HORIZON, System, no_sleep
 from tests.support.fake_graph import FakeGraph, running
 

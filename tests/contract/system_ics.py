@@ -15,8 +15,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from connectors.base import CalendarConnector, CalendarRef, RemoteRef, open_connector
-from ptm_sync.config import AccountConfig
-from ptm_sync.errors import CalendarProblem
+from ptm_sync.config.settings import AccountConfig
+from ptm_sync.core.errors import CalendarProblem
 from tests.contract.harness import HORIZON
 from tests.support.calendar_data import sabre_invitation, vevents_of
 from tests.support.feed_server import Feed, FeedServer, vevent

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from connectors.base import CalendarRef, Capability, RemoteRef
 from connectors.memory import MIRRORED_SYSTEM, SERVER_SYSTEM, MemoryCalendars, MemoryConnector
-from ptm_sync.errors import AccessDenied, CalendarProblem, Unavailable
-from ptm_sync.model import Interval
+from ptm_sync.core.errors import AccessDenied, CalendarProblem, Unavailable
+from ptm_sync.core.model import Interval
 from tests.contract.harness import HORIZON
 
 _serial = itertools.count(1)

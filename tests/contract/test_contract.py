@@ -25,8 +25,7 @@ from connectors.base import (
     MeetingEvent,
     RemoteRef,
 )
-from ptm_sync.busy import busy_times, event_uid
-from ptm_sync.errors import (
+from ptm_sync.core.errors import (
     AccessDenied,
     CalendarProblem,
     ConnectorError,
@@ -35,6 +34,7 @@ from ptm_sync.errors import (
     Unavailable,
     WrongEtag,
 )
+from ptm_sync.core.ical.busy import busy_times, event_uid
 from tests.contract.harness import START, System
 
 _numbers = itertools.count(1)

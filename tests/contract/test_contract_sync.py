@@ -1,7 +1,7 @@
 """Calendar truth through a real sync pass, held against every calendar system (issue 14).
 
 What the connector contract promises must reach the parents' slots: through
-:func:`ptm_sync.sync.sync` and :func:`ptm_sync.availability.period_slots` on an SQLite
+:func:`ptm_sync.app.sync.sync` and :func:`ptm_sync.app.read.availability.period_slots` on an SQLite
 store, for each system of the contract suite, one calendar's error leaves the other
 teachers' slots exact, a no-data answer offers no slot for that teacher in that span (the
 matrix says ``not_synced``), and an invitation the teacher declined is free where the
@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 
 from connectors.base import CalendarRef
-from ptm_sync.availability import period_matrix, period_slots
-from ptm_sync.config import Config, parse
-from ptm_sync.errors import CalendarProblem
-from ptm_sync.model import SlotStatus
-from ptm_sync.store import Database, Teacher
-from ptm_sync.sync import Connectors, SyncResult, sync
+from ptm_sync.adapters.store import Database, Teacher
+from ptm_sync.app.read.availability import period_matrix, period_slots
+from ptm_sync.app.sync import Connectors, SyncResult, sync
+from ptm_sync.config.settings import Config, parse
+from ptm_sync.core.errors import CalendarProblem
+from ptm_sync.core.model import SlotStatus
 from tests.contract.harness import START, System
 
 SLOT = timedelta(minutes=15)

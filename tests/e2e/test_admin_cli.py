@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from ptm_sync.cli import build_parser
-from ptm_sync.commands.booking import cmd_outbox_retry
-from ptm_sync.commands.digest import cmd_digest
+from ptm_sync.interfaces.cli.commands.booking import cmd_outbox_retry
+from ptm_sync.interfaces.cli.commands.digest import cmd_digest
+from ptm_sync.interfaces.cli.main import build_parser
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.mailservers import SmtpSink
 from tests.support.school import CONTACT, School, to_address

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from ptm_sync.store import Database, Guardian, Link, Student, Teacher
+from ptm_sync.adapters.store import Database, Guardian, Link, Student, Teacher
 from tests.support.cli import config_text, ptm_sync, write_config
 
 SCHOOL = {"name": "Lincoln High School", "timezone": "Europe/Berlin", "contact": "o@l.org"}

@@ -21,7 +21,7 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import select
 
-from ptm_sync.store import Database, Guardian, Meeting, Teacher
+from ptm_sync.adapters.store import Database, Guardian, Meeting, Teacher
 from tests.support.caldav_servers import EmbeddedCalDAV, delete_href, make_calendar, put_ics
 from tests.support.calendar_data import ics, vevent
 from tests.support.cli import ptm_sync

@@ -36,12 +36,12 @@ from sqlalchemy.orm import selectinload
 
 from connectors.base import CalendarRef, Horizon
 from connectors.caldav import CalDAVConnector
-from ptm_sync import outbox
-from ptm_sync.booking.apply import CREATING
-from ptm_sync.booking.notices import email_of
-from ptm_sync.crashpoints import EXIT_CODE, POINTS, VARIABLE
+from ptm_sync.adapters.store import Database, Inbound, Meeting, MeetingGuardian, Outbox
+from ptm_sync.app.booking.apply import CREATING
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.core.booking.notices import email_of
 from ptm_sync.demo import parents
-from ptm_sync.store import Database, Inbound, Meeting, MeetingGuardian, Outbox
+from ptm_sync.ops.crashpoints import EXIT_CODE, POINTS, VARIABLE
 from tests.support.caldav_servers import EmbeddedCalDAV, account_for
 from tests.support.cli import ptm_sync, toml_value
 from tests.support.mailservers import Mailbox, SmtpSink

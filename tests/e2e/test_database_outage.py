@@ -23,9 +23,9 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 
-from ptm_sync.cli import main
+from ptm_sync.adapters.store.db import database_outage
 from ptm_sync.demo import parents
-from ptm_sync.store.db import database_outage
+from ptm_sync.interfaces.cli.main import main
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.cut_proxy import CutProxy
 from tests.support.mailservers import SmtpSink

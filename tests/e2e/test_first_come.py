@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from ptm_sync.booking.notices import email_of
-from ptm_sync.model import ACTIVE_STATES
-from ptm_sync.store import Database, Meeting, Outbox
+from ptm_sync.adapters.store import Database, Meeting, Outbox
+from ptm_sync.core.booking.notices import email_of
+from ptm_sync.core.model import ACTIVE_STATES
 from tests.support.booking import ADA, SeededSchool, calendar_of, config_text
 from tests.support.booking_address import booking_request
 

@@ -206,7 +206,7 @@ def test_the_daemon_reports_the_broken_calendar_in_health_metrics_and_json_logs(
     entries = [json.loads(line) for line in err.splitlines()]  # every line is one object
     assert entries and all({"time", "level", "logger", "message"} <= set(e) for e in entries)
     assert any(
-        e["level"] == "WARNING" and e["logger"] == "ptm_sync.sync" and BROKEN in e["message"]
+        e["level"] == "WARNING" and e["logger"] == "ptm_sync.app.sync" and BROKEN in e["message"]
         for e in entries
     ), entries
     assert school.password not in err

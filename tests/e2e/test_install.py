@@ -340,12 +340,13 @@ def test_the_command_line_daemon_and_caldav_import_no_optional_sdk() -> None:
     import, and an account of another type says which extra it needs."""
     code = BLOCK_EXTRAS + textwrap.dedent(
         """
-        import ptm_sync.cli, ptm_sync.daemon, ptm_sync.commands.setup, ptm_sync.checks
+        import ptm_sync.interfaces.cli.main, ptm_sync.interfaces.daemon
+        import ptm_sync.interfaces.cli.commands.setup, ptm_sync.app.checks
         import connectors.caldav, connectors.ics_feed
         from zoneinfo import ZoneInfo
         from connectors.base import Capability, Horizon, MissingExtra, declared_capabilities
         from connectors.base import open_connector
-        from ptm_sync.config import AccountConfig
+        from ptm_sync.config.settings import AccountConfig
         assert Capability.MIRRORED in declared_capabilities("caldav")
         for kind, extra in [("graph", "microsoft"), ("ews", "microsoft"), ("google", "google")]:
             try:

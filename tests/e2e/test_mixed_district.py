@@ -23,16 +23,22 @@ import pytest
 from exchangelib.protocol import close_connections
 from sqlalchemy import select
 
-from ptm_sync import outbox
-from ptm_sync.booking.notices import email_of
-from ptm_sync.config import AccountConfig, Config, parse
-from ptm_sync.deliver import CalendarDeliverer, with_current_link
-from ptm_sync.model import MeetingState
-from ptm_sync.periods import ensure_periods
-from ptm_sync.roster import Roster, RosterGuardian, RosterLink, RosterStudent, RosterTeacher
-from ptm_sync.roster_store import apply_roster
-from ptm_sync.store import Database, MeetingHistory, Outbox
-from ptm_sync.sync import Connectors, sync
+from ptm_sync.adapters.store import Database, MeetingHistory, Outbox
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app.outbox.deliver import CalendarDeliverer, with_current_link
+from ptm_sync.app.periods import ensure_periods
+from ptm_sync.app.roster_import import apply_roster
+from ptm_sync.app.sync import Connectors, sync
+from ptm_sync.config.settings import AccountConfig, Config, parse
+from ptm_sync.core.booking.notices import email_of
+from ptm_sync.core.model import MeetingState
+from ptm_sync.core.roster.parse import (
+    Roster,
+    RosterGuardian,
+    RosterLink,
+    RosterStudent,
+    RosterTeacher,
+)
 from tests.contract.system_caldav import move_event
 from tests.contract.system_ews import account_config
 from tests.support import fake_ews, fake_google, fake_graph

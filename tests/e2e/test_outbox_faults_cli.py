@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from ptm_sync import outbox
-from ptm_sync.dispatch import THRESHOLD
-from ptm_sync.store import Database, Meeting, Outbox
+from ptm_sync.adapters.store import Database, Meeting, Outbox
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app.outbox.dispatch import THRESHOLD
 from tests.support.booking import PAT, SAM
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.cli import toml_value

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from ptm_sync.store import Database
+from ptm_sync.adapters.store import Database
 from tests.support.cli import config_text, ptm_sync, write_config
 from tests.support.mailservers import SMTP_PASSWORD, SMTP_USER, Mailbox, SmtpSink
 from tests.support.servers import free_port

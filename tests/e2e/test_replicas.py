@@ -22,9 +22,9 @@ import psutil
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
+from ptm_sync.adapters.store import Database, Inbound, Meeting, MeetingHistory
+from ptm_sync.adapters.store.locks import lock_key
 from ptm_sync.demo import parents
-from ptm_sync.store import Database, Inbound, Meeting, MeetingHistory
-from ptm_sync.store.locks import lock_key
 from tests.e2e.test_booking_flow import invitations, teacher_events
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.mailservers import Mailbox, SmtpSink

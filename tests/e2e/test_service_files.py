@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from ptm_sync import config as config_mod
+from ptm_sync.config import settings as config_mod
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "config" / "ptm-sync.service"

@@ -3,8 +3,8 @@
     .venv/bin/pip install -e '.[fuzz]'
     .venv/bin/python -m tests.fuzz.atheris_inbound -max_total_time=600
 
-Each input goes through :func:`ptm_sync.imip.extract` and then the whole pipeline,
-:func:`ptm_sync.inbound.process`, on a seeded school in a throw-away SQLite database.
+Each input goes through :func:`ptm_sync.core.imip.build.extract` and then the whole pipeline,
+:func:`ptm_sync.app.channels.replies.process`, on a seeded school in a throw-away SQLite database.
 The invariants are those of ``tests/fuzz/test_fuzz_inbound.py``: the reader raises
 nothing but ``Unusable``; the pipeline returns an outcome (never an exception, never
 ``internal-error``).  libFuzzer's own guards catch hangs (``-timeout``, 5 s here) and
@@ -25,11 +25,11 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports(include=["ptm_sync", "email", "icalendar"]):
-    from ptm_sync import imip
-    from ptm_sync.errors import Unusable
-    from ptm_sync.inbound import process
+    from ptm_sync.app.channels.replies import process
+    from ptm_sync.core.errors import Unusable
+    from ptm_sync.core.imip import build as imip
 
-from ptm_sync.store import Database
+from ptm_sync.adapters.store import Database
 from tests.fuzz.mutations import CORPUS
 from tests.fuzz.test_fuzz_inbound import check, seeds_for
 from tests.support.booking import TZ, SeededSchool

@@ -1,7 +1,8 @@
 """Fuzzing the inbound path (issue 7, item 11): every message is decided or quarantined.
 
 Structured mutations of real mail (:mod:`tests.fuzz.mutations`) go through the real
-pipeline, :func:`ptm_sync.inbound.process`, on a seeded school in SQLite and PostgreSQL,
+pipeline, :func:`ptm_sync.app.channels.replies.process`, on a seeded school in SQLite and
+PostgreSQL,
 and a handful through `mail deliver` as a process.  For every input:
 
 * it is applied, recorded (bounce, auto-reply, read receipt), found a duplicate or stale,
@@ -36,9 +37,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import create_engine, text
 
-from ptm_sync.booking.rows import APPLIED, DUPLICATE, QUARANTINED, STALE
-from ptm_sync.inbound import RECORDED_KINDS, Outcome
-from ptm_sync.store import Database
+from ptm_sync.adapters.store import Database
+from ptm_sync.app.channels.replies import RECORDED_KINDS, Outcome
+from ptm_sync.core.booking.rows import APPLIED, DUPLICATE, QUARANTINED, STALE
 from tests.fuzz.mutations import CORPUS, corpus_messages, fixture_messages, messages
 from tests.support.booking import ADA, ALAN, PAT, SAM, SeededSchool, config_text
 from tests.support.booking_address import booking_request

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ptm_sync import config as config_mod
-from ptm_sync.availability import period_matrix, period_slots
-from ptm_sync.model import SlotStatus
-from ptm_sync.store import Calendar, Database, Teacher
+from ptm_sync.adapters.store import Calendar, Database, Teacher
+from ptm_sync.app.read.availability import period_matrix, period_slots
+from ptm_sync.config import settings as config_mod
+from ptm_sync.core.model import SlotStatus
 
 CONFIG = config_mod.parse(
     """
@@ -66,7 +66,7 @@ def test_slots_in_the_past_are_not_offered(db: Database) -> None:
 def test_our_event_where_we_wrote_it_is_the_meeting_but_moved_elsewhere_it_is_busy(
     db: Database,
 ) -> None:
-    from ptm_sync.store import BusyTime, CalendarEvent, Guardian, Meeting, Period
+    from ptm_sync.adapters.store import BusyTime, CalendarEvent, Guardian, Meeting, Period
 
     _teachers(db)
     period = CONFIG.period("p")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ptm_sync import inbound
-from ptm_sync.booking import load
-from ptm_sync.booking.decide import needs
-from ptm_sync.booking.events import Offer, Request
-from ptm_sync.booking.values import Fresh, Origin
-from ptm_sync.store import Database, Guardian, Meeting, Student, Teacher
+from ptm_sync.adapters.store import Database, Guardian, Meeting, Student, Teacher
+from ptm_sync.app.booking import load
+from ptm_sync.app.channels import replies as inbound
+from ptm_sync.core.booking.decide import needs
+from ptm_sync.core.booking.events import Offer, Request
+from ptm_sync.core.booking.values import Fresh, Origin
 from tests.support.booking import ADA, PAT, SAM, SeededSchool
 from tests.support.booking_address import booking_request
 

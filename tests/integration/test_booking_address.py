@@ -13,10 +13,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from ptm_sync import outbox
-from ptm_sync.inbound import reprocess
-from ptm_sync.model import Interval
-from ptm_sync.store import Database, Meeting
+from ptm_sync.adapters.store import Database, Meeting
+from ptm_sync.app.channels.replies import reprocess
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.core.model import Interval
 from tests.support.booking import (
     ADA,
     ALAN,

@@ -13,20 +13,29 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from ptm_sync import outbox, trust
-from ptm_sync.booking import load
-from ptm_sync.booking.decide import decide
-from ptm_sync.booking.decide import needs as needs_of
-from ptm_sync.booking.events import Answer, Offer, StaffCancel
-from ptm_sync.booking.values import Decision
-from ptm_sync.errors import BookingRefused, SlotTaken
-from ptm_sync.inbound import APPLIED, DUPLICATE, QUARANTINED, STALE
-from ptm_sync.invite import invite, needs
-from ptm_sync.model import Interval
-from ptm_sync.services import expire_holds
-from ptm_sync.store import Database, Guardian, Meeting, MeetingHistory, Outbox, Student, Teacher
-from ptm_sync.store import WaitlistEntry as WaitlistRow
-from ptm_sync.store.secret import signing_secret
+from ptm_sync.adapters.store import (
+    Database,
+    Guardian,
+    Meeting,
+    MeetingHistory,
+    Outbox,
+    Student,
+    Teacher,
+)
+from ptm_sync.adapters.store import WaitlistEntry as WaitlistRow
+from ptm_sync.adapters.store.secret import signing_secret
+from ptm_sync.app.booking import load
+from ptm_sync.app.channels.offers import invite, needs
+from ptm_sync.app.channels.replies import APPLIED, DUPLICATE, QUARANTINED, STALE
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app.services import expire_holds
+from ptm_sync.core import trust
+from ptm_sync.core.booking.decide import decide
+from ptm_sync.core.booking.decide import needs as needs_of
+from ptm_sync.core.booking.events import Answer, Offer, StaffCancel
+from ptm_sync.core.booking.values import Decision
+from ptm_sync.core.errors import BookingRefused, SlotTaken
+from ptm_sync.core.model import Interval
 from tests.support.booking import (
     ADA,
     ALAN,

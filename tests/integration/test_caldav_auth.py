@@ -16,8 +16,8 @@ from caldav.lib.http_sync import requests as http
 
 from connectors.base import CalendarRef, Horizon
 from connectors.caldav import CalDAVConnector
-from ptm_sync.config import AccountConfig, Secret
-from ptm_sync.errors import AuthFailed
+from ptm_sync.config.settings import AccountConfig, Secret
+from ptm_sync.core.errors import AuthFailed
 from tests.support.caldav_servers import EmbeddedCalDAV, account_for, make_calendar
 from tests.support.calendar_data import SCHOOL_TZ, WINDOW
 from tests.support.feed_server import RefusingServer

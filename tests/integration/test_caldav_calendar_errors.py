@@ -19,7 +19,7 @@ import pytest
 
 from connectors.base import CalendarRef, FreeBusy, FreeBusyAnswer, Horizon
 from connectors.caldav import CalDAVConnector
-from ptm_sync.errors import (
+from ptm_sync.core.errors import (
     AccessDenied,
     CalendarProblem,
     ConnectorError,

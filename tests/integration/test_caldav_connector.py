@@ -22,14 +22,8 @@ from connectors.base import (
 )
 from connectors.caldav import CalDAVConnector
 from connectors.caldav_features import FEATURES
-from ptm_sync.config import AccountConfig, Secret
-from ptm_sync.errors import (
-    AuthFailed,
-    NotFound,
-    SyncTokenInvalid,
-    Unavailable,
-    WrongEtag,
-)
+from ptm_sync.config.settings import AccountConfig, Secret
+from ptm_sync.core.errors import AuthFailed, NotFound, SyncTokenInvalid, Unavailable, WrongEtag
 from tests.support.caldav_servers import (
     EmbeddedCalDAV,
     account_for,

@@ -21,7 +21,7 @@ import pytest
 from connectors.base import CalendarRef, FreeBusy, Horizon
 from connectors.caldav import CalDAVConnector
 from connectors.caldav_features import FEATURES
-from ptm_sync.model import Busy
+from ptm_sync.core.model import Busy
 from tests.support.caldav_servers import XANDIKOS_ADDRESSES, EmbeddedCalDAV, account_for, put_ics
 from tests.support.calendar_data import (
     ALL_DAY,

@@ -17,8 +17,8 @@ import pytest
 
 from connectors.base import CalendarRef, FreeBusy, Horizon
 from connectors.caldav import CalDAVConnector
-from ptm_sync.busy import busy_times
-from ptm_sync.config import AccountConfig
+from ptm_sync.config.settings import AccountConfig
+from ptm_sync.core.ical.busy import busy_times
 from tests.support.caldav_servers import EmbeddedCalDAV, account_for, put_ics
 from tests.support.calendar_data import (
     DECLINED_INVITATION,

@@ -16,12 +16,12 @@ import pytest
 from icalendar import Calendar, Event
 
 from connectors.base import CalendarConnector, CalendarRef, MeetingEvent, RemoteRef
-from ptm_sync import outbox
-from ptm_sync.booking.events import Answer, StaffCancel
-from ptm_sync.booking.notices import email_of
-from ptm_sync.deliver import CalendarDeliverer
-from ptm_sync.store import Database, Meeting, Outbox
-from ptm_sync.sync import Connectors
+from ptm_sync.adapters.store import Database, Meeting, Outbox
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app.outbox.deliver import CalendarDeliverer
+from ptm_sync.app.sync import Connectors
+from ptm_sync.core.booking.events import Answer, StaffCancel
+from ptm_sync.core.booking.notices import email_of
 from tests.support.booking import ADA, PAT, SeededSchool
 from tests.support.caldav_servers import EmbeddedCalDAV, delete_href, make_calendar, put_ics
 

@@ -16,13 +16,13 @@ from sqlalchemy import select
 
 from connectors.base import CalendarRef, Capability, FreeBusyAnswer
 from connectors.memory import MIRRORED_SYSTEM, SERVER_SYSTEM, MemoryCalendars, MemoryConnector
-from ptm_sync.availability import period_matrix
-from ptm_sync.errors import AccessDenied, AuthFailed, CalendarProblem, Unavailable
-from ptm_sync.health import problems, read_state
-from ptm_sync.metrics import CALENDAR_PROBLEMS, ProcessMetrics
-from ptm_sync.model import Interval, SlotStatus
-from ptm_sync.store import Calendar, Database, Teacher
-from ptm_sync.sync import Connectors, SyncResult, sync
+from ptm_sync.adapters.store import Calendar, Database, Teacher
+from ptm_sync.app.read.availability import period_matrix
+from ptm_sync.app.read.health import problems, read_state
+from ptm_sync.app.sync import Connectors, SyncResult, sync
+from ptm_sync.core.errors import AccessDenied, AuthFailed, CalendarProblem, Unavailable
+from ptm_sync.core.model import Interval, SlotStatus
+from ptm_sync.ops.metrics import CALENDAR_PROBLEMS, ProcessMetrics
 from tests.support.booking import ADA, ALAN, SeededSchool
 
 

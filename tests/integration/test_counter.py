@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from icalendar import Calendar
 
+from ptm_sync.adapters.store import Database
+from ptm_sync.core.model import Interval
 from ptm_sync.demo import parents
-from ptm_sync.model import Interval
-from ptm_sync.store import Database
 from tests.support.booking import ADA, ALAN, PAT, SAM, TZ, SeededSchool, calendar_of, event_of
 
 MINUTE = timedelta(minutes=1)

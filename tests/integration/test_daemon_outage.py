@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from ptm_sync import config as config_mod
-from ptm_sync.app import App
-from ptm_sync.daemon import Daemon
+from ptm_sync.app.context import App
+from ptm_sync.config import settings as config_mod
+from ptm_sync.interfaces.daemon import Daemon
 from tests.support.cli import config_text
 from tests.support.servers import free_port
 
@@ -61,7 +61,7 @@ def test_a_job_that_meets_an_outage_logs_one_line_and_a_bug_its_traceback(
     def broken_job() -> None:
         raise ValueError("a bug")
 
-    with caplog.at_level(logging.WARNING, logger="ptm_sync.daemon"):
+    with caplog.at_level(logging.WARNING, logger="ptm_sync.interfaces.daemon"):
         daemon._guard(outbox_job)()  # never raises: the next run tries again
         daemon._guard(broken_job)()
     outage, bug = caplog.records
@@ -87,10 +87,10 @@ def test_the_imap_watcher_outlives_a_database_that_refuses_connections(
                 seen.set()
 
     spy = Spy()
-    logging.getLogger("ptm_sync.daemon").addHandler(spy)
+    logging.getLogger("ptm_sync.interfaces.daemon").addHandler(spy)
     watcher = threading.Thread(target=daemon.mail_watcher, daemon=True)
     try:
-        with caplog.at_level(logging.WARNING, logger="ptm_sync.daemon"):
+        with caplog.at_level(logging.WARNING, logger="ptm_sync.interfaces.daemon"):
             watcher.start()
             assert seen.wait(timeout=60), caplog.text  # hang guard only
             assert watcher.is_alive()  # before: the thread died with the first failure
@@ -98,7 +98,7 @@ def test_the_imap_watcher_outlives_a_database_that_refuses_connections(
             watcher.join(timeout=60)
     finally:
         daemon.stop()
-        logging.getLogger("ptm_sync.daemon").removeHandler(spy)
+        logging.getLogger("ptm_sync.interfaces.daemon").removeHandler(spy)
     assert not watcher.is_alive()
     [record, *_] = [r for r in caplog.records if "IMAP watcher" in r.getMessage()]
     assert record.exc_info is None and "is unavailable" in record.getMessage()

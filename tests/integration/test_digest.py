@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 
-from ptm_sync import digest, outbox
-from ptm_sync.config import parse
-from ptm_sync.errors import MailRejected
-from ptm_sync.store import Database, Outbox
+from ptm_sync.adapters.store import Database, Outbox
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app.read import digest
+from ptm_sync.config.settings import parse
+from ptm_sync.core.errors import MailRejected
 from tests.support.booking import (
     CONTACT,
     PAT,

@@ -19,9 +19,9 @@ from exchangelib.protocol import close_connections
 
 from connectors.base import CalendarRef, open_connector
 from connectors.ews import EWSConnector
-from connectors.throttle import RetryPolicy
-from ptm_sync.config import Secret
-from ptm_sync.errors import AuthFailed
+from ptm_sync.config.settings import Secret
+from ptm_sync.core.errors import AuthFailed
+from ptm_sync.ops.throttle import RetryPolicy
 from tests.contract.harness import HORIZON, START, no_sleep
 from tests.contract.system_ews import ACCOUNT, account_config
 from tests.support.fake_ews import FakeEWS, running

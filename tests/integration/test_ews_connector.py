@@ -23,9 +23,8 @@ from exchangelib.protocol import close_connections
 import connectors.ews
 from connectors.base import CalendarRef, FreeBusy, MeetingEvent, open_connector
 from connectors.ews import EWSConnector
-from connectors.throttle import RetryPolicy
-from ptm_sync.config import AccountConfig, Secret
-from ptm_sync.errors import (
+from ptm_sync.config.settings import AccountConfig, Secret
+from ptm_sync.core.errors import (
     AuthFailed,
     ConnectorError,
     NotFound,
@@ -33,7 +32,8 @@ from ptm_sync.errors import (
     Unavailable,
     WrongEtag,
 )
-from ptm_sync.model import Busy, Interval
+from ptm_sync.core.model import Busy, Interval
+from ptm_sync.ops.throttle import RetryPolicy
 from tests.contract.harness import HORIZON, START, no_sleep
 from tests.contract.system_ews import ACCOUNT, account_config
 from tests.contract.system_ews import start as start_system

@@ -19,15 +19,15 @@ from exchangelib.protocol import close_connections
 from connectors.base import CalendarRef, FreeBusy, open_connector
 from connectors.ews import EWSConnector
 from connectors.ews_freebusy import decode_merged, read_batch
-from connectors.throttle import RetryPolicy
-from ptm_sync.errors import (
+from ptm_sync.core.errors import (
     AccessDenied,
     CalendarProblem,
     ConnectorError,
     NotFound,
     Unavailable,
 )
-from ptm_sync.model import Busy, Interval
+from ptm_sync.core.model import Busy, Interval
+from ptm_sync.ops.throttle import RetryPolicy
 from tests.contract.harness import HORIZON, START, no_sleep
 from tests.contract.system_ews import ACCOUNT, account_config
 from tests.support.cases import CASES

@@ -22,10 +22,10 @@ import pytest
 from connectors.base import CalendarRef, FreeBusy, MeetingEvent, RemoteRef, open_connector
 from connectors.google import GoogleConnector
 from connectors.google_wire import event_id
-from connectors.throttle import RetryPolicy
-from ptm_sync.config import AccountConfig
-from ptm_sync.errors import AuthFailed, NotFound, SyncTokenInvalid, Unavailable, WrongEtag
-from ptm_sync.model import Busy
+from ptm_sync.config.settings import AccountConfig
+from ptm_sync.core.errors import AuthFailed, NotFound, SyncTokenInvalid, Unavailable, WrongEtag
+from ptm_sync.core.model import Busy
+from ptm_sync.ops.throttle import RetryPolicy
 from tests.contract.harness import HORIZON, START, no_sleep
 from tests.contract.system_google import DOMAIN, account
 from tests.support.fake_google import FakeGoogle, make_service_account, running

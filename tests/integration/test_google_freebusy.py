@@ -22,8 +22,8 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from connectors.base import CalendarRef, FreeBusy
-from ptm_sync.errors import CalendarProblem, ConnectorError, NotFound, Unavailable
-from ptm_sync.model import Busy, Interval
+from ptm_sync.core.errors import CalendarProblem, ConnectorError, NotFound, Unavailable
+from ptm_sync.core.model import Busy, Interval
 from tests.contract.harness import START
 from tests.contract.system_google import DOMAIN, account
 from tests.integration.test_google_connector import Setup, calls, connect

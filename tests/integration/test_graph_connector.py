@@ -29,10 +29,10 @@ from connectors.base import (
     open_connector,
 )
 from connectors.graph import GraphConnector
-from connectors.throttle import RetryPolicy
-from ptm_sync.config import Secret
-from ptm_sync.errors import AuthFailed, NotFound, SyncTokenInvalid, Unavailable, WrongEtag
-from ptm_sync.model import Busy
+from ptm_sync.config.settings import Secret
+from ptm_sync.core.errors import AuthFailed, NotFound, SyncTokenInvalid, Unavailable, WrongEtag
+from ptm_sync.core.model import Busy
+from ptm_sync.ops.throttle import RetryPolicy
 from tests.contract.harness import HORIZON, START, no_sleep
 from tests.support.fake_graph import SECRET, FakeGraph, running
 from tests.support.servers import free_port

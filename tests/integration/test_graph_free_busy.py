@@ -19,8 +19,7 @@ import pytest
 from connectors import graph_schedule as schedule
 from connectors.base import CalendarRef, FreeBusy, FreeBusyAnswer, open_connector
 from connectors.graph import GraphConnector
-from connectors.throttle import RetryPolicy
-from ptm_sync.errors import (
+from ptm_sync.core.errors import (
     AccessDenied,
     AuthFailed,
     CalendarProblem,
@@ -28,7 +27,8 @@ from ptm_sync.errors import (
     NotFound,
     Unavailable,
 )
-from ptm_sync.model import Busy, Interval
+from ptm_sync.core.model import Busy, Interval
+from ptm_sync.ops.throttle import RetryPolicy
 from tests.contract.harness import HORIZON, START, no_sleep
 from tests.support.fake_graph import FakeGraph, running
 

@@ -9,15 +9,15 @@ import sys
 
 import pytest
 
-from ptm_sync.cli import build_parser
-from ptm_sync.output import JsonFormatter
+from ptm_sync.interfaces.cli.main import build_parser
+from ptm_sync.interfaces.cli.output import JsonFormatter
 
 URL = "postgresql+psycopg://ptm:Hunter2-secret@db.example.org/ptm"
 
 
 def record(message: str, *args: object, exc: BaseException | None = None) -> logging.LogRecord:
     info = (type(exc), exc, exc.__traceback__) if exc is not None else None
-    return logging.LogRecord("ptm_sync.sync", logging.WARNING, __file__, 1, message, args, info)
+    return logging.LogRecord("ptm_sync.app.sync", logging.WARNING, __file__, 1, message, args, info)
 
 
 def test_a_line_is_one_object_with_time_level_logger_and_message() -> None:
@@ -25,7 +25,7 @@ def test_a_line_is_one_object_with_time_level_logger_and_message() -> None:
     assert "\n" not in line
     entry = json.loads(line)
     assert set(entry) == {"time", "level", "logger", "message"}
-    assert entry["level"] == "WARNING" and entry["logger"] == "ptm_sync.sync"
+    assert entry["level"] == "WARNING" and entry["logger"] == "ptm_sync.app.sync"
     assert entry["message"] == "sync of ada@s.test failed: 404"
     assert entry["time"].endswith("+00:00")
 

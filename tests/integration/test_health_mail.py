@@ -12,11 +12,11 @@ from collections.abc import Callable
 
 import pytest
 
-from ptm_sync.errors import MailUnavailable
-from ptm_sync.mail.backoff import Backoff
-from ptm_sync.mail.imap import ImapReader
-from ptm_sync.metrics import PROCESS
-from ptm_sync.store import Database
+from ptm_sync.adapters.mail.backoff import Backoff
+from ptm_sync.adapters.mail.imap import ImapReader
+from ptm_sync.adapters.store import Database
+from ptm_sync.core.errors import MailUnavailable
+from ptm_sync.ops.metrics import PROCESS
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.faultproxy import FaultProxy
 from tests.support.mailservers import Mailbox, SmtpSink

@@ -15,10 +15,7 @@ from typing import Any
 
 import pytest
 
-from ptm_sync import config as config_mod
-from ptm_sync.health import read_state
-from ptm_sync.metrics import ProcessMetrics
-from ptm_sync.store import (
+from ptm_sync.adapters.store import (
     Calendar,
     Database,
     Guardian,
@@ -29,7 +26,10 @@ from ptm_sync.store import (
     SchoolFeed,
     Teacher,
 )
-from ptm_sync.web.pages import Site
+from ptm_sync.app.read.health import read_state
+from ptm_sync.config import settings as config_mod
+from ptm_sync.interfaces.web.pages import Site
+from ptm_sync.ops.metrics import ProcessMetrics
 
 CONFIG_TEXT = """
 [school]

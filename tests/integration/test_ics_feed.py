@@ -12,10 +12,11 @@ from sqlalchemy import select
 
 from connectors.base import CalendarRef, Capability, FreeBusy, Horizon, open_connector
 from connectors.ics_feed import split_feed
-from ptm_sync.availability import teacher_times
-from ptm_sync.busy import event_uid
-from ptm_sync.config import AccountConfig, Secret
-from ptm_sync.errors import (
+from ptm_sync.adapters.store import Database, SchoolBusy, Teacher
+from ptm_sync.app.read.availability import teacher_times
+from ptm_sync.app.sync import Connectors
+from ptm_sync.config.settings import AccountConfig, Secret
+from ptm_sync.core.errors import (
     AccessDenied,
     AuthFailed,
     BadCalendarData,
@@ -24,9 +25,8 @@ from ptm_sync.errors import (
     Unavailable,
     Unsupported,
 )
-from ptm_sync.model import Busy
-from ptm_sync.store import Database, SchoolBusy, Teacher
-from ptm_sync.sync import Connectors
+from ptm_sync.core.ical.busy import event_uid
+from ptm_sync.core.model import Busy
 from tests.support.booking import ADA, ALAN, SeededSchool
 from tests.support.feed_server import Feed, FeedServer, vevent
 
@@ -124,7 +124,7 @@ def test_the_school_events_feed_blocks_every_teacher(db: Database, feed_server: 
     assert Capability.BLOCKS_EVERYONE in connectors.get("events").capabilities
 
     # Only the feed here: the teachers' own calendars are not part of this test.
-    from ptm_sync.sync import _sync_school_feeds
+    from ptm_sync.app.sync import _sync_school_feeds
 
     results = _sync_school_feeds(db, config, connectors, school.now)
     assert [(r.teacher, r.error, r.busy) for r in results] == [("school events (events)", "", 1)]

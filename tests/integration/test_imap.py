@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from ptm_sync.config import ImapConfig, Secret
-from ptm_sync.errors import ConfigError, MailAuthFailed, MailUnavailable, UserError
-from ptm_sync.mail import imap
-from ptm_sync.mail.backoff import Backoff
-from ptm_sync.mail.imap import PROCESSED_KEYWORD, FetchedMessage, ImapReader
+from ptm_sync.adapters.mail import imap
+from ptm_sync.adapters.mail.backoff import Backoff
+from ptm_sync.adapters.mail.imap import PROCESSED_KEYWORD, FetchedMessage, ImapReader
+from ptm_sync.config.settings import ImapConfig, Secret
+from ptm_sync.core.errors import ConfigError, MailAuthFailed, MailUnavailable, UserError
 from tests.support.imap_relay import ImapRelay
 from tests.support.mailservers import DovecotServer, Mailbox, TlsMaterial
 from tests.support.servers import free_port
@@ -74,7 +74,7 @@ def after(ready: Callable[[], object], then: Callable[[], object]) -> threading.
 
 
 class MailLog(logging.Handler):
-    """What ptm_sync.mail logs, debug included, for a test thread that waits for the reader
+    """What ptm_sync.adapters.mail logs, debug included, for a test thread that waits for the reader
     to get somewhere (``idling``: IDLE was acknowledged; ``reconnecting in``: a pause)."""
 
     def __init__(self) -> None:
@@ -101,7 +101,7 @@ class MailLog(logging.Handler):
 @pytest.fixture
 def mail_log() -> Iterator[MailLog]:
     handler = MailLog()
-    logger = logging.getLogger("ptm_sync.mail")
+    logger = logging.getLogger("ptm_sync.adapters.mail")
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)

@@ -13,17 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from ptm_sync import config as config_mod
-from ptm_sync.booking import load
-from ptm_sync.booking.apply import Applier
-from ptm_sync.booking.events import Offer
-from ptm_sync.booking.notices import email_of
-from ptm_sync.config import Config
-from ptm_sync.demo import parents
-from ptm_sync.inbound import process
-from ptm_sync.model import Interval
-from ptm_sync.periods import ensure_periods
-from ptm_sync.store import (
+from ptm_sync.adapters.store import (
     Calendar,
     Database,
     Guardian,
@@ -34,8 +24,18 @@ from ptm_sync.store import (
     Student,
     Teacher,
 )
-from ptm_sync.store.secret import signing_secret
-from ptm_sync.video import provider_for
+from ptm_sync.adapters.store.secret import signing_secret
+from ptm_sync.adapters.video.providers import provider_for
+from ptm_sync.app.booking import load
+from ptm_sync.app.booking.apply import Applier
+from ptm_sync.app.channels.replies import process
+from ptm_sync.app.periods import ensure_periods
+from ptm_sync.config import settings as config_mod
+from ptm_sync.config.settings import Config
+from ptm_sync.core.booking.events import Offer
+from ptm_sync.core.booking.notices import email_of
+from ptm_sync.core.model import Interval
+from ptm_sync.demo import parents
 
 NOW = datetime(2027, 3, 22, 13, 0, tzinfo=UTC)
 SLOT = Interval(datetime(2027, 4, 13, 19, 0, tzinfo=UTC), datetime(2027, 4, 13, 19, 15, tzinfo=UTC))

@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ptm_sync.config import parse
-from ptm_sync.services import expire_holds
-from ptm_sync.store import Database
-from ptm_sync.video import provider_for
+from ptm_sync.adapters.store import Database
+from ptm_sync.adapters.video.providers import provider_for
+from ptm_sync.app.services import expire_holds
+from ptm_sync.config.settings import parse
 
 
 def test_expiring_holds_without_mail_does_nothing_and_raises_nothing(tmp_path: Path) -> None:

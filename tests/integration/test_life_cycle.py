@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from ptm_sync.invite import invite
-from ptm_sync.services import expire_holds
-from ptm_sync.store import Database, Guardian, Meeting, MeetingGuardian
-from ptm_sync.store import WaitlistEntry as WaitlistRow
+from ptm_sync.adapters.store import Database, Guardian, Meeting, MeetingGuardian
+from ptm_sync.adapters.store import WaitlistEntry as WaitlistRow
+from ptm_sync.app.channels.offers import invite
+from ptm_sync.app.services import expire_holds
 from tests.support.booking import (
     ADA,
     ALEX,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ptm_sync.store import Database
-from ptm_sync.store.locks import lock_key, poller_lock
+from ptm_sync.adapters.store import Database
+from ptm_sync.adapters.store.locks import lock_key, poller_lock
 
 
 def test_only_one_replica_holds_a_poller_lock(postgres_url: str) -> None:

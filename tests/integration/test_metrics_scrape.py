@@ -17,10 +17,14 @@ import pytest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
-from ptm_sync import __version__, outbox
-from ptm_sync import config as config_mod
-from ptm_sync.errors import PtmError
-from ptm_sync.metrics import (
+from ptm_sync import __version__
+from ptm_sync.adapters.store import Database, Guardian, Inbound, Meeting, Period
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.config import settings as config_mod
+from ptm_sync.core.errors import PtmError
+from ptm_sync.interfaces.web.pages import Site
+from ptm_sync.interfaces.web.server import WebServer
+from ptm_sync.ops.metrics import (
     DELIVERIES,
     DELIVERY_FAILURES,
     INBOUND_DECISIONS,
@@ -28,9 +32,6 @@ from ptm_sync.metrics import (
     SYNC_PASSES,
     ProcessMetrics,
 )
-from ptm_sync.store import Database, Guardian, Inbound, Meeting, Period
-from ptm_sync.web.pages import Site
-from ptm_sync.web.server import WebServer
 from tests.integration.test_health_store import CONFIG_TEXT, IMAP, NOW, outbox_row, teacher
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -4,7 +4,7 @@ Two checks.  While a whole booking story runs (invite, answers of every kind, a 
 booking address request, expiry, staff cancel), every INSERT, UPDATE or DELETE the database
 receives for ``meetings``, ``meeting_guardians``, ``meeting_students``, ``meeting_history``
 and every INSERT into ``outbox`` is traced back to the Python frames that issued it: one of
-them must be :mod:`ptm_sync.booking.apply`.  And no other module of the service builds such
+them must be :mod:`ptm_sync.app.booking.apply`.  And no other module of the service builds such
 a statement or calls the outbox's ``enqueue`` (read with :mod:`ast`).
 """
 
@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from ptm_sync.services import expire_holds
-from ptm_sync.store import Database
+from ptm_sync.adapters.store import Database
+from ptm_sync.app.services import expire_holds
 from tests.support.booking import ADA, ALAN, PAT, SAM, SeededSchool
 from tests.support.booking_address import booking_request
 
 ROOT = Path(__file__).resolve().parents[2]
-APPLIER = str(ROOT / "ptm_sync" / "booking" / "apply.py")
+APPLIER = str(ROOT / "ptm_sync" / "app" / "booking" / "apply.py")
 GUARDED = re.compile(
     r"^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(meetings|meeting_guardians|"
     r"meeting_students|meeting_history)\b|^\s*INSERT\s+INTO\s+\"?outbox\b",
@@ -83,14 +83,14 @@ _WRITERS = re.compile(
 #: Writers of outbox rows that are no meeting's effect: the staff digest is an email about
 #: the service itself (quarantine, dead letters) with no meeting_id.  Its meeting-writing
 #: statements would still be caught (the scan below checks them all the same).
-NOT_A_MEETINGS_EFFECT = {"ptm_sync/digest.py": r"\boutbox\.enqueue\("}
+NOT_A_MEETINGS_EFFECT = {"ptm_sync/app/read/digest.py": r"\boutbox\.enqueue\("}
 
 
 def test_no_other_module_writes_meetings_or_outbox_rows() -> None:
     offenders = []
     for path in sorted((ROOT / "ptm_sync").rglob("*.py")):
         relative = path.relative_to(ROOT).as_posix()
-        if relative == "ptm_sync/booking/apply.py" or "/migrations/" in relative:
+        if relative == "ptm_sync/app/booking/apply.py" or "/migrations/" in relative:
             continue
         allowed = NOT_A_MEETINGS_EFFECT.get(relative)
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -116,6 +116,6 @@ def test_no_other_module_writes_meetings_or_outbox_rows() -> None:
 
 def test_the_scan_finds_a_writer_where_there_is_one() -> None:
     """The scan above can fail: it sees the applier's own writes."""
-    source = (ROOT / "ptm_sync" / "booking" / "apply.py").read_text(encoding="utf-8")
+    source = (ROOT / "ptm_sync" / "app" / "booking" / "apply.py").read_text(encoding="utf-8")
     calls = [ast.unparse(n) for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)]
     assert any(_WRITERS.match(c) for c in calls)

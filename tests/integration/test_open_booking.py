@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from ptm_sync.services import open_booking
-from ptm_sync.store import Database, Meeting
+from ptm_sync.adapters.store import Database, Meeting
+from ptm_sync.app.services import open_booking
 from tests.support.booking import NOW, SeededSchool
 
 PERIODS = """

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from ptm_sync import outbox
-from ptm_sync.store import Database, Guardian, Meeting, Outbox, Period, Teacher
+from ptm_sync.adapters.store import Database, Guardian, Meeting, Outbox, Period, Teacher
+from ptm_sync.app.outbox import queue as outbox
 
 T0 = datetime(2027, 3, 20, 12, 0, tzinfo=UTC)
 

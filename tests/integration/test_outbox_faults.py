@@ -5,7 +5,8 @@ aiosmtpd sink for the parents' email, on SQLite and PostgreSQL.  With the calend
 frozen (it accepts connections and never answers), every email still goes out while the
 calendar write hangs; with the mail server half-open, every calendar write still happens
 while an email hangs.  When the frozen server starts refusing, its breaker opens after
-:data:`~ptm_sync.dispatch.THRESHOLD` outages and its other rows wait untried instead of each
+:data:`~ptm_sync.app.outbox.dispatch.THRESHOLD` outages and its other rows wait untried instead of
+each
 waiting out a timeout.  When the fault clears, the next pass delivers the rest: the sink and
 Radicale then hold exactly what the database says, each email once.
 """
@@ -19,13 +20,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from connectors import caldav_http
-from ptm_sync import outbox
-from ptm_sync.app import App
-from ptm_sync.daemon import Daemon
-from ptm_sync.dispatch import THRESHOLD, Dispatcher
-from ptm_sync.services import send_now
-from ptm_sync.store import Database
-from ptm_sync.sync import opened
+from ptm_sync.adapters.store import Database
+from ptm_sync.app.context import App
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app.outbox.dispatch import THRESHOLD, Dispatcher
+from ptm_sync.app.services import send_now
+from ptm_sync.app.sync import opened
+from ptm_sync.interfaces.daemon import Daemon
 from tests.support.booking import PAT, SAM
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.faultproxy import FaultProxy

@@ -20,9 +20,9 @@ import psutil
 import pytest
 from sqlalchemy import select
 
-from ptm_sync import outbox
-from ptm_sync.outbox import Owner
-from ptm_sync.store import Database, Outbox
+from ptm_sync.adapters.store import Database, Outbox
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app.outbox.queue import Owner
 
 T0 = datetime(2027, 3, 20, 12, 0, tzinfo=UTC)
 HERE = socket.gethostname()

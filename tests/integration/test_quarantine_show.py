@@ -1,5 +1,5 @@
 """`quarantine` and `quarantine show` for messages refused over an input limit (DESIGN §7,
-ptm_sync.inputlimits): the recorded reason in plain words, the calendar part as it came
+ptm_sync.core.imip.limits): the recorded reason in plain words, the calendar part as it came
 (never read as iCalendar), a message kept cut said to be cut, and a list table whose rows
 one 100 KB Message-ID does not pad.
 """
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from ptm_sync.cli import main
-from ptm_sync.inbound import QUARANTINED
-from ptm_sync.records import REASONS
-from ptm_sync.store import Database
+from ptm_sync.adapters.store import Database
+from ptm_sync.app.channels.replies import QUARANTINED
+from ptm_sync.app.read.records import REASONS
+from ptm_sync.interfaces.cli.main import main
 from tests.support.booking import ADA, PAT, SeededSchool, config_text, handmade_reply
 
 
@@ -212,7 +212,7 @@ def test_the_list_table_cuts_long_cells_and_json_does_not(
 
 
 def test_every_input_limit_reason_is_explained() -> None:
-    from ptm_sync import inputlimits
+    from ptm_sync.core.imip import limits as inputlimits
 
     reasons = [
         getattr(inputlimits, name)

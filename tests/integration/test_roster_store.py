@@ -10,10 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from ptm_sync.errors import RosterError
-from ptm_sync.roster_input import OneRosterExport, SourceFile
-from ptm_sync.roster_store import ImportReport, LinkTally, Tally, import_roster
-from ptm_sync.store import (
+from ptm_sync.adapters.store import (
     Database,
     Guardian,
     Link,
@@ -23,6 +20,9 @@ from ptm_sync.store import (
     Student,
     Teacher,
 )
+from ptm_sync.app.roster_import import ImportReport, LinkTally, Tally, import_roster
+from ptm_sync.core.errors import RosterError
+from ptm_sync.core.roster.tables import OneRosterExport, SourceFile
 
 ACCOUNTS = ("district", "m365")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ptm_sync.sdnotify import Notifier
+from ptm_sync.adapters.systemd import Notifier
 
 
 @pytest.fixture

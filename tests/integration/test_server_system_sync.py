@@ -12,12 +12,12 @@ from sqlalchemy import select
 
 from connectors.base import CalendarRef, ChangeSet, FreeBusyAnswer
 from connectors.memory import SERVER_SYSTEM, MemoryCalendars, MemoryConnector
-from ptm_sync import outbox
-from ptm_sync.booking.notices import email_of
-from ptm_sync.deliver import CalendarDeliverer
-from ptm_sync.model import MeetingState
-from ptm_sync.store import BusyTime, Database, MeetingHistory, Outbox, Teacher
-from ptm_sync.sync import Connectors, sync
+from ptm_sync.adapters.store import BusyTime, Database, MeetingHistory, Outbox, Teacher
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app.outbox.deliver import CalendarDeliverer
+from ptm_sync.app.sync import Connectors, sync
+from ptm_sync.core.booking.notices import email_of
+from ptm_sync.core.model import MeetingState
 from tests.support.booking import ADA, ALAN, PAT, SeededSchool
 
 

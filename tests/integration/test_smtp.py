@@ -11,16 +11,16 @@ from email.policy import default as default_policy
 
 import pytest
 
-from ptm_sync.config import Secret, SmtpConfig
-from ptm_sync.errors import (
+from ptm_sync.adapters.mail import smtp
+from ptm_sync.adapters.mail.smtp import SmtpSender
+from ptm_sync.config.settings import Secret, SmtpConfig
+from ptm_sync.core.errors import (
     ConfigError,
     MailAuthFailed,
     MailRejected,
     MailUnavailable,
     UserError,
 )
-from ptm_sync.mail import smtp
-from ptm_sync.mail.smtp import SmtpSender
 from tests.support.mailservers import SMTP_PASSWORD, SmtpSink
 from tests.support.servers import free_port
 

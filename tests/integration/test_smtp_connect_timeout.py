@@ -2,7 +2,7 @@
 
 A listening socket whose queue is full (it never accepts) drops new connections' SYNs, as an
 overloaded or firewalled server does: the connection never completes.  The sender gives up
-after :data:`ptm_sync.mail.smtp.CONNECT_SECONDS`, however long ``[mail.smtp] timeout``
+after :data:`ptm_sync.adapters.mail.smtp.CONNECT_SECONDS`, however long ``[mail.smtp] timeout``
 lets it wait for a reply.
 """
 
@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from ptm_sync.config import SmtpConfig
-from ptm_sync.errors import MailUnavailable
-from ptm_sync.mail import smtp
-from ptm_sync.mail.smtp import SmtpSender
+from ptm_sync.adapters.mail import smtp
+from ptm_sync.adapters.mail.smtp import SmtpSender
+from ptm_sync.config.settings import SmtpConfig
+from ptm_sync.core.errors import MailUnavailable
 
 #: A hang guard only; the reply timeout below is far longer.
 GUARD = 30.0

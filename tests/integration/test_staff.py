@@ -13,14 +13,14 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from ptm_sync import staff
-from ptm_sync.booking.values import Decision
-from ptm_sync.config import parse
-from ptm_sync.errors import BookingRefused, NotFoundError, UserError
-from ptm_sync.inbound import reprocess
-from ptm_sync.records import meeting_record, waitlist
-from ptm_sync.staff import StaffRefused
-from ptm_sync.store import Database, Guardian, Inbound, Meeting, Student, Teacher
+from ptm_sync.adapters.store import Database, Guardian, Inbound, Meeting, Student, Teacher
+from ptm_sync.app.channels import staff
+from ptm_sync.app.channels.replies import reprocess
+from ptm_sync.app.channels.staff import StaffRefused
+from ptm_sync.app.read.records import meeting_record, waitlist
+from ptm_sync.config.settings import parse
+from ptm_sync.core.booking.values import Decision
+from ptm_sync.core.errors import BookingRefused, NotFoundError, UserError
 from tests.support.booking import (
     ADA,
     ALAN,

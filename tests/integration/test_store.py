@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
-from ptm_sync.store import Base, Database, Guardian, Meeting, Period, Teacher
+from ptm_sync.adapters.store import Base, Database, Guardian, Meeting, Period, Teacher
 
 T0 = datetime(2027, 4, 10, 19, 0, tzinfo=UTC)
 

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Table, func, select
 
-from ptm_sync.config import parse
-from ptm_sync.periods import ensure_periods
-from ptm_sync.store import Database, Inbound, Period
-from ptm_sync.store.insert import insert_new, insert_new_id
-from ptm_sync.store.secret import signing_secret
+from ptm_sync.adapters.store import Database, Inbound, Period
+from ptm_sync.adapters.store.insert import insert_new, insert_new_id
+from ptm_sync.adapters.store.secret import signing_secret
+from ptm_sync.app.periods import ensure_periods
+from ptm_sync.config.settings import parse
 from tests.support.booking import config_text, race
 
 T0 = datetime(2027, 3, 22, 13, 0, tzinfo=UTC)

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from ptm_sync.exits import FAILED, handle_error
-from ptm_sync.output import LOG_FORMAT, MaskingFormatter
-from ptm_sync.store import Database
-from ptm_sync.store.db import database_outage, safe_traceback
-from ptm_sync.store.tables import Guardian
+from ptm_sync.adapters.store import Database
+from ptm_sync.adapters.store.db import database_outage, safe_traceback
+from ptm_sync.adapters.store.tables import Guardian
+from ptm_sync.interfaces.cli.exits import FAILED, handle_error
+from ptm_sync.interfaces.cli.output import LOG_FORMAT, MaskingFormatter
 from tests.support.database import postgres_base_url
 from tests.support.servers import free_port
 
@@ -50,7 +50,7 @@ def test_what_is_printed_and_logged_of_it_names_nobody(db: Database) -> None:
     assert err.getvalue().startswith("ptm-sync: the database cannot be used: ")
     assert len(err.getvalue().splitlines()) == 1
     record = logging.LogRecord(
-        "ptm_sync.daemon", logging.ERROR, __file__, 1, "job failed", (), None
+        "ptm_sync.interfaces.daemon", logging.ERROR, __file__, 1, "job failed", (), None
     )
     record.exc_info = (type(error), error, error.__traceback__)
     logged = MaskingFormatter(LOG_FORMAT).format(record)

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from connectors.base import Capability
 from connectors.memory import MIRRORED_SYSTEM, SERVER_SYSTEM, MemoryCalendars, MemoryConnector
-from ptm_sync.store import BusyTime, CalendarEvent, Database, Teacher
-from ptm_sync.sync import Connectors, sync
+from ptm_sync.adapters.store import BusyTime, CalendarEvent, Database, Teacher
+from ptm_sync.app.sync import Connectors, sync
 from tests.support.booking import ADA, ALAN, SeededSchool
 
 

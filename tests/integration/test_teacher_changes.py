@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from ptm_sync.store import Database, Meeting
-from ptm_sync.sync import sync
+from ptm_sync.adapters.store import Database, Meeting
+from ptm_sync.app.sync import sync
 from tests.integration.test_calendar_deliverer import Teacher
 from tests.support.booking import PAT
 from tests.support.caldav_servers import EmbeddedCalDAV, delete_href, put_ics

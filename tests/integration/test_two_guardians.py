@@ -18,15 +18,15 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import insert, select, text
 
-from ptm_sync import outbox
-from ptm_sync.booking.events import Answer, StaffCancel
-from ptm_sync.deliver import teacher_event
+from ptm_sync.adapters.store import Database, Guardian, Meeting, MeetingGuardian, Period, Teacher
+from ptm_sync.adapters.store.db import MIGRATIONS
+from ptm_sync.app.channels.offers import invite
+from ptm_sync.app.channels.replies import APPLIED, DUPLICATE, QUARANTINED, STALE, Outcome
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app.outbox.deliver import teacher_event
+from ptm_sync.app.services import expire_holds
+from ptm_sync.core.booking.events import Answer, StaffCancel
 from ptm_sync.demo import parents
-from ptm_sync.inbound import APPLIED, DUPLICATE, QUARANTINED, STALE, Outcome
-from ptm_sync.invite import invite
-from ptm_sync.services import expire_holds
-from ptm_sync.store import Database, Guardian, Meeting, MeetingGuardian, Period, Teacher
-from ptm_sync.store.db import MIGRATIONS
 from tests.support.booking import (
     ADA,
     ALAN,

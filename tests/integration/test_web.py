@@ -23,10 +23,10 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import make_url, text
 
-from ptm_sync import config as config_mod
-from ptm_sync.store import Database
-from ptm_sync.web.pages import Site
-from ptm_sync.web.server import WebServer
+from ptm_sync.adapters.store import Database
+from ptm_sync.config import settings as config_mod
+from ptm_sync.interfaces.web.pages import Site
+from ptm_sync.interfaces.web.server import WebServer
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.cli import ptm_sync
 from tests.support.cut_proxy import CutProxy

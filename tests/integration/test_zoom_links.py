@@ -10,15 +10,15 @@ import pytest
 from sqlalchemy import select
 
 from connectors.memory import MIRRORED_SYSTEM, MemoryCalendars, MemoryConnector
-from connectors.zoom import ZoomClient, meeting_id_of
-from ptm_sync import outbox
-from ptm_sync.booking.events import StaffCancel
-from ptm_sync.booking.notices import email_of
-from ptm_sync.config import Secret, VideoConfig
-from ptm_sync.deliver import CalendarDeliverer, VideoDeliverer
-from ptm_sync.errors import AuthFailed, Unavailable
-from ptm_sync.store import Database, Meeting, Outbox, Teacher
-from ptm_sync.sync import Connectors
+from ptm_sync.adapters.store import Database, Meeting, Outbox, Teacher
+from ptm_sync.adapters.video.zoom import ZoomClient, meeting_id_of
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app.outbox.deliver import CalendarDeliverer, VideoDeliverer
+from ptm_sync.app.sync import Connectors
+from ptm_sync.config.settings import Secret, VideoConfig
+from ptm_sync.core.booking.events import StaffCancel
+from ptm_sync.core.booking.notices import email_of
+from ptm_sync.core.errors import AuthFailed, Unavailable
 from tests.support.booking import ADA, PAT, SeededSchool, parse_email
 from tests.support.fake_zoom import ACCOUNT_ID, CLIENT_ID, CLIENT_SECRET, FakeZoom
 
@@ -111,7 +111,7 @@ def test_a_confirmed_meeting_gets_its_zoom_link_in_the_confirmation_and_loses_it
     clock = [school.now + timedelta(hours=1)]
 
     def email(row: Outbox) -> None:
-        from ptm_sync.deliver import with_current_link
+        from ptm_sync.app.outbox.deliver import with_current_link
 
         sent.append(email_of(with_current_link(db, row, outbox.payload(row))))
 

@@ -2,8 +2,8 @@
 
 A Hypothesis state machine drives random sequences of what happens to a school's meetings
 against the real store and booking core (a seeded school with a student who has two
-guardians; :func:`ptm_sync.inbound.process`, :mod:`ptm_sync.staff`,
-:func:`ptm_sync.teacher_changes.follow`, the expiry job) — parents' replies (accept,
+guardians; :func:`ptm_sync.app.channels.replies.process`, :mod:`ptm_sync.app.channels.staff`,
+:func:`ptm_sync.app.channels.teacher_calendar.follow`, the expiry job) — parents' replies (accept,
 decline, tentative, by either guardian), Propose new time (Outlook's COUNTER, Gmail's reply
 with a new time), REFRESH, requests to a booking address and the parent's own moves and
 cancellations of them, staff bookings, moves and cancellations, the teacher dragging or
@@ -49,14 +49,7 @@ from hypothesis.stateful import (
 from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.exc import OperationalError
 
-from ptm_sync import inbound, outbox, staff, teacher_changes
-from ptm_sync.booking.apply import record_calendar_event
-from ptm_sync.booking.notices import email_of
-from ptm_sync.errors import BookingRefused, SlotTaken
-from ptm_sync.inbound import Outcome
-from ptm_sync.model import Interval
-from ptm_sync.services import expire_holds
-from ptm_sync.store import (
+from ptm_sync.adapters.store import (
     BusyTime,
     Calendar,
     CalendarEvent,
@@ -68,6 +61,16 @@ from ptm_sync.store import (
     Outbox,
     Teacher,
 )
+from ptm_sync.app.booking.apply import record_calendar_event
+from ptm_sync.app.channels import replies as inbound
+from ptm_sync.app.channels import staff
+from ptm_sync.app.channels import teacher_calendar as teacher_changes
+from ptm_sync.app.channels.replies import Outcome
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app.services import expire_holds
+from ptm_sync.core.booking.notices import email_of
+from ptm_sync.core.errors import BookingRefused, SlotTaken
+from ptm_sync.core.model import Interval
 from tests.support.booking import (
     ADA,
     ALAN,
@@ -390,7 +393,8 @@ class BookingModel(RuleBasedStateMachine):
     @rule(data=st.data(), slot=st.one_of(st.none(), st.integers(0, SLOTS - 1)))
     def teacher_changes(self, data: st.DataObject, slot: int | None) -> None:
         """The teacher drags our event to ``slot`` (None: deletes it); a sync's mirror rows
-        are written as sync would, and :func:`ptm_sync.teacher_changes.follow` decides."""
+        are written as sync would, and :func:`ptm_sync.app.channels.teacher_calendar.follow`
+        decides."""
         mid = data.draw(st.sampled_from(self.meetings(("confirmed",))))
         self.teacher_change(mid, slot)
 

@@ -1,4 +1,4 @@
-"""Properties of ptm_sync.busy that hold for any event and any window."""
+"""Properties of ptm_sync.core.ical.busy that hold for any event and any window."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ptm_sync.busy import busy_times
-from ptm_sync.model import Busy
+from ptm_sync.core.ical.busy import busy_times
+from ptm_sync.core.model import Busy
 from tests.support.calendar_data import SCHOOL_TZ, ics, vevent
 
 BASE = datetime(2027, 3, 1, tzinfo=UTC)

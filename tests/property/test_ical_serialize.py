@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from icalendar import Calendar, Event
 
-from ptm_sync import icaltext, itip
+from ptm_sync.core.ical import itip
+from ptm_sync.core.ical import text as icaltext
 
 ZONES = [ZoneInfo(z) for z in ("America/New_York", "Europe/Berlin", "Asia/Kolkata", "UTC")]
 # Few characters, so that the special ones often land right at a fold.

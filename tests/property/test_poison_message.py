@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from ptm_sync.inbound import APPLIED, QUARANTINED, Outcome
-from ptm_sync.store import Database, Inbound, Meeting
+from ptm_sync.adapters.store import Database, Inbound, Meeting
+from ptm_sync.app.channels.replies import APPLIED, QUARANTINED, Outcome
 from tests.support.booking import (
     ADA,
     FAMILIES,

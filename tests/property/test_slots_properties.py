@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ptm_sync.model import Busy, Interval, SlotStatus, Window
-from ptm_sync.slots import free_slots, grid, matrix, teacher_slots
+from ptm_sync.core.model import Busy, Interval, SlotStatus, Window
+from ptm_sync.core.slots import free_slots, grid, matrix, teacher_slots
 
 #: Zones that change their clocks, with the days they do so in 2026 and 2027.
 CHANGE_DAYS = {

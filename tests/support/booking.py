@@ -1,11 +1,11 @@
 """A seeded school in one database, for in-process tests of the booking engine.
 
 No subprocesses and no real clock: :class:`SeededSchool` holds a config parsed from text
-(:func:`config_text`), the roster written with :func:`ptm_sync.roster_store.apply_roster`,
+(:func:`config_text`), the roster written with :func:`ptm_sync.app.roster_import.apply_roster`,
 and a fixed ``now``.  It proposes meetings through the booking core's applier, reads
 back what the engine wrote (meetings, history, outbox rows and the emails inside them), and
 feeds replies shaped like real clients' (:mod:`ptm_sync.demo.parents`) through
-:func:`ptm_sync.inbound.process`.
+:func:`ptm_sync.app.channels.replies.process`.
 
     school = SeededSchool.create(db)                   # roster + periods, nothing proposed
     meeting = school.propose(ADA, PAT, slot=0)         # first grid slot of "spring"
@@ -31,25 +31,8 @@ from zoneinfo import ZoneInfo
 from icalendar import Calendar, Event
 from sqlalchemy import select
 
-from ptm_sync import outbox
-from ptm_sync.availability import period_slots
-from ptm_sync.booking import load
-from ptm_sync.booking.apply import Applier
-from ptm_sync.booking.events import Offer
-from ptm_sync.booking.notices import email_of
-from ptm_sync.config import Config, PeriodConfig, parse
-from ptm_sync.demo import parents
-from ptm_sync.errors import BookingRefused, SlotTaken
-from ptm_sync.inbound import Outcome, process
-from ptm_sync.model import Interval
-from ptm_sync.periods import ensure_periods
-from ptm_sync.roster import Roster, RosterGuardian, RosterLink, RosterStudent, RosterTeacher
-from ptm_sync.roster_store import apply_roster
-from ptm_sync.slots import grid
-from ptm_sync.store import (
-    Calendar as CalendarRow,
-)
-from ptm_sync.store import (
+from ptm_sync.adapters.store import Calendar as CalendarRow
+from ptm_sync.adapters.store import (
     Database,
     Guardian,
     Inbound,
@@ -59,7 +42,28 @@ from ptm_sync.store import (
     Student,
     Teacher,
 )
-from ptm_sync.video import VideoProvider, provider_for
+from ptm_sync.adapters.video.providers import VideoProvider, provider_for
+from ptm_sync.app.booking import load
+from ptm_sync.app.booking.apply import Applier
+from ptm_sync.app.channels.replies import Outcome, process
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app.periods import ensure_periods
+from ptm_sync.app.read.availability import period_slots
+from ptm_sync.app.roster_import import apply_roster
+from ptm_sync.config.settings import Config, PeriodConfig, parse
+from ptm_sync.core.booking.events import Offer
+from ptm_sync.core.booking.notices import email_of
+from ptm_sync.core.errors import BookingRefused, SlotTaken
+from ptm_sync.core.model import Interval
+from ptm_sync.core.roster.parse import (
+    Roster,
+    RosterGuardian,
+    RosterLink,
+    RosterStudent,
+    RosterTeacher,
+)
+from ptm_sync.core.slots import grid
+from ptm_sync.demo import parents
 
 TZ = ZoneInfo("America/New_York")
 #: A Monday, two days after booking opened; every window below lies weeks ahead.

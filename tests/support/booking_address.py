@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from ptm_sync.core.model import Interval
 from ptm_sync.demo import organizers
-from ptm_sync.model import Interval
 from tests.support.booking import TZ, SeededSchool
 
 #: The default booking address of a teacher: book+<key>@<the organizer's domain>.

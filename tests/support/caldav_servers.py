@@ -20,7 +20,7 @@ Fixtures (all importable through ``tests/conftest.py``):
 ``caldav_calendar``
     A fresh, empty calendar collection on ``caldav_server``; its URL as a string.
 ``caldav_account``
-    An :class:`~ptm_sync.config.AccountConfig` (``id="dav"``, ``type="caldav"``) with the
+    An :class:`~ptm_sync.config.settings.AccountConfig` (``id="dav"``, ``type="caldav"``) with the
     right URL and credentials for ``caldav_server``.
 
 Helpers for other tests (sync, demo, end-to-end)::
@@ -62,8 +62,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 
-from ptm_sync.config import AccountConfig, Secret
-from ptm_sync.embedded import radicale_app
+from ptm_sync.config.settings import AccountConfig, Secret
+from ptm_sync.demo.embedded import radicale_app
 
 RADICALE_USER = "teacher"
 RADICALE_PASSWORD = "teacher-secret"

@@ -1,7 +1,8 @@
 """iCalendar objects for tests, written the way real clients write them.
 
 ``ics(*blocks)`` wraps components in a VCALENDAR.  :data:`SCENARIOS` are the busy-time cases
-that both the unit tests of ``ptm_sync.busy`` and the CalDAV integration tests use: each has
+that both the unit tests of ``ptm_sync.core.ical.busy`` and the CalDAV integration tests use: each
+has
 the object, the window and the busy spans expected in the school's zone :data:`SCHOOL_TZ`.
 
 :func:`sabre_invitation` and :func:`sabre_series_one_declined` are someone else's meetings

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import create_engine, text
 
-from ptm_sync.store import Database
+from ptm_sync.adapters.store import Database
 from tests.support.servers import require
 
 

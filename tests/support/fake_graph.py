@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from ptm_sync.config import AccountConfig, Secret
+from ptm_sync.config.settings import AccountConfig, Secret
 from tests.support import fake_graph_wire as w
 from tests.support.fake_graph_wire import Logged, StoredEvent
 from tests.support.mailservers import TlsMaterial, make_tls_material

@@ -45,7 +45,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from ptm_sync.config import ImapConfig, Secret, SmtpConfig
+from ptm_sync.config.settings import ImapConfig, Secret, SmtpConfig
 from tests.support.servers import free_port, require
 
 # --- TLS ------------------------------------------------------------------------------------

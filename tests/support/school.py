@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar
 
-from ptm_sync.config import ImapConfig
+from ptm_sync.config.settings import ImapConfig
 from tests.support.caldav_servers import EmbeddedCalDAV, make_calendar
 
 TZ = ZoneInfo("America/New_York")
@@ -154,7 +154,7 @@ windows = ["{self.day}T15:00/17:00"]
         return result
 
     def _run_here(self, args: tuple[str, ...], stdin: bytes | None, check: bool) -> Run:
-        from ptm_sync.cli import main
+        from ptm_sync.interfaces.cli.main import main
 
         out, err = io.StringIO(), io.StringIO()
         saved = sys.stdin

@@ -24,12 +24,12 @@ from icalendar import Calendar
 from sqlalchemy import select
 
 from connectors.base import CalendarRef
-from ptm_sync import outbox
-from ptm_sync.config import parse
-from ptm_sync.model import MeetingState
-from ptm_sync.services import flush_outbox
-from ptm_sync.store import Database, Meeting, Outbox
-from ptm_sync.sync import Connectors, opened
+from ptm_sync.adapters.store import Database, Meeting, Outbox
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app.services import flush_outbox
+from ptm_sync.app.sync import Connectors, opened
+from ptm_sync.config.settings import parse
+from ptm_sync.core.model import MeetingState
 from tests.support.booking import ADA, ALAN, NOW, PAT, SAM, SeededSchool, config_text
 from tests.support.caldav_servers import EmbeddedCalDAV, make_calendar
 from tests.support.faultproxy import FaultProxy

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event
 
-from ptm_sync import slots as engine
-from ptm_sync.booking.notices import Letterhead, Outgoing, compose
-from ptm_sync.booking.values import (
+from ptm_sync.core import slots as engine
+from ptm_sync.core.booking.notices import Letterhead, Outgoing, compose
+from ptm_sync.core.booking.values import (
     Context,
     Decision,
     Fresh,
@@ -24,7 +24,7 @@ from ptm_sync.booking.values import (
     StudentInfo,
     TeacherInfo,
 )
-from ptm_sync.model import Interval, MeetingState, Window
+from ptm_sync.core.model import Interval, MeetingState, Window
 
 TZ = ZoneInfo("America/New_York")
 NOW = datetime(2027, 3, 22, 14, 0, tzinfo=UTC)

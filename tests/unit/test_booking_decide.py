@@ -14,8 +14,8 @@ from datetime import timedelta
 import pytest
 from icalendar.enums import PARTSTAT
 
-from ptm_sync.booking.decide import decide
-from ptm_sync.booking.events import (
+from ptm_sync.core.booking.decide import decide
+from ptm_sync.core.booking.events import (
     Answer,
     Completed,
     Counter,
@@ -32,8 +32,8 @@ from ptm_sync.booking.events import (
     TeacherMoved,
     TeacherRemoved,
 )
-from ptm_sync.booking.values import CalendarAction, Context, MeetingView, Origin
-from ptm_sync.model import Interval, MeetingState
+from ptm_sync.core.booking.values import CalendarAction, Context, MeetingView, Origin
+from ptm_sync.core.model import Interval, MeetingState
 from tests.unit.booking_values import (
     KIM,
     NOW,

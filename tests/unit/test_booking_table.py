@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from icalendar.enums import PARTSTAT
 
-from ptm_sync.booking import table
-from ptm_sync.booking.decide import decide
-from ptm_sync.booking.events import (
+from ptm_sync.core.booking import table
+from ptm_sync.core.booking.decide import decide
+from ptm_sync.core.booking.events import (
     Answer,
     Completed,
     Counter,
@@ -29,9 +29,9 @@ from ptm_sync.booking.events import (
     TeacherMoved,
     TeacherRemoved,
 )
-from ptm_sync.booking.table import NEW, SAME, TABLE
-from ptm_sync.booking.values import Origin
-from ptm_sync.model import ACTIVE_STATES, MeetingState
+from ptm_sync.core.booking.table import NEW, SAME, TABLE
+from ptm_sync.core.booking.values import Origin
+from ptm_sync.core.model import ACTIVE_STATES, MeetingState
 from tests.unit.booking_values import NOW, PAT, context, meeting, slot
 
 S = MeetingState

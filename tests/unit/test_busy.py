@@ -1,4 +1,4 @@
-"""Busy times from iCalendar text: one test per rule of ptm_sync.busy."""
+"""Busy times from iCalendar text: one test per rule of ptm_sync.core.ical.busy."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ptm_sync.busy import busy_times, event_uid
-from ptm_sync.errors import BadCalendarData, PtmError
-from ptm_sync.model import Busy
+from ptm_sync.core.errors import BadCalendarData, PtmError
+from ptm_sync.core.ical.busy import busy_times, event_uid
+from ptm_sync.core.model import Busy
 from tests.support.calendar_data import (
     SCENARIOS,
     SCHOOL_TZ,

@@ -11,9 +11,9 @@ from icalendar import Calendar, Event
 
 from connectors.base import Attendee, FreeBusy, MeetingEvent
 from connectors.ical import declines, meeting_matches, meeting_to_ical, parse_free_busy
-from ptm_sync.busy import busy_times
-from ptm_sync.errors import BadCalendarData
-from ptm_sync.model import Busy, Interval
+from ptm_sync.core.errors import BadCalendarData
+from ptm_sync.core.ical.busy import busy_times
+from ptm_sync.core.model import Busy, Interval
 from tests.support.calendar_data import (
     DECLINED_BY_ANOTHER,
     DECLINED_INVITATION,

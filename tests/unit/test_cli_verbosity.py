@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ptm_sync.cli import _verbosity, build_parser
+from ptm_sync.interfaces.cli.main import _verbosity, build_parser
 
 
 @pytest.mark.parametrize(

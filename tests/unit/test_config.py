@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ptm_sync import config
-from ptm_sync.errors import ConfigError
+from ptm_sync.config import settings as config
+from ptm_sync.core.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "ptm-sync.example.toml"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ptm_sync import config
-from ptm_sync.errors import ConfigError, ConfigProblem
-from ptm_sync.tomllines import key_lines, line_of
+from ptm_sync.config import settings as config
+from ptm_sync.config.lines import key_lines, line_of
+from ptm_sync.core.errors import ConfigError, ConfigProblem
 from tests.support.booking import config_text as school
 
 # Line numbers matter below: the text starts on line 1 with [school].

@@ -18,7 +18,7 @@ from connectors.base import (
     RemoteRef,
 )
 from connectors.memory import MIRRORED_SYSTEM, SERVER_SYSTEM, MemoryCalendars, MemoryConnector
-from ptm_sync.errors import NotFound, SyncTokenInvalid, Unavailable, WrongEtag
+from ptm_sync.core.errors import NotFound, SyncTokenInvalid, Unavailable, WrongEtag
 
 START = datetime(2027, 4, 13, 13, 0, tzinfo=UTC)
 HORIZON = Horizon(START - timedelta(days=1), START + timedelta(days=2))

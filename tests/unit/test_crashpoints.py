@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from ptm_sync import crashpoints
-from ptm_sync.crashpoints import EXIT_CODE, POINTS, VARIABLE, parse_target
+from ptm_sync.ops import crashpoints
+from ptm_sync.ops.crashpoints import EXIT_CODE, POINTS, VARIABLE, parse_target
 
-PACKAGE = Path(crashpoints.__file__).parent
+PACKAGE = Path(crashpoints.__file__).parents[1]  # the whole ptm_sync package
 
 SCRIPT = """
-from ptm_sync.crashpoints import crash_point
+from ptm_sync.ops.crashpoints import crash_point
 for n in range(1, 4):
     crash_point("after-decide")
     crash_point("after-send")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ptm_sync.errors import UserError
-from ptm_sync.store import Database
+from ptm_sync.adapters.store import Database
+from ptm_sync.core.errors import UserError
 
 
 @pytest.mark.parametrize(

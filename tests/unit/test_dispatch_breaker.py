@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ptm_sync.dispatch import COOLDOWN, COOLDOWN_CAP, THRESHOLD, Breaker, is_outage
-from ptm_sync.errors import MailRejected, MailUnavailable, PtmError, Unavailable, WrongEtag
+from ptm_sync.app.outbox.dispatch import COOLDOWN, COOLDOWN_CAP, THRESHOLD, Breaker, is_outage
+from ptm_sync.core.errors import MailRejected, MailUnavailable, PtmError, Unavailable, WrongEtag
 
 T0 = datetime(2027, 3, 20, 12, 0, tzinfo=UTC)
 

@@ -1,11 +1,12 @@
-"""One email address value (ptm_sync.emailaddress), and the modules that compare with it."""
+"""One email address value (ptm_sync.core.emailaddress), and the modules that compare with it."""
 
 from __future__ import annotations
 
 import pytest
 
-from ptm_sync import itip, trust
-from ptm_sync.emailaddress import EmailAddress, address_of
+from ptm_sync.core import trust
+from ptm_sync.core.emailaddress import EmailAddress, address_of
+from ptm_sync.core.ical import itip
 
 
 @pytest.mark.parametrize(

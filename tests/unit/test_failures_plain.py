@@ -1,4 +1,4 @@
-"""Connection failures told as sentences (ptm_sync/failures.py), on real failures of the
+"""Connection failures told as sentences (ptm_sync/ops/failures.py), on real failures of the
 HTTP library the connectors run on: never a repr with an address in memory."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import socket
 import pytest
 import requests
 
-from ptm_sync.failures import names_account, plain, pure_naming
+from ptm_sync.ops.failures import names_account, plain, pure_naming
 from tests.support.servers import free_port
 
 

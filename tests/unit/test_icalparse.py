@@ -1,4 +1,4 @@
-"""The one iCalendar parser and TZID resolver (ptm_sync.icalparse): one test per rule."""
+"""The one iCalendar parser and TZID resolver (ptm_sync.core.ical.parse): one test per rule."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar
 
-from ptm_sync import busy, itip
-from ptm_sync.errors import BadCalendarData, UnreadableCalendar, Unusable
-from ptm_sync.icalparse import decode_calendar, parse_calendar, zone_resolver
+from ptm_sync.core.errors import BadCalendarData, UnreadableCalendar, Unusable
+from ptm_sync.core.ical import busy, itip
+from ptm_sync.core.ical.parse import decode_calendar, parse_calendar, zone_resolver
 from tests.support.calendar_data import ics, vevent
 from tests.support.cases import case_bytes
 

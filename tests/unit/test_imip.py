@@ -15,8 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ptm_sync.errors import Unusable
-from ptm_sync.imip import (
+from ptm_sync.core.errors import Unusable
+from ptm_sync.core.ical.itip import Attendee, Invitation, Method, build_cancel, build_request
+from ptm_sync.core.imip.build import (
     Inbound,
     Kind,
     as_bytes,
@@ -25,7 +26,6 @@ from ptm_sync.imip import (
     calendar_digest,
     extract,
 )
-from ptm_sync.itip import Attendee, Invitation, Method, build_cancel, build_request
 from tests.support.cases import case_bytes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "imip"

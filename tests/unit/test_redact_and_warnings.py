@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from ptm_sync.checks import cleartext_logins
-from ptm_sync.config import ImapConfig, Secret, SmtpConfig
-from ptm_sync.redact import mask_url, mask_urls
+from ptm_sync.app.checks import cleartext_logins
+from ptm_sync.config.settings import ImapConfig, Secret, SmtpConfig
+from ptm_sync.ops.redact import mask_url, mask_urls
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from ptm_sync.availability import MatrixRow
-from ptm_sync.model import SlotStatus
-from ptm_sync.render import matrix_grid
+from ptm_sync.app.read.availability import MatrixRow
+from ptm_sync.app.read.render import matrix_grid
+from ptm_sync.core.model import SlotStatus
 
 NY = ZoneInfo("America/New_York")
 

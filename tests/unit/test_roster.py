@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ptm_sync.errors import RosterError
-from ptm_sync.roster import (
+from ptm_sync.core.errors import RosterError
+from ptm_sync.core.roster.parse import (
     Roster,
     RosterContext,
     RosterGuardian,
@@ -21,7 +21,7 @@ from ptm_sync.roster import (
     load_roster,
     parse_roster,
 )
-from ptm_sync.roster_input import OneRosterExport, Source, SourceFile, read_sources
+from ptm_sync.core.roster.tables import OneRosterExport, Source, SourceFile, read_sources
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples"
 
@@ -530,8 +530,8 @@ def test_oneroster_missing_column_is_reported_on_line_1() -> None:
 
 def test_roster_parsing_is_pure_no_database_no_network() -> None:
     code = (
-        "import sys, ptm_sync.roster\n"
-        "bad = [m for m in ('sqlalchemy', 'ptm_sync.store', 'socket', 'connectors') "
+        "import sys, ptm_sync.core.roster.parse\n"
+        "bad = [m for m in ('sqlalchemy', 'ptm_sync.adapters.store', 'socket', 'connectors') "
         "if m in sys.modules]\n"
         "print(','.join(bad))"
     )

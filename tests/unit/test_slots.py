@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ptm_sync.model import Busy, Interval, SlotStatus, Window
-from ptm_sync.slots import Blocks, free_slots, grid, matrix, teacher_slots
+from ptm_sync.core.model import Busy, Interval, SlotStatus, Window
+from ptm_sync.core.slots import Blocks, free_slots, grid, matrix, teacher_slots
 
 NEW_YORK = ZoneInfo("America/New_York")
 BERLIN = ZoneInfo("Europe/Berlin")

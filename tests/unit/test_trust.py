@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ptm_sync.imip import extract
-from ptm_sync.trust import (
+from ptm_sync.core.imip.build import extract
+from ptm_sync.core.trust import (
     AuthResults,
     authentication_verdict,
     make_token,

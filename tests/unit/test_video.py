@@ -9,20 +9,16 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ptm_sync.config import AccountConfig, Config, VideoConfig, parse
-from ptm_sync.errors import ConfigError
-from ptm_sync.video import (
-    CALENDAR,
-    NONE,
-    NOW,
-    ZOOM,
+from ptm_sync.adapters.video.providers import (
     JitsiProvider,
     NoVideo,
     VideoProvider,
     VideoRoom,
-    link_source,
     provider_for,
 )
+from ptm_sync.app.video_links import CALENDAR, NONE, NOW, ZOOM, link_source
+from ptm_sync.config.settings import AccountConfig, Config, VideoConfig, parse
+from ptm_sync.core.errors import ConfigError
 from tests.support.booking import config_text
 
 BASE32_LOWER = "abcdefghijklmnopqrstuvwxyz234567"

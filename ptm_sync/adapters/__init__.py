@@ -1,0 +1,1 @@
+"""The outside world, one folder a kind: store, mail, video, files, systemd."""

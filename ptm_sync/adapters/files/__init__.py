@@ -1,0 +1,1 @@
+"""Files on disk: modes of private files."""

@@ -1,0 +1,1 @@
+"""Video links: Jitsi, Zoom, and the calendar systems' own (Teams, Meet)."""

@@ -1,0 +1,1 @@
+"""Where events come from: replies, booking addresses, staff, offers, teachers' calendars."""

@@ -1,0 +1,115 @@
+"""Teacher-side changes: what a sync found done to the events we wrote (DESIGN §3).
+
+After a teacher's mirror is brought up to date, each confirmed meeting whose event we wrote
+is compared with what the calendar now holds:
+
+* the event is at another time → :class:`~ptm_sync.core.booking.events.TeacherMoved` (the
+  parents get a REQUEST with the new time, PARTSTAT reset to NEEDS-ACTION);
+* the event is gone or cancelled → :class:`~ptm_sync.core.booking.events.TeacherRemoved` (a
+  CANCEL, and a new proposal).
+
+An event is the teacher's change only when its ETag differs from the one our last write
+got back and no write of ours for that meeting is still waiting in the outbox: our own
+writes, delivered or in flight, are never mistaken for the teacher's.  The events come from
+the local mirror: the whole calendar where the connector mirrors it (``Capability.MIRRORED``:
+CalDAV), or the events of ours its change feed lists (``Capability.CHANGE_FEED``: Graph
+delta, EWS SyncFolderItems, Google sync tokens).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import bindparam, func, select
+
+from ptm_sync.adapters.store import BusyTime, Calendar, CalendarEvent, Database, Meeting, Outbox
+from ptm_sync.adapters.video.providers import VideoProvider
+from ptm_sync.app.booking.apply import CREATING, Applier, record_calendar_event
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.config.settings import Config
+from ptm_sync.core.booking.decide import APPLIED
+from ptm_sync.core.booking.events import TeacherMoved, TeacherRemoved
+from ptm_sync.core.errors import SlotTaken
+from ptm_sync.core.model import Interval, MeetingState
+
+log = logging.getLogger(__name__)
+
+_OURS = select(Meeting.id, Meeting.uid, Meeting.start, Meeting.end, Meeting.remote_etag).where(
+    Meeting.teacher_id == bindparam("teacher"),
+    Meeting.state == MeetingState.CONFIRMED.value,
+    Meeting.remote_href.is_not(None),
+    Meeting.remote_href != CREATING,
+)
+_EVENTS = (
+    select(CalendarEvent.uid, CalendarEvent.etag, func.min(BusyTime.start), func.max(BusyTime.end))
+    .join(Calendar, Calendar.id == CalendarEvent.calendar_id)
+    .outerjoin(BusyTime, BusyTime.event_id == CalendarEvent.id)
+    .where(Calendar.teacher_id == bindparam("teacher"))
+    .group_by(CalendarEvent.id)
+)
+_WAITING = select(Outbox.meeting_id).where(
+    Outbox.kind == outbox.CALENDAR,
+    Outbox.state == outbox.PENDING,
+    Outbox.meeting_id.in_(bindparam("meetings", expanding=True)),
+)
+
+
+def follow(
+    db: Database, config: Config, teacher_id: int, *, now: datetime, video: VideoProvider
+) -> int:
+    """Decide every change the teacher made to our events; returns how many were applied."""
+    with db.read() as session:
+        ours = session.execute(_OURS, {"teacher": teacher_id}).all()
+        if not ours:
+            return 0
+        events = {
+            uid: (etag, start, end)
+            for uid, etag, start, end in session.execute(_EVENTS, {"teacher": teacher_id})
+        }
+        waiting = set(session.scalars(_WAITING, {"meetings": [m[0] for m in ours]}))
+    changed = 0
+    for meeting_id, uid, start, end, our_etag in ours:
+        if meeting_id in waiting:
+            continue  # our own write is on its way
+        found = events.get(uid)
+        if found is not None and found[0] is not None and found[0] == our_etag:
+            continue  # the event as we wrote it
+        if found is not None and found[1] is not None:
+            moved = Interval(found[1], found[2]).utc()
+            if moved == Interval(start, end).utc():
+                continue  # edited, not moved: nothing the parents need to hear
+            event: TeacherMoved | TeacherRemoved = TeacherMoved(slot=moved)
+        else:
+            event = TeacherRemoved()  # deleted, or cancelled (it blocks no time any more)
+        try:
+            changed += _decide(db, config, meeting_id, event, found, now=now, video=video)
+        except SlotTaken:
+            # Moved onto a time another meeting holds: told in the log, nothing moved.
+            log.warning("meeting %d: the teacher moved it onto a taken time", meeting_id)
+    return changed
+
+
+def _decide(
+    db: Database,
+    config: Config,
+    meeting_id: int,
+    event: TeacherMoved | TeacherRemoved,
+    found: tuple[str | None, datetime | None, datetime | None] | None,
+    *,
+    now: datetime,
+    video: VideoProvider,
+) -> int:
+    with db.write() as session:
+        meeting = session.get(Meeting, meeting_id, with_for_update=True)
+        if meeting is None or meeting.state != MeetingState.CONFIRMED.value:
+            return 0
+        decision = Applier(config, now=now, video=video).handle(session, meeting, event)
+        if decision.outcome == APPLIED:
+            # The teacher's version is now the one we know.
+            etag = found[0] if found is not None else None
+            href = meeting.remote_href if found is not None else None
+            record_calendar_event(session, meeting_id, href, etag)
+            log.info("meeting %d: %s in the teacher's calendar", meeting_id, decision.rule)
+            return 1
+    return 0

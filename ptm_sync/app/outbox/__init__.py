@@ -1,0 +1,1 @@
+"""The outbox: queue and leases, dispatch, delivery."""

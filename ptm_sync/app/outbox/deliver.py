@@ -1,0 +1,259 @@
+"""Outbox deliverers: SMTP for emails, the teacher's calendar for meeting events."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from connectors.base import CalendarConnector, CalendarRef, MeetingEvent, RemoteRef
+from ptm_sync.adapters.mail.smtp import SmtpSender
+from ptm_sync.adapters.store import Database, Guardian, Meeting, Outbox, Student, Teacher
+from ptm_sync.adapters.video.zoom import ZoomClient
+from ptm_sync.app.booking.apply import CREATING, record_calendar_event
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app.sync import Connectors
+from ptm_sync.app.video_links import CALENDAR, link_source
+from ptm_sync.config.settings import Config
+from ptm_sync.core.booking.notices import email_of
+from ptm_sync.core.errors import NotFound, PtmError, WrongEtag
+from ptm_sync.core.model import MeetingFormat, MeetingState
+from ptm_sync.ops.crashpoints import crash_point
+
+
+class EmailDeliverer:
+    """Sends outbox emails over one SMTP connection for the whole batch.
+
+    A letter about a meeting whose video link was made after the letter was written (Teams
+    or Meet by the calendar write, Zoom by its outbox row: all delivered before the letter)
+    carries the link as the meeting has it when the letter is sent.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        db: Database | None = None,
+    ) -> None:
+        if config.mail is None or config.mail.smtp is None:
+            raise PtmError("[mail.smtp] is not configured: emails cannot be sent")
+        self.sender = SmtpSender(config.mail.smtp, tls_context=tls_context)
+        self.db = db
+
+    def __call__(self, row: Outbox) -> None:
+        data = with_current_link(self.db, row, outbox.payload(row))
+        raw = email_of(data)
+        self.sender.send(raw, sender=data["from"], recipients=data["to"])
+        crash_point("after-send")
+
+    def close(self) -> None:
+        self.sender.close()
+
+
+def with_current_link(db: Database | None, row: Outbox, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with its letter's video link filled in from the meeting, when the letter
+    has none and the meeting has one now (see :class:`EmailDeliverer`)."""
+    letter = data.get("letter")
+    if db is None or row.meeting_id is None or not isinstance(letter, dict):
+        return data
+    if letter.get("video_url") or letter.get("location"):
+        return data
+    with db.read() as session:
+        url = session.scalar(select(Meeting.video_url).where(Meeting.id == row.meeting_id))
+    if not url:
+        return data
+    return {**data, "letter": {**letter, "video_url": url}}
+
+
+def teacher_event(
+    config: Config,
+    meeting: Meeting,
+    teacher: Teacher,
+    guardians: Sequence[Guardian],
+    students: Sequence[Student],
+) -> MeetingEvent:
+    """The event in the teacher's calendar: private, summary from the template, no attendees.
+
+    The parents (every guardian of the meeting, the primary first) are named in the
+    description, not as ATTENDEEs, so no server ever sends scheduling messages on our
+    behalf (DESIGN §4).
+    """
+    firsts = [s.name.split()[0] for s in students if s.name.strip()]
+    values = {
+        "student_first": " & ".join(firsts),
+        "students": ", ".join(s.name for s in students),
+        "guardian": " & ".join(g.name for g in guardians),
+        "teacher": teacher.name,
+    }
+    try:
+        summary = config.templates.summary.format(**values)
+    except (KeyError, IndexError, ValueError):
+        summary = "Conference: {student_first} ({guardian})".format(**values)
+    lines = [
+        "Parent-teacher conference with "
+        + " and ".join(f"{g.name} <{g.email}>" for g in guardians),
+        f"About: {values['students']}" if students else "",
+        f"Video call: {meeting.video_url}" if meeting.video_url else "",
+        f"Place: {meeting.location}" if meeting.location and not meeting.video_url else "",
+        f"Booked through ptm-sync; changes: {config.school.contact}",
+    ]
+    period = next((p for p in config.periods if p.id == meeting.period_id), None)
+    in_person = period is not None and period.format == MeetingFormat.IN_PERSON
+    return MeetingEvent(
+        uid=meeting.uid,
+        start=meeting.start,
+        end=meeting.end,
+        summary=summary,
+        description="\n".join(line for line in lines if line),
+        location=meeting.video_url or meeting.location,
+        video_url=meeting.video_url,
+        sequence=meeting.sequence,
+        status="CONFIRMED",
+        private=True,
+        online_meeting=not meeting.video_url
+        and not in_person
+        and link_source(config, teacher.account) == CALENDAR,
+    )
+
+
+class CalendarDeliverer:
+    """Brings a teacher's calendar in line with the meeting as it is *now*.
+
+    A row says only "meeting N changed"; the deliverer reads the meeting's current state,
+    so a repeated or late delivery converges on the truth instead of replaying old intent.
+
+    Before a create the meeting is marked :data:`CREATING` in its own transaction: a crash
+    after the server took the event but before its href was stored leaves that mark, and the
+    next delivery finds the event again by UID (``create_event`` is idempotent) — to keep
+    it, or to remove it when the meeting has ended meanwhile.
+    """
+
+    def __init__(
+        self, db: Database, config: Config, connectors: Connectors, clock: Callable[[], datetime]
+    ) -> None:
+        self.db, self.config, self.connectors, self.clock = db, config, connectors, clock
+
+    def __call__(self, row: Outbox) -> None:
+        meeting_id = int(outbox.payload(row)["meeting_id"])
+        with self.db.read() as session:
+            meeting = session.get(Meeting, meeting_id)
+            if meeting is None:
+                return
+            teacher = session.get(Teacher, meeting.teacher_id)
+            assert teacher is not None
+            # Every guardian of the meeting, the primary first, then in roster order.
+            links = sorted(
+                meeting.guardians,
+                key=lambda a: (a.guardian_id != meeting.guardian_id, a.guardian_id),
+            )
+            guardians = [a.guardian for a in links]
+            ids = [ms.student_id for ms in meeting.students]
+            students = [s for s in (session.get(Student, i) for i in ids) if s is not None]
+        ref = CalendarRef(teacher.account, teacher.calendar)
+        connector = self.connectors.get(teacher.account)
+        creating = meeting.remote_href == CREATING
+        remote = (
+            RemoteRef(meeting.remote_href, meeting.remote_etag)
+            if meeting.remote_href and not creating
+            else None
+        )
+        event = teacher_event(self.config, meeting, teacher, guardians, students)
+        if meeting.state == MeetingState.CONFIRMED:
+            if remote is None:
+                remote = self._create(connector, ref, event, meeting_id, creating)
+            else:
+                try:
+                    remote = connector.update_event(ref, remote, event)
+                except NotFound:
+                    remote = self._create(connector, ref, event, meeting_id, creating)
+                except WrongEtag:
+                    raise PtmError(
+                        f"event {remote.href} of meeting {meeting.uid} was changed in the "
+                        "teacher's calendar since we wrote it; not overwritten"
+                    ) from None
+            crash_point("mid-calendar-write")
+            self._store(meeting_id, remote)
+            return
+        if creating:
+            # A create may have reached the server before a crash: find the event by its
+            # UID (creating it if it never arrived) so that it can be removed.
+            remote = connector.create_event(ref, event)
+        if remote is not None:
+            try:
+                connector.delete_event(ref, remote)
+            except WrongEtag:
+                # The teacher edited the event, but the meeting is gone: remove it anyway.
+                connector.delete_event(ref, RemoteRef(remote.href, None))
+            self._store(meeting_id, None)
+
+    def _create(
+        self,
+        connector: CalendarConnector,
+        ref: CalendarRef,
+        event: MeetingEvent,
+        meeting_id: int,
+        marked: bool,
+    ) -> RemoteRef:
+        if not marked:
+            self._store(meeting_id, RemoteRef(CREATING))
+        return connector.create_event(ref, event)
+
+    def _store(self, meeting_id: int, remote: RemoteRef | None) -> None:
+        with self.db.write() as session:
+            record_calendar_event(
+                session,
+                meeting_id,
+                remote.href if remote else None,
+                remote.etag if remote else None,
+                remote.join_url if remote else "",
+            )
+
+
+class VideoDeliverer:
+    """Outbox rows of kind ``video``: Zoom meetings made for confirmed meetings and removed
+    for cancelled ones (:mod:`ptm_sync.adapters.video.zoom`).
+
+    A create reads the meeting as it is now: one no longer confirmed, or that has a link
+    already, needs nothing.  A crash after Zoom made the meeting but before its link was
+    stored makes a second Zoom meeting on the retry; the first is never shared with anyone.
+    """
+
+    def __init__(self, db: Database, config: Config) -> None:
+        self.db, self.config = db, config
+        self._client: ZoomClient | None = None
+
+    @property
+    def client(self) -> ZoomClient:
+        if self._client is None:
+            self._client = ZoomClient(self.config.video)
+        return self._client
+
+    def __call__(self, row: Outbox) -> None:
+        data = outbox.payload(row)
+        if data.get("action") == "delete":
+            self.client.delete_meeting(str(data["zoom_id"]))
+            return
+        meeting_id = int(data["meeting_id"])
+        with self.db.read() as session:
+            meeting = session.get(Meeting, meeting_id)
+            if meeting is None or meeting.state != MeetingState.CONFIRMED or meeting.video_url:
+                return
+            start, end = meeting.start, meeting.end
+        minutes = max(1, int((end - start).total_seconds() // 60))
+        made = self.client.create_meeting(
+            f"Parent-teacher conference, {self.config.school.name}", start, minutes
+        )
+        with self.db.write() as session:
+            meeting = session.get(Meeting, meeting_id)
+            if meeting is not None and not meeting.video_url:
+                meeting.video_url = made.join_url
+                return
+        self.client.delete_meeting(made.id)  # the meeting ended or got a link meanwhile
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()

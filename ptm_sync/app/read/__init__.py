@@ -1,0 +1,1 @@
+"""Read models: availability, records, health, digest, rendering of slots."""

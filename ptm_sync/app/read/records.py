@@ -1,0 +1,380 @@
+"""The school's records, as staff read them: a meeting's history, the waiting list, one
+inbound message (DESIGN §3, §7).
+
+Read models only — they write nothing — shared by the command line and the staff console.
+Times come back in the school's zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ptm_sync.adapters.store import (
+    Guardian,
+    Inbound,
+    Meeting,
+    MeetingGuardian,
+    MeetingHistory,
+    MeetingStudent,
+    Student,
+    Teacher,
+    WaitlistEntry,
+)
+from ptm_sync.config.settings import Config
+from ptm_sync.core.errors import NotFoundError, Unusable
+from ptm_sync.core.imip import build as imip
+from ptm_sync.core.imip import limits as inputlimits
+from ptm_sync.core.imip.limits import InputLimits
+
+# --- one meeting's history ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One row of a meeting's append-only history.  ``from_state`` None: the meeting was
+    created.  ``old_start`` / ``new_start``: the time before and after (a move when they
+    differ).  ``message_id`` / ``inbound_id``: the inbound message that caused it, if any."""
+
+    at: datetime
+    actor: str
+    from_state: str | None
+    to_state: str
+    old_start: datetime | None
+    new_start: datetime | None
+    reason: str
+    inbound_id: int | None
+    message_id: str
+
+    @property
+    def moved(self) -> bool:
+        return self.old_start is not None and self.old_start != self.new_start
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingRecord:
+    """A meeting as it is now, with its whole history, oldest first."""
+
+    id: int
+    uid: str
+    period: str
+    teacher: str
+    guardians: tuple[str, ...]  # the primary first
+    students: tuple[str, ...]
+    start: datetime
+    end: datetime
+    state: str
+    sequence: int
+    origin: str
+    history: tuple[Transition, ...]
+
+
+def meeting_record(session: Session, config: Config, meeting_id: int) -> MeetingRecord:
+    """Meeting ``meeting_id`` and its history.
+
+    Raises:
+        NotFoundError: no such meeting (or its personal data was purged).
+    """
+    meeting = session.get(Meeting, meeting_id)
+    if meeting is None:
+        raise NotFoundError(f"no meeting {meeting_id}")
+    tz = config.tz
+    teacher = session.get(Teacher, meeting.teacher_id)
+    guardians = session.scalars(
+        select(Guardian.email)
+        .join(MeetingGuardian, MeetingGuardian.guardian_id == Guardian.id)
+        .where(MeetingGuardian.meeting_id == meeting_id)
+        .order_by(MeetingGuardian.guardian_id != meeting.guardian_id, MeetingGuardian.guardian_id)
+    )
+    students = session.scalars(
+        select(Student.student_id)
+        .join(MeetingStudent, MeetingStudent.student_id == Student.id)
+        .where(MeetingStudent.meeting_id == meeting_id)
+        .order_by(Student.student_id)
+    )
+    rows = session.execute(
+        select(MeetingHistory, Inbound.message_id)
+        .outerjoin(Inbound, Inbound.id == MeetingHistory.inbound_id)
+        .where(MeetingHistory.meeting_id == meeting_id)
+        .order_by(MeetingHistory.id)
+    )
+    history = tuple(
+        Transition(
+            at=h.at.astimezone(tz),
+            actor=h.actor,
+            from_state=h.from_state,
+            to_state=h.to_state,
+            old_start=h.old_start.astimezone(tz) if h.old_start else None,
+            new_start=h.new_start.astimezone(tz) if h.new_start else None,
+            reason=h.reason,
+            inbound_id=h.inbound_id,
+            message_id=message_id or "",
+        )
+        for h, message_id in rows
+    )
+    return MeetingRecord(
+        id=meeting.id,
+        uid=meeting.uid,
+        period=meeting.period_id,
+        teacher=teacher.email if teacher else "",
+        guardians=tuple(guardians),
+        students=tuple(students),
+        start=meeting.start.astimezone(tz),
+        end=meeting.end.astimezone(tz),
+        state=meeting.state,
+        sequence=meeting.sequence,
+        origin=meeting.origin,
+        history=history,
+    )
+
+
+# --- the waiting list -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A family waiting for a teacher: ``position`` from 1 per teacher and period."""
+
+    period: str
+    teacher: str
+    guardian: str
+    students: tuple[str, ...]
+    position: int
+    since: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        """The contract's JSON object (DESIGN §7)."""
+        return {
+            "teacher": self.teacher,
+            "guardian": self.guardian,
+            "students": list(self.students),
+            "position": self.position,
+            "since": self.since.isoformat(),
+        }
+
+
+def waitlist(
+    session: Session,
+    config: Config,
+    *,
+    teacher_email: str | None = None,
+    period_id: str | None = None,
+) -> list[Waiting]:
+    """The families waiting (state ``waiting``), per period and teacher in the order they
+    will be served: first come, first served.
+
+    Raises:
+        NotFoundError: ``teacher_email`` is no teacher in the roster.
+        ConfigError: ``period_id`` is no configured period.
+    """
+    query = (
+        select(WaitlistEntry, Teacher.email, Guardian.email)
+        .join(Teacher, Teacher.id == WaitlistEntry.teacher_id)
+        .join(Guardian, Guardian.id == WaitlistEntry.guardian_id)
+        .where(WaitlistEntry.state == "waiting")
+        .order_by(WaitlistEntry.period_id, Teacher.email, WaitlistEntry.id)
+    )
+    if period_id is not None:
+        query = query.where(WaitlistEntry.period_id == config.period(period_id).id)
+    if teacher_email:
+        wanted = teacher_email.strip().lower()
+        if session.scalars(select(Teacher.id).where(Teacher.email == wanted)).first() is None:
+            raise NotFoundError(f"no teacher {teacher_email!r} in the roster")
+        query = query.where(Teacher.email == wanted)
+    found = session.execute(query).all()
+    ids = {int(s) for entry, _, _ in found for s in entry.students.split(",") if s}
+    names = dict(
+        session.execute(select(Student.id, Student.student_id).where(Student.id.in_(ids))).all()
+    )
+    result: list[Waiting] = []
+    positions: dict[tuple[str, str], int] = {}
+    for entry, teacher, guardian in found:
+        key = (entry.period_id, teacher)
+        positions[key] = positions.get(key, 0) + 1
+        students = [names[int(s)] for s in entry.students.split(",") if s and int(s) in names]
+        result.append(
+            Waiting(
+                period=entry.period_id,
+                teacher=teacher,
+                guardian=guardian,
+                students=tuple(sorted(students)),
+                position=positions[key],
+                since=entry.since.astimezone(config.tz),
+            )
+        )
+    return result
+
+
+# --- one inbound message --------------------------------------------------------------------
+
+
+#: Every reason a message is quarantined for, in plain words (DESIGN §4): what staff read
+#: in ``quarantine show`` next to the recorded reason.
+REASONS: dict[str, str] = {
+    # Over a limit of ptm_sync.core.imip.limits: the message was not read further.
+    inputlimits.TOO_LARGE: (
+        "the message (over [mail] max_message_bytes), its header section or its calendar"
+        " parts were larger than their limit; it was not read"
+    ),
+    inputlimits.TOO_MANY_PARTS: "more MIME parts or multipart sections than the limit",
+    inputlimits.TOO_MANY_COMPONENTS: (
+        "more calendar components (events, time zones, alarms) than the limit"
+        " ([mail] max_calendar_components)"
+    ),
+    inputlimits.TOO_MANY_PROPERTIES: "more calendar lines than the limit",
+    inputlimits.LINE_TOO_LONG: "a calendar line longer than the limit",
+    inputlimits.TOO_DEEP: "MIME parts or calendar components nested deeper than the limit",
+    inputlimits.RECURRENCE_TOO_LARGE: (
+        "a recurrence that would repeat too often (more often than hourly, or more"
+        " instances than the limit) was not expanded"
+    ),
+    # Not usable as it is.
+    "not-an-email": "the stored bytes are not an email",
+    "internal-error": "reading the message failed on a bug (see the log); it is kept",
+    "unstorable": "the message holds a value the database refuses (e.g. a number out of range)",
+    "no-calendar-part": "an email without a calendar part: a person's message for staff",
+    "bounce": "a delivery failure report",
+    "auto-reply": "an automatic answer (out of office)",
+    "read-receipt": "a read receipt",
+    "broken-icalendar": "the calendar part is not valid iCalendar",
+    "no-method": "the calendar part names no iTIP method (METHOD)",
+    "unsupported-method": "the iTIP method is not one this service handles for the meeting",
+    "unsupported-partstat": "the reply's participation status is not one this service handles",
+    "no-vevent": "the calendar part holds no event",
+    "no-uid": "the event has no UID",
+    "uid-too-long": "the event's UID is longer than any this service issues",
+    "multiple-uids": "the calendar part holds events of more than one meeting",
+    "no-organizer": "the request names no organizer",
+    "counter-without-time": "a counter-proposal without a new start and end",
+    "request-without-time": "a booking request without a start and end",
+    # Not trusted, or for no meeting of ours.
+    "unknown-uid": "no meeting of this service has this UID",
+    "uid-conflict": "the UID belongs to another meeting",
+    "wrong-token": "the reply was sent to another meeting's address",
+    "authentication-failed": "the mail server found DMARC/DKIM failed",
+    "sender-not-attendee": (
+        "the sender is not the invited guardian (an alias may be missing: [mail] aliases)"
+    ),
+    "sender-not-organizer": "the sender is not the request's organizer",
+    "attendee-not-invited": "the reply names nobody this service invited",
+    "stranger": "the sender is not a guardian in the roster",
+    "not-for-a-booking-address": "no teacher's booking address is invited",
+    "booking-address-manual": "booking requests wait for staff (booking address set to manual)",
+}
+
+#: Reasons over an input limit for which the calendar part is shown as kept, unread.
+_CALENDAR_LIMITS = frozenset(
+    {
+        inputlimits.TOO_MANY_PARTS,
+        inputlimits.TOO_MANY_COMPONENTS,
+        inputlimits.TOO_MANY_PROPERTIES,
+        inputlimits.LINE_TOO_LONG,
+        inputlimits.TOO_DEEP,
+        inputlimits.RECURRENCE_TOO_LARGE,
+    }
+)
+
+
+#: ``InboundRecord.missing`` of a message that has no calendar part at all.
+NO_CALENDAR_PART = "the message has no calendar part"
+
+
+def explain(reason: str) -> str:
+    """``reason`` in plain words; "" for a reason that is no quarantine reason."""
+    return REASONS.get(reason, "")
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRecord:
+    """One inbound message as staff inspect it.  ``calendar``: its calendar part as text,
+    or None — then ``missing`` says why (not kept, cut, over a limit, not an email, or
+    :data:`NO_CALENDAR_PART`).
+    ``explanation``: the reason in plain words, with what was over a limit if known."""
+
+    id: int
+    received_at: datetime
+    message_id: str
+    sender: str
+    subject: str
+    outcome: str
+    reason: str
+    meeting_id: int | None
+    calendar: str | None
+    missing: str = ""
+    explanation: str = ""
+
+
+def inbound_record(
+    session: Session, config: Config, inbound_id: int, limits: InputLimits | None = None
+) -> InboundRecord:
+    """Inbound message ``inbound_id``, with its calendar part read from the kept message.
+
+    A message quarantined for what its calendar holds (over an input limit) has its
+    calendar part shown as it came, never read as iCalendar; one quarantined as
+    ``too-large`` was kept cut (its first 64 KiB), so its calendar part is not shown.
+
+    Raises:
+        NotFoundError: no such message.
+    """
+    row = session.get(Inbound, inbound_id)
+    if row is None:
+        raise NotFoundError(f"no inbound message {inbound_id}")
+    limits = limits or InputLimits()
+    subject, calendar, missing, detail = "", None, "", ""
+    if row.raw is None:
+        missing = "the message itself is not kept (only quarantined messages are)"
+    elif row.reason == inputlimits.TOO_LARGE:
+        missing = (
+            f"the message was cut: only its first {inputlimits.HEAD_BYTES // 1024} KiB were"
+            " kept, and a calendar cut short is no calendar"
+        )
+        subject = _subject(row.raw, config, limits)
+    else:
+        try:
+            found = imip.extract(row.raw, tz=config.tz, limits=limits)
+        except Unusable as exc:
+            missing = f"the stored bytes are not an email ({exc})"
+        else:
+            subject = found.subject
+            if found.reason == row.reason:
+                detail = found.detail
+            data = found.calendar
+            if data is None and row.reason in _CALENDAR_LIMITS:
+                try:
+                    data = imip.calendar_text(row.raw, limits)
+                except Unusable as exc:
+                    missing = (
+                        f"the message is over an input limit ({exc.reason}), so it is not read"
+                    )
+            if data is not None:
+                calendar = data.decode("utf-8", "replace")
+            elif not missing:
+                missing = NO_CALENDAR_PART
+    explanation = explain(row.reason)
+    if explanation and detail:
+        explanation = f"{explanation} ({detail})"
+    return InboundRecord(
+        id=row.id,
+        received_at=row.received_at.astimezone(config.tz),
+        message_id=row.message_id,
+        sender=row.sender,
+        subject=subject,
+        outcome=row.outcome,
+        reason=row.reason,
+        meeting_id=row.meeting_id,
+        calendar=calendar,
+        missing=missing,
+        explanation=explanation,
+    )
+
+
+def _subject(raw: bytes, config: Config, limits: InputLimits) -> str:
+    """The Subject of a kept message, read from its headers only."""
+    try:
+        return imip.extract(raw, tz=config.tz, limits=limits).subject
+    except Unusable:
+        return ""

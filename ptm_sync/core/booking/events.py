@@ -1,0 +1,184 @@
+"""What can happen to a meeting: one frozen value per kind of event, from every channel.
+
+PURE.  The channels turn what they received into one of these and hand it to
+:func:`ptm_sync.core.booking.decide.decide`:
+
+* a parent's mail client (iTIP, RFC 5546): :class:`Answer` (REPLY), :class:`Counter`
+  (COUNTER, or Gmail's reply carrying a new time), :class:`Refresh` (REFRESH), and for a
+  teacher's booking address :class:`Request` (REQUEST) and :class:`OrganizerCancel` (CANCEL);
+* staff at the command line: :class:`StaffBook`, :class:`StaffReschedule`,
+  :class:`StaffCancel`, :class:`MarkNoShow`;
+* the planner and the jobs: :class:`Offer`, :class:`WaitlistOffer`, :class:`HoldExpired`,
+  :class:`Completed`, :class:`Supersede`;
+* the teacher's calendar, as sync found it: :class:`TeacherMoved`, :class:`TeacherRemoved`.
+
+``inbound_id`` ties an event to the message that carried it (the history's "causing
+message"); ``guardian_id`` names the guardian whose message it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ptm_sync.core.booking.values import Origin
+from ptm_sync.core.model import Interval
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answer:
+    """A guardian's REPLY (RFC 5546 §3.2.3): ``partstat`` ACCEPTED, DECLINED, TENTATIVE…
+
+    ``sequence`` and ``dtstamp`` are the reply's, for the ordering rule (§2.1.5).
+    ``proposed``: the time a reply carries when it is Gmail's "propose a new time"; when
+    it differs from the meeting's, the reply is decided as a :class:`Counter`.
+    """
+
+    guardian_id: int
+    partstat: str
+    sequence: int = 0
+    dtstamp: datetime | None = None
+    comment: str = ""
+    inbound_id: int | None = None
+    proposed: Interval | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Counter:
+    """Propose new time (RFC 5546 §3.2.7): ``proposed`` is the time the guardian asks for."""
+
+    guardian_id: int
+    proposed: Interval
+    sequence: int = 0
+    dtstamp: datetime | None = None
+    comment: str = ""
+    inbound_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refresh:
+    """REFRESH (RFC 5546 §3.2.6): send the guardian the current version again."""
+
+    guardian_id: int
+    inbound_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """A parent's REQUEST to a teacher's booking address (RFC 5546 §3.2.2), new or updated.
+
+    The parent is ORGANIZER (``organizer``) and owns ``uid`` and ``sequence``.
+    ``slot`` None: the request carries no usable time.
+    """
+
+    guardian_id: int
+    uid: str
+    organizer: str
+    slot: Interval | None
+    sequence: int = 0
+    dtstamp: datetime | None = None
+    recurring: bool = False
+    all_day: bool = False
+    summary: str = ""
+    comment: str = ""
+    inbound_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrganizerCancel:
+    """The parent, as ORGANIZER, cancels their request (CANCEL, RFC 5546 §3.2.5)."""
+
+    guardian_id: int
+    sequence: int = 0
+    dtstamp: datetime | None = None
+    inbound_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Offer:
+    """The planner proposes ``slot`` to a family (or a re-proposal, or a waiting list
+    offer): ``origin`` says which."""
+
+    slot: Interval
+    origin: Origin = Origin.OFFER
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StaffBook:
+    """Staff book ``slot`` for a family (phone, paper form); ``override`` sets aside the
+    deadline and the caps (recorded)."""
+
+    slot: Interval
+    override: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StaffReschedule:
+    slot: Interval
+    override: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StaffCancel:
+    """Staff cancel the meeting.  ``offer_freed`` False: the freed time is not offered to
+    the waiting list (a teacher's whole evening cancelled: the teacher cannot meet then)."""
+
+    reason: str = ""
+    offer_freed: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarkNoShow:
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Completed:
+    """The meeting's end time has passed."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HoldExpired:
+    """The hold deadline passed without an answer (or an answer came after it)."""
+
+    inbound_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Supersede:
+    """Another meeting now covers this proposal's need; ``reason`` says which."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TeacherMoved:
+    """Sync found our event in the teacher's calendar at another time (``slot``)."""
+
+    slot: Interval
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TeacherRemoved:
+    """Sync found our event deleted or cancelled in the teacher's calendar."""
+
+
+Event = (
+    Answer
+    | Counter
+    | Refresh
+    | Request
+    | OrganizerCancel
+    | Offer
+    | StaffBook
+    | StaffReschedule
+    | StaffCancel
+    | MarkNoShow
+    | Completed
+    | HoldExpired
+    | Supersede
+    | TeacherMoved
+    | TeacherRemoved
+)

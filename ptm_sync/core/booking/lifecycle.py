@@ -1,0 +1,87 @@
+"""Deadlines and the teacher's calendar: hold expiry, superseded proposals, completion,
+and the teacher moving or deleting our event (DESIGN §3).  PURE."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from icalendar.enums import PARTSTAT
+
+from ptm_sync.core.booking import admission
+from ptm_sync.core.booking.answers import with_next_step
+from ptm_sync.core.booking.events import HoldExpired, TeacherMoved
+from ptm_sync.core.booking.rows import DUPLICATE, make, nothing
+from ptm_sync.core.booking.table import row_for
+from ptm_sync.core.booking.values import Context, Decision, MeetingView
+from ptm_sync.core.model import MeetingState
+
+
+def expire(meeting: MeetingView, event: HoldExpired, ctx: Context) -> Decision:
+    if meeting.state is not MeetingState.PROPOSED:
+        return nothing(meeting, DUPLICATE, f"answered meanwhile: {meeting.state}")
+    if meeting.hold_until is None or ctx.now < meeting.hold_until:
+        return nothing(meeting, DUPLICATE, "the hold has not run out")
+    return make(
+        row_for(meeting.state, "expire"),
+        meeting,
+        ctx,
+        "no answer by the hold deadline",
+        notice_reason="the reserved time was not confirmed in time",
+    )
+
+
+def teacher_moved(meeting: MeetingView, event: TeacherMoved, ctx: Context) -> Decision:
+    if meeting.state is not MeetingState.CONFIRMED or event.slot.utc() == meeting.slot:
+        return nothing(meeting, DUPLICATE, "nothing to follow")
+    if meeting.organized_by_parent:
+        asker = meeting.parties[0].guardian_id
+        return make(
+            row_for(meeting.state, "teacher-moved-booked"),
+            meeting,
+            ctx,
+            "the teacher moved the event; the parent is asked to move it",
+            asker=asker,
+            alternatives=(event.slot.utc(),),
+        )
+    parties = tuple(replace(p, partstat=PARTSTAT.NEEDS_ACTION) for p in meeting.parties)
+    moved = replace(meeting, start=event.slot.start, end=event.slot.end, parties=parties)
+    return make(
+        row_for(meeting.state, "teacher-moved"),
+        meeting,
+        ctx,
+        "moved in the teacher's calendar",
+        updated=moved,
+        old_start=meeting.slot,
+    )
+
+
+def teacher_removed(meeting: MeetingView, ctx: Context) -> Decision:
+    if meeting.state is not MeetingState.CONFIRMED:
+        return nothing(meeting, DUPLICATE, "nothing to follow")
+    if meeting.organized_by_parent:
+        why = "the teacher can no longer meet at this time"
+        return make(
+            row_for(meeting.state, "teacher-removed-booked"),
+            meeting,
+            ctx,
+            "removed from the teacher's calendar",
+            asker=meeting.parties[0].guardian_id,
+            notice_reason=why,
+            alternatives=admission.alternatives_for(meeting.slot, ctx),
+        )
+    removed = make(
+        row_for(meeting.state, "teacher-removed"),
+        meeting,
+        ctx,
+        "removed from the teacher's calendar",
+        notice_reason="the teacher can no longer meet at this time",
+    )
+    # DESIGN §3: a CANCEL to the parent and a new proposal.
+    return with_next_step(removed, replace(meeting, reproposals=0), ctx)
+
+
+def supersede(meeting: MeetingView, reason: str, ctx: Context) -> Decision:
+    """Another meeting now covers this proposal's need: it is withdrawn (CANCEL)."""
+    if meeting.state is not MeetingState.PROPOSED:
+        return nothing(meeting, DUPLICATE, f"meeting is {meeting.state}")
+    return make(row_for(meeting.state, "supersede"), meeting, ctx, reason)

@@ -1,0 +1,127 @@
+"""Building a decision from a row of the transition table, and the decisions that change
+nothing (stale, duplicate, refused, quarantined).  PURE; used by every rule module."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ptm_sync.core.booking.admission import Admission
+from ptm_sync.core.booking.table import NEW, OPEN, SAME, Row
+from ptm_sync.core.booking.values import Context, Decision, History, MeetingView, WaitlistEntry
+from ptm_sync.core.model import Interval, MeetingState
+
+APPLIED, STALE, DUPLICATE, REFUSED = "applied", "stale", "duplicate", "refused"
+QUARANTINED = "quarantined"
+
+
+def make(
+    row: Row,
+    meeting: MeetingView,
+    ctx: Context,
+    reason: str,
+    *,
+    updated: MeetingView | None = None,
+    asker: int | None = None,
+    outcome: str = APPLIED,
+    old_start: Interval | None = None,
+    notice_reason: str = "",
+    alternatives: tuple[Interval, ...] = (),
+    then: tuple[Decision, ...] = (),
+    waitlist: WaitlistEntry | None = None,
+    overrides: tuple[str, ...] = (),
+    record: bool = True,
+    asked: tuple[Interval, int] | None = None,
+    request_status: str = "",
+) -> Decision:
+    """The decision ``row`` makes for ``meeting``.
+
+    ``updated``: the meeting with the event's own changes (answers, a new time) before the
+    row's state change is applied.  ``old_start``: the time the meeting had before it
+    moved (kept in the history).  ``notice_reason`` / ``alternatives`` fill the row's
+    messages.  ``record``: whether the history gets a row.  ``asked``: the time and
+    SEQUENCE a refused update of a parent's request asked for (the answer echoes them).
+    ``request_status``: the REQUEST-STATUS of a refusal (the admission rule's, DESIGN §4).
+    """
+    base = updated if updated is not None else meeting
+    after: MeetingView | None
+    if row.to is None:
+        after = None
+    elif row.to == SAME:
+        after = base
+    else:
+        state = MeetingState(row.to)
+        after = replace(
+            base,
+            state=state,
+            sequence=base.sequence + (1 if row.bump and meeting.state is not NEW else 0),
+            hold_until=base.hold_until if state is MeetingState.PROPOSED else None,
+        )
+    notices = tuple(
+        replace(
+            n,
+            reason=notice_reason or n.reason,
+            alternatives=alternatives or n.alternatives,
+            asked=asked,
+            request_status=request_status or n.request_status,
+        )
+        for n in row.notices
+    )
+    released = None
+    if row.releases and meeting.state is not NEW:
+        moved = after is not None and after.state in OPEN and after.slot != meeting.slot
+        if moved or (after is None or after.state not in OPEN):
+            released = meeting.slot
+    history = None
+    if record and after is not None:
+        history = History(
+            actor=row.actor,
+            reason=reason,
+            old_start=old_start.start if old_start is not None else None,
+        )
+    return Decision(
+        rule=row.name,
+        outcome=outcome,
+        alternatives=alternatives,
+        reason=reason,
+        before=meeting,
+        after=after,
+        history=history,
+        notices=notices,
+        calendar=row.calendar,
+        asker=asker,
+        then=then,
+        releases=released,
+        waitlist=waitlist,
+        overrides=overrides,
+    )
+
+
+def nothing(meeting: MeetingView, outcome: str, reason: str, asker: int | None = None) -> Decision:
+    """A decision that changes nothing: ``stale``, ``duplicate`` or ``refused``."""
+    return Decision(
+        rule=outcome,
+        outcome=outcome,
+        reason=reason,
+        before=meeting,
+        after=meeting if meeting.state is not NEW else None,
+        asker=asker,
+    )
+
+
+def quarantine(meeting: MeetingView, reason: str, asker: int | None = None) -> Decision:
+    return Decision(
+        rule="quarantine",
+        outcome=QUARANTINED,
+        reason=reason,
+        before=meeting,
+        after=None,
+        asker=asker,
+    )
+
+
+def note(comment: str) -> str:
+    return f": {comment}" if comment else ""
+
+
+def refusal(result: Admission) -> str:
+    return f"{result.code}: {result.reason}"

@@ -1,0 +1,180 @@
+"""The transition table: every rule of a meeting's life, one row each, next to DESIGN §3.
+
+PURE data.  A row says, for a meeting in one of ``source`` states (``NEW``: no meeting
+yet) and an event classified as ``name`` by :mod:`ptm_sync.core.booking.decide`, which state the
+meeting enters (``SAME``: it stays), whether SEQUENCE goes up (RFC 5546 §2.1.4: a change
+of time, status or place is significant), which messages go to whom, what the teacher's
+calendar needs, who the history names as the actor, and whether the slot is released (and
+so offered to the waiting list).
+
+Read it as the school's procedure:
+
+* offer — a proposal holds a slot until ``hold_hours`` pass; the family is invited
+  (REQUEST, STATUS:TENTATIVE);
+* accept / decline / tentative — the parent's answer (REPLY); a decline releases the slot
+  and the next best time is proposed, up to ``max_reproposals``;
+* counter — Propose new time (COUNTER): granted when the admission rule allows, else
+  DECLINECOUNTER with alternatives;
+* request — a REQUEST to a teacher's booking address, decided like a room mailbox (REPLY
+  ACCEPTED or DECLINED; the parent stays organizer);
+* staff-… — staff act for a family; teacher-… — the teacher changed our event;
+* expire, supersede, complete — the deadline passed, another meeting took over, the
+  meeting happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from icalendar.enums import PARTSTAT
+
+from ptm_sync.core.booking.values import Audience, CalendarAction, Notice
+from ptm_sync.core.model import Actor, MeetingState
+
+P, C = MeetingState.PROPOSED, MeetingState.CONFIRMED
+DONE, NOSHOW = MeetingState.COMPLETED, MeetingState.NO_SHOW
+DECLINED, EXPIRED = MeetingState.DECLINED, MeetingState.EXPIRED
+SUPERSEDED, CANCELLED = MeetingState.SUPERSEDED, MeetingState.CANCELLED
+
+#: The source state of a row that creates a meeting.
+NEW = None
+#: The target of a row that leaves the state as it is.
+SAME = "same"
+
+OPEN: frozenset[MeetingState | None] = frozenset({P, C})
+CLOSED: frozenset[MeetingState | None] = frozenset(
+    {DONE, NOSHOW, DECLINED, EXPIRED, SUPERSEDED, CANCELLED}
+)
+ANY: frozenset[MeetingState | None] = OPEN | CLOSED
+C_OR_DONE: frozenset[MeetingState | None] = frozenset({C, DONE})
+
+ALL, ASKER = Audience.ALL, Audience.ASKER
+WRITE, REMOVE, NONE = CalendarAction.WRITE, CalendarAction.REMOVE, CalendarAction.NONE
+PARENT, STAFF, TEACHER, SYSTEM = Actor.PARENT, Actor.STAFF, Actor.TEACHER, Actor.SYSTEM
+
+
+def _n(template: str, method: str | None, audience: Audience = ALL, **kw: str) -> Notice:
+    return Notice(template=template, method=method, audience=audience, **kw)  # type: ignore[arg-type]
+
+
+INVITE = _n("invitation", "REQUEST")
+REPROPOSE = _n("reproposal", "REQUEST")
+WAITLIST_OFFER = _n("waitlist_offer", "REQUEST")
+CONFIRM = _n("confirmation", "REQUEST")
+MOVED = _n("moved", "REQUEST")
+CURRENT = _n("current", "REQUEST", ASKER)
+CANCEL = _n("cancellation", "CANCEL")
+CANCEL_TO_ASKER = _n("cancellation", "CANCEL", ASKER)
+DECLINED_NOTE = _n("declined", "CANCEL")
+EXPIRED_NOTE = _n("expired", "CANCEL")
+LATE = _n("expired_late", "CANCEL")
+SUPERSEDED_NOTE = _n("superseded", "CANCEL")
+REMOVED = _n("removed", "CANCEL")
+DECLINE_COUNTER = _n("counter_declined", "DECLINECOUNTER", ASKER)
+BOOKED = _n("booking_accepted", "REPLY", ASKER, partstat=PARTSTAT.ACCEPTED)
+BOOKED_DETAILS = _n("booking_details", None, ASKER)
+NOT_BOOKED = _n("booking_declined", "REPLY", ASKER, partstat=PARTSTAT.DECLINED)
+WITHDRAWN = _n("booking_cancelled", "REPLY", ASKER, partstat=PARTSTAT.DECLINED)
+PLEASE_MOVE = _n("moved_booked", None, ASKER)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One rule.  ``to`` is a state, :data:`SAME`, or None for "no meeting" (a refused
+    request creates nothing)."""
+
+    name: str
+    source: frozenset[MeetingState | None]
+    to: MeetingState | str | None
+    bump: bool
+    notices: tuple[Notice, ...]
+    calendar: CalendarAction
+    actor: Actor
+    releases: bool = False
+
+
+def _row(
+    name: str,
+    source: MeetingState | frozenset[MeetingState | None] | None,
+    to: MeetingState | str | None,
+    bump: bool = False,
+    notices: tuple[Notice, ...] = (),
+    calendar: CalendarAction = NONE,
+    actor: Actor = PARENT,
+    releases: bool = False,
+) -> Row:
+    states = source if isinstance(source, frozenset) else frozenset({source})
+    return Row(name, states, to, bump, notices, calendar, actor, releases)
+
+
+# fmt: off
+TABLE: tuple[Row, ...] = (
+    #    event                   from       to          seq+1  messages                  calendar actor    frees
+    # --- new meetings ----------------------------------------------------------------------
+    _row("offer",                NEW,       P,          False, (INVITE,),                NONE,   SYSTEM),
+    _row("reproposal",           NEW,       P,          False, (REPROPOSE,),             NONE,   SYSTEM),
+    _row("waitlist-offer",       NEW,       P,          False, (WAITLIST_OFFER,),        NONE,   SYSTEM),
+    _row("staff-book",           NEW,       C,          False, (CONFIRM,),               WRITE,  STAFF),
+    _row("request-granted",      NEW,       C,          False, (BOOKED, BOOKED_DETAILS), WRITE,  PARENT),
+    _row("request-refused",      NEW,       None,       False, (NOT_BOOKED,),            NONE,   PARENT),
+    _row("staff-refused",        NEW,       None,       False, (),                       NONE,   STAFF),
+    # --- the parent's answer (REPLY, RFC 5546 §3.2.3) ---------------------------------------
+    _row("accept",               P,         C,          True,  (CONFIRM,),               WRITE,  PARENT),
+    _row("accept-late",          P,         EXPIRED,    True,  (LATE,),                  NONE,   SYSTEM,  True),
+    _row("accept-recorded",      C,         SAME,       False, (),                       NONE,   PARENT),
+    _row("tentative",            OPEN,      SAME,       False, (),                       NONE,   PARENT),
+    _row("decline",              P,         DECLINED,   True,  (DECLINED_NOTE,),         NONE,   PARENT,  True),
+    _row("decline",              C,         CANCELLED,  True,  (DECLINED_NOTE,),         REMOVE, PARENT,  True),
+    _row("decline-recorded",     OPEN,      SAME,       False, (),                       NONE,   PARENT),
+    # --- Propose new time (COUNTER, §3.2.7; DECLINECOUNTER, §3.2.8) --------------------------
+    _row("counter-granted",      OPEN,      C,          True,  (CONFIRM,),               WRITE,  PARENT,  True),
+    _row("counter-refused",      ANY,       SAME,       False, (DECLINE_COUNTER,),       NONE,   SYSTEM),
+    # --- REFRESH (§3.2.6): the current version again, to the one who asked -------------------
+    _row("refresh",              OPEN,      SAME,       False, (CURRENT,),               NONE,   PARENT),
+    _row("refresh",              CLOSED,    SAME,       False, (CANCEL_TO_ASKER,),       NONE,   PARENT),
+    # --- requests to a booking address, once booked (the parent organizes) -------------------
+    _row("request-moved",        C,         C,          False, (BOOKED, BOOKED_DETAILS), WRITE,  PARENT,  True),
+    _row("request-move-refused", C,         SAME,       False, (NOT_BOOKED,),            NONE,   PARENT),
+    _row("request-again",        C,         SAME,       False, (BOOKED,),                NONE,   PARENT),
+    _row("request-closed",       CLOSED,    SAME,       False, (NOT_BOOKED,),            NONE,   PARENT),
+    _row("organizer-cancel",     C,         CANCELLED,  False, (),                       REMOVE, PARENT,  True),
+    # --- staff -------------------------------------------------------------------------------
+    _row("staff-reschedule",     P,         P,          True,  (INVITE,),                NONE,   STAFF,   True),
+    _row("staff-reschedule",     C,         C,          True,  (CONFIRM,),               WRITE,  STAFF,   True),
+    _row("staff-cancel",         P,         CANCELLED,  True,  (CANCEL,),                NONE,   STAFF,   True),
+    _row("staff-cancel",         C,         CANCELLED,  True,  (CANCEL,),                REMOVE, STAFF,   True),
+    _row("staff-cancel-booked",  C,         CANCELLED,  False, (WITHDRAWN,),             REMOVE, STAFF,   True),
+    _row("no-show",              C_OR_DONE, NOSHOW,     False, (),                       NONE,   STAFF),
+    _row("staff-refused",        ANY,       SAME,       False, (),                       NONE,   STAFF),
+    # --- the teacher's calendar (DESIGN §3 "teacher-side changes") ---------------------------
+    _row("teacher-moved",        C,         C,          True,  (MOVED,),                 NONE,   TEACHER, True),
+    _row("teacher-moved-booked", C,         SAME,       False, (PLEASE_MOVE,),           NONE,   TEACHER),
+    _row("teacher-removed",      C,         CANCELLED,  True,  (REMOVED,),               NONE,   TEACHER, True),
+    _row("teacher-removed-booked", C,       CANCELLED,  False, (WITHDRAWN,),             NONE,   TEACHER, True),
+    # --- deadlines and the record ------------------------------------------------------------
+    _row("expire",               P,         EXPIRED,    True,  (EXPIRED_NOTE,),          NONE,   SYSTEM,  True),
+    _row("supersede",            P,         SUPERSEDED, True,  (SUPERSEDED_NOTE,),       NONE,   SYSTEM,  True),
+    _row("complete",             C,         DONE,       False, (),                       NONE,   SYSTEM),
+    # --- what changes nothing (RFC 5546 §2.1.5: stale and duplicate messages) ----------------
+    _row("stale",                ANY,       SAME,       False, (),                       NONE,   PARENT),
+    _row("duplicate",            ANY,       SAME,       False, (),                       NONE,   PARENT),
+)
+# fmt: on
+
+#: (state, event name) → row; built once, checked for ambiguity at import.
+RULES: dict[tuple[MeetingState | None, str], Row] = {}
+for _r in TABLE:
+    for _state in _r.source:
+        if (_state, _r.name) in RULES:
+            raise AssertionError(f"two rows for {_r.name} in {_state}")
+        RULES[(_state, _r.name)] = _r
+
+
+def row_for(state: MeetingState | None, name: str) -> Row:
+    """The row deciding event ``name`` in ``state``.
+
+    Raises:
+        KeyError: no row: the classification in :mod:`~ptm_sync.core.booking.decide` and the
+            table disagree (a bug, caught by the table tests).
+    """
+    return RULES[(state, name)]

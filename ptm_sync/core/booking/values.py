@@ -1,0 +1,302 @@
+"""The values the booking core works on: a meeting, the rules of its period, a decision.
+
+PURE: frozen dataclasses, no I/O, no clock.  Times are aware datetimes in UTC.  A
+:class:`MeetingView` is a meeting as the core sees it — loaded from the store by
+:mod:`ptm_sync.app.booking.load`, or drafted by :func:`ptm_sync.core.booking.decide.decide` for a
+meeting about to be created (``id`` None).  A :class:`Decision` says everything a change
+does: the meeting after it, the history entry, the messages and the calendar action; the
+applier (:mod:`ptm_sync.app.booking.apply`) only writes it down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from icalendar.enums import PARTSTAT
+
+from ptm_sync.core.model import Actor, Interval, MeetingState, Window
+
+#: Parts of a :class:`Context` the store can provide; :func:`ptm_sync.core.booking.decide.needs`
+#: names the ones an event needs, so that an Accept costs no slot computation.
+FREE, FAMILY, TRIED, PENDING = "free", "family", "tried", "pending"
+
+
+class Origin(StrEnum):
+    """How a meeting came to be (stored in ``meetings.origin``)."""
+
+    OFFER = "offer"  # the planner's proposal when booking opened (`invite`)
+    REPROPOSAL = "reproposal"  # the next best time after a decline (DESIGN §3)
+    WAITLIST = "waitlist"  # a freed slot offered to the first family waiting
+    BOOKING_ADDRESS = "booking_address"  # a parent's REQUEST to a teacher's booking address
+    STAFF = "staff"  # booked by staff on a parent's behalf (phone, paper form)
+
+
+class CalendarAction(StrEnum):
+    """What the teacher's calendar needs after a decision (delivered by the outbox)."""
+
+    NONE = "none"
+    WRITE = "write"  # create or update the event so it says what the meeting says
+    REMOVE = "remove"  # take the event down
+
+
+class Audience(StrEnum):
+    """Who a notice goes to."""
+
+    ALL = "all"  # every guardian who is a party of the meeting
+    ASKER = "asker"  # the one guardian whose message caused the decision
+    OTHERS = "others"  # every party but the asker
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Party:
+    """A guardian who is a party of a meeting, with that guardian's own answer.
+
+    ``reply_sequence`` / ``reply_dtstamp``: the last reply applied for this attendee, for
+    the ordering rule of RFC 5546 §2.1.5 (a higher SEQUENCE wins, then a later DTSTAMP).
+    """
+
+    guardian_id: int
+    email: str
+    name: str
+    partstat: str = PARTSTAT.NEEDS_ACTION
+    reply_sequence: int | None = None
+    reply_dtstamp: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TeacherInfo:
+    id: int
+    email: str
+    name: str
+    key: str
+    room: str = ""
+    booking_address: str = ""  # resolved: roster column, [mail] pattern or the default
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StudentInfo:
+    id: int
+    student_id: str
+    name: str
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name.strip() else ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeetingView:
+    """One meeting as a value.  ``state`` None: a draft the core is about to create.
+
+    ``parties``: every guardian of the meeting, the primary first.  ``organizer``: the
+    ORGANIZER of the parents' copies — our address (plus-addressed per meeting when so
+    configured) or, for a request to a booking address, the parent's (DESIGN §4).
+    ``sequence``: the iTIP SEQUENCE of the current version (RFC 5546 §2.1.4).
+    """
+
+    id: int | None
+    uid: str
+    period: str
+    teacher: TeacherInfo
+    parties: tuple[Party, ...]
+    students: tuple[StudentInfo, ...]
+    start: datetime
+    end: datetime
+    state: MeetingState | None
+    sequence: int = 0
+    origin: Origin = Origin.OFFER
+    organizer: str = ""
+    hold_until: datetime | None = None
+    video_url: str = ""
+    location: str = ""
+    reproposals: int = 0
+    replaces: int | None = None  # the meeting this one was proposed after (re-proposal)
+
+    @property
+    def slot(self) -> Interval:
+        return Interval(self.start, self.end).utc()
+
+    @property
+    def organized_by_parent(self) -> bool:
+        """A request to a booking address: the parent is ORGANIZER, the UID is theirs."""
+        return self.origin is Origin.BOOKING_ADDRESS
+
+    def party(self, guardian_id: int) -> Party | None:
+        return next((p for p in self.parties if p.guardian_id == guardian_id), None)
+
+    def with_party(self, updated: Party) -> MeetingView:
+        parties = tuple(
+            updated if p.guardian_id == updated.guardian_id else p for p in self.parties
+        )
+        return replace(self, parties=parties)
+
+    @property
+    def attending(self) -> tuple[Party, ...]:
+        return tuple(p for p in self.parties if p.partstat == PARTSTAT.ACCEPTED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rules:
+    """The booking rules of one period (DESIGN §3, §8), as the core needs them.
+
+    Minutes and hours are lengths; ``booking_closes`` is UTC; ``windows`` are UTC spans.
+    Zero caps mean no cap.  ``booking_window_days`` and ``maximum_duration_minutes`` come
+    from ``[booking_address]`` and apply to requests to booking addresses only
+    (``maximum_duration_minutes`` 0: the slot length).
+    """
+
+    period: str
+    title: str
+    windows: tuple[Window, ...]
+    slot_minutes: int = 15
+    buffer_minutes: int = 0
+    gap_minutes: int = 5
+    hold_hours: int = 48
+    booking_closes: datetime | None = None
+    max_reproposals: int = 2
+    max_meetings_per_family: int = 0
+    max_meetings_per_teacher: int = 0
+    booking_window_days: int = 180
+    maximum_duration_minutes: int = 0
+
+    @property
+    def gap(self) -> timedelta:
+        return timedelta(minutes=self.gap_minutes)
+
+    def hold_deadline(self, now: datetime) -> datetime:
+        """How long a new proposal holds its slot: ``hold_hours``, never past the deadline."""
+        hold = now + timedelta(hours=self.hold_hours)
+        return min(hold, self.booking_closes) if self.booking_closes else hold
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fresh:
+    """What a new meeting of ours gets that is random or secret (made by the applier):
+    its signed UID, its ORGANIZER address and its video link."""
+
+    uid: str
+    organizer: str
+    video_url: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Context:
+    """What the core may know besides the meeting and the event.
+
+    ``free``: the teacher's free grid slots of the period (the meeting's own slot counted
+    free), from the store's busy times and active meetings.  ``family``: the active meetings
+    in the period of any of the meeting's guardians (the meeting itself excluded).
+    ``family_count`` / ``teacher_count``: active meetings for the caps, the meeting itself
+    excluded.  ``tried``: times already offered to this family for this need (a
+    re-proposal never offers them again).  ``pending``: the family's unanswered proposals
+    with the same teacher and students, which a new booking supersedes; ``booked``: its
+    confirmed meetings for that need (a family books a teacher once).  ``fresh``: the
+    identity a meeting created by this decision takes.  ``is_guardian``: whether the asker
+    is a guardian of one of the teacher's students; ``in_roster``: whether the asker is a
+    guardian in the roster at all (a refusal says which: RFC 5546 §3.6 3.7 or 3.8).
+    """
+
+    rules: Rules
+    now: datetime
+    free: tuple[Interval, ...] = ()
+    family: tuple[Interval, ...] = ()
+    family_count: int = 0
+    teacher_count: int = 0
+    tried: tuple[Interval, ...] = ()
+    pending: tuple[MeetingView, ...] = ()
+    booked: tuple[Interval, ...] = ()
+    fresh: Fresh | None = None
+    is_guardian: bool = True
+    in_roster: bool = True
+    location: str = ""  # where an in-person meeting of this teacher happens
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Notice:
+    """One message a decision sends: which text, which iTIP method, to whom.
+
+    ``template`` names a text of :mod:`ptm_sync.core.booking.messages`; ``method`` is the iTIP
+    method
+    (None: a plain email).  ``partstat`` is our answer in a REPLY (booking addresses).
+    ``reason`` and ``alternatives`` fill the text (why a time was refused, which are free);
+    ``request_status`` is the REQUEST-STATUS a refusing REPLY or DECLINECOUNTER carries
+    (RFC 5546 §3.6; "" for the builder's default).
+    """
+
+    template: str
+    method: str | None
+    audience: Audience = Audience.ALL
+    partstat: str | None = None
+    reason: str = ""
+    alternatives: tuple[Interval, ...] = ()
+    asked: tuple[Interval, int] | None = None  # refused update: its time and SEQUENCE
+    request_status: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class History:
+    """The row of the append-only history this decision writes (DESIGN §3)."""
+
+    actor: Actor
+    reason: str
+    old_start: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitlistEntry:
+    """A family waiting for a teacher: ``guardian_ids`` the primary first."""
+
+    id: int | None
+    period: str
+    teacher_id: int
+    guardian_ids: tuple[int, ...]
+    student_ids: tuple[int, ...]
+    since: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """What one event does to one meeting.  Built by the core, written by the applier.
+
+    ``before`` / ``after``: the meeting as it was and as it will be (``before.state`` None:
+    the decision creates the meeting; ``after`` None: nothing is created, e.g. a refused
+    request to a booking address).  ``outcome``: ``applied``, ``stale``, ``duplicate`` or
+    ``refused`` (an ask declined with an answer sent); ``rule`` names the row of the
+    transition table that decided.  ``then``: decisions about other meetings that follow
+    from this one in the same transaction (a re-proposal, a superseded proposal).
+    ``releases``: the slot this decision frees (offered to the waiting list).
+    ``waitlist``: the family to put on the teacher's waiting list.
+    """
+
+    rule: str
+    outcome: str
+    reason: str
+    before: MeetingView | None
+    after: MeetingView | None
+    history: History | None = None
+    notices: tuple[Notice, ...] = ()
+    calendar: CalendarAction = CalendarAction.NONE
+    asker: int | None = None  # guardian id of the asker (Audience.ASKER)
+    then: tuple[Decision, ...] = ()
+    releases: Interval | None = None
+    waitlist: WaitlistEntry | None = None
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+    alternatives: tuple[Interval, ...] = ()  # free times offered with a refusal
+
+    @property
+    def state(self) -> MeetingState | None:
+        """The meeting's state after the decision (None when there is no meeting)."""
+        return self.after.state if self.after else None
+
+    @property
+    def bumped(self) -> bool:
+        """Whether SEQUENCE went up (a significant change, RFC 5546 §2.1.4)."""
+        if self.before is None or self.after is None or self.before.state is None:
+            return False
+        return self.after.sequence > self.before.sequence
+
+    @property
+    def changes_meeting(self) -> bool:
+        return self.after is not None and self.after != self.before

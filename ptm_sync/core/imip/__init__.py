@@ -1,0 +1,1 @@
+"""iMIP (RFC 6047): building and reading calendar emails, headers, input limits."""

@@ -1,0 +1,1 @@
+"""The roster, the pure part: CSV tables, OneRoster exports, the merged roster (DESIGN §8)."""

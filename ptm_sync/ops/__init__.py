@@ -1,0 +1,1 @@
+"""Operations: metrics, redaction, failures as sentences, crash points, HTTP pacing."""
