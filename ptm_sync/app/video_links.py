@@ -8,20 +8,9 @@ links of its own (Teams on Microsoft Graph, Meet on Google).
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from connectors.base import online_meeting_provider
 from ptm_sync.config.settings import Config
-
-
-class LinkSource(StrEnum):
-    """Where a meeting's video link comes from (:func:`link_source`)."""
-
-    NOW = "now"
-    CALENDAR = "calendar"
-    ZOOM = "zoom"
-    NONE = "none"
-
+from ptm_sync.core.model import LinkSource
 
 NOW, CALENDAR, ZOOM, NONE = LinkSource.NOW, LinkSource.CALENDAR, LinkSource.ZOOM, LinkSource.NONE
 

@@ -47,6 +47,27 @@ class MeetingFormat(StrEnum):
     EITHER = "either"
 
 
+class LinkSource(StrEnum):
+    """Where a meeting's video link comes from (DESIGN §3 "In person or video").
+
+    ``now``: the provider makes it when the meeting is proposed (Jitsi), so the invitation
+    carries it; ``calendar``: the teacher's calendar system makes it with the event when the
+    meeting is confirmed (Teams on Microsoft Graph, Meet on Google); ``zoom``: the outbox
+    makes a Zoom meeting once the meeting is confirmed; ``none``: no link (in person).
+    For ``calendar`` and ``zoom`` the parent's confirmation waits for the link.
+    """
+
+    NOW = "now"
+    CALENDAR = "calendar"
+    ZOOM = "zoom"
+    NONE = "none"
+
+    @property
+    def later(self) -> bool:
+        """Whether the link is made only after the meeting is confirmed."""
+        return self in (LinkSource.CALENDAR, LinkSource.ZOOM)
+
+
 class MeetingMode(StrEnum):
     """How a student's guardians meet a teacher (DESIGN §8 ``meeting_mode``): one meeting
     for all of them, or one each."""

@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from ptm_sync.adapters.store import Database, MeetingHistory, Outbox
 from ptm_sync.app.outbox import queue as outbox
-from ptm_sync.app.outbox.deliver import CalendarDeliverer, with_current_link
+from ptm_sync.app.outbox.deliver import CalendarDeliverer
 from ptm_sync.app.periods import ensure_periods
 from ptm_sync.app.roster_import import apply_roster
 from ptm_sync.app.sync import Connectors, sync
@@ -183,7 +183,7 @@ def test_one_school_on_every_calendar_system(
         sent: list[tuple[int | None, bytes]] = []
 
         def email(row: Outbox) -> None:
-            sent.append((row.meeting_id, email_of(with_current_link(db, row, outbox.payload(row)))))
+            sent.append((row.meeting_id, email_of(outbox.payload(row))))
 
         clock[0] += timedelta(hours=1)
         deliverers = {

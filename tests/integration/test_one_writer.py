@@ -1,10 +1,12 @@
 """Only the applier writes meetings, their history and their outbox rows (DESIGN §2-§3).
 
-Two checks.  While a whole booking story runs (invite, answers of every kind, a counter, a
-booking address request, expiry, staff cancel), every INSERT, UPDATE or DELETE the database
-receives for ``meetings``, ``meeting_guardians``, ``meeting_students``, ``meeting_history``
-and every INSERT into ``outbox`` is traced back to the Python frames that issued it: one of
-them must be :mod:`ptm_sync.app.booking.apply`.  And no other module of the service builds such
+Two checks.  While a whole booking story runs (answers of every kind, a counter, a booking
+address request, the outbox writing the teachers' events and making Zoom rooms, expiry),
+every INSERT, UPDATE or DELETE the database receives for ``meetings``,
+``meeting_guardians``, ``meeting_students`` and ``meeting_history`` is traced back to the
+Python frames that issued it: ``Applier.handle`` must be one of them (a path, not a file),
+and every column of ``meetings`` is seen written on it; every INSERT into ``outbox`` comes
+from :mod:`ptm_sync.app.booking.apply`.  And no other module of the service builds such
 a statement or calls the outbox's ``enqueue`` (read with :mod:`ast`).
 """
 
@@ -14,17 +16,23 @@ import ast
 import re
 import traceback
 from collections.abc import Iterator
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
-from ptm_sync.adapters.store import Database
+from connectors.memory import MIRRORED_SYSTEM, MemoryCalendars, MemoryConnector
+from ptm_sync.adapters.store import Database, Meeting, Teacher
+from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app.outbox.deliver import CalendarDeliverer, VideoDeliverer
 from ptm_sync.app.services import expire_holds
+from ptm_sync.app.sync import Connectors
 from tests.support.booking import ADA, ALAN, PAT, SAM, SeededSchool
 from tests.support.booking_address import booking_request
+from tests.support.fake_zoom import FakeZoom
 
 ROOT = Path(__file__).resolve().parents[2]
 APPLIER = str(ROOT / "ptm_sync" / "app" / "booking" / "apply.py")
@@ -35,25 +43,76 @@ GUARDED = re.compile(
 )
 
 
+@dataclass(frozen=True)
+class Write:
+    """One guarded statement: its table and kind, the columns it sets, and whether it was
+    issued on the path of ``Applier.handle`` (meetings and their history) or from the
+    applier's module (outbox rows)."""
+
+    table: str
+    kind: str
+    columns: frozenset[str]
+    via_handle: bool
+    by_applier: bool
+
+
+def _columns(statement: str) -> frozenset[str]:
+    """The columns an INSERT lists or an UPDATE sets (names as the SQL gives them)."""
+    insert_columns = re.match(r"\s*INSERT\s+INTO\s+\S+\s*\(([^)]*)\)", statement, re.I)
+    if insert_columns:
+        return frozenset(c.strip().strip('"') for c in insert_columns.group(1).split(","))
+    sets = re.search(r"\bSET\s+(.*?)\s+WHERE\b", statement, re.I | re.S)
+    if sets:
+        return frozenset(part.split("=")[0].strip().strip('"') for part in sets.group(1).split(","))
+    return frozenset()
+
+
 @pytest.fixture
-def writes(db: Database) -> Iterator[list[tuple[str, bool]]]:
-    """Every guarded statement, with whether the applier issued it."""
-    seen: list[tuple[str, bool]] = []
+def writes(db: Database) -> Iterator[list[Write]]:
+    """Every guarded statement, traced back to the Python frames that issued it."""
+    seen: list[Write] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if GUARDED.match(statement):
-            files = {frame.filename for frame in traceback.extract_stack()}
-            seen.append((statement.split("(")[0].strip(), APPLIER in files))
+        found = GUARDED.match(statement)
+        if found:
+            stack = traceback.extract_stack()
+            seen.append(
+                Write(
+                    table=(found.group(2) or "outbox").lower(),
+                    kind=found.group(0).split()[0].upper(),
+                    columns=_columns(statement),
+                    via_handle=any(f.filename == APPLIER and f.name == "handle" for f in stack),
+                    by_applier=any(f.filename == APPLIER for f in stack),
+                )
+            )
 
     event.listen(db.engine, "before_cursor_execute", record)
     yield seen
     event.remove(db.engine, "before_cursor_execute", record)
 
 
+def _deliver_all(db: Database, school: SeededSchool, clock: list[datetime]) -> None:
+    """The outbox as the daemon runs it: the teachers' calendars (an in-memory calendar
+    server), Zoom (its wire fake) and the emails."""
+    server = MemoryCalendars(tz=school.config.tz)
+    with db.read() as session:
+        for teacher in session.scalars(select(Teacher)):
+            server.add_calendar(teacher.calendar)
+    connectors = Connectors(school.config)
+    connectors.provide("dav", MemoryConnector(server, connectors.horizon, MIRRORED_SYSTEM))
+    deliverers = {
+        outbox.EMAIL: lambda row: None,
+        outbox.CALENDAR: CalendarDeliverer(db, school.config, connectors, lambda: clock[0]),
+        outbox.VIDEO: VideoDeliverer(db, school.config, lambda: clock[0]),
+    }
+    report = outbox.flush(db, deliverers, clock=lambda: clock[0])
+    assert report.dead == 0 and report.retried == 0, report
+
+
 def test_every_write_of_a_meeting_comes_from_the_applier(
-    db: Database, writes: list[tuple[str, bool]]
+    db: Database, writes: list[Write], fake_zoom: FakeZoom
 ) -> None:
-    school = SeededSchool.create(db)
+    school = SeededSchool.create(db, video=fake_zoom.video_keys())
     accepted = school.propose(ADA, PAT, slot=0)
     declined = school.propose(ALAN, PAT, slot=4, students=["S1"])
     countered = school.propose(ADA, SAM, slot=2)
@@ -64,11 +123,45 @@ def test_every_write_of_a_meeting_comes_from_the_applier(
     counter = school.counter(countered, slot=5)
     assert school.deliver(counter).reason == "counter accepted"
     assert school.deliver(booking_request(school, SAM, ALAN, slot=7)).outcome == "applied"
+    clock = [school.now + timedelta(hours=1)]
+    # The outbox writes the teachers' events and makes the Zoom rooms: what comes back (an
+    # ETag, a joining link) is an event for the core, written by the applier.
+    _deliver_all(db, school, clock)
+    linked = school.meeting(accepted.id)
+    assert linked.video_url.startswith("https://us02web.zoom.us/j/") and not linked.link_pending
     later = school.now + timedelta(hours=49)
     assert expire_holds(school.db, school.config, now=later, video=school.video) >= 1
 
     assert writes, "the story wrote nothing: the check would pass vacuously"
-    assert [w for w, by_applier in writes if not by_applier] == []
+    meetings = [w for w in writes if w.table != "outbox"]
+    assert [(w.table, w.kind) for w in meetings if not w.via_handle] == []
+    assert [w.kind for w in writes if w.table == "outbox" and not w.by_applier] == []
+    # Every column of ``meetings`` was written in the story, each time on that path: the
+    # updates alone set every column a meeting's life changes, the video link included.
+    every = {c.name for c in Meeting.__table__.columns} - {"id"}
+    inserted = set().union(
+        *(w.columns for w in meetings if w.table == "meetings" and w.kind == "INSERT")
+    )
+    updated = set().union(
+        *(w.columns for w in meetings if w.table == "meetings" and w.kind == "UPDATE")
+    )
+    assert every <= inserted
+    changing = {
+        "state",
+        "sequence",
+        "start",
+        "end",
+        "partstat",
+        "video_url",
+        "hold_until",
+        "reply_sequence",
+        "reply_dtstamp",
+        "remote_href",
+        "remote_etag",
+        "link_pending",
+        "updated_at",
+    }
+    assert changing <= updated, changing - updated
 
 
 #: Statements and calls that write meetings, their history or outbox rows.

@@ -98,8 +98,10 @@ def test_a_confirmed_meeting_gets_its_zoom_link_in_the_confirmation_and_loses_it
 
     rows = school.outbox_rows(meeting.id)
     kinds = [r.kind for r in rows if r.state == outbox.PENDING]
-    # The Zoom meeting first, then the calendar write, then the emails that carry the link.
-    assert kinds[kinds.index(outbox.VIDEO) :] == [outbox.VIDEO, outbox.CALENDAR, outbox.EMAIL]
+    # The Zoom meeting first, then the calendar write; the confirmation, which carries the
+    # link, waits for the link (the decision on the made room writes it).
+    assert kinds[kinds.index(outbox.VIDEO) :] == [outbox.VIDEO, outbox.CALENDAR]
+    assert school.meeting(meeting.id).link_pending
 
     server = MemoryCalendars(tz=school.config.tz)
     with db.read() as session:
@@ -111,9 +113,7 @@ def test_a_confirmed_meeting_gets_its_zoom_link_in_the_confirmation_and_loses_it
     clock = [school.now + timedelta(hours=1)]
 
     def email(row: Outbox) -> None:
-        from ptm_sync.app.outbox.deliver import with_current_link
-
-        sent.append(email_of(with_current_link(db, row, outbox.payload(row))))
+        sent.append(email_of(outbox.payload(row)))
 
     deliverers = {
         outbox.EMAIL: email,
@@ -123,6 +123,7 @@ def test_a_confirmed_meeting_gets_its_zoom_link_in_the_confirmation_and_loses_it
     report = outbox.flush(db, deliverers, clock=lambda: clock[0])
     assert report.dead == 0
     url = school.meeting(meeting.id).video_url
+    assert not school.meeting(meeting.id).link_pending
     [zoom_id] = fake_zoom.meetings
     assert meeting_id_of(url) == zoom_id
     confirmation = parse_email(sent[-1])

@@ -61,13 +61,14 @@ from ptm_sync.adapters.store import (
     Outbox,
     Teacher,
 )
-from ptm_sync.app.booking.apply import record_calendar_event
+from ptm_sync.app.booking.apply import Applier
 from ptm_sync.app.channels import replies as inbound
 from ptm_sync.app.channels import staff
 from ptm_sync.app.channels import teacher_calendar as teacher_changes
 from ptm_sync.app.channels.replies import Outcome
 from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.app.services import expire_holds
+from ptm_sync.core.booking.events import CalendarWritten
 from ptm_sync.core.booking.notices import email_of
 from ptm_sync.core.errors import BookingRefused, SlotTaken
 from ptm_sync.core.model import Interval
@@ -588,7 +589,10 @@ class BookingModel(RuleBasedStateMachine):
                 .where(Outbox.meeting_id == mid, Outbox.kind == outbox.CALENDAR)
                 .values(state=outbox.DONE)
             )
-            record_calendar_event(session, mid, f"/cal/{meeting.uid}.ics", f"ours-{self.etags}")
+            written = CalendarWritten(href=f"/cal/{meeting.uid}.ics", etag=f"ours-{self.etags}")
+            Applier(self.school.config, now=self.now, video=self.school.video).handle(
+                session, meeting, written
+            )
             calendar = session.scalars(
                 select(Calendar).where(Calendar.teacher_id == meeting.teacher_id)
             ).one()

@@ -31,6 +31,16 @@ def postgres_schema_url(base: str, schema: str) -> str:
     return f"{base}{joiner}options={quote(f'-csearch_path={schema}')}"
 
 
+#: Ends the server sessions that hold a lock on a relation of the schema.
+_END_HOLDERS = """
+SELECT pg_terminate_backend(l.pid)
+FROM pg_locks l
+JOIN pg_class c ON c.oid = l.relation
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = :schema AND l.pid <> pg_backend_pid()
+"""
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A URL to an empty PostgreSQL schema of its own."""
@@ -48,6 +58,9 @@ def postgres_url() -> Iterator[str]:
         yield postgres_schema_url(base, schema)
     finally:
         with admin.begin() as conn:
+            # A connection a fault test cut may still hold locks in the schema on the
+            # server's side: end it, so that the DROP never waits for it.
+            conn.execute(text(_END_HOLDERS), {"schema": schema})
             conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         admin.dispose()
 

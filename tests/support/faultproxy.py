@@ -31,9 +31,15 @@ PASS, DELAY, RESET, HALF_OPEN, FREEZE = "pass", "delay", "reset", "half-open", "
 
 
 def _rst(sock: socket.socket) -> None:
-    """Close with a TCP RST instead of a FIN (SO_LINGER with a zero timeout)."""
+    """Close with a TCP RST instead of a FIN (SO_LINGER with a zero timeout).
+
+    The socket is shut for reading first: a pump thread blocked in ``recv()`` on it holds
+    the kernel's socket, and a bare ``close()`` would then send nothing at all (the peer, a
+    database server holding locks for an open transaction, would wait for ever)."""
     with suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
     with suppress(OSError):
         sock.close()
 
@@ -121,6 +127,8 @@ class FaultProxy:
             self._listener.close()
         for link in links:
             for sock in link.sockets():
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # wakes a pump blocked in recv()
                 with suppress(OSError):
                     sock.close()
         self._thread.join(timeout=5)

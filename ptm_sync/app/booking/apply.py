@@ -214,7 +214,7 @@ class Applier:
         if after is not None and meeting_id is not None:
             self._zoom(session, after, meeting_id)
         if after is not None and decision.calendar is not CalendarAction.NONE:
-            self._calendar(session, after, meeting_id)
+            self._calendar(session, after, meeting_id, decision.rule)
         for letter in letters(decision, self.head, self.now):
             self._letter(session, letter, meeting_id)
         if decision.waitlist is not None:
@@ -245,6 +245,7 @@ class Applier:
             hold_until=meeting.hold_until,
             reproposals=meeting.reproposals,
             replaces_id=meeting.replaces,
+            link_pending=meeting.link_pending,
             created_at=self.now,
             updated_at=self.now,
         )
@@ -276,6 +277,8 @@ class Applier:
         row.start, row.end = after.start, after.end
         row.hold_until = after.hold_until
         row.partstat = _family_answer(after, decision.asker, row.partstat)
+        row.video_url, row.link_pending = after.video_url, after.link_pending
+        row.remote_href, row.remote_etag = after.remote_href, after.remote_etag
         row.updated_at = self.now
         asker = after.party(decision.asker) if decision.asker is not None else None
         if asker is not None and asker.reply_sequence is not None:
@@ -364,13 +367,17 @@ class Applier:
             session, key=key, kind=outbox.VIDEO, payload=action, now=self.now, meeting_id=meeting_id
         )
 
-    def _calendar(self, session: Session, meeting: MeetingView, meeting_id: int | None) -> None:
+    def _calendar(
+        self, session: Session, meeting: MeetingView, meeting_id: int | None, rule: str
+    ) -> None:
         """Bring the teacher's calendar in line with the meeting (delivered by the outbox,
-        which reads the meeting as it is then)."""
+        which reads the meeting as it is then).  A Zoom link made after the write is a
+        write of its own (the version's key is taken by the first)."""
         assert meeting.state is not None
+        linked = ":linked" if rule.startswith("video-made") else ""
         outbox.enqueue(
             session,
-            key=f"calendar:{meeting.uid}:{meeting.sequence}:{meeting.state.value}",
+            key=f"calendar:{meeting.uid}:{meeting.sequence}:{meeting.state.value}{linked}",
             kind=outbox.CALENDAR,
             payload={"meeting_id": meeting_id},
             now=self.now,
@@ -477,24 +484,6 @@ class Applier:
 
 #: ``remote_href`` while a create is in flight: the event may exist, and where is unknown.
 CREATING = "creating:"
-
-
-def record_calendar_event(
-    session: Session,
-    meeting_id: int,
-    href: str | None,
-    etag: str | None,
-    join_url: str = "",
-) -> None:
-    """Remember where the meeting's event lives in the teacher's calendar (the outbox's
-    calendar deliverer calls this after a write), and the online meeting's joining URL
-    when the calendar system made one (Teams, Meet) and the meeting had no link yet."""
-    row = session.get(Meeting, meeting_id)
-    if row is not None:
-        row.remote_href, row.remote_etag = href, etag
-        if join_url and not row.video_url:
-            row.video_url = join_url
-        session.flush()
 
 
 def enqueue_email(

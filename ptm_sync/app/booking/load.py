@@ -24,6 +24,7 @@ from ptm_sync.adapters.store import (
     Teacher,
 )
 from ptm_sync.app.read.availability import TimesRows, free_of, times_rows
+from ptm_sync.app.video_links import link_source
 from ptm_sync.config.settings import Config, PeriodConfig
 from ptm_sync.core.booking.addresses import booking_address
 from ptm_sync.core.booking.values import (
@@ -40,7 +41,7 @@ from ptm_sync.core.booking.values import (
     StudentInfo,
     TeacherInfo,
 )
-from ptm_sync.core.model import ACTIVE_STATES, Interval, MeetingFormat, MeetingState
+from ptm_sync.core.model import ACTIVE_STATES, Interval, LinkSource, MeetingFormat, MeetingState
 
 _ACTIVE = [s.value for s in ACTIVE_STATES]
 
@@ -124,6 +125,9 @@ def view(config: Config, meeting: Meeting, teacher: Teacher) -> MeetingView:
         location=meeting.location,
         reproposals=meeting.reproposals,
         replaces=meeting.replaces_id,
+        remote_href=meeting.remote_href,
+        remote_etag=meeting.remote_etag,
+        link_pending=meeting.link_pending,
     )
 
 
@@ -183,6 +187,14 @@ def parties(
     return list(people.values())
 
 
+def link_from(config: Config, period: PeriodConfig, account: str) -> LinkSource:
+    """Where the video link of a meeting of ``period`` with a teacher on ``account`` comes
+    from (:func:`~ptm_sync.app.video_links.link_source`; none in an in-person period)."""
+    if period.format == MeetingFormat.IN_PERSON:
+        return LinkSource.NONE
+    return link_source(config, account)
+
+
 def location(period: PeriodConfig, teacher: Teacher) -> str:
     """Where an in-person meeting happens: the period's template with the teacher's room."""
     if period.format == MeetingFormat.VIDEO:
@@ -237,6 +249,7 @@ def context(
         is_guardian=is_guardian,
         in_roster=in_roster,
         location=location(period, teacher),
+        link_from=link_from(config, period, teacher.account),
     )
     replaced: set[int] = set()
     if PENDING in needs:

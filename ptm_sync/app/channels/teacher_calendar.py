@@ -25,7 +25,7 @@ from sqlalchemy import bindparam, func, select
 
 from ptm_sync.adapters.store import BusyTime, Calendar, CalendarEvent, Database, Meeting, Outbox
 from ptm_sync.adapters.video.providers import VideoProvider
-from ptm_sync.app.booking.apply import CREATING, Applier, record_calendar_event
+from ptm_sync.app.booking.apply import CREATING, Applier
 from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.config.settings import Config
 from ptm_sync.core.booking.decide import APPLIED
@@ -79,11 +79,11 @@ def follow(
             moved = Interval(found[1], found[2]).utc()
             if moved == Interval(start, end).utc():
                 continue  # edited, not moved: nothing the parents need to hear
-            event: TeacherMoved | TeacherRemoved = TeacherMoved(slot=moved)
+            event: TeacherMoved | TeacherRemoved = TeacherMoved(slot=moved, etag=found[0])
         else:
             event = TeacherRemoved()  # deleted, or cancelled (it blocks no time any more)
         try:
-            changed += _decide(db, config, meeting_id, event, found, now=now, video=video)
+            changed += _decide(db, config, meeting_id, event, now=now, video=video)
         except SlotTaken:
             # Moved onto a time another meeting holds: told in the log, nothing moved.
             log.warning("meeting %d: the teacher moved it onto a taken time", meeting_id)
@@ -95,7 +95,6 @@ def _decide(
     config: Config,
     meeting_id: int,
     event: TeacherMoved | TeacherRemoved,
-    found: tuple[str | None, datetime | None, datetime | None] | None,
     *,
     now: datetime,
     video: VideoProvider,
@@ -106,10 +105,8 @@ def _decide(
             return 0
         decision = Applier(config, now=now, video=video).handle(session, meeting, event)
         if decision.outcome == APPLIED:
-            # The teacher's version is now the one we know.
-            etag = found[0] if found is not None else None
-            href = meeting.remote_href if found is not None else None
-            record_calendar_event(session, meeting_id, href, etag)
+            # The teacher's version (its ETag, or no event) is now the one we know: the
+            # decision says so.
             log.info("meeting %d: %s in the teacher's calendar", meeting_id, decision.rule)
             return 1
     return 0

@@ -4,69 +4,50 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any
-
-from sqlalchemy import select
+from datetime import UTC, datetime
 
 from connectors.base import CalendarConnector, CalendarRef, MeetingEvent, RemoteRef
 from ptm_sync.adapters.mail.smtp import SmtpSender
 from ptm_sync.adapters.store import Database, Guardian, Meeting, Outbox, Student, Teacher
+from ptm_sync.adapters.video.providers import NoVideo
 from ptm_sync.adapters.video.zoom import ZoomClient
-from ptm_sync.app.booking.apply import CREATING, record_calendar_event
+from ptm_sync.app.booking.apply import CREATING, Applier
 from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.app.sync import Connectors
 from ptm_sync.app.video_links import CALENDAR, link_source
 from ptm_sync.config.settings import Config
+from ptm_sync.core.booking.decide import APPLIED
+from ptm_sync.core.booking.events import CalendarWritten, Event, VideoLinkMade
 from ptm_sync.core.booking.notices import email_of
+from ptm_sync.core.booking.values import Decision
 from ptm_sync.core.errors import NotFound, PtmError, WrongEtag
 from ptm_sync.core.model import MeetingFormat, MeetingState
 from ptm_sync.ops.crashpoints import crash_point
 
 
 class EmailDeliverer:
-    """Sends outbox emails over one SMTP connection for the whole batch.
-
-    A letter about a meeting whose video link was made after the letter was written (Teams
-    or Meet by the calendar write, Zoom by its outbox row: all delivered before the letter)
-    carries the link as the meeting has it when the letter is sent.
-    """
+    """Sends outbox emails over one SMTP connection for the whole batch, as written: a
+    letter that carries a video link made after confirmation was written when the link was
+    made (:mod:`ptm_sync.core.booking.written`)."""
 
     def __init__(
         self,
         config: Config,
         *,
         tls_context: ssl.SSLContext | None = None,
-        db: Database | None = None,
     ) -> None:
         if config.mail is None or config.mail.smtp is None:
             raise PtmError("[mail.smtp] is not configured: emails cannot be sent")
         self.sender = SmtpSender(config.mail.smtp, tls_context=tls_context)
-        self.db = db
 
     def __call__(self, row: Outbox) -> None:
-        data = with_current_link(self.db, row, outbox.payload(row))
+        data = outbox.payload(row)
         raw = email_of(data)
         self.sender.send(raw, sender=data["from"], recipients=data["to"])
         crash_point("after-send")
 
     def close(self) -> None:
         self.sender.close()
-
-
-def with_current_link(db: Database | None, row: Outbox, data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` with its letter's video link filled in from the meeting, when the letter
-    has none and the meeting has one now (see :class:`EmailDeliverer`)."""
-    letter = data.get("letter")
-    if db is None or row.meeting_id is None or not isinstance(letter, dict):
-        return data
-    if letter.get("video_url") or letter.get("location"):
-        return data
-    with db.read() as session:
-        url = session.scalar(select(Meeting.video_url).where(Meeting.id == row.meeting_id))
-    if not url:
-        return data
-    return {**data, "letter": {**letter, "video_url": url}}
 
 
 def teacher_event(
@@ -129,7 +110,10 @@ class CalendarDeliverer:
     Before a create the meeting is marked :data:`CREATING` in its own transaction: a crash
     after the server took the event but before its href was stored leaves that mark, and the
     next delivery finds the event again by UID (``create_event`` is idempotent) — to keep
-    it, or to remove it when the meeting has ended meanwhile.
+    it, or to remove it when the meeting has ended meanwhile.  What a write brings back
+    (where the event lives, its ETag, a joining link the system made) is an event for the
+    booking core (:class:`~ptm_sync.core.booking.events.CalendarWritten`), written by the
+    applier: a Teams or Meet link then reaches the parents in their confirmation.
     """
 
     def __init__(
@@ -203,14 +187,13 @@ class CalendarDeliverer:
         return connector.create_event(ref, event)
 
     def _store(self, meeting_id: int, remote: RemoteRef | None) -> None:
-        with self.db.write() as session:
-            record_calendar_event(
-                session,
-                meeting_id,
-                remote.href if remote else None,
-                remote.etag if remote else None,
-                remote.join_url if remote else "",
-            )
+        event = CalendarWritten(
+            href=remote.href if remote else None,
+            etag=remote.etag if remote else None,
+            join_url=remote.join_url if remote else "",
+            in_flight=remote is not None and remote.href == CREATING,
+        )
+        _apply(self.db, self.config, self.clock(), meeting_id, event)
 
 
 class VideoDeliverer:
@@ -222,8 +205,11 @@ class VideoDeliverer:
     stored makes a second Zoom meeting on the retry; the first is never shared with anyone.
     """
 
-    def __init__(self, db: Database, config: Config) -> None:
+    def __init__(
+        self, db: Database, config: Config, clock: Callable[[], datetime] | None = None
+    ) -> None:
         self.db, self.config = db, config
+        self.clock = clock or (lambda: datetime.now(UTC))
         self._client: ZoomClient | None = None
 
     @property
@@ -247,13 +233,25 @@ class VideoDeliverer:
         made = self.client.create_meeting(
             f"Parent-teacher conference, {self.config.school.name}", start, minutes
         )
-        with self.db.write() as session:
-            meeting = session.get(Meeting, meeting_id)
-            if meeting is not None and not meeting.video_url:
-                meeting.video_url = made.join_url
-                return
-        self.client.delete_meeting(made.id)  # the meeting ended or got a link meanwhile
+        decision = _apply(
+            self.db, self.config, self.clock(), meeting_id, VideoLinkMade(url=made.join_url)
+        )
+        if decision is None or decision.outcome != APPLIED:
+            self.client.delete_meeting(made.id)  # the meeting ended or got a link meanwhile
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+
+
+def _apply(
+    db: Database, config: Config, now: datetime, meeting_id: int, event: Event
+) -> Decision | None:
+    """Hand what a write brought back to the booking core, in its own transaction; None
+    when the meeting is gone (purged meanwhile)."""
+    with db.write() as session:
+        meeting = session.get(Meeting, meeting_id, with_for_update=True)
+        if meeting is None:
+            return None
+        # No meeting is created from a write's result: the video provider is never asked.
+        return Applier(config, now=now, video=NoVideo(config.video)).handle(session, meeting, event)

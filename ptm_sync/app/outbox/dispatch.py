@@ -183,7 +183,7 @@ class Dispatcher:
         #: teacher deleted).  Emails never wait for it.
         self.calendar_guard = calendar_guard
         self.calendar = CalendarDeliverer(db, config, connectors, clock)
-        self.video = VideoDeliverer(db, config)
+        self.video = VideoDeliverer(db, config, clock)
         self.tls_context = tls_context
         self.stopping = threading.Event()
         self._workers = [_Worker(d, Breaker(threshold=patience)) for d in destinations(config)]
@@ -312,7 +312,7 @@ class Dispatcher:
         destination, breaker = worker.destination, worker.breaker
         guard: AbstractContextManager[object] = nullcontext()
         if destination.kind == outbox.EMAIL:
-            email = EmailDeliverer(self.config, tls_context=self.tls_context, db=self.db)
+            email = EmailDeliverer(self.config, tls_context=self.tls_context)
             deliverer: outbox.Deliverer = email
         elif destination.kind == outbox.VIDEO:
             email, deliverer = None, self.video

@@ -17,6 +17,7 @@ from icalendar.enums import PARTSTAT
 from ptm_sync.core.booking.answers import answer, counter, refresh
 from ptm_sync.core.booking.events import (
     Answer,
+    CalendarWritten,
     Completed,
     Counter,
     Event,
@@ -32,6 +33,7 @@ from ptm_sync.core.booking.events import (
     Supersede,
     TeacherMoved,
     TeacherRemoved,
+    VideoLinkMade,
 )
 from ptm_sync.core.booking.lifecycle import expire, supersede, teacher_moved, teacher_removed
 from ptm_sync.core.booking.office import (
@@ -61,6 +63,7 @@ from ptm_sync.core.booking.values import (
     Decision,
     MeetingView,
 )
+from ptm_sync.core.booking.written import calendar_written, video_made
 from ptm_sync.core.model import MeetingState
 
 __all__ = ["APPLIED", "DUPLICATE", "QUARANTINED", "REFUSED", "STALE", "decide", "needs"]
@@ -114,6 +117,10 @@ def decide(meeting: MeetingView, event: Event, ctx: Context) -> Decision:
             return teacher_moved(meeting, event, ctx)
         case TeacherRemoved():
             return teacher_removed(meeting, ctx)
+        case CalendarWritten():
+            return calendar_written(meeting, event, ctx)
+        case VideoLinkMade():
+            return video_made(meeting, event, ctx)
     raise TypeError(f"not a booking event: {event!r}")  # pragma: no cover - typed above
 
 

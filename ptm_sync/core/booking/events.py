@@ -155,14 +155,40 @@ class Supersede:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TeacherMoved:
-    """Sync found our event in the teacher's calendar at another time (``slot``)."""
+    """Sync found our event in the teacher's calendar at another time (``slot``), as the
+    version ``etag`` (the teacher's version is then the one we know)."""
 
     slot: Interval
+    etag: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TeacherRemoved:
     """Sync found our event deleted or cancelled in the teacher's calendar."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CalendarWritten:
+    """The outbox wrote the meeting's event in the teacher's calendar (DESIGN §6).
+
+    ``href`` / ``etag``: where the event lives now and its version (None: removed);
+    ``join_url``: the joining link the calendar system made with the event (Teams on
+    Microsoft Graph ``onlineMeeting.joinUrl``, Meet on Google ``conferenceData``), "" for
+    none.  ``in_flight``: a create is about to be sent (``href`` is the marker that says
+    so); nothing else follows from it.
+    """
+
+    href: str | None
+    etag: str | None = None
+    join_url: str = ""
+    in_flight: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VideoLinkMade:
+    """The outbox made the meeting's video room (Zoom): its joining ``url``."""
+
+    url: str
 
 
 Event = (
@@ -181,4 +207,6 @@ Event = (
     | Supersede
     | TeacherMoved
     | TeacherRemoved
+    | CalendarWritten
+    | VideoLinkMade
 )

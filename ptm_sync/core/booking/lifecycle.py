@@ -42,9 +42,16 @@ def teacher_moved(meeting: MeetingView, event: TeacherMoved, ctx: Context) -> De
             "the teacher moved the event; the parent is asked to move it",
             asker=asker,
             alternatives=(event.slot.utc(),),
+            updated=replace(meeting, remote_etag=event.etag),
         )
     parties = tuple(replace(p, partstat=PARTSTAT.NEEDS_ACTION) for p in meeting.parties)
-    moved = replace(meeting, start=event.slot.start, end=event.slot.end, parties=parties)
+    moved = replace(
+        meeting,
+        start=event.slot.start,
+        end=event.slot.end,
+        parties=parties,
+        remote_etag=event.etag,  # the teacher's version is now the one we know
+    )
     return make(
         row_for(meeting.state, "teacher-moved"),
         meeting,
@@ -68,13 +75,16 @@ def teacher_removed(meeting: MeetingView, ctx: Context) -> Decision:
             asker=meeting.parties[0].guardian_id,
             notice_reason=why,
             alternatives=admission.alternatives_for(meeting.slot, ctx),
+            updated=replace(meeting, remote_href=None, remote_etag=None),
         )
+    gone = replace(meeting, remote_href=None, remote_etag=None)
     removed = make(
         row_for(meeting.state, "teacher-removed"),
         meeting,
         ctx,
         "removed from the teacher's calendar",
         notice_reason="the teacher can no longer meet at this time",
+        updated=gone,
     )
     # DESIGN §3: a CANCEL to the parent and a new proposal.
     return with_next_step(removed, replace(meeting, reproposals=0), ctx)

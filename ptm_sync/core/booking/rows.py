@@ -6,8 +6,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ptm_sync.core.booking.admission import Admission
-from ptm_sync.core.booking.table import NEW, OPEN, SAME, Row
-from ptm_sync.core.booking.values import Context, Decision, History, MeetingView, WaitlistEntry
+from ptm_sync.core.booking.table import CARRY_THE_LINK, NEW, OPEN, SAME, Row
+from ptm_sync.core.booking.values import (
+    CalendarAction,
+    Context,
+    Decision,
+    History,
+    MeetingView,
+    WaitlistEntry,
+)
 from ptm_sync.core.model import Interval, MeetingState
 
 APPLIED, STALE, DUPLICATE, REFUSED = "applied", "stale", "duplicate", "refused"
@@ -66,6 +73,11 @@ def make(
         )
         for n in row.notices
     )
+    if after is not None and _waits_for_link(row, after, ctx):
+        # The link is made with the teacher's event (Teams, Meet) or by the outbox (Zoom)
+        # once the meeting is confirmed: the messages that carry it go when it is made.
+        notices = tuple(n for n in notices if n.template not in CARRY_THE_LINK)
+        after = replace(after, link_pending=True)
     released = None
     if row.releases and meeting.state is not NEW:
         moved = after is not None and after.state in OPEN and after.slot != meeting.slot
@@ -93,6 +105,17 @@ def make(
         releases=released,
         waitlist=waitlist,
         overrides=overrides,
+    )
+
+
+def _waits_for_link(row: Row, after: MeetingView, ctx: Context) -> bool:
+    """Whether the row confirms a meeting whose video link is still to be made."""
+    return (
+        after.state is MeetingState.CONFIRMED
+        and row.calendar is CalendarAction.WRITE
+        and not after.video_url
+        and ctx.link_from.later
+        and any(n.template in CARRY_THE_LINK for n in row.notices)
     )
 
 

@@ -18,6 +18,9 @@ Read it as the school's procedure:
 * request — a REQUEST to a teacher's booking address, decided like a room mailbox (REPLY
   ACCEPTED or DECLINED; the parent stays organizer);
 * staff-… — staff act for a family; teacher-… — the teacher changed our event;
+* calendar-written, link-made, video-made — the outbox wrote the teacher's event or made
+  the video room: where the event lives, and the confirmation that waited for the link
+  (Teams, Meet or Zoom are made only once the meeting is confirmed: DESIGN §3);
 * expire, supersede, complete — the deadline passed, another meeting took over, the
   meeting happened.
 """
@@ -61,6 +64,7 @@ INVITE = _n("invitation", "REQUEST")
 REPROPOSE = _n("reproposal", "REQUEST")
 WAITLIST_OFFER = _n("waitlist_offer", "REQUEST")
 CONFIRM = _n("confirmation", "REQUEST")
+BOOKED_DETAILS = _n("booking_details", None, ASKER)
 MOVED = _n("moved", "REQUEST")
 CURRENT = _n("current", "REQUEST", ASKER)
 CANCEL = _n("cancellation", "CANCEL")
@@ -72,7 +76,9 @@ SUPERSEDED_NOTE = _n("superseded", "CANCEL")
 REMOVED = _n("removed", "CANCEL")
 DECLINE_COUNTER = _n("counter_declined", "DECLINECOUNTER", ASKER)
 BOOKED = _n("booking_accepted", "REPLY", ASKER, partstat=PARTSTAT.ACCEPTED)
-BOOKED_DETAILS = _n("booking_details", None, ASKER)
+#: The messages (by template) that carry the meeting's video link: when the link is made
+#: after confirmation (Teams, Meet, Zoom), they wait for it (the link-made rows send them).
+CARRY_THE_LINK = frozenset({CONFIRM.template, BOOKED_DETAILS.template})
 NOT_BOOKED = _n("booking_declined", "REPLY", ASKER, partstat=PARTSTAT.DECLINED)
 WITHDRAWN = _n("booking_cancelled", "REPLY", ASKER, partstat=PARTSTAT.DECLINED)
 PLEASE_MOVE = _n("moved_booked", None, ASKER)
@@ -151,6 +157,12 @@ TABLE: tuple[Row, ...] = (
     _row("teacher-moved-booked", C,         SAME,       False, (PLEASE_MOVE,),           NONE,   TEACHER),
     _row("teacher-removed",      C,         CANCELLED,  True,  (REMOVED,),               NONE,   TEACHER, True),
     _row("teacher-removed-booked", C,       CANCELLED,  False, (WITHDRAWN,),             NONE,   TEACHER, True),
+    # --- the outbox's writes: where the event lives, the video link made after confirmation --
+    _row("calendar-written",     ANY,       SAME,       False, (),                       NONE,   SYSTEM),
+    _row("link-made",            C,         SAME,       False, (CONFIRM,),               NONE,   SYSTEM),
+    _row("link-made-booked",     C,         SAME,       False, (BOOKED_DETAILS,),        NONE,   SYSTEM),
+    _row("video-made",           C,         SAME,       False, (CONFIRM,),               WRITE,  SYSTEM),
+    _row("video-made-booked",    C,         SAME,       False, (BOOKED_DETAILS,),        WRITE,  SYSTEM),
     # --- deadlines and the record ------------------------------------------------------------
     _row("expire",               P,         EXPIRED,    True,  (EXPIRED_NOTE,),          NONE,   SYSTEM,  True),
     _row("supersede",            P,         SUPERSEDED, True,  (SUPERSEDED_NOTE,),       NONE,   SYSTEM,  True),

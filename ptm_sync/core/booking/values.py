@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from icalendar.enums import PARTSTAT
 
-from ptm_sync.core.model import Actor, Interval, MeetingState, Window
+from ptm_sync.core.model import Actor, Interval, LinkSource, MeetingState, Window
 
 #: Parts of a :class:`Context` the store can provide; :func:`ptm_sync.core.booking.decide.needs`
 #: names the ones an event needs, so that an Accept costs no slot computation.
@@ -113,6 +113,13 @@ class MeetingView:
     location: str = ""
     reproposals: int = 0
     replaces: int | None = None  # the meeting this one was proposed after (re-proposal)
+    #: Where our event lives in the teacher's calendar and its ETag (None: not written, or
+    #: removed); the connector's ``RemoteRef``.
+    remote_href: str | None = None
+    remote_etag: str | None = None
+    #: The parents' confirmation waits for the video link (Teams, Meet or Zoom, made after
+    #: the meeting was confirmed): it goes when the link is made (DESIGN §3).
+    link_pending: bool = False
 
     @property
     def slot(self) -> Interval:
@@ -211,6 +218,8 @@ class Context:
     is_guardian: bool = True
     in_roster: bool = True
     location: str = ""  # where an in-person meeting of this teacher happens
+    #: Where this meeting's video link comes from (``none`` in an in-person period).
+    link_from: LinkSource = LinkSource.NONE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
