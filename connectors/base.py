@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
+# The event we write is built by the booking core (the teacher's copy of a meeting).
+from ptm_sync.core.booking.teacher_copy import Attendee as Attendee
+from ptm_sync.core.booking.teacher_copy import MeetingEvent as MeetingEvent
 from ptm_sync.core.errors import ConnectorError, Unsupported, UserError
 from ptm_sync.core.model import Busy, Interval, as_utc
 
@@ -99,38 +102,6 @@ class FreeBusy:
 
 #: :meth:`CalendarConnector.free_busy`'s answer: each calendar asked, with its own result.
 FreeBusyAnswer = dict[CalendarRef, FreeBusy | ConnectorError]
-
-
-@dataclass(frozen=True, slots=True)
-class Attendee:
-    email: str
-    name: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class MeetingEvent:
-    """The event we write into a teacher's calendar for a meeting.
-
-    It never triggers server-side scheduling (DESIGN §4): CalDAV attendees carry
-    ``SCHEDULE-AGENT=CLIENT``; Graph, EWS and Google get no attendees at all.
-    """
-
-    uid: str
-    start: datetime
-    end: datetime
-    summary: str
-    description: str = ""
-    location: str = ""
-    video_url: str = ""
-    sequence: int = 0
-    status: str = "CONFIRMED"
-    private: bool = True
-    organizer: str = ""
-    attendees: tuple[Attendee, ...] = field(default_factory=tuple)
-    #: Ask the calendar system for an online meeting (Teams, Meet) with the event; only a
-    #: connector with :attr:`Capability.ONLINE_MEETINGS` honours it (the others ignore it).
-    #: Its joining URL comes back in :attr:`RemoteRef.join_url`.
-    online_meeting: bool = False
 
 
 class Capability(StrEnum):

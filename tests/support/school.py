@@ -74,6 +74,14 @@ class School:
     calendars: dict[str, str] = field(default_factory=dict)
     extra_config: str = ""
     families: list[Family] = field(default_factory=lambda: list(FAMILIES))
+    #: The ``[video]`` table's keys.
+    video: str = f'provider = "jitsi"\nbase_url = "{VIDEO_BASE}"'
+    #: More ``[[accounts]]`` tables, and the teachers whose calendar is there:
+    #: email -> (account id, calendar).
+    accounts: str = ""
+    elsewhere: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: The period's ``format`` ("" for the default).
+    period_format: str = ""
 
     @property
     def config(self) -> Path:
@@ -81,10 +89,15 @@ class School:
 
     def write(self) -> None:
         for email_, _, _ in TEACHERS:
-            if email_ not in self.calendars:
+            if email_ in self.elsewhere:
+                self.calendars[email_] = self.elsewhere[email_][1]
+            elif email_ not in self.calendars:
                 self.calendars[email_] = make_calendar(self.caldav)
         lines = ["email,name,account,calendar,room"]
-        lines += [f"{e},{n},dav,{self.calendars[e]},{r}" for e, n, r in TEACHERS]
+        lines += [
+            f"{e},{n},{self.elsewhere.get(e, ('dav', ''))[0]},{self.calendars[e]},{r}"
+            for e, n, r in TEACHERS
+        ]
         (self.folder / "teachers.csv").write_text("\n".join(lines) + "\n")
         rows = ["student_id,student_name,guardian_email,guardian_name,teacher_email"]
         for sid, student, g_email, g_name, teachers in self.families:
@@ -114,8 +127,7 @@ port = {self.smtp_port}
 
 {imap}
 [video]
-provider = "jitsi"
-base_url = "{VIDEO_BASE}"
+{self.video}
 
 [[accounts]]
 id = "dav"
@@ -123,6 +135,7 @@ type = "caldav"
 url = "{self.caldav.url}"
 username = "{self.caldav.username}"
 password = "{self.caldav.password or ""}"
+{self.accounts}
 
 [[periods]]
 id = "spring"
@@ -131,6 +144,7 @@ slot_minutes = 15
 gap_minutes = 5
 hold_hours = 48
 windows = ["{self.day}T15:00/17:00"]
+{f'format = "{self.period_format}"' if self.period_format else ""}
 {self.extra_config}
 """
         )

@@ -228,7 +228,7 @@ class Meeting(Base):
     remote_href: Mapped[str | None] = mapped_column(Text, nullable=True)
     remote_etag: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: The parents' confirmation waits for the video link made after confirmation.
-    link_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    link_pending: Mapped[bool] = mapped_column(Boolean, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     students: Mapped[list[MeetingStudent]] = relationship(

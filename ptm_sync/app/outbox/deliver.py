@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from connectors.base import CalendarConnector, CalendarRef, MeetingEvent, RemoteRef
+from connectors.base import CalendarConnector, CalendarRef, RemoteRef
 from ptm_sync.adapters.mail.smtp import SmtpSender
-from ptm_sync.adapters.store import Database, Guardian, Meeting, Outbox, Student, Teacher
+from ptm_sync.adapters.store import Database, Meeting, Outbox, Teacher
 from ptm_sync.adapters.video.providers import NoVideo
 from ptm_sync.adapters.video.zoom import ZoomClient
+from ptm_sync.app.booking import load
 from ptm_sync.app.booking.apply import CREATING, Applier
 from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.app.sync import Connectors
-from ptm_sync.app.video_links import CALENDAR, link_source
 from ptm_sync.config.settings import Config
 from ptm_sync.core.booking.decide import APPLIED
 from ptm_sync.core.booking.events import CalendarWritten, Event, VideoLinkMade
 from ptm_sync.core.booking.notices import email_of
+from ptm_sync.core.booking.teacher_copy import MeetingEvent, teacher_copy
 from ptm_sync.core.booking.values import Decision
 from ptm_sync.core.errors import NotFound, PtmError, WrongEtag
-from ptm_sync.core.model import MeetingFormat, MeetingState
+from ptm_sync.core.model import LinkSource, MeetingState
 from ptm_sync.ops.crashpoints import crash_point
 
 
@@ -50,54 +51,17 @@ class EmailDeliverer:
         self.sender.close()
 
 
-def teacher_event(
-    config: Config,
-    meeting: Meeting,
-    teacher: Teacher,
-    guardians: Sequence[Guardian],
-    students: Sequence[Student],
-) -> MeetingEvent:
-    """The event in the teacher's calendar: private, summary from the template, no attendees.
-
-    The parents (every guardian of the meeting, the primary first) are named in the
-    description, not as ATTENDEEs, so no server ever sends scheduling messages on our
-    behalf (DESIGN §4).
-    """
-    firsts = [s.name.split()[0] for s in students if s.name.strip()]
-    values = {
-        "student_first": " & ".join(firsts),
-        "students": ", ".join(s.name for s in students),
-        "guardian": " & ".join(g.name for g in guardians),
-        "teacher": teacher.name,
-    }
-    try:
-        summary = config.templates.summary.format(**values)
-    except (KeyError, IndexError, ValueError):
-        summary = "Conference: {student_first} ({guardian})".format(**values)
-    lines = [
-        "Parent-teacher conference with "
-        + " and ".join(f"{g.name} <{g.email}>" for g in guardians),
-        f"About: {values['students']}" if students else "",
-        f"Video call: {meeting.video_url}" if meeting.video_url else "",
-        f"Place: {meeting.location}" if meeting.location and not meeting.video_url else "",
-        f"Booked through ptm-sync; changes: {config.school.contact}",
-    ]
-    period = next((p for p in config.periods if p.id == meeting.period_id), None)
-    in_person = period is not None and period.format == MeetingFormat.IN_PERSON
-    return MeetingEvent(
-        uid=meeting.uid,
-        start=meeting.start,
-        end=meeting.end,
-        summary=summary,
-        description="\n".join(line for line in lines if line),
-        location=meeting.video_url or meeting.location,
-        video_url=meeting.video_url,
-        sequence=meeting.sequence,
-        status="CONFIRMED",
-        private=True,
-        online_meeting=not meeting.video_url
-        and not in_person
-        and link_source(config, teacher.account) == CALENDAR,
+def teacher_event(config: Config, meeting: Meeting, teacher: Teacher) -> MeetingEvent:
+    """The meeting (with its guardians and students loaded) as the teacher's private event
+    (:func:`~ptm_sync.core.booking.teacher_copy.teacher_copy`); the calendar system is asked
+    for the video link when it makes the meeting's link (Teams, Meet)."""
+    view = load.view(config, meeting, teacher)
+    online = load.link_from(config, config.period(view.period), teacher.account)
+    return teacher_copy(
+        view,
+        summary_template=config.templates.summary,
+        contact=config.school.contact,
+        online_meeting=online is LinkSource.CALENDAR,
     )
 
 
@@ -129,14 +93,7 @@ class CalendarDeliverer:
                 return
             teacher = session.get(Teacher, meeting.teacher_id)
             assert teacher is not None
-            # Every guardian of the meeting, the primary first, then in roster order.
-            links = sorted(
-                meeting.guardians,
-                key=lambda a: (a.guardian_id != meeting.guardian_id, a.guardian_id),
-            )
-            guardians = [a.guardian for a in links]
-            ids = [ms.student_id for ms in meeting.students]
-            students = [s for s in (session.get(Student, i) for i in ids) if s is not None]
+            event = teacher_event(self.config, meeting, teacher)
         ref = CalendarRef(teacher.account, teacher.calendar)
         connector = self.connectors.get(teacher.account)
         creating = meeting.remote_href == CREATING
@@ -145,7 +102,6 @@ class CalendarDeliverer:
             if meeting.remote_href and not creating
             else None
         )
-        event = teacher_event(self.config, meeting, teacher, guardians, students)
         if meeting.state == MeetingState.CONFIRMED:
             if remote is None:
                 remote = self._create(connector, ref, event, meeting_id, creating)

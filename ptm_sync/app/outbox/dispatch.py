@@ -197,7 +197,20 @@ class Dispatcher:
     # --- one pass, waited for (`outbox flush`, commands) ----------------------------------
 
     def flush(self) -> outbox.FlushReport:
-        """Drain every destination in parallel until nothing is due or its breaker opens."""
+        """Drain every destination in parallel until nothing is due or its breaker opens.
+
+        A delivery can make rows of another destination (the calendar write that made a
+        Teams link sends the confirmation that waited for it): rounds repeat while the last
+        one delivered anything, so the command leaves nothing due behind.
+        """
+        total = outbox.FlushReport()
+        while True:
+            done = self._flush_round()
+            total.add(done)
+            if not done.delivered:
+                return total
+
+    def _flush_round(self) -> outbox.FlushReport:
         reports: list[outbox.FlushReport] = []
         failures: list[BaseException] = []
         threads = []
@@ -297,6 +310,10 @@ class Dispatcher:
                     worker.thread = None
                     break
                 worker.again = False
+        if report.delivered and worker.destination.kind != outbox.EMAIL:
+            # A calendar write or a Zoom room can have sent a letter on its way (the
+            # confirmation that waited for the link): the other workers look now.
+            self.kick()
         if report.delivered or report.retried or report.dead:
             log.info(
                 "outbox %s: %d delivered, %d to retry, %d dead",

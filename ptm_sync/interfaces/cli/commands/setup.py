@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from importlib import resources
 from pathlib import Path
 
 from ptm_sync.adapters.files.filemodes import make_private_dir, write_private
@@ -15,7 +16,8 @@ from ptm_sync.config import settings as config_mod
 from ptm_sync.core.errors import PtmError, UserError
 from ptm_sync.ops.redact import mask_urls
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "data" / "ptm-sync.example.toml"
+#: The example config, package data of ptm_sync (found wherever this module lives).
+EXAMPLE = resources.files("ptm_sync").joinpath("data", "ptm-sync.example.toml")
 
 
 #: The example's database line, which ``--state-dir`` points at the state folder.

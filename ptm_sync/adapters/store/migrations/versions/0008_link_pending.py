@@ -19,12 +19,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("meetings") as batch:
-        batch.add_column(
-            sa.Column("link_pending", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    # A plain ADD COLUMN, never a batch copy of ``meetings``: on SQLite a copy would drop and
+    # re-create the table, and the ON DELETE CASCADE of its guardians' rows would empty them.
+    op.add_column(
+        "meetings",
+        sa.Column("link_pending", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("meetings") as batch:
-        batch.drop_column("link_pending")
+    op.drop_column("meetings", "link_pending")
