@@ -24,7 +24,6 @@ from ptm_sync.core.ical.itip import (
     build_reply,
     build_request,
     is_newer,
-    needs_new_sequence,
     parse_calendar,
     read_itip,
 )
@@ -285,26 +284,6 @@ def test_reply_needs_an_organizer_to_answer() -> None:
 def test_invitation_refuses_values_no_client_could_read(change: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         replace(BASE, **change)
-
-
-@pytest.mark.parametrize(
-    ("change", "significant"),
-    [
-        (
-            {"start": BASE.start + timedelta(minutes=15), "end": BASE.end + timedelta(minutes=15)},
-            True,
-        ),
-        ({"status": "CONFIRMED"}, True),
-        ({"location": "Room 7"}, True),
-        ({"video_url": "https://meet.lincoln.example.org/other"}, True),
-        ({"summary": "Conference: Ann"}, False),
-        ({"description": "New text"}, False),
-        ({"dtstamp": STAMP + timedelta(days=1)}, False),
-        ({"partstat": "ACCEPTED"}, False),
-    ],
-)
-def test_significant_changes_need_a_new_sequence(change: dict[str, Any], significant: bool) -> None:
-    assert needs_new_sequence(BASE, replace(BASE, **change)) is significant
 
 
 @pytest.mark.parametrize("inv", [BASE, IN_PERSON, replace(BASE, status="CANCELLED", sequence=4)])

@@ -45,7 +45,6 @@ __all__ = [
     "REQUEST_STATUS_REPEATING_IGNORED",
     "REQUEST_STATUS_SUCCESS",
     "REQUEST_STATUS_UNSUPPORTED",
-    "SIGNIFICANT_FIELDS",
     "Attendee",
     "Invitation",
     "ItipMessage",
@@ -56,7 +55,6 @@ __all__ = [
     "build_reply",
     "build_request",
     "is_newer",
-    "needs_new_sequence",
     "parse_calendar",
     "read_itip",
 ]
@@ -78,11 +76,6 @@ REQUEST_STATUS_CONFLICT = "4.0;Event conflict. Date/time is busy"
 #: The longest UID we keep (the meetings table's column).  RFC 5545 §3.8.4.7 sets no
 #: limit; clients write 36 to about 200 characters.
 MAX_UID_LENGTH = 255
-
-#: Fields of an :class:`Invitation` whose change is "significant" (DESIGN §4): the organizer
-#: bumps SEQUENCE (RFC 5546 §2.1.4) and attendees are asked again.  Policy as data, as in
-#: sabre/vobject's broker.
-SIGNIFICANT_FIELDS: tuple[str, ...] = ("start", "end", "status", "location", "video_url")
 
 
 class Method(StrEnum):
@@ -407,9 +400,9 @@ class Invitation:
     """One meeting as the organizer (the service) describes it to one attendee (a parent).
 
     ``start``, ``end`` and ``dtstamp`` are aware datetimes; they are written in the school's
-    zone by the builders.  ``sequence`` is the caller's: bump it with
-    :func:`needs_new_sequence`.  ``partstat`` is what we believe the attendee answered;
-    ``NEEDS-ACTION`` asks them to answer (RSVP=TRUE).
+    zone by the builders.  ``sequence`` is the caller's: the booking core's transition
+    table says when it goes up (RFC 5546 §2.1.4).  ``partstat`` is what we believe the
+    attendee answered; ``NEEDS-ACTION`` asks them to answer (RSVP=TRUE).
     """
 
     uid: str
@@ -442,11 +435,6 @@ class Invitation:
             raise ValueError(f"Invitation.status must be one of {sorted(_STATUSES)}")
         if self.sequence < 0:
             raise ValueError("Invitation.sequence must not be negative")
-
-
-def needs_new_sequence(old: Invitation, new: Invitation) -> bool:
-    """Return True when ``new`` changes a significant field of ``old`` (RFC 5546 §2.1.4)."""
-    return any(getattr(old, name) != getattr(new, name) for name in SIGNIFICANT_FIELDS)
 
 
 # --- builders -----------------------------------------------------------------------------
