@@ -68,6 +68,32 @@ class LinkSource(StrEnum):
         return self in (LinkSource.CALENDAR, LinkSource.ZOOM)
 
 
+class OutboxKind(StrEnum):
+    """What an outbox row delivers (DESIGN §6, §7 ``outbox``): an email, a write of the
+    teacher's calendar, a video room (Zoom)."""
+
+    EMAIL = "email"
+    CALENDAR = "calendar"
+    VIDEO = "video"
+
+
+class OutboxState(StrEnum):
+    """An outbox row's state as stored: to deliver, delivered, given up (dead letter)."""
+
+    PENDING = "pending"
+    DONE = "done"
+    DEAD = "dead"
+
+
+class WaitlistState(StrEnum):
+    """A family on a teacher's waiting list (DESIGN §3): waiting, offered a freed slot, or
+    gone (it booked by another way, or staff removed it)."""
+
+    WAITING = "waiting"
+    OFFERED = "offered"
+    LEFT = "left"
+
+
 class MeetingMode(StrEnum):
     """How a student's guardians meet a teacher (DESIGN §8 ``meeting_mode``): one meeting
     for all of them, or one each."""

@@ -26,11 +26,10 @@ from ptm_sync.adapters.store import WaitlistEntry as WaitlistRow
 from ptm_sync.adapters.store.secret import signing_secret
 from ptm_sync.app.booking import load
 from ptm_sync.app.channels.offers import invite, needs
-from ptm_sync.app.channels.replies import APPLIED, DUPLICATE, QUARANTINED, STALE
 from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.app.services import expire_holds
 from ptm_sync.core import trust
-from ptm_sync.core.booking.decide import decide
+from ptm_sync.core.booking.decide import APPLIED, DUPLICATE, QUARANTINED, STALE, decide
 from ptm_sync.core.booking.decide import needs as needs_of
 from ptm_sync.core.booking.events import Answer, Offer, StaffCancel
 from ptm_sync.core.booking.values import Decision

@@ -17,8 +17,8 @@ from sqlalchemy import event, func, select
 from ptm_sync.adapters.store import Database, Inbound, MeetingHistory, Outbox
 from ptm_sync.adapters.store.secret import signing_secret
 from ptm_sync.app.channels import replies as inbound_module
-from ptm_sync.app.channels.replies import APPLIED, DUPLICATE, QUARANTINED
 from ptm_sync.core import trust
+from ptm_sync.core.booking.decide import APPLIED, DUPLICATE, QUARANTINED
 from ptm_sync.demo import parents
 from tests.support.booking import (
     ADA,

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from ptm_sync.adapters.store import Database
-from ptm_sync.app.channels.replies import QUARANTINED
 from ptm_sync.app.read.records import REASONS
+from ptm_sync.core.booking.decide import QUARANTINED
 from ptm_sync.interfaces.cli.main import main
 from tests.support.booking import ADA, PAT, SeededSchool, config_text, handmade_reply
 

@@ -25,7 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from ptm_sync.adapters.store.types import UtcDateTime
+from ptm_sync.adapters.store.types import StrEnumColumn, UtcDateTime
+from ptm_sync.core.model import Actor, MeetingState, OutboxKind, OutboxState, WaitlistState
 
 #: SQL for "the meeting occupies its slot"; must match model.ACTIVE_STATES.
 ACTIVE_SQL = "state IN ('proposed', 'confirmed')"
@@ -212,7 +213,7 @@ class Meeting(Base):
     guardian_id: Mapped[int] = mapped_column(ForeignKey("guardians.id"))
     start: Mapped[datetime] = mapped_column(UtcDateTime)
     end: Mapped[datetime] = mapped_column(UtcDateTime)
-    state: Mapped[str] = mapped_column(String(20))
+    state: Mapped[MeetingState] = mapped_column(StrEnumColumn(MeetingState))
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     origin: Mapped[str] = mapped_column(String(20), default="offer")
     organizer: Mapped[str] = mapped_column(String(320), default="")
@@ -278,9 +279,11 @@ class MeetingHistory(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"))
     at: Mapped[datetime] = mapped_column(UtcDateTime)
-    actor: Mapped[str] = mapped_column(String(20))
-    from_state: Mapped[str | None] = mapped_column(String(20), nullable=True)
-    to_state: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[Actor] = mapped_column(StrEnumColumn(Actor))
+    from_state: Mapped[MeetingState | None] = mapped_column(
+        StrEnumColumn(MeetingState), nullable=True
+    )
+    to_state: Mapped[MeetingState] = mapped_column(StrEnumColumn(MeetingState))
     old_start: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     new_start: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
@@ -302,7 +305,9 @@ class WaitlistEntry(Base):
     teacher_id: Mapped[int] = mapped_column(ForeignKey("teachers.id", ondelete="CASCADE"))
     guardian_id: Mapped[int] = mapped_column(ForeignKey("guardians.id", ondelete="CASCADE"))
     since: Mapped[datetime] = mapped_column(UtcDateTime)
-    state: Mapped[str] = mapped_column(String(20), default="waiting")
+    state: Mapped[WaitlistState] = mapped_column(
+        StrEnumColumn(WaitlistState), default=WaitlistState.WAITING
+    )
     meeting_id: Mapped[int | None] = mapped_column(
         ForeignKey("meetings.id", ondelete="SET NULL"), nullable=True
     )
@@ -317,12 +322,14 @@ class Outbox(Base):
     __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(400), unique=True)
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[OutboxKind] = mapped_column(StrEnumColumn(OutboxKind))
     payload: Mapped[str] = mapped_column(Text)
     meeting_id: Mapped[int | None] = mapped_column(
         ForeignKey("meetings.id", ondelete="SET NULL"), nullable=True
     )
-    state: Mapped[str] = mapped_column(String(20), default="pending")
+    state: Mapped[OutboxState] = mapped_column(
+        StrEnumColumn(OutboxState), default=OutboxState.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
     claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -272,7 +272,7 @@ class Applier:
         assert before.id is not None
         row = session.get(Meeting, before.id)
         assert row is not None
-        row.state = after.state.value
+        row.state = after.state
         row.sequence = after.sequence
         row.start, row.end = after.start, after.end
         row.hold_until = after.hold_until

@@ -15,12 +15,12 @@ from ptm_sync.adapters.store import WaitlistEntry as WaitlistRow
 from ptm_sync.app.booking import load
 from ptm_sync.config.settings import Config, PeriodConfig
 from ptm_sync.core.booking.values import Fresh, MeetingView, Origin, WaitlistEntry
-from ptm_sync.core.model import Interval
+from ptm_sync.core.model import Interval, WaitlistState
 
 #: How many waiting families a freed slot is tried for (the rest clash with it).
 TRIES = 20
 
-WAITING, OFFERED, LEFT = "waiting", "offered", "left"
+WAITING, OFFERED, LEFT = WaitlistState.WAITING, WaitlistState.OFFERED, WaitlistState.LEFT
 
 
 def join(session: Session, entry: WaitlistEntry) -> bool:

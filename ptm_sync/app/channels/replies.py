@@ -41,7 +41,7 @@ from ptm_sync.app.booking.apply import Applier
 from ptm_sync.app.channels.booking_address import booking_request
 from ptm_sync.config.settings import Config, MailConfig
 from ptm_sync.core import trust
-from ptm_sync.core.booking.decide import APPLIED, QUARANTINED
+from ptm_sync.core.booking.decide import APPLIED, DUPLICATE, QUARANTINED
 from ptm_sync.core.booking.events import Answer, Counter, Event, Refresh
 from ptm_sync.core.booking.values import Decision, MeetingView
 from ptm_sync.core.errors import ConfigError, NotFoundError, Unusable, UserError
@@ -54,7 +54,6 @@ from ptm_sync.ops.metrics import INBOUND_DECISIONS, PROCESS
 
 log = logging.getLogger(__name__)
 
-STALE, DUPLICATE = "stale", "duplicate"
 #: Quarantine reason of a message holding a value the database refuses (a number out of
 #: range): it would be refused every time, so it is no temporary failure.
 UNSTORABLE = "unstorable"

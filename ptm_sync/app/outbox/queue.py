@@ -36,13 +36,14 @@ from ptm_sync.adapters.store import Database, Outbox
 from ptm_sync.adapters.store.db import database_outage
 from ptm_sync.adapters.store.insert import insert_new
 from ptm_sync.core.errors import NotFoundError, PtmError, UserError
+from ptm_sync.core.model import OutboxKind, OutboxState
 from ptm_sync.ops.crashpoints import crash_point
 from ptm_sync.ops.metrics import DELIVERIES, DELIVERY_FAILURES, PROCESS
 
 log = logging.getLogger(__name__)
 
-PENDING, DONE, DEAD = "pending", "done", "dead"
-EMAIL, CALENDAR, VIDEO = "email", "calendar", "video"
+PENDING, DONE, DEAD = OutboxState.PENDING, OutboxState.DONE, OutboxState.DEAD
+EMAIL, CALENDAR, VIDEO = OutboxKind.EMAIL, OutboxKind.CALENDAR, OutboxKind.VIDEO
 
 MAX_ATTEMPTS = 8
 BASE_DELAY = timedelta(seconds=30)

@@ -49,7 +49,7 @@ class AccountSync:
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxKind:
+class OutboxCounts:
     """The outbox rows of one kind (``email``, ``calendar``, ``video``)."""
 
     waiting: int = 0  # pending rows, due or not
@@ -63,7 +63,7 @@ class StoreState:
 
     accounts: dict[str, AccountSync] = field(default_factory=dict)
     failing_feeds: list[str] = field(default_factory=list)  # account ids of school feeds
-    outbox: dict[str, OutboxKind] = field(default_factory=dict)
+    outbox: dict[str, OutboxCounts] = field(default_factory=dict)
     meetings: dict[str, int] = field(default_factory=dict)  # state -> count
     quarantined: int = 0
 
@@ -142,7 +142,7 @@ def read_state(session: Session, *, counts: bool = True) -> StoreState:
         ).all()
     )
     outbox = {
-        kind: OutboxKind(
+        str(kind): OutboxCounts(
             waiting=waiting.get(kind, (0, None))[0],
             dead=dead.get(kind, 0),
             oldest_waiting=waiting.get(kind, (0, None))[1],
@@ -151,9 +151,12 @@ def read_state(session: Session, *, counts: bool = True) -> StoreState:
     }
     if not counts:
         return StoreState(accounts, feeds, outbox)
-    meetings = dict(
-        session.execute(select(Meeting.state, func.count()).group_by(Meeting.state)).all()
-    )
+    meetings = {
+        str(state): count
+        for state, count in session.execute(
+            select(Meeting.state, func.count()).group_by(Meeting.state)
+        ).all()
+    }
     quarantined = session.scalar(
         select(func.count()).select_from(Inbound).where(Inbound.outcome == QUARANTINED)
     )

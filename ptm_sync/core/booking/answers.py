@@ -18,6 +18,7 @@ from ptm_sync.core.booking.values import (
     Decision,
     MeetingView,
     Origin,
+    Outcome,
     Party,
     WaitlistEntry,
 )
@@ -25,7 +26,7 @@ from ptm_sync.core.ical.itip import is_newer
 from ptm_sync.core.model import Interval, MeetingState
 
 
-def _ordering(meeting: MeetingView, party: Party, sequence: int, dtstamp: object) -> str | None:
+def _ordering(meeting: MeetingView, party: Party, sequence: int, dtstamp: object) -> Outcome | None:
     """RFC 5546 §2.1.5 and DESIGN §4: stale or duplicate, or None when the reply counts.
 
     Per attendee, a higher SEQUENCE wins, then a later DTSTAMP; an equal pair is the same

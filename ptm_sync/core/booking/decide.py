@@ -107,7 +107,7 @@ def decide(meeting: MeetingView, event: Event, ctx: Context) -> Decision:
             return make(row_for(meeting.state, "no-show"), meeting, ctx, "marked no-show")
         case Completed():
             if meeting.state is not MeetingState.CONFIRMED:
-                return nothing(meeting, "duplicate", f"meeting is {meeting.state}")
+                return nothing(meeting, DUPLICATE, f"meeting is {meeting.state}")
             return make(row_for(meeting.state, "complete"), meeting, ctx, "the meeting ended")
         case HoldExpired():
             return expire(meeting, event, ctx)

@@ -13,12 +13,13 @@ from ptm_sync.core.booking.values import (
     Decision,
     History,
     MeetingView,
+    Outcome,
     WaitlistEntry,
 )
 from ptm_sync.core.model import Interval, MeetingState
 
-APPLIED, STALE, DUPLICATE, REFUSED = "applied", "stale", "duplicate", "refused"
-QUARANTINED = "quarantined"
+APPLIED, STALE, DUPLICATE = Outcome.APPLIED, Outcome.STALE, Outcome.DUPLICATE
+REFUSED, QUARANTINED = Outcome.REFUSED, Outcome.QUARANTINED
 
 
 def make(
@@ -29,7 +30,7 @@ def make(
     *,
     updated: MeetingView | None = None,
     asker: int | None = None,
-    outcome: str = APPLIED,
+    outcome: Outcome = APPLIED,
     old_start: Interval | None = None,
     notice_reason: str = "",
     alternatives: tuple[Interval, ...] = (),
@@ -119,10 +120,12 @@ def _waits_for_link(row: Row, after: MeetingView, ctx: Context) -> bool:
     )
 
 
-def nothing(meeting: MeetingView, outcome: str, reason: str, asker: int | None = None) -> Decision:
+def nothing(
+    meeting: MeetingView, outcome: Outcome, reason: str, asker: int | None = None
+) -> Decision:
     """A decision that changes nothing: ``stale``, ``duplicate`` or ``refused``."""
     return Decision(
-        rule=outcome,
+        rule=outcome.value,
         outcome=outcome,
         reason=reason,
         before=meeting,

@@ -23,6 +23,19 @@ from ptm_sync.core.model import Actor, Interval, LinkSource, MeetingState, Windo
 FREE, FAMILY, TRIED, PENDING = "free", "family", "tried", "pending"
 
 
+class Outcome(StrEnum):
+    """What a decision did (``mail deliver`` prints it; DESIGN §7): ``applied`` (the
+    meeting changed, or the answer was sent), ``stale`` (an older message than what we
+    hold, RFC 5546 §2.1.5), ``duplicate`` (nothing new), ``refused`` (an ask declined with an
+    answer sent) or ``quarantined`` (the event cannot apply to this meeting at all)."""
+
+    APPLIED = "applied"
+    STALE = "stale"
+    DUPLICATE = "duplicate"
+    REFUSED = "refused"
+    QUARANTINED = "quarantined"
+
+
 class Origin(StrEnum):
     """How a meeting came to be (stored in ``meetings.origin``)."""
 
@@ -280,7 +293,7 @@ class Decision:
     """
 
     rule: str
-    outcome: str
+    outcome: Outcome
     reason: str
     before: MeetingView | None
     after: MeetingView | None
