@@ -40,6 +40,7 @@ typecheck: $(STAMP)
 # servers on free ports and makes its own databases; a test file stays on one worker), then
 # the files marked serial alone (fault injection, races, daemons: tests/conftest.py).
 test: $(STAMP) test-servers lint typecheck
+	@$(BIN)/python -m tests.support.found
 	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 --dist loadfile -m "not serial"
 	$(BIN)/python -m pytest -q -m serial
 

@@ -1,4 +1,4 @@
-"""What this process counted and saw, for ``/metrics`` and ``/healthz`` (no dependencies).
+"""What this process counted and saw, for ``/metrics`` and ``/healthz``.
 
 The jobs count events here as they happen — inbound decisions by outcome, deliveries and
 failures by kind, sync passes, calendar reads by account and result — and note the state of
@@ -7,12 +7,11 @@ the servers they talk to (the IMAP connection; each outbox destination: reachabl
 database says at scrape time (meetings by state, outbox depth, sync lag), and
 :mod:`ptm_sync.app.read.health` reads the server states.
 
-Counts live in one process (:data:`PROCESS`) and start at zero with it, as Prometheus
-counters do.  Labels are small fixed sets (outcomes, kinds, configured account ids,
-configured destinations): never an address, a name or a message text.
-
-Nothing here imports ``prometheus_client``: counting costs a lock and a dict update, and
-the command line (which never serves /metrics) needs nothing more.
+Counts are ``prometheus_client`` counters on a registry of their own (never the library's
+global one, so two sites or two tests in one process never share a series): they live in
+one process (:data:`PROCESS`) and start at zero with it.  Labels are small fixed sets
+(outcomes, kinds, configured account ids, configured destinations): never an address, a
+name or a message text.
 """
 
 from __future__ import annotations
@@ -20,6 +19,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter
 
 #: A label set: (name, value) pairs, sorted by name.
 Labels = tuple[tuple[str, str], ...]
@@ -77,11 +78,21 @@ def _labels(spec: CounterSpec, given: Mapping[str, str]) -> Labels:
 
 
 class ProcessMetrics:
-    """Counters and server states of one process; thread-safe."""
+    """Counters and server states of one process; thread-safe.
+
+    ``registry``: the counters' own ``CollectorRegistry`` (``ptm_sync_<name>_total``), which
+    the site's ``/metrics`` collects beside what the store says.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: dict[str, dict[Labels, float]] = {spec.name: {} for spec in COUNTERS}
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._counters = {
+            spec.name: Counter(
+                spec.name, spec.help, spec.labels, namespace="ptm_sync", registry=self.registry
+            )
+            for spec in COUNTERS
+        }
         self._imap: bool | None = None
         self._destinations: dict[str, bool] = {}
 
@@ -93,15 +104,19 @@ class ProcessMetrics:
         """
         if amount < 0:
             raise ValueError("a counter only goes up")
-        key = _labels(spec, labels)
-        with self._lock:
-            series = self._counts[spec.name]
-            series[key] = series.get(key, 0) + amount
+        _labels(spec, labels)
+        counter = self._counters[spec.name]
+        (counter.labels(**labels) if spec.labels else counter).inc(amount)
 
     def counts(self, spec: CounterSpec) -> dict[Labels, float]:
-        """A copy of ``spec``'s counter: label set → count."""
-        with self._lock:
-            return dict(self._counts[spec.name])
+        """``spec``'s counter now: label set → count (a counter without labels: ``()``)."""
+        total = f"ptm_sync_{spec.name}_total"
+        return {
+            tuple(sorted(sample.labels.items())): sample.value
+            for family in self._counters[spec.name].collect()
+            for sample in family.samples
+            if sample.name == total
+        }
 
     def imap_connected(self, connected: bool) -> None:
         """Note whether this process holds a logged-in IMAP session now."""

@@ -1,4 +1,7 @@
-"""Database fixtures: SQLite files and, when PTM_TEST_POSTGRES_URL is set, PostgreSQL.
+"""Database fixtures: SQLite files and PostgreSQL: ``PTM_TEST_POSTGRES_URL`` (CI sets it), or
+else the machine's own PostgreSQL when it answers at :data:`LOCAL_POSTGRES` (DESIGN §9: a
+newcomer's ``make test`` runs the PostgreSQL tests too).  ``PTM_TEST_POSTGRES_URL=off``
+skips them.
 
 Each PostgreSQL test gets its own schema (dropped afterwards), so tests never see each
 other's rows and need no superuser beyond what the migration's btree_gist extension needs.
@@ -6,6 +9,7 @@ other's rows and need no superuser beyond what the migration's btree_gist extens
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Iterator
@@ -18,11 +22,35 @@ from sqlalchemy import create_engine, text
 from ptm_sync.adapters.store import Database
 from tests.support.servers import require
 
+#: Where DESIGN §9 expects a developer's PostgreSQL: trust authentication, database ``test``.
+LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@functools.cache
+def found_postgres() -> str | None:
+    """The PostgreSQL the tests use: ``PTM_TEST_POSTGRES_URL``, else the local one when it
+    answers within a second; None when there is none (or the variable says ``off``)."""
+    url = os.environ.get("PTM_TEST_POSTGRES_URL", "")
+    if url:
+        return None if url == "off" else url
+    engine = create_engine(LOCAL_POSTGRES, connect_args={"connect_timeout": 1})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure means: no PostgreSQL here
+        return None
+    finally:
+        engine.dispose()
+    return LOCAL_POSTGRES
+
 
 def postgres_base_url() -> str:
-    url = os.environ.get("PTM_TEST_POSTGRES_URL", "")
-    if not url:
-        require("PTM_TEST_POSTGRES_URL is not set (CI sets it)")
+    url = found_postgres()
+    if url is None:
+        require(
+            f"no PostgreSQL: PTM_TEST_POSTGRES_URL is not set and none answers at "
+            f"{LOCAL_POSTGRES} (CI sets it)"
+        )
     return url
 
 

@@ -590,7 +590,7 @@ def _quote(folder: str) -> str:
     return f'"{folder}"'
 
 
-def _dovecot_binary() -> str | None:
+def dovecot_binary() -> str | None:
     return shutil.which("dovecot") or next(
         (p for p in ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot") if os.access(p, os.X_OK)),
         None,
@@ -610,7 +610,7 @@ def _install_dovecot() -> str | None:
     if subprocess.run(command, env=env, capture_output=True, timeout=600).returncode != 0:
         subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600)
         subprocess.run(command, env=env, capture_output=True, timeout=600)
-    return _dovecot_binary()
+    return dovecot_binary()
 
 
 def _wait_for_start(server: DovecotServer, seconds: float) -> bool:
@@ -628,7 +628,7 @@ def _wait_for_start(server: DovecotServer, seconds: float) -> bool:
 
 
 def start_dovecot(directory: Path, tls: TlsMaterial) -> DovecotServer:
-    binary = _dovecot_binary() or _install_dovecot()
+    binary = dovecot_binary() or _install_dovecot()
     if binary is None:
         require("dovecot not installed: apt-get install dovecot-imapd")
     if os.geteuid() == 0:  # the recipe: Dovecot refuses to log users in as root

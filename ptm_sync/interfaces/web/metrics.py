@@ -2,8 +2,9 @@
 
 A custom collector (prometheus_client "Custom Collectors") reads, at each scrape, what the
 store says (:func:`ptm_sync.app.read.health.read_state`: a few aggregate queries) and what this
-process counted (:data:`ptm_sync.ops.metrics.PROCESS`), into a registry of its own (never the
-library's global one, so two sites in one process, or tests, never share a series):
+process counted (the prometheus_client counters of :data:`ptm_sync.ops.metrics.PROCESS`), into
+a registry of its own (never the library's global one, so two sites in one process, or tests,
+never share a series):
 
 ==========================================  =====  ==========================================
 metric                                      type   labels, meaning
@@ -49,7 +50,7 @@ from ptm_sync.adapters.store import Database
 from ptm_sync.app.read.health import StoreState, read_state
 from ptm_sync.core.errors import CalendarProblem
 from ptm_sync.core.model import MeetingState
-from ptm_sync.ops.metrics import COUNTERS, ProcessMetrics
+from ptm_sync.ops.metrics import ProcessMetrics
 
 #: Why /metrics cannot answer when the library is absent.
 MISSING = "prometheus-client is not installed: pip install 'prometheus-client>=0.20,<1'\n"
@@ -76,11 +77,7 @@ def families(
     ``imap``: [mail.imap] is configured (the IMAP gauge is given only then, and only once
     this process has tried to connect).
     """
-    from prometheus_client.core import (
-        CounterMetricFamily,
-        GaugeMetricFamily,
-        InfoMetricFamily,
-    )
+    from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 
     yield InfoMetricFamily(f"{PREFIX}build", "ptm-sync's version", value={"version": __version__})
     meetings = GaugeMetricFamily(
@@ -144,14 +141,7 @@ def families(
         if sync.oldest_sync is not None:
             lag.add_metric([account], _age(now, sync.oldest_sync))
     yield from (teachers, never, failing, problems, lag)
-    for spec in COUNTERS:
-        counter = CounterMetricFamily(f"{PREFIX}{spec.name}", spec.help, labels=list(spec.labels))
-        counts = process.counts(spec)
-        if not spec.labels and not counts:
-            counts = {(): 0}  # a counter without labels is there from the start
-        for labels, value in sorted(counts.items()):
-            counter.add_metric([v for _, v in labels], value)
-        yield counter
+    yield from process.registry.collect()  # the counters (ptm_sync_*_total)
     if imap and process.imap is not None:
         yield GaugeMetricFamily(
             f"{PREFIX}imap_connected",
