@@ -25,8 +25,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ptm_sync.adapters.store import Database, Inbound, Outbox, Setting
+from ptm_sync.adapters.store import Database, Inbound, Meeting, Outbox, Setting, Teacher
 from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app.read.conflicts import conflicts
 from ptm_sync.app.read.records import explain
 from ptm_sync.config.settings import Config
 from ptm_sync.core.booking import messages
@@ -53,10 +54,11 @@ class Digest:
     until: datetime
     quarantined: tuple[messages.QuarantineLine, ...]
     dead: tuple[messages.DeadLetterLine, ...]
+    conflicts: tuple[messages.ConflictLine, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not self.quarantined and not self.dead
+        return not self.quarantined and not self.dead and not self.conflicts
 
 
 def build(digest: Digest, config: Config) -> messages.Text:
@@ -67,6 +69,7 @@ def build(digest: Digest, config: Config) -> messages.Text:
         quarantined=digest.quarantined,
         dead=digest.dead,
         tz=config.tz,
+        conflicts=digest.conflicts,
     )
 
 
@@ -92,7 +95,22 @@ def collect(session: Session, config: Config, *, since: datetime, now: datetime)
             .order_by(Outbox.id)
         )
     )
-    return Digest(now.astimezone(config.tz).date(), since, now, quarantined, dead)
+    clashes = conflicts(session, after=now)
+    teachers = dict(
+        session.execute(
+            select(Meeting.id, Teacher.email)
+            .join(Teacher, Teacher.id == Meeting.teacher_id)
+            .where(Meeting.id.in_(clashes))
+        ).all()
+    )
+    starts = dict(
+        session.execute(select(Meeting.id, Meeting.start).where(Meeting.id.in_(clashes))).all()
+    )
+    conflicting = tuple(
+        messages.ConflictLine(mid, teachers[mid], starts[mid], span.start, span.end)
+        for mid, span in sorted(clashes.items(), key=lambda item: starts[item[0]])
+    )
+    return Digest(now.astimezone(config.tz).date(), since, now, quarantined, dead, conflicting)
 
 
 def _error(text: str) -> str:

@@ -414,6 +414,18 @@ class DeadLetterLine:
     last_error: str
 
 
+@dataclass(frozen=True, slots=True)
+class ConflictLine:
+    """A confirmed meeting a busy event of the teacher now overlaps, as the digest lists it
+    (the teacher, the meeting's time and the busy event's; no family's name)."""
+
+    meeting: int
+    teacher: str
+    start: datetime
+    busy_start: datetime
+    busy_end: datetime
+
+
 def staff_digest(
     *,
     school: str,
@@ -421,13 +433,14 @@ def staff_digest(
     quarantined: Sequence[QuarantineLine],
     dead: Sequence[DeadLetterLine],
     tz: ZoneInfo,
+    conflicts: Sequence[ConflictLine] = (),
 ) -> Text:
     """The daily digest to ``[school] contact``: messages from parents that could not be
     used (since the last digest) and deliveries given up on (all still dead).  Each entry
     names the command that shows or fixes it.  Sender addresses are shown: staff need them
     to reach the parent, and they see them in `ptm-sync quarantine` anyway; the messages'
     subjects and contents are not (they can name a child)."""
-    count = len(quarantined) + len(dead)
+    count = len(quarantined) + len(dead) + len(conflicts)
     subject = f"{school}: ptm-sync needs attention ({count} item{'s' if count != 1 else ''}, {day})"
     paragraphs = [f"ptm-sync at {school}: what needs a person's attention, {day}."]
     if quarantined:
@@ -457,6 +470,21 @@ def staff_digest(
             "\n".join(lines),
             "`ptm-sync outbox` lists them; after fixing the cause, `ptm-sync outbox retry ID` "
             "tries one again.",
+        ]
+    if conflicts:
+        lines = [
+            f"meeting {c.meeting} with {c.teacher} at {c.start.astimezone(tz):%Y-%m-%d %H:%M}: "
+            f"the teacher is busy {c.busy_start.astimezone(tz):%H:%M}–"
+            f"{c.busy_end.astimezone(tz):%H:%M}"
+            for c in conflicts
+        ]
+        paragraphs += [
+            f"{len(conflicts)} confirmed meeting{'s' if len(conflicts) != 1 else ''} now "
+            f"overlap{'' if len(conflicts) != 1 else 's'} a busy event in the teacher's "
+            "calendar (nothing was moved):",
+            "\n".join(lines),
+            "`ptm-sync meetings --conflicts` lists them; reschedule or cancel with the "
+            "family, or ask the teacher to move their event.",
         ]
     paragraphs.append(
         "This digest comes once a day when there is something to report "

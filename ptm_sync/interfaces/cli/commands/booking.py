@@ -20,6 +20,7 @@ from ptm_sync.app.channels.offers import InviteResult, invite
 from ptm_sync.app.context import App
 from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.app.read.availability import teachers
+from ptm_sync.app.read.conflicts import conflicts
 from ptm_sync.app.read.records import MeetingRecord, Transition, meeting_record
 from ptm_sync.app.services import flush_outbox, send_now, video_provider
 from ptm_sync.app.sync import opened
@@ -60,6 +61,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("meetings", help="the record of meetings")
     p.add_argument("--state", metavar="S", choices=[s.value for s in MeetingState])
     p.add_argument("--teacher", metavar="EMAIL")
+    p.add_argument(
+        "--conflicts",
+        action="store_true",
+        help="only confirmed meetings that a busy event of the teacher now overlaps",
+    )
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.set_defaults(func=cmd_meetings)
     actions = p.add_subparsers(dest="meetings_command", metavar="ACTION")
@@ -183,6 +189,9 @@ def cmd_meetings(args: argparse.Namespace) -> int:
         if args.teacher:
             teachers(session, args.teacher)  # an unknown teacher is an error, not "none"
             query = query.where(Teacher.email == args.teacher.strip().lower())
+        clashes = conflicts(session) if args.conflicts else {}
+        if args.conflicts:
+            query = query.where(Meeting.id.in_(clashes))
         found = session.execute(query).all()
         students: dict[int, list[str]] = {}
         for meeting_id, student in session.execute(
@@ -222,12 +231,21 @@ def cmd_meetings(args: argparse.Namespace) -> int:
         }
         for m, teacher, guardian in found
     ]
+    columns, shown = MEETING_COLUMNS, MEETING_COLUMNS[:9]
+    if args.conflicts:
+        # DESIGN §7: the meetings keys plus when the busy event that overlaps it is.
+        for row, (m, _, _) in zip(rows, found, strict=True):
+            clash = clashes[m.id]
+            row["conflict_start"] = clash.start.astimezone(tz)
+            row["conflict_end"] = clash.end.astimezone(tz)
+        columns = [*MEETING_COLUMNS, "conflict_start", "conflict_end"]
+        shown = [*MEETING_COLUMNS[:8], "conflict_start", "conflict_end"]
     if args.format == "json":
         sys.stdout.write(output.to_json(rows))
     elif args.format == "csv":
-        sys.stdout.write(output.to_csv(rows, MEETING_COLUMNS))
+        sys.stdout.write(output.to_csv(rows, columns))
     else:
-        sys.stdout.write(output.to_table(rows, MEETING_COLUMNS[:9]))
+        sys.stdout.write(output.to_table(rows, shown))
     return 0
 
 
