@@ -13,6 +13,7 @@ from ptm_sync.adapters.mail.imap import ImapReader
 from ptm_sync.adapters.store import Database, Meeting, Setting
 from ptm_sync.adapters.store.insert import insert_new
 from ptm_sync.adapters.video.providers import VideoProvider, provider_for
+from ptm_sync.app.booking import load
 from ptm_sync.app.booking.apply import Applier
 from ptm_sync.app.channels.offers import invite
 from ptm_sync.app.channels.replies import Outcome, process_batch
@@ -132,8 +133,8 @@ def open_booking(db: Database, config: Config, *, now: datetime, video: VideoPro
     """
     done: list[str] = []
     for period in config.periods:
-        opens, closes = period.booking_opens, period.booking_closes
-        if opens is None or now < opens or (closes is not None and now >= closes):
+        opens = period.booking_opens
+        if opens is None or now < opens or load.rules(config, period).closed(now):
             continue
         key = f"booking_opened:{period.id}"
         with db.read() as session:

@@ -178,7 +178,8 @@ def invite(
         BookingRefused: the period's booking has closed.
     """
     closes = period.booking_closes
-    if closes is not None and now >= closes:
+    if load.rules(config, period).closed(now):
+        assert closes is not None
         raise BookingRefused(
             f"booking for {period.id} closed at {closes.astimezone(config.tz):%Y-%m-%d %H:%M}"
         )

@@ -140,7 +140,7 @@ def admit(ask: Ask, ctx: Context) -> Admission:
         return refuse("too-long", f"meetings are {rules.slot_minutes} minutes long")
     if slot.start < now:
         return refuse("past", "that time has passed")
-    if rules.booking_closes is not None and now >= rules.booking_closes:
+    if rules.closed(now):
         if not (ask.staff and ask.override):
             return refuse("closed", "booking has closed")
         overrides.append("deadline")
@@ -207,7 +207,7 @@ def next_best(after: Interval, ctx: Context) -> Interval | None:
     never one already offered (``ctx.tried``), nearest to the declined time."""
     rules = ctx.rules
     tried = {t.utc() for t in ctx.tried} | {after.utc()}
-    if rules.booking_closes is not None and ctx.now >= rules.booking_closes:
+    if rules.closed(ctx.now):
         return None
     choices = [
         s

@@ -185,6 +185,12 @@ class Rules:
     def gap(self) -> timedelta:
         return timedelta(minutes=self.gap_minutes)
 
+    def closed(self, now: datetime) -> bool:
+        """Whether booking has closed at ``now`` (UTC or aware): the one deadline check of
+        every channel (DESIGN §3: offers, answers, requests, re-proposals; staff may
+        override it with a reason)."""
+        return self.booking_closes is not None and now >= self.booking_closes
+
     def hold_deadline(self, now: datetime) -> datetime:
         """How long a new proposal holds its slot: ``hold_hours``, never past the deadline."""
         hold = now + timedelta(hours=self.hold_hours)
