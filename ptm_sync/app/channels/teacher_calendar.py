@@ -8,9 +8,9 @@ is compared with what the calendar now holds:
 * the event is gone or cancelled → :class:`~ptm_sync.core.booking.events.TeacherRemoved` (a
   CANCEL, and a new proposal).
 
-An event is the teacher's change only when its ETag differs from the one our last write
-got back and no write of ours for that meeting is still waiting in the outbox: our own
-writes, delivered or in flight, are never mistaken for the teacher's.  The events come from
+What counts as the teacher's change is decided by the core
+(:func:`~ptm_sync.core.booking.teacher_sync.teacher_change`: our own writes, delivered or in
+flight, are never mistaken for the teacher's).  The events come from
 the local mirror: the whole calendar where the connector mirrors it (``Capability.MIRRORED``:
 CalDAV), or the events of ours its change feed lists (``Capability.CHANGE_FEED``: Graph
 delta, EWS SyncFolderItems, Google sync tokens).
@@ -30,6 +30,7 @@ from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.config.settings import Config
 from ptm_sync.core.booking.decide import APPLIED
 from ptm_sync.core.booking.events import TeacherMoved, TeacherRemoved
+from ptm_sync.core.booking.teacher_sync import SeenEvent, teacher_change
 from ptm_sync.core.errors import SlotTaken
 from ptm_sync.core.model import Interval, MeetingState
 
@@ -64,29 +65,27 @@ def follow(
         if not ours:
             return 0
         events = {
-            uid: (etag, start, end)
+            uid: SeenEvent(etag, start, end)
             for uid, etag, start, end in session.execute(_EVENTS, {"teacher": teacher_id})
         }
         waiting = set(session.scalars(_WAITING, {"meetings": [m[0] for m in ours]}))
     changed = 0
     for meeting_id, uid, start, end, our_etag in ours:
-        if meeting_id in waiting:
-            continue  # our own write is on its way
-        found = events.get(uid)
-        if found is not None and found[0] is not None and found[0] == our_etag:
-            continue  # the event as we wrote it
-        if found is not None and found[1] is not None:
-            moved = Interval(found[1], found[2]).utc()
-            if moved == Interval(start, end).utc():
-                continue  # edited, not moved: nothing the parents need to hear
-            event: TeacherMoved | TeacherRemoved = TeacherMoved(slot=moved, etag=found[0])
-        else:
-            event = TeacherRemoved()  # deleted, or cancelled (it blocks no time any more)
+        event = teacher_change(
+            Interval(start, end), our_etag, events.get(uid), writing=meeting_id in waiting
+        )
+        if event is None:
+            continue
         try:
             changed += _decide(db, config, meeting_id, event, now=now, video=video)
         except SlotTaken:
-            # Moved onto a time another meeting holds: told in the log, nothing moved.
-            log.warning("meeting %d: the teacher moved it onto a taken time", meeting_id)
+            # Moved onto a time another meeting holds: nothing moves; the moved event now
+            # overlaps that meeting, which `meetings --conflicts` and the digest report.
+            log.warning(
+                "meeting %d: the teacher moved its event onto a time another meeting holds; "
+                "nothing moved (see `ptm-sync meetings --conflicts`)",
+                meeting_id,
+            )
     return changed
 
 
