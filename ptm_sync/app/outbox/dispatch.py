@@ -208,6 +208,9 @@ class Dispatcher:
             done = self._flush_round()
             total.add(done)
             if not done.delivered:
+                # What waits is what the last round left (a destination that cannot be
+                # reached defers the same rows in every round: count them once).
+                total.deferred = dict(done.deferred)
                 return total
 
     def _flush_round(self) -> outbox.FlushReport:
