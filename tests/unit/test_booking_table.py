@@ -29,8 +29,8 @@ from ptm_sync.core.booking.events import (
     TeacherMoved,
     TeacherRemoved,
 )
-from ptm_sync.core.booking.table import NEW, SAME, TABLE
-from ptm_sync.core.booking.values import Origin
+from ptm_sync.core.booking.table import NEW, SAME, TABLE, room_for
+from ptm_sync.core.booking.values import Origin, RoomAction
 from ptm_sync.core.model import ACTIVE_STATES, MeetingState
 from tests.unit.booking_values import NOW, PAT, context, meeting, slot
 
@@ -149,3 +149,17 @@ def test_every_state_has_an_answer_to_every_event(
             row = table.row_for(state, decision.rule)
             expected = state if row.to == SAME else row.to
             assert decision.state == expected, (event, decision.rule)
+
+
+def test_the_room_column_makes_a_room_for_a_confirmed_meeting_and_frees_it_when_unheld() -> None:
+    made = {s for s in MeetingState if room_for(s) is RoomAction.CREATE}
+    freed = {s for s in MeetingState if room_for(s) is RoomAction.REMOVE}
+    assert made == {MeetingState.CONFIRMED}
+    assert freed == {
+        MeetingState.CANCELLED,
+        MeetingState.DECLINED,
+        MeetingState.EXPIRED,
+        MeetingState.SUPERSEDED,
+    }
+    # The record keeps the link of a meeting that happened (or was missed).
+    assert room_for(MeetingState.COMPLETED) is room_for(MeetingState.NO_SHOW) is RoomAction.NONE

@@ -51,6 +51,7 @@ from ptm_sync.core.booking.decide import APPLIED, DUPLICATE, decide, needs
 from ptm_sync.core.booking.events import Event, Offer
 from ptm_sync.core.booking.letters import Letter, Letterhead, facts, letters
 from ptm_sync.core.booking.notices import render_bytes
+from ptm_sync.core.booking.table import room_for
 from ptm_sync.core.booking.values import (
     TRIED,
     CalendarAction,
@@ -58,11 +59,12 @@ from ptm_sync.core.booking.values import (
     Fresh,
     MeetingView,
     Origin,
+    RoomAction,
     WaitlistEntry,
 )
 from ptm_sync.core.errors import BookingRefused, SlotTaken
 from ptm_sync.core.imip import build as imip
-from ptm_sync.core.model import Interval, MeetingFormat, MeetingState
+from ptm_sync.core.model import Interval, MeetingFormat
 
 log = logging.getLogger(__name__)
 
@@ -342,23 +344,18 @@ class Applier:
 
     def _zoom(self, session: Session, meeting: MeetingView, meeting_id: int) -> None:
         """A Zoom meeting for a confirmed meeting without a link, and its removal when the
-        meeting ends unheld: outbox rows, ahead of the calendar write and the emails that
-        carry the link (rows of one meeting are delivered in order)."""
+        meeting ends unheld (the table's room column: :func:`room_for`): outbox rows, ahead
+        of the calendar write (rows of one meeting are delivered in order)."""
         assert meeting.state is not None
-        url = meeting.video_url
-        if meeting.state == MeetingState.CONFIRMED and not url:
+        url, room = meeting.video_url, room_for(meeting.state)
+        if room is RoomAction.CREATE and not url:
             if self.config.period(meeting.period).format == MeetingFormat.IN_PERSON:
                 return
             if link_source(self.config, _account(session, meeting.teacher.id)) != ZOOM:
                 return
             action: dict[str, Any] = {"action": "create", "meeting_id": meeting_id}
             key = f"video:{meeting.uid}:create"
-        elif meeting.state in (
-            MeetingState.CANCELLED,
-            MeetingState.DECLINED,
-            MeetingState.EXPIRED,
-            MeetingState.SUPERSEDED,
-        ) and meeting_id_of(url):
+        elif room is RoomAction.REMOVE and meeting_id_of(url):
             action = {"action": "delete", "meeting_id": meeting_id, "zoom_id": meeting_id_of(url)}
             key = f"video:{meeting.uid}:delete:{meeting_id_of(url)}"
         else:

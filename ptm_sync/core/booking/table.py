@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from icalendar.enums import PARTSTAT
 
-from ptm_sync.core.booking.values import Audience, CalendarAction, Notice
+from ptm_sync.core.booking.values import Audience, CalendarAction, Notice, RoomAction
 from ptm_sync.core.model import Actor, MeetingState
 
 P, C = MeetingState.PROPOSED, MeetingState.CONFIRMED
@@ -172,6 +172,23 @@ TABLE: tuple[Row, ...] = (
     _row("duplicate",            ANY,       SAME,       False, (),                       NONE,   PARENT),
 )
 # fmt: on
+
+#: The video room a state asks for, where rooms are made after confirmation (Zoom, by the
+#: outbox): the column "room" of the states.  Completed and no-show meetings keep theirs
+#: (the record); the proposed never had one.
+ROOM: dict[MeetingState, RoomAction] = {
+    C: RoomAction.CREATE,
+    CANCELLED: RoomAction.REMOVE,
+    DECLINED: RoomAction.REMOVE,
+    EXPIRED: RoomAction.REMOVE,
+    SUPERSEDED: RoomAction.REMOVE,
+}
+
+
+def room_for(state: MeetingState) -> RoomAction:
+    """What the video room of a meeting in ``state`` needs (:data:`ROOM`)."""
+    return ROOM.get(state, RoomAction.NONE)
+
 
 #: (state, event name) → row; built once, checked for ambiguity at import.
 RULES: dict[tuple[MeetingState | None, str], Row] = {}

@@ -54,6 +54,14 @@ class CalendarAction(StrEnum):
     REMOVE = "remove"  # take the event down
 
 
+class RoomAction(StrEnum):
+    """What a meeting's video room made after confirmation (Zoom) needs in a state."""
+
+    NONE = "none"
+    CREATE = "create"  # a confirmed meeting without a link gets one
+    REMOVE = "remove"  # a meeting that ends unheld gives its room back
+
+
 class Audience(StrEnum):
     """Who a notice goes to."""
 
