@@ -32,9 +32,8 @@ from ptm_sync.adapters.store import (
 from ptm_sync.adapters.video.providers import VideoProvider
 from ptm_sync.app.booking import load
 from ptm_sync.app.booking.apply import Applier
-from ptm_sync.app.read.availability import teacher_times, teachers
+from ptm_sync.app.read.availability import free_of, teachers, times_rows
 from ptm_sync.config.settings import Config, PeriodConfig
-from ptm_sync.core import slots as engine
 from ptm_sync.core.booking.decide import APPLIED
 from ptm_sync.core.booking.events import Offer
 from ptm_sync.core.booking.values import MeetingView
@@ -138,19 +137,15 @@ def needs(
 
 def make_plan(session: Session, config: Config, period: PeriodConfig, *, now: datetime) -> Plan:
     wanted, existing = needs(session, config, period)
+    everybody = teachers(session)
+    # The free times of the admission rule (one source: load's free_of), for every teacher
+    # at once: a teacher never synced has none.
+    rows = times_rows(session, period, [t.id for t in everybody])
     free: dict[str, list[Interval]] = {}
-    unsynced: set[str] = set()
-    for times in teacher_times(session, period, teachers(session)):
-        if not times.synced:
-            unsynced.add(times.teacher.email)
-        slots = engine.teacher_slots(
-            period.windows,
-            period.slot_minutes,
-            period.buffer_minutes,
-            times.busy,
-            times.held + times.booked,
-        )
-        free[times.teacher.email] = [s for s in slots if s.start >= now]
+    unsynced = {t.email for t in everybody if t.id not in rows.synced}
+    for teacher in everybody:
+        slots, _ = free_of(rows, period, teacher.id)
+        free[teacher.email] = [s for s in slots if s.start >= now]
     return plan(
         wanted,
         free,
