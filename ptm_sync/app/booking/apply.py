@@ -22,7 +22,6 @@ from dataclasses import replace
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import Any
 
 from icalendar.enums import PARTSTAT
 from sqlalchemy import Table, insert
@@ -327,17 +326,16 @@ class Applier:
         """An email as an outbox row holding its letter, rendered when it is delivered; or,
         with ``render``, the email itself (``invite``: many emails made at once, nobody
         waiting on the transaction, and delivery kept to sending the bytes)."""
+        payload: outbox.EmailPayload = {"from": letter.envelope_from, "to": [letter.to]}
         if self.render:
-            content: dict[str, Any] = {
-                "raw": base64.b64encode(render_bytes(letter)).decode("ascii")
-            }
+            payload["raw"] = base64.b64encode(render_bytes(letter)).decode("ascii")
         else:
-            content = {"letter": letter.as_json()}
+            payload["letter"] = letter.as_json()
         outbox.enqueue(
             session,
             key=f"email:{letter.message_id}",
             kind=outbox.EMAIL,
-            payload={"from": letter.envelope_from, "to": [letter.to], **content},
+            payload=payload,
             now=self.now,
             meeting_id=meeting_id,
         )
@@ -353,10 +351,14 @@ class Applier:
                 return
             if link_source(self.config, _account(session, meeting.teacher.id)) != ZOOM:
                 return
-            action: dict[str, Any] = {"action": "create", "meeting_id": meeting_id}
+            action: outbox.VideoPayload = {"action": "create", "meeting_id": meeting_id}
             key = f"video:{meeting.uid}:create"
         elif room is RoomAction.REMOVE and meeting_id_of(url):
-            action = {"action": "delete", "meeting_id": meeting_id, "zoom_id": meeting_id_of(url)}
+            action = {
+                "action": "delete",
+                "meeting_id": meeting_id,
+                "zoom_id": meeting_id_of(url) or "",
+            }
             key = f"video:{meeting.uid}:delete:{meeting_id_of(url)}"
         else:
             return

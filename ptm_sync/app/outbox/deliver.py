@@ -42,7 +42,7 @@ class EmailDeliverer:
         self.sender = SmtpSender(config.mail.smtp, tls_context=tls_context)
 
     def __call__(self, row: Outbox) -> None:
-        data = outbox.payload(row)
+        data = outbox.email_payload(row)
         raw = email_of(data)
         self.sender.send(raw, sender=data["from"], recipients=data["to"])
         crash_point("after-send")
@@ -86,7 +86,7 @@ class CalendarDeliverer:
         self.db, self.config, self.connectors, self.clock = db, config, connectors, clock
 
     def __call__(self, row: Outbox) -> None:
-        meeting_id = int(outbox.payload(row)["meeting_id"])
+        meeting_id = int(outbox.calendar_payload(row)["meeting_id"] or 0)
         with self.db.read() as session:
             meeting = session.get(Meeting, meeting_id)
             if meeting is None:
@@ -175,8 +175,8 @@ class VideoDeliverer:
         return self._client
 
     def __call__(self, row: Outbox) -> None:
-        data = outbox.payload(row)
-        if data.get("action") == "delete":
+        data = outbox.video_payload(row)
+        if data["action"] == "delete":
             self.client.delete_meeting(str(data["zoom_id"]))
             return
         meeting_id = int(data["meeting_id"])

@@ -26,7 +26,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
 import psutil
 from sqlalchemy import Table, and_, bindparam, func, or_, select, update
@@ -67,6 +67,36 @@ _MARK_DONE = (
     )
 )
 
+#: An ``email`` row: the envelope and either the letter (rendered when it is sent, by
+#: :func:`ptm_sync.core.booking.notices.email_of`) or the message itself, base64.
+EmailPayload = TypedDict(
+    "EmailPayload",
+    {
+        "from": str,
+        "to": list[str],
+        "letter": NotRequired[dict[str, Any]],
+        "raw": NotRequired[str],
+    },
+)
+
+
+class CalendarPayload(TypedDict):
+    """A ``calendar`` row: bring the teacher's calendar in line with the meeting as it is
+    when the row is delivered."""
+
+    meeting_id: int | None
+
+
+class VideoPayload(TypedDict):
+    """A ``video`` row: make the meeting's Zoom room, or remove the one named."""
+
+    action: Literal["create", "delete"]
+    meeting_id: int
+    zoom_id: NotRequired[str]
+
+
+Payload = EmailPayload | CalendarPayload | VideoPayload
+
 #: A deliverer performs one row's effect; it raises PtmError (retryable or not) on failure.
 Deliverer = Callable[[Outbox], None]
 
@@ -76,7 +106,7 @@ def enqueue(
     *,
     key: str,
     kind: str,
-    payload: Mapping[str, Any],
+    payload: Payload,
     now: datetime,
     meeting_id: int | None = None,
 ) -> None:
@@ -481,8 +511,21 @@ def flush(
 
 
 def payload(row: Outbox) -> dict[str, Any]:
+    """The row's payload as stored (any kind)."""
     data: dict[str, Any] = json.loads(row.payload)
     return data
+
+
+def email_payload(row: Outbox) -> EmailPayload:
+    return cast(EmailPayload, payload(row))
+
+
+def calendar_payload(row: Outbox) -> CalendarPayload:
+    return cast(CalendarPayload, payload(row))
+
+
+def video_payload(row: Outbox) -> VideoPayload:
+    return cast(VideoPayload, payload(row))
 
 
 # --- what staff see: `outbox` and `outbox retry` (DESIGN §7) ----------------------------
