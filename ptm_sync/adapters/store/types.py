@@ -45,7 +45,10 @@ class StrEnumColumn(TypeDecorator[E], Generic[E]):
     """A :class:`~enum.StrEnum` stored as its value in a ``VARCHAR(length)`` (the column the
     migrations made: no database type or constraint of its own, so adding a value needs no
     migration).  Reads return the enum member.  A string is bound as it is, so a filter
-    with a value no row can hold finds nothing instead of failing."""
+    with a value no row can hold finds nothing instead of failing; and a value this version
+    does not know (written by a newer replica sharing the database) reads back as the plain
+    string, for the code to refuse in words (an outbox row of an unknown kind is
+    dead-lettered) instead of every read of the table failing."""
 
     impl = String
     cache_ok = True
@@ -58,4 +61,9 @@ class StrEnumColumn(TypeDecorator[E], Generic[E]):
         return None if value is None else str(value)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
-        return None if value is None else self.enum(value)
+        if value is None:
+            return None
+        try:
+            return self.enum(value)
+        except ValueError:
+            return value  # type: ignore[return-value]  # see the class docstring
