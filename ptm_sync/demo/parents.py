@@ -28,8 +28,8 @@ from zoneinfo import ZoneInfo
 
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
+from ptm_sync.core import imip
 from ptm_sync.core.ical import itip
-from ptm_sync.core.imip import build as imip
 
 CRLF = "\r\n"
 _OLSON_TO_WINDOWS: dict[str, str] = {}

@@ -3,7 +3,7 @@
     .venv/bin/pip install -e '.[fuzz]'
     .venv/bin/python -m tests.fuzz.atheris_inbound -max_total_time=600
 
-Each input goes through :func:`ptm_sync.core.imip.build.extract` and then the whole pipeline,
+Each input goes through :func:`ptm_sync.core.imip.read.extract` and then the whole pipeline,
 :func:`ptm_sync.app.channels.replies.process`, on a seeded school in a throw-away SQLite database.
 The invariants are those of ``tests/fuzz/test_fuzz_inbound.py``: the reader raises
 nothing but ``Unusable``; the pipeline returns an outcome (never an exception, never
@@ -26,8 +26,8 @@ import atheris
 
 with atheris.instrument_imports(include=["ptm_sync", "email", "icalendar"]):
     from ptm_sync.app.channels.replies import process
+    from ptm_sync.core import imip
     from ptm_sync.core.errors import Unusable
-    from ptm_sync.core.imip import build as imip
 
 from ptm_sync.adapters.store import Database
 from tests.fuzz.mutations import CORPUS

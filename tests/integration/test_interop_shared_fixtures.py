@@ -19,7 +19,7 @@ import pytest
 from ptm_sync.core.errors import BadCalendarData, Unusable
 from ptm_sync.core.ical.busy import busy_times
 from ptm_sync.core.ical.itip import ItipMessage, Method, parse_calendar, read_itip
-from ptm_sync.core.imip.build import Inbound, Kind, extract
+from ptm_sync.core.imip import Inbound, Kind, extract
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "imip"
 SCHOOL_TZ = ZoneInfo("Europe/Helsinki")  # resolves the "FLE" TZID nobody defines

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from icalendar import Calendar, Event, vCalAddress
 
 from ptm_sync.core.ical.parse import parse_calendar
-from ptm_sync.core.imip.build import Kind, extract
+from ptm_sync.core.imip import Kind, extract
 
 NY = ZoneInfo("America/New_York")
 # Multi-octet characters of two, three and four octets, and the characters TEXT escapes.

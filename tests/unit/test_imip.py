@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from ptm_sync.core.errors import Unusable
 from ptm_sync.core.ical.itip import Attendee, Invitation, Method, build_cancel, build_request
-from ptm_sync.core.imip.build import (
+from ptm_sync.core.imip import (
     Inbound,
     Kind,
     as_bytes,

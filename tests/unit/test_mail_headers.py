@@ -1,6 +1,6 @@
 """Remembered header classes, parsed headers and foldings change no byte and no reading.
 
-:mod:`ptm_sync.core.imip.build` parses and builds mail with a header registry that remembers what it
+:mod:`ptm_sync.core.imip` parses and builds mail with a header registry that remembers what it
 made.  Built with the standard library's own registry instead, every message must come
 out the same, and every received message must read the same.
 """
@@ -15,9 +15,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar
 
+from ptm_sync.core import imip
 from ptm_sync.core.ical import itip
-from ptm_sync.core.imip import build as imip
+from ptm_sync.core.imip import build as imip_build
 from ptm_sync.core.imip import headers as mailheaders
+from ptm_sync.core.imip import parts as imip_parts
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "imip"
 TZ = ZoneInfo("America/New_York")
@@ -72,7 +74,7 @@ def test_built_messages_are_the_bytes_the_standard_registry_gives(
 ) -> None:
     ours = _emails()
     again = _emails()  # now with every header remembered and folded before
-    monkeypatch.setattr(imip, "_BUILD_POLICY", policy.SMTP.clone(cte_type="7bit"))
+    monkeypatch.setattr(imip_build, "_BUILD_POLICY", policy.SMTP.clone(cte_type="7bit"))
     standard = _emails()
     assert ours == again == standard
 
@@ -106,6 +108,6 @@ def test_received_messages_read_as_with_the_standard_registry(
 ) -> None:
     raw = (FIXTURES / name).read_bytes()
     ours = imip.extract(raw, tz=TZ)
-    monkeypatch.setattr(imip, "_READ_POLICY", policy.default)
+    monkeypatch.setattr(imip_parts, "READ_POLICY", policy.default)
     standard = imip.extract(raw, tz=TZ)
     assert ours == standard

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ptm_sync.core.imip.build import extract
+from ptm_sync.core.imip import extract
 from ptm_sync.core.trust import (
     AuthResults,
     authentication_verdict,

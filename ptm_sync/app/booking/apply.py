@@ -44,7 +44,7 @@ from ptm_sync.app.booking import load, waitlist
 from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.app.video_links import NOW, ZOOM, link_source
 from ptm_sync.config.settings import Config, MailConfig, PeriodConfig
-from ptm_sync.core import trust
+from ptm_sync.core import imip, trust
 from ptm_sync.core.booking import messages
 from ptm_sync.core.booking.decide import APPLIED, DUPLICATE, decide, needs
 from ptm_sync.core.booking.events import Event, Offer
@@ -62,7 +62,6 @@ from ptm_sync.core.booking.values import (
     WaitlistEntry,
 )
 from ptm_sync.core.errors import BookingRefused, SlotTaken
-from ptm_sync.core.imip import build as imip
 from ptm_sync.core.model import Interval, MeetingFormat
 
 log = logging.getLogger(__name__)

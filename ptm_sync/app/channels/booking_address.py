@@ -25,13 +25,12 @@ from ptm_sync.adapters.store import Guardian, Link, Meeting, Student, Teacher
 from ptm_sync.app.booking import load
 from ptm_sync.app.booking.apply import Applier
 from ptm_sync.config.settings import PeriodConfig
-from ptm_sync.core import trust
+from ptm_sync.core import imip, trust
 from ptm_sync.core.booking.addresses import teacher_key_in
 from ptm_sync.core.booking.events import OrganizerCancel, Request
 from ptm_sync.core.booking.values import Decision, Fresh, Origin
 from ptm_sync.core.errors import Unusable
 from ptm_sync.core.ical import itip
-from ptm_sync.core.imip import build as imip
 from ptm_sync.core.model import Interval
 
 # Built once: one request runs each of them.

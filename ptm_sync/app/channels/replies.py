@@ -2,7 +2,7 @@
 
 `mail deliver` (stdin) and `mail fetch` (IMAP) both call :func:`process`; `quarantine
 release` calls :func:`reprocess` on a message kept in quarantine.  The message is read
-(:mod:`ptm_sync.core.imip.build`), recognised as a duplicate by its digest, checked against the
+(:mod:`ptm_sync.core.imip.read`), recognised as a duplicate by its digest, checked against the
 meeting it names (:mod:`ptm_sync.core.trust`) and applied by the booking engine — all in one write
 transaction together with the :class:`~ptm_sync.adapters.store.Inbound` record, so a message's
 effect
@@ -40,13 +40,12 @@ from ptm_sync.adapters.video.providers import VideoProvider
 from ptm_sync.app.booking.apply import Applier
 from ptm_sync.app.channels.booking_address import booking_request
 from ptm_sync.config.settings import Config, MailConfig
-from ptm_sync.core import trust
+from ptm_sync.core import imip, trust
 from ptm_sync.core.booking.decide import APPLIED, DUPLICATE, QUARANTINED
 from ptm_sync.core.booking.events import Answer, Counter, Event, Refresh
 from ptm_sync.core.booking.values import Decision, MeetingView
 from ptm_sync.core.errors import ConfigError, NotFoundError, Unusable, UserError
 from ptm_sync.core.ical import itip
-from ptm_sync.core.imip import build as imip
 from ptm_sync.core.imip.limits import HEAD_BYTES, TOO_LARGE, InputLimits
 from ptm_sync.core.model import Interval
 from ptm_sync.ops.crashpoints import crash_point

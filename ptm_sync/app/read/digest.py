@@ -30,8 +30,8 @@ from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.app.read.conflicts import conflicts
 from ptm_sync.app.read.records import explain
 from ptm_sync.config.settings import Config
+from ptm_sync.core import imip
 from ptm_sync.core.booking import messages
-from ptm_sync.core.imip import build as imip
 from ptm_sync.ops.failures import plain
 from ptm_sync.ops.redact import mask_urls
 

@@ -26,8 +26,8 @@ from ptm_sync.adapters.store import (
     WaitlistEntry,
 )
 from ptm_sync.config.settings import Config
+from ptm_sync.core import imip
 from ptm_sync.core.errors import NotFoundError, Unusable
-from ptm_sync.core.imip import build as imip
 from ptm_sync.core.imip import limits as inputlimits
 from ptm_sync.core.imip.limits import InputLimits
 

@@ -22,11 +22,11 @@ from zoneinfo import ZoneInfo
 from icalendar import Calendar
 from icalendar.enums import PARTSTAT
 
+from ptm_sync.core import imip
 from ptm_sync.core.booking import messages
 from ptm_sync.core.booking.letters import WITH_NEXT_STEP, Letter, Letterhead, letters
 from ptm_sync.core.booking.values import Decision
 from ptm_sync.core.ical import itip
-from ptm_sync.core.imip import build as imip
 
 __all__ = ["Outgoing", "compose", "email_of", "facts_of", "render", "render_bytes"]
 
