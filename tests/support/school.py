@@ -150,10 +150,13 @@ windows = ["{self.day}T15:00/17:00"]
         )
 
     def run(
-        self, *args: str, stdin: bytes | None = None, check: bool = True, fast: bool = False
+        self, *args: str, stdin: bytes | None = None, check: bool = True, fast: bool = True
     ) -> Run:
-        """``ptm-sync --config ... ARGS`` in a subprocess; ``fast``: the same entry point
-        called in this process (for set-up steps, to keep the suite quick)."""
+        """``ptm-sync --config ... ARGS`` as the user types it: the command line's entry
+        point called in this process (its output, exit code and stdin as a process has
+        them; a fresh interpreter proves nothing more for most commands), or with
+        ``fast=False`` in a subprocess (what a process's own life decides: signals,
+        crashes, the installed entry point)."""
         if fast:
             return self._run_here(args, stdin, check)
         proc = subprocess.run(
@@ -175,7 +178,10 @@ windows = ["{self.day}T15:00/17:00"]
         sys.stdin = io.TextIOWrapper(io.BytesIO(stdin or b""))
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                code = main(["--config", str(self.config), *args])
+                try:
+                    code = main(["--config", str(self.config), *args])
+                except SystemExit as exc:  # argparse's usage errors, as a process exits
+                    code = exc.code if isinstance(exc.code, int) else 1
         finally:
             sys.stdin = saved
         result = Run(code, out.getvalue(), err.getvalue())
