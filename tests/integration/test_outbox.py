@@ -223,3 +223,25 @@ def test_an_unexpected_error_in_one_row_does_not_stop_the_others(db: Database) -
     report = outbox.flush(db, {outbox.EMAIL: rec}, clock=clock)
     assert (report.delivered, report.retried) == (1, 1)
     assert _states(db) == {"bad": ("pending", 1), "good": ("done", 1)}
+
+
+class GivingUp(Recorder):
+    """A deliverer that wants to hear when one of its rows is dead-lettered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.given_up_on: list[str] = []
+
+    def given_up(self, row: Outbox) -> None:
+        self.given_up_on.append(row.key)
+
+
+def test_a_deliverer_hears_when_its_row_is_given_up_and_only_then(db: Database) -> None:
+    _add(db, "refused")
+    _add(db, "greylisted")
+    rec, clock = GivingUp(), Clock()
+    rec.failures["refused"] = [MailRejected("550 no such user")]  # permanent: dead at once
+    rec.failures["greylisted"] = [MailUnavailable("451 try later")]  # retried, not given up
+    report = outbox.flush(db, {outbox.EMAIL: rec}, clock=clock)
+    assert report.dead == 1
+    assert rec.given_up_on == ["refused"]

@@ -14,6 +14,7 @@ from ptm_sync.core.booking.decide import decide
 from ptm_sync.core.booking.events import (
     Answer,
     CalendarWritten,
+    LinkGivenUp,
     Request,
     TeacherMoved,
     VideoLinkMade,
@@ -143,3 +144,16 @@ def test_the_teachers_move_keeps_their_version_as_the_one_we_know() -> None:
     confirmed = meeting(C, at=0, sequence=1)
     decision = decide(confirmed, TeacherMoved(slot=slot(3), etag="teacher-2"), context())
     assert decision.after is not None and decision.after.remote_etag == "teacher-2"
+
+
+def test_a_link_given_up_sends_the_waiting_confirmation_without_one() -> None:
+    pending = replace(unlinked(C, sequence=1), link_pending=True, location="Room 101")
+    decision = decide(pending, LinkGivenUp(), context(link_from=LinkSource.CALENDAR))
+    assert decision.rule == "link-made"
+    assert decision.after is not None and not decision.after.link_pending
+    [(_, cal)] = sent(decision)
+    event = event_of(cal)
+    assert str(event["STATUS"]) == "CONFIRMED" and "Room 101" in str(event["LOCATION"])
+    # Nothing waits any more: a second give-up sends nothing.
+    again = decide(decision.after, LinkGivenUp(), context(link_from=LinkSource.CALENDAR))
+    assert again.outcome == "duplicate" and again.notices == ()

@@ -17,7 +17,7 @@ from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.app.sync import Connectors
 from ptm_sync.config.settings import Config
 from ptm_sync.core.booking.decide import APPLIED
-from ptm_sync.core.booking.events import CalendarWritten, Event, VideoLinkMade
+from ptm_sync.core.booking.events import CalendarWritten, Event, LinkGivenUp, VideoLinkMade
 from ptm_sync.core.booking.notices import email_of
 from ptm_sync.core.booking.teacher_copy import MeetingEvent, teacher_copy
 from ptm_sync.core.booking.values import Decision
@@ -130,6 +130,13 @@ class CalendarDeliverer:
                 connector.delete_event(ref, RemoteRef(remote.href, None))
             self._store(meeting_id, None)
 
+    def given_up(self, row: Outbox) -> None:
+        """The write was dead-lettered: a confirmation waiting for the link it was to make
+        (Teams, Meet) goes without one."""
+        meeting_id = outbox.calendar_payload(row)["meeting_id"]
+        if meeting_id is not None:
+            _apply(self.db, self.config, self.clock(), meeting_id, LinkGivenUp())
+
     def _create(
         self,
         connector: CalendarConnector,
@@ -194,6 +201,12 @@ class VideoDeliverer:
         )
         if decision is None or decision.outcome != APPLIED:
             self.client.delete_meeting(made.id)  # the meeting ended or got a link meanwhile
+
+    def given_up(self, row: Outbox) -> None:
+        """The Zoom room could not be made: a confirmation waiting for it goes without."""
+        data = outbox.video_payload(row)
+        if data["action"] == "create":
+            _apply(self.db, self.config, self.clock(), data["meeting_id"], LinkGivenUp())
 
     def close(self) -> None:
         if self._client is not None:

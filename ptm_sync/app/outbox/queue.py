@@ -425,7 +425,8 @@ def deliver_one(
             raise PtmError(f"no deliverer for {row.kind!r} configured")
         deliverer(row)
     except PtmError as exc:
-        _failed(db, row.id, exc, clock(), report)
+        if _failed(db, row.id, exc, clock(), report):
+            _given_up(deliverer, row)
         return exc
     except Exception as exc:
         if database_outage(exc):  # our database, not this row: no attempt counted
@@ -433,7 +434,8 @@ def deliver_one(
         log.exception("outbox row %d (%s) failed unexpectedly", row.id, row.kind)
         failure = PtmError(f"unexpected {type(exc).__name__}: {exc}")
         failure.retryable = True  # counted: dead-lettered after MAX_ATTEMPTS
-        _failed(db, row.id, failure, clock(), report)
+        if _failed(db, row.id, failure, clock(), report):
+            _given_up(deliverer, row)
         return failure
     crash_point("before-mark-done")
     # Recorded at once, row by row: a crash repeats at most the one item in flight.
@@ -461,7 +463,20 @@ def deliver(
     return report
 
 
-def _failed(db: Database, row_id: int, exc: PtmError, now: datetime, report: FlushReport) -> None:
+def _given_up(deliverer: Deliverer | None, row: Outbox) -> None:
+    """Tell a deliverer that has a ``given_up(row)`` that its row was dead-lettered (what
+    waited for the row can then go without it: DESIGN §6, nothing left waiting for ever)."""
+    hook = getattr(deliverer, "given_up", None)
+    if hook is None:
+        return
+    try:
+        hook(row)
+    except Exception:
+        log.exception("outbox row %d (%s): its give-up hook failed", row.id, row.kind)
+
+
+def _failed(db: Database, row_id: int, exc: PtmError, now: datetime, report: FlushReport) -> bool:
+    """Count the failed attempt; returns True when the row is now dead-lettered."""
     with db.write() as session:
         row = session.get(Outbox, row_id)
         assert row is not None
@@ -488,6 +503,7 @@ def _failed(db: Database, row_id: int, exc: PtmError, now: datetime, report: Flu
                 type(exc).__name__,
             )
         report.errors.append(f"{row.key}: {exc}")
+        return row.state == DEAD
 
 
 def flush(

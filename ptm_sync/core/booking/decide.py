@@ -22,6 +22,7 @@ from ptm_sync.core.booking.events import (
     Counter,
     Event,
     HoldExpired,
+    LinkGivenUp,
     MarkNoShow,
     Offer,
     OrganizerCancel,
@@ -63,7 +64,7 @@ from ptm_sync.core.booking.values import (
     Decision,
     MeetingView,
 )
-from ptm_sync.core.booking.written import calendar_written, video_made
+from ptm_sync.core.booking.written import calendar_written, link_given_up, video_made
 from ptm_sync.core.model import MeetingState
 
 __all__ = ["APPLIED", "DUPLICATE", "QUARANTINED", "REFUSED", "STALE", "decide", "needs"]
@@ -121,6 +122,8 @@ def decide(meeting: MeetingView, event: Event, ctx: Context) -> Decision:
             return calendar_written(meeting, event, ctx)
         case VideoLinkMade():
             return video_made(meeting, event, ctx)
+        case LinkGivenUp():
+            return link_given_up(meeting, event, ctx)
     raise TypeError(f"not a booking event: {event!r}")  # pragma: no cover - typed above
 
 

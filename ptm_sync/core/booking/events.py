@@ -185,6 +185,12 @@ class CalendarWritten:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LinkGivenUp:
+    """The write that was to make the meeting's video link (the teacher's calendar with
+    Teams or Meet, or Zoom) was given up (dead-lettered): the link will not come."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class VideoLinkMade:
     """The outbox made the meeting's video room (Zoom): its joining ``url``."""
 
@@ -209,4 +215,5 @@ Event = (
     | TeacherRemoved
     | CalendarWritten
     | VideoLinkMade
+    | LinkGivenUp
 )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ptm_sync.core.booking.events import CalendarWritten, VideoLinkMade
+from ptm_sync.core.booking.events import CalendarWritten, LinkGivenUp, VideoLinkMade
 from ptm_sync.core.booking.rows import DUPLICATE, make, nothing
 from ptm_sync.core.booking.table import row_for
 from ptm_sync.core.booking.values import Context, Decision, MeetingView
@@ -65,3 +65,15 @@ def video_made(meeting: MeetingView, event: VideoLinkMade, ctx: Context) -> Deci
     return make(
         row_for(meeting.state, name), meeting, ctx, "the video room was made", updated=linked
     )
+
+
+def link_given_up(meeting: MeetingView, event: LinkGivenUp, ctx: Context) -> Decision:
+    """The write that was to make the link failed for good: the confirmation that waited
+    for it goes now, without a link (with the meeting's place if it has one); staff see the
+    dead letter.  Nothing waits for ever."""
+    if meeting.state is not MeetingState.CONFIRMED or not meeting.link_pending:
+        return nothing(meeting, DUPLICATE, "no confirmation waits for a link")
+    name = "link-made-booked" if meeting.organized_by_parent else "link-made"
+    unlinked = replace(meeting, link_pending=False)
+    why = "the video link could not be made"
+    return make(row_for(meeting.state, name), meeting, ctx, why, updated=unlinked)
