@@ -14,6 +14,7 @@ from ptm_sync.core.booking.values import (
     History,
     MeetingView,
     Outcome,
+    Rule,
     WaitlistEntry,
 )
 from ptm_sync.core.model import Interval, MeetingState
@@ -125,7 +126,7 @@ def nothing(
 ) -> Decision:
     """A decision that changes nothing: ``stale``, ``duplicate`` or ``refused``."""
     return Decision(
-        rule=outcome.value,
+        rule=Rule(outcome.value),
         outcome=outcome,
         reason=reason,
         before=meeting,
@@ -136,7 +137,7 @@ def nothing(
 
 def quarantine(meeting: MeetingView, reason: str, asker: int | None = None) -> Decision:
     return Decision(
-        rule="quarantine",
+        rule=Rule.QUARANTINE,
         outcome=QUARANTINED,
         reason=reason,
         before=meeting,

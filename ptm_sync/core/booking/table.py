@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from icalendar.enums import PARTSTAT
 
-from ptm_sync.core.booking.values import Audience, CalendarAction, Notice, RoomAction
+from ptm_sync.core.booking.values import Audience, CalendarAction, Notice, RoomAction, Rule
 from ptm_sync.core.model import Actor, MeetingState
 
 P, C = MeetingState.PROPOSED, MeetingState.CONFIRMED
@@ -89,7 +89,7 @@ class Row:
     """One rule.  ``to`` is a state, :data:`SAME`, or None for "no meeting" (a refused
     request creates nothing)."""
 
-    name: str
+    name: Rule
     source: frozenset[MeetingState | None]
     to: MeetingState | str | None
     bump: bool
@@ -110,7 +110,7 @@ def _row(
     releases: bool = False,
 ) -> Row:
     states = source if isinstance(source, frozenset) else frozenset({source})
-    return Row(name, states, to, bump, notices, calendar, actor, releases)
+    return Row(Rule(name), states, to, bump, notices, calendar, actor, releases)
 
 
 # fmt: off

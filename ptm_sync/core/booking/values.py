@@ -36,6 +36,55 @@ class Outcome(StrEnum):
     QUARANTINED = "quarantined"
 
 
+class Rule(StrEnum):
+    """The rules of a meeting's life: the names of the transition table's rows
+    (:mod:`ptm_sync.core.booking.table`), and of the decisions that change nothing
+    (``stale``, ``duplicate``, ``refused``, ``quarantine``).  History reasons and
+    ``mail deliver``'s output quote them."""
+
+    ACCEPT = "accept"
+    ACCEPT_LATE = "accept-late"
+    ACCEPT_RECORDED = "accept-recorded"
+    CALENDAR_WRITTEN = "calendar-written"
+    COMPLETE = "complete"
+    COUNTER_GRANTED = "counter-granted"
+    COUNTER_REFUSED = "counter-refused"
+    DECLINE = "decline"
+    DECLINE_RECORDED = "decline-recorded"
+    DUPLICATE = "duplicate"
+    EXPIRE = "expire"
+    LINK_MADE = "link-made"
+    LINK_MADE_BOOKED = "link-made-booked"
+    NO_SHOW = "no-show"
+    OFFER = "offer"
+    ORGANIZER_CANCEL = "organizer-cancel"
+    REFRESH = "refresh"
+    REPROPOSAL = "reproposal"
+    REQUEST_AGAIN = "request-again"
+    REQUEST_CLOSED = "request-closed"
+    REQUEST_GRANTED = "request-granted"
+    REQUEST_MOVE_REFUSED = "request-move-refused"
+    REQUEST_MOVED = "request-moved"
+    REQUEST_REFUSED = "request-refused"
+    STAFF_BOOK = "staff-book"
+    STAFF_CANCEL = "staff-cancel"
+    STAFF_CANCEL_BOOKED = "staff-cancel-booked"
+    STAFF_REFUSED = "staff-refused"
+    STAFF_RESCHEDULE = "staff-reschedule"
+    STALE = "stale"
+    SUPERSEDE = "supersede"
+    TEACHER_MOVED = "teacher-moved"
+    TEACHER_MOVED_BOOKED = "teacher-moved-booked"
+    TEACHER_REMOVED = "teacher-removed"
+    TEACHER_REMOVED_BOOKED = "teacher-removed-booked"
+    TENTATIVE = "tentative"
+    VIDEO_MADE = "video-made"
+    VIDEO_MADE_BOOKED = "video-made-booked"
+    WAITLIST_OFFER = "waitlist-offer"
+    REFUSED = "refused"
+    QUARANTINE = "quarantine"
+
+
 class Origin(StrEnum):
     """How a meeting came to be (stored in ``meetings.origin``)."""
 
@@ -306,7 +355,7 @@ class Decision:
     ``waitlist``: the family to put on the teacher's waiting list.
     """
 
-    rule: str
+    rule: Rule
     outcome: Outcome
     reason: str
     before: MeetingView | None
