@@ -237,10 +237,53 @@ class MailAuthFailed(MailError, UserError):
     """Raised when the SMTP or IMAP server refuses our login; fix the credentials."""
 
 
+class QuarantineReason(StrEnum):
+    """Why an inbound message went to quarantine (DESIGN §7 ``quarantine``: the reasons the
+    README lists; ``ptm-sync quarantine`` explains each).  An answer to a meeting that is
+    no longer open is quarantined as ``meeting-<state>`` (e.g. ``meeting-cancelled``),
+    which is built from the state and so is no member here."""
+
+    ATTENDEE_NOT_INVITED = "attendee-not-invited"
+    AUTHENTICATION_FAILED = "authentication-failed"
+    AUTO_REPLY = "auto-reply"
+    BOOKING_ADDRESS_MANUAL = "booking-address-manual"
+    BOUNCE = "bounce"
+    BROKEN_ICALENDAR = "broken-icalendar"
+    COUNTER_WITHOUT_TIME = "counter-without-time"
+    INTERNAL_ERROR = "internal-error"
+    LINE_TOO_LONG = "line-too-long"
+    MULTIPLE_UIDS = "multiple-uids"
+    NO_CALENDAR_PART = "no-calendar-part"
+    NO_METHOD = "no-method"
+    NO_ORGANIZER = "no-organizer"
+    NO_UID = "no-uid"
+    NO_VEVENT = "no-vevent"
+    NOT_AN_EMAIL = "not-an-email"
+    NOT_FOR_A_BOOKING_ADDRESS = "not-for-a-booking-address"
+    READ_RECEIPT = "read-receipt"
+    RECURRENCE_TOO_LARGE = "recurrence-too-large"
+    REQUEST_WITHOUT_TIME = "request-without-time"
+    SENDER_NOT_ATTENDEE = "sender-not-attendee"
+    SENDER_NOT_ORGANIZER = "sender-not-organizer"
+    STRANGER = "stranger"
+    TOO_DEEP = "too-deep"
+    TOO_LARGE = "too-large"
+    TOO_MANY_COMPONENTS = "too-many-components"
+    TOO_MANY_PARTS = "too-many-parts"
+    TOO_MANY_PROPERTIES = "too-many-properties"
+    UID_CONFLICT = "uid-conflict"
+    UID_TOO_LONG = "uid-too-long"
+    UNKNOWN_UID = "unknown-uid"
+    UNSTORABLE = "unstorable"
+    UNSUPPORTED_METHOD = "unsupported-method"
+    UNSUPPORTED_PARTSTAT = "unsupported-partstat"
+    WRONG_TOKEN = "wrong-token"
+
+
 class Unusable(PtmError):
     """Raised when an inbound message cannot be used; it goes to quarantine with ``reason``."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: QuarantineReason | str, detail: str = "") -> None:
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}" if detail else reason)

@@ -29,7 +29,7 @@ from ptm_sync.core import imip, trust
 from ptm_sync.core.booking.addresses import teacher_key_in
 from ptm_sync.core.booking.events import OrganizerCancel, Request
 from ptm_sync.core.booking.values import Decision, Fresh, Origin
-from ptm_sync.core.errors import Unusable
+from ptm_sync.core.errors import QuarantineReason, Unusable
 from ptm_sync.core.ical import itip
 from ptm_sync.core.model import Interval
 
@@ -81,23 +81,27 @@ def booking_request(
     mail = applier.mail
     teacher = _teacher(session, applier, msg, inbound)
     if config.booking_address.automate_processing == "none" and not released:
-        raise Unusable("booking-address-manual", "booking requests wait for staff")
+        raise Unusable(QuarantineReason.BOOKING_ADDRESS_MANUAL, "booking requests wait for staff")
     if msg.organizer is None:
-        raise Unusable("no-organizer", "a request names its organizer")
+        raise Unusable(QuarantineReason.NO_ORGANIZER, "a request names its organizer")
     sender = inbound.sender or ""
     guardian = _guardian(session, msg.organizer, mail.aliases)
     if guardian is None:
         if not config.booking_address.process_external_meeting_messages:
-            raise Unusable("stranger", "the sender is not a guardian in the roster")
+            raise Unusable(QuarantineReason.STRANGER, "the sender is not a guardian in the roster")
     elif not trust.sender_may_act(sender, msg.organizer, guardian.email, mail.aliases):
-        raise Unusable("sender-not-organizer", "the sender is not the request's organizer")
+        raise Unusable(
+            QuarantineReason.SENDER_NOT_ORGANIZER, "the sender is not the request's organizer"
+        )
     existing = session.scalars(_MEETING_BY_UID, {"uid": msg.uid}).one_or_none()
     if existing is not None:
         if existing.origin != Origin.BOOKING_ADDRESS.value or existing.teacher_id != teacher.id:
-            raise Unusable("uid-conflict", "this UID belongs to another meeting")
+            raise Unusable(QuarantineReason.UID_CONFLICT, "this UID belongs to another meeting")
         view = applier.view(session, existing)
         if guardian is None or view.party(guardian.id) is None:
-            raise Unusable("sender-not-organizer", "the request belongs to another family")
+            raise Unusable(
+                QuarantineReason.SENDER_NOT_ORGANIZER, "the request belongs to another family"
+            )
         if msg.method == itip.Method.CANCEL:
             cancel = OrganizerCancel(
                 guardian_id=guardian.id,
@@ -109,7 +113,7 @@ def booking_request(
         request = _request(msg, guardian.id, inbound_id)
         return applier.handle(session, view, request, inbound_id=inbound_id)
     if msg.method == itip.Method.CANCEL:
-        raise Unusable("unknown-uid", "a cancellation of nothing we booked")
+        raise Unusable(QuarantineReason.UNKNOWN_UID, "a cancellation of nothing we booked")
     slot = _slot(msg)
     period = period_for(config.periods, slot, applier.now)
     students = _students(session, guardian, teacher) if guardian is not None else []
@@ -202,7 +206,9 @@ def _teacher(
     for teacher in found:
         if load.teacher_info(applier.config, teacher).booking_address in wanted:
             return teacher
-    raise Unusable("not-for-a-booking-address", "no teacher's booking address is invited")
+    raise Unusable(
+        QuarantineReason.NOT_FOR_A_BOOKING_ADDRESS, "no teacher's booking address is invited"
+    )
 
 
 def _guardian(

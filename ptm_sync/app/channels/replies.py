@@ -44,7 +44,7 @@ from ptm_sync.core import imip, trust
 from ptm_sync.core.booking.decide import APPLIED, DUPLICATE, QUARANTINED
 from ptm_sync.core.booking.events import Answer, Counter, Event, Refresh
 from ptm_sync.core.booking.values import Decision, MeetingView
-from ptm_sync.core.errors import ConfigError, NotFoundError, Unusable, UserError
+from ptm_sync.core.errors import ConfigError, NotFoundError, QuarantineReason, Unusable, UserError
 from ptm_sync.core.ical import itip
 from ptm_sync.core.imip.limits import HEAD_BYTES, TOO_LARGE, InputLimits
 from ptm_sync.core.model import Interval
@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 #: Quarantine reason of a message holding a value the database refuses (a number out of
 #: range): it would be refused every time, so it is no temporary failure.
-UNSTORABLE = "unstorable"
+UNSTORABLE = QuarantineReason.UNSTORABLE
 _INBOUND: Table = Inbound.__table__  # type: ignore[assignment]
 # Built once: statements built per message cost more than running them.
 _MEETING_BY_UID = (
@@ -142,7 +142,7 @@ def _extract(raw: bytes, config: Config) -> tuple[imip.Inbound | None, Unusable 
             where.filename,
             where.lineno,
         )
-        return None, Unusable("internal-error", type(exc).__name__)
+        return None, Unusable(QuarantineReason.INTERNAL_ERROR, type(exc).__name__)
 
 
 def _read(raw: bytes, config: Config) -> tuple[imip.Inbound | None, Unusable | None, str]:
@@ -441,7 +441,7 @@ def _decide(
         decided = booking_request(session, applier, inbound, msg, inbound_id, released=released)
         return _result(decided)
     if not ours:
-        raise Unusable("unknown-uid", "UID not issued by this service")
+        raise Unusable(QuarantineReason.UNKNOWN_UID, "UID not issued by this service")
     # The meeting with its guardians and teacher in one query.  FOR UPDATE OF meetings:
     # on PostgreSQL two workers with two answers for one meeting must take turns, or both
     # read "proposed" and both confirm (SQLite's BEGIN IMMEDIATE serialises anyway).  The
@@ -449,11 +449,13 @@ def _decide(
     # first left them, not as they were when it began.
     found = session.execute(_MEETING_BY_UID, {"uid": msg.uid}).unique().one_or_none()
     if found is None:
-        raise Unusable("unknown-uid", "no meeting with this UID")
+        raise Unusable(QuarantineReason.UNKNOWN_UID, "no meeting with this UID")
     meeting = found[0]
     _authenticated(inbound, mail)
     if msg.method not in (itip.Method.REPLY, itip.Method.REFRESH, itip.Method.COUNTER):
-        raise Unusable("unsupported-method", f"{msg.method} is not handled for our meetings")
+        raise Unusable(
+            QuarantineReason.UNSUPPORTED_METHOD, f"{msg.method} is not handled for our meetings"
+        )
     view = applier.view(session, meeting)
     invited, attendee = _speaker(view, msg, inbound.sender or "", mail)
     if mail.plus_addressing:
@@ -465,7 +467,9 @@ def _decide(
         if tokens and not any(
             t.isascii() and trust.token_matches(secret, meeting.uid, t) for t in tokens
         ):
-            raise Unusable("wrong-token", "the reply was sent to another meeting's address")
+            raise Unusable(
+                QuarantineReason.WRONG_TOKEN, "the reply was sent to another meeting's address"
+            )
     event = _event(msg, invited, attendee, inbound_id)
     return _result(applier.handle(session, view, event, inbound_id=inbound_id))
 
@@ -477,7 +481,9 @@ def _authenticated(inbound: imip.Inbound, mail: MailConfig) -> None:
             inbound.authentication_results, mail.trusted_authserv_id
         )
         if verdict == "fail":
-            raise Unusable("authentication-failed", "DMARC/DKIM failed at our mail server")
+            raise Unusable(
+                QuarantineReason.AUTHENTICATION_FAILED, "DMARC/DKIM failed at our mail server"
+            )
 
 
 def _event(
@@ -493,7 +499,9 @@ def _event(
     )
     if msg.method == itip.Method.COUNTER:
         if times is None:
-            raise Unusable("counter-without-time", "a COUNTER must propose a start and an end")
+            raise Unusable(
+                QuarantineReason.COUNTER_WITHOUT_TIME, "a COUNTER must propose a start and an end"
+            )
         return Counter(
             guardian_id=guardian_id,
             proposed=times,
@@ -562,15 +570,19 @@ def _speaker(
     if not named:
         only = msg.replying_attendee
         if only is None:
-            raise Unusable("attendee-not-invited", "the reply names no attendee we invited")
+            raise Unusable(
+                QuarantineReason.ATTENDEE_NOT_INVITED, "the reply names no attendee we invited"
+            )
         named = [
             (p, only)
             for p in meeting.parties
             if trust.sender_may_act(only.email, p.email, p.email, mail.aliases)
         ]
         if not named:
-            raise Unusable("attendee-not-invited", "the reply is for somebody we did not invite")
+            raise Unusable(
+                QuarantineReason.ATTENDEE_NOT_INVITED, "the reply is for somebody we did not invite"
+            )
     for party, attendee in named:
         if trust.sender_may_act(sender, attendee.email, party.email, mail.aliases):
             return party.guardian_id, attendee
-    raise Unusable("sender-not-attendee", "the sender is not the invited attendee")
+    raise Unusable(QuarantineReason.SENDER_NOT_ATTENDEE, "the sender is not the invited attendee")

@@ -27,7 +27,7 @@ from ptm_sync.adapters.store import (
 )
 from ptm_sync.config.settings import Config
 from ptm_sync.core import imip
-from ptm_sync.core.errors import NotFoundError, Unusable
+from ptm_sync.core.errors import NotFoundError, QuarantineReason, Unusable
 from ptm_sync.core.imip import limits as inputlimits
 from ptm_sync.core.imip.limits import InputLimits
 
@@ -212,6 +212,9 @@ def waitlist(
 # --- one inbound message --------------------------------------------------------------------
 
 
+#: The reasons, short (the table below is read as a table).
+Q = QuarantineReason
+
 #: Every reason a message is quarantined for, in plain words (DESIGN §4): what staff read
 #: in ``quarantine show`` next to the recorded reason.
 REASONS: dict[str, str] = {
@@ -233,37 +236,37 @@ REASONS: dict[str, str] = {
         " instances than the limit) was not expanded"
     ),
     # Not usable as it is.
-    "not-an-email": "the stored bytes are not an email",
-    "internal-error": "reading the message failed on a bug (see the log); it is kept",
-    "unstorable": "the message holds a value the database refuses (e.g. a number out of range)",
-    "no-calendar-part": "an email without a calendar part: a person's message for staff",
-    "bounce": "a delivery failure report",
-    "auto-reply": "an automatic answer (out of office)",
-    "read-receipt": "a read receipt",
-    "broken-icalendar": "the calendar part is not valid iCalendar",
-    "no-method": "the calendar part names no iTIP method (METHOD)",
-    "unsupported-method": "the iTIP method is not one this service handles for the meeting",
-    "unsupported-partstat": "the reply's participation status is not one this service handles",
-    "no-vevent": "the calendar part holds no event",
-    "no-uid": "the event has no UID",
-    "uid-too-long": "the event's UID is longer than any this service issues",
-    "multiple-uids": "the calendar part holds events of more than one meeting",
-    "no-organizer": "the request names no organizer",
-    "counter-without-time": "a counter-proposal without a new start and end",
-    "request-without-time": "a booking request without a start and end",
+    Q.NOT_AN_EMAIL: "the stored bytes are not an email",
+    Q.INTERNAL_ERROR: "reading the message failed on a bug (see the log); it is kept",
+    Q.UNSTORABLE: "the message holds a value the database refuses (e.g. a number out of range)",
+    Q.NO_CALENDAR_PART: "an email without a calendar part: a person's message for staff",
+    Q.BOUNCE: "a delivery failure report",
+    Q.AUTO_REPLY: "an automatic answer (out of office)",
+    Q.READ_RECEIPT: "a read receipt",
+    Q.BROKEN_ICALENDAR: "the calendar part is not valid iCalendar",
+    Q.NO_METHOD: "the calendar part names no iTIP method (METHOD)",
+    Q.UNSUPPORTED_METHOD: "the iTIP method is not one this service handles for the meeting",
+    Q.UNSUPPORTED_PARTSTAT: "the reply's participation status is not one this service handles",
+    Q.NO_VEVENT: "the calendar part holds no event",
+    Q.NO_UID: "the event has no UID",
+    Q.UID_TOO_LONG: "the event's UID is longer than any this service issues",
+    Q.MULTIPLE_UIDS: "the calendar part holds events of more than one meeting",
+    Q.NO_ORGANIZER: "the request names no organizer",
+    Q.COUNTER_WITHOUT_TIME: "a counter-proposal without a new start and end",
+    Q.REQUEST_WITHOUT_TIME: "a booking request without a start and end",
     # Not trusted, or for no meeting of ours.
-    "unknown-uid": "no meeting of this service has this UID",
-    "uid-conflict": "the UID belongs to another meeting",
-    "wrong-token": "the reply was sent to another meeting's address",
-    "authentication-failed": "the mail server found DMARC/DKIM failed",
-    "sender-not-attendee": (
+    Q.UNKNOWN_UID: "no meeting of this service has this UID",
+    Q.UID_CONFLICT: "the UID belongs to another meeting",
+    Q.WRONG_TOKEN: "the reply was sent to another meeting's address",
+    Q.AUTHENTICATION_FAILED: "the mail server found DMARC/DKIM failed",
+    Q.SENDER_NOT_ATTENDEE: (
         "the sender is not the invited guardian (an alias may be missing: [mail] aliases)"
     ),
-    "sender-not-organizer": "the sender is not the request's organizer",
-    "attendee-not-invited": "the reply names nobody this service invited",
-    "stranger": "the sender is not a guardian in the roster",
-    "not-for-a-booking-address": "no teacher's booking address is invited",
-    "booking-address-manual": "booking requests wait for staff (booking address set to manual)",
+    Q.SENDER_NOT_ORGANIZER: "the sender is not the request's organizer",
+    Q.ATTENDEE_NOT_INVITED: "the reply names nobody this service invited",
+    Q.STRANGER: "the sender is not a guardian in the roster",
+    Q.NOT_FOR_A_BOOKING_ADDRESS: "no teacher's booking address is invited",
+    Q.BOOKING_ADDRESS_MANUAL: "booking requests wait for staff (booking address set to manual)",
 }
 
 #: Reasons over an input limit for which the calendar part is shown as kept, unread.

@@ -22,6 +22,7 @@ from ptm_sync.core.booking.values import (
     Party,
     WaitlistEntry,
 )
+from ptm_sync.core.errors import QuarantineReason
 from ptm_sync.core.ical.itip import is_newer
 from ptm_sync.core.model import Interval, MeetingState
 
@@ -44,9 +45,9 @@ def _ordering(meeting: MeetingView, party: Party, sequence: int, dtstamp: object
 def answer(meeting: MeetingView, event: Answer, ctx: Context) -> Decision:
     party = meeting.party(event.guardian_id)
     if party is None or meeting.state is NEW:
-        return quarantine(meeting, "attendee-not-invited")
+        return quarantine(meeting, QuarantineReason.ATTENDEE_NOT_INVITED)
     if meeting.organized_by_parent:
-        return quarantine(meeting, "unsupported-method", event.guardian_id)
+        return quarantine(meeting, QuarantineReason.UNSUPPORTED_METHOD, event.guardian_id)
     partstat = str(event.partstat).upper()
     if partstat == PARTSTAT.ACCEPTED and meeting.state in CLOSED:
         # Staff should see a parent who wants a meeting that is gone (quarantine).
@@ -157,7 +158,7 @@ def answer(meeting: MeetingView, event: Answer, ctx: Context) -> Decision:
             updated=updated,
             asker=party.guardian_id,
         )
-    return quarantine(meeting, "unsupported-partstat", party.guardian_id)
+    return quarantine(meeting, QuarantineReason.UNSUPPORTED_PARTSTAT, party.guardian_id)
 
 
 def with_next_step(decision: Decision, meeting: MeetingView, ctx: Context) -> Decision:
@@ -224,9 +225,9 @@ def draft_from(
 def counter(meeting: MeetingView, event: Counter, ctx: Context) -> Decision:
     party = meeting.party(event.guardian_id)
     if party is None or meeting.state is NEW:
-        return quarantine(meeting, "attendee-not-invited")
+        return quarantine(meeting, QuarantineReason.ATTENDEE_NOT_INVITED)
     if meeting.organized_by_parent:
-        return quarantine(meeting, "unsupported-method", event.guardian_id)
+        return quarantine(meeting, QuarantineReason.UNSUPPORTED_METHOD, event.guardian_id)
     last = (party.reply_sequence, party.reply_dtstamp)
     if event.dtstamp is not None and (event.sequence, event.dtstamp) == last:
         return nothing(
@@ -286,9 +287,9 @@ def counter(meeting: MeetingView, event: Counter, ctx: Context) -> Decision:
 def refresh(meeting: MeetingView, event: Refresh, ctx: Context) -> Decision:
     party = meeting.party(event.guardian_id)
     if party is None or meeting.state is NEW:
-        return quarantine(meeting, "attendee-not-invited")
+        return quarantine(meeting, QuarantineReason.ATTENDEE_NOT_INVITED)
     if meeting.organized_by_parent:
-        return quarantine(meeting, "unsupported-method", event.guardian_id)
+        return quarantine(meeting, QuarantineReason.UNSUPPORTED_METHOD, event.guardian_id)
     return make(
         row_for(meeting.state, "refresh"),
         meeting,

@@ -14,6 +14,7 @@ from ptm_sync.core.booking.lifecycle import supersede
 from ptm_sync.core.booking.rows import DUPLICATE, STALE, make, note, nothing, quarantine, refusal
 from ptm_sync.core.booking.table import CLOSED, NEW, row_for
 from ptm_sync.core.booking.values import Context, Decision, MeetingView, WaitlistEntry
+from ptm_sync.core.errors import QuarantineReason
 from ptm_sync.core.model import Interval, MeetingState
 
 
@@ -21,7 +22,7 @@ def request(meeting: MeetingView, event: Request, ctx: Context) -> Decision:
     asker = event.guardian_id
     if meeting.state is NEW:
         if event.slot is None:
-            return quarantine(meeting, "request-without-time", asker)
+            return quarantine(meeting, QuarantineReason.REQUEST_WITHOUT_TIME, asker)
         ask = Ask(
             slot=event.slot, booking_address=True, recurring=event.recurring, all_day=event.all_day
         )
@@ -68,9 +69,9 @@ def request(meeting: MeetingView, event: Request, ctx: Context) -> Decision:
             then=supersede_pending(ctx, "booked through the booking address", booked.slot),
         )
     if not meeting.organized_by_parent or meeting.state is MeetingState.PROPOSED:
-        return quarantine(meeting, "unsupported-method", asker)
+        return quarantine(meeting, QuarantineReason.UNSUPPORTED_METHOD, asker)
     if meeting.party(asker) is None:
-        return quarantine(meeting, "sender-not-organizer", asker)
+        return quarantine(meeting, QuarantineReason.SENDER_NOT_ORGANIZER, asker)
     if event.sequence < meeting.sequence:
         return nothing(meeting, STALE, f"an older version (SEQUENCE {event.sequence})", asker)
     if meeting.state in CLOSED:
@@ -85,7 +86,7 @@ def request(meeting: MeetingView, event: Request, ctx: Context) -> Decision:
             record=False,
         )
     if event.slot is None:
-        return quarantine(meeting, "request-without-time", asker)
+        return quarantine(meeting, QuarantineReason.REQUEST_WITHOUT_TIME, asker)
     newer = replace(meeting, sequence=max(event.sequence, meeting.sequence))
     if event.slot.utc() == meeting.slot:
         party = meeting.party(asker)
@@ -137,9 +138,9 @@ def request(meeting: MeetingView, event: Request, ctx: Context) -> Decision:
 
 def organizer_cancel(meeting: MeetingView, event: OrganizerCancel, ctx: Context) -> Decision:
     if meeting.state is NEW or meeting.party(event.guardian_id) is None:
-        return quarantine(meeting, "unknown-uid", event.guardian_id)
+        return quarantine(meeting, QuarantineReason.UNKNOWN_UID, event.guardian_id)
     if not meeting.organized_by_parent or meeting.state is MeetingState.PROPOSED:
-        return quarantine(meeting, "unsupported-method", event.guardian_id)
+        return quarantine(meeting, QuarantineReason.UNSUPPORTED_METHOD, event.guardian_id)
     if meeting.state in CLOSED:
         return nothing(meeting, DUPLICATE, f"meeting already {meeting.state}", event.guardian_id)
     if event.sequence < meeting.sequence:

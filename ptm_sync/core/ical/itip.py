@@ -29,7 +29,7 @@ from icalendar.prop import vBroken, vUnknown
 from icalendar.prop.conference import Conference
 
 from ptm_sync.core.emailaddress import address_of
-from ptm_sync.core.errors import Unusable
+from ptm_sync.core.errors import QuarantineReason, Unusable
 from ptm_sync.core.ical.parse import is_date, localize, parse_calendar, zone_resolver
 from ptm_sync.core.ical.text import vtimezone
 
@@ -220,16 +220,16 @@ def read_itip(cal: Calendar, method_hint: str | None, tz: tzinfo) -> ItipMessage
     events = [c for c in cal.subcomponents if c.name == "VEVENT"]
     if not events:
         kinds = ",".join(sorted({str(c.name) for c in cal.subcomponents})) or "nothing"
-        raise Unusable("no-vevent", f"calendar holds {kinds}")
+        raise Unusable(QuarantineReason.NO_VEVENT, f"calendar holds {kinds}")
     # RFC 5546 §2.1.1: one UID per message; the master comes first, overrides after it.
     main = next((e for e in events if "RECURRENCE-ID" not in e), events[0])
     uid = str(main.get("UID") or "").strip()
     if not uid:
-        raise Unusable("no-uid", "VEVENT without UID")
+        raise Unusable(QuarantineReason.NO_UID, "VEVENT without UID")
     if len(uid) > MAX_UID_LENGTH:
-        raise Unusable("uid-too-long", f"over {MAX_UID_LENGTH} characters")
+        raise Unusable(QuarantineReason.UID_TOO_LONG, f"over {MAX_UID_LENGTH} characters")
     if len({str(e.get("UID") or "").strip() for e in events}) > 1:
-        raise Unusable("multiple-uids", "one message must carry one UID")
+        raise Unusable(QuarantineReason.MULTIPLE_UIDS, "one message must carry one UID")
     attendees = tuple(_attendee(a) for a in _as_list(main.get("ATTENDEE")))
     method = _method(cal, method_hint, main)
     timed = method in _TIMED_METHODS
@@ -278,13 +278,13 @@ def _method(cal: Calendar, hint: str | None, main: Component) -> Method:
         attendees = _as_list(main.get("ATTENDEE"))
         if len(attendees) == 1 and _param(attendees[0], "PARTSTAT"):
             return Method.REPLY
-        raise Unusable("no-method", "no METHOD in the calendar or the MIME type")
+        raise Unusable(QuarantineReason.NO_METHOD, "no METHOD in the calendar or the MIME type")
     try:
         method = Method(raw)
     except ValueError:
-        raise Unusable("unsupported-method", raw[:40]) from None
+        raise Unusable(QuarantineReason.UNSUPPORTED_METHOD, raw[:40]) from None
     if method not in READABLE_METHODS:
-        raise Unusable("unsupported-method", raw)
+        raise Unusable(QuarantineReason.UNSUPPORTED_METHOD, raw)
     return method
 
 
@@ -293,11 +293,11 @@ def _sequence(event: Component) -> int:
     if prop is None:
         return 0  # RFC 5545 §3.8.7.4: absent means 0
     if isinstance(prop, vBroken):
-        raise Unusable("broken-icalendar", f"SEQUENCE: {str(prop)[:40]}")
+        raise Unusable(QuarantineReason.BROKEN_ICALENDAR, f"SEQUENCE: {str(prop)[:40]}")
     try:
         return int(prop)
     except (TypeError, ValueError):
-        raise Unusable("broken-icalendar", f"SEQUENCE: {str(prop)[:40]}") from None
+        raise Unusable(QuarantineReason.BROKEN_ICALENDAR, f"SEQUENCE: {str(prop)[:40]}") from None
 
 
 def _moment(
@@ -311,7 +311,7 @@ def _moment(
     value = _dt(prop)
     if not isinstance(value, date):
         if prop is not None and strict:
-            raise Unusable("broken-icalendar", f"{name}: {str(prop)[:40]}")
+            raise Unusable(QuarantineReason.BROKEN_ICALENDAR, f"{name}: {str(prop)[:40]}")
         return None
     if isinstance(value, datetime):
         tzid = getattr(prop, "params", {}).get("TZID")
@@ -507,7 +507,7 @@ def build_reply(
         Unusable: ``no-organizer`` when the request names nobody to reply to.
     """
     if request.organizer is None:
-        raise Unusable("no-organizer", f"request {request.uid} has no ORGANIZER")
+        raise Unusable(QuarantineReason.NO_ORGANIZER, f"request {request.uid} has no ORGANIZER")
     if dtstamp.tzinfo is None:
         raise ValueError("dtstamp must be an aware datetime")
     if request_status is None:

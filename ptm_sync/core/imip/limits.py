@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ptm_sync.core.errors import Unusable
+from ptm_sync.core.errors import QuarantineReason, Unusable
 
 __all__ = [
     "HEAD_BYTES",
@@ -37,23 +37,23 @@ __all__ = [
 
 #: The message is larger than ``max_message_bytes``, its header section larger than
 #: ``max_header_bytes``, or its calendar parts together larger than ``max_calendar_bytes``.
-TOO_LARGE = "too-large"
+TOO_LARGE = QuarantineReason.TOO_LARGE
 #: How much of a message over ``max_message_bytes`` is read (for its headers) and kept.
 HEAD_BYTES = 64 * 1024
 #: More MIME parts than ``max_mime_parts``, or more multipart boundaries than
 #: ``max_multiparts``.
-TOO_MANY_PARTS = "too-many-parts"
+TOO_MANY_PARTS = QuarantineReason.TOO_MANY_PARTS
 #: More calendar components (VEVENT, VTIMEZONE, VALARM …) than ``max_calendar_components``.
-TOO_MANY_COMPONENTS = "too-many-components"
+TOO_MANY_COMPONENTS = QuarantineReason.TOO_MANY_COMPONENTS
 #: More content lines (properties) in one calendar part than ``max_calendar_lines``.
-TOO_MANY_PROPERTIES = "too-many-properties"
+TOO_MANY_PROPERTIES = QuarantineReason.TOO_MANY_PROPERTIES
 #: A calendar content line (unfolded) longer than ``max_calendar_line_length`` characters.
-LINE_TOO_LONG = "line-too-long"
+LINE_TOO_LONG = QuarantineReason.LINE_TOO_LONG
 #: MIME parts or calendar components nested deeper than their limit.
-TOO_DEEP = "too-deep"
+TOO_DEEP = QuarantineReason.TOO_DEEP
 #: A recurrence that would expand to too many instances: FREQ=SECONDLY/MINUTELY/HOURLY,
 #: a COUNT over ``max_recurrence``, or more RDATE/EXDATE values than that.
-RECURRENCE_TOO_LARGE = "recurrence-too-large"
+RECURRENCE_TOO_LARGE = QuarantineReason.RECURRENCE_TOO_LARGE
 
 #: Finer frequencies than these never describe a conference or a time zone's rules, and
 #: expanding them (a zone's transitions from 1970 on) costs minutes.

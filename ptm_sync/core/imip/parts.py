@@ -17,7 +17,7 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 
 from ptm_sync.core.emailaddress import EmailAddress
-from ptm_sync.core.errors import Unusable
+from ptm_sync.core.errors import QuarantineReason, Unusable
 from ptm_sync.core.ical.itip import ItipMessage, read_itip
 from ptm_sync.core.ical.parse import decode_calendar, decode_line, parse_calendar
 from ptm_sync.core.imip.headers import READ_POLICY as _POLICY
@@ -52,16 +52,16 @@ READ_POLICY = _POLICY
 
 def parse_message(raw: bytes, *, headers_only: bool = False) -> Message:
     if not isinstance(raw, bytes | bytearray) or not raw.strip():
-        raise Unusable("not-an-email", "empty input")
+        raise Unusable(QuarantineReason.NOT_AN_EMAIL, "empty input")
     try:
         msg = BytesParser(policy=READ_POLICY).parsebytes(bytes(raw), headersonly=headers_only)
     except RecursionError as exc:  # multiparts nested beyond what the parser can follow
         raise Unusable(TOO_DEEP, "MIME parts nested too deep to read") from exc
     except Exception as exc:  # the parser is lenient; anything it raises means "not mail"
-        raise Unusable("not-an-email", type(exc).__name__) from exc
+        raise Unusable(QuarantineReason.NOT_AN_EMAIL, type(exc).__name__) from exc
     names = {name.lower() for name in msg}
     if not names & {"from", "sender", "message-id", "received", "return-path"}:
-        raise Unusable("not-an-email", "no From, Message-ID or Received header")
+        raise Unusable(QuarantineReason.NOT_AN_EMAIL, "no From, Message-ID or Received header")
     return msg
 
 

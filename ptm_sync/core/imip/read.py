@@ -20,7 +20,7 @@ from email.parser import BytesParser
 from enum import StrEnum
 
 from ptm_sync.core.emailaddress import EmailAddress
-from ptm_sync.core.errors import Unusable
+from ptm_sync.core.errors import QuarantineReason, Unusable
 from ptm_sync.core.ical.itip import ItipMessage, Method
 from ptm_sync.core.imip.limits import (
     HEAD_BYTES,
@@ -76,10 +76,10 @@ class Kind(StrEnum):
 
 
 _QUARANTINE_REASONS = {
-    Kind.BOUNCE: "bounce",
-    Kind.AUTO_REPLY: "auto-reply",
-    Kind.READ_RECEIPT: "read-receipt",
-    Kind.NO_CALENDAR: "no-calendar-part",
+    Kind.BOUNCE: QuarantineReason.BOUNCE,
+    Kind.AUTO_REPLY: QuarantineReason.AUTO_REPLY,
+    Kind.READ_RECEIPT: QuarantineReason.READ_RECEIPT,
+    Kind.NO_CALENDAR: QuarantineReason.NO_CALENDAR_PART,
 }
 
 
