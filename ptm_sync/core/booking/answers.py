@@ -11,7 +11,7 @@ from icalendar.enums import PARTSTAT
 from ptm_sync.core.booking import admission
 from ptm_sync.core.booking.admission import Ask
 from ptm_sync.core.booking.events import Answer, Counter, Refresh
-from ptm_sync.core.booking.rows import DUPLICATE, STALE, make, note, nothing, quarantine
+from ptm_sync.core.booking.rows import DUPLICATE, STALE, Change, make, note, nothing, quarantine
 from ptm_sync.core.booking.table import CLOSED, NEW, row_for
 from ptm_sync.core.booking.values import (
     Context,
@@ -95,13 +95,16 @@ def answer(meeting: MeetingView, event: Answer, ctx: Context) -> Decision:
                     meeting,
                     ctx,
                     "already confirmed",
-                    updated=updated,
-                    asker=party.guardian_id,
-                    record=False,
-                    outcome=DUPLICATE,
+                    Change(
+                        updated=updated, asker=party.guardian_id, record=False, outcome=DUPLICATE
+                    ),
                 )
             return make(
-                row, meeting, ctx, f"{who} accepted{said}", updated=updated, asker=party.guardian_id
+                row,
+                meeting,
+                ctx,
+                f"{who} accepted{said}",
+                Change(updated=updated, asker=party.guardian_id),
             )
         if state is MeetingState.PROPOSED:
             if meeting.hold_until is not None and ctx.now >= meeting.hold_until:
@@ -112,12 +115,18 @@ def answer(meeting: MeetingView, event: Answer, ctx: Context) -> Decision:
                     meeting,
                     ctx,
                     f"{who} accepted after the hold deadline{said}",
-                    asker=party.guardian_id,
-                    notice_reason="your answer arrived after the reserved time ran out",
+                    Change(
+                        asker=party.guardian_id,
+                        notice_reason="your answer arrived after the reserved time ran out",
+                    ),
                 )
             row = row_for(state, "accept")
             return make(
-                row, meeting, ctx, f"{who} accepted{said}", updated=updated, asker=party.guardian_id
+                row,
+                meeting,
+                ctx,
+                f"{who} accepted{said}",
+                Change(updated=updated, asker=party.guardian_id),
             )
         return quarantine(meeting, f"meeting-{state}", party.guardian_id)
     if partstat == PARTSTAT.DECLINED:
@@ -131,16 +140,14 @@ def answer(meeting: MeetingView, event: Answer, ctx: Context) -> Decision:
                 meeting,
                 ctx,
                 f"{who} declined; {other.name} attends{said}",
-                updated=updated,
-                asker=party.guardian_id,
+                Change(updated=updated, asker=party.guardian_id),
             )
         declined = make(
             row_for(state, "decline"),
             meeting,
             ctx,
             f"{who} declined{said}",
-            updated=updated,
-            asker=party.guardian_id,
+            Change(updated=updated, asker=party.guardian_id),
         )
         if state is MeetingState.PROPOSED:
             return with_next_step(declined, meeting, ctx)
@@ -155,8 +162,7 @@ def answer(meeting: MeetingView, event: Answer, ctx: Context) -> Decision:
             meeting,
             ctx,
             f"{who} replied {partstat}{said}",
-            updated=updated,
-            asker=party.guardian_id,
+            Change(updated=updated, asker=party.guardian_id),
         )
     return quarantine(meeting, QuarantineReason.UNSUPPORTED_PARTSTAT, party.guardian_id)
 
@@ -242,10 +248,12 @@ def counter(meeting: MeetingView, event: Counter, ctx: Context) -> Decision:
             meeting,
             ctx,
             f"proposed time declined: {why}",
-            asker=party.guardian_id,
-            notice_reason=why,
-            alternatives=admission.alternatives_for(proposed, ctx),
-            record=False,
+            Change(
+                asker=party.guardian_id,
+                notice_reason=why,
+                alternatives=admission.alternatives_for(proposed, ctx),
+                record=False,
+            ),
         )
     result = admission.admit(ctx=ctx, ask=Ask(slot=proposed, current=meeting.slot))
     if not result.granted:
@@ -254,10 +262,12 @@ def counter(meeting: MeetingView, event: Counter, ctx: Context) -> Decision:
             meeting,
             ctx,
             f"proposed time declined: {result.reason}",
-            asker=party.guardian_id,
-            notice_reason=result.reason,
-            alternatives=result.alternatives,
-            request_status=result.request_status,
+            Change(
+                asker=party.guardian_id,
+                notice_reason=result.reason,
+                alternatives=result.alternatives,
+                request_status=result.request_status,
+            ),
         )
     # Granted: the meeting moves and is confirmed; the asker accepts the new time, the
     # other guardians' answers were for the old one and are asked again.
@@ -278,9 +288,7 @@ def counter(meeting: MeetingView, event: Counter, ctx: Context) -> Decision:
         meeting,
         ctx,
         f"{party.name} proposed a new time{note(event.comment)}",
-        updated=moved,
-        asker=party.guardian_id,
-        old_start=meeting.slot,
+        Change(updated=moved, asker=party.guardian_id, old_start=meeting.slot),
     )
 
 
@@ -295,6 +303,5 @@ def refresh(meeting: MeetingView, event: Refresh, ctx: Context) -> Decision:
         meeting,
         ctx,
         "refresh",
-        asker=party.guardian_id,
-        record=False,
+        Change(asker=party.guardian_id, record=False),
     )

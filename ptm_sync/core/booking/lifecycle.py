@@ -10,7 +10,7 @@ from icalendar.enums import PARTSTAT
 from ptm_sync.core.booking import admission
 from ptm_sync.core.booking.answers import with_next_step
 from ptm_sync.core.booking.events import HoldExpired, TeacherMoved
-from ptm_sync.core.booking.rows import DUPLICATE, make, nothing
+from ptm_sync.core.booking.rows import DUPLICATE, Change, make, nothing
 from ptm_sync.core.booking.table import row_for
 from ptm_sync.core.booking.values import Context, Decision, MeetingView
 from ptm_sync.core.model import MeetingState
@@ -26,7 +26,7 @@ def expire(meeting: MeetingView, event: HoldExpired, ctx: Context) -> Decision:
         meeting,
         ctx,
         "no answer by the hold deadline",
-        notice_reason="the reserved time was not confirmed in time",
+        Change(notice_reason="the reserved time was not confirmed in time"),
     )
 
 
@@ -40,9 +40,11 @@ def teacher_moved(meeting: MeetingView, event: TeacherMoved, ctx: Context) -> De
             meeting,
             ctx,
             "the teacher moved the event; the parent is asked to move it",
-            asker=asker,
-            alternatives=(event.slot.utc(),),
-            updated=replace(meeting, remote_etag=event.etag),
+            Change(
+                asker=asker,
+                alternatives=(event.slot.utc(),),
+                updated=replace(meeting, remote_etag=event.etag),
+            ),
         )
     parties = tuple(replace(p, partstat=PARTSTAT.NEEDS_ACTION) for p in meeting.parties)
     moved = replace(
@@ -57,8 +59,7 @@ def teacher_moved(meeting: MeetingView, event: TeacherMoved, ctx: Context) -> De
         meeting,
         ctx,
         "moved in the teacher's calendar",
-        updated=moved,
-        old_start=meeting.slot,
+        Change(updated=moved, old_start=meeting.slot),
     )
 
 
@@ -72,10 +73,12 @@ def teacher_removed(meeting: MeetingView, ctx: Context) -> Decision:
             meeting,
             ctx,
             "removed from the teacher's calendar",
-            asker=meeting.parties[0].guardian_id,
-            notice_reason=why,
-            alternatives=admission.alternatives_for(meeting.slot, ctx),
-            updated=replace(meeting, remote_href=None, remote_etag=None),
+            Change(
+                asker=meeting.parties[0].guardian_id,
+                notice_reason=why,
+                alternatives=admission.alternatives_for(meeting.slot, ctx),
+                updated=replace(meeting, remote_href=None, remote_etag=None),
+            ),
         )
     gone = replace(meeting, remote_href=None, remote_etag=None)
     removed = make(
@@ -83,8 +86,7 @@ def teacher_removed(meeting: MeetingView, ctx: Context) -> Decision:
         meeting,
         ctx,
         "removed from the teacher's calendar",
-        notice_reason="the teacher can no longer meet at this time",
-        updated=gone,
+        Change(notice_reason="the teacher can no longer meet at this time", updated=gone),
     )
     # DESIGN §3: a CANCEL to the parent and a new proposal.
     return with_next_step(removed, replace(meeting, reproposals=0), ctx)

@@ -12,7 +12,7 @@ from ptm_sync.core.booking import admission
 from ptm_sync.core.booking.admission import Admission, Ask
 from ptm_sync.core.booking.events import Offer, StaffBook, StaffCancel, StaffReschedule
 from ptm_sync.core.booking.requests import supersede_pending
-from ptm_sync.core.booking.rows import REFUSED, make, note, nothing, refusal
+from ptm_sync.core.booking.rows import REFUSED, Change, make, note, nothing, refusal
 from ptm_sync.core.booking.table import NEW, OPEN, row_for
 from ptm_sync.core.booking.values import Context, Decision, MeetingView, Origin
 from ptm_sync.core.model import Interval, MeetingState
@@ -51,8 +51,10 @@ def staff_book(meeting: MeetingView, event: StaffBook, ctx: Context) -> Decision
         booked,
         ctx,
         _staff_reason("booked by staff", event.note, result),
-        overrides=result.overrides,
-        then=supersede_pending(ctx, "booked by the school office", booked.slot),
+        Change(
+            overrides=result.overrides,
+            then=supersede_pending(ctx, "booked by the school office", booked.slot),
+        ),
     )
 
 
@@ -65,7 +67,9 @@ def refused_for_staff(
     meeting: MeetingView, ctx: Context, why: str, alternatives: tuple[Interval, ...] = ()
 ) -> Decision:
     row = row_for(meeting.state, "staff-refused")
-    return make(row, meeting, ctx, why, outcome=REFUSED, alternatives=alternatives, record=False)
+    return make(
+        row, meeting, ctx, why, Change(outcome=REFUSED, alternatives=alternatives, record=False)
+    )
 
 
 def staff_reschedule(meeting: MeetingView, event: StaffReschedule, ctx: Context) -> Decision:
@@ -92,9 +96,7 @@ def staff_reschedule(meeting: MeetingView, event: StaffReschedule, ctx: Context)
         meeting,
         ctx,
         _staff_reason("rescheduled by staff", event.note, result),
-        updated=moved,
-        old_start=meeting.slot,
-        overrides=result.overrides,
+        Change(updated=moved, old_start=meeting.slot, overrides=result.overrides),
     )
 
 
@@ -105,17 +107,19 @@ def staff_cancel(meeting: MeetingView, event: StaffCancel, ctx: Context) -> Deci
     name = "staff-cancel-booked" if booked else "staff-cancel"
     asker = meeting.parties[0].guardian_id if booked else None
     reason = event.reason or "cancelled by the school"
+    # The parent organizes the event: the answer offers other free times (a bulk
+    # cancellation of the teacher's day offers none: that day is off).
     decision = make(
         row_for(meeting.state, name),
         meeting,
         ctx,
         f"cancelled by staff{note(event.reason)}",
-        asker=asker,
-        notice_reason=reason,
-        # The parent organizes the event: the answer offers other free times (a bulk
-        # cancellation of the teacher's day offers none: that day is off).
-        alternatives=admission.alternatives_for(meeting.slot, ctx)
-        if booked and event.offer_freed
-        else (),
+        Change(
+            asker=asker,
+            notice_reason=reason,
+            alternatives=admission.alternatives_for(meeting.slot, ctx)
+            if booked and event.offer_freed
+            else (),
+        ),
     )
     return decision if event.offer_freed else replace(decision, releases=None)

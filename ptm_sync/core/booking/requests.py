@@ -11,7 +11,16 @@ from ptm_sync.core.booking import admission
 from ptm_sync.core.booking.admission import Ask
 from ptm_sync.core.booking.events import OrganizerCancel, Request
 from ptm_sync.core.booking.lifecycle import supersede
-from ptm_sync.core.booking.rows import DUPLICATE, STALE, make, note, nothing, quarantine, refusal
+from ptm_sync.core.booking.rows import (
+    DUPLICATE,
+    STALE,
+    Change,
+    make,
+    note,
+    nothing,
+    quarantine,
+    refusal,
+)
 from ptm_sync.core.booking.table import CLOSED, NEW, row_for
 from ptm_sync.core.booking.values import Context, Decision, MeetingView, WaitlistEntry
 from ptm_sync.core.errors import QuarantineReason
@@ -54,19 +63,23 @@ def request(meeting: MeetingView, event: Request, ctx: Context) -> Decision:
                 booked,
                 ctx,
                 refusal(result),
-                asker=asker,
-                notice_reason=result.reason,
-                alternatives=result.alternatives,
-                waitlist=wait,
-                request_status=result.request_status,
+                Change(
+                    asker=asker,
+                    notice_reason=result.reason,
+                    alternatives=result.alternatives,
+                    waitlist=wait,
+                    request_status=result.request_status,
+                ),
             )
         return make(
             row_for(NEW, "request-granted"),
             booked,
             ctx,
             f"booked through {meeting.teacher.booking_address}{note(event.comment)}",
-            asker=asker,
-            then=supersede_pending(ctx, "booked through the booking address", booked.slot),
+            Change(
+                asker=asker,
+                then=supersede_pending(ctx, "booked through the booking address", booked.slot),
+            ),
         )
     if not meeting.organized_by_parent or meeting.state is MeetingState.PROPOSED:
         return quarantine(meeting, QuarantineReason.UNSUPPORTED_METHOD, asker)
@@ -81,9 +94,7 @@ def request(meeting: MeetingView, event: Request, ctx: Context) -> Decision:
             meeting,
             ctx,
             why,
-            asker=asker,
-            notice_reason=why,
-            record=False,
+            Change(asker=asker, notice_reason=why, record=False),
         )
     if event.slot is None:
         return quarantine(meeting, QuarantineReason.REQUEST_WITHOUT_TIME, asker)
@@ -101,9 +112,7 @@ def request(meeting: MeetingView, event: Request, ctx: Context) -> Decision:
             meeting,
             ctx,
             "the request came again",
-            updated=again,
-            asker=asker,
-            record=False,
+            Change(updated=again, asker=asker, record=False),
         )
     ask = Ask(
         slot=event.slot, booking_address=True, recurring=event.recurring, all_day=event.all_day
@@ -117,12 +126,14 @@ def request(meeting: MeetingView, event: Request, ctx: Context) -> Decision:
             meeting,
             ctx,
             f"new time refused: {refusal(result)}",
-            asker=asker,
-            notice_reason=result.reason,
-            alternatives=result.alternatives,
-            asked=(event.slot.utc(), event.sequence),
-            request_status=result.request_status,
-            record=False,
+            Change(
+                asker=asker,
+                notice_reason=result.reason,
+                alternatives=result.alternatives,
+                asked=(event.slot.utc(), event.sequence),
+                request_status=result.request_status,
+                record=False,
+            ),
         )
     moved = replace(newer, start=event.slot.start, end=event.slot.end)
     return make(
@@ -130,9 +141,7 @@ def request(meeting: MeetingView, event: Request, ctx: Context) -> Decision:
         meeting,
         ctx,
         f"moved by the parent{note(event.comment)}",
-        updated=moved,
-        asker=asker,
-        old_start=meeting.slot,
+        Change(updated=moved, asker=asker, old_start=meeting.slot),
     )
 
 
@@ -151,8 +160,7 @@ def organizer_cancel(meeting: MeetingView, event: OrganizerCancel, ctx: Context)
         meeting,
         ctx,
         "cancelled by the parent",
-        updated=newer,
-        asker=event.guardian_id,
+        Change(updated=newer, asker=event.guardian_id),
     )
 
 

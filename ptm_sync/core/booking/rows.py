@@ -3,7 +3,7 @@ nothing (stale, duplicate, refused, quarantined).  PURE; used by every rule modu
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ptm_sync.core.booking.admission import Admission
 from ptm_sync.core.booking.table import CARRY_THE_LINK, NEW, OPEN, SAME, Row
@@ -23,34 +23,51 @@ APPLIED, STALE, DUPLICATE = Outcome.APPLIED, Outcome.STALE, Outcome.DUPLICATE
 REFUSED, QUARANTINED = Outcome.REFUSED, Outcome.QUARANTINED
 
 
-def make(
-    row: Row,
-    meeting: MeetingView,
-    ctx: Context,
-    reason: str,
-    *,
-    updated: MeetingView | None = None,
-    asker: int | None = None,
-    outcome: Outcome = APPLIED,
-    old_start: Interval | None = None,
-    notice_reason: str = "",
-    alternatives: tuple[Interval, ...] = (),
-    then: tuple[Decision, ...] = (),
-    waitlist: WaitlistEntry | None = None,
-    overrides: tuple[str, ...] = (),
-    record: bool = True,
-    asked: tuple[Interval, int] | None = None,
-    request_status: str = "",
-) -> Decision:
-    """The decision ``row`` makes for ``meeting``.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Change:
+    """What an event changes beyond the row's own rule, handed to :func:`make`.
 
-    ``updated``: the meeting with the event's own changes (answers, a new time) before the
-    row's state change is applied.  ``old_start``: the time the meeting had before it
-    moved (kept in the history).  ``notice_reason`` / ``alternatives`` fill the row's
-    messages.  ``record``: whether the history gets a row.  ``asked``: the time and
-    SEQUENCE a refused update of a parent's request asked for (the answer echoes them).
-    ``request_status``: the REQUEST-STATUS of a refusal (the admission rule's, DESIGN §4).
+    ``updated``: the meeting with the event's own changes (answers, a new time, where the
+    teacher's event lives, the link) before the row's state change is applied.
+    ``old_start``: the time the meeting had before it moved (kept in the history).
+    ``notice_reason`` / ``alternatives``: fill the row's messages.  ``record``: whether the
+    history gets a row.  ``asked``: the time and SEQUENCE a refused update of a parent's
+    request asked for (the answer echoes them).  ``request_status``: the REQUEST-STATUS of
+    a refusal (the admission rule's, DESIGN §4).  ``asker``: the guardian whose message
+    caused the decision; ``then``: decisions about other meetings that follow; ``waitlist``:
+    the family to put on the waiting list; ``overrides``: the rules staff overrode.
     """
+
+    updated: MeetingView | None = None
+    asker: int | None = None
+    outcome: Outcome = Outcome.APPLIED
+    old_start: Interval | None = None
+    notice_reason: str = ""
+    alternatives: tuple[Interval, ...] = ()
+    then: tuple[Decision, ...] = ()
+    waitlist: WaitlistEntry | None = None
+    overrides: tuple[str, ...] = ()
+    record: bool = True
+    asked: tuple[Interval, int] | None = None
+    request_status: str = ""
+
+
+#: No change beyond the row's own.
+NO_CHANGE = Change()
+
+
+def make(
+    row: Row, meeting: MeetingView, ctx: Context, reason: str, change: Change = NO_CHANGE
+) -> Decision:
+    """The decision ``row`` makes for ``meeting``, with ``change`` (:class:`Change`)."""
+    updated, asker, outcome = change.updated, change.asker, change.outcome
+    old_start, notice_reason, alternatives = (
+        change.old_start,
+        change.notice_reason,
+        change.alternatives,
+    )
+    then, waitlist, overrides = change.then, change.waitlist, change.overrides
+    record, asked, request_status = change.record, change.asked, change.request_status
     base = updated if updated is not None else meeting
     after: MeetingView | None
     if row.to is None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ptm_sync.core.booking.events import CalendarWritten, LinkGivenUp, VideoLinkMade
-from ptm_sync.core.booking.rows import DUPLICATE, make, nothing
+from ptm_sync.core.booking.rows import DUPLICATE, Change, make, nothing
 from ptm_sync.core.booking.table import row_for
 from ptm_sync.core.booking.values import Context, Decision, MeetingView
 from ptm_sync.core.model import LinkSource, MeetingState
@@ -41,7 +41,7 @@ def calendar_written(meeting: MeetingView, event: CalendarWritten, ctx: Context)
             if made
             else "the teacher's calendar made no video link"
         )
-        return make(row_for(meeting.state, name), meeting, ctx, why, updated=linked)
+        return make(row_for(meeting.state, name), meeting, ctx, why, Change(updated=linked))
     if where == meeting:
         return nothing(meeting, DUPLICATE, "the teacher's event is as we know it")
     return make(
@@ -49,8 +49,7 @@ def calendar_written(meeting: MeetingView, event: CalendarWritten, ctx: Context)
         meeting,
         ctx,
         "written in the teacher's calendar",
-        updated=where,
-        record=False,
+        Change(updated=where, record=False),
     )
 
 
@@ -63,7 +62,11 @@ def video_made(meeting: MeetingView, event: VideoLinkMade, ctx: Context) -> Deci
     linked = replace(meeting, video_url=event.url, link_pending=False)
     name = "video-made-booked" if meeting.organized_by_parent else "video-made"
     return make(
-        row_for(meeting.state, name), meeting, ctx, "the video room was made", updated=linked
+        row_for(meeting.state, name),
+        meeting,
+        ctx,
+        "the video room was made",
+        Change(updated=linked),
     )
 
 
@@ -76,4 +79,4 @@ def link_given_up(meeting: MeetingView, event: LinkGivenUp, ctx: Context) -> Dec
     name = "link-made-booked" if meeting.organized_by_parent else "link-made"
     unlinked = replace(meeting, link_pending=False)
     why = "the video link could not be made"
-    return make(row_for(meeting.state, name), meeting, ctx, why, updated=unlinked)
+    return make(row_for(meeting.state, name), meeting, ctx, why, Change(updated=unlinked))
