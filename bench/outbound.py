@@ -34,7 +34,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import func, select, update
 
 from ptm_sync.adapters.store import Outbox
-from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app import outbox
 from ptm_sync.app.outbox.dispatch import Dispatcher
 from ptm_sync.app.sync import Connectors
 from ptm_sync.demo.embedded import free_port

@@ -13,11 +13,11 @@ from ptm_sync.adapters.mail.imap import ImapReader
 from ptm_sync.adapters.store import Database, Meeting, Setting
 from ptm_sync.adapters.store.insert import insert_new
 from ptm_sync.adapters.video.providers import VideoProvider, provider_for
+from ptm_sync.app import outbox
 from ptm_sync.app.booking import load
 from ptm_sync.app.booking.apply import Applier
 from ptm_sync.app.channels.offers import invite
 from ptm_sync.app.channels.replies import Outcome, process_batch
-from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.app.outbox.dispatch import THRESHOLD, Dispatcher
 from ptm_sync.app.sync import Connectors, opened
 from ptm_sync.config.settings import Config

@@ -12,23 +12,21 @@ Without the variable every point is inert: the variable is read once, at import,
 :func:`crash_point` then costs one comparison.  A name that is not in :data:`POINTS` never
 fires.
 
-The points (each is one line in the module named):
+The points (each is one line in the module named, under ``ptm_sync.``):
 
-==================  ========================================================================
-``after-decide``    :mod:`ptm_sync.app.channels.replies`: a message decided and written, not
-committed
-``after-commit``    :mod:`ptm_sync.app.channels.replies`: a message's decision committed, the
-command
-                    not yet done
-``after-send``      :mod:`ptm_sync.app.outbox.deliver`: the SMTP server took an email
-``before-mark-done``  :mod:`ptm_sync.app.outbox.queue`: a row (email or calendar) delivered, not yet
-                    marked done
-``mid-calendar-write``  :mod:`ptm_sync.app.outbox.deliver`: the teacher's calendar took the event,
-its
-                    href and ETag not yet recorded
-``mid-imap-flag``   :mod:`ptm_sync.adapters.mail.imap`: a batch's decisions committed, its messages
-                    not yet flagged or moved
-==================  ========================================================================
+======================  ====================================================================
+``after-decide``        ``app.channels.replies``: a message decided and written, not
+                        committed
+``after-commit``        ``app.channels.replies``: a message's decision committed, the
+                        command not yet done
+``after-send``          ``app.outbox.deliverers``: the SMTP server took an email
+``before-mark-done``    ``app.outbox.queue``: a row (email or calendar) delivered, not yet
+                        marked done
+``mid-calendar-write``  ``app.outbox.deliverers``: the teacher's calendar took the event,
+                        its href and ETag not yet recorded
+``mid-imap-flag``       ``adapters.mail.imap``: a batch's decisions committed, its messages
+                        not yet flagged or moved
+======================  ====================================================================
 """
 
 from __future__ import annotations

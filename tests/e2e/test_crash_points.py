@@ -37,8 +37,8 @@ from sqlalchemy.orm import selectinload
 from connectors.base import CalendarRef, Horizon
 from connectors.caldav import CalDAVConnector
 from ptm_sync.adapters.store import Database, Inbound, Meeting, MeetingGuardian, Outbox
+from ptm_sync.app import outbox
 from ptm_sync.app.booking.apply import CREATING
-from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.core.booking.notices import email_of
 from ptm_sync.demo import parents
 from ptm_sync.ops.crashpoints import EXIT_CODE, POINTS, VARIABLE

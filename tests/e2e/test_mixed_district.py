@@ -24,8 +24,8 @@ from exchangelib.protocol import close_connections
 from sqlalchemy import select
 
 from ptm_sync.adapters.store import Database, MeetingHistory, Outbox
-from ptm_sync.app.outbox import queue as outbox
-from ptm_sync.app.outbox.deliver import CalendarDeliverer
+from ptm_sync.app import outbox
+from ptm_sync.app.outbox.deliverers import CalendarDeliverer
 from ptm_sync.app.periods import ensure_periods
 from ptm_sync.app.roster_import import apply_roster
 from ptm_sync.app.sync import Connectors, sync

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import select
 
 from ptm_sync.adapters.store import Database, Meeting, Outbox
-from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app import outbox
 from ptm_sync.app.outbox.dispatch import THRESHOLD
 from tests.support.booking import PAT, SAM
 from tests.support.caldav_servers import EmbeddedCalDAV

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from ptm_sync.adapters.store import Database, Meeting
+from ptm_sync.app import outbox
 from ptm_sync.app.channels.replies import reprocess
-from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.core.model import Interval
 from tests.support.booking import (
     ADA,

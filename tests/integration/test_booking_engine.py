@@ -24,9 +24,9 @@ from ptm_sync.adapters.store import (
 )
 from ptm_sync.adapters.store import WaitlistEntry as WaitlistRow
 from ptm_sync.adapters.store.secret import signing_secret
+from ptm_sync.app import outbox
 from ptm_sync.app.booking import load
 from ptm_sync.app.channels.offers import invite, needs
-from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.app.services import expire_holds
 from ptm_sync.core import trust
 from ptm_sync.core.booking.decide import APPLIED, DUPLICATE, QUARANTINED, STALE, decide

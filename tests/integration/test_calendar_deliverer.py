@@ -17,8 +17,8 @@ from icalendar import Calendar, Event
 
 from connectors.base import CalendarConnector, CalendarRef, MeetingEvent, RemoteRef
 from ptm_sync.adapters.store import Database, Meeting, Outbox
-from ptm_sync.app.outbox import queue as outbox
-from ptm_sync.app.outbox.deliver import CalendarDeliverer
+from ptm_sync.app import outbox
+from ptm_sync.app.outbox.deliverers import CalendarDeliverer
 from ptm_sync.app.sync import Connectors
 from ptm_sync.core.booking.events import Answer, StaffCancel
 from ptm_sync.core.booking.notices import email_of

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 
 from ptm_sync.adapters.store import Database, Outbox
-from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app import outbox
 from ptm_sync.app.read import digest
 from ptm_sync.config.settings import parse
 from ptm_sync.core.errors import MailRejected

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ptm_sync import __version__
 from ptm_sync.adapters.store import Database, Guardian, Inbound, Meeting, Period
-from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app import outbox
 from ptm_sync.config import settings as config_mod
 from ptm_sync.core.errors import PtmError
 from ptm_sync.interfaces.web.pages import Site

@@ -26,8 +26,8 @@ from sqlalchemy import event, select
 
 from connectors.memory import MIRRORED_SYSTEM, MemoryCalendars, MemoryConnector
 from ptm_sync.adapters.store import Database, Meeting, Teacher
-from ptm_sync.app.outbox import queue as outbox
-from ptm_sync.app.outbox.deliver import CalendarDeliverer, VideoDeliverer
+from ptm_sync.app import outbox
+from ptm_sync.app.outbox.deliverers import CalendarDeliverer, VideoDeliverer
 from ptm_sync.app.services import expire_holds
 from ptm_sync.app.sync import Connectors
 from tests.support.booking import ADA, ALAN, PAT, SAM, SeededSchool

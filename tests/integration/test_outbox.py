@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from ptm_sync.adapters.store import Database, Guardian, Meeting, Outbox, Period, Teacher
-from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app import outbox
 from ptm_sync.core.errors import MailRejected, MailUnavailable
 
 T0 = datetime(2027, 3, 20, 12, 0, tzinfo=UTC)

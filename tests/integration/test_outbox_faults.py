@@ -21,8 +21,8 @@ import pytest
 
 from connectors import caldav_http
 from ptm_sync.adapters.store import Database
+from ptm_sync.app import outbox
 from ptm_sync.app.context import App
-from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.app.outbox.dispatch import THRESHOLD, Dispatcher
 from ptm_sync.app.services import send_now
 from ptm_sync.app.sync import opened

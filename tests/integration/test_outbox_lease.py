@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import select
 
 from ptm_sync.adapters.store import Database, Outbox
-from ptm_sync.app.outbox import queue as outbox
-from ptm_sync.app.outbox.queue import Owner
+from ptm_sync.app import outbox
+from ptm_sync.app.outbox.leases import Owner
 
 T0 = datetime(2027, 3, 20, 12, 0, tzinfo=UTC)
 HERE = socket.gethostname()

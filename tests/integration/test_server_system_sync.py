@@ -13,8 +13,8 @@ from sqlalchemy import select
 from connectors.base import CalendarRef, ChangeSet, FreeBusyAnswer
 from connectors.memory import SERVER_SYSTEM, MemoryCalendars, MemoryConnector
 from ptm_sync.adapters.store import BusyTime, Database, MeetingHistory, Outbox, Teacher
-from ptm_sync.app.outbox import queue as outbox
-from ptm_sync.app.outbox.deliver import CalendarDeliverer
+from ptm_sync.app import outbox
+from ptm_sync.app.outbox.deliverers import CalendarDeliverer
 from ptm_sync.app.sync import Connectors, sync
 from ptm_sync.core.booking.notices import email_of
 from ptm_sync.core.model import MeetingState

@@ -20,10 +20,10 @@ from sqlalchemy import insert, select, text
 
 from ptm_sync.adapters.store import Database, Guardian, Meeting, MeetingGuardian, Period, Teacher
 from ptm_sync.adapters.store.db import MIGRATIONS
+from ptm_sync.app import outbox
 from ptm_sync.app.channels.offers import invite
 from ptm_sync.app.channels.replies import Outcome
-from ptm_sync.app.outbox import queue as outbox
-from ptm_sync.app.outbox.deliver import teacher_event
+from ptm_sync.app.outbox.deliverers import teacher_event
 from ptm_sync.app.services import expire_holds
 from ptm_sync.core.booking.decide import APPLIED, DUPLICATE, QUARANTINED, STALE
 from ptm_sync.core.booking.events import Answer, StaffCancel

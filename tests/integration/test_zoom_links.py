@@ -12,8 +12,8 @@ from sqlalchemy import select
 from connectors.memory import MIRRORED_SYSTEM, MemoryCalendars, MemoryConnector
 from ptm_sync.adapters.store import Database, Meeting, Outbox, Teacher
 from ptm_sync.adapters.video.zoom import ZoomClient, meeting_id_of
-from ptm_sync.app.outbox import queue as outbox
-from ptm_sync.app.outbox.deliver import CalendarDeliverer, VideoDeliverer
+from ptm_sync.app import outbox
+from ptm_sync.app.outbox.deliverers import CalendarDeliverer, VideoDeliverer
 from ptm_sync.app.sync import Connectors
 from ptm_sync.config.settings import Secret, VideoConfig
 from ptm_sync.core.booking.events import StaffCancel

@@ -61,12 +61,12 @@ from ptm_sync.adapters.store import (
     Outbox,
     Teacher,
 )
+from ptm_sync.app import outbox
 from ptm_sync.app.booking.apply import Applier
 from ptm_sync.app.channels import replies as inbound
 from ptm_sync.app.channels import staff
 from ptm_sync.app.channels import teacher_calendar as teacher_changes
 from ptm_sync.app.channels.replies import Outcome
-from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.app.services import expire_holds
 from ptm_sync.core.booking.events import CalendarWritten
 from ptm_sync.core.booking.notices import email_of

@@ -43,10 +43,10 @@ from ptm_sync.adapters.store import (
     Teacher,
 )
 from ptm_sync.adapters.video.providers import VideoProvider, provider_for
+from ptm_sync.app import outbox
 from ptm_sync.app.booking import load
 from ptm_sync.app.booking.apply import Applier
 from ptm_sync.app.channels.replies import Outcome, process
-from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.app.periods import ensure_periods
 from ptm_sync.app.read.availability import period_slots
 from ptm_sync.app.roster_import import apply_roster

@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from connectors.base import CalendarRef
 from ptm_sync.adapters.store import Database, Meeting, Outbox
-from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app import outbox
 from ptm_sync.app.services import flush_outbox
 from ptm_sync.app.sync import Connectors, opened
 from ptm_sync.config.settings import parse

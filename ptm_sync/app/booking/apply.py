@@ -40,8 +40,8 @@ from ptm_sync.adapters.store import (
 from ptm_sync.adapters.store.secret import signing_secret
 from ptm_sync.adapters.video.providers import VideoProvider
 from ptm_sync.adapters.video.zoom import meeting_id_of
+from ptm_sync.app import outbox
 from ptm_sync.app.booking import load, waitlist
-from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.app.video_links import NOW, ZOOM, link_source
 from ptm_sync.config.settings import Config, MailConfig, PeriodConfig
 from ptm_sync.core import imip, trust

@@ -25,8 +25,8 @@ from sqlalchemy import bindparam, func, select
 
 from ptm_sync.adapters.store import BusyTime, Calendar, CalendarEvent, Database, Meeting, Outbox
 from ptm_sync.adapters.video.providers import VideoProvider
+from ptm_sync.app import outbox
 from ptm_sync.app.booking.apply import CREATING, Applier
-from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.config.settings import Config
 from ptm_sync.core.booking.decide import APPLIED
 from ptm_sync.core.booking.events import TeacherMoved, TeacherRemoved

@@ -4,7 +4,7 @@ A destination is where a row's effect goes: the SMTP server for emails, a calend
 for calendar writes.  Each destination drains its own rows in its own thread, so a server
 that hangs or is down delays only its own rows, never another destination's (DESIGN §6): with
 the CalDAV server frozen, parents' emails still go out at once.  Within a destination rows go
-in the outbox's order (one meeting's emails stay in order, see :mod:`ptm_sync.app.outbox.queue`).
+in the outbox's order (one meeting's emails stay in order, see :mod:`ptm_sync.app.outbox.leases`).
 
 After :data:`THRESHOLD` outages in a row (a timeout, a refused or dropped connection: the
 errors marked retryable that say the server cannot be reached), a destination's breaker
@@ -14,9 +14,9 @@ timeout.  After the cooldown one row tries the server again (half-open); a succe
 breaker, a failure opens it for longer.
 
 While workers run, a heartbeat renews this process's leases
-(:func:`ptm_sync.app.outbox.queue.renew`),
+(:func:`ptm_sync.app.outbox.leases.renew`),
 so its rows stay its own however slow a server is, and a restart after a crash takes them
-over at once (:class:`ptm_sync.app.outbox.queue.Owner`).
+over at once (:class:`ptm_sync.app.outbox.leases.Owner`).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ptm_sync.adapters.store import Database, Meeting, Outbox, Teacher
-from ptm_sync.app.outbox import queue as outbox
-from ptm_sync.app.outbox.deliver import CalendarDeliverer, EmailDeliverer, VideoDeliverer
+from ptm_sync.app import outbox
+from ptm_sync.app.outbox.deliverers import CalendarDeliverer, EmailDeliverer, VideoDeliverer
 from ptm_sync.app.sync import Connectors
 from ptm_sync.config.settings import Config
 from ptm_sync.core.errors import MailUnavailable, PtmError, Unavailable

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ptm_sync.adapters.store import Database, Inbound, Meeting, Outbox, Setting, Teacher
-from ptm_sync.app.outbox import queue as outbox
+from ptm_sync.app import outbox
 from ptm_sync.app.read.conflicts import conflicts
 from ptm_sync.app.read.records import explain
 from ptm_sync.config.settings import Config

@@ -1,11 +1,11 @@
 """A letter becomes an email: the text, the iTIP calendar and the MIME message.  PURE.
 
-:func:`render` is called when the outbox delivers a letter (:mod:`ptm_sync.app.outbox.deliver`), and
-by the tests, which read a decision's emails with :func:`compose`.  The shapes follow
-DESIGN §4: ``multipart/mixed`` around ``multipart/alternative`` (text, HTML, the calendar
-with ``method=``) plus ``invite.ics`` (RFC 6047 §2.4); REQUEST, CANCEL and DECLINECOUNTER
-from the ORGANIZER (RFC 5546 §3.2.2, §3.2.5, §3.2.8), REPLY from the teacher's booking
-address as ATTENDEE (§3.2.3).
+:func:`render` is called when the outbox delivers a letter
+(:mod:`ptm_sync.app.outbox.deliverers`), and by the tests, which read a decision's emails
+with :func:`compose`.  The shapes follow DESIGN §4: ``multipart/mixed`` around
+``multipart/alternative`` (text, HTML, the calendar with ``method=``) plus ``invite.ics``
+(RFC 6047 §2.4); REQUEST, CANCEL and DECLINECOUNTER from the ORGANIZER (RFC 5546 §3.2.2,
+§3.2.5, §3.2.8), REPLY from the teacher's booking address as ATTENDEE (§3.2.3).
 """
 
 from __future__ import annotations

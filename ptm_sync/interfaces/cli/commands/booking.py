@@ -16,9 +16,9 @@ from ptm_sync.adapters.store import (
     Student,
     Teacher,
 )
+from ptm_sync.app import outbox
 from ptm_sync.app.channels.offers import InviteResult, invite
 from ptm_sync.app.context import App
-from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.app.read.availability import teachers
 from ptm_sync.app.read.conflicts import conflicts
 from ptm_sync.app.read.records import MeetingRecord, Transition, meeting_record

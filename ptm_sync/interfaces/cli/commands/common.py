@@ -24,6 +24,7 @@ def deliver(app: App) -> None:
 REPORTED_BY_COMMANDS = (
     "ptm_sync.app.sync",
     "ptm_sync.app.outbox.queue",
+    "ptm_sync.app.outbox.leases",
     "ptm_sync.app.outbox.dispatch",
 )
 

@@ -11,9 +11,9 @@ from ptm_sync.adapters.mail.smtp import SmtpSender
 from ptm_sync.adapters.store import Database, Meeting, Outbox, Teacher
 from ptm_sync.adapters.video.providers import NoVideo
 from ptm_sync.adapters.video.zoom import ZoomClient
+from ptm_sync.app import outbox
 from ptm_sync.app.booking import load
 from ptm_sync.app.booking.apply import CREATING, Applier
-from ptm_sync.app.outbox import queue as outbox
 from ptm_sync.app.sync import Connectors
 from ptm_sync.config.settings import Config
 from ptm_sync.core.booking.decide import APPLIED
