@@ -3,8 +3,7 @@
 :func:`school` writes a config file and a roster (CSV, imported by the roster store as
 ``ptm-sync roster import`` does) into a folder, opens the SQLite file database the way the
 service does (WAL, ``synchronous=FULL``) and runs :func:`ptm_sync.app.channels.offers.invite`, so
-the
-meetings, their history and the invitation emails in the outbox are exactly what a school
+the meetings, their history and the invitation emails in the outbox are exactly what a school
 would have after ``ptm-sync invite``.  No calendar server is needed: nothing is synced, so
 every teacher is free for the whole period.
 

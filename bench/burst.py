@@ -8,12 +8,11 @@ REQUESTs).  For each popular slot the first message decided wins and the nine ot
 declined with free alternatives.  The messages arrive interleaved (seeded shuffle), on a
 SQLite file as the service opens it (WAL, ``synchronous=FULL``), in process (DESIGN §9):
 
-* ``burst_over_floor``: ``ptm_sync.app.channels.replies.process`` per message, one durable commit
-each —
-  what ``ptm-sync mail deliver`` runs.  Target >= 0.5.
-* ``burst_batched_over_floor``: ``ptm_sync.app.channels.replies.process_batch`` over batches of 50,
-one
-  durable commit per batch, each message still all or nothing — the IMAP path.  Target >= 1.0.
+* ``burst_over_floor``: ``ptm_sync.app.channels.replies.process`` per message, one durable
+  commit each — what ``ptm-sync mail deliver`` runs.  Target >= 0.5.
+* ``burst_batched_over_floor``: ``ptm_sync.app.channels.replies.process_batch`` over batches
+  of 50, one durable commit per batch, each message still all or nothing — the IMAP path.
+  Target >= 1.0.
 * ``burst_pg_over_floor`` and ``burst_pg_batched_over_floor``: the same two runs on
   PostgreSQL (each run on a copy of the school made with ``CREATE DATABASE … TEMPLATE``),
   against the floor with its commit on PostgreSQL.  Targets as on SQLite.

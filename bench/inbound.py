@@ -5,8 +5,7 @@ path on a SQLite file (WAL, ``synchronous=FULL``, as the store opens it).  Each 
 in the outbox gets the reply a parent's client would send (Outlook, Gmail, Apple Mail,
 Thunderbird, Proton shapes; mostly ACCEPTED, some DECLINED).  Ours is the time
 :func:`ptm_sync.app.channels.replies.process` — what ``ptm-sync mail deliver`` runs — takes for all
-of
-them: read the message, match the meeting, check the sender, confirm or decline, enqueue
+of them: read the message, match the meeting, check the sender, confirm or decline, enqueue
 the confirmation email and the calendar write, record the message, commit durably.  The
 floor is what any correct service must do at least: parse the same messages with ``email``
 and ``icalendar`` (find the calendar part, ``Calendar.from_ical``) plus one bare durable

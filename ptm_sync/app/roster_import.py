@@ -5,8 +5,8 @@ database refuses a row.  Applying the same roster twice changes nothing.
 
 * Teachers, students and guardians are matched by email (lower case) or student id, added
   when new and updated in place when a field differs.  A None field of a
-  :class:`~ptm_sync.core.roster.parse.RosterTeacher` and an empty guardian language keep what is
-  stored.
+  :class:`~ptm_sync.core.roster.parse.RosterTeacher` and an empty guardian language keep what
+  is stored.
 * A new teacher gets the key :func:`~ptm_sync.core.model.teacher_key_for` derives from the email,
   with ``-2``, ``-3``… appended when another teacher holds it; a stored key never changes.
 * The links of every student in the roster are replaced by the roster's links: new ones are

@@ -140,9 +140,8 @@ def sync(
     allows (20 mailboxes, 50 calendars).  Their change feeds are read only for teachers with
     events of ours, so an idle pass costs the free/busy calls.  Where the changes of our
     events are seen (a mirrored calendar or a change feed), the changes the teacher made to
-    them are then decided (:mod:`ptm_sync.app.channels.teacher_calendar`); ``video`` makes the
-    rooms of
-    the new proposals that follow a deleted meeting.  ``progress(done, total)`` is called
+    them are then decided (:mod:`ptm_sync.app.channels.teacher_calendar`); ``video`` makes the rooms
+    of the new proposals that follow a deleted meeting.  ``progress(done, total)`` is called
     after each teacher's calendar (for the command line's progress display).
     """
     video = video or provider_for(config.video)

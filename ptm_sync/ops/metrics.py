@@ -133,8 +133,7 @@ class ProcessMetrics:
     def destination_reached(self, destination: str, reached: bool) -> None:
         """Note whether the last delivery to ``destination`` (a name from
         :func:`ptm_sync.app.outbox.dispatch.destinations`: "SMTP server host:port", "calendar
-        account
-        'id'") reached the server (an error from the server counts as reached)."""
+        account 'id'") reached the server (an error from the server counts as reached)."""
         with self._lock:
             self._destinations[destination] = reached
 

@@ -6,9 +6,8 @@ invitation already carries the link; the caller stores its URL with the meeting 
 meeting's whole life, and nothing here remembers rooms.  ``create_room`` runs inside the
 booking transaction, so it never calls a remote API.
 
-Links that need one are made after the meeting is confirmed (``link_source`` (app.video_links)):
-Teams
-and Meet by the teacher's calendar system when the outbox writes the event (Graph
+Links that need one are made after the meeting is confirmed (``app.video_links.link_source``):
+Teams and Meet by the teacher's calendar system when the outbox writes the event (Graph
 ``isOnlineMeeting``, Google ``conferenceData``), Zoom by an outbox row of its own
 (:mod:`ptm_sync.adapters.video.zoom`); the confirmation email, sent after them, carries the link.
 """
@@ -109,9 +108,8 @@ class ZoomProvider(_LinkLater):
 
 class AutoProvider:
     """``provider = "auto"``: the teacher's own system's link (Teams on Graph, Meet on
-    Google: ``link_source`` (app.video_links)), else ``fallback``, whose rooms this makes (for the
-    teachers
-    ``link_source`` (app.video_links) says get them now)."""
+    Google: ``app.video_links.link_source``), else ``fallback``, whose rooms this makes (for
+    the teachers ``link_source`` says get them now)."""
 
     name: ClassVar[str] = "auto"
 

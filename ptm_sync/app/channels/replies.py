@@ -5,8 +5,7 @@ release` calls :func:`reprocess` on a message kept in quarantine.  The message i
 (:mod:`ptm_sync.core.imip.read`), recognised as a duplicate by its digest, checked against the
 meeting it names (:mod:`ptm_sync.core.trust`) and applied by the booking engine — all in one write
 transaction together with the :class:`~ptm_sync.adapters.store.Inbound` record, so a message's
-effect
-and the fact that it was processed commit together or not at all.
+effect and the fact that it was processed commit together or not at all.
 
 A message we cannot use changes nothing and goes to quarantine with a short, stable reason.
 Bounces, auto-replies and read receipts are recorded as what they are, never mistaken for

@@ -73,8 +73,7 @@ class Letter:
     """One email, as a value: every field :func:`~ptm_sync.core.booking.notices.render` needs.
 
     ``template`` names a text of :mod:`ptm_sync.core.booking.messages`; ``method`` the iTIP method
-    of
-    the calendar part (None: a plain email); ``status`` the event's STATUS (REQUEST and
+    of the calendar part (None: a plain email); ``status`` the event's STATUS (REQUEST and
     CANCEL).  ``attendee`` / ``partstat``: the ATTENDEE of the calendar and their answer
     (for a REPLY, the teacher's booking address and our answer).  Times are aware; ``tz``
     is the school's zone (an IANA key).

@@ -303,8 +303,7 @@ class Notice:
     """One message a decision sends: which text, which iTIP method, to whom.
 
     ``template`` names a text of :mod:`ptm_sync.core.booking.messages`; ``method`` is the iTIP
-    method
-    (None: a plain email).  ``partstat`` is our answer in a REPLY (booking addresses).
+    method (None: a plain email).  ``partstat`` is our answer in a REPLY (booking addresses).
     ``reason`` and ``alternatives`` fill the text (why a time was refused, which are free);
     ``request_status`` is the REQUEST-STATUS a refusing REPLY or DECLINECOUNTER carries
     (RFC 5546 §3.6; "" for the builder's default).

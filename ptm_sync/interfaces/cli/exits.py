@@ -1,8 +1,7 @@
 """How a command ends: the exit codes of DESIGN §7 and the one error handler.
 
-Its own small module so that the command line (:mod:`ptm_sync.interfaces.cli.main`) and the
-commands that
-handle an error themselves (`mail deliver` defers instead of failing) share it without
+Its own small module so that the command line (:mod:`ptm_sync.interfaces.cli.main`) and the commands
+that handle an error themselves (`mail deliver` defers instead of failing) share it without
 importing each other.
 """
 
