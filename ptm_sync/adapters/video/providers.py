@@ -87,8 +87,8 @@ class NoVideo:
 
 class _LinkLater:
     """A provider whose links are made after the meeting is confirmed, not at proposal: Zoom
-    by the outbox (DESIGN §6).  ``create_room`` makes nothing; see ``link_source``
-    (app.video_links)."""
+    by the outbox (DESIGN §6).  ``create_room`` makes nothing; see
+    ``app.video_links.link_source``."""
 
     name: ClassVar[str] = ""
 
