@@ -364,8 +364,15 @@ def load(explicit: str | None = None) -> Config:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("no such file", path=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start}): TOML files are UTF-8; save it as UTF-8",
+            path=str(path),
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a byte order mark (Windows editors): TOML's UTF-8 has none
     return parse(text, path.resolve())
 
 

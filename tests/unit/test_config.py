@@ -156,3 +156,18 @@ def test_two_sources_for_one_secret_is_an_error() -> None:
     )
     with pytest.raises(ConfigError, match=r"mail\.smtp\.password: give only one"):
         config.parse(text)
+
+
+def test_a_config_that_is_not_utf8_is_one_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "ptm-sync.toml"
+    path.write_bytes('[school]\nname = "Lincoln"\n'.encode("utf-16"))
+    with pytest.raises(ConfigError) as caught:
+        config.load(str(path))
+    assert str(path) in str(caught.value) and "UTF-8" in str(caught.value)
+
+
+def test_a_byte_order_mark_is_no_syntax_error(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "ptm-sync.example.toml"
+    marked = tmp_path / "ptm-sync.toml"
+    marked.write_bytes(b"\xef\xbb\xbf" + example.read_bytes())
+    assert config.load(str(marked)).school.name == config.load(str(example)).school.name

@@ -43,3 +43,11 @@ def test_the_system_is_asked_for_the_link_when_it_makes_it() -> None:
     view = replace(meeting(), video_url="")
     event = teacher_copy(view, summary_template=TEMPLATE, contact="c", online_meeting=True)
     assert event.online_meeting and event.video_url == ""
+
+
+def test_a_template_with_an_attribute_or_index_falls_back_too() -> None:
+    for template in ("{teacher.name}", "{guardian[x]}", "Conference {"):
+        event = teacher_copy(
+            meeting(), summary_template=template, contact="c", online_meeting=False
+        )
+        assert event.summary == "Conference: Mia (Pat Johnson)", template

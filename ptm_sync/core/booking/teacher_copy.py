@@ -2,9 +2,8 @@
 (DESIGN §3, §4).  PURE.
 
 The event is private and names the parents in its description, never as attendees, so no
-calendar server sends scheduling messages on our behalf (DESIGN §4: CalDAV attendees would
-carry ``SCHEDULE-AGENT=CLIENT``; Graph, EWS and Google get none).  Staff notes never reach
-it.  The connectors write it (:mod:`connectors.base` re-exports the values).
+calendar server sends scheduling messages on our behalf (DESIGN §4).  Staff notes never
+reach it.  The connectors write it (:mod:`connectors.base` re-exports the values).
 """
 
 from __future__ import annotations
@@ -28,9 +27,10 @@ class Attendee:
 class MeetingEvent:
     """The event we write into a teacher's calendar for a meeting.
 
-    It never triggers server-side scheduling (DESIGN §4): CalDAV attendees carry
-    ``SCHEDULE-AGENT=CLIENT``; Graph, EWS and Google get no attendees at all.  Times are
-    aware datetimes.
+    It never triggers server-side scheduling (DESIGN §4): :func:`teacher_copy` sets no
+    attendees; a connector that is given some writes them for CalDAV with
+    ``SCHEDULE-AGENT=CLIENT`` and not at all for Graph, EWS and Google.  Times are aware
+    datetimes.
     """
 
     uid: str
@@ -72,7 +72,9 @@ def teacher_copy(
     }
     try:
         summary = summary_template.format(**values)
-    except (KeyError, IndexError, ValueError):
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError):
+        # An unknown placeholder, an index or attribute of one ({guardian[0]},
+        # {teacher.name}), or a lone brace: the school's template cannot be filled.
         summary = FALLBACK_SUMMARY.format(**values)
     lines = [
         "Parent-teacher conference with "

@@ -16,7 +16,8 @@ from ptm_sync.interfaces.cli.commands.common import deliver, reported_here
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "digest",
-        help="email school.contact today's digest of quarantined messages and dead letters",
+        help="email school.contact today's digest of quarantined messages, dead letters and "
+        "conflicts",
     )
     p.add_argument(
         "--dry-run", action="store_true", help="print the digest that would be sent; send nothing"
