@@ -39,6 +39,28 @@ ADA = TEACHERS[0][0]
 PAT = "pat@example.net"
 
 
+def _video_school(
+    folder: Path,
+    caldav: EmbeddedCalDAV,
+    port: int,
+    provider: str,
+    accounts: str,
+    account: str,
+    calendar_of: Callable[[str], str],
+) -> School:
+    """A school with a ``video`` period whose teachers (rooms in the roster) are all on
+    ``account``, each in the calendar ``calendar_of`` made for them."""
+    return School(
+        folder,
+        caldav,
+        port,
+        video=f'provider = "{provider}"\nfallback = "none"',
+        accounts=accounts,
+        elsewhere={e: (account, calendar_of(e)) for e, _, _ in TEACHERS},
+        period_format="video",
+    )
+
+
 def graph_school(
     stack: ExitStack, folder: Path, caldav: EmbeddedCalDAV, port: int
 ) -> tuple[School, Callable[[str], bool]]:
@@ -56,16 +78,7 @@ graph_url = "{keys.graph_url}"
 authority_url = "{keys.authority_url}"
 ca_file = "{keys.ca_file}"
 """
-    elsewhere = {e: ("m365", graph.add_mailbox(e)) for e, _, _ in TEACHERS}
-    school = School(
-        folder,
-        caldav,
-        port,
-        video='provider = "teams"\nfallback = "none"',
-        accounts=accounts,
-        elsewhere=elsewhere,
-        period_format="video",
-    )
+    school = _video_school(folder, caldav, port, "teams", accounts, "m365", graph.add_mailbox)
 
     def online(link: str) -> bool:
         """Ada's mailbox holds one online meeting, with that link."""
@@ -89,16 +102,7 @@ service_account_file = "{key.path}"
 api_url = "{google.api_url}"
 token_url = "{google.token_url}"
 """
-    elsewhere = {e: ("workspace", google.add_calendar(e)) for e, _, _ in TEACHERS}
-    school = School(
-        folder,
-        caldav,
-        port,
-        video='provider = "meet"\nfallback = "none"',
-        accounts=accounts,
-        elsewhere=elsewhere,
-        period_format="video",
-    )
+    school = _video_school(folder, caldav, port, "meet", accounts, "workspace", google.add_calendar)
 
     def online(link: str) -> bool:
         """Ada's calendar holds one event with a conference, with that link."""

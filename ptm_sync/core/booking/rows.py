@@ -60,15 +60,7 @@ def make(
     row: Row, meeting: MeetingView, ctx: Context, reason: str, change: Change = NO_CHANGE
 ) -> Decision:
     """The decision ``row`` makes for ``meeting``, with ``change`` (:class:`Change`)."""
-    updated, asker, outcome = change.updated, change.asker, change.outcome
-    old_start, notice_reason, alternatives = (
-        change.old_start,
-        change.notice_reason,
-        change.alternatives,
-    )
-    then, waitlist, overrides = change.then, change.waitlist, change.overrides
-    record, asked, request_status = change.record, change.asked, change.request_status
-    base = updated if updated is not None else meeting
+    base = change.updated if change.updated is not None else meeting
     after: MeetingView | None
     if row.to is None:
         after = None
@@ -85,10 +77,10 @@ def make(
     notices = tuple(
         replace(
             n,
-            reason=notice_reason or n.reason,
-            alternatives=alternatives or n.alternatives,
-            asked=asked,
-            request_status=request_status or n.request_status,
+            reason=change.notice_reason or n.reason,
+            alternatives=change.alternatives or n.alternatives,
+            asked=change.asked,
+            request_status=change.request_status or n.request_status,
         )
         for n in row.notices
     )
@@ -103,27 +95,27 @@ def make(
         if moved or (after is None or after.state not in OPEN):
             released = meeting.slot
     history = None
-    if record and after is not None:
+    if change.record and after is not None:
         history = History(
             actor=row.actor,
             reason=reason,
-            old_start=old_start.start if old_start is not None else None,
+            old_start=change.old_start.start if change.old_start is not None else None,
         )
     return Decision(
         rule=row.name,
-        outcome=outcome,
-        alternatives=alternatives,
+        outcome=change.outcome,
+        alternatives=change.alternatives,
         reason=reason,
         before=meeting,
         after=after,
         history=history,
         notices=notices,
         calendar=row.calendar,
-        asker=asker,
-        then=then,
+        asker=change.asker,
+        then=change.then,
         releases=released,
-        waitlist=waitlist,
-        overrides=overrides,
+        waitlist=change.waitlist,
+        overrides=change.overrides,
     )
 
 

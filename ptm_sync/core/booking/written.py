@@ -21,6 +21,12 @@ from ptm_sync.core.booking.values import Context, Decision, MeetingView
 from ptm_sync.core.model import LinkSource, MeetingState
 
 
+def _for_organizer(meeting: MeetingView, rule: str) -> str:
+    """``rule``, or its ``-booked`` row when the parent organizes the meeting (a booking
+    address request: the details follow the REPLY instead of a confirmation)."""
+    return f"{rule}-booked" if meeting.organized_by_parent else rule
+
+
 def calendar_written(meeting: MeetingView, event: CalendarWritten, ctx: Context) -> Decision:
     """The teacher's event was written (or removed): remember where it lives; when the
     write made the video link the confirmation waited for, send the confirmation."""
@@ -35,7 +41,7 @@ def calendar_written(meeting: MeetingView, event: CalendarWritten, ctx: Context)
         and (made or awaited)
     ):
         linked = replace(where, video_url=meeting.video_url or event.join_url, link_pending=False)
-        name = "link-made-booked" if meeting.organized_by_parent else "link-made"
+        name = _for_organizer(meeting, "link-made")
         why = (
             "the teacher's calendar made the video link"
             if made
@@ -60,7 +66,7 @@ def video_made(meeting: MeetingView, event: VideoLinkMade, ctx: Context) -> Deci
     if meeting.state is not MeetingState.CONFIRMED or meeting.video_url or not event.url:
         return nothing(meeting, DUPLICATE, "the meeting needs no video room now")
     linked = replace(meeting, video_url=event.url, link_pending=False)
-    name = "video-made-booked" if meeting.organized_by_parent else "video-made"
+    name = _for_organizer(meeting, "video-made")
     return make(
         row_for(meeting.state, name),
         meeting,
@@ -76,7 +82,7 @@ def link_given_up(meeting: MeetingView, event: LinkGivenUp, ctx: Context) -> Dec
     dead letter.  Nothing waits for ever."""
     if meeting.state is not MeetingState.CONFIRMED or not meeting.link_pending:
         return nothing(meeting, DUPLICATE, "no confirmation waits for a link")
-    name = "link-made-booked" if meeting.organized_by_parent else "link-made"
+    name = _for_organizer(meeting, "link-made")
     unlinked = replace(meeting, link_pending=False)
     why = "the video link could not be made"
     return make(row_for(meeting.state, name), meeting, ctx, why, Change(updated=unlinked))
