@@ -7,13 +7,14 @@ The event never triggers server-side scheduling (DESIGN §4).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 import pytest
 from icalendar import Calendar, Event
+from sqlalchemy import select
 
 from connectors.base import CalendarConnector, CalendarRef, MeetingEvent, RemoteRef
 from ptm_sync.adapters.store import Database, Meeting, Outbox
@@ -203,45 +204,120 @@ def test_a_cancelled_meeting_is_removed_from_the_calendar_and_forgotten(teacher:
     assert (stored.remote_href, stored.remote_etag) == (None, None)
 
 
-def test_an_event_the_teacher_changed_is_not_overwritten_and_the_write_is_dead_lettered(
+def _teacher_rewrites(teacher: Teacher, meeting: Meeting, edit: Callable[[Event], None]) -> None:
+    """The teacher edits our event in their calendar client: ``edit(event)`` changes it."""
+    href, _ = teacher.events()[meeting.uid]
+    ref = CalendarRef("dav", teacher.calendar)
+    [remote] = teacher.connectors.get("dav").changes(ref, None).changed
+    calendar = Calendar.from_ical(remote.ics)
+    [event] = calendar.events
+    edit(event)
+    name = href.rsplit("/", 1)[1]
+    put_ics(teacher.server, teacher.calendar, calendar.to_ical().decode(), name=name)
+
+
+def _emails_since(teacher: Teacher, before: int) -> list[str]:
+    return [raw.decode(errors="replace") for raw in teacher.sent[before:]]
+
+
+def test_an_event_the_teacher_edited_keeps_their_text_and_takes_our_write_on_their_version(
     teacher: Teacher,
 ) -> None:
+    """DESIGN §3's 412 rule: our write is refused (the teacher edited the event), the
+    calendar is read again, the edit is theirs to keep, and our change goes on their
+    version: not a dead letter."""
     meeting = teacher.confirmed()
     teacher.flush()
-    href, _ = teacher.events()[meeting.uid]
-    etag = teacher.school.meeting(meeting.id).remote_etag
-    ics = teacher.connectors.get("dav").changes(CalendarRef("dav", teacher.calendar), None)
-    [remote] = ics.changed
-    edited = remote.ics.replace("SUMMARY:", "SUMMARY:Moved by Ada - ", 1)
-    put_ics(teacher.server, teacher.calendar, edited, name=href.rsplit("/", 1)[1])
+    ours = teacher.school.meeting(meeting.id).remote_etag
+    sent = len(teacher.sent)
 
-    teacher.changed(meeting, "Room 7")
-    report = teacher.flush()
+    def note(event: Event) -> None:
+        event["SUMMARY"] = "Bring the report card - " + str(event["SUMMARY"])
+        event["DESCRIPTION"] = "Ask about the science project"
+        del event["LOCATION"]  # and, by mistake, the video link
 
-    assert (report.delivered, report.dead) == (0, 1)
-    [dead] = [r for r in teacher.school.outbox_rows(meeting.id) if r.state == outbox.DEAD]
-    assert "changed in the teacher's calendar" in dead.last_error
-    assert str(teacher.events()[meeting.uid][1]["SUMMARY"]).startswith("Moved by Ada - ")
-    assert teacher.school.meeting(meeting.id).remote_etag == etag
-
-
-def test_an_event_deleted_on_the_server_is_created_again_on_the_next_update(
-    teacher: Teacher,
-) -> None:
-    meeting = teacher.confirmed()
-    teacher.flush()
-    href, _ = teacher.events()[meeting.uid]
-    delete_href(teacher.server, href)
-    assert teacher.events() == {}
+    _teacher_rewrites(teacher, meeting, note)
 
     teacher.changed(meeting, "Room 7")
     report = teacher.flush()
 
     assert (report.delivered, report.dead) == (1, 0)
-    events = teacher.events()
-    assert list(events) == [meeting.uid]
+    _, event = teacher.events()[meeting.uid]
+    assert str(event["SUMMARY"]).startswith("Bring the report card - PTC ")
+    assert str(event["DESCRIPTION"]) == "Ask about the science project"
     stored = teacher.school.meeting(meeting.id)
-    assert stored.remote_href == events[meeting.uid][0] and stored.remote_etag
+    assert str(event["LOCATION"]) == stored.video_url != ""  # the place is ours
+    assert stored.remote_edited and stored.state == "confirmed"
+    assert stored.remote_etag not in (None, ours)
+    assert _emails_since(teacher, sent) == []  # an edit is nothing the parents hear of
+
+    # The teacher's version is now the one we know: the next write of ours is not refused
+    # and keeps their text too.
+    teacher.changed(meeting, "Room 8")
+    assert teacher.flush().delivered == 1
+    _, event = teacher.events()[meeting.uid]
+    assert str(event["DESCRIPTION"]) == "Ask about the science project"
+
+
+def test_an_event_the_teacher_moved_while_our_write_waited_moves_the_meeting(
+    teacher: Teacher,
+) -> None:
+    """A changed time found by the 412's re-read is the teacher-side move: the meeting goes
+    to the teacher's time, the parents get the update, our pending change goes on top."""
+    meeting = teacher.confirmed()
+    teacher.flush()
+    sent = len(teacher.sent)
+    later = timedelta(hours=2)
+
+    def move(event: Event) -> None:
+        start, end = event.start, event.end
+        del event["DTSTART"], event["DTEND"]
+        event.add("DTSTART", start + later)
+        event.add("DTEND", end + later)
+
+    _teacher_rewrites(teacher, meeting, move)
+    teacher.changed(meeting, "Room 7")
+    report = teacher.flush()
+    teacher.flush()  # the parents' update, queued by the move
+
+    assert report.dead == 0
+    stored = teacher.school.meeting(meeting.id)
+    assert (stored.state, stored.start, stored.end) == (
+        "confirmed",
+        meeting.start + later,
+        meeting.end + later,
+    )
+    assert stored.location == "Room 7"
+    _, event = teacher.events()[meeting.uid]
+    assert event.start == meeting.start + later
+    updates = [m for m in _emails_since(teacher, sent) if "METHOD:REQUEST" in m]
+    assert updates, "the parents were not told of the teacher's new time"
+
+
+def test_an_event_the_teacher_deleted_while_our_write_waited_cancels_the_meeting(
+    teacher: Teacher,
+) -> None:
+    """A deletion found by the refused write is the teacher-side removal (DESIGN §3): the
+    parents get a CANCEL and a new time is proposed; the event is not put back behind the
+    teacher's back."""
+    meeting = teacher.confirmed()
+    teacher.flush()
+    sent = len(teacher.sent)
+    href, _ = teacher.events()[meeting.uid]
+    delete_href(teacher.server, href)
+
+    teacher.changed(meeting, "Room 7")
+    report = teacher.flush()
+    teacher.flush()
+
+    assert report.dead == 0
+    assert meeting.uid not in teacher.events()
+    stored = teacher.school.meeting(meeting.id)
+    assert (stored.state, stored.remote_href) == ("cancelled", None)
+    assert any("METHOD:CANCEL" in m for m in _emails_since(teacher, sent))
+    with teacher.school.db.read() as session:
+        again = session.scalars(select(Meeting).where(Meeting.replaces_id == meeting.id)).all()
+    assert [m.state for m in again] == ["proposed"]  # DESIGN §3: a new proposal
 
 
 @pytest.mark.parametrize("then", ["confirmed", "cancelled"])

@@ -91,10 +91,11 @@ def writes(db: Database) -> Iterator[list[Write]]:
     event.remove(db.engine, "before_cursor_execute", record)
 
 
-def _deliver_all(db: Database, school: SeededSchool, clock: list[datetime]) -> None:
-    """The outbox as the daemon runs it: the teachers' calendars (an in-memory calendar
-    server), Zoom (its wire fake) and the emails."""
-    server = MemoryCalendars(tz=school.config.tz)
+def _deliver_all(
+    db: Database, school: SeededSchool, clock: list[datetime], server: MemoryCalendars
+) -> None:
+    """The outbox as the daemon runs it: the teachers' calendars (``server``, an in-memory
+    calendar server), Zoom (its wire fake) and the emails."""
     with db.read() as session:
         for teacher in session.scalars(select(Teacher)):
             server.add_calendar(teacher.calendar)
@@ -126,9 +127,28 @@ def test_every_write_of_a_meeting_comes_from_the_applier(
     clock = [school.now + timedelta(hours=1)]
     # The outbox writes the teachers' events and makes the Zoom rooms: what comes back (an
     # ETag, a joining link) is an event for the core, written by the applier.
-    _deliver_all(db, school, clock)
+    server = MemoryCalendars(tz=school.config.tz)
+    _deliver_all(db, school, clock, server)
     linked = school.meeting(accepted.id)
     assert linked.video_url.startswith("https://us02web.zoom.us/j/") and not linked.link_pending
+    # The teacher writes a note in the event; the parent then moves the meeting: our write
+    # is refused (412), the calendar read again, the edit made the version we know (DESIGN
+    # §3), and the move written on it, keeping the teacher's text.
+    with db.read() as session:
+        teacher = session.get(Teacher, linked.teacher_id)
+        assert teacher is not None
+        ada = teacher.calendar
+    assert linked.remote_href is not None
+    server.teacher_edits(ada, linked.remote_href, "Ada: see Pat")
+    assert school.deliver(school.counter(linked, slot=6)).reason == "counter accepted"
+    _deliver_all(db, school, clock, server)
+    moved = school.meeting(accepted.id)
+    assert moved.remote_edited and (moved.remote_start, moved.start) == (
+        school.slot(6).start,
+        school.slot(6).start,
+    )
+    stored = server.calendars[ada].objects[linked.remote_href]
+    assert (stored.event.summary, stored.event.start) == ("Ada: see Pat", school.slot(6).start)
     later = school.now + timedelta(hours=49)
     assert expire_holds(school.db, school.config, now=later, video=school.video) >= 1
 
@@ -158,6 +178,9 @@ def test_every_write_of_a_meeting_comes_from_the_applier(
         "reply_dtstamp",
         "remote_href",
         "remote_etag",
+        "remote_start",
+        "remote_end",
+        "remote_edited",
         "link_pending",
         "updated_at",
     }

@@ -228,6 +228,11 @@ class Meeting(Base):
     replaces_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     remote_href: Mapped[str | None] = mapped_column(Text, nullable=True)
     remote_etag: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The time the event was at in the version we know (our write, the teacher's move).
+    remote_start: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    remote_end: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    #: The teacher edited the event's text: our writes keep it.
+    remote_edited: Mapped[bool] = mapped_column(Boolean, server_default=false())
     #: The parents' confirmation waits for the video link made after confirmation.
     link_pending: Mapped[bool] = mapped_column(Boolean, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)

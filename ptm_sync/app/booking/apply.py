@@ -246,6 +246,7 @@ class Applier:
             reproposals=meeting.reproposals,
             replaces_id=meeting.replaces,
             link_pending=meeting.link_pending,
+            remote_edited=meeting.remote_edited,
             created_at=self.now,
             updated_at=self.now,
         )
@@ -279,6 +280,9 @@ class Applier:
         row.partstat = _family_answer(after, decision.asker, row.partstat)
         row.video_url, row.link_pending = after.video_url, after.link_pending
         row.remote_href, row.remote_etag = after.remote_href, after.remote_etag
+        remote = after.remote_slot
+        row.remote_start, row.remote_end = (remote.start, remote.end) if remote else (None, None)
+        row.remote_edited = after.remote_edited
         row.updated_at = self.now
         asker = after.party(decision.asker) if decision.asker is not None else None
         if asker is not None and asker.reply_sequence is not None:

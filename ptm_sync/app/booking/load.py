@@ -127,6 +127,12 @@ def view(config: Config, meeting: Meeting, teacher: Teacher) -> MeetingView:
         replaces=meeting.replaces_id,
         remote_href=meeting.remote_href,
         remote_etag=meeting.remote_etag,
+        remote_slot=(
+            Interval(meeting.remote_start, meeting.remote_end)
+            if meeting.remote_start is not None and meeting.remote_end is not None
+            else None
+        ),
+        remote_edited=meeting.remote_edited,
         link_pending=meeting.link_pending,
     )
 

@@ -6,7 +6,12 @@ is compared with what the calendar now holds:
 * the event is at another time → :class:`~ptm_sync.core.booking.events.TeacherMoved` (the
   parents get a REQUEST with the new time, PARTSTAT reset to NEEDS-ACTION);
 * the event is gone or cancelled → :class:`~ptm_sync.core.booking.events.TeacherRemoved` (a
-  CANCEL, and a new proposal).
+  CANCEL, and a new proposal);
+* the event was edited at the time we wrote →
+  :class:`~ptm_sync.core.booking.events.TeacherEdited` (their version is the one we know).
+
+A write of ours that the calendar refused because the teacher changed the event (HTTP 412)
+is reconciled by :func:`refused_write`: the event is read again and the same rule decides.
 
 What counts as the teacher's change is decided by the core
 (:func:`~ptm_sync.core.booking.teacher_sync.teacher_change`: our own writes, delivered or in
@@ -22,6 +27,7 @@ import logging
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import Session
 
 from ptm_sync.adapters.store import BusyTime, Calendar, CalendarEvent, Database, Meeting, Outbox
 from ptm_sync.adapters.video.providers import VideoProvider
@@ -29,19 +35,30 @@ from ptm_sync.app import outbox
 from ptm_sync.app.booking.apply import CREATING, Applier
 from ptm_sync.config.settings import Config
 from ptm_sync.core.booking.decide import APPLIED
-from ptm_sync.core.booking.events import TeacherMoved, TeacherRemoved
-from ptm_sync.core.booking.teacher_sync import SeenEvent, teacher_change
+from ptm_sync.core.booking.events import TeacherEdited, TeacherMoved, TeacherRemoved
+from ptm_sync.core.booking.teacher_copy import TeachersText
+from ptm_sync.core.booking.teacher_sync import SeenEvent, teacher_change, teachers_text
 from ptm_sync.core.errors import SlotTaken
 from ptm_sync.core.model import Interval, MeetingState
 
 log = logging.getLogger(__name__)
 
-_OURS = select(Meeting.id, Meeting.uid, Meeting.start, Meeting.end, Meeting.remote_etag).where(
-    Meeting.teacher_id == bindparam("teacher"),
+#: A confirmed meeting's event as we know it: where it was at when we knew its version (the
+#: meeting's time for meetings written before that was recorded) and that version's ETag.
+_KNOWN = (
+    Meeting.id,
+    Meeting.uid,
+    func.coalesce(Meeting.remote_start, Meeting.start),
+    func.coalesce(Meeting.remote_end, Meeting.end),
+    Meeting.remote_etag,
+)
+_WRITTEN = (
     Meeting.state == MeetingState.CONFIRMED.value,
     Meeting.remote_href.is_not(None),
     Meeting.remote_href != CREATING,
 )
+_OURS = select(*_KNOWN).where(Meeting.teacher_id == bindparam("teacher"), *_WRITTEN)
+_ONE = select(*_KNOWN, Meeting.teacher_id).where(Meeting.id == bindparam("meeting"), *_WRITTEN)
 _EVENTS = (
     select(CalendarEvent.uid, CalendarEvent.etag, func.min(BusyTime.start), func.max(BusyTime.end))
     .join(Calendar, Calendar.id == CalendarEvent.calendar_id)
@@ -93,7 +110,7 @@ def _decide(
     db: Database,
     config: Config,
     meeting_id: int,
-    event: TeacherMoved | TeacherRemoved,
+    event: TeacherMoved | TeacherRemoved | TeacherEdited,
     *,
     now: datetime,
     video: VideoProvider,
@@ -109,3 +126,45 @@ def _decide(
             log.info("meeting %d: %s in the teacher's calendar", meeting_id, decision.rule)
             return 1
     return 0
+
+
+def refused_write(
+    db: Database, config: Config, meeting_id: int, *, now: datetime, video: VideoProvider
+) -> bool:
+    """Decide what the teacher did to the event of meeting ``meeting_id`` after a write of
+    ours was refused for it (HTTP 412 Precondition Failed, Graph/Google 412, EWS
+    ErrorIrresolvableConflict: DESIGN §3).  The caller has just read the teacher's calendar
+    again into the mirror; the rule of :func:`follow` decides, our refused write no longer
+    counted as on its way: moved or removed → the teacher-side change (our pending change
+    is decided again on top of it); edited at the time we wrote → their version is the one
+    we know, and the caller writes ours on it.  True when a change was applied; False when
+    the mirror shows nothing new (the caller retries later)."""
+    with db.read() as session:
+        found = session.execute(_ONE, {"meeting": meeting_id}).one_or_none()
+        if found is None:
+            return False  # no longer confirmed, or no event: nothing to reconcile
+        _, uid, start, end, our_etag, teacher_id = found
+        seen = next(
+            (
+                SeenEvent(etag, s, e)
+                for u, etag, s, e in session.execute(_EVENTS, {"teacher": teacher_id})
+                if u == uid
+            ),
+            None,
+        )
+    event = teacher_change(Interval(start, end), our_etag, seen, writing=False)
+    if event is None:
+        return False
+    return _decide(db, config, meeting_id, event, now=now, video=video) > 0
+
+
+def kept_text(session: Session, meeting: Meeting) -> TeachersText | None:
+    """The text of the teacher's version of ``meeting``'s event, as the mirror holds it
+    (:func:`~ptm_sync.core.booking.teacher_sync.teachers_text`); None when the mirror has
+    no such object or no text of it."""
+    ics = session.scalars(
+        select(CalendarEvent.ics)
+        .join(Calendar, Calendar.id == CalendarEvent.calendar_id)
+        .where(Calendar.teacher_id == meeting.teacher_id, CalendarEvent.uid == meeting.uid)
+    ).first()
+    return teachers_text(ics, meeting.uid) if ics else None

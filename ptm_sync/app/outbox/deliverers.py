@@ -9,20 +9,21 @@ from datetime import UTC, datetime
 from connectors.base import CalendarConnector, CalendarRef, RemoteRef
 from ptm_sync.adapters.mail.smtp import SmtpSender
 from ptm_sync.adapters.store import Database, Meeting, Outbox, Teacher
-from ptm_sync.adapters.video.providers import NoVideo
+from ptm_sync.adapters.video.providers import NoVideo, provider_for
 from ptm_sync.adapters.video.zoom import ZoomClient
 from ptm_sync.app import outbox
 from ptm_sync.app.booking import load
 from ptm_sync.app.booking.apply import CREATING, Applier
-from ptm_sync.app.sync import Connectors
+from ptm_sync.app.channels.teacher_calendar import kept_text, refused_write
+from ptm_sync.app.sync import Connectors, sync
 from ptm_sync.config.settings import Config
 from ptm_sync.core.booking.decide import APPLIED
 from ptm_sync.core.booking.events import CalendarWritten, Event, LinkGivenUp, VideoLinkMade
 from ptm_sync.core.booking.notices import email_of
-from ptm_sync.core.booking.teacher_copy import MeetingEvent, teacher_copy
+from ptm_sync.core.booking.teacher_copy import MeetingEvent, TeachersText, teacher_copy
 from ptm_sync.core.booking.values import Decision
-from ptm_sync.core.errors import NotFound, PtmError, WrongEtag
-from ptm_sync.core.model import LinkSource, MeetingState
+from ptm_sync.core.errors import NotFound, PtmError, Unavailable, WrongEtag
+from ptm_sync.core.model import Interval, LinkSource, MeetingState
 from ptm_sync.ops.crashpoints import crash_point
 
 
@@ -51,10 +52,13 @@ class EmailDeliverer:
         self.sender.close()
 
 
-def teacher_event(config: Config, meeting: Meeting, teacher: Teacher) -> MeetingEvent:
+def teacher_event(
+    config: Config, meeting: Meeting, teacher: Teacher, kept: TeachersText | None = None
+) -> MeetingEvent:
     """The meeting (with its guardians and students loaded) as the teacher's private event
     (:func:`~ptm_sync.core.booking.teacher_copy.teacher_copy`); the calendar system is asked
-    for the video link when it makes the meeting's link (Teams, Meet)."""
+    for the video link when it makes the meeting's link (Teams, Meet).  ``kept``: the text
+    of the teacher's own version, kept when they edited it."""
     view = load.view(config, meeting, teacher)
     online = load.link_from(config, config.period(view.period), teacher.account)
     return teacher_copy(
@@ -62,6 +66,7 @@ def teacher_event(config: Config, meeting: Meeting, teacher: Teacher) -> Meeting
         summary_template=config.templates.summary,
         contact=config.school.contact,
         online_meeting=online is LinkSource.CALENDAR,
+        teachers_text=kept,
     )
 
 
@@ -70,6 +75,12 @@ class CalendarDeliverer:
 
     A row says only "meeting N changed"; the deliverer reads the meeting's current state,
     so a repeated or late delivery converges on the truth instead of replaying old intent.
+
+    A write refused because the teacher changed the event (412: WrongEtag) or deleted it
+    (NotFound) reads their calendar again and hands what they did to the booking core
+    (DESIGN §3): a move or a deletion is the teacher-side change, an edit makes their
+    version the one we know, and the meeting as it is then is written on it, keeping the
+    teacher's text.  Nothing is dead-lettered for a teacher's edit.
 
     Before a create the meeting is marked :data:`CREATING` in its own transaction: a crash
     after the server took the event but before its href was stored leaves that mark, and the
@@ -84,16 +95,20 @@ class CalendarDeliverer:
         self, db: Database, config: Config, connectors: Connectors, clock: Callable[[], datetime]
     ) -> None:
         self.db, self.config, self.connectors, self.clock = db, config, connectors, clock
+        self.video = provider_for(config.video)
 
     def __call__(self, row: Outbox) -> None:
-        meeting_id = int(outbox.calendar_payload(row)["meeting_id"] or 0)
+        self._deliver(int(outbox.calendar_payload(row)["meeting_id"] or 0), reread=True)
+
+    def _deliver(self, meeting_id: int, *, reread: bool) -> None:
         with self.db.read() as session:
             meeting = session.get(Meeting, meeting_id)
             if meeting is None:
                 return
             teacher = session.get(Teacher, meeting.teacher_id)
             assert teacher is not None
-            event = teacher_event(self.config, meeting, teacher)
+            kept = kept_text(session, meeting) if meeting.remote_edited else None
+            event = teacher_event(self.config, meeting, teacher, kept)
         ref = CalendarRef(teacher.account, teacher.calendar)
         connector = self.connectors.get(teacher.account)
         creating = meeting.remote_href == CREATING
@@ -108,15 +123,23 @@ class CalendarDeliverer:
             else:
                 try:
                     remote = connector.update_event(ref, remote, event)
-                except NotFound:
+                except (NotFound, WrongEtag) as refused:
+                    # DESIGN §3: the teacher changed or deleted the event since the version
+                    # we know.  It is read again and what they did is decided (a move or a
+                    # deletion is the teacher-side change); then the meeting as it is now
+                    # is written on their version.
+                    if reread:
+                        self._read_again(teacher.email, meeting_id)
+                        return self._deliver(meeting_id, reread=False)
+                    if isinstance(refused, WrongEtag):
+                        raise WrongEtag(
+                            f"event {remote.href} of meeting {meeting.uid} changed again in "
+                            "the teacher's calendar while it was read; written later"
+                        ) from None
+                    # Gone, though the calendar read again still lists it: written anew.
                     remote = self._create(connector, ref, event, meeting_id, creating)
-                except WrongEtag:
-                    raise PtmError(
-                        f"event {remote.href} of meeting {meeting.uid} was changed in the "
-                        "teacher's calendar since we wrote it; not overwritten"
-                    ) from None
             crash_point("mid-calendar-write")
-            self._store(meeting_id, remote)
+            self._store(meeting_id, remote, Interval(event.start, event.end))
             return
         if creating:
             # A create may have reached the server before a crash: find the event by its
@@ -129,6 +152,20 @@ class CalendarDeliverer:
                 # The teacher edited the event, but the meeting is gone: remove it anyway.
                 connector.delete_event(ref, RemoteRef(remote.href, None))
             self._store(meeting_id, None)
+
+    def _read_again(self, teacher_email: str, meeting_id: int) -> None:
+        """The teacher changed the event since the version we know (a 412): their calendar
+        is read again (one teacher's sync) and the change decided
+        (:func:`~ptm_sync.app.channels.teacher_calendar.refused_write`).
+
+        Raises:
+            Unavailable: the calendar could not be read again (retried later).
+        """
+        now = self.clock()
+        [result] = sync(self.db, self.config, self.connectors, now=now, teacher_email=teacher_email)
+        if result.error:
+            raise Unavailable(f"the teacher's calendar could not be read again: {result.error}")
+        refused_write(self.db, self.config, meeting_id, now=now, video=self.video)
 
     def given_up(self, row: Outbox) -> None:
         """The write was dead-lettered: a confirmation waiting for the link it was to make
@@ -149,10 +186,13 @@ class CalendarDeliverer:
             self._store(meeting_id, RemoteRef(CREATING))
         return connector.create_event(ref, event)
 
-    def _store(self, meeting_id: int, remote: RemoteRef | None) -> None:
+    def _store(
+        self, meeting_id: int, remote: RemoteRef | None, slot: Interval | None = None
+    ) -> None:
         event = CalendarWritten(
             href=remote.href if remote else None,
             etag=remote.etag if remote else None,
+            slot=slot if remote and remote.href != CREATING else None,
             join_url=remote.join_url if remote else "",
             in_flight=remote is not None and remote.href == CREATING,
         )

@@ -32,11 +32,18 @@ from ptm_sync.core.booking.events import (
     StaffCancel,
     StaffReschedule,
     Supersede,
+    TeacherEdited,
     TeacherMoved,
     TeacherRemoved,
     VideoLinkMade,
 )
-from ptm_sync.core.booking.lifecycle import expire, supersede, teacher_moved, teacher_removed
+from ptm_sync.core.booking.lifecycle import (
+    expire,
+    supersede,
+    teacher_edited,
+    teacher_moved,
+    teacher_removed,
+)
 from ptm_sync.core.booking.office import (
     offer,
     refused_for_staff,
@@ -118,6 +125,8 @@ def decide(meeting: MeetingView, event: Event, ctx: Context) -> Decision:
             return teacher_moved(meeting, event, ctx)
         case TeacherRemoved():
             return teacher_removed(meeting, ctx)
+        case TeacherEdited():
+            return teacher_edited(meeting, event, ctx)
         case CalendarWritten():
             return calendar_written(meeting, event, ctx)
         case VideoLinkMade():

@@ -168,10 +168,21 @@ class TeacherRemoved:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TeacherEdited:
+    """Our event in the teacher's calendar is the teacher's version ``etag`` at the time we
+    wrote: edited, not moved (a note, a colour, a new title).  Found by a sync, or by
+    re-reading the event after a write of ours was refused for it (HTTP 412, DESIGN §3).
+    Their version is the one we know: our next write goes on it and keeps their text."""
+
+    etag: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CalendarWritten:
     """The outbox wrote the meeting's event in the teacher's calendar (DESIGN §6).
 
     ``href`` / ``etag``: where the event lives now and its version (None: removed);
+    ``slot``: the time the event was written at (UTC; None when removed or not known);
     ``join_url``: the joining link the calendar system made with the event (Teams on
     Microsoft Graph ``onlineMeeting.joinUrl``, Meet on Google ``conferenceData``), "" for
     none.  ``in_flight``: a create is about to be sent (``href`` is the marker that says
@@ -180,6 +191,7 @@ class CalendarWritten:
 
     href: str | None
     etag: str | None = None
+    slot: Interval | None = None
     join_url: str = ""
     in_flight: bool = False
 
@@ -213,6 +225,7 @@ Event = (
     | Supersede
     | TeacherMoved
     | TeacherRemoved
+    | TeacherEdited
     | CalendarWritten
     | VideoLinkMade
     | LinkGivenUp

@@ -9,7 +9,7 @@ from icalendar.enums import PARTSTAT
 
 from ptm_sync.core.booking import admission
 from ptm_sync.core.booking.answers import with_next_step
-from ptm_sync.core.booking.events import HoldExpired, TeacherMoved
+from ptm_sync.core.booking.events import HoldExpired, TeacherEdited, TeacherMoved
 from ptm_sync.core.booking.rows import DUPLICATE, Change, make, nothing
 from ptm_sync.core.booking.table import row_for
 from ptm_sync.core.booking.values import Context, Decision, MeetingView
@@ -31,8 +31,13 @@ def expire(meeting: MeetingView, event: HoldExpired, ctx: Context) -> Decision:
 
 
 def teacher_moved(meeting: MeetingView, event: TeacherMoved, ctx: Context) -> Decision:
-    if meeting.state is not MeetingState.CONFIRMED or event.slot.utc() == meeting.slot:
+    if meeting.state is not MeetingState.CONFIRMED:
         return nothing(meeting, DUPLICATE, "nothing to follow")
+    if event.slot.utc() == meeting.slot:
+        # Moved to the meeting's own time (where our pending write was taking it): for the
+        # parents nothing changes; the teacher's version is the one we know.
+        return teacher_edited(meeting, TeacherEdited(etag=event.etag), ctx)
+    seen = event.slot.utc()
     if meeting.organized_by_parent:
         asker = meeting.parties[0].guardian_id
         return make(
@@ -42,8 +47,8 @@ def teacher_moved(meeting: MeetingView, event: TeacherMoved, ctx: Context) -> De
             "the teacher moved the event; the parent is asked to move it",
             Change(
                 asker=asker,
-                alternatives=(event.slot.utc(),),
-                updated=replace(meeting, remote_etag=event.etag),
+                alternatives=(seen,),
+                updated=replace(meeting, remote_etag=event.etag, remote_slot=seen),
             ),
         )
     parties = tuple(replace(p, partstat=PARTSTAT.NEEDS_ACTION) for p in meeting.parties)
@@ -53,6 +58,7 @@ def teacher_moved(meeting: MeetingView, event: TeacherMoved, ctx: Context) -> De
         end=event.slot.end,
         parties=parties,
         remote_etag=event.etag,  # the teacher's version is now the one we know
+        remote_slot=seen,
     )
     return make(
         row_for(meeting.state, "teacher-moved"),
@@ -77,10 +83,10 @@ def teacher_removed(meeting: MeetingView, ctx: Context) -> Decision:
                 asker=meeting.parties[0].guardian_id,
                 notice_reason=why,
                 alternatives=admission.alternatives_for(meeting.slot, ctx),
-                updated=replace(meeting, remote_href=None, remote_etag=None),
+                updated=_unwritten(meeting),
             ),
         )
-    gone = replace(meeting, remote_href=None, remote_etag=None)
+    gone = _unwritten(meeting)
     removed = make(
         row_for(meeting.state, "teacher-removed"),
         meeting,
@@ -90,6 +96,30 @@ def teacher_removed(meeting: MeetingView, ctx: Context) -> Decision:
     )
     # DESIGN §3: a CANCEL to the parent and a new proposal.
     return with_next_step(removed, replace(meeting, reproposals=0), ctx)
+
+
+def teacher_edited(meeting: MeetingView, event: TeacherEdited, ctx: Context) -> Decision:
+    """The teacher edited our event at the time it was written: their version (ETag) is the
+    one we know and their text stays in our later writes; the parents hear nothing."""
+    if meeting.state is not MeetingState.CONFIRMED or meeting.remote_href is None:
+        return nothing(meeting, DUPLICATE, "nothing to follow")
+    known = replace(meeting, remote_etag=event.etag, remote_edited=True)
+    if known == meeting:
+        return nothing(meeting, DUPLICATE, "the teacher's version is the one we know")
+    return make(
+        row_for(meeting.state, "teacher-edited"),
+        meeting,
+        ctx,
+        "edited in the teacher's calendar",
+        Change(updated=known),
+    )
+
+
+def _unwritten(meeting: MeetingView) -> MeetingView:
+    """``meeting`` with no event in the teacher's calendar."""
+    return replace(
+        meeting, remote_href=None, remote_etag=None, remote_slot=None, remote_edited=False
+    )
 
 
 def supersede(meeting: MeetingView, reason: str, ctx: Context) -> Decision:

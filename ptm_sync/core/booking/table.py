@@ -17,7 +17,8 @@ Read it as the school's procedure:
   DECLINECOUNTER with alternatives;
 * request — a REQUEST to a teacher's booking address, decided like a room mailbox (REPLY
   ACCEPTED or DECLINED; the parent stays organizer);
-* staff-… — staff act for a family; teacher-… — the teacher changed our event;
+* staff-… — staff act for a family; teacher-… — the teacher moved, removed or edited our
+  event;
 * calendar-written, link-made, video-made — the outbox wrote the teacher's event or made
   the video room: where the event lives, and the confirmation that waited for the link
   (Teams, Meet or Zoom are made only once the meeting is confirmed: DESIGN §3);
@@ -157,6 +158,7 @@ TABLE: tuple[Row, ...] = (
     _row("teacher-moved-booked", C,         SAME,       False, (PLEASE_MOVE,),           NONE,   TEACHER),
     _row("teacher-removed",      C,         CANCELLED,  True,  (REMOVED,),               NONE,   TEACHER, True),
     _row("teacher-removed-booked", C,       CANCELLED,  False, (WITHDRAWN,),             NONE,   TEACHER, True),
+    _row("teacher-edited",       C,         SAME,       False, (),                       NONE,   TEACHER),
     # --- the outbox's writes: where the event lives, the video link made after confirmation --
     _row("calendar-written",     ANY,       SAME,       False, (),                       NONE,   SYSTEM),
     _row("link-made",            C,         SAME,       False, (CONFIRM,),               NONE,   SYSTEM),

@@ -51,8 +51,22 @@ class MeetingEvent:
     online_meeting: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class TeachersText:
+    """The summary and description of the teacher's own version of our event (they edited
+    it: :class:`~ptm_sync.core.booking.events.TeacherEdited`)."""
+
+    summary: str
+    description: str = ""
+
+
 def teacher_copy(
-    meeting: MeetingView, *, summary_template: str, contact: str, online_meeting: bool
+    meeting: MeetingView,
+    *,
+    summary_template: str,
+    contact: str,
+    online_meeting: bool,
+    teachers_text: TeachersText | None = None,
 ) -> MeetingEvent:
     """``meeting`` as the teacher's private event.
 
@@ -61,7 +75,10 @@ def teacher_copy(
     back to :data:`FALLBACK_SUMMARY`).  ``contact``: the school's contact for changes.
     ``online_meeting``: ask the teacher's calendar system for the video link (the meeting
     has none and its system makes them: DESIGN §3 "In person or video").  Every guardian of
-    the meeting is named in the description, the primary first.
+    the meeting is named in the description, the primary first.  ``teachers_text``: the
+    teacher edited the event (``meeting.remote_edited``) and their version's text is known:
+    their summary and description stay (DESIGN §3: "any other edit keeps the teacher's
+    text"); time, status, place and link are ours.
     """
     firsts = [s.name.split()[0] for s in meeting.students if s.name.strip()]
     values = {
@@ -84,12 +101,15 @@ def teacher_copy(
         f"Place: {meeting.location}" if meeting.location and not meeting.video_url else "",
         f"Booked through ptm-sync; changes: {contact}",
     ]
+    description = "\n".join(line for line in lines if line)
+    if teachers_text is not None and meeting.remote_edited:
+        summary, description = teachers_text.summary, teachers_text.description
     return MeetingEvent(
         uid=meeting.uid,
         start=meeting.start,
         end=meeting.end,
         summary=summary,
-        description="\n".join(line for line in lines if line),
+        description=description,
         location=meeting.video_url or meeting.location,
         video_url=meeting.video_url,
         sequence=meeting.sequence,

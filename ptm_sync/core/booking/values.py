@@ -77,6 +77,7 @@ class Rule(StrEnum):
     TEACHER_MOVED_BOOKED = "teacher-moved-booked"
     TEACHER_REMOVED = "teacher-removed"
     TEACHER_REMOVED_BOOKED = "teacher-removed-booked"
+    TEACHER_EDITED = "teacher-edited"
     TENTATIVE = "tentative"
     VIDEO_MADE = "video-made"
     VIDEO_MADE_BOOKED = "video-made-booked"
@@ -187,6 +188,12 @@ class MeetingView:
     #: removed); the connector's ``RemoteRef``.
     remote_href: str | None = None
     remote_etag: str | None = None
+    #: The time the event in the teacher's calendar was at when we last knew its version
+    #: (our write, or the teacher's move; UTC): a teacher's version at another time is a
+    #: move, at this time an edit (DESIGN §3).  None: not written, or not known.
+    remote_slot: Interval | None = None
+    #: The teacher edited the event's text: our writes keep their summary and description.
+    remote_edited: bool = False
     #: The parents' confirmation waits for the video link (Teams, Meet or Zoom, made after
     #: the meeting was confirmed): it goes when the link is made (DESIGN §3).
     link_pending: bool = False

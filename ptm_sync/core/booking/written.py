@@ -31,7 +31,15 @@ def calendar_written(meeting: MeetingView, event: CalendarWritten, ctx: Context)
     """The teacher's event was written (or removed): remember where it lives; when the
     write made the video link the confirmation waited for, send the confirmation."""
     assert meeting.state is not None
-    where = replace(meeting, remote_href=event.href, remote_etag=event.etag)
+    # A new object (created, or removed) holds none of the teacher's text.
+    anew = event.in_flight or event.href is None or event.href != meeting.remote_href
+    where = replace(
+        meeting,
+        remote_href=event.href,
+        remote_etag=event.etag,
+        remote_slot=event.slot.utc() if event.slot is not None else None,
+        remote_edited=meeting.remote_edited and not anew,
+    )
     made = event.join_url and not meeting.video_url
     awaited = meeting.link_pending and ctx.link_from is LinkSource.CALENDAR
     if (
