@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--conflicts",
         action="store_true",
-        help="only confirmed meetings that a busy event of the teacher now overlaps",
+        help="only confirmed meetings not yet over that a busy event of the teacher now overlaps",
     )
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.set_defaults(func=cmd_meetings)
@@ -189,7 +189,8 @@ def cmd_meetings(args: argparse.Namespace) -> int:
         if args.teacher:
             teachers(session, args.teacher)  # an unknown teacher is an error, not "none"
             query = query.where(Teacher.email == args.teacher.strip().lower())
-        clashes = conflicts(session) if args.conflicts else {}
+        # Meetings over and done are no conflict anyone can act on: today's and later only.
+        clashes = conflicts(session, after=app.now()) if args.conflicts else {}
         if args.conflicts:
             query = query.where(Meeting.id.in_(clashes))
         found = session.execute(query).all()
