@@ -124,9 +124,9 @@ def test_the_school_events_feed_blocks_every_teacher(db: Database, feed_server: 
     assert Capability.BLOCKS_EVERYONE in connectors.get("events").capabilities
 
     # Only the feed here: the teachers' own calendars are not part of this test.
-    from ptm_sync.app.sync import _sync_school_feeds
+    from ptm_sync.app.sync.school_feeds import sync_school_feeds
 
-    results = _sync_school_feeds(db, config, connectors, school.now)
+    results = sync_school_feeds(db, config, connectors, school.now)
     assert [(r.teacher, r.error, r.busy) for r in results] == [("school events (events)", "", 1)]
     with db.read() as session:
         assert session.scalars(select(SchoolBusy)).one().start == slot.start
@@ -138,7 +138,7 @@ def test_the_school_events_feed_blocks_every_teacher(db: Database, feed_server: 
     assert slot.start not in school.free_starts(ADA) and slot.start not in school.free_starts(ALAN)
 
     # An unchanged feed is one 304 and keeps what it had.
-    again = _sync_school_feeds(db, config, connectors, school.now)
+    again = sync_school_feeds(db, config, connectors, school.now)
     assert again[0].busy == 1 and feed_server.log[-1][2]  # sent If-None-Match
     with db.read() as session:
         assert len(session.scalars(select(SchoolBusy)).all()) == 1
