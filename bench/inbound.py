@@ -36,7 +36,8 @@ from icalendar import Calendar
 from sqlalchemy import func, select
 
 from ptm_sync.adapters.store import Database, Meeting
-from ptm_sync.app.channels.replies import APPLIED, process
+from ptm_sync.app.channels.replies import process
+from ptm_sync.core.booking.decide import APPLIED
 from ptm_sync.demo import parents
 
 CLIENTS = tuple(parents.CLIENTS)  # outlook, gmail, apple, thunderbird, proton

@@ -38,7 +38,8 @@ from hypothesis import HealthCheck, given, settings
 from sqlalchemy import create_engine, text
 
 from ptm_sync.adapters.store import Database
-from ptm_sync.app.channels.replies import RECORDED_KINDS, Outcome
+from ptm_sync.app.channels.replies import Outcome
+from ptm_sync.app.channels.reply_decision import RECORDED_KINDS
 from ptm_sync.core.booking.rows import APPLIED, DUPLICATE, QUARANTINED, STALE
 from tests.fuzz.mutations import CORPUS, corpus_messages, fixture_messages, messages
 from tests.support.booking import ADA, ALAN, PAT, SAM, SeededSchool, config_text

@@ -322,7 +322,7 @@ def test_a_bug_while_deciding_keeps_the_message_in_quarantine_and_goes_on(
     def broken(*_: object, **__: object) -> None:
         raise KeyError("a bug in the decision")
 
-    monkeypatch.setattr(inbound_module, "_decide", broken)
+    monkeypatch.setattr(inbound_module, "decide", broken)
     outcome = school.deliver(raw)
     assert (outcome.outcome, outcome.reason) == ("quarantined", "internal-error")
     assert school.inbound(outcome.inbound_id or 0).raw == raw  # nothing lost
@@ -339,7 +339,7 @@ def test_a_batch_commits_once_and_each_message_stands_alone(
     second = school.propose(ADA, SAM, slot=2)
     accept = school.reply(first, "ACCEPTED")
     counter = school.counter(second, slot=0)  # asks for the slot Pat has just taken
-    real = inbound_module._decide
+    real = inbound_module.decide
     calls: list[int] = []
 
     def sometimes_broken(session: object, config: object, inbound: object, *a: object) -> object:
@@ -349,7 +349,7 @@ def test_a_batch_commits_once_and_each_message_stands_alone(
             raise KeyError("a bug in the decision of the third message")
         return decided
 
-    monkeypatch.setattr(inbound_module, "_decide", sometimes_broken)
+    monkeypatch.setattr(inbound_module, "decide", sometimes_broken)
     broken = school.reply(second, "TENTATIVE")
     commits: list[int] = []
 

@@ -18,8 +18,9 @@ import pytest
 from sqlalchemy import select
 
 from ptm_sync.adapters.store import Database, Inbound, Meeting
-from ptm_sync.app.channels.replies import APPLIED, QUARANTINED, reprocess
+from ptm_sync.app.channels.replies import reprocess
 from ptm_sync.config.settings import parse
+from ptm_sync.core.booking.decide import APPLIED, QUARANTINED
 from ptm_sync.core.errors import ConfigError, Unusable, UserError
 from ptm_sync.core.imip.limits import HEAD_BYTES, CalendarTally, InputLimits, check_calendar_text
 from tests.support.booking import ADA, PAT, SeededSchool, config_text, handmade_reply

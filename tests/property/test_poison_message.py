@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import select
 
 from ptm_sync.adapters.store import Database, Inbound, Meeting
-from ptm_sync.app.channels.replies import APPLIED, QUARANTINED, Outcome
+from ptm_sync.app.channels.replies import Outcome
+from ptm_sync.core.booking.decide import APPLIED, QUARANTINED
 from tests.support.booking import (
     ADA,
     FAMILIES,

@@ -9,7 +9,8 @@ from typing import BinaryIO
 from sqlalchemy import select
 
 from ptm_sync.adapters.store import Inbound
-from ptm_sync.app.channels.replies import input_limits, process, reprocess
+from ptm_sync.app.channels.replies import process, reprocess
+from ptm_sync.app.channels.reply_reading import input_limits
 from ptm_sync.app.context import App
 from ptm_sync.app.read.records import NO_CALENDAR_PART, InboundRecord, inbound_record
 from ptm_sync.app.services import fetch_mail, video_provider
