@@ -32,7 +32,7 @@ from ptm_sync.adapters.store import Database, Meeting, Teacher
 from ptm_sync.adapters.video.providers import VideoProvider, provider_for
 from ptm_sync.app.channels import teacher_calendar as teacher_changes
 from ptm_sync.app.periods import ensure_periods
-from ptm_sync.app.sync.connectors import Connectors, opened
+from ptm_sync.app.sync.accounts import Connectors, opened
 from ptm_sync.app.sync.free_busy import server_free_busy, sync_server_teacher
 from ptm_sync.app.sync.mirror import calendar_row, sync_teacher
 from ptm_sync.app.sync.result import SyncResult

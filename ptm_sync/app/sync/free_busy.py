@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from connectors.base import CalendarRef, Capability, ChangeSet, FreeBusy
 from ptm_sync.adapters.store import BusyTime, CalendarEvent, Database, Teacher
 from ptm_sync.app.periods import minutes_in_windows
-from ptm_sync.app.sync.connectors import Connectors
+from ptm_sync.app.sync.accounts import Connectors
 from ptm_sync.app.sync.mirror import apply_changes, calendar_row, changes_since_last
 from ptm_sync.app.sync.result import SyncResult
 from ptm_sync.core.errors import CalendarProblem, ConnectorError, PtmError

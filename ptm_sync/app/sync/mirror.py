@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from connectors.base import CalendarConnector, CalendarRef, ChangeSet, Horizon
 from ptm_sync.adapters.store import BusyTime, Calendar, CalendarEvent, Database, Teacher
 from ptm_sync.adapters.store.insert import insert_new
-from ptm_sync.app.sync.connectors import Connectors
+from ptm_sync.app.sync.accounts import Connectors
 from ptm_sync.app.sync.result import SyncResult
 from ptm_sync.config.settings import Config
 from ptm_sync.core.errors import PtmError, SyncTokenInvalid

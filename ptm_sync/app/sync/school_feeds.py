@@ -9,7 +9,7 @@ from datetime import datetime
 
 from connectors.base import CalendarRef, Capability
 from ptm_sync.adapters.store import Database, SchoolBusy, SchoolFeed
-from ptm_sync.app.sync.connectors import Connectors
+from ptm_sync.app.sync.accounts import Connectors
 from ptm_sync.app.sync.result import SyncResult
 from ptm_sync.config.settings import Config
 from ptm_sync.core.errors import PtmError, SyncTokenInvalid
