@@ -12,7 +12,7 @@ wrote are followed through the system's change feed.  A feed that blocks everyon
 school events calendar) is stored once for the whole school (``school_busy``).
 
 The package is the API (``from ptm_sync.app.sync import Connectors, opened, sync``):
-:mod:`.connectors` opens each account once, :mod:`.mirror` keeps the mirrored calendars,
+:mod:`.accounts` opens each account once, :mod:`.mirror` keeps the mirrored calendars,
 :mod:`.free_busy` stores the server free/busy systems' answers, :mod:`.school_feeds` reads
 the feeds that block everyone, :mod:`.result` is what a pass reports; the pass itself,
 :func:`sync`, and the record of a teacher's failure live here.
