@@ -2,10 +2,15 @@
 
 Reads and writes ``waitlist`` rows only; the applier (:mod:`ptm_sync.app.booking.apply`)
 calls these when a decision puts a family on the list, books one that was waiting, or
-frees a slot (which :meth:`~ptm_sync.app.booking.apply.Applier.handle` then offers).
+frees a slot: :func:`offer` hands that slot to the first family that can take it, each
+offer decided and written by :meth:`~ptm_sync.app.booking.apply.Applier.handle`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,13 +19,47 @@ from ptm_sync.adapters.store import Guardian, Student, Teacher
 from ptm_sync.adapters.store import WaitlistEntry as WaitlistRow
 from ptm_sync.app.booking import load
 from ptm_sync.config.settings import Config, PeriodConfig
-from ptm_sync.core.booking.values import Fresh, MeetingView, Origin, WaitlistEntry
+from ptm_sync.core.booking.decide import APPLIED
+from ptm_sync.core.booking.events import Event, Offer
+from ptm_sync.core.booking.values import Decision, Fresh, MeetingView, Origin, WaitlistEntry
 from ptm_sync.core.model import Interval, WaitlistState
 
 #: How many waiting families a freed slot is tried for (the rest clash with it).
 TRIES = 20
 
 WAITING, OFFERED, LEFT = WaitlistState.WAITING, WaitlistState.OFFERED, WaitlistState.LEFT
+
+
+class Proposer(Protocol):
+    """The applier as the waiting list uses it: it makes a new meeting's identity, and
+    decides and writes an offer (:class:`~ptm_sync.app.booking.apply.Applier`)."""
+
+    config: Config
+
+    def fresh(self, session: Session, period: str, account: str = "") -> Fresh: ...
+
+    def handle(self, session: Session, meeting: MeetingView, event: Event) -> Decision: ...
+
+
+def entry_for(
+    period: str,
+    teacher_id: int,
+    guardians: Sequence[Guardian],
+    students: Sequence[Student],
+    since: datetime,
+) -> WaitlistEntry | None:
+    """The waiting-list entry of a family (``guardians`` and the ``students`` they come
+    for) for a teacher; None when either list is empty."""
+    if not guardians or not students:
+        return None
+    return WaitlistEntry(
+        id=None,
+        period=period,
+        teacher_id=teacher_id,
+        guardian_ids=tuple(dict.fromkeys(g.id for g in guardians)),
+        student_ids=tuple(s.id for s in students),
+        since=since,
+    )
 
 
 def join(session: Session, entry: WaitlistEntry) -> bool:
@@ -108,3 +147,26 @@ def draft_for(
 
 def offered(entry: WaitlistRow, meeting_id: int | None) -> None:
     entry.state, entry.meeting_id = OFFERED, meeting_id
+
+
+def offer(
+    proposer: Proposer, session: Session, period: str, teacher_id: int, slot: Interval
+) -> None:
+    """A freed slot goes to the first family waiting for the teacher that can take it
+    (the admission rule decides: it may clash with the family's other meetings).  Each
+    offer is decided and written by ``proposer.handle``: the applier's path, never here."""
+    entries = first_waiting(session, period, teacher_id)
+    if not entries:
+        return
+    teacher = session.get(Teacher, teacher_id)
+    assert teacher is not None
+    the_period = proposer.config.period(period)
+    for entry in entries:
+        fresh = proposer.fresh(session, period, teacher.account)
+        draft = draft_for(session, proposer.config, the_period, teacher, entry, slot, fresh)
+        if draft is None:
+            continue
+        decision = proposer.handle(session, draft, Offer(slot=slot, origin=Origin.WAITLIST))
+        if decision.outcome == APPLIED and decision.after is not None:
+            offered(entry, decision.after.id)
+            return

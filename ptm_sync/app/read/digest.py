@@ -217,7 +217,7 @@ def _enqueue(session: Session, config: Config, digest: Digest, now: datetime) ->
     if session.scalar(select(Outbox.id).where(Outbox.key == key)) is not None:
         return False  # queued already (the settings row was lost, or a replica raced us)
     raw = msg.as_bytes()
-    outbox.enqueue(  # the shape `booking.apply.enqueue_email` gives emails
+    outbox.enqueue(  # the shape `booking.effects.email_row` gives emails
         session,
         key=key,
         kind=outbox.EMAIL,
