@@ -1,13 +1,11 @@
 """The administrator's command line (DESIGN §7): options before or after the command, and
-the staff digest by hand (`digest`, `digest --dry-run`).  Real processes, a real SMTP sink,
-Radicale, SQLite."""
+the staff digest by hand (`digest`, `digest --dry-run`).  The command line as typed (in this
+process: :mod:`tests.support.cli`), a real SMTP sink, Radicale, SQLite."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from ptm_sync.interfaces.cli.commands.booking import cmd_outbox_retry
 from ptm_sync.interfaces.cli.commands.digest import cmd_digest
 from ptm_sync.interfaces.cli.main import build_parser
 from tests.support.caldav_servers import EmbeddedCalDAV
+from tests.support.cli import ptm_sync
 from tests.support.mailservers import SmtpSink
 from tests.support.school import CONTACT, School, to_address
 from tests.unit.test_config_errors_collected import MANY_MISTAKES
@@ -46,16 +45,7 @@ def test_global_options_stand_after_a_nested_command() -> None:
 
 def ptm_sync_after(school: School, *args: str) -> subprocess.CompletedProcess[str]:
     """``ptm-sync ARGS --config CONFIG``, the options last, from a folder without a config."""
-    env = {k: v for k, v in os.environ.items() if k != "PTM_SYNC_CONFIG"}
-    return subprocess.run(
-        [sys.executable, "-m", "ptm_sync", *args, "--config", str(school.config)],
-        capture_output=True,
-        text=True,
-        cwd=school.folder.parent,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return ptm_sync(None, *args, "--config", school.config, cwd=school.folder.parent)
 
 
 STRANGER_MAIL = (
@@ -104,14 +94,7 @@ def test_every_config_mistake_at_once_exit_1_and_nothing_runs(tmp_path: Path) ->
         MANY_MISTAKES.replace("[mail]", '[database]\nurl = "sqlite:///ptm.db"\n\n[mail]'),
         encoding="utf-8",
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "ptm_sync", "sync", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-        check=False,
-    )
+    done = ptm_sync(None, "sync", "--config", config, cwd=tmp_path)
     assert done.returncode == 1 and done.stdout == ""
     lines = done.stderr.splitlines()
     assert lines[0] == f"ptm-sync: {config}: 7 problems; nothing was done"

@@ -13,7 +13,10 @@ from tests.support.cli import ptm_sync
 def test_demo_once_removes_its_folder_and_prints_no_path_that_is_gone(tmp_path: Path) -> None:
     temp = tmp_path / "tmp"  # the demo's temporary folder is made here (TMPDIR)
     temp.mkdir()
-    result = ptm_sync(None, "demo", "--once", cwd=tmp_path, env={"TMPDIR": str(temp)}, timeout=180)
+    # A process: the demo runs servers, and TMPDIR is read once per interpreter.
+    result = ptm_sync(
+        None, "demo", "--once", cwd=tmp_path, env={"TMPDIR": str(temp)}, timeout=180, process=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert list(temp.iterdir()) == []  # nothing left behind

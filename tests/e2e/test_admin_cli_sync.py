@@ -90,7 +90,9 @@ def broken(
     imported = ptm_sync(config, "roster", "import", "teachers.csv")
     assert imported.returncode == 0, imported.stderr
     dav_port = int(radicale_server.url.split(":")[2].split("/")[0])
-    return Broken(config, dead_port, dav_port, untrusted_https, ptm_sync(config, "sync"))
+    # `sync` as a process writing to pipes: what the administrator's log sees.
+    synced = ptm_sync(config, "sync", process=True)
+    return Broken(config, dead_port, dav_port, untrusted_https, synced)
 
 
 def test_each_failure_is_told_once_as_a_sentence(broken: Broken) -> None:

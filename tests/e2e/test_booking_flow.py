@@ -8,8 +8,6 @@ Gmail, Apple Mail, Thunderbird and Proton send (:mod:`ptm_sync.demo.parents`).
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +20,7 @@ from connectors.base import CalendarRef, Horizon
 from connectors.caldav import CalDAVConnector
 from ptm_sync.demo import parents
 from tests.support.caldav_servers import EmbeddedCalDAV, account_for
+from tests.support.cli import ptm_sync
 from tests.support.mailservers import Mailbox, SmtpSink
 from tests.support.school import (
     CONTACT,
@@ -381,14 +380,10 @@ def test_mail_deliver_defers_instead_of_bouncing_when_it_cannot_process(
         '[mail]\norganizer = "c@s.test"\n'
         '[[periods]]\nid = "p"\ntitle = "P"\nwindows = ["2030-01-01T10:00/11:00"]\n'
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "ptm_sync", "--config", str(config), "mail", "deliver"],
-        input=b"From: a@b.test\r\nSubject: hi\r\n\r\nhello\r\n",
-        capture_output=True,
-        timeout=60,
-    )
+    message = b"From: a@b.test\r\nSubject: hi\r\n\r\nhello\r\n"
+    proc = ptm_sync(config, "mail", "deliver", stdin=message)
     assert proc.returncode == 75  # EX_TEMPFAIL: the MTA keeps the message and retries
-    assert b"missing-folder" in proc.stderr and b"Traceback" not in proc.stderr
+    assert "missing-folder" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_propose_new_time_moves_the_meeting_when_the_time_is_free(

@@ -97,7 +97,7 @@ class Walk:
 
     def crash(self, point: str, *args: str, stdin: bytes | None = None) -> None:
         """Run ``ptm-sync ARGS`` with ``PTM_CRASH_AT=point``; it must die at that point."""
-        done = ptm_sync(self.school.config, *args, env={VARIABLE: point}, stdin=stdin)
+        done = ptm_sync(self.school.config, *args, env={VARIABLE: point}, stdin=stdin, process=True)
         name = point.partition(":")[0]
         assert done.returncode == EXIT_CODE, (
             f"{args} with {VARIABLE}={point} ended {done.returncode}, not at the point:\n"
@@ -390,7 +390,9 @@ def test_a_crash_between_a_calendar_update_and_its_etag_is_reconciled(walk: Walk
     # changes nothing and exits 1).
     for slot in reversed(free):
         args = ("reschedule", str(moved["id"]), "--start", slot["start"])
-        done = ptm_sync(walk.school.config, *args, env={VARIABLE: "mid-calendar-write"})
+        done = ptm_sync(
+            walk.school.config, *args, env={VARIABLE: "mid-calendar-write"}, process=True
+        )
         if done.returncode != 1:
             break
     assert done.returncode == EXIT_CODE and "crash point mid-calendar-write" in done.stderr

@@ -136,7 +136,7 @@ def test_the_daemon_syncs_serves_the_pages_and_stops_cleanly_on_a_signal(
 def test_a_port_in_use_is_one_line_and_exit_1(installed: Installed) -> None:
     host, port = installed.base.removeprefix("http://").split(":")
     with socket.create_server((host, int(port))):
-        result = ptm_sync(installed.config, "run", timeout=60)
+        result = ptm_sync(installed.config, "run", timeout=60, process=True)  # the daemon
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"ptm-sync: web.listen: cannot listen on {host}:{port}: Address already in use"

@@ -54,7 +54,9 @@ def test_the_demo_tells_the_story_and_prints_the_matrix_and_the_published_page(
     tmp_path: Path,
 ) -> None:
     folder = tmp_path / "demo"
-    result = ptm_sync(None, "demo", "--once", "--dir", folder, cwd=tmp_path, timeout=180)
+    result = ptm_sync(
+        None, "demo", "--once", "--dir", folder, cwd=tmp_path, timeout=180, process=True
+    )  # its servers and signal handlers live with the process
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     out = result.stdout

@@ -7,6 +7,10 @@
   database that group or others may read, naming the ``chmod`` that fixes it, and about a
   mail login that would send its password without TLS.
 * `check` never prints the password of a URL, in its lines or in its log.
+
+The command line runs as a process here (``process=True``) wherever a mode or the log is
+the point: the umask is the process's, and so is the log's set-up; the rest runs in this
+process (:mod:`tests.support.cli`).
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ def test_init_creates_the_config_and_the_database_0600_whatever_the_umask(
     folder = tmp_path / "school"
     folder.mkdir()
     umask(mask)
-    result = ptm_sync(None, "init", folder, cwd=tmp_path)
+    result = ptm_sync(None, "init", folder, cwd=tmp_path, process=True)
     assert result.returncode == 0, result.stderr
     assert mode(folder / "ptm-sync.toml") == 0o600
     assert mode(folder / "ptm-sync.db") == 0o600
@@ -69,13 +73,13 @@ def test_init_creates_its_folders_0700_and_puts_the_database_in_the_state_dir(
 ) -> None:
     folder, state = tmp_path / "etc" / "ptm-sync", tmp_path / "var" / "lib" / "ptm-sync"
     umask(0o000)
-    result = ptm_sync(None, "init", folder, "--state-dir", state, cwd=tmp_path)
+    result = ptm_sync(None, "init", folder, "--state-dir", state, cwd=tmp_path, process=True)
     assert result.returncode == 0, result.stderr
     assert (mode(folder), mode(state)) == (0o700, 0o700)
     assert (mode(folder / "ptm-sync.toml"), mode(state / "ptm-sync.db")) == (0o600, 0o600)
     assert not (folder / "ptm-sync.db").exists()
     # The written config finds the database there, and check finds nothing loose.
-    checked = ptm_sync(folder / "ptm-sync.toml", "check")
+    checked = ptm_sync(folder / "ptm-sync.toml", "check", process=True)
     assert not [line for line in checked.stdout.splitlines() if "is mode" in line], checked.stdout
     assert f"database ready: sqlite:///{state / 'ptm-sync.db'}" in result.stdout
 
@@ -106,7 +110,7 @@ def test_an_existing_database_file_keeps_its_mode_and_check_names_it(tmp_path: P
     database = tmp_path / "ptm.db"
     database.touch(mode=0o640)
     database.chmod(0o640)
-    result = ptm_sync(config, "check")
+    result = ptm_sync(config, "check", process=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert mode(database) == 0o640
     assert (
@@ -152,11 +156,11 @@ def test_check_warns_about_loose_files_and_cleartext_logins_and_still_passes(
     sink = smtp_sink(mode="plain", auth=True)
     config = mail_config(tmp_path, sink, mailbox)
     secret, database = tmp_path / "smtp.pass", tmp_path / "ptm.db"
-    ptm_sync(config, "check")  # creates the database (0600)
+    ptm_sync(config, "check", process=True)  # creates the database (0600)
     for path in (config, secret, database):
         path.chmod(0o644)
 
-    result = ptm_sync(config, "check")
+    result = ptm_sync(config, "check", process=True)
     assert result.returncode == 0, result.stdout + result.stderr  # warnings only
     lines = result.stdout.splitlines()
     warnings = [line for line in lines if line.startswith("warning: ")]
@@ -178,7 +182,7 @@ def test_check_warns_about_loose_files_and_cleartext_logins_and_still_passes(
 
     for path in (config, secret, database):
         path.chmod(0o600)
-    again = ptm_sync(config, "check")
+    again = ptm_sync(config, "check", process=True)
     assert again.returncode == 0
     left = [line for line in again.stdout.splitlines() if line.startswith("warning: ")]
     # (no roster imported in this test: `check` says so too)
@@ -226,7 +230,7 @@ def test_check_never_prints_the_password_of_an_account_url(tmp_path: Path) -> No
             school=SCHOOL, database_url="sqlite:///ptm.db", periods=[PERIOD], accounts=accounts
         ),
     )
-    result = ptm_sync(config, "-vv", "check")
+    result = ptm_sync(config, "-vv", "check", process=True)
     assert result.returncode == 1, result.stdout + result.stderr
     output = result.stdout + result.stderr
     assert "Hunter2-secret" not in output and "Feed-secret-token" not in output, output
@@ -251,7 +255,7 @@ def test_sync_never_prints_the_password_of_an_account_url(tmp_path: Path) -> Non
         encoding="utf-8",
     )
     assert ptm_sync(config, "roster", "import", teachers).returncode == 0
-    result = ptm_sync(config, "-vv", "sync")
+    result = ptm_sync(config, "-vv", "sync", process=True)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Hunter2-secret" not in result.stdout + result.stderr
     [failed] = [line for line in result.stdout.splitlines() if "FAILED" in line]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import sqlite3
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
+
+from tests.support import cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples"
 
@@ -47,21 +48,12 @@ def config(tmp_path: Path, more_accounts: str = "") -> Path:
     return path
 
 
-def ptm_sync(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ptm_sync",
-            "--config",
-            str(tmp_path / "ptm-sync.toml"),
-            *map(str, args),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
+def ptm_sync(
+    tmp_path: Path, *args: str | Path, process: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``ptm-sync --config TMP/ptm-sync.toml ARGS`` in TMP: in this process, or in a fresh
+    one with ``process`` (where its whole log is the point)."""
+    return cli.ptm_sync(tmp_path / "ptm-sync.toml", *args, cwd=tmp_path, process=process)
 
 
 def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
@@ -77,7 +69,7 @@ def names_in(path: Path, *columns: str) -> set[str]:
 def test_importing_the_example_rosters_twice_reports_counts_then_no_change(tmp_path: Path) -> None:
     config(tmp_path)
     files = (EXAMPLES / "teachers.csv", EXAMPLES / "families.csv")
-    first = ptm_sync(tmp_path, "-vv", "roster", "import", *files)
+    first = ptm_sync(tmp_path, "-vv", "roster", "import", *files, process=True)
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines() == [
         "teachers: 6 (6 added, 0 updated)",
@@ -85,7 +77,7 @@ def test_importing_the_example_rosters_twice_reports_counts_then_no_change(tmp_p
         "guardians: 7 (7 added, 0 updated)",
         "links: 13 (13 added, 0 removed)",
     ]
-    second = ptm_sync(tmp_path, "-vv", "roster", "import", *files)
+    second = ptm_sync(tmp_path, "-vv", "roster", "import", *files, process=True)
     assert second.returncode == 0, second.stderr
     assert second.stdout.splitlines() == [
         "teachers: 6 (0 added, 0 updated)",

@@ -3,7 +3,8 @@
 Structured mutations of real mail (:mod:`tests.fuzz.mutations`) go through the real
 pipeline, :func:`ptm_sync.app.channels.replies.process`, on a seeded school in SQLite and
 PostgreSQL,
-and a handful through `mail deliver` as a process.  For every input:
+and a handful through `mail deliver` (the command line's entry point, stdin to exit
+code: :mod:`tests.support.cli`).  For every input:
 
 * it is applied, recorded (bounce, auto-reply, read receipt), found a duplicate or stale,
   or quarantined with a short stable reason — never an exception (which `mail deliver`
@@ -24,8 +25,6 @@ import hashlib
 import os
 import re
 import signal
-import subprocess
-import sys
 import tracemalloc
 import uuid
 from collections.abc import Iterator
@@ -44,6 +43,7 @@ from ptm_sync.core.booking.rows import APPLIED, DUPLICATE, QUARANTINED, STALE
 from tests.fuzz.mutations import CORPUS, corpus_messages, fixture_messages, messages
 from tests.support.booking import ADA, ALAN, PAT, SAM, SeededSchool, config_text
 from tests.support.booking_address import booking_request
+from tests.support.cli import ptm_sync
 from tests.support.database import postgres_base_url, postgres_schema_url
 
 #: Seconds one message may take before the test calls it a hang (machines are slow and
@@ -217,14 +217,8 @@ def test_mail_deliver_exits_0_for_mutated_messages(tmp_path: Path, sqlite_url: s
 
     collect()
     for raw in found:
-        proc = subprocess.run(
-            [sys.executable, "-m", "ptm_sync", "--config", str(config), "mail", "deliver"],
-            input=raw,
-            capture_output=True,
-            timeout=120,
-            cwd=tmp_path,
-        )
-        assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
-        assert b"Traceback" not in proc.stderr
-        line = proc.stdout.decode().strip()
+        proc = ptm_sync(config, "mail", "deliver", stdin=raw, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr
+        line = proc.stdout.strip()
         assert line.split(" ", 1)[0] in OUTCOMES and "internal-error" not in line, line

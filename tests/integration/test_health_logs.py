@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 
 import pytest
 
 from ptm_sync.interfaces.cli.main import build_parser
 from ptm_sync.interfaces.cli.output import JsonFormatter
+from tests.support.cli import ptm_sync
 
 URL = "postgresql+psycopg://ptm:Hunter2-secret@db.example.org/ptm"
 
@@ -52,10 +51,5 @@ def test_the_option_stands_before_or_after_the_command(argv: list[str]) -> None:
 
 
 def test_a_log_format_that_does_not_exist_is_a_usage_error() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "ptm_sync", "--log-format", "xml", "check"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = ptm_sync(None, "--log-format", "xml", "check")
     assert done.returncode == 2 and "--log-format" in done.stderr

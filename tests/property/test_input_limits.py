@@ -9,8 +9,6 @@ Timeouts here are hang guards, never assertions about speed.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from ptm_sync.core.booking.decide import APPLIED, QUARANTINED
 from ptm_sync.core.errors import ConfigError, Unusable, UserError
 from ptm_sync.core.imip.limits import HEAD_BYTES, CalendarTally, InputLimits, check_calendar_text
 from tests.support.booking import ADA, PAT, SeededSchool, config_text, handmade_reply
+from tests.support.cli import ptm_sync
 
 
 @pytest.fixture
@@ -333,16 +332,10 @@ def test_mail_deliver_quarantines_a_message_over_the_limit_and_exits_0(
         _reply(school, meeting), before_end_vevent=b"X-PADDING:" + b"y" * 3_000_000 + b"\r\n"
     )
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "ptm_sync", "--config", str(config), "mail", "deliver"],
-        input=raw,
-        capture_output=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
+    proc = ptm_sync(config, "mail", "deliver", stdin=raw, cwd=tmp_path)
 
-    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
-    assert proc.stdout.decode().strip() == "quarantined (too-large)"
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "quarantined (too-large)"
     db = Database(sqlite_url)
     with db.read() as session:
         found = session.get(Meeting, meeting.id)

@@ -10,8 +10,6 @@ bounces).  In process on SQLite and PostgreSQL, and once through `mail deliver`.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from tests.support.booking import (
     handmade_reply,
 )
 from tests.support.booking_address import booking_request
+from tests.support.cli import ptm_sync
 
 ZOE = "zoë@exämple.de"  # RFC 6532: a UTF-8 local part and an internationalised domain
 ZOE_ASCII_DOMAIN = "zoë@xn--exmple-cua.de"
@@ -290,20 +289,14 @@ def test_mail_deliver_takes_an_internationalised_reply_and_exits_0(
     raw = handmade_reply(meeting.uid, ZOE, "ACCEPTED", now=school.now, sender=f"Zoë Müller <{ZOE}>")
     raw = _replace_header(raw, b"Message-ID", "Message-ID: <réponse-1@exämple.de>".encode())
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "ptm_sync", "--config", str(config), "mail", "deliver"],
-        input=raw,
-        capture_output=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
+    proc = ptm_sync(config, "mail", "deliver", stdin=raw, cwd=tmp_path)
 
-    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
-    assert b"Traceback" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
     db = Database(sqlite_url)
     with db.read() as session:
         (row,) = session.scalars(select(Inbound)).all()
     db.dispose()
-    assert proc.stdout.decode().strip().startswith(row.outcome)
+    assert proc.stdout.strip().startswith(row.outcome)
     assert row.sender == ZOE
     assert row.message_id == "<réponse-1@exämple.de>"

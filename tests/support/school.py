@@ -1,19 +1,16 @@
 """A small school on the embedded servers, driven through the real command line.
 
 ``School`` writes a config file, a roster and teachers' calendars (one calendar per teacher
-on the embedded Radicale), and runs ``ptm-sync`` as a user would: a subprocess with
-``--config``.  Tests of the booking life cycle build on it.
+on the embedded Radicale), and runs ``ptm-sync`` as a user would, with ``--config``: in this
+process by default, in a subprocess where a test needs one (:mod:`tests.support.cli`).
+Tests of the booking life cycle build on it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import email
 import email.policy
-import io
 import json
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
@@ -25,6 +22,7 @@ from icalendar import Calendar
 
 from ptm_sync.config.settings import ImapConfig
 from tests.support.caldav_servers import EmbeddedCalDAV, make_calendar
+from tests.support.cli import ptm_sync
 
 TZ = ZoneInfo("America/New_York")
 ORGANIZER = "conferences@lincoln.example.org"
@@ -153,38 +151,12 @@ windows = ["{self.day}T15:00/17:00"]
         self, *args: str, stdin: bytes | None = None, check: bool = True, fast: bool = True
     ) -> Run:
         """``ptm-sync --config ... ARGS`` as the user types it: the command line's entry
-        point called in this process (its output, exit code and stdin as a process has
-        them; a fresh interpreter proves nothing more for most commands), or with
-        ``fast=False`` in a subprocess (what a process's own life decides: signals,
-        crashes, the installed entry point)."""
-        if fast:
-            return self._run_here(args, stdin, check)
-        proc = subprocess.run(
-            [sys.executable, "-m", "ptm_sync", "--config", str(self.config), *args],
-            input=stdin,
-            capture_output=True,
-            timeout=120,
-        )
-        result = Run(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
-        if check:
-            assert result.code == 0, f"ptm-sync {' '.join(args)} failed:\n{result.err}"
-        return result
-
-    def _run_here(self, args: tuple[str, ...], stdin: bytes | None, check: bool) -> Run:
-        from ptm_sync.interfaces.cli.main import main
-
-        out, err = io.StringIO(), io.StringIO()
-        saved = sys.stdin
-        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin or b""))
-        try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                try:
-                    code = main(["--config", str(self.config), *args])
-                except SystemExit as exc:  # argparse's usage errors, as a process exits
-                    code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            sys.stdin = saved
-        result = Run(code, out.getvalue(), err.getvalue())
+        point called in this process (:func:`tests.support.cli.run_here`: its output, exit
+        code and stdin as a process has them; a fresh interpreter proves nothing more for
+        most commands), or with ``fast=False`` in a subprocess (what a process's own life
+        decides: signals, crashes, the installed entry point)."""
+        done = ptm_sync(self.config, *args, stdin=stdin, process=not fast)
+        result = Run(done.returncode, done.stdout, done.stderr)
         if check:
             assert result.code == 0, f"ptm-sync {' '.join(args)} failed:\n{result.err}"
         return result
