@@ -21,10 +21,11 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import select
 
-from ptm_sync.adapters.store import Database, Guardian, Meeting, Teacher
+from ptm_sync.adapters.store import Database, Guardian, Teacher
 from tests.support.caldav_servers import EmbeddedCalDAV, delete_href, make_calendar, put_ics
 from tests.support.calendar_data import ics, vevent
 from tests.support.cli import ptm_sync
+from tests.support.factories import make_meeting
 from tests.support.sample_school import (
     ADA,
     ALAN,
@@ -189,18 +190,16 @@ def add_meetings(db_url: str, school: SampleSchool) -> dict[datetime, str]:
         assert guardian is not None
         for start, status in meetings.items():
             state = "proposed" if status == "held" else "confirmed"
-            session.add(
-                Meeting(
-                    uid=f"test-{state}@ptm-sync",
-                    period_id=PERIOD_ID,
-                    teacher_id=teacher.id,
-                    guardian_id=guardian.id,
-                    start=start.astimezone(UTC),
-                    end=(start + timedelta(minutes=30)).astimezone(UTC),
-                    state=state,
-                    created_at=now,
-                    updated_at=now,
-                )
+            make_meeting(
+                session,
+                uid=f"test-{state}@ptm-sync",
+                teacher=teacher,
+                guardian=guardian,
+                start=start.astimezone(UTC),
+                minutes=30,
+                state=state,
+                period_id=PERIOD_ID,
+                now=now,
             )
     db.dispose()
     return meetings

@@ -8,6 +8,7 @@ from ptm_sync.adapters.store import Calendar, Database, Teacher
 from ptm_sync.app.read.availability import period_matrix, period_slots
 from ptm_sync.config import settings as config_mod
 from ptm_sync.core.model import SlotStatus
+from tests.support.factories import make_guardian, make_meeting, make_period, make_teacher
 
 CONFIG = config_mod.parse(
     """
@@ -27,18 +28,7 @@ NOW = datetime(2030, 1, 1, tzinfo=UTC)
 def _teachers(db: Database) -> None:
     with db.write() as s:
         for key in ("read", "never"):
-            s.add(
-                Teacher(
-                    email=f"{key}@s.test",
-                    name=key,
-                    key=key,
-                    account="a",
-                    calendar=key,
-                    room="",
-                    booking_address="",
-                )
-            )
-        s.flush()
+            make_teacher(s, key, email=f"{key}@s.test", name=key)
         read = s.query(Teacher).filter_by(key="read").one()
         s.add(Calendar(teacher_id=read.id, account="a", url="read", synced_at=NOW))
 
@@ -66,7 +56,7 @@ def test_slots_in_the_past_are_not_offered(db: Database) -> None:
 def test_our_event_where_we_wrote_it_is_the_meeting_but_moved_elsewhere_it_is_busy(
     db: Database,
 ) -> None:
-    from ptm_sync.adapters.store import BusyTime, CalendarEvent, Guardian, Meeting, Period
+    from ptm_sync.adapters.store import BusyTime, CalendarEvent
 
     _teachers(db)
     period = CONFIG.period("p")
@@ -75,28 +65,18 @@ def test_our_event_where_we_wrote_it_is_the_meeting_but_moved_elsewhere_it_is_bu
     with db.write() as s:
         teacher = s.query(Teacher).filter_by(key="read").one()
         calendar = s.query(Calendar).filter_by(teacher_id=teacher.id).one()
-        guardian = Guardian(email="g@h.test", name="G", language="")
-        s.add_all([guardian, Period(id="p", title="P")])
-        s.flush()
-        s.add(
-            Meeting(
-                uid="ours@s.test",
-                period_id="p",
-                teacher_id=teacher.id,
-                guardian_id=guardian.id,
-                start=at,
-                end=at + quarter,
-                state="confirmed",
-                sequence=1,
-                origin="offer",
-                organizer="",
-                partstat="ACCEPTED",
-                video_url="",
-                location="",
-                reproposals=0,
-                created_at=NOW,
-                updated_at=NOW,
-            )
+        guardian = make_guardian(s, "g@h.test")
+        make_period(s)
+        make_meeting(
+            s,
+            uid="ours@s.test",
+            teacher=teacher,
+            guardian=guardian,
+            start=at,
+            state="confirmed",
+            now=NOW,
+            sequence=1,
+            partstat="ACCEPTED",
         )
         where_we_wrote = CalendarEvent(
             calendar_id=calendar.id, href="a.ics", uid="ours@s.test", ics=""

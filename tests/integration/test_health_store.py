@@ -18,11 +18,8 @@ import pytest
 from ptm_sync.adapters.store import (
     Calendar,
     Database,
-    Guardian,
     Inbound,
-    Meeting,
     Outbox,
-    Period,
     SchoolFeed,
     Teacher,
 )
@@ -30,6 +27,7 @@ from ptm_sync.app.read.health import read_state
 from ptm_sync.config import settings as config_mod
 from ptm_sync.interfaces.web.pages import Site
 from ptm_sync.ops.metrics import ProcessMetrics
+from tests.support.factories import make_guardian, make_meeting, make_period
 
 CONFIG_TEXT = """
 [school]
@@ -228,24 +226,11 @@ def test_the_store_state_counts_what_metrics_export(db: Database) -> None:
     def rows(s: Any) -> None:
         ada = teacher(s, "ada", "m365", synced=True)
         teacher(s, "alan", "m365", synced=False)
-        s.add(Period(id="p", title="P"))
-        s.add(Guardian(email="g@family.test", name="G"))
-        s.flush()
-        guardian = s.query(Guardian).one().id
+        make_period(s)
+        guardian = make_guardian(s, "g@family.test")
         for i, state in enumerate(["proposed", "proposed", "confirmed", "cancelled"]):
-            s.add(
-                Meeting(
-                    uid=f"m{i}",
-                    period_id="p",
-                    teacher_id=ada,
-                    guardian_id=guardian,
-                    start=NOW + timedelta(hours=i),
-                    end=NOW + timedelta(hours=i, minutes=15),
-                    state=state,
-                    created_at=NOW,
-                    updated_at=NOW,
-                )
-            )
+            start = NOW + timedelta(hours=i)
+            make_meeting(s, teacher=ada, guardian=guardian, start=start, state=state, now=NOW)
         for i, outcome in enumerate(["applied", "quarantined", "quarantined", "duplicate"]):
             s.add(Inbound(digest=f"d{i}", received_at=NOW, outcome=outcome))
         outbox_row(s, "old", "email", "pending", NOW - timedelta(minutes=10))

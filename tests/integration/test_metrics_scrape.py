@@ -18,7 +18,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from ptm_sync import __version__
-from ptm_sync.adapters.store import Database, Guardian, Inbound, Meeting, Period
+from ptm_sync.adapters.store import Database, Inbound
 from ptm_sync.app import outbox
 from ptm_sync.config import settings as config_mod
 from ptm_sync.core.errors import PtmError
@@ -33,6 +33,7 @@ from ptm_sync.ops.metrics import (
     ProcessMetrics,
 )
 from tests.integration.test_health_store import CONFIG_TEXT, IMAP, NOW, outbox_row, teacher
+from tests.support.factories import make_guardian, make_meeting, make_period
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -57,24 +58,11 @@ def served(db: Database) -> Iterator[tuple[str, ProcessMetrics]]:
         ada = teacher(s, "ada", "m365", synced=True)
         teacher(s, "alan", "m365", synced=False)
         teacher(s, "emmy", "google", synced=True, error="503")
-        s.add(Period(id="p", title="P"))
-        s.add(Guardian(email="g@family.test", name="G"))
-        s.flush()
-        guardian = s.query(Guardian).one().id
+        make_period(s)
+        guardian = make_guardian(s, "g@family.test")
         for i, state in enumerate(["proposed", "confirmed", "confirmed"]):
-            s.add(
-                Meeting(
-                    uid=f"m{i}",
-                    period_id="p",
-                    teacher_id=ada,
-                    guardian_id=guardian,
-                    start=NOW + timedelta(hours=i),
-                    end=NOW + timedelta(hours=i, minutes=15),
-                    state=state,
-                    created_at=NOW,
-                    updated_at=NOW,
-                )
-            )
+            start = NOW + timedelta(hours=i)
+            make_meeting(s, teacher=ada, guardian=guardian, start=start, state=state, now=NOW)
         s.add(Inbound(digest="q", received_at=NOW, outcome="quarantined"))
         outbox_row(s, "old", "email", "pending", NOW - timedelta(minutes=10))
         outbox_row(s, "dead", "calendar", "dead", NOW)

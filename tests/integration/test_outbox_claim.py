@@ -6,45 +6,27 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from ptm_sync.adapters.store import Database, Guardian, Meeting, Outbox, Period, Teacher
+from ptm_sync.adapters.store import Database, Outbox
 from ptm_sync.app import outbox
+from tests.support.factories import make_meeting, make_people
 
 T0 = datetime(2027, 3, 20, 12, 0, tzinfo=UTC)
 
 
 def _meetings(db: Database, count: int) -> list[int]:
     with db.write() as s:
-        s.add(Period(id="p", title="P"))
-        t = Teacher(
-            email="t@s", name="T", key="t", account="a", calendar="c", room="", booking_address=""
-        )
-        g = Guardian(email="g@h", name="G", language="")
-        s.add_all([t, g])
-        s.flush()
-        made = []
-        for n in range(count):
-            m = Meeting(
+        teacher, guardian = make_people(s)
+        return [
+            make_meeting(
+                s,
                 uid=f"u{n}",
-                period_id="p",
-                teacher_id=t.id,
-                guardian_id=g.id,
+                teacher=teacher,
+                guardian=guardian,
                 start=T0 + timedelta(minutes=15 * n),
-                end=T0 + timedelta(minutes=15 * n + 15),
-                state="proposed",
-                sequence=0,
-                origin="offer",
-                organizer="",
-                partstat="NEEDS-ACTION",
-                video_url="",
-                location="",
-                reproposals=0,
-                created_at=T0,
-                updated_at=T0,
-            )
-            s.add(m)
-            s.flush()
-            made.append(m.id)
-        return made
+                now=T0,
+            ).id
+            for n in range(count)
+        ]
 
 
 def _add(db: Database, key: str, meeting_id: int | None = None) -> None:

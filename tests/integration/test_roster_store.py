@@ -5,7 +5,7 @@ Every test runs on SQLite and on PostgreSQL (the ``db`` fixture).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -16,13 +16,13 @@ from ptm_sync.adapters.store import (
     Link,
     Meeting,
     MeetingStudent,
-    Period,
     Student,
     Teacher,
 )
 from ptm_sync.app.roster_import import ImportReport, LinkTally, Tally, import_roster
 from ptm_sync.core.errors import RosterError
 from ptm_sync.core.roster.tables import OneRosterExport, SourceFile
+from tests.support.factories import make_meeting, make_period
 
 ACCOUNTS = ("district", "m365")
 
@@ -183,21 +183,10 @@ def test_removed_link_keeps_people_and_meetings_and_is_counted(db: Database) -> 
         teacher = s.scalars(select(Teacher).where(Teacher.key == "a-lindqvist")).one()
         guardian = s.scalars(select(Guardian).where(Guardian.email == "jin@example.com")).one()
         student = s.scalars(select(Student).where(Student.student_id == "S3")).one()
-        s.add(Period(id="spring", title="Spring"))
-        s.flush()
-        meeting = Meeting(
-            uid="m1@test",
-            period_id="spring",
-            teacher_id=teacher.id,
-            guardian_id=guardian.id,
-            start=now,
-            end=now + timedelta(minutes=15),
-            state="confirmed",
-            created_at=now,
-            updated_at=now,
+        make_period(s, "spring", title="Spring")
+        meeting = make_meeting(
+            s, teacher=teacher, guardian=guardian, start=now, state="confirmed", period_id="spring"
         )
-        s.add(meeting)
-        s.flush()
         s.add(MeetingStudent(meeting_id=meeting.id, student_id=student.id))
     moved = FAMILIES.replace(
         "S3,Mia Park,jin@example.com,Jin Park,a.lindqvist",
