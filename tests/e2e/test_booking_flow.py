@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from icalendar import Calendar, Event
 
-from connectors.base import CalendarRef, Horizon
-from connectors.caldav import CalDAVConnector
 from ptm_sync.demo import parents
-from tests.support.caldav_servers import EmbeddedCalDAV, account_for
+from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.cli import ptm_sync
+from tests.support.factories import invitations, make_invitation
 from tests.support.mailservers import Mailbox, SmtpSink
 from tests.support.school import (
     CONTACT,
@@ -31,9 +28,11 @@ from tests.support.school import (
     School,
     calendar_part,
     imap_table,
+    meeting_by_uid,
     now_utc,
     parse,
     plain_body,
+    teacher_events,
     to_address,
 )
 
@@ -48,33 +47,6 @@ def school(
     s = School(tmp_path, radicale_server, sink.port)
     s.setup()
     yield s, sink
-
-
-def invitations(sink: SmtpSink) -> dict[str, bytes]:
-    """Invitations received by the sink, by meeting UID (the latest per UID)."""
-    found: dict[str, bytes] = {}
-    for mail in sink.received:
-        for part in parse(mail.raw).walk():
-            if part.get_content_type() == "text/calendar":
-                cal = calendar_part(mail.raw)
-                if str(cal.get("METHOD")) == "REQUEST":
-                    found[str(cal.events[0]["UID"])] = mail.raw
-                break
-    return found
-
-
-def teacher_events(server: EmbeddedCalDAV, calendar_url: str) -> list[Event]:
-    start = datetime.now(UTC) - timedelta(days=1)
-    connector = CalDAVConnector(account_for(server), TZ, Horizon(start, start + timedelta(days=60)))
-    try:
-        changes = connector.changes(CalendarRef("dav", calendar_url), None)
-    finally:
-        connector.close()
-    return [e for c in changes.changed for e in Calendar.from_ical(c.ics).events]
-
-
-def meeting_by_uid(school: School, uid: str) -> dict[str, Any]:
-    return next(m for m in school.meetings() if m["uid"] == uid)
 
 
 def test_invite_sends_a_notification_per_family_and_an_invitation_per_meeting(
@@ -167,9 +139,7 @@ def test_accepting_confirms_writes_the_teachers_calendar_and_updates_the_parent(
     school: tuple[School, SmtpSink], radicale_server: EmbeddedCalDAV, client: str
 ) -> None:
     s, sink = school
-    s.run("invite")
-    meeting = s.meetings(teacher="ada@lincoln.example.org")[0]
-    invitation = invitations(sink)[meeting["uid"]]
+    meeting, invitation = make_invitation(s, sink, teacher="ada@lincoln.example.org")
     before = len(sink.received)
 
     reply = parents.reply(client, invitation, "ACCEPTED", tz=TZ, now=now_utc())
@@ -209,8 +179,7 @@ def test_accepting_confirms_writes_the_teachers_calendar_and_updates_the_parent(
 
 def test_declining_releases_the_slot(school: tuple[School, SmtpSink]) -> None:
     s, sink = school
-    s.run("invite")
-    meeting = s.meetings(teacher="grace@lincoln.example.org")[0]
+    meeting, invitation = make_invitation(s, sink, teacher="grace@lincoln.example.org")
     slot = {"teacher": meeting["teacher"], "start": meeting["start"]}
     free = [
         {"teacher": x["teacher"], "start": x["start"]}
@@ -219,7 +188,7 @@ def test_declining_releases_the_slot(school: tuple[School, SmtpSink]) -> None:
     assert slot not in free
     reply = parents.reply(
         "gmail",
-        invitations(sink)[meeting["uid"]],
+        invitation,
         "DECLINED",
         tz=TZ,
         now=now_utc(),
@@ -281,9 +250,7 @@ def test_what_cannot_be_used_goes_to_quarantine_and_changes_nothing(
     school: tuple[School, SmtpSink],
 ) -> None:
     s, sink = school
-    s.run("invite")
-    meeting = s.meetings(teacher="alan@lincoln.example.org")[0]
-    invitation = invitations(sink)[meeting["uid"]]
+    meeting, invitation = make_invitation(s, sink, teacher="alan@lincoln.example.org")
     accept = parents.reply("thunderbird", invitation, "ACCEPTED", tz=TZ, now=now_utc())
     local, _, _domain = meeting["uid"].partition("@")
     forged_uid = _forged(accept, local, local[:-3] + "aaa")
@@ -327,11 +294,8 @@ def test_the_same_reply_delivered_twice_is_processed_once(
     school: tuple[School, SmtpSink],
 ) -> None:
     s, sink = school
-    s.run("invite")
-    meeting = s.meetings()[0]
-    reply = parents.reply(
-        "outlook", invitations(sink)[meeting["uid"]], "ACCEPTED", tz=TZ, now=now_utc()
-    )
+    meeting, invitation = make_invitation(s, sink)
+    reply = parents.reply("outlook", invitation, "ACCEPTED", tz=TZ, now=now_utc())
     assert s.run("mail", "deliver", stdin=reply).out.strip() == "applied (accepted)"
     assert s.run("mail", "deliver", stdin=reply).out.strip() == "duplicate (already processed)"
     assert meeting_by_uid(s, meeting["uid"])["sequence"] == 1
@@ -341,9 +305,7 @@ def test_bounces_and_auto_replies_are_recorded_never_taken_for_replies(
     school: tuple[School, SmtpSink],
 ) -> None:
     s, sink = school
-    s.run("invite")
-    meeting = s.meetings()[0]
-    invitation = invitations(sink)[meeting["uid"]]
+    meeting, invitation = make_invitation(s, sink)
     bounce = (
         b"From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n"
         b"To: " + ORGANIZER.encode() + b"\r\nSubject: Undelivered Mail Returned to Sender\r\n"
@@ -390,8 +352,7 @@ def test_propose_new_time_moves_the_meeting_when_the_time_is_free(
     school: tuple[School, SmtpSink], radicale_server: EmbeddedCalDAV
 ) -> None:
     s, sink = school
-    s.run("invite")
-    meeting = s.meetings(teacher="grace@lincoln.example.org")[0]
+    meeting, invitation = make_invitation(s, sink, teacher="grace@lincoln.example.org")
     taken = {x["start"] for x in s.meetings(teacher="grace@lincoln.example.org")}
     free = [
         x
@@ -400,7 +361,7 @@ def test_propose_new_time_moves_the_meeting_when_the_time_is_free(
     ]
     wanted = free[-1]
     counter = parents.propose_new_time(
-        invitations(sink)[meeting["uid"]],
+        invitation,
         datetime.fromisoformat(wanted["start"]),
         datetime.fromisoformat(wanted["end"]),
         tz=TZ,

@@ -18,8 +18,9 @@ import pytest
 
 from ptm_sync.demo import parents
 from tests.support.caldav_servers import EmbeddedCalDAV, put_ics
+from tests.support.factories import make_invitation
 from tests.support.mailservers import SmtpSink
-from tests.support.school import TEACHERS, TZ, School, calendar_part, now_utc, to_address
+from tests.support.school import TEACHERS, TZ, School, now_utc
 
 pytestmark = [pytest.mark.radicale, pytest.mark.slow]
 
@@ -46,15 +47,7 @@ def test_a_busy_event_over_a_confirmed_meeting_is_listed_and_reported(
     sink = smtp_sink(mode="plain")
     school = School(tmp_path, radicale_server, sink.port)
     school.setup()
-    school.run("invite")
-    [meeting] = [m for m in school.meetings(teacher=ADA) if m["guardian"] == PAT]
-    invitation = next(
-        m.raw
-        for m in sink.received
-        if to_address(m.raw) == PAT
-        and "text/calendar" in m.raw.decode(errors="replace")
-        and str(calendar_part(m.raw).events[0]["UID"]) == meeting["uid"]
-    )
+    meeting, invitation = make_invitation(school, sink, teacher=ADA, guardian=PAT)
     reply = parents.reply("gmail", invitation, "ACCEPTED", tz=TZ, now=now_utc())
     assert school.run("mail", "deliver", stdin=reply).out.strip() == "applied (accepted)"
     school.run("outbox", "flush")

@@ -16,10 +16,18 @@ from pathlib import Path
 import pytest
 
 from ptm_sync.demo import parents
-from tests.e2e.test_booking_flow import invitations, meeting_by_uid, teacher_events
 from tests.support.caldav_servers import EmbeddedCalDAV
+from tests.support.factories import make_invitation
 from tests.support.mailservers import Mailbox, SmtpSink
-from tests.support.school import TZ, School, calendar_part, imap_table, now_utc
+from tests.support.school import (
+    TZ,
+    School,
+    calendar_part,
+    imap_table,
+    meeting_by_uid,
+    now_utc,
+    teacher_events,
+)
 from tests.support.servers import free_port
 
 pytestmark = [pytest.mark.radicale, pytest.mark.dovecot, pytest.mark.slow]
@@ -53,9 +61,7 @@ def test_the_running_daemon_confirms_a_reply_that_arrives_by_imap(
         extra_config=f'\n[web]\nlisten = "127.0.0.1:{free_port()}"\n',
     )
     school.setup()
-    school.run("invite")
-    meeting = school.meetings(teacher="ada@lincoln.example.org")[0]
-    invitation = invitations(sink)[meeting["uid"]]
+    meeting, invitation = make_invitation(school, sink, teacher="ada@lincoln.example.org")
     sent_before = len(sink.received)
 
     daemon = subprocess.Popen(

@@ -28,8 +28,9 @@ from ptm_sync.demo import parents
 from ptm_sync.interfaces.cli.main import main
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.cut_proxy import CutProxy
+from tests.support.factories import make_invitation
 from tests.support.mailservers import SmtpSink
-from tests.support.school import FAMILIES, TZ, School, calendar_part, now_utc, parse
+from tests.support.school import FAMILIES, TZ, School, now_utc
 
 pytestmark = [pytest.mark.radicale, pytest.mark.slow]
 
@@ -89,16 +90,10 @@ def pg_school(
 
 def an_acceptance(school: School, sink: SmtpSink) -> tuple[dict[str, Any], bytes]:
     """Invite, and Pat's Thunderbird accepting Pat's first meeting: (the meeting, the reply)."""
-    school.run("invite", fast=True)
-    meeting = next(m for m in school.meetings() if m["guardian"] == PAT_EMAIL)
-    for mail in sink.received:
-        if parse(mail.raw).get_content_type() == "multipart/mixed":
-            cal = calendar_part(mail.raw)
-            if str(cal.get("METHOD")) == "REQUEST" and str(cal.events[0]["UID"]) == meeting["uid"]:
-                reply = parents.reply("thunderbird", mail.raw, "ACCEPTED", tz=TZ, now=now_utc())
-                assert PAT_NAME.encode() in reply  # "From: Pat Johnson <pat@…>"
-                return meeting, reply
-    raise AssertionError("no invitation for Pat")
+    meeting, invitation = make_invitation(school, sink, guardian=PAT_EMAIL)
+    reply = parents.reply("thunderbird", invitation, "ACCEPTED", tz=TZ, now=now_utc())
+    assert PAT_NAME.encode() in reply  # "From: Pat Johnson <pat@…>"
+    return meeting, reply
 
 
 def state_of(school: School, uid: str) -> tuple[str, int]:

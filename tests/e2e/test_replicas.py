@@ -25,10 +25,10 @@ from sqlalchemy import create_engine, func, select, text
 from ptm_sync.adapters.store import Database, Inbound, Meeting, MeetingHistory
 from ptm_sync.adapters.store.locks import lock_key
 from ptm_sync.demo import parents
-from tests.e2e.test_booking_flow import invitations, teacher_events
 from tests.support.caldav_servers import EmbeddedCalDAV
+from tests.support.factories import invitations
 from tests.support.mailservers import Mailbox, SmtpSink
-from tests.support.school import TZ, School, imap_table, now_utc, parse
+from tests.support.school import TZ, School, imap_table, now_utc, parse, teacher_events
 from tests.support.servers import free_port
 
 pytestmark = [pytest.mark.radicale, pytest.mark.dovecot, pytest.mark.slow]

@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from icalendar import Calendar, Event
+from icalendar import Event
 
-from connectors.base import CalendarRef, Horizon
-from connectors.caldav import CalDAVConnector
 from ptm_sync.demo import parents
-from tests.support.caldav_servers import EmbeddedCalDAV, account_for, make_calendar, put_ics
+from tests.support.caldav_servers import EmbeddedCalDAV, make_calendar, put_ics
 from tests.support.calendar_data import ics, vevent
 from tests.support.cli import ptm_sync
 from tests.support.mailservers import SmtpSink
@@ -32,6 +30,7 @@ from tests.support.school import (
     now_utc,
     parse,
     plain_body,
+    teacher_events,
     to_address,
 )
 
@@ -94,16 +93,6 @@ def sent(sink: SmtpSink, since: int = 0) -> list[tuple[str, str | None, Event | 
         method = str(cal["METHOD"]) if cal is not None else None
         found.append((to_address(mail.raw), method, cal.events[0] if cal is not None else None))
     return found
-
-
-def teacher_events(server: EmbeddedCalDAV, calendar_url: str) -> list[Event]:
-    start = datetime.now(UTC) - timedelta(days=1)
-    connector = CalDAVConnector(account_for(server), TZ, Horizon(start, start + timedelta(days=60)))
-    try:
-        changes = connector.changes(CalendarRef("dav", calendar_url), None)
-    finally:
-        connector.close()
-    return [e for c in changes.changed for e in Calendar.from_ical(c.ics).events]
 
 
 def busy_after_first_slot(s: School, server: EmbeddedCalDAV, teacher: str) -> None:

@@ -21,6 +21,7 @@ import pytest
 from ptm_sync.demo import parents
 from tests.support import fake_google, fake_graph
 from tests.support.caldav_servers import EmbeddedCalDAV
+from tests.support.factories import make_invitation
 from tests.support.mailservers import SmtpSink
 from tests.support.school import (
     TEACHERS,
@@ -115,15 +116,7 @@ token_url = "{google.token_url}"
 def _accept_and_flush(school: School, sink: SmtpSink) -> tuple[dict[str, object], list[bytes]]:
     """Pat accepts the invitation to the meeting with Ada; the outbox is flushed.  Returns
     the meeting (as `meetings --format json` shows it) and what reached Pat afterwards."""
-    school.run("invite")
-    [meeting] = [m for m in school.meetings(teacher=ADA) if m["guardian"] == PAT]
-    invitation = next(
-        mail.raw
-        for mail in sink.received
-        if to_address(mail.raw) == PAT
-        and "text/calendar" in mail.raw.decode(errors="replace")
-        and str(calendar_part(mail.raw).events[0]["UID"]) == meeting["uid"]
-    )
+    meeting, invitation = make_invitation(school, sink, teacher=ADA, guardian=PAT)
     before = len(sink.received)
     reply = parents.reply("outlook", invitation, "ACCEPTED", tz=TZ, now=now_utc())
     assert school.run("mail", "deliver", stdin=reply).out.strip() == "applied (accepted)"

@@ -12,16 +12,18 @@ import email
 import email.policy
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar
+from icalendar import Calendar, Event
 
+from connectors.base import CalendarRef, Horizon
+from connectors.caldav import CalDAVConnector
 from ptm_sync.config.settings import ImapConfig
-from tests.support.caldav_servers import EmbeddedCalDAV, make_calendar
+from tests.support.caldav_servers import EmbeddedCalDAV, account_for, make_calendar
 from tests.support.cli import ptm_sync
 
 TZ = ZoneInfo("America/New_York")
@@ -174,6 +176,22 @@ windows = ["{self.day}T15:00/17:00"]
             args += [f"--{key}", value]
         data: list[dict[str, Any]] = self.run(*args, fast=True).json()
         return data
+
+
+def meeting_by_uid(school: School, uid: str) -> dict[str, Any]:
+    """The meeting with ``uid`` as ``meetings --format json`` lists it now."""
+    return next(m for m in school.meetings() if m["uid"] == uid)
+
+
+def teacher_events(server: EmbeddedCalDAV, calendar_url: str) -> list[Event]:
+    """The events in a teacher's calendar on ``server`` now, read as the sync reads them."""
+    start = datetime.now(UTC) - timedelta(days=1)
+    connector = CalDAVConnector(account_for(server), TZ, Horizon(start, start + timedelta(days=60)))
+    try:
+        changes = connector.changes(CalendarRef("dav", calendar_url), None)
+    finally:
+        connector.close()
+    return [e for c in changes.changed for e in Calendar.from_ical(c.ics).events]
 
 
 def imap_table(imap: ImapConfig) -> dict[str, Any]:
