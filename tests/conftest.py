@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.support.faultproxy",
     "tests.support.feed_server",
     "tests.support.fake_zoom",
+    "tests.support.school",
 ]
 
 #: Test files (relative to tests/) that run alone, after the parallel phase.

@@ -18,16 +18,16 @@ from ptm_sync.demo import parents
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.cli import ptm_sync
 from tests.support.factories import invitations, make_invitation
-from tests.support.mailservers import Mailbox, SmtpSink
+from tests.support.mailservers import SmtpSink
 from tests.support.school import (
     CONTACT,
     FAMILIES,
     ORGANIZER,
     TZ,
     VIDEO_BASE,
+    ImapSchool,
     School,
     calendar_part,
-    imap_table,
     meeting_by_uid,
     now_utc,
     parse,
@@ -208,20 +208,9 @@ def test_declining_releases_the_slot(school: tuple[School, SmtpSink]) -> None:
 
 
 def test_replies_are_fetched_over_imap_and_marked_only_after_commit(
-    tmp_path: Path,
-    radicale_server: EmbeddedCalDAV,
-    smtp_sink: Callable[..., SmtpSink],
-    mailbox: Mailbox,
+    imap_school: Callable[..., ImapSchool],
 ) -> None:
-    sink = smtp_sink(mode="plain")
-    imap = mailbox.config()
-    s = School(
-        tmp_path,
-        radicale_server,
-        sink.port,
-        imap=imap_table(imap),
-    )
-    s.setup()
+    s, sink, mailbox = imap_school()
     s.run("invite")
     meetings = s.meetings()
     invs = invitations(sink)

@@ -25,7 +25,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,7 +44,7 @@ from ptm_sync.ops.crashpoints import EXIT_CODE, POINTS, VARIABLE
 from tests.support.caldav_servers import EmbeddedCalDAV, account_for
 from tests.support.cli import ptm_sync, toml_value
 from tests.support.mailservers import Mailbox, SmtpSink
-from tests.support.school import TZ, School, imap_table, now_utc
+from tests.support.school import TZ, ImapSchool, School, now_utc
 
 pytestmark = [pytest.mark.radicale, pytest.mark.dovecot, pytest.mark.slow]
 
@@ -265,17 +264,12 @@ class Walk:
 
 @pytest.fixture
 def walk(
-    tmp_path: Path,
     db_url: str,
     radicale_server: EmbeddedCalDAV,
-    smtp_sink: Callable[..., SmtpSink],
-    mailbox: Mailbox,
+    imap_school: Callable[..., ImapSchool],
 ) -> Iterator[Walk]:
-    sink = smtp_sink(mode="plain")
-    school = CrashSchool(
-        tmp_path, radicale_server, sink.port, imap=imap_table(mailbox.config()), database_url=db_url
-    )
-    school.setup()
+    school, sink, mailbox = imap_school(kind=CrashSchool, database_url=db_url)
+    assert isinstance(school, CrashSchool)
     db = Database(db_url)
     try:
         yield Walk(school, sink, radicale_server, mailbox, db)

@@ -11,19 +11,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from ptm_sync.demo import parents
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.factories import make_invitation
-from tests.support.mailservers import Mailbox, SmtpSink
 from tests.support.school import (
     TZ,
-    School,
+    ImapSchool,
     calendar_part,
-    imap_table,
     meeting_by_uid,
     now_utc,
     teacher_events,
@@ -46,21 +43,10 @@ def _wait(what: str, ready: Callable[[], bool]) -> None:
 
 
 def test_the_running_daemon_confirms_a_reply_that_arrives_by_imap(
-    tmp_path: Path,
-    radicale_server: EmbeddedCalDAV,
-    smtp_sink: Callable[..., SmtpSink],
-    mailbox: Mailbox,
+    imap_school: Callable[..., ImapSchool], radicale_server: EmbeddedCalDAV
 ) -> None:
-    sink = smtp_sink(mode="plain")
-    imap = mailbox.config()
-    school = School(
-        tmp_path,
-        radicale_server,
-        sink.port,
-        imap=imap_table(imap),
-        extra_config=f'\n[web]\nlisten = "127.0.0.1:{free_port()}"\n',
-    )
-    school.setup()
+    listen = f'\n[web]\nlisten = "127.0.0.1:{free_port()}"\n'
+    school, sink, mailbox = imap_school(extra_config=listen)
     meeting, invitation = make_invitation(school, sink, teacher="ada@lincoln.example.org")
     sent_before = len(sink.received)
 

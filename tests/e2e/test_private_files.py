@@ -26,6 +26,7 @@ from sqlalchemy import text
 from ptm_sync.adapters.store import Database
 from tests.support.cli import config_text, ptm_sync, write_config
 from tests.support.mailservers import SMTP_PASSWORD, SMTP_USER, Mailbox, SmtpSink
+from tests.support.school import imap_table
 from tests.support.servers import free_port
 
 SCHOOL = {"name": "Lincoln High School", "timezone": "America/New_York", "contact": "o@l.org"}
@@ -136,13 +137,7 @@ def mail_config(tmp_path: Path, sink: SmtpSink, mailbox: Mailbox, **smtp: object
             "password_file": str(secret),
             **smtp,
         },
-        "mail.imap": {
-            "host": imap.host,
-            "port": imap.port,
-            "ssl": False,
-            "username": imap.username,
-            "password": imap.password.reveal(),
-        },
+        "mail.imap": imap_table(imap),
     }
     text_ = config_text(
         school=SCHOOL, database_url="sqlite:///ptm.db", periods=[PERIOD], sections=sections

@@ -27,8 +27,7 @@ from ptm_sync.adapters.store.locks import lock_key
 from ptm_sync.demo import parents
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.factories import invitations
-from tests.support.mailservers import Mailbox, SmtpSink
-from tests.support.school import TZ, School, imap_table, now_utc, parse, teacher_events
+from tests.support.school import TZ, ImapSchool, now_utc, parse, teacher_events
 from tests.support.servers import free_port
 
 pytestmark = [pytest.mark.radicale, pytest.mark.dovecot, pytest.mark.slow]
@@ -89,16 +88,13 @@ def test_three_replicas_share_a_burst_and_finish_a_killed_ones_work(
     tmp_path: Path,
     postgres_url: str,
     radicale_server: EmbeddedCalDAV,
-    smtp_sink: Callable[..., SmtpSink],
-    mailbox: Mailbox,
+    imap_school: Callable[..., ImapSchool],
 ) -> None:
-    sink = smtp_sink(mode="plain")
     families = [
         (f"S{i}", f"Student {i}", f"parent{i}@example.net", f"Parent {i}", [i % 2])
         for i in range(FAMILIES)
     ]
-    school = School(tmp_path, radicale_server, sink.port, imap=imap_table(mailbox.config()))
-    school.families = families
+    school, sink, mailbox = imap_school(families=families, setup=False)
     school.write()
     text_ = school.config.read_text().replace('url = "sqlite:///ptm.db"', f'url = "{postgres_url}"')
     school.config.write_text(text_)

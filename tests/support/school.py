@@ -4,6 +4,10 @@
 on the embedded Radicale), and runs ``ptm-sync`` as a user would, with ``--config``: in this
 process by default, in a subprocess where a test needs one (:mod:`tests.support.cli`).
 Tests of the booking life cycle build on it.
+
+The ``imap_school`` fixture (registered in tests/conftest.py) builds the school whose
+replies arrive by IMAP: a plain SMTP sink for what it sends and ``[mail.imap]`` pointing
+at a fresh Dovecot mailbox (:class:`ImapSchool`).
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+import pytest
 from icalendar import Calendar, Event
 
 from connectors.base import CalendarRef, Horizon
@@ -25,6 +30,11 @@ from connectors.caldav import CalDAVConnector
 from ptm_sync.config.settings import ImapConfig
 from tests.support.caldav_servers import EmbeddedCalDAV, account_for, make_calendar
 from tests.support.cli import ptm_sync
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tests.support.mailservers import Mailbox, SmtpSink
 
 TZ = ZoneInfo("America/New_York")
 ORGANIZER = "conferences@lincoln.example.org"
@@ -203,6 +213,40 @@ def imap_table(imap: ImapConfig) -> dict[str, Any]:
         "username": imap.username,
         "password": imap.password.reveal() if imap.password else "",
     }
+
+
+class ImapSchool(NamedTuple):
+    """A school with an inbox: what it sends reaches ``sink``; replies put in ``mailbox``
+    are what `mail fetch` and the daemon read."""
+
+    school: School
+    sink: SmtpSink
+    mailbox: Mailbox
+
+
+@pytest.fixture
+def imap_school(
+    tmp_path: Path,
+    radicale_server: EmbeddedCalDAV,
+    smtp_sink: Callable[..., SmtpSink],
+    mailbox: Mailbox,
+) -> Callable[..., ImapSchool]:
+    """Builds this test's IMAP school: ``imap_school(**fields)`` makes a :class:`School`
+    in ``tmp_path`` on Radicale with a plain SMTP sink and ``[mail.imap]`` for a fresh
+    Dovecot mailbox (:func:`imap_table`), and sets it up (roster imported, calendars
+    synced).  ``fields`` are more :class:`School` fields; ``kind``: a subclass of School
+    to make; ``setup=False`` leaves the setting up to the test."""
+
+    def build(*, kind: type[School] = School, setup: bool = True, **fields: Any) -> ImapSchool:
+        sink = smtp_sink(mode="plain")
+        school = kind(
+            tmp_path, radicale_server, sink.port, imap=imap_table(mailbox.config()), **fields
+        )
+        if setup:
+            school.setup()
+        return ImapSchool(school, sink, mailbox)
+
+    return build
 
 
 def parse(raw: bytes) -> EmailMessage:
