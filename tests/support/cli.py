@@ -39,7 +39,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +195,16 @@ def run_here(
     )
 
 
+def _restore(environ: MutableMapping[str, str], saved: Mapping[str, str]) -> None:
+    """``environ`` as ``saved`` was, key by key: never empty on the way, as another thread
+    of this process (a test's server) may read it meanwhile."""
+    for key in [k for k in environ if k not in saved]:
+        del environ[key]
+    for key, value in saved.items():
+        if environ.get(key) != value:
+            environ[key] = value
+
+
 def _exit_code(code: object) -> int:
     """The status ``raise SystemExit(code)`` ends a process with (its message printed)."""
     if code is None:
@@ -252,8 +262,7 @@ def _as_a_process(
         for stream in streams:
             stream.detach()  # flushed; the bytes stay readable for the caller
         os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
+        _restore(os.environ, saved_env)
         for number, was in saved_signals.items():
             if was is not None and signal.getsignal(number) is not was:
                 signal.signal(number, was)  # only ever set in the main thread, as it was
