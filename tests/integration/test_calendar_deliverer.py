@@ -25,6 +25,7 @@ from ptm_sync.core.booking.events import Answer, StaffCancel
 from ptm_sync.core.booking.notices import email_of
 from tests.support.booking import ADA, PAT, SeededSchool
 from tests.support.caldav_servers import EmbeddedCalDAV, delete_href, make_calendar, put_ics
+from tests.support.school import calendar_part
 
 pytestmark = pytest.mark.radicale
 
@@ -318,6 +319,14 @@ def test_an_event_the_teacher_deleted_while_our_write_waited_cancels_the_meeting
     with teacher.school.db.read() as session:
         again = session.scalars(select(Meeting).where(Meeting.replaces_id == meeting.id)).all()
     assert [m.state for m in again] == ["proposed"]  # DESIGN §3: a new proposal
+    # ... that says why, and never that the family turned the time down.
+    [proposal] = [m for m in _emails_since(teacher, sent) if "New time proposed" in m]
+    assert "The teacher can no longer meet at this time. We have reserved" in proposal
+    assert "did not suit you" not in proposal
+    [made] = teacher.school.history(again[0].id)
+    assert made.reason == (
+        f"proposed after meeting {meeting.id} was removed from the teacher's calendar"
+    )
 
 
 @pytest.mark.parametrize("then", ["confirmed", "cancelled"])
@@ -353,3 +362,53 @@ def test_a_create_interrupted_after_the_server_took_it_converges_on_the_meeting(
     else:
         assert events == {}, "a cancelled meeting was left in the teacher's calendar"
         assert stored.remote_href is None
+
+
+@pytest.mark.parametrize("change", ["moved", "edited", "none"])
+def test_a_create_cut_off_by_a_crash_never_overwrites_what_the_teacher_did_meanwhile(
+    teacher: Teacher, change: str
+) -> None:
+    """The server took our create, the process died before storing where it lives, and the
+    teacher changed the event before the restart: the resumed write reads the calendar
+    again first, and the teacher's change is decided as for a refused write (DESIGN §3)."""
+    meeting = teacher.confirmed()
+    crashing = CrashAfterCreate(teacher.school.config)
+    with pytest.raises(Crash):
+        teacher.flush(crashing)
+    crashing.close()
+    sent = len(teacher.sent)
+    later = timedelta(hours=2)
+
+    def move(event: Event) -> None:
+        start, end = event.start, event.end
+        del event["DTSTART"], event["DTEND"]
+        event.add("DTSTART", start + later)
+        event.add("DTEND", end + later)
+
+    def note(event: Event) -> None:
+        event["DESCRIPTION"] = "Ask about the science project"
+
+    if change != "none":
+        _teacher_rewrites(teacher, meeting, move if change == "moved" else note)
+
+    report = teacher.flush()
+    teacher.flush()
+
+    assert report.dead == 0
+    stored = teacher.school.meeting(meeting.id)
+    [(uid, (href, event))] = teacher.events().items()
+    assert (uid, stored.remote_href, stored.state) == (meeting.uid, href, "confirmed")
+    told = {  # the times the parents' REQUESTs (confirmation, update) carried
+        calendar_part(raw).events[0].start
+        for raw in teacher.sent[sent:]
+        if b"METHOD:REQUEST" in raw
+    }
+    if change == "moved":
+        assert (stored.start, event.start) == (meeting.start + later, meeting.start + later)
+        assert meeting.start + later in told, "the parents were not told the teacher's time"
+    else:
+        assert (stored.start, event.start) == (meeting.start, meeting.start)
+        assert told == {meeting.start}
+    assert stored.remote_edited == (change == "edited")
+    if change == "edited":
+        assert str(event["DESCRIPTION"]) == "Ask about the science project"

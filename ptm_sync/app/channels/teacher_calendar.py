@@ -35,8 +35,13 @@ from ptm_sync.app import outbox
 from ptm_sync.app.booking.apply import CREATING, Applier
 from ptm_sync.config.settings import Config
 from ptm_sync.core.booking.decide import APPLIED
-from ptm_sync.core.booking.events import TeacherEdited, TeacherMoved, TeacherRemoved
-from ptm_sync.core.booking.teacher_copy import TeachersText
+from ptm_sync.core.booking.events import (
+    CalendarWritten,
+    TeacherEdited,
+    TeacherMoved,
+    TeacherRemoved,
+)
+from ptm_sync.core.booking.teacher_copy import MeetingEvent, TeachersText
 from ptm_sync.core.booking.teacher_sync import SeenEvent, teacher_change, teachers_text
 from ptm_sync.core.errors import SlotTaken
 from ptm_sync.core.model import Interval, MeetingState
@@ -168,3 +173,51 @@ def kept_text(session: Session, meeting: Meeting) -> TeachersText | None:
         .where(Calendar.teacher_id == meeting.teacher_id, CalendarEvent.uid == meeting.uid)
     ).first()
     return teachers_text(ics, meeting.uid) if ics else None
+
+
+def found_after_crash(
+    db: Database,
+    config: Config,
+    meeting_id: int,
+    ours: MeetingEvent,
+    *,
+    written: Interval,
+    now: datetime,
+    video: VideoProvider,
+) -> bool:
+    """A create of the meeting's event was cut off (a crash after the server may have taken
+    it, before its href was stored); the teacher's calendar has just been read again.  When
+    the mirror holds an object with the meeting's UID, it is the meeting's event: as we
+    created it (``ours``, at ``written``, UTC) it is recorded as our version; otherwise the
+    teacher changed it meanwhile and DESIGN §3 decides as for a refused write (a move, a
+    removal, an edit whose text stays).  False when no such object is there: the create
+    never arrived (a deletion in that window cannot be told from it) and is sent again."""
+    with db.read() as session:
+        found = session.execute(
+            select(CalendarEvent.href, CalendarEvent.etag, CalendarEvent.ics)
+            .join(Calendar, Calendar.id == CalendarEvent.calendar_id)
+            .join(Meeting, Meeting.teacher_id == Calendar.teacher_id)
+            .where(Meeting.id == meeting_id, CalendarEvent.uid == Meeting.uid)
+        ).first()
+        if found is None:
+            return False
+        href, etag, ics = found
+        spans = session.execute(
+            select(func.min(BusyTime.start), func.max(BusyTime.end))
+            .join(CalendarEvent, CalendarEvent.id == BusyTime.event_id)
+            .where(CalendarEvent.href == href)
+        ).one()
+    same_time = spans[0] is not None and Interval(spans[0], spans[1]).utc() == written.utc()
+    as_created = same_time and teachers_text(ics, ours.uid) == TeachersText(
+        ours.summary, ours.description
+    )
+    # Where the event lives; its version is ours only when it says what we created.
+    written_event = CalendarWritten(href=href, etag=etag if as_created else None, slot=written)
+    with db.write() as session:
+        meeting = session.get(Meeting, meeting_id, with_for_update=True)
+        if meeting is None:
+            return False
+        Applier(config, now=now, video=video).handle(session, meeting, written_event)
+    if not as_created:
+        refused_write(db, config, meeting_id, now=now, video=video)
+    return True

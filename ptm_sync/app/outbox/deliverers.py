@@ -14,7 +14,7 @@ from ptm_sync.adapters.video.zoom import ZoomClient
 from ptm_sync.app import outbox
 from ptm_sync.app.booking import load
 from ptm_sync.app.booking.apply import CREATING, Applier
-from ptm_sync.app.channels.teacher_calendar import kept_text, refused_write
+from ptm_sync.app.channels.teacher_calendar import found_after_crash, kept_text, refused_write
 from ptm_sync.app.sync import Connectors, sync
 from ptm_sync.config.settings import Config
 from ptm_sync.core.booking.decide import APPLIED
@@ -117,7 +117,23 @@ class CalendarDeliverer:
             if meeting.remote_href and not creating
             else None
         )
+        written = Interval(meeting.remote_start or meeting.start, meeting.remote_end or meeting.end)
         if meeting.state == MeetingState.CONFIRMED:
+            if remote is None and creating and reread:
+                # A create cut off by a crash: the teacher may have changed the event since
+                # the server took it.  Read it again before anything overwrites it.
+                self._read_again(teacher.email)
+                now = self.clock()
+                if found_after_crash(
+                    self.db,
+                    self.config,
+                    meeting_id,
+                    event,
+                    written=written,
+                    now=now,
+                    video=self.video,
+                ):
+                    return self._deliver(meeting_id, reread=False)
             if remote is None:
                 remote = self._create(connector, ref, event, meeting_id, creating)
             else:
@@ -129,7 +145,9 @@ class CalendarDeliverer:
                     # deletion is the teacher-side change); then the meeting as it is now
                     # is written on their version.
                     if reread:
-                        self._read_again(teacher.email, meeting_id)
+                        self._read_again(teacher.email)
+                        now = self.clock()
+                        refused_write(self.db, self.config, meeting_id, now=now, video=self.video)
                         return self._deliver(meeting_id, reread=False)
                     if isinstance(refused, WrongEtag):
                         raise WrongEtag(
@@ -153,10 +171,9 @@ class CalendarDeliverer:
                 connector.delete_event(ref, RemoteRef(remote.href, None))
             self._store(meeting_id, None)
 
-    def _read_again(self, teacher_email: str, meeting_id: int) -> None:
-        """The teacher changed the event since the version we know (a 412): their calendar
-        is read again (one teacher's sync) and the change decided
-        (:func:`~ptm_sync.app.channels.teacher_calendar.refused_write`).
+    def _read_again(self, teacher_email: str) -> None:
+        """The teacher's calendar is read again (one teacher's sync) before a change of
+        theirs is decided (DESIGN §3).
 
         Raises:
             Unavailable: the calendar could not be read again (retried later).
@@ -165,7 +182,6 @@ class CalendarDeliverer:
         [result] = sync(self.db, self.config, self.connectors, now=now, teacher_email=teacher_email)
         if result.error:
             raise Unavailable(f"the teacher's calendar could not be read again: {result.error}")
-        refused_write(self.db, self.config, meeting_id, now=now, video=self.video)
 
     def given_up(self, row: Outbox) -> None:
         """The write was dead-lettered: a confirmation waiting for the link it was to make
@@ -183,7 +199,8 @@ class CalendarDeliverer:
         marked: bool,
     ) -> RemoteRef:
         if not marked:
-            self._store(meeting_id, RemoteRef(CREATING))
+            # The time being created at: what a resumed create compares the teacher's to.
+            self._store(meeting_id, RemoteRef(CREATING), Interval(event.start, event.end))
         return connector.create_event(ref, event)
 
     def _store(
@@ -192,7 +209,7 @@ class CalendarDeliverer:
         event = CalendarWritten(
             href=remote.href if remote else None,
             etag=remote.etag if remote else None,
-            slot=slot if remote and remote.href != CREATING else None,
+            slot=slot if remote else None,
             join_url=remote.join_url if remote else "",
             in_flight=remote is not None and remote.href == CREATING,
         )
