@@ -167,8 +167,11 @@ def answer(meeting: MeetingView, event: Answer, ctx: Context) -> Decision:
     return quarantine(meeting, QuarantineReason.UNSUPPORTED_PARTSTAT, party.guardian_id)
 
 
-def with_next_step(decision: Decision, meeting: MeetingView, ctx: Context) -> Decision:
-    """After a proposal is declined: the next best time as a new proposal, up to
+def with_next_step(
+    decision: Decision, meeting: MeetingView, ctx: Context, *, because: str = ""
+) -> Decision:
+    """After a proposal is declined (or, with ``because``, the teacher removed a booked
+    meeting: the reason the family reads): the next best time as a new proposal, up to
     ``max_reproposals``; else the family is told how else to book, and put on the
     teacher's waiting list when the teacher has no free time left for it (DESIGN §3)."""
     rules = ctx.rules
@@ -176,11 +179,14 @@ def with_next_step(decision: Decision, meeting: MeetingView, ctx: Context) -> De
         slot = admission.next_best(meeting.slot, ctx)
         if slot is not None:
             draft = draft_from(meeting, slot, ctx, reproposals=meeting.reproposals + 1)
+            after = f"meeting {meeting.id}" if meeting.id is not None else meeting.uid
             offer = make(
                 row_for(NEW, "reproposal"),
                 draft,
                 ctx,
-                f"proposed after meeting {meeting.uid} was declined",
+                f"proposed after {after} "
+                + ("was removed from the teacher's calendar" if because else "was declined"),
+                Change(notice_reason=because),
             )
             return replace(decision, then=(*decision.then, offer))
         wait = WaitlistEntry(

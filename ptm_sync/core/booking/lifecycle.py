@@ -87,15 +87,16 @@ def teacher_removed(meeting: MeetingView, ctx: Context) -> Decision:
             ),
         )
     gone = _unwritten(meeting)
+    why = "the teacher can no longer meet at this time"
     removed = make(
         row_for(meeting.state, "teacher-removed"),
         meeting,
         ctx,
         "removed from the teacher's calendar",
-        Change(notice_reason="the teacher can no longer meet at this time", updated=gone),
+        Change(notice_reason=why, updated=gone),
     )
     # DESIGN §3: a CANCEL to the parent and a new proposal.
-    return with_next_step(removed, replace(meeting, reproposals=0), ctx)
+    return with_next_step(removed, replace(meeting, reproposals=0), ctx, because=why)
 
 
 def teacher_edited(meeting: MeetingView, event: TeacherEdited, ctx: Context) -> Decision:

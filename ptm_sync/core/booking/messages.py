@@ -233,14 +233,25 @@ def how_to_book(*, booking_address: str, page_url: str, contact: str) -> str:
 
 
 def reproposal(
-    *, school: str, period_title: str, meeting: MeetingFacts, tz: ZoneInfo, contact: str
+    *,
+    school: str,
+    period_title: str,
+    meeting: MeetingFacts,
+    tz: ZoneInfo,
+    contact: str,
+    reason: str = "",
 ) -> Text:
-    """A new proposal after the family declined a time (DESIGN §3, re-proposals)."""
+    """A new proposal after the family declined a time, or (``reason``: why, in a few
+    words) after the teacher took back a booked one (DESIGN §3, re-proposals)."""
+    lead = (
+        f"{reason[:1].upper()}{reason[1:]}. We have reserved another time"
+        if reason
+        else "As the time we proposed did not suit you, we have reserved another time"
+    )
     return _text(
         _subject("New time proposed", period_title, meeting, tz),
         [
-            f"As the time we proposed did not suit you, we have reserved another time for "
-            f"your meeting with {_about(meeting)}:",
+            f"{lead} for your meeting with {_about(meeting)}:",
             when(meeting.start, meeting.end, tz),
             _where(meeting),
             "Press Accept to book it, Decline to free it, or Propose new time.",

@@ -129,9 +129,10 @@ def _text(letter: Letter) -> messages.Text:
             kept=letter.kept,
             withdrawn=letter.template == "booking_cancelled",
         )
+    if template == "reproposal":
+        return messages.reproposal(**common, reason=letter.reason)
     simple = {
         "invitation": messages.invitation,
-        "reproposal": messages.reproposal,
         "waitlist_offer": messages.waitlist_offer,
         "confirmation": messages.confirmation,
         "moved": messages.moved,
