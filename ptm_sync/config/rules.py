@@ -133,7 +133,9 @@ def _check_account(account: AccountConfig, where: str, bad: Bad) -> None:
     """The keys an account of its type needs, and none that belong to another type."""
     kind = account.type
     if kind not in ACCOUNT_TYPES:
+        # Nothing else can be said of the keys of a type that does not exist: one line.
         bad(f"must be one of {' | '.join(ACCOUNT_TYPES)}", f"{where}.type")
+        return
     if account.freebusy not in FREEBUSY_MODES:
         bad(f"must be one of {' | '.join(FREEBUSY_MODES)}", f"{where}.freebusy")
     for f in dataclasses.fields(AccountConfig):

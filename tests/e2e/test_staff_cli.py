@@ -311,7 +311,9 @@ def test_cancel_a_teachers_day_cancels_every_meeting_and_frees_the_times(
     assert s.run("cancel", "--teacher", ADA, check=False).code == 2
     assert s.run("cancel", "7", "--teacher", ADA, "--date", str(s.day), check=False).code == 2
     bad_date = s.run("cancel", "--teacher", ADA, "--date", "2027-13-01", check=False)
-    assert bad_date.code == 1 and "not a date" in bad_date.err
+    assert bad_date.code == 2 and "--date: not a date: '2027-13-01'" in bad_date.err
+    bad_time = s.run("reschedule", "7", "--start", "nonsense", check=False)
+    assert bad_time.code == 2 and "--start: not an ISO 8601 time: 'nonsense'" in bad_time.err
 
 
 # --- quarantine -----------------------------------------------------------------------------

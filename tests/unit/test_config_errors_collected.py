@@ -171,3 +171,17 @@ def test_a_web_listen_that_is_no_host_and_port_is_refused_at_load() -> None:
     with pytest.raises(ConfigError) as caught:
         config.parse(text)
     assert "web.listen: must be host:port" in str(caught.value)
+
+
+def test_an_unknown_account_type_is_one_line_not_one_per_key_of_it() -> None:
+    """A typo in ``type`` says so, once: its url, username and password are not each
+    reported as keys that "do not belong" to a type that does not exist."""
+    text = MANY_MISTAKES.replace('type = "caldav"', 'type = "caldv"')
+    by_key = {p.key: (p.line, p.message) for p in problems(text).problems}
+    assert by_key["accounts[0].type"][0] == 15
+    assert by_key["accounts[0].type"][1].startswith("must be one of caldav")
+    # The misspelt key stays reported: it is unknown to every type.
+    assert sorted(k for k in by_key if k.startswith("accounts[0].")) == [
+        "accounts[0].password_evn",
+        "accounts[0].type",
+    ]

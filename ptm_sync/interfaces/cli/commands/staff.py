@@ -16,7 +16,6 @@ from ptm_sync.app.context import App
 from ptm_sync.app.read.records import waitlist
 from ptm_sync.app.services import video_provider
 from ptm_sync.core.booking.values import Decision, MeetingView
-from ptm_sync.core.errors import UserError
 from ptm_sync.interfaces.cli import output
 from ptm_sync.interfaces.cli.commands.common import deliver
 
@@ -27,7 +26,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("book", help="staff booking for a guardian (phone, paper form)")
     p.add_argument("--guardian", required=True, metavar="EMAIL")
     p.add_argument("--teacher", required=True, metavar="EMAIL")
-    p.add_argument("--start", required=True, metavar="ISO", help="e.g. 2027-04-12T15:30")
+    p.add_argument(
+        "--start", required=True, type=iso_time, metavar="ISO", help="e.g. 2027-04-12T15:30"
+    )
     p.add_argument(
         "--student",
         metavar="ID",
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("reschedule", help="move a meeting to another time")
     p.add_argument("meeting", type=int, metavar="MEETING_ID")
-    p.add_argument("--start", required=True, metavar="ISO")
+    p.add_argument("--start", required=True, type=iso_time, metavar="ISO")
     p.add_argument("--override", action="store_true", help="set aside the deadline and the caps")
     p.set_defaults(func=cmd_reschedule)
 
@@ -50,7 +51,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("meeting", type=int, nargs="?", metavar="MEETING_ID")
     p.add_argument("--teacher", metavar="EMAIL", help="with --date: every meeting that day")
-    p.add_argument("--date", metavar="DATE", help="the school's local date, e.g. 2027-04-12")
+    p.add_argument(
+        "--date", type=iso_date, metavar="DATE", help="the school's local date, e.g. 2027-04-12"
+    )
     p.add_argument("--reason", default="", metavar="TEXT", help="told to the families")
     p.set_defaults(func=cmd_cancel, usage_error=p.error)
 
@@ -68,7 +71,7 @@ def cmd_book(args: argparse.Namespace) -> int:
         app.config,
         guardian=args.guardian,
         teacher=args.teacher,
-        start=local_time(args.start, app.config.tz, "--start"),
+        start=in_zone(args.start, app.config.tz),
         student=args.student,
         override=args.override,
         note=args.note,
@@ -90,7 +93,7 @@ def cmd_reschedule(args: argparse.Namespace) -> int:
         app.db,
         app.config,
         args.meeting,
-        local_time(args.start, app.config.tz, "--start"),
+        in_zone(args.start, app.config.tz),
         override=args.override,
         now=app.now(),
         video=video_provider(app.config),
@@ -118,7 +121,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         print(f"cancelled: {_line(decision, tz)}")
         deliver(app)
         return 0
-    day = local_date(args.date, "--date")
+    day = args.date
     result = staff.cancel_day(
         app.db,
         app.config,
@@ -154,22 +157,29 @@ def cmd_waitlist(args: argparse.Namespace) -> int:
     return 0
 
 
-def local_time(text: str, tz: ZoneInfo, option: str) -> datetime:
-    """An ISO 8601 time from the command line; without a UTC offset it is the school's."""
+def iso_time(text: str) -> datetime:
+    """An ISO 8601 time from the command line (argparse ``type``: a bad one is a usage
+    error, exit 2); naive when it names no UTC offset (:func:`in_zone` gives it the
+    school's)."""
     try:
-        moment = datetime.fromisoformat(text.strip())
+        return datetime.fromisoformat(text.strip())
     except ValueError:
-        raise UserError(
-            f"{option}: not an ISO 8601 time: {text!r} (e.g. 2027-04-12T15:30)"
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time: {text!r} (e.g. 2027-04-12T15:30)"
         ) from None
+
+
+def in_zone(moment: datetime, tz: ZoneInfo) -> datetime:
+    """``moment``; without a UTC offset, in the school's zone."""
     return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
 
 
-def local_date(text: str, option: str) -> date:
+def iso_date(text: str) -> date:
+    """A date from the command line (argparse ``type``: a bad one is a usage error)."""
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise UserError(f"{option}: not a date: {text!r} (e.g. 2027-04-12)") from None
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (e.g. 2027-04-12)") from None
 
 
 def _line(decision: Decision, tz: ZoneInfo) -> str:
