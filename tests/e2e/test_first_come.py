@@ -127,7 +127,8 @@ def test_fifty_processes_race_for_one_slot_and_exactly_one_wins(
 
     results = _deliver_all(config, raws)
 
-    assert [r.returncode for r in results] == [0] * RACERS
+    failed = [(r.returncode, r.stderr.decode()[-2000:]) for r in results if r.returncode]
+    assert failed == [], failed  # each racer's own words when it did not exit 0
     for r in results:
         err = r.stderr.decode()
         assert "Traceback" not in err and "locked" not in err.lower(), err

@@ -162,7 +162,7 @@ def test_a_restarted_daemon_resumes_at_once_what_a_killed_one_had_claimed(
             second.kill()
             second.communicate()
     assert second.returncode == 0, err
-    resumed = re.findall(r"resuming (\d+) row\(s\) of a stopped process", err)
+    resumed = re.findall(r"resumed (\d+) left unfinished by a stopped ptm-sync process", err)
     assert sum(int(n) for n in resumed) == len(held)  # each destination's worker its own
     assert "Traceback" not in err
     wired.assert_caught_up()

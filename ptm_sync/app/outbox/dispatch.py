@@ -373,10 +373,11 @@ class Dispatcher:
                     PROCESS.destination_reached(destination.name, not outage)  # metrics, health
                     if breaker.record(outage=outage, now=self.clock()):
                         log.warning(
-                            "outbox: %s unreachable (%d failures in a row); its rows wait until %s",
+                            "outbox: %s unreachable (%d failures in a row); its rows wait until "
+                            "%s UTC",
                             destination.name,
                             breaker.failures,
-                            breaker.open_until,
+                            f"{breaker.open_until:%Y-%m-%d %H:%M:%S}",
                         )
         finally:
             with self._lock:

@@ -184,7 +184,7 @@ def claim_batch(
             1 for _, by, until in found if by in dead and until is not None and until > now
         )
         if resumed:
-            log.warning("outbox: resuming %d row(s) of a stopped process", resumed)
+            log.warning("outbox: resumed %d left unfinished by a stopped ptm-sync process", resumed)
         session.execute(
             update(_TABLE)
             .where(_TABLE.c.id.in_(ids))
@@ -271,6 +271,7 @@ class Backlog:
     retrying: int = 0  # waiting for their next attempt
     held: int = 0  # leased by another live process
     held_until: datetime | None = None  # when the last of those leases runs out
+    retry_at: datetime | None = None  # the first of the retrying rows' next attempts
 
 
 def backlog(db: Database, *, now: datetime, owner: Owner | None = None) -> Backlog:
@@ -284,12 +285,14 @@ def backlog(db: Database, *, now: datetime, owner: Owner | None = None) -> Backl
         ).all()
     due = retrying = held = 0
     held_until: datetime | None = None
+    retry_at: datetime | None = None
     for next_at, until, by in rows:
         if until is not None and until > now and by != token:
             held += 1
             held_until = until if held_until is None else max(held_until, until)
         elif next_at > now:
             retrying += 1
+            retry_at = next_at if retry_at is None else min(retry_at, next_at)
         else:
             due += 1
-    return Backlog(due, retrying, held, held_until)
+    return Backlog(due, retrying, held, held_until, retry_at)

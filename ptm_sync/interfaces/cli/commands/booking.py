@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -296,28 +297,36 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
     print(f"delivered {report.delivered}; {report.retried} will be retried; {report.dead} failed")
     for error in report.errors:
         print(mask_urls(f"  {plain(error)}"))  # a calendar URL's password
-    for line in backlog_lines(report, outbox.backlog(app.db, now=app.now())):
+    for line in backlog_lines(report, outbox.backlog(app.db, now=app.now()), app.config.tz):
         print(line)
     return 0
 
 
-def backlog_lines(report: outbox.FlushReport, backlog: outbox.Backlog) -> list[str]:
+def backlog_lines(report: outbox.FlushReport, backlog: outbox.Backlog, tz: ZoneInfo) -> list[str]:
     """What a flush resumed and what it could not deliver yet, and why: counts and
-    destinations only (no addresses, names or message text)."""
+    destinations only (no addresses, names or message text); times in the school's zone."""
     lines = []
     if report.resumed:
         lines.append(f"resumed {report.resumed} left unfinished by a stopped ptm-sync process")
     for where, count in sorted(report.deferred.items()):
         lines.append(f"not delivered yet: {count} for {where} (unreachable; tried again later)")
     if backlog.held:
-        until = f"{backlog.held_until:%Y-%m-%d %H:%M:%S %Z}" if backlog.held_until else "?"
+        until = _local(backlog.held_until, tz) if backlog.held_until else "?"
         lines.append(
             f"not delivered yet: {backlog.held} being delivered by another running ptm-sync "
             f"(taken over if it stops, at the latest {until})"
         )
     if backlog.retrying:
-        lines.append(f"not delivered yet: {backlog.retrying} waiting to be retried")
+        at = f", the first at {_local(backlog.retry_at, tz)}" if backlog.retry_at else ""
+        lines.append(
+            f"not delivered yet: {backlog.retrying} waiting to be retried{at} "
+            "(`ptm-sync outbox` shows each one's last error; `outbox retry --all` tries now)"
+        )
     return lines
+
+
+def _local(moment: datetime, tz: ZoneInfo) -> str:
+    return f"{moment.astimezone(tz):%Y-%m-%d %H:%M:%S %Z}"
 
 
 HISTORY_COLUMNS = ["when", "actor", "change", "time", "reason", "message"]
