@@ -85,8 +85,12 @@ class Applier:
 
     # --- deciding ---------------------------------------------------------------------
 
-    def view(self, session: Session, meeting: Meeting) -> MeetingView:
-        teacher = session.get(Teacher, meeting.teacher_id)
+    def view(
+        self, session: Session, meeting: Meeting, teacher: Teacher | None = None
+    ) -> MeetingView:
+        """``meeting`` (with its guardians and students loaded) as the core's value;
+        ``teacher``: its teacher when the caller has it loaded already."""
+        teacher = teacher or session.get(Teacher, meeting.teacher_id)
         assert teacher is not None
         return load.view(self.config, meeting, teacher)
 

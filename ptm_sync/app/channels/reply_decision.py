@@ -75,17 +75,19 @@ def decide(
         return _recorded(decided)
     if not ours:
         raise Unusable(QuarantineReason.UNKNOWN_UID, "UID not issued by this service")
-    meeting = locked_meeting(session, msg.uid)
+    meeting, teacher = locked_meeting(session, msg.uid)
     authenticated(inbound, mail)
     if msg.method not in (itip.Method.REPLY, itip.Method.REFRESH, itip.Method.COUNTER):
         raise Unusable(
             QuarantineReason.UNSUPPORTED_METHOD, f"{msg.method} is not handled for our meetings"
         )
-    view = applier.view(session, meeting)
+    view = applier.view(session, meeting, teacher)
     invited, attendee = speaker(view, msg, inbound.sender or "", mail)
     sent_to_meeting(inbound, mail, secret, meeting.uid)
     event = _event(msg, invited, attendee, inbound_id)
-    return _recorded(applier.handle(session, view, event, inbound_id=inbound_id))
+    decided = applier.handle(session, view, event, inbound_id=inbound_id)
+    del teacher  # held until here (see locked_meeting)
+    return _recorded(decided)
 
 
 def _event(
