@@ -32,13 +32,15 @@ from ptm_sync.core.booking.events import (
     TeacherMoved,
     TeacherRemoved,
 )
-from ptm_sync.core.booking.values import CalendarAction, Context, MeetingView, Origin
+from ptm_sync.core.booking.messages import when
+from ptm_sync.core.booking.values import CalendarAction, Context, Decision, MeetingView, Origin
 from ptm_sync.core.model import Interval, MeetingState
 from tests.unit.booking_values import (
     KIM,
     NOW,
     PAT,
     RULES,
+    TZ,
     context,
     event_of,
     meeting,
@@ -591,3 +593,28 @@ def test_a_new_booking_supersedes_the_familys_pending_proposal() -> None:
     assert (superseded.rule, superseded.state) == ("supersede", MeetingState.SUPERSEDED)
     [(_, cal)] = sent(superseded)
     assert str(cal["METHOD"]) == "CANCEL" if cal is not None else False
+
+
+def _plain(decision: Decision) -> list[str]:
+    bodies = []
+    for out, _ in sent(decision):
+        part = out.message.get_body(("plain",))
+        assert part is not None
+        bodies.append(part.get_content())
+    return bodies
+
+
+def test_a_confirmed_meeting_confirmed_at_another_time_says_when_it_was() -> None:
+    """Staff moved a booked meeting (the family on the phone): the confirmation names the
+    old time and the new, not a bare "is confirmed" the family could take for the old."""
+    moved = decide(meeting(C, sequence=1), StaffReschedule(slot=slot(6)), context())
+    [text] = _plain(moved)
+    old = when(slot(0).start, slot(0).end, TZ)
+    assert f"has been moved from {old} and is confirmed at its new time:" in text
+    assert when(slot(6).start, slot(6).end, TZ) in text
+    # A first confirmation (an Accept of a proposal) is only that.
+    accepted = decide(
+        meeting(P), Answer(guardian_id=PAT_ID, partstat=ACCEPTED, dtstamp=LATER), context()
+    )
+    [first] = _plain(accepted)
+    assert "is confirmed." in first and "moved" not in first

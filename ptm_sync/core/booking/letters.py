@@ -114,6 +114,8 @@ class Letter:
     next_step: str = ""
     additional: str = ""
     kept: tuple[datetime, datetime] | None = None  # the booking that stays (refused update)
+    #: A confirmed meeting confirmed again at another time: when it was (start, end).
+    moved_from: tuple[datetime, datetime] | None = None
     #: REQUEST-STATUS of a refusing REPLY / DECLINECOUNTER (RFC 5546 §3.6); "": the default.
     request_status: str = ""
 
@@ -126,7 +128,7 @@ class Letter:
                 value = value.isoformat()
             elif f.name == "alternatives":
                 value = [[s.isoformat(), e.isoformat()] for s, e in value]
-            elif f.name == "kept" and value is not None:
+            elif f.name in ("kept", "moved_from") and value is not None:
                 value = [value[0].isoformat(), value[1].isoformat()]
             elif isinstance(value, tuple):
                 value = list(value)
@@ -144,10 +146,11 @@ class Letter:
         for name in ("date", "start", "end"):
             values[name] = datetime.fromisoformat(values[name])
         values["students"] = tuple(values.get("students", ()))
-        kept = values.get("kept")
-        values["kept"] = (
-            (datetime.fromisoformat(kept[0]), datetime.fromisoformat(kept[1])) if kept else None
-        )
+        for name in ("kept", "moved_from"):
+            span = values.get(name)
+            values[name] = (
+                (datetime.fromisoformat(span[0]), datetime.fromisoformat(span[1])) if span else None
+            )
         values["alternatives"] = tuple(
             (datetime.fromisoformat(s), datetime.fromisoformat(e))
             for s, e in values.get("alternatives", ())
@@ -274,6 +277,15 @@ def _letter(
         # its SEQUENCE); the booking that stays is named in the text.
         (asked, sequence), kept = notice.asked, (meeting.start, meeting.end)
         start, end = asked.start, asked.end
+    before = decision.before
+    moved_from = (
+        (before.start, before.end)
+        if template == "confirmation"
+        and before is not None
+        and before.state is MeetingState.CONFIRMED
+        and before.slot != meeting.slot
+        else None
+    )
     return Letter(
         template=template,
         method=notice.method,
@@ -310,5 +322,6 @@ def _letter(
         next_step=_next_step(decision, how) if template in WITH_NEXT_STEP else how,
         additional=head.additional_response if reply else "",
         kept=kept,
+        moved_from=moved_from,
         request_status=notice.request_status,
     )

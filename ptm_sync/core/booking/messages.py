@@ -120,12 +120,26 @@ def invitation(
 
 
 def confirmation(
-    *, school: str, period_title: str, meeting: MeetingFacts, tz: ZoneInfo, contact: str
+    *,
+    school: str,
+    period_title: str,
+    meeting: MeetingFacts,
+    tz: ZoneInfo,
+    contact: str,
+    moved_from: tuple[datetime, datetime] | None = None,
 ) -> Text:
+    """The meeting is booked; ``moved_from``: it was booked at that time (start, end)
+    before (staff moved it, or the family's new time was granted), said in words."""
+    lead = f"Your meeting with {_about(meeting)} is confirmed."
+    if moved_from is not None:
+        lead = (
+            f"Your meeting with {_about(meeting)} has been moved from "
+            f"{when(*moved_from, tz)} and is confirmed at its new time:"
+        )
     return _text(
         _subject("Confirmed", period_title, meeting, tz),
         [
-            f"Your meeting with {_about(meeting)} is confirmed.",
+            lead,
             when(meeting.start, meeting.end, tz),
             _where(meeting),
             f"To change or cancel it, write to {contact} or decline the invitation.",

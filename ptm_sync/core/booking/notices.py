@@ -131,10 +131,11 @@ def _text(letter: Letter) -> messages.Text:
         )
     if template == "reproposal":
         return messages.reproposal(**common, reason=letter.reason)
+    if template == "confirmation":
+        return messages.confirmation(**common, moved_from=letter.moved_from)
     simple = {
         "invitation": messages.invitation,
         "waitlist_offer": messages.waitlist_offer,
-        "confirmation": messages.confirmation,
         "moved": messages.moved,
         "booking_details": messages.booking_details,
     }
