@@ -217,6 +217,18 @@ def _teacher_rewrites(teacher: Teacher, meeting: Meeting, edit: Callable[[Event]
     put_ics(teacher.server, teacher.calendar, calendar.to_ical().decode(), name=name)
 
 
+def _moved_by(later: timedelta) -> Callable[[Event], None]:
+    """The teacher drags the event ``later``."""
+
+    def move(event: Event) -> None:
+        start, end = event.start, event.end
+        del event["DTSTART"], event["DTEND"]
+        event.add("DTSTART", start + later)
+        event.add("DTEND", end + later)
+
+    return move
+
+
 def _emails_since(teacher: Teacher, before: int) -> list[str]:
     return [raw.decode(errors="replace") for raw in teacher.sent[before:]]
 
@@ -270,13 +282,7 @@ def test_an_event_the_teacher_moved_while_our_write_waited_moves_the_meeting(
     sent = len(teacher.sent)
     later = timedelta(hours=2)
 
-    def move(event: Event) -> None:
-        start, end = event.start, event.end
-        del event["DTSTART"], event["DTEND"]
-        event.add("DTSTART", start + later)
-        event.add("DTEND", end + later)
-
-    _teacher_rewrites(teacher, meeting, move)
+    _teacher_rewrites(teacher, meeting, _moved_by(later))
     teacher.changed(meeting, "Room 7")
     report = teacher.flush()
     teacher.flush()  # the parents' update, queued by the move
@@ -379,17 +385,11 @@ def test_a_create_cut_off_by_a_crash_never_overwrites_what_the_teacher_did_meanw
     sent = len(teacher.sent)
     later = timedelta(hours=2)
 
-    def move(event: Event) -> None:
-        start, end = event.start, event.end
-        del event["DTSTART"], event["DTEND"]
-        event.add("DTSTART", start + later)
-        event.add("DTEND", end + later)
-
     def note(event: Event) -> None:
         event["DESCRIPTION"] = "Ask about the science project"
 
     if change != "none":
-        _teacher_rewrites(teacher, meeting, move if change == "moved" else note)
+        _teacher_rewrites(teacher, meeting, _moved_by(later) if change == "moved" else note)
 
     report = teacher.flush()
     teacher.flush()

@@ -71,6 +71,20 @@ _EVENTS = (
     .where(Calendar.teacher_id == bindparam("teacher"))
     .group_by(CalendarEvent.id)
 )
+#: One event of ours in a teacher's mirror, by UID: where it lives, its text and its span.
+_ONE_EVENT = (
+    select(
+        CalendarEvent.href,
+        CalendarEvent.ics,
+        CalendarEvent.etag,
+        func.min(BusyTime.start),
+        func.max(BusyTime.end),
+    )
+    .join(Calendar, Calendar.id == CalendarEvent.calendar_id)
+    .outerjoin(BusyTime, BusyTime.event_id == CalendarEvent.id)
+    .where(Calendar.teacher_id == bindparam("teacher"), CalendarEvent.uid == bindparam("uid"))
+    .group_by(CalendarEvent.id)
+)
 _WAITING = select(Outbox.meeting_id).where(
     Outbox.kind == outbox.CALENDAR,
     Outbox.state == outbox.PENDING,
@@ -149,14 +163,8 @@ def refused_write(
         if found is None:
             return False  # no longer confirmed, or no event: nothing to reconcile
         _, uid, start, end, our_etag, teacher_id = found
-        seen = next(
-            (
-                SeenEvent(etag, s, e)
-                for u, etag, s, e in session.execute(_EVENTS, {"teacher": teacher_id})
-                if u == uid
-            ),
-            None,
-        )
+        mirrored = _mirrored(session, teacher_id, uid)
+    seen = mirrored[2] if mirrored is not None else None
     event = teacher_change(Interval(start, end), our_etag, seen, writing=False)
     if event is None:
         return False
@@ -193,31 +201,35 @@ def found_after_crash(
     removal, an edit whose text stays).  False when no such object is there: the create
     never arrived (a deletion in that window cannot be told from it) and is sent again."""
     with db.read() as session:
-        found = session.execute(
-            select(CalendarEvent.href, CalendarEvent.etag, CalendarEvent.ics)
-            .join(Calendar, Calendar.id == CalendarEvent.calendar_id)
-            .join(Meeting, Meeting.teacher_id == Calendar.teacher_id)
-            .where(Meeting.id == meeting_id, CalendarEvent.uid == Meeting.uid)
-        ).first()
-        if found is None:
-            return False
-        href, etag, ics = found
-        spans = session.execute(
-            select(func.min(BusyTime.start), func.max(BusyTime.end))
-            .join(CalendarEvent, CalendarEvent.id == BusyTime.event_id)
-            .where(CalendarEvent.href == href)
-        ).one()
-    same_time = spans[0] is not None and Interval(spans[0], spans[1]).utc() == written.utc()
+        meeting = session.get(Meeting, meeting_id)
+        mirrored = _mirrored(session, meeting.teacher_id, meeting.uid) if meeting else None
+    if mirrored is None:
+        return False
+    href, ics, seen = mirrored
+    etag, start, end = seen.etag, seen.start, seen.end
+    same_time = (
+        start is not None and end is not None and Interval(start, end).utc() == written.utc()
+    )
     as_created = same_time and teachers_text(ics, ours.uid) == TeachersText(
         ours.summary, ours.description
     )
     # Where the event lives; its version is ours only when it says what we created.
     written_event = CalendarWritten(href=href, etag=etag if as_created else None, slot=written)
     with db.write() as session:
-        meeting = session.get(Meeting, meeting_id, with_for_update=True)
-        if meeting is None:
+        locked = session.get(Meeting, meeting_id, with_for_update=True)
+        if locked is None:
             return False
-        Applier(config, now=now, video=video).handle(session, meeting, written_event)
+        Applier(config, now=now, video=video).handle(session, locked, written_event)
     if not as_created:
         refused_write(db, config, meeting_id, now=now, video=video)
     return True
+
+
+def _mirrored(session: Session, teacher_id: int, uid: str) -> tuple[str, str, SeenEvent] | None:
+    """The event ``uid`` in the teacher's mirror: its href, its iCalendar text and what it
+    blocks; None when the mirror has no such object."""
+    found = session.execute(_ONE_EVENT, {"teacher": teacher_id, "uid": uid}).first()
+    if found is None:
+        return None
+    href, ics, etag, start, end = found
+    return href, ics, SeenEvent(etag, start, end)

@@ -117,13 +117,16 @@ class CalendarDeliverer:
             if meeting.remote_href and not creating
             else None
         )
-        written = Interval(meeting.remote_start or meeting.start, meeting.remote_end or meeting.end)
         if meeting.state == MeetingState.CONFIRMED:
             if remote is None and creating and reread:
                 # A create cut off by a crash: the teacher may have changed the event since
                 # the server took it.  Read it again before anything overwrites it.
                 self._read_again(teacher.email)
                 now = self.clock()
+                # The time the create was sent at (the meeting's, when not recorded).
+                written = Interval(
+                    meeting.remote_start or meeting.start, meeting.remote_end or meeting.end
+                )
                 if found_after_crash(
                     self.db,
                     self.config,
