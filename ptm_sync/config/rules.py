@@ -28,6 +28,7 @@ from ptm_sync.config.schema import (
     MailConfig,
     NotifyConfig,
     PeriodConfig,
+    RetentionConfig,
     SchoolConfig,
     VideoConfig,
     WebConfig,
@@ -82,9 +83,12 @@ def _check_period(period: PeriodConfig, where: str, bad: Bad) -> None:
         "max_reproposals",
         "max_meetings_per_family",
         "max_meetings_per_teacher",
+        "reminder_hours",
     ):
         if getattr(period, name) < 0:
             bad("must not be negative", f"{where}.{name}")
+    if period.feedback_url and not re.fullmatch(r"https?://\S+", period.feedback_url):
+        bad("must be an http(s) address, or empty", f"{where}.feedback_url")
     ordered = sorted(period.windows, key=lambda w: w.start)
     if any(b.start < a.end for a, b in itertools.pairwise(ordered)):
         bad("windows overlap", f"{where}.windows")
@@ -229,7 +233,14 @@ def _check_web(web: WebConfig, where: str, bad: Bad) -> None:
 
 #: Each section's own rules, run on every section that loaded (so that one bad value
 #: elsewhere hides none of them); ``where`` is the section's dotted key.
+def _check_retention(retention: RetentionConfig, where: str, bad: Bad) -> None:
+    for name in ("meetings_days", "quarantine_days"):
+        if getattr(retention, name) < 0:
+            bad("must not be negative", f"{where}.{name}")
+
+
 SECTION_CHECKS: dict[type, Callable[[Any, str, Bad], None]] = {
+    RetentionConfig: _check_retention,
     SchoolConfig: _check_school,
     PeriodConfig: _check_period,
     AccountConfig: _check_account,

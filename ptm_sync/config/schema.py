@@ -340,6 +340,24 @@ class PeriodConfig:
         "students without a meeting_mode in the roster.",
         "joint",
     )
+    reminder_hours: int = opt(
+        "Hours before a confirmed meeting its family is emailed a reminder; 0: no reminder.", 24
+    )
+    feedback_url: str = opt(
+        "A survey link sent after each meeting, {token} replaced by a per-meeting token "
+        "(or ?t=<token> appended); empty: the families are asked to reply by email.",
+        "",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetentionConfig:
+    meetings_days: int = opt(
+        "Days after a meeting ends that its personal data is purged (the daily purge job); "
+        "0: kept.  The anonymous counts of `report` stay.",
+        0,
+    )
+    quarantine_days: int = opt("Days the bodies of quarantined messages are kept.", 30)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -354,6 +372,7 @@ class Config:
     templates: TemplatesConfig = opt("[templates]", TemplatesConfig())
     notify: NotifyConfig = opt("[notify]", NotifyConfig())
     booking_address: BookingAddressConfig = opt("[booking_address]", BookingAddressConfig())
+    retention: RetentionConfig = opt("[retention]", RetentionConfig())
     accounts: tuple[AccountConfig, ...] = opt("[[accounts]]", ())
     path: Path | None = field(default=None, metadata={"internal": True})
 

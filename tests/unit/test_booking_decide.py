@@ -17,15 +17,20 @@ from icalendar.enums import PARTSTAT
 from ptm_sync.core.booking.decide import decide
 from ptm_sync.core.booking.events import (
     Answer,
+    AskFeedback,
     Completed,
     Counter,
     Event,
     HoldExpired,
+    MarkAttended,
     MarkNoShow,
     Offer,
     OrganizerCancel,
     Refresh,
+    Remind,
     Request,
+    Retire,
+    RunningLate,
     StaffBook,
     StaffCancel,
     StaffReschedule,
@@ -33,7 +38,14 @@ from ptm_sync.core.booking.events import (
     TeacherRemoved,
 )
 from ptm_sync.core.booking.messages import when
-from ptm_sync.core.booking.values import CalendarAction, Context, Decision, MeetingView, Origin
+from ptm_sync.core.booking.values import (
+    CalendarAction,
+    Context,
+    Decision,
+    MeetingView,
+    Origin,
+    Outcome,
+)
 from ptm_sync.core.model import Interval, MeetingState
 from tests.unit.booking_values import (
     KIM,
@@ -51,6 +63,9 @@ from tests.unit.booking_values import (
 
 P, C = MeetingState.PROPOSED, MeetingState.CONFIRMED
 LATER = NOW + timedelta(minutes=10)
+#: After the evening of slot(0).
+AFTER = slot(0).end + timedelta(hours=1)
+LATE = timedelta(minutes=10)
 BOOKED_BY_PAT = meeting(
     C, at=2, sequence=1, origin=Origin.BOOKING_ADDRESS, uid="pat-event-1@example.net"
 )
@@ -402,12 +417,134 @@ CASES = [
         meeting(C, sequence=1),
         Completed(),
         Expect("complete", MeetingState.COMPLETED),
+        context(now=AFTER),
     ),
     Case(
-        "staff mark a no-show",
-        meeting(MeetingState.COMPLETED, sequence=1),
+        "a meeting not over yet is not completed",
+        meeting(C, sequence=1),
+        Completed(),
+        Expect("duplicate", C, outcome=Outcome.DUPLICATE),
+        context(now=slot(0).end - timedelta(seconds=1)),
+    ),
+    Case(
+        "staff mark a no-show of a meeting that has started",
+        meeting(C, sequence=1),
         MarkNoShow(),
         Expect("no-show", MeetingState.NO_SHOW),
+        context(now=slot(0).start),
+    ),
+    Case(
+        "a completed meeting corrected to no-show needs a reason",
+        meeting(MeetingState.COMPLETED, sequence=1),
+        MarkNoShow(),
+        Expect("staff-refused", MeetingState.COMPLETED, outcome=Outcome.REFUSED),
+        context(now=AFTER),
+    ),
+    Case(
+        "a completed meeting corrected to no-show with a reason",
+        meeting(MeetingState.COMPLETED, sequence=1),
+        MarkNoShow(reason="the teacher entered it by mistake"),
+        Expect("no-show", MeetingState.NO_SHOW),
+        context(now=AFTER),
+    ),
+    Case(
+        "a no-show corrected to attended with a reason",
+        meeting(MeetingState.NO_SHOW, sequence=1),
+        MarkAttended(reason="they came late"),
+        Expect("attended", MeetingState.COMPLETED),
+        context(now=AFTER),
+    ),
+    Case(
+        "a no-show corrected to attended without a reason is refused",
+        meeting(MeetingState.NO_SHOW, sequence=1),
+        MarkAttended(),
+        Expect("staff-refused", MeetingState.NO_SHOW, outcome=Outcome.REFUSED),
+        context(now=AFTER),
+    ),
+    Case(
+        "a reminder within reminder_hours of the start: a plain email",
+        meeting(C, sequence=1),
+        Remind(),
+        Expect("remind", C, mail=((None, PAT.email, "", None),)),
+        context(now=slot(0).start - timedelta(hours=3)),
+    ),
+    Case(
+        "no reminder earlier than reminder_hours",
+        meeting(C, sequence=1),
+        Remind(),
+        Expect("duplicate", C, outcome=Outcome.DUPLICATE),
+        context(now=slot(0).start - timedelta(hours=25)),
+    ),
+    Case(
+        "no reminder once the meeting has started",
+        meeting(C, sequence=1),
+        Remind(),
+        Expect("duplicate", C, outcome=Outcome.DUPLICATE),
+        context(now=slot(0).start),
+    ),
+    Case(
+        "a reminded meeting is not reminded of the same time again",
+        replace(meeting(C, sequence=1), reminded=slot(0).start),
+        Remind(),
+        Expect("duplicate", C, outcome=Outcome.DUPLICATE),
+        context(now=slot(0).start - timedelta(hours=3)),
+    ),
+    Case(
+        "a moved meeting is reminded of its new time",
+        replace(meeting(C, sequence=2, at=3), reminded=slot(0).start),
+        Remind(),
+        Expect("remind", C, mail=((None, PAT.email, "", None),)),
+        context(now=slot(0).start - timedelta(hours=3)),
+    ),
+    Case(
+        "feedback asked once for a completed meeting",
+        meeting(MeetingState.COMPLETED, sequence=1),
+        AskFeedback(token="tok"),
+        Expect("feedback-request", MeetingState.COMPLETED, mail=((None, PAT.email, "", None),)),
+        context(now=AFTER),
+    ),
+    Case(
+        "feedback is not asked twice",
+        replace(meeting(MeetingState.COMPLETED, sequence=1), feedback_token="tok"),
+        AskFeedback(token="other"),
+        Expect("duplicate", MeetingState.COMPLETED, outcome=Outcome.DUPLICATE),
+        context(now=AFTER),
+    ),
+    Case(
+        "running late: the meeting moves off the grid, REQUEST and the teacher's event",
+        meeting(C, sequence=1),
+        RunningLate(minutes=10, slot=Interval(slot(0).start + LATE, slot(0).end + LATE)),
+        Expect(
+            "late",
+            C,
+            True,
+            calendar=CalendarAction.WRITE,
+            mail=(("REQUEST", PAT.email, "CONFIRMED", None),),
+        ),
+    ),
+    Case(
+        "running late and cannot move: the family is told by a plain email",
+        meeting(C, sequence=1),
+        RunningLate(minutes=10),
+        Expect("late-told", C, mail=((None, PAT.email, "", None),)),
+    ),
+    Case(
+        "a retired family's proposal is withdrawn with a CANCEL",
+        meeting(P),
+        Retire(),
+        Expect(
+            "retired",
+            MeetingState.CANCELLED,
+            True,
+            releases=0,
+            mail=(("CANCEL", PAT.email, "CANCELLED", 0),),
+        ),
+    ),
+    Case(
+        "a retired family's confirmed meeting is kept",
+        meeting(C, sequence=1),
+        Retire(),
+        Expect("duplicate", C, outcome=Outcome.DUPLICATE),
     ),
 ]
 
@@ -442,7 +579,8 @@ def test_the_decision(case: Case) -> None:
         )
         if method == "REQUEST" and attendee.params.get("PARTSTAT") == "NEEDS-ACTION":
             carried = "NEEDS-ACTION" if decision.rule == "teacher-moved" else carried
-        start = next(i for i in range(8) if slot(i).start == event.DTSTART.astimezone(NOW.tzinfo))
+        at = event.DTSTART.astimezone(NOW.tzinfo)
+        start = next((i for i in range(8) if slot(i).start == at), None)  # None: off the grid
         mail.append((method, message.to, carried, start))
         asked = [n.asked for n in decision.notices if n.asked is not None]
         version = asked[0][1] if asked else (decision.after or decision.before).sequence  # type: ignore[union-attr]
@@ -618,3 +756,28 @@ def test_a_confirmed_meeting_confirmed_at_another_time_says_when_it_was() -> Non
     )
     [first] = _plain(accepted)
     assert "is confirmed." in first and "moved" not in first
+
+
+def test_a_late_move_is_a_request_update_at_the_new_time_in_words() -> None:
+    later = Interval(slot(0).start + LATE, slot(0).end + LATE)
+    decision = decide(meeting(C, sequence=1), RunningLate(minutes=10, slot=later), context())
+    [(message, cal)] = sent(decision)
+    event = event_of(cal)
+    assert str(cal["METHOD"]) == "REQUEST" and event["SEQUENCE"] == 2
+    assert later.start == event.DTSTART and str(event["STATUS"]) == "CONFIRMED"
+    body = message.message.get_body(("plain",)).get_content()
+    assert "running late" in body and "Eastern Time" in body
+    assert decision.history is not None and decision.history.old_start == slot(0).start
+
+
+def test_a_reminder_names_the_zone_in_words_the_link_and_how_to_change() -> None:
+    decision = decide(
+        meeting(C, sequence=1), Remind(), context(now=slot(0).start - timedelta(hours=2))
+    )
+    [(message, cal)] = sent(decision)
+    assert cal is None and message.to == PAT.email
+    body = message.message.get_body(("plain",)).get_content()
+    assert "Eastern Time" in body and "(America/New_York)" not in body
+    assert "Propose new time" in body
+    assert decision.after is not None and decision.after.reminded == slot(0).start
+    assert decision.history is None  # reminders are not transitions

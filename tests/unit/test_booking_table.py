@@ -13,15 +13,20 @@ from ptm_sync.core.booking import table
 from ptm_sync.core.booking.decide import decide
 from ptm_sync.core.booking.events import (
     Answer,
+    AskFeedback,
     Completed,
     Counter,
     Event,
     HoldExpired,
+    MarkAttended,
     MarkNoShow,
     Offer,
     OrganizerCancel,
     Refresh,
+    Remind,
     Request,
+    Retire,
+    RunningLate,
     StaffBook,
     StaffCancel,
     StaffReschedule,
@@ -38,7 +43,7 @@ S = MeetingState
 #: DESIGN §3, "Meeting states": proposed → confirmed → completed | no_show; from proposed:
 #: declined, expired, superseded; from proposed or confirmed: cancelled.  New meetings are
 #: proposed (an offer) or confirmed at once (a booking by request or by staff).  Staff may
-#: correct a completed meeting to no_show.
+#: correct completed ↔ no_show.
 LIFE_CYCLE = {
     (NEW, S.PROPOSED),
     (NEW, S.CONFIRMED),
@@ -46,6 +51,7 @@ LIFE_CYCLE = {
     (S.CONFIRMED, S.COMPLETED),
     (S.CONFIRMED, S.NO_SHOW),
     (S.COMPLETED, S.NO_SHOW),
+    (S.NO_SHOW, S.COMPLETED),
     (S.PROPOSED, S.DECLINED),
     (S.PROPOSED, S.EXPIRED),
     (S.PROPOSED, S.SUPERSEDED),
@@ -89,7 +95,7 @@ def test_significant_changes_of_our_meetings_raise_the_sequence() -> None:
     """RFC 5546 §2.1.4: a new state or time of a meeting we organize is a new version."""
     parents = {"request-moved", "request-move-refused", "organizer-cancel",
                "staff-cancel-booked", "teacher-removed-booked"}  # fmt: skip
-    quiet = {"complete", "no-show"}  # the record only: the families' calendars keep it
+    quiet = {"complete", "no-show", "attended"}  # the record only: the families' calendars keep it
     for row in TABLE:
         if row.name in parents | quiet or row.to in (None, SAME) or NEW in row.source:
             continue
@@ -128,7 +134,14 @@ EVENTS: list[Event] = [
     StaffReschedule(slot=slot(3)),
     StaffCancel(reason="ill"),
     MarkNoShow(),
+    MarkNoShow(reason="entered by mistake"),
+    MarkAttended(reason="came late"),
     Completed(),
+    Remind(),
+    AskFeedback(token="t0k3n"),
+    RunningLate(minutes=10, slot=slot(3)),
+    RunningLate(minutes=10),
+    Retire(),
     HoldExpired(),
     Supersede(reason="booked elsewhere"),
     TeacherMoved(slot=slot(3)),

@@ -62,6 +62,8 @@ class Teacher(Base):
     booking_address: Mapped[str] = mapped_column(String(320), default="")
     #: Where the roster row came from (``teachers.csv:3``): ``check`` names it.
     source: Mapped[str] = mapped_column(Text, default="")
+    #: Missing from a ``roster import --replace`` since then (None: in the roster).
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class Student(Base):
@@ -73,6 +75,7 @@ class Student(Base):
     student_id: Mapped[str] = mapped_column(String(100), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     meeting_mode: Mapped[str] = mapped_column(String(10), default="", server_default="")
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class Guardian(Base):
@@ -81,6 +84,7 @@ class Guardian(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(35), default="")
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class Link(Base):
@@ -204,6 +208,7 @@ class Meeting(Base):
         Index("ix_meetings_guardian", "guardian_id"),
         Index("ix_meetings_teacher_period", "teacher_id", "period_id"),
         Index("ix_meetings_state", "state"),
+        Index("uq_meetings_feedback_token", "feedback_token", unique=True),
         CheckConstraint('"end" > start', name="ck_meetings_positive"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -235,6 +240,12 @@ class Meeting(Base):
     remote_edited: Mapped[bool] = mapped_column(Boolean, server_default=false())
     #: The parents' confirmation waits for the video link made after confirmation.
     link_pending: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    #: The start (UTC) the family was last reminded of: a moved meeting is reminded again.
+    reminded_start: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    #: The feedback request's per-meeting token (None: not asked yet).
+    feedback_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: When ``purge`` deleted the meeting's personal data (None: not purged).
+    purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     students: Mapped[list[MeetingStudent]] = relationship(
@@ -359,3 +370,47 @@ class Inbound(Base):
         ForeignKey("meetings.id", ondelete="SET NULL"), nullable=True
     )
     raw: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class JobRun(Base):
+    """A scheduled job's last run and result (``ptm-sync jobs``, DESIGN §7), and the lease a
+    process holds while it runs the job (``running_until``, ``running_by``)."""
+
+    __tablename__ = "job_runs"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_run: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_result: Mapped[str] = mapped_column(Text, default="", server_default="")
+    running_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    running_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class MeetingNote(Base):
+    """A staff-only note on a meeting (DESIGN §3): shown by ``meetings show`` and the
+    console, never to a family or in a calendar; purged with the meeting."""
+
+    __tablename__ = "meeting_notes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(
+        ForeignKey("meetings.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    author: Mapped[str] = mapped_column(String(320), default="", server_default="")
+    text: Mapped[str] = mapped_column(Text)
+
+
+class Feedback(Base):
+    """A family's answer to a feedback request, recorded against the meeting (DESIGN §3)."""
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(
+        ForeignKey("meetings.id", ondelete="CASCADE"), index=True
+    )
+    guardian_id: Mapped[int | None] = mapped_column(
+        ForeignKey("guardians.id", ondelete="SET NULL"), nullable=True
+    )
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    text: Mapped[str] = mapped_column(Text)
+    inbound_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inbound.id", ondelete="SET NULL"), nullable=True
+    )

@@ -81,6 +81,7 @@ class Applier:
             public_url=config.web.public_url,
             period_titles={p.id: p.title for p in config.periods},
             additional_response=config.booking_address.add_additional_response,
+            feedback_links={p.id: p.feedback_url for p in config.periods},
         )
 
     # --- deciding ---------------------------------------------------------------------
@@ -259,6 +260,8 @@ class Applier:
         remote = after.remote_slot
         row.remote_start, row.remote_end = (remote.start, remote.end) if remote else (None, None)
         row.remote_edited = after.remote_edited
+        row.reminded_start = after.reminded
+        row.feedback_token = after.feedback_token
         row.updated_at = self.now
         asker = after.party(decision.asker) if decision.asker is not None else None
         if asker is not None and asker.reply_sequence is not None:

@@ -63,6 +63,7 @@ def rules(config: Config, period: PeriodConfig) -> Rules:
         max_meetings_per_teacher=period.max_meetings_per_teacher,
         booking_window_days=booking.booking_window_days,
         maximum_duration_minutes=booking.maximum_duration_minutes,
+        reminder_hours=period.reminder_hours,
     )
 
 
@@ -134,6 +135,8 @@ def view(config: Config, meeting: Meeting, teacher: Teacher) -> MeetingView:
         ),
         remote_edited=meeting.remote_edited,
         link_pending=meeting.link_pending,
+        reminded=meeting.reminded_start,
+        feedback_token=meeting.feedback_token,
     )
 
 

@@ -14,20 +14,33 @@ from __future__ import annotations
 
 from icalendar.enums import PARTSTAT
 
+from ptm_sync.core.booking.aftercare import (
+    ask_feedback,
+    complete,
+    mark_attended,
+    mark_no_show,
+    remind,
+    retire,
+)
 from ptm_sync.core.booking.answers import answer, counter, refresh
 from ptm_sync.core.booking.events import (
     Answer,
+    AskFeedback,
     CalendarWritten,
     Completed,
     Counter,
     Event,
     HoldExpired,
     LinkGivenUp,
+    MarkAttended,
     MarkNoShow,
     Offer,
     OrganizerCancel,
     Refresh,
+    Remind,
     Request,
+    Retire,
+    RunningLate,
     StaffBook,
     StaffCancel,
     StaffReschedule,
@@ -37,6 +50,7 @@ from ptm_sync.core.booking.events import (
     TeacherRemoved,
     VideoLinkMade,
 )
+from ptm_sync.core.booking.late import running_late
 from ptm_sync.core.booking.lifecycle import (
     expire,
     supersede,
@@ -46,7 +60,6 @@ from ptm_sync.core.booking.lifecycle import (
 )
 from ptm_sync.core.booking.office import (
     offer,
-    refused_for_staff,
     staff_book,
     staff_cancel,
     staff_reschedule,
@@ -58,10 +71,9 @@ from ptm_sync.core.booking.rows import (
     QUARANTINED,
     REFUSED,
     STALE,
-    make,
     nothing,
 )
-from ptm_sync.core.booking.table import NEW, row_for
+from ptm_sync.core.booking.table import NEW
 from ptm_sync.core.booking.values import (
     FAMILY,
     FREE,
@@ -72,7 +84,6 @@ from ptm_sync.core.booking.values import (
     MeetingView,
 )
 from ptm_sync.core.booking.written import calendar_written, link_given_up, video_made
-from ptm_sync.core.model import MeetingState
 
 __all__ = ["APPLIED", "DUPLICATE", "QUARANTINED", "REFUSED", "STALE", "decide", "needs"]
 
@@ -110,13 +121,19 @@ def decide(meeting: MeetingView, event: Event, ctx: Context) -> Decision:
         case StaffCancel():
             return staff_cancel(meeting, event, ctx)
         case MarkNoShow():
-            if meeting.state not in (MeetingState.CONFIRMED, MeetingState.COMPLETED):
-                return refused_for_staff(meeting, ctx, f"the meeting is {meeting.state}")
-            return make(row_for(meeting.state, "no-show"), meeting, ctx, "marked no-show")
+            return mark_no_show(meeting, event, ctx)
+        case MarkAttended():
+            return mark_attended(meeting, event, ctx)
         case Completed():
-            if meeting.state is not MeetingState.CONFIRMED:
-                return nothing(meeting, DUPLICATE, f"meeting is {meeting.state}")
-            return make(row_for(meeting.state, "complete"), meeting, ctx, "the meeting ended")
+            return complete(meeting, ctx)
+        case Remind():
+            return remind(meeting, ctx)
+        case AskFeedback():
+            return ask_feedback(meeting, event, ctx)
+        case RunningLate():
+            return running_late(meeting, event, ctx)
+        case Retire():
+            return retire(meeting, event, ctx)
         case HoldExpired():
             return expire(meeting, event, ctx)
         case Supersede():

@@ -7,9 +7,10 @@ PURE.  The channels turn what they received into one of these and hand it to
   (COUNTER, or Gmail's reply carrying a new time), :class:`Refresh` (REFRESH), and for a
   teacher's booking address :class:`Request` (REQUEST) and :class:`OrganizerCancel` (CANCEL);
 * staff at the command line: :class:`StaffBook`, :class:`StaffReschedule`,
-  :class:`StaffCancel`, :class:`MarkNoShow`;
-* the planner and the jobs: :class:`Offer`, :class:`WaitlistOffer`, :class:`HoldExpired`,
-  :class:`Completed`, :class:`Supersede`;
+  :class:`StaffCancel`, :class:`MarkNoShow`, :class:`MarkAttended`, :class:`RunningLate`,
+  :class:`Retire` (a roster import);
+* the planner and the jobs: :class:`Offer`, :class:`HoldExpired`, :class:`Completed`,
+  :class:`Remind`, :class:`AskFeedback`, :class:`Supersede`;
 * the teacher's calendar, as sync found it: :class:`TeacherMoved`, :class:`TeacherRemoved`.
 
 ``inbound_id`` ties an event to the message that carried it (the history's "causing
@@ -131,12 +132,56 @@ class StaffCancel:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MarkNoShow:
-    note: str = ""
+    """Staff mark that the family did not come (DESIGN §3).  A completed meeting corrected
+    to ``no_show`` needs ``reason``."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarkAttended:
+    """Staff correct a ``no_show`` to ``completed`` (the family came after all): ``reason``
+    needed (DESIGN §3, §7)."""
+
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Completed:
-    """The meeting's end time has passed."""
+    """The meeting's end time has passed (the ``complete`` job)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Remind:
+    """The ``remind`` job: the family of a confirmed meeting is reminded of it when it is
+    within the period's ``reminder_hours`` and has not started (DESIGN §3)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AskFeedback:
+    """The ``feedback`` job asks the guardians of a completed meeting for feedback, once;
+    ``token`` is the meeting's feedback token (made by the job from the site's secret)."""
+
+    token: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunningLate:
+    """The teacher runs ``minutes`` late (DESIGN §3 "Running late"): the meeting moves to
+    ``slot`` (exempt from the grid), or, with ``slot`` None, stays and its family is told.
+    Which meetings move is decided for the whole evening by
+    :func:`ptm_sync.core.booking.late.plan`."""
+
+    minutes: int
+    slot: Interval | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Retire:
+    """The family (or the teacher) left the roster (``roster import --replace``): an open
+    proposal is withdrawn (CANCEL); a confirmed meeting is kept and listed for staff."""
+
+    reason: str = "the family is no longer on the school's roster"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -220,7 +265,12 @@ Event = (
     | StaffReschedule
     | StaffCancel
     | MarkNoShow
+    | MarkAttended
     | Completed
+    | Remind
+    | AskFeedback
+    | RunningLate
+    | Retire
     | HoldExpired
     | Supersede
     | TeacherMoved

@@ -32,14 +32,43 @@ from ptm_sync.core.booking.values import Audience, Decision, MeetingView, Notice
 from ptm_sync.core.model import MeetingState
 
 #: Templates without a calendar part.
-PLAIN_TEMPLATES = frozenset({"booking_details", "moved_booked", "waitlisted"})
+PLAIN_TEMPLATES = frozenset(
+    {
+        "booking_details",
+        "moved_booked",
+        "waitlisted",
+        "reminder",
+        "running_late",
+        "feedback_request",
+    }
+)
 _STATUS_OF_TEMPLATE = {
     "invitation": STATUS.TENTATIVE,
     "reproposal": STATUS.TENTATIVE,
     "waitlist_offer": STATUS.TENTATIVE,
     "confirmation": STATUS.CONFIRMED,
     "moved": STATUS.CONFIRMED,
+    "late_moved": STATUS.CONFIRMED,
 }
+#: The local part's tag of the address a feedback reply goes to (plus addressing).
+FEEDBACK_TAG = "feedback-"
+
+
+def feedback_address(organizer: str, token: str) -> str:
+    """Where a reply to a feedback request goes: ``local+feedback-<token>@domain`` of the
+    organizer address (the plus-address token matches the reply to its meeting)."""
+    local, _, domain = organizer.partition("@")
+    return f"{local.split('+', 1)[0]}+{FEEDBACK_TAG}{token}@{domain}"
+
+
+def feedback_token_of(address: str) -> str | None:
+    """The feedback token a plus-address carries (:func:`feedback_address`), or None."""
+    local = address.rpartition("@")[0]
+    _, plus, tag = local.partition("+")
+    if not plus or not tag.startswith(FEEDBACK_TAG):
+        return None
+    token = tag[len(FEEDBACK_TAG) :]
+    return token if token.replace("-", "").replace("_", "").isalnum() else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +87,8 @@ class Letterhead:
     public_url: str = ""
     period_titles: Mapping[str, str]
     additional_response: str = ""
+    #: Each period's ``feedback_url`` (absent or "": feedback by reply email).
+    feedback_links: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def domain(self) -> str:
@@ -118,6 +149,8 @@ class Letter:
     moved_from: tuple[datetime, datetime] | None = None
     #: REQUEST-STATUS of a refusing REPLY / DECLINECOUNTER (RFC 5546 §3.6); "": the default.
     request_status: str = ""
+    #: A feedback request's survey link ("" : the family is asked to reply by email).
+    link: str = ""
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict (datetimes as ISO 8601 with offset)."""
@@ -277,6 +310,13 @@ def _letter(
         # its SEQUENCE); the booking that stays is named in the text.
         (asked, sequence), kept = notice.asked, (meeting.start, meeting.end)
         start, end = asked.start, asked.end
+    reply_to = head.contact if notice.method is None else ""
+    link = ""
+    if template == "feedback_request" and meeting.feedback_token:
+        rules_link = head.feedback_links.get(meeting.period, "")
+        link = _feedback_link(rules_link, meeting.feedback_token)
+        if not link:
+            reply_to = feedback_address(head.organizer, meeting.feedback_token)
     before = decision.before
     moved_from = (
         (before.start, before.end)
@@ -296,7 +336,7 @@ def _letter(
         sender_name=meeting.teacher.name if reply or booked else head.school,
         to=to,
         to_name=party.name,
-        reply_to=head.contact if notice.method is None else "",
+        reply_to=reply_to,
         school=head.school,
         contact=head.contact,
         tz=head.tz.key,
@@ -324,4 +364,14 @@ def _letter(
         kept=kept,
         moved_from=moved_from,
         request_status=notice.request_status,
+        link=link,
     )
+
+
+def _feedback_link(url: str, token: str) -> str:
+    """``url`` with ``{token}`` replaced, or ``t=<token>`` appended ("" for no URL)."""
+    if not url:
+        return ""
+    if "{token}" in url:
+        return url.replace("{token}", token)
+    return f"{url}{'&' if '?' in url else '?'}t={token}"

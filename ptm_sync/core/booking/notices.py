@@ -23,7 +23,7 @@ from icalendar import Calendar
 from icalendar.enums import PARTSTAT
 
 from ptm_sync.core import imip
-from ptm_sync.core.booking import messages
+from ptm_sync.core.booking import aftercare_text, messages
 from ptm_sync.core.booking.letters import WITH_NEXT_STEP, Letter, Letterhead, letters
 from ptm_sync.core.booking.values import Decision
 from ptm_sync.core.ical import itip
@@ -129,6 +129,14 @@ def _text(letter: Letter) -> messages.Text:
             kept=letter.kept,
             withdrawn=letter.template == "booking_cancelled",
         )
+    if template == "late_moved":
+        return aftercare_text.late_moved(**common, reason=letter.reason)
+    if template == "running_late":
+        return aftercare_text.running_late(**common, reason=letter.reason)
+    if template == "reminder":
+        return aftercare_text.reminder(**common)
+    if template == "feedback_request":
+        return aftercare_text.feedback_request(**common, link=letter.link)
     if template == "reproposal":
         return messages.reproposal(**common, reason=letter.reason)
     if template == "confirmation":

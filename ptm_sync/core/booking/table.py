@@ -23,7 +23,10 @@ Read it as the school's procedure:
   the video room: where the event lives, and the confirmation that waited for the link
   (Teams, Meet or Zoom are made only once the meeting is confirmed: DESIGN §3);
 * expire, supersede, complete — the deadline passed, another meeting took over, the
-  meeting happened.
+  meeting happened; remind, feedback-request — the jobs before and after it;
+* attended, no-show — staff mark what happened (a correction needs a reason); late,
+  late-told — the teacher runs late (moved, or the family told); retired — the family left
+  the roster and its open proposal is withdrawn.
 """
 
 from __future__ import annotations
@@ -83,6 +86,11 @@ CARRY_THE_LINK = frozenset({CONFIRM.template, BOOKED_DETAILS.template})
 NOT_BOOKED = _n("booking_declined", "REPLY", ASKER, partstat=PARTSTAT.DECLINED)
 WITHDRAWN = _n("booking_cancelled", "REPLY", ASKER, partstat=PARTSTAT.DECLINED)
 PLEASE_MOVE = _n("moved_booked", None, ASKER)
+REMINDER = _n("reminder", None)
+FEEDBACK = _n("feedback_request", None)
+LATE_MOVE = _n("late_moved", "REQUEST")
+LATE_NOTE = _n("running_late", None)
+RETIRED = _n("retired", "CANCEL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +160,11 @@ TABLE: tuple[Row, ...] = (
     _row("staff-cancel",         C,         CANCELLED,  True,  (CANCEL,),                REMOVE, STAFF,   True),
     _row("staff-cancel-booked",  C,         CANCELLED,  False, (WITHDRAWN,),             REMOVE, STAFF,   True),
     _row("no-show",              C_OR_DONE, NOSHOW,     False, (),                       NONE,   STAFF),
+    _row("attended",             C,         DONE,       False, (),                       NONE,   STAFF),
+    _row("attended",             NOSHOW,    DONE,       False, (),                       NONE,   STAFF),
+    _row("late",                 C,         C,          True,  (LATE_MOVE,),             WRITE,  STAFF),
+    _row("late-told",            C,         SAME,       False, (LATE_NOTE,),             NONE,   STAFF),
+    _row("retired",              P,         CANCELLED,  True,  (RETIRED,),               NONE,   STAFF,   True),
     _row("staff-refused",        ANY,       SAME,       False, (),                       NONE,   STAFF),
     # --- the teacher's calendar (DESIGN §3 "teacher-side changes") ---------------------------
     _row("teacher-moved",        C,         C,          True,  (MOVED,),                 NONE,   TEACHER, True),
@@ -169,6 +182,8 @@ TABLE: tuple[Row, ...] = (
     _row("expire",               P,         EXPIRED,    True,  (EXPIRED_NOTE,),          NONE,   SYSTEM,  True),
     _row("supersede",            P,         SUPERSEDED, True,  (SUPERSEDED_NOTE,),       NONE,   SYSTEM,  True),
     _row("complete",             C,         DONE,       False, (),                       NONE,   SYSTEM),
+    _row("remind",               C,         SAME,       False, (REMINDER,),              NONE,   SYSTEM),
+    _row("feedback-request",     DONE,      SAME,       False, (FEEDBACK,),              NONE,   SYSTEM),
     # --- what changes nothing (RFC 5546 §2.1.5: stale and duplicate messages) ----------------
     _row("stale",                ANY,       SAME,       False, (),                       NONE,   PARENT),
     _row("duplicate",            ANY,       SAME,       False, (),                       NONE,   PARENT),

@@ -82,6 +82,12 @@ class Rule(StrEnum):
     VIDEO_MADE = "video-made"
     VIDEO_MADE_BOOKED = "video-made-booked"
     WAITLIST_OFFER = "waitlist-offer"
+    REMIND = "remind"
+    FEEDBACK_REQUEST = "feedback-request"
+    ATTENDED = "attended"
+    LATE = "late"
+    LATE_TOLD = "late-told"
+    RETIRED = "retired"
     REFUSED = "refused"
     QUARANTINE = "quarantine"
 
@@ -197,6 +203,11 @@ class MeetingView:
     #: The parents' confirmation waits for the video link (Teams, Meet or Zoom, made after
     #: the meeting was confirmed): it goes when the link is made (DESIGN §3).
     link_pending: bool = False
+    #: The start (UTC) the family was last reminded of (None: never): DESIGN §3, a
+    #: reminder once per meeting and time.
+    reminded: datetime | None = None
+    #: The feedback request's per-meeting token (None: not asked yet).
+    feedback_token: str | None = None
 
     @property
     def slot(self) -> Interval:
@@ -244,6 +255,7 @@ class Rules:
     max_meetings_per_teacher: int = 0
     booking_window_days: int = 180
     maximum_duration_minutes: int = 0
+    reminder_hours: int = 24
 
     @property
     def gap(self) -> timedelta:
@@ -254,6 +266,13 @@ class Rules:
         every channel (DESIGN §3: offers, answers, requests, re-proposals; staff may
         override it with a reason)."""
         return self.booking_closes is not None and now >= self.booking_closes
+
+    def reminder_due(self, start: datetime, now: datetime) -> bool:
+        """Whether a meeting starting at ``start`` is reminded at ``now``: within
+        ``reminder_hours`` of its start and not started yet (DESIGN §3: never after)."""
+        if self.reminder_hours <= 0 or now >= start:
+            return False
+        return start - now <= timedelta(hours=self.reminder_hours)
 
     def hold_deadline(self, now: datetime) -> datetime:
         """How long a new proposal holds its slot: ``hold_hours``, never past the deadline."""

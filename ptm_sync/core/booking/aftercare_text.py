@@ -1,0 +1,137 @@
+"""The words of the emails around the meeting itself: the reminder, running late, the
+feedback request (DESIGN §3).  PURE.
+
+Times are shown in the school's zone, the zone named in words ("Eastern Time", from the
+CLDR names Babel ships), so a parent abroad is never misled.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import get_timezone_name
+
+from ptm_sync.core.booking.messages import MeetingFacts, Text, _text, when
+
+
+def zone_words(tz: ZoneInfo, locale: str = "en") -> str:
+    """The zone's generic name in words, e.g. "Eastern Time" for America/New_York."""
+    try:
+        return str(get_timezone_name(tz, locale=locale))
+    except (LookupError, ValueError):  # a zone CLDR has no name for: its IANA key
+        return tz.key
+
+
+def at(start: datetime, end: datetime, tz: ZoneInfo) -> str:
+    """``Tuesday 10 April 2027, 15:00–15:15 (Eastern Time)``."""
+    s, e = start.astimezone(tz), end.astimezone(tz)
+    return f"{s:%A %d %B %Y, %H:%M}–{e:%H:%M} ({zone_words(tz)})"
+
+
+def _place(m: MeetingFacts) -> str:
+    if m.video_url:
+        return f"Join the video call: {m.video_url}"
+    return f"Place: {m.location}" if m.location else ""
+
+
+def _about(m: MeetingFacts) -> str:
+    return " and ".join(m.students) or "your child"
+
+
+def reminder(
+    *, school: str, period_title: str, meeting: MeetingFacts, tz: ZoneInfo, contact: str
+) -> Text:
+    """The reminder before a confirmed meeting: when (the zone in words), where or the
+    joining link, and how to cancel or move it."""
+    time = at(meeting.start, meeting.end, tz)
+    return _text(
+        f"Reminder: {period_title} with {meeting.teacher_name}, {time}",
+        [
+            f"This is a reminder of your meeting with {meeting.teacher_name} about "
+            f"{_about(meeting)}:",
+            time,
+            _place(meeting),
+            "To cancel or move it, answer the invitation in your calendar (Decline, or "
+            f"Propose new time), or write to {contact}.",
+            school,
+        ],
+    )
+
+
+def late_moved(
+    *,
+    school: str,
+    period_title: str,
+    meeting: MeetingFacts,
+    tz: ZoneInfo,
+    contact: str,
+    reason: str,
+) -> Text:
+    """The teacher runs late: the meeting's new time (the calendar update goes with it)."""
+    time = at(meeting.start, meeting.end, tz)
+    return _text(
+        f"New time: {period_title} with {meeting.teacher_name}, {time}",
+        [
+            f"{meeting.teacher_name} is running late today"
+            + (f" ({reason})" if reason else "")
+            + f". Your meeting about {_about(meeting)} now starts later:",
+            time,
+            _place(meeting),
+            "Your calendar has been updated. If the new time does not suit you, write to "
+            f"{contact}.",
+            school,
+        ],
+    )
+
+
+def running_late(
+    *,
+    school: str,
+    period_title: str,
+    meeting: MeetingFacts,
+    tz: ZoneInfo,
+    contact: str,
+    reason: str,
+) -> Text:
+    """The teacher runs late and the meeting could not be moved: the family is told."""
+    time = at(meeting.start, meeting.end, tz)
+    return _text(
+        f"Running late: {period_title} with {meeting.teacher_name}",
+        [
+            f"{meeting.teacher_name} is running late today"
+            + (f" ({reason})" if reason else "")
+            + f". Your meeting about {_about(meeting)} stays booked for {time}, but it may "
+            "start a little later. We are sorry for the wait.",
+            _place(meeting),
+            f"Questions: {contact}",
+            school,
+        ],
+    )
+
+
+def feedback_request(
+    *,
+    school: str,
+    period_title: str,
+    meeting: MeetingFacts,
+    tz: ZoneInfo,
+    contact: str,
+    link: str,
+) -> Text:
+    """After a completed meeting: the survey link, or a request to reply to this email."""
+    how = (
+        f"Please tell us how it went: {link}"
+        if link
+        else "Please tell us how it went by replying to this email; your answer goes to the school."
+    )
+    return _text(
+        f"How was your meeting with {meeting.teacher_name}?",
+        [
+            f"Thank you for meeting {meeting.teacher_name} about {_about(meeting)} on "
+            f"{when(meeting.start, meeting.end, tz)}.",
+            how,
+            f"Questions: {contact}",
+            school,
+        ],
+    )
