@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,8 +15,12 @@ from sqlalchemy.exc import ArgumentError
 from ptm_sync.adapters.store import Database
 from ptm_sync.config import settings as config_mod
 from ptm_sync.config.settings import Config
+from ptm_sync.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+#: The environment variable that fixes the commands' clock (:meth:`App.now`).
+NOW_ENV = "PTM_SYNC_NOW"
 
 
 @dataclass
@@ -54,7 +59,29 @@ class App:
 
     @staticmethod
     def now() -> datetime:
-        return datetime.now(UTC)
+        """The time every command decides at (aware, UTC): the clock, or ``$PTM_SYNC_NOW``.
+
+        ``PTM_SYNC_NOW`` (ISO 8601 with a UTC offset, e.g. ``2027-04-10T19:20:00+00:00``)
+        sets the clock of the commands for tests and the demo: a reminder, the end of a
+        meeting or a purge can then be shown without waiting for the day.  The daemon's
+        jobs read the same clock.
+
+        Raises:
+            ConfigError: ``PTM_SYNC_NOW`` is set but is no ISO time with an offset.
+        """
+        fixed = os.environ.get(NOW_ENV, "").strip()
+        if not fixed:
+            return datetime.now(UTC)
+        try:
+            moment = datetime.fromisoformat(fixed)
+        except ValueError:
+            moment = None
+        if moment is None or moment.utcoffset() is None:
+            raise ConfigError(
+                f"${NOW_ENV} must be an ISO 8601 time with a UTC offset, "
+                f"e.g. 2027-04-10T19:20:00+00:00 (got {fixed!r})"
+            )
+        return moment.astimezone(UTC)
 
     def close(self) -> None:
         if self._db is not None:

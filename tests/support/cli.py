@@ -25,6 +25,11 @@ the process's own life is the point:
 * the installed entry point (tests/e2e/test_install.py, test_service_files.py) and the
   terminal a process writes to (the progress bar on a pseudo-terminal).
 
+The commands' clock: ``ptm_sync(config, "jobs", "run", "remind", env=at(moment))`` runs a
+command as if it were ``moment`` (``PTM_SYNC_NOW``, read by ``App.now``): time-dependent
+behaviour (reminders, the end of a meeting, a purge) is tested by setting the clock, never
+by sleeping.
+
 In-process runs take a lock: one command at a time in this process (they swap
 ``sys.stdout`` and ``os.environ``).  Races between commands need processes.
 """
@@ -40,6 +45,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +104,11 @@ PROCESS_ONLY_ENV = frozenset({"PTM_CRASH_AT", "TMPDIR", "TZ", "LANG", "LC_ALL", 
 #: run in this process.
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _ONE_AT_A_TIME = threading.Lock()
+
+
+def at(moment: datetime) -> dict[str, str]:
+    """The environment that sets the commands' clock to ``moment`` (aware)."""
+    return {"PTM_SYNC_NOW": moment.isoformat()}
 
 
 def ptm_sync(
