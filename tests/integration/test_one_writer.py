@@ -197,9 +197,13 @@ _WRITERS = re.compile(
 
 
 #: Writers of outbox rows that are no meeting's effect: the staff digest is an email about
-#: the service itself (quarantine, dead letters) with no meeting_id.  Its meeting-writing
-#: statements would still be caught (the scan below checks them all the same).
-NOT_A_MEETINGS_EFFECT = {"ptm_sync/app/read/digest.py": r"\boutbox\.enqueue\("}
+#: the service itself (quarantine, dead letters), ``nudge`` an email to a household that has
+#: not booked; neither has a meeting_id.  Their meeting-writing statements would still be
+#: caught (the scan below checks them all the same).
+NOT_A_MEETINGS_EFFECT = {
+    "ptm_sync/app/read/digest.py": r"\boutbox\.enqueue\(",
+    "ptm_sync/app/channels/nudge.py": r"\boutbox\.enqueue\(",
+}
 
 
 def test_no_other_module_writes_meetings_or_outbox_rows() -> None:
