@@ -23,6 +23,7 @@ from ptm_sync.core.emailaddress import EmailAddress
 __all__ = [
     "AuthResults",
     "authentication_verdict",
+    "feedback_token",
     "make_token",
     "make_uid",
     "normalize_address",
@@ -38,6 +39,9 @@ _MAC_BYTES = 10  # 80 bits: 16 base32 characters, plenty against on-line guessin
 _MAC_CHARS = 16
 _UID_CONTEXT = b"ptm-sync uid\0"
 _TOKEN_CONTEXT = b"ptm-sync organizer token\0"
+_FEEDBACK_CONTEXT = b"ptm-sync feedback token\0"
+#: A feedback token's MAC: 160 bits, 32 base32 characters (it stands alone in a URL).
+_FEEDBACK_BYTES = 20
 _TOKEN_RE = re.compile(r"^[a-z0-9]+$")
 
 Verdict = Literal["pass", "fail", "none"]
@@ -88,6 +92,16 @@ def make_token(secret: bytes, meeting_uid: str) -> str:
 def token_matches(secret: bytes, meeting_uid: str, token: str) -> bool:
     """Whether ``token`` is the one :func:`make_token` gives for this meeting."""
     return hmac.compare_digest(make_token(secret, meeting_uid), token.strip().lower())
+
+
+def feedback_token(secret: bytes, meeting_uid: str) -> str:
+    """A meeting's feedback token (DESIGN §3): an HMAC of its UID, 32 lowercase base32
+    characters, safe in a URL and in an address's local part (mail systems that fold case
+    keep it), and unlike the meeting's reply token (another context)."""
+    if not secret:
+        raise ValueError("an empty secret signs nothing")
+    mac = hmac.new(secret, _FEEDBACK_CONTEXT + meeting_uid.encode("utf-8"), hashlib.sha256)
+    return base64.b32encode(mac.digest()[:_FEEDBACK_BYTES]).decode("ascii").lower()
 
 
 def organizer_address(organizer: str, token: str) -> str:

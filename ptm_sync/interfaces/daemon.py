@@ -1,4 +1,6 @@
-"""The daemon: scheduled jobs, the published pages, a clean stop on SIGTERM/SIGINT.
+"""The daemon: calendar sync, outbox delivery, the IMAP watcher, the scheduled jobs of
+:mod:`ptm_sync.app.jobs` at their cadences, the published pages, a clean stop on
+SIGTERM/SIGINT.
 
 Every job catches and logs its own failures; one calendar server being down never stops the
 daemon.  Stopping finishes the job in progress, stops the web server and closes connections.
@@ -27,10 +29,10 @@ from ptm_sync.adapters.store import Teacher
 from ptm_sync.adapters.store.db import database_outage
 from ptm_sync.adapters.store.locks import poller_lock
 from ptm_sync.adapters.systemd import Notifier
+from ptm_sync.app import jobs
 from ptm_sync.app.context import App
 from ptm_sync.app.outbox.dispatch import Dispatcher
-from ptm_sync.app.read import digest
-from ptm_sync.app.services import expire_holds, open_booking, process_inbox, video_provider
+from ptm_sync.app.services import process_inbox, video_provider
 from ptm_sync.app.sync import Connectors, sync
 from ptm_sync.config.settings import ImapConfig
 from ptm_sync.core.errors import PtmError
@@ -43,6 +45,9 @@ log = logging.getLogger(__name__)
 #: pass starts a worker for each idle destination and returns at once
 #: (ptm_sync.app.outbox.dispatch).
 OUTBOX_SECONDS = 15
+#: Seconds between looks at which scheduled jobs are due (their cadences are a minute and
+#: more: :data:`ptm_sync.app.jobs.JOBS`).
+JOBS_SECONDS = 15
 #: Seconds the IMAP watcher waits for new mail before it looks anyway.
 IDLE_SECONDS = 600.0
 #: Longest pause, in seconds, between attempts to reach a lost IMAP server again.
@@ -126,29 +131,32 @@ class Daemon:
         a hung or broken server holds up only its own rows (the workers log what they did)."""
         self.dispatcher.kick()
 
-    def digest_job(self) -> None:
-        """The staff digest of quarantined mail and dead letters, once a day when there is
-        something to report ([notify] staff_digest; one settings read on a day done)."""
-        if digest.send_if_due(self.app.db, self.app.config, self.clock()):
-            log.info("staff digest queued for %s", self.app.config.school.contact)
-            self.outbox_job()
+    def jobs_job(self) -> None:
+        """Run every scheduled job that is due (:mod:`ptm_sync.app.jobs`: the registry and
+        its cadences; each job's last run is in the database, so replicas share the
+        schedule).  A job's failure is logged and recorded, and the others still run."""
+        for job in jobs.due(self.app.db, self.clock()):
+            self._guard(self._job_runner(job))()
 
-    def expiry_job(self) -> None:
-        with poller_lock(self.app.db, "expiry") as mine:
-            if not mine:
+    def _job_runner(self, job: jobs.Job) -> Callable[[], None]:
+        def run_job() -> None:
+            with poller_lock(self.app.db, job.name) as mine:
+                if not mine:
+                    log.debug("%s: another replica runs it", job.name)
+                    return
+                ran = jobs.run(
+                    self.app.db, self.app.config, job, now=self.clock(), video=self.video
+                )
+            if ran.done is None:
                 return
-            expired = expire_holds(self.app.db, self.app.config, now=self.clock(), video=self.video)
-        if expired:
-            log.info("%d proposals expired", expired)
-            self.outbox_job()
-
-    def opening_job(self) -> None:
-        """Invitations go out by themselves when a period's booking opens."""
-        with poller_lock(self.app.db, "opening") as mine:
-            if not mine:
-                return
-            if open_booking(self.app.db, self.app.config, now=self.clock(), video=self.video):
+            if ran.done.problem:  # its words may name a family: `ptm-sync jobs` shows them
+                log.warning("job %s: not all of it could be done; see `ptm-sync jobs`", job.name)
+            if ran.done.queued:
+                log.info("job %s: %s", job.name, ran.done.summary)
                 self.outbox_job()
+
+        run_job.__name__ = f"{job.name}_job"
+        return run_job
 
     def mail_watcher(self) -> None:
         """Fetch replies, then wait with IDLE (or poll) until new mail or stop."""
@@ -235,12 +243,7 @@ class Daemon:
         minutes = self.app.config.sync.interval_minutes
         self.scheduler.every(minutes).minutes.do(self._guard(self.sync_job))
         self.scheduler.every(OUTBOX_SECONDS).seconds.do(self._guard(self.outbox_job))
-        self.scheduler.every(1).minutes.do(self._guard(self.expiry_job))
-        if digest.enabled(self.app.config):
-            self.scheduler.every(10).minutes.do(self._guard(self.digest_job))
-            self._guard(self.digest_job)()  # a restart does not wait ten minutes for it
-        if any(p.booking_opens for p in self.app.config.periods):
-            self.scheduler.every(1).minutes.do(self._guard(self.opening_job))
+        self.scheduler.every(JOBS_SECONDS).seconds.do(self._guard(self.jobs_job))
         mail = self.app.config.mail
         if mail is not None and mail.imap is not None:
             self._threads.append(
@@ -257,8 +260,7 @@ class Daemon:
         self.notify.watchdog()
         self._guard(self.outbox_job)()
         self._guard(self.sync_job)()
-        if any(p.booking_opens for p in self.app.config.periods):
-            self._guard(self.opening_job)()
+        self._guard(self.jobs_job)()  # what is due (a period's opening, the digest) at once
         while not self.stopping.is_set():
             self.notify.watchdog()
             self.scheduler.run_pending()

@@ -4,7 +4,8 @@
 release` calls :func:`reprocess` on a message kept in quarantine.  The message is read
 (:mod:`.reply_reading`), recognised as a duplicate by its digest, checked against the
 meeting it names (:mod:`.reply_matching`) and decided by the booking engine
-(:mod:`.reply_decision`) — all in one write transaction together with its
+(:mod:`.reply_decision`), or recorded as the answer to a feedback request
+(:mod:`.feedback`) — all in one write transaction together with its
 :class:`~ptm_sync.adapters.store.Inbound` record (:mod:`.reply_record`), so a message's
 effect and the fact that it was processed commit together or not at all.
 
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from ptm_sync.adapters.store import Database, Inbound
 from ptm_sync.adapters.video.providers import VideoProvider
+from ptm_sync.app.channels import feedback
 from ptm_sync.app.channels.reply_decision import decide
 from ptm_sync.app.channels.reply_reading import extract, read
 from ptm_sync.app.channels.reply_record import (
@@ -170,7 +172,10 @@ def _record_in(
             row_id = insert(session, digest, now, inbound, "", None)
             if row_id is None:
                 return Outcome(DUPLICATE, "already processed")
-            decision = decide(session, config, inbound, row_id, now, video)
+            # A reply to a feedback request is recorded as feedback, never decided as iTIP.
+            decision = feedback.recorded(session, config, inbound, raw, row_id, now) or decide(
+                session, config, inbound, row_id, now, video
+            )
             crash_point("after-decide")
             return write_decision(session, raw, row_id, decision)
     except Unusable as exc:
@@ -252,7 +257,9 @@ def _decide_and_record(
             # A savepoint: a message that ends in quarantine changes nothing, even what
             # the decision had begun to change before it found the problem.
             with session.begin_nested():
-                decision = decide(session, config, inbound, row_id, now, video, released)
+                decision = feedback.recorded(session, config, inbound, raw, row_id, now) or decide(
+                    session, config, inbound, row_id, now, video, released
+                )
         except Unusable as exc:
             decision = InboundDecision(QUARANTINED, exc.reason)
     return write_decision(session, raw, row_id, decision)
