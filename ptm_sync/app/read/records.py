@@ -15,11 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ptm_sync.adapters.store import (
+    Feedback,
     Guardian,
     Inbound,
     Meeting,
     MeetingGuardian,
     MeetingHistory,
+    MeetingNote,
     MeetingStudent,
     Student,
     Teacher,
@@ -56,8 +58,20 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
+class Remark:
+    """A staff note (``by``: its author) or a family's feedback (``by``: the guardian's
+    email, "" when not known) on a meeting; ``at`` in the school's zone."""
+
+    at: datetime
+    by: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class MeetingRecord:
-    """A meeting as it is now, with its whole history, oldest first."""
+    """A meeting as it is now, with its whole history, oldest first; the staff notes and the
+    families' feedback, oldest first (staff only: never shown to a family).  ``purged_at``:
+    when its personal data was purged (None: kept)."""
 
     id: int
     uid: str
@@ -71,13 +85,16 @@ class MeetingRecord:
     sequence: int
     origin: str
     history: tuple[Transition, ...]
+    notes: tuple[Remark, ...] = ()
+    feedback: tuple[Remark, ...] = ()
+    purged_at: datetime | None = None
 
 
 def meeting_record(session: Session, config: Config, meeting_id: int) -> MeetingRecord:
-    """Meeting ``meeting_id`` and its history.
+    """Meeting ``meeting_id``, its history, notes and feedback.
 
     Raises:
-        NotFoundError: no such meeting (or its personal data was purged).
+        NotFoundError: no such meeting.
     """
     meeting = session.get(Meeting, meeting_id)
     if meeting is None:
@@ -116,6 +133,23 @@ def meeting_record(session: Session, config: Config, meeting_id: int) -> Meeting
         )
         for h, message_id in rows
     )
+    notes = tuple(
+        Remark(n.at.astimezone(tz), n.author, n.text)
+        for n in session.scalars(
+            select(MeetingNote)
+            .where(MeetingNote.meeting_id == meeting_id)
+            .order_by(MeetingNote.at, MeetingNote.id)
+        )
+    )
+    feedback = tuple(
+        Remark(f.at.astimezone(tz), email or "", f.text)
+        for f, email in session.execute(
+            select(Feedback, Guardian.email)
+            .outerjoin(Guardian, Guardian.id == Feedback.guardian_id)
+            .where(Feedback.meeting_id == meeting_id)
+            .order_by(Feedback.at, Feedback.id)
+        )
+    )
     return MeetingRecord(
         id=meeting.id,
         uid=meeting.uid,
@@ -129,6 +163,9 @@ def meeting_record(session: Session, config: Config, meeting_id: int) -> Meeting
         sequence=meeting.sequence,
         origin=meeting.origin,
         history=history,
+        notes=notes,
+        feedback=feedback,
+        purged_at=meeting.purged_at.astimezone(tz) if meeting.purged_at else None,
     )
 
 

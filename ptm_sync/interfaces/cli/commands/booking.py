@@ -1,4 +1,9 @@
-"""`invite`, `meetings`, `meetings show`, `outbox`, `outbox flush`, `outbox retry`."""
+"""`invite`, `meetings`, `outbox`, `outbox flush`, `outbox retry`; `meetings show`, `mark`
+and `note` live in :mod:`~ptm_sync.interfaces.cli.commands.meeting_record`.
+
+`meetings` validates its filters: a state that is none (``--state bogus``) is a usage error
+naming the states (exit 2); an unknown teacher an error, as for `slots` (exit 1).
+"""
 
 from __future__ import annotations
 
@@ -22,11 +27,12 @@ from ptm_sync.app.channels.offers import InviteResult, invite
 from ptm_sync.app.context import App
 from ptm_sync.app.read.availability import teachers
 from ptm_sync.app.read.conflicts import conflicts
-from ptm_sync.app.read.records import MeetingRecord, Transition, meeting_record
+from ptm_sync.app.read.retired import retired_meetings
 from ptm_sync.app.services import flush_outbox, send_now, video_provider
 from ptm_sync.app.sync import opened
 from ptm_sync.core.model import MeetingState
 from ptm_sync.interfaces.cli import output
+from ptm_sync.interfaces.cli.commands import meeting_record
 from ptm_sync.interfaces.cli.commands.common import reported_here
 from ptm_sync.ops.failures import plain
 from ptm_sync.ops.redact import mask_urls
@@ -67,12 +73,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="only confirmed meetings not yet over that a busy event of the teacher now overlaps",
     )
+    p.add_argument(
+        "--retired",
+        action="store_true",
+        help="only confirmed meetings of families or teachers who left the roster",
+    )
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.set_defaults(func=cmd_meetings)
     actions = p.add_subparsers(dest="meetings_command", metavar="ACTION")
-    show = actions.add_parser("show", help="one meeting's whole history")
-    show.add_argument("id", type=int, metavar="ID", help="the meeting's id (see `meetings`)")
-    show.set_defaults(func=cmd_meetings_show)
+    meeting_record.register(actions)
 
     p = sub.add_parser(
         "outbox", help="emails and calendar writes not delivered yet: waiting, retrying, dead"
@@ -194,6 +203,9 @@ def cmd_meetings(args: argparse.Namespace) -> int:
         clashes = conflicts(session, after=app.now()) if args.conflicts else {}
         if args.conflicts:
             query = query.where(Meeting.id.in_(clashes))
+        left = retired_meetings(session) if args.retired else {}
+        if args.retired:
+            query = query.where(Meeting.id.in_(left))
         found = session.execute(query).all()
         students: dict[int, list[str]] = {}
         for meeting_id, student in session.execute(
@@ -242,6 +254,11 @@ def cmd_meetings(args: argparse.Namespace) -> int:
             row["conflict_end"] = clash.end.astimezone(tz)
         columns = [*MEETING_COLUMNS, "conflict_start", "conflict_end"]
         shown = [*MEETING_COLUMNS[:8], "conflict_start", "conflict_end"]
+    if args.retired:
+        # Who left the roster: the family (a guardian or student) or the teacher.
+        for row, (m, _, _) in zip(rows, found, strict=True):
+            row["retired"] = left[m.id].value
+        columns, shown = [*columns, "retired"], [*shown, "retired"]
     if args.format == "json":
         sys.stdout.write(output.to_json(rows))
     elif args.format == "csv":
@@ -327,46 +344,3 @@ def backlog_lines(report: outbox.FlushReport, backlog: outbox.Backlog, tz: ZoneI
 
 def _local(moment: datetime, tz: ZoneInfo) -> str:
     return f"{moment.astimezone(tz):%Y-%m-%d %H:%M:%S %Z}"
-
-
-HISTORY_COLUMNS = ["when", "actor", "change", "time", "reason", "message"]
-
-
-def cmd_meetings_show(args: argparse.Namespace) -> int:
-    app = App.from_args(args)
-    with app.db.read() as session:
-        record = meeting_record(session, app.config, args.id)
-    sys.stdout.write(_meeting_text(record))
-    return 0
-
-
-def _meeting_text(m: MeetingRecord) -> str:
-    students = ", ".join(m.students)
-    head = [
-        f"meeting {m.id} ({m.period}): {m.teacher} with {', '.join(m.guardians)}"
-        + (f" about {students}" if students else ""),
-        f"{m.start:%a %Y-%m-%d %H:%M}-{m.end:%H:%M} {m.start:%Z}: {m.state}, "
-        f"sequence {m.sequence}, {m.origin}",
-        f"uid {m.uid}",
-        "",
-    ]
-    rows = [
-        {
-            "when": t.at,
-            "actor": t.actor,
-            "change": f"{t.from_state or 'new'} -> {t.to_state}",
-            "time": _moved(t),
-            "reason": t.reason,
-            "message": f"#{t.inbound_id} {t.message_id}".strip() if t.inbound_id else "",
-        }
-        for t in m.history
-    ]
-    return "\n".join(head) + output.to_table(rows, HISTORY_COLUMNS)
-
-
-def _moved(t: Transition) -> str:
-    if t.moved and t.old_start is not None and t.new_start is not None:
-        same_day = t.old_start.date() == t.new_start.date()
-        new = f"{t.new_start:%H:%M}" if same_day else f"{t.new_start:%Y-%m-%d %H:%M}"
-        return f"{t.old_start:%Y-%m-%d %H:%M} -> {new}"
-    return f"{t.new_start:%Y-%m-%d %H:%M}" if t.new_start is not None else ""
