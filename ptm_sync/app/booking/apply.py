@@ -41,6 +41,7 @@ from ptm_sync.app import outbox
 from ptm_sync.app.booking import claims, effects, identity, load, waitlist
 from ptm_sync.app.booking.notification import notification
 from ptm_sync.config.settings import Config, MailConfig, PeriodConfig
+from ptm_sync.core.booking import disruption
 from ptm_sync.core.booking.decide import APPLIED, DUPLICATE, decide, needs
 from ptm_sync.core.booking.events import Event
 from ptm_sync.core.booking.letters import Letterhead, letters
@@ -359,6 +360,19 @@ class Applier:
             msg, now=self.now, envelope_from=self.mail.organizer, to=[guardian.email]
         )
         self._enqueue(session, row, None)
+
+    def notify_day_cancelled(
+        self, session: Session, decisions: Sequence[Decision], *, reason: str = ""
+    ) -> int:
+        """The one plain notice per guardian of a teacher's cancelled day (DESIGN §3 "Bulk
+        disruption"): what the applied ``decisions`` cancelled, why, what happens next
+        (:func:`~ptm_sync.core.booking.disruption.notices`).  Each is an effect of the
+        first meeting it names; returns how many were queued."""
+        made = disruption.notices(decisions, self.head, self.now, reason=reason)
+        ids = {d.before.uid: d.before.id for d in decisions if d.before is not None}
+        for letter in made:
+            self._enqueue(session, effects.letter_row(letter, self.render), ids.get(letter.uid))
+        return len(made)
 
 
 #: ``remote_href`` while a create is in flight: the event may exist, and where is unknown.

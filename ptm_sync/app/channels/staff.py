@@ -21,12 +21,21 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ptm_sync.adapters.store import Database, Guardian, Link, Meeting, Student, Teacher
+from ptm_sync.adapters.store import (
+    Database,
+    Guardian,
+    Link,
+    Meeting,
+    MeetingGuardian,
+    Student,
+    Teacher,
+)
 from ptm_sync.adapters.video.providers import VideoProvider
 from ptm_sync.app.booking import load
 from ptm_sync.app.booking.apply import Applier
 from ptm_sync.app.channels.booking_address import period_for
 from ptm_sync.config.settings import Config, PeriodConfig
+from ptm_sync.core.booking import disruption
 from ptm_sync.core.booking.decide import APPLIED
 from ptm_sync.core.booking.events import StaffBook, StaffCancel, StaffReschedule
 from ptm_sync.core.booking.values import Decision, Origin
@@ -57,11 +66,14 @@ class StaffRefused(BookingRefused):
 
 @dataclass
 class DayCancelled:
-    """What a bulk cancellation did: the decisions applied, and the meetings it left
-    (meeting id, why)."""
+    """What a bulk cancellation did: the decisions applied (each followed by its replacement
+    proposal, :func:`~ptm_sync.core.booking.disruption.replaced_by`, or with its family put
+    on the waiting list, ``Decision.waitlist``), the meetings it left (meeting id, why),
+    and how many guardians were sent the day's notice."""
 
     cancelled: list[Decision] = field(default_factory=list)
     left: list[tuple[int, str]] = field(default_factory=list)
+    notices: int = 0
 
 
 def book(
@@ -93,7 +105,7 @@ def book(
     """
     applier = Applier(config, now=now, video=video)
     with db.write() as session:
-        the_teacher = _teacher(session, teacher)
+        the_teacher = teacher_by_email(session, teacher)
         the_guardian = _guardian(session, guardian)
         students = _students(session, the_guardian, the_teacher, student)
         period = period_for(config.periods, Interval(start, start), now)
@@ -182,11 +194,15 @@ def cancel_day(
     video: VideoProvider,
 ) -> DayCancelled:
     """Cancel every proposed or confirmed meeting of ``teacher`` on ``day`` (the school's
-    local date), each in its own transaction.
+    local date): DESIGN §3 "Bulk disruption".
 
-    The freed times are not offered to the waiting list: the teacher cannot meet that day
-    (:attr:`StaffCancel.offer_freed`).  A meeting answered meanwhile (closed) is left and
-    named in :attr:`DayCancelled.left`.
+    Each meeting gets its CANCEL, and its family a replacement time on another evening of
+    the period (a new proposal) where one is free and the admission rule allows it, else
+    a place on the teacher's waiting list; each guardian gets one plain notice about all of
+    their meetings that day.  A family (meetings sharing a guardian) is decided in one
+    transaction, with its notice.  The freed times are not offered to the waiting list:
+    the teacher cannot meet that day (:attr:`StaffCancel.offer_freed`).  A meeting answered
+    meanwhile (closed) is left and named in :attr:`DayCancelled.left`.
 
     Raises:
         NotFoundError: no such teacher.
@@ -196,7 +212,7 @@ def cancel_day(
     since = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
     until = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
     with db.read() as session:
-        the_teacher = _teacher(session, teacher)
+        the_teacher = teacher_by_email(session, teacher)
         ids = list(
             session.scalars(
                 select(Meeting.id)
@@ -209,26 +225,44 @@ def cancel_day(
                 .order_by(Meeting.start, Meeting.id)
             )
         )
+        guardians: dict[int, set[int]] = {meeting_id: set() for meeting_id in ids}
+        if ids:
+            links = session.execute(
+                select(MeetingGuardian.meeting_id, MeetingGuardian.guardian_id).where(
+                    MeetingGuardian.meeting_id.in_(ids)
+                )
+            )
+            for meeting_id, guardian_id in links:
+                guardians[meeting_id].add(guardian_id)
     result = DayCancelled()
-    event = StaffCancel(reason=reason, offer_freed=False)
-    for meeting_id in ids:
+    event = StaffCancel(reason=reason, offer_freed=False, elsewhere=Interval(since, until))
+    for family in disruption.families(guardians):
         with db.write() as session:
-            meeting = session.get(Meeting, meeting_id, with_for_update=True)
-            if meeting is None:
-                result.left.append((meeting_id, "gone"))
-                continue
-            decision = applier.handle(session, meeting, event)
-        if decision.outcome == APPLIED:
-            result.cancelled.append(decision)
-        else:
-            result.left.append((meeting_id, decision.reason))
+            applied = []
+            for meeting_id in family:
+                meeting = session.get(Meeting, meeting_id, with_for_update=True)
+                if meeting is None:
+                    result.left.append((meeting_id, "gone"))
+                    continue
+                decision = applier.handle(session, meeting, event)
+                if decision.outcome == APPLIED:
+                    applied.append(decision)
+                else:
+                    result.left.append((meeting_id, decision.reason))
+            result.notices += applier.notify_day_cancelled(session, applied, reason=reason)
+        result.cancelled += applied
     return result
 
 
 # --- finding what a command names ------------------------------------------------------------
 
 
-def _teacher(session: Session, email: str) -> Teacher:
+def teacher_by_email(session: Session, email: str) -> Teacher:
+    """The roster's teacher with ``email`` (any case).
+
+    Raises:
+        NotFoundError: no such teacher.
+    """
     found = session.scalars(select(Teacher).where(Teacher.email == _address(email))).one_or_none()
     if found is None:
         raise NotFoundError(f"no teacher {email!r} in the roster")

@@ -169,6 +169,8 @@ def needs(meeting: MeetingView, event: Event) -> frozenset[str]:
             return frozenset({FREE, FAMILY, PENDING})
         case TeacherRemoved():
             return frozenset({FREE, FAMILY, TRIED})
+        case StaffCancel() if event.elsewhere is not None:
+            return frozenset({FREE, FAMILY, TRIED})  # a replacement on another evening
         case StaffCancel() if meeting.organized_by_parent:
             return frozenset({FREE, FAMILY})  # the answer offers other free times
     return frozenset()

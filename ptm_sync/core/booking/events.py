@@ -124,10 +124,17 @@ class StaffReschedule:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StaffCancel:
     """Staff cancel the meeting.  ``offer_freed`` False: the freed time is not offered to
-    the waiting list (a teacher's whole evening cancelled: the teacher cannot meet then)."""
+    the waiting list (a teacher's whole evening cancelled: the teacher cannot meet then).
+
+    ``elsewhere``: the span (UTC) the teacher cannot meet in, a whole local day (DESIGN §3
+    "Bulk disruption"): the family is proposed a replacement time outside it, on another
+    evening of the period (:mod:`ptm_sync.core.booking.disruption`), else put on the
+    teacher's waiting list; the cancelled day's notice tells it which.  None: no
+    replacement (a single meeting cancelled)."""
 
     reason: str = ""
     offer_freed: bool = True
+    elsewhere: Interval | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -95,7 +95,10 @@ def running_late(meeting: MeetingView, event: RunningLate, ctx: Context) -> Deci
             f"{why}; the meeting could not move (told by email)",
             Change(notice_reason=why),
         )
-    moved = replace(meeting, start=event.slot.start, end=event.slot.end)
+    # A family reminded of the old time reads the new one in this update: the reminder
+    # is not sent again for it.
+    reminded = event.slot.utc().start if meeting.reminded is not None else None
+    moved = replace(meeting, start=event.slot.start, end=event.slot.end, reminded=reminded)
     return make(
         row_for(meeting.state, "late"),
         meeting,

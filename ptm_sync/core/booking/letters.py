@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from icalendar.enums import PARTSTAT, STATUS
 
 from ptm_sync.core.booking import messages
+from ptm_sync.core.booking.disruption_text import CancelledMeeting
 from ptm_sync.core.booking.values import Audience, Decision, MeetingView, Notice, Party
 from ptm_sync.core.model import MeetingState
 
@@ -40,6 +41,7 @@ PLAIN_TEMPLATES = frozenset(
         "reminder",
         "running_late",
         "feedback_request",
+        "day_cancelled",
     }
 )
 _STATUS_OF_TEMPLATE = {
@@ -151,6 +153,9 @@ class Letter:
     request_status: str = ""
     #: A feedback request's survey link ("" : the family is asked to reply by email).
     link: str = ""
+    #: A teacher's cancelled day (``day_cancelled``): the recipient's meetings that day and
+    #: what replaces each (DESIGN §3 "Bulk disruption").
+    cancelled: tuple[CancelledMeeting, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict (datetimes as ISO 8601 with offset)."""
@@ -163,6 +168,8 @@ class Letter:
                 value = [[s.isoformat(), e.isoformat()] for s, e in value]
             elif f.name in ("kept", "moved_from") and value is not None:
                 value = [value[0].isoformat(), value[1].isoformat()]
+            elif f.name == "cancelled":
+                value = [c.as_json() for c in value]
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
@@ -188,6 +195,9 @@ class Letter:
             (datetime.fromisoformat(s), datetime.fromisoformat(e))
             for s, e in values.get("alternatives", ())
         )
+        values["cancelled"] = tuple(
+            CancelledMeeting.from_json(c) for c in values.get("cancelled", ())
+        )
         return cls(**values)
 
 
@@ -200,7 +210,7 @@ def letters(decision: Decision, head: Letterhead, now: datetime) -> list[Letter]
     for notice in decision.notices:
         for party in _recipients(decision, notice, meeting):
             out.append(_letter(decision, notice, meeting, party, head, now))
-    if decision.waitlist is not None:
+    if decision.waitlist is not None and decision.waitlist.notify:
         waitlisted = Notice(template="waitlisted", method=None)
         for party in meeting.parties:
             out.append(_letter(decision, waitlisted, meeting, party, head, now))

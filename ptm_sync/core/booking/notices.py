@@ -23,7 +23,7 @@ from icalendar import Calendar
 from icalendar.enums import PARTSTAT
 
 from ptm_sync.core import imip
-from ptm_sync.core.booking import aftercare_text, messages
+from ptm_sync.core.booking import aftercare_text, disruption_text, messages
 from ptm_sync.core.booking.letters import WITH_NEXT_STEP, Letter, Letterhead, letters
 from ptm_sync.core.booking.values import Decision
 from ptm_sync.core.ical import itip
@@ -118,6 +118,18 @@ def _text(letter: Letter) -> messages.Text:
     if template == "waitlisted":
         del common["tz"]
         return messages.waitlisted(**common)
+    if template == "day_cancelled":
+        return disruption_text.day_cancelled(
+            school=letter.school,
+            period_title=letter.period_title,
+            teacher_name=letter.teacher,
+            guardian_name=letter.to_name,
+            cancelled=letter.cancelled,
+            tz=tz,
+            contact=letter.contact,
+            reason=letter.reason,
+            how=letter.next_step,
+        )
     if letter.method == "REPLY":
         return messages.booking_answer(
             **common,

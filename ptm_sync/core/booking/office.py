@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from icalendar.enums import PARTSTAT
 
-from ptm_sync.core.booking import admission
+from ptm_sync.core.booking import admission, disruption
 from ptm_sync.core.booking.admission import Admission, Ask
 from ptm_sync.core.booking.events import Offer, StaffBook, StaffCancel, StaffReschedule
 from ptm_sync.core.booking.requests import supersede_pending
@@ -108,7 +108,8 @@ def staff_cancel(meeting: MeetingView, event: StaffCancel, ctx: Context) -> Deci
     asker = meeting.parties[0].guardian_id if booked else None
     reason = event.reason or "cancelled by the school"
     # The parent organizes the event: the answer offers other free times (a bulk
-    # cancellation of the teacher's day offers none: that day is off).
+    # cancellation of the teacher's day offers none: that day is off, and the family is
+    # proposed a time on another evening instead, below).
     decision = make(
         row_for(meeting.state, name),
         meeting,
@@ -122,4 +123,8 @@ def staff_cancel(meeting: MeetingView, event: StaffCancel, ctx: Context) -> Deci
             else (),
         ),
     )
+    if event.elsewhere is not None:
+        decision = disruption.with_replacement(
+            decision, meeting, ctx, outside=event.elsewhere, because=event.reason
+        )
     return decision if event.offer_freed else replace(decision, releases=None)

@@ -356,7 +356,9 @@ class History:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WaitlistEntry:
-    """A family waiting for a teacher: ``guardian_ids`` the primary first."""
+    """A family waiting for a teacher: ``guardian_ids`` the primary first.  ``notify``:
+    the family gets the "waitlisted" email (False: another letter says so, e.g. the notice
+    of a teacher's cancelled day)."""
 
     id: int | None
     period: str
@@ -364,6 +366,7 @@ class WaitlistEntry:
     guardian_ids: tuple[int, ...]
     student_ids: tuple[int, ...]
     since: datetime
+    notify: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,4 +1,5 @@
-"""`book`, `reschedule`, `cancel` and `waitlist`: staff acting for families (DESIGN §7).
+"""`book`, `reschedule`, `cancel`, `late` and `waitlist`: staff acting for families
+(DESIGN §7).
 
 Times without a UTC offset are in the school's zone; a date is the school's local date.
 A refusal is one line on stderr with the reason and up to three free times, exit code 1.
@@ -7,14 +8,17 @@ A refusal is one line on stderr with the reason and up to three free times, exit
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from ptm_sync.app.channels import staff
+from ptm_sync.app.channels.late import run_late
 from ptm_sync.app.context import App
 from ptm_sync.app.read.records import waitlist
 from ptm_sync.app.services import video_provider
+from ptm_sync.core.booking import disruption
 from ptm_sync.core.booking.values import Decision, MeetingView
 from ptm_sync.interfaces.cli import output
 from ptm_sync.interfaces.cli.commands.common import deliver
@@ -56,6 +60,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--reason", default="", metavar="TEXT", help="told to the families")
     p.set_defaults(func=cmd_cancel, usage_error=p.error)
+
+    p = sub.add_parser(
+        "late", help="a teacher runs N minutes late: their later meetings that day move"
+    )
+    p.add_argument("--teacher", required=True, metavar="EMAIL")
+    p.add_argument("--minutes", required=True, type=positive_minutes, metavar="N")
+    p.add_argument(
+        "--from",
+        dest="since",
+        type=clock_or_iso,
+        metavar="TIME",
+        help="HH:MM today in the school's zone, or an ISO time (default: now)",
+    )
+    p.set_defaults(func=cmd_late)
 
     p = sub.add_parser("waitlist", help="families waiting for a teacher, in order")
     p.add_argument("--teacher", metavar="EMAIL")
@@ -131,8 +149,16 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         now=app.now(),
         video=video,
     )
+    proposed = waiting = 0
     for decision in result.cancelled:
         print(f"cancelled: {_line(decision, tz)}")
+        instead = disruption.replaced_by(decision)
+        if instead is not None:
+            proposed += 1
+            print(f"  proposed instead: {_meeting(instead, tz)}")
+        elif decision.waitlist is not None:
+            waiting += 1
+            print("  no other time free: the family is on the teacher's waiting list")
     for meeting_id, why in result.left:
         print(f"left: meeting {meeting_id}: {why}")
     print(
@@ -140,9 +166,58 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         + (f"; {len(result.left)} left as they were" if result.left else "")
     )
     if result.cancelled:
+        print(
+            f"{proposed} replacement time{'s' if proposed != 1 else ''} proposed, "
+            f"{waiting} on the waiting list; {result.notices} "
+            f"guardian{'s' if result.notices != 1 else ''} sent the day's notice"
+        )
+    if result.cancelled:
         print("note: those times are bookable again unless the teacher's calendar shows them busy")
         deliver(app)
     return 0
+
+
+def cmd_late(args: argparse.Namespace) -> int:
+    app = App.from_args(args)
+    tz, now = app.config.tz, app.now()
+    since = when_from(args.since, now, tz)
+    result = run_late(
+        app.db,
+        app.config,
+        teacher=args.teacher,
+        minutes=args.minutes,
+        since=since,
+        now=now,
+        video=video_provider(app.config),
+    )
+    local = f"{since.astimezone(tz):%Y-%m-%d %H:%M}"
+    if not result.decisions and not result.left:
+        print(f"no confirmed meetings of {args.teacher} from {local} that day: nothing to change")
+        return 0
+    for decision in result.decisions:
+        print(_late_line(decision, tz))
+    for meeting_id, why in result.left:
+        print(f"left: meeting {meeting_id}: {why}")
+    moved, told = len(result.moved), len(result.told)
+    print(
+        f"{args.teacher} runs {args.minutes} minutes late from {local}: "
+        f"{moved} meeting{'s' if moved != 1 else ''} moved, "
+        f"{told} stay{'s' if told == 1 else ''} (the famil{'y' if told == 1 else 'ies'} told)"
+    )
+    deliver(app)
+    return 0
+
+
+def _late_line(decision: Decision, tz: ZoneInfo) -> str:
+    before, after = decision.before, decision.after
+    assert before is not None and after is not None
+    if before.slot == after.slot:
+        return f"told: {_meeting(after, tz)}: stays, the family is told the teacher runs late"
+    old, new = before.start.astimezone(tz), after.start.astimezone(tz)
+    return (
+        f"moved: {_meeting(after, tz)} (from {old:%H:%M}-{before.end.astimezone(tz):%H:%M} "
+        f"to {new:%H:%M}-{after.end.astimezone(tz):%H:%M})"
+    )
 
 
 def cmd_waitlist(args: argparse.Namespace) -> int:
@@ -167,6 +242,46 @@ def iso_time(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"not an ISO 8601 time: {text!r} (e.g. 2027-04-12T15:30)"
         ) from None
+
+
+def positive_minutes(text: str) -> int:
+    """A positive whole number of minutes (argparse ``type``: anything else is a usage
+    error, exit 2)."""
+    try:
+        minutes = int(text.strip())
+    except ValueError:
+        minutes = 0
+    if minutes <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive number of minutes: {text!r} (e.g. 10)")
+    return minutes
+
+
+_CLOCK = re.compile(r"\d{1,2}:\d{2}")
+
+
+def clock_or_iso(text: str) -> time | datetime:
+    """``HH:MM`` (a clock time, today in the school's zone: :func:`when_from`) or an ISO
+    8601 time (argparse ``type``: anything else is a usage error, exit 2)."""
+    text = text.strip()
+    try:
+        if _CLOCK.fullmatch(text):
+            return time.fromisoformat(text.zfill(5))
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not HH:MM or an ISO 8601 time: {text!r} (e.g. 15:15 or 2027-04-12T15:15)"
+        ) from None
+
+
+def when_from(given: time | datetime | None, now: datetime, tz: ZoneInfo) -> datetime:
+    """The moment ``--from`` names (aware): a clock time is today's in the school's zone
+    (today: ``now``'s date there); a time without an offset is in the school's zone;
+    nothing is ``now``."""
+    if given is None:
+        return now
+    if isinstance(given, datetime):
+        return in_zone(given, tz)
+    return datetime.combine(now.astimezone(tz).date(), given, tzinfo=tz)
 
 
 def in_zone(moment: datetime, tz: ZoneInfo) -> datetime:
