@@ -1,12 +1,13 @@
 """Only the applier writes meetings, their history and their outbox rows (DESIGN §2-§3).
 
 Two checks.  While a whole booking story runs (answers of every kind, a counter, a booking
-address request, the outbox writing the teachers' events and making Zoom rooms, expiry),
-every INSERT, UPDATE or DELETE the database receives for ``meetings``,
-``meeting_guardians``, ``meeting_students`` and ``meeting_history`` is traced back to the
-Python frames that issued it: ``Applier.handle`` must be one of them (a path, not a file),
-and every column of ``meetings`` is seen written on it; every INSERT into ``outbox`` comes
-from :mod:`ptm_sync.app.booking.apply`.  And no other module of the service builds such
+address request, the outbox writing the teachers' events and making Zoom rooms, expiry,
+the reminder, completion and feedback jobs), every INSERT, UPDATE or DELETE the database
+receives for ``meetings``, ``meeting_guardians``, ``meeting_students`` and
+``meeting_history`` is traced back to the Python frames that issued it:
+``Applier.handle`` must be one of them (a path, not a file), and every column of
+``meetings`` is seen written on it; every INSERT into ``outbox`` comes from
+:mod:`ptm_sync.app.booking.apply`.  And no other module of the service builds such
 a statement or calls the outbox's ``enqueue`` (read with :mod:`ast`).
 """
 
@@ -26,7 +27,7 @@ from sqlalchemy import event, select
 
 from connectors.memory import MIRRORED_SYSTEM, MemoryCalendars, MemoryConnector
 from ptm_sync.adapters.store import Database, Meeting, Teacher
-from ptm_sync.app import outbox
+from ptm_sync.app import jobs, outbox
 from ptm_sync.app.outbox.deliverers import CalendarDeliverer, VideoDeliverer
 from ptm_sync.app.services import expire_holds
 from ptm_sync.app.sync import Connectors
@@ -151,6 +152,19 @@ def test_every_write_of_a_meeting_comes_from_the_applier(
     assert (stored.event.summary, stored.event.start) == ("Ada: see Pat", school.slot(6).start)
     later = school.now + timedelta(hours=49)
     assert expire_holds(school.db, school.config, now=later, video=school.video) >= 1
+    # The jobs around the meeting: the reminder, completion and the feedback request are
+    # the core's events, written by the applier (reminded_start, state, feedback_token).
+    evening = school.slot(6)
+    for name, at in (
+        ("remind", evening.start - timedelta(hours=1)),
+        ("complete", evening.end),
+        ("feedback", evening.end + timedelta(minutes=15)),
+    ):
+        ran = jobs.run(db, school.config, jobs.find(name), now=at, video=school.video)
+        assert ran.done is not None and ran.done.queued != (name == "complete"), ran
+    done = school.meeting(accepted.id)
+    assert done.state == "completed" and done.reminded_start == evening.start
+    assert done.feedback_token is not None
 
     assert writes, "the story wrote nothing: the check would pass vacuously"
     meetings = [w for w in writes if w.table != "outbox"]
@@ -182,6 +196,8 @@ def test_every_write_of_a_meeting_comes_from_the_applier(
         "remote_end",
         "remote_edited",
         "link_pending",
+        "reminded_start",
+        "feedback_token",
         "updated_at",
     }
     assert changing <= updated, changing - updated
