@@ -13,7 +13,11 @@ database refuses a row.  Applying the same roster twice changes nothing.
   added, those no longer listed removed (and counted; a removed link whose family still has an
   active meeting with that teacher is counted apart, since staff may want to cancel it).
 * Nobody is ever deleted: a teacher, guardian or student missing from the files stays, with
-  their meetings.
+  their meetings.  With ``replace`` (``roster import --replace``) the files are the whole
+  roster of the kinds they hold: who of those kinds is missing is retired, every link not in
+  them removed (:mod:`ptm_sync.app.roster_retire`); anyone retired who is in the files again
+  is brought back, whether or not the import replaces.
+* ``dry_run``: everything is worked out in the transaction, which is then rolled back.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from ptm_sync.adapters.store import (
     Student,
     Teacher,
 )
+from ptm_sync.app.roster_retire import Replace, Retirement, families, retire
 from ptm_sync.core.errors import RosterError
 from ptm_sync.core.model import ACTIVE_STATES, teacher_key_for
 from ptm_sync.core.roster.parse import Roster, RosterContext, RosterTeacher, parse_roster
@@ -48,7 +53,8 @@ _CHUNK = 500  # ids per DELETE … IN (…), well under SQLite's limit on bound 
 
 @dataclass(frozen=True, slots=True)
 class Tally:
-    """People of one kind in the import: how many, how many new, how many changed."""
+    """People of one kind in the import: how many, how many new, how many changed (one
+    retired before and back on the roster is changed)."""
 
     total: int = 0
     added: int = 0
@@ -64,7 +70,9 @@ class LinkTally:
 
 @dataclass(frozen=True, slots=True)
 class ImportReport:
-    """What an import did.  ``removed_with_meetings``: removed links with an active meeting."""
+    """What an import did.  ``removed_with_meetings``: removed links with an active meeting;
+    ``retired``: who a ``--replace`` import retired (None: it did not replace);
+    ``dry_run``: nothing was written."""
 
     teachers: Tally
     students: Tally
@@ -72,6 +80,8 @@ class ImportReport:
     links: LinkTally
     removed_with_meetings: int = 0
     notes: tuple[str, ...] = ()
+    retired: Retirement | None = None
+    dry_run: bool = False
 
     @property
     def changed(self) -> bool:
@@ -93,6 +103,8 @@ class ImportReport:
         out.append(
             f"links: {self.links.total} ({self.links.added} added, {self.links.removed} removed)"
         )
+        if self.retired is not None:
+            out += self.retired.lines(dry_run=self.dry_run)
         return out
 
 
@@ -102,27 +114,66 @@ def stored_teachers(db: Database) -> frozenset[str]:
         return frozenset(e.lower() for e in session.scalars(select(Teacher.email)))
 
 
-def import_roster(db: Database, sources: Sequence[Source], accounts: Iterable[str]) -> ImportReport:
-    """Validate ``sources`` against the config's account ids and the database, then apply.
+def import_roster(
+    db: Database,
+    sources: Sequence[Source],
+    accounts: Iterable[str],
+    *,
+    replace: Replace | None = None,
+    dry_run: bool = False,
+) -> ImportReport:
+    """Validate ``sources`` against the config's account ids and the database, then apply
+    (additively, or replacing the kinds of roster the files hold: ``replace``).
 
     Raises:
         RosterError: every problem of every file; nothing was written.
+        UserError: ``replace`` would retire more than half of the families without
+            ``replace.force``; nothing was written.
     """
-    context = RosterContext(tuple(accounts), stored_teachers(db))
-    return apply_roster(db, parse_roster(sources, context))
+    context = RosterContext(tuple(accounts), stored_teachers(db), replace=replace is not None)
+    return apply_roster(db, parse_roster(sources, context), replace=replace, dry_run=dry_run)
 
 
-def apply_roster(db: Database, roster: Roster) -> ImportReport:
-    """Write ``roster`` in one transaction and say what changed.
+class _DryRun(Exception):
+    """Rolls a dry run's transaction back, carrying what it would have done."""
+
+    def __init__(self, report: ImportReport) -> None:
+        self.report = report
+
+
+def apply_roster(
+    db: Database, roster: Roster, *, replace: Replace | None = None, dry_run: bool = False
+) -> ImportReport:
+    """Write ``roster`` in one transaction and say what changed (``dry_run``: what would
+    change; nothing is written).
 
     Raises:
         RosterError: when the roster names a teacher the database does not have and the
             roster cannot create (no account), e.g. because one was deleted meanwhile.
+        UserError: see :func:`import_roster`.
     """
-    with db.write() as session:
-        report = _apply(session, roster)
-    log.info("roster imported: %s", "; ".join(report.lines()))
+    try:
+        with db.write() as session:
+            report = _apply(session, roster, replace, dry_run)
+            if dry_run:
+                raise _DryRun(report)
+    except _DryRun as done:
+        return done.report
+    log.info("roster imported: %s", "; ".join(_counts(report)))
     return report
+
+
+def _counts(report: ImportReport) -> list[str]:
+    """The summary for the log: counts only, never who (emails name people)."""
+    retired = report.retired
+    return report.lines()[:4] + (
+        [
+            f"retired {len(retired.teachers)} teachers, {len(retired.guardians)} guardians, "
+            f"{len(retired.students)} students; {retired.withdrawn} proposals withdrawn"
+        ]
+        if retired is not None
+        else []
+    )
 
 
 def unique_key(email: str, taken: set[str]) -> str:
@@ -135,8 +186,10 @@ def unique_key(email: str, taken: set[str]) -> str:
 
 
 def _assign(row: Any, **values: str | None) -> bool:
-    """Set the given values that are not None; True when any of them changed."""
-    changed = False
+    """Set the given values that are not None, and bring back a retired person (in the
+    files again); True when anything changed."""
+    changed = row.retired_at is not None
+    row.retired_at = None
     for name, value in values.items():
         if value is not None and getattr(row, name) != value:
             setattr(row, name, value)
@@ -144,7 +197,10 @@ def _assign(row: Any, **values: str | None) -> bool:
     return changed
 
 
-def _apply(session: Session, roster: Roster) -> ImportReport:
+def _apply(
+    session: Session, roster: Roster, replace: Replace | None, dry_run: bool
+) -> ImportReport:
+    families_before = families(session)
     teachers, teacher_tally = _teachers(session, roster.teachers)
     students = {s.student_id: s for s in session.scalars(select(Student))}
     added = updated = 0
@@ -187,10 +243,15 @@ def _apply(session: Session, roster: Roster) -> ImportReport:
     }
     new = wanted - existing.keys()
     session.add_all(Link(guardian_id=g, student_id=s, teacher_id=t) for g, s, t in sorted(new))
-    gone = {triple for triple in existing if triple[1] in scope and triple not in wanted}
+    # Replacing the families: the files hold every link there is.
+    everyone = replace is not None and "families" in roster.kinds
+    gone = {t for t in existing if (everyone or t[1] in scope) and t not in wanted}
     ids = sorted(existing[triple] for triple in gone)
     for start in range(0, len(ids), _CHUNK):
         session.execute(delete(Link).where(Link.id.in_(ids[start : start + _CHUNK])))
+    retired = None
+    if replace is not None:
+        retired = retire(session, roster, replace, families_before=families_before, dry_run=dry_run)
     return ImportReport(
         teachers=teacher_tally,
         students=student_tally,
@@ -198,6 +259,8 @@ def _apply(session: Session, roster: Roster) -> ImportReport:
         links=LinkTally(len(wanted), len(new), len(gone)),
         removed_with_meetings=_with_active_meetings(session, gone),
         notes=roster.notes,
+        retired=retired,
+        dry_run=dry_run,
     )
 
 

@@ -187,7 +187,11 @@ def parties(
     others = session.scalars(
         select(Guardian)
         .join(Link, Link.guardian_id == Guardian.id)
-        .where(Link.teacher_id == teacher.id, Link.student_id.in_([s.id for s in students]))
+        .where(
+            Link.teacher_id == teacher.id,
+            Link.student_id.in_([s.id for s in students]),
+            Guardian.retired_at.is_(None),  # who left the roster is invited no more
+        )
         .order_by(Link.id)
     )
     people = {guardian.id: guardian}

@@ -131,11 +131,20 @@ def draft_for(
     fresh: Fresh,
 ) -> MeetingView | None:
     """The proposal of ``slot`` to the family of ``entry``; None (and the entry left) when
-    the family is gone from the roster."""
+    the family is gone from the roster (or retired from it)."""
     ids = [entry.guardian_id, *(int(g) for g in entry.guardians.split(",") if g)]
-    people = {g.id: g for g in session.scalars(select(Guardian).where(Guardian.id.in_(ids)))}
+    people = {
+        g.id: g
+        for g in session.scalars(
+            select(Guardian).where(Guardian.id.in_(ids), Guardian.retired_at.is_(None))
+        )
+    }
     student_ids = [int(s) for s in entry.students.split(",") if s]
-    students = list(session.scalars(select(Student).where(Student.id.in_(student_ids))))
+    students = list(
+        session.scalars(
+            select(Student).where(Student.id.in_(student_ids), Student.retired_at.is_(None))
+        )
+    )
     if entry.guardian_id not in people or not students:
         entry.state = LEFT
         return None
@@ -160,6 +169,8 @@ def offer(
         return
     teacher = session.get(Teacher, teacher_id)
     assert teacher is not None
+    if teacher.retired_at is not None:
+        return  # the teacher left the roster: nobody is offered their time
     the_period = proposer.config.period(period)
     for entry in entries:
         fresh = proposer.fresh(session, period, teacher.account)

@@ -53,7 +53,14 @@ _GUARDIANS_BY_EMAIL = (
 _STUDENTS = (
     select(Student)
     .join(Link, Link.student_id == Student.id)
-    .where(Link.guardian_id == bindparam("guardian"), Link.teacher_id == bindparam("teacher"))
+    .join(Teacher, Teacher.id == Link.teacher_id)
+    .where(
+        Link.guardian_id == bindparam("guardian"),
+        Link.teacher_id == bindparam("teacher"),
+        # Who left the roster (`roster import --replace`) books nothing new.
+        Student.retired_at.is_(None),
+        Teacher.retired_at.is_(None),
+    )
     .order_by(Student.id)
     .distinct()
 )
@@ -114,6 +121,13 @@ def booking_request(
         return applier.handle(session, view, request, inbound_id=inbound_id)
     if msg.method == itip.Method.CANCEL:
         raise Unusable(QuarantineReason.UNKNOWN_UID, "a cancellation of nothing we booked")
+    if guardian is not None and guardian.retired_at is not None:
+        # Left the roster (`roster import --replace`): a stranger to new bookings.
+        if not config.booking_address.process_external_meeting_messages:
+            raise Unusable(
+                QuarantineReason.STRANGER, "the sender is no longer a guardian in the roster"
+            )
+        guardian = None
     slot = _slot(msg)
     period = period_for(config.periods, slot, applier.now)
     students = _students(session, guardian, teacher) if guardian is not None else []

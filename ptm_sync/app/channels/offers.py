@@ -87,6 +87,12 @@ def needs(
         .join(Guardian, Guardian.id == Link.guardian_id)
         .join(Student, Student.id == Link.student_id)
         .join(Teacher, Teacher.id == Link.teacher_id)
+        # Who left the roster (`roster import --replace`) is invited no more.
+        .where(
+            Guardian.retired_at.is_(None),
+            Student.retired_at.is_(None),
+            Teacher.retired_at.is_(None),
+        )
         .order_by(Link.id)
     ).all()
     families = _Families()

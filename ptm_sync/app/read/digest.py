@@ -29,6 +29,7 @@ from ptm_sync.adapters.store import Database, Inbound, Meeting, Outbox, Setting,
 from ptm_sync.app import outbox
 from ptm_sync.app.read.conflicts import conflicts
 from ptm_sync.app.read.records import explain
+from ptm_sync.app.read.retired import retired_meetings
 from ptm_sync.config.settings import Config
 from ptm_sync.core import imip
 from ptm_sync.core.booking import messages
@@ -55,10 +56,12 @@ class Digest:
     quarantined: tuple[messages.QuarantineLine, ...]
     dead: tuple[messages.DeadLetterLine, ...]
     conflicts: tuple[messages.ConflictLine, ...] = ()
+    #: Confirmed meetings still ahead whose family or teacher left the roster.
+    retired: tuple[messages.RetiredLine, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not self.quarantined and not self.dead and not self.conflicts
+        return not self.quarantined and not self.dead and not self.conflicts and not self.retired
 
 
 def build(digest: Digest, config: Config) -> messages.Text:
@@ -70,6 +73,7 @@ def build(digest: Digest, config: Config) -> messages.Text:
         dead=digest.dead,
         tz=config.tz,
         conflicts=digest.conflicts,
+        retired=digest.retired,
     )
 
 
@@ -110,7 +114,29 @@ def collect(session: Session, config: Config, *, since: datetime, now: datetime)
         messages.ConflictLine(mid, teachers[mid], starts[mid], span.start, span.end)
         for mid, span in sorted(clashes.items(), key=lambda item: starts[item[0]])
     )
-    return Digest(now.astimezone(config.tz).date(), since, now, quarantined, dead, conflicting)
+    return Digest(
+        now.astimezone(config.tz).date(),
+        since,
+        now,
+        quarantined,
+        dead,
+        conflicting,
+        _retired(session, now),
+    )
+
+
+def _retired(session: Session, now: datetime) -> tuple[messages.RetiredLine, ...]:
+    """The confirmed meetings not over yet whose family or teacher left the roster."""
+    left = retired_meetings(session)
+    found = session.execute(
+        select(Meeting.id, Teacher.email, Meeting.start)
+        .join(Teacher, Teacher.id == Meeting.teacher_id)
+        .where(Meeting.id.in_(left), Meeting.end > now)
+        .order_by(Meeting.start, Meeting.id)
+    )
+    return tuple(
+        messages.RetiredLine(mid, email, start, left[mid].value) for mid, email, start in found
+    )
 
 
 def _error(text: str) -> str:

@@ -451,6 +451,17 @@ class ConflictLine:
     busy_end: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class RetiredLine:
+    """A confirmed meeting kept after its family or teacher left the roster (``who``:
+    ``family`` or ``teacher``), as the digest lists it (no family's name)."""
+
+    meeting: int
+    teacher: str
+    start: datetime
+    who: str
+
+
 def staff_digest(
     *,
     school: str,
@@ -459,13 +470,14 @@ def staff_digest(
     dead: Sequence[DeadLetterLine],
     tz: ZoneInfo,
     conflicts: Sequence[ConflictLine] = (),
+    retired: Sequence[RetiredLine] = (),
 ) -> Text:
     """The daily digest to ``[school] contact``: messages from parents that could not be
     used (since the last digest) and deliveries given up on (all still dead).  Each entry
     names the command that shows or fixes it.  Sender addresses are shown: staff need them
     to reach the parent, and they see them in `ptm-sync quarantine` anyway; the messages'
     subjects and contents are not (they can name a child)."""
-    count = len(quarantined) + len(dead) + len(conflicts)
+    count = len(quarantined) + len(dead) + len(conflicts) + len(retired)
     subject = f"{school}: ptm-sync needs attention ({count} item{'s' if count != 1 else ''}, {day})"
     paragraphs = [f"ptm-sync at {school}: what needs a person's attention, {day}."]
     if quarantined:
@@ -510,6 +522,20 @@ def staff_digest(
             "\n".join(lines),
             "`ptm-sync meetings --conflicts` lists them; reschedule or cancel with the "
             "family, or ask the teacher to move their event.",
+        ]
+    if retired:
+        lines = [
+            f"meeting {r.meeting} with {r.teacher} at {r.start.astimezone(tz):%Y-%m-%d %H:%M}: "
+            f"the {r.who} left the roster"
+            for r in retired
+        ]
+        paragraphs += [
+            f"{len(retired)} confirmed meeting{'s' if len(retired) != 1 else ''} of families "
+            "or teachers who left the roster (a roster import with --replace) "
+            f"{'are' if len(retired) != 1 else 'is'} kept:",
+            "\n".join(lines),
+            "`ptm-sync meetings --retired` lists them; cancel what should not happen with "
+            "`ptm-sync cancel ID`.",
         ]
     paragraphs.append(
         "This digest comes once a day when there is something to report "

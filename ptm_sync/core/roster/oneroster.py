@@ -73,7 +73,9 @@ class _User:
 
 
 def read_export(export: OneRosterExport, entries: Entries, problems: Problems) -> None:
-    """Read one export into ``entries``; every problem goes to ``problems``."""
+    """Read one export into ``entries``; every problem goes to ``problems``.  An export is
+    the roster of both kinds (teachers, families)."""
+    entries.kinds |= {"teachers", "families"}
     tables: dict[str, Table] = {}
     for name in REQUIRED_FILES:
         if name not in export.files:

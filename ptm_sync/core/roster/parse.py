@@ -28,7 +28,8 @@ case-insensitively and kept lower-cased.
 Links: the families rows (and OneRoster enrollments) are the whole truth about the students
 they mention: the import replaces the set of links of every student it describes, adding
 new ones and removing those that are no longer listed.  It never deletes a teacher, a
-guardian or a student.
+guardian or a student.  :attr:`Roster.kinds` says which kinds of roster the files held,
+for ``roster import --replace`` (the application retires who of those kinds is missing).
 """
 
 from __future__ import annotations
@@ -105,6 +106,9 @@ class RosterContext:
 
     accounts: tuple[str, ...] = ()
     known_teachers: frozenset[str] = frozenset()
+    #: ``roster import --replace``: a teachers file given is the whole list of teachers, so
+    #: a family row may name only a teacher of the files (one missing from them is retired).
+    replace: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,13 +148,18 @@ class RosterLink:
 
 @dataclass(frozen=True, slots=True)
 class Roster:
-    """A validated roster.  ``links`` replace the links of every student in ``students``."""
+    """A validated roster.  ``links`` replace the links of every student in ``students``.
+
+    ``kinds``: the kinds of roster the files held (``teachers``, ``families``): with
+    ``roster import --replace``, who of such a kind is missing from the files is retired.
+    """
 
     teachers: tuple[RosterTeacher, ...] = ()
     students: tuple[RosterStudent, ...] = ()
     guardians: tuple[RosterGuardian, ...] = ()
     links: tuple[RosterLink, ...] = ()
     notes: tuple[str, ...] = ()
+    kinds: frozenset[str] = frozenset()
 
 
 def load_roster(paths: Sequence[str | Path], context: RosterContext) -> Roster:
@@ -224,6 +233,7 @@ def _read_csv(
         problems.add(header, f"missing column {column}")
     if missing:
         return
+    entries.kinds.add(kind)
     if kind == "teachers":
         _read_teachers(table, context, entries, problems)
     else:
@@ -416,8 +426,17 @@ def _merge(entries: Entries, context: RosterContext, problems: Problems) -> Rost
         if guardian.language:
             languages.setdefault(guardian.email, guardian.language)
     links: set[RosterLink] = set()
+    # Replacing the teachers: the files are the whole list, the database's others retire.
+    whole_list = context.replace and "teachers" in entries.kinds
     for link in entries.links:
         if link.teacher in entries.faulty_teachers:
+            continue
+        if whole_list and link.teacher not in teachers:
+            problems.add(
+                link.where,
+                f"teacher_email {link.teacher} is not in the teachers files given "
+                "(with --replace they are the whole list of teachers)",
+            )
             continue
         if link.teacher not in teachers and link.teacher not in context.known_teachers:
             problems.add(
@@ -438,6 +457,7 @@ def _merge(entries: Entries, context: RosterContext, problems: Problems) -> Rost
         ),
         links=tuple(sorted(links)),
         notes=tuple(entries.notes),
+        kinds=frozenset(entries.kinds),
     )
 
 

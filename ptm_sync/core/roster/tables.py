@@ -328,3 +328,6 @@ class Entries:
     notes: list[str] = field(default_factory=list)
     #: Emails of teachers rows that had problems: already reported, not "not a teacher".
     faulty_teachers: set[str] = field(default_factory=set)
+    #: The kinds of roster the files hold: ``teachers``, ``families`` (a OneRoster export
+    #: holds both); with ``roster import --replace`` each is the whole roster of its kind.
+    kinds: set[str] = field(default_factory=set)

@@ -1,10 +1,18 @@
-"""`roster import FILE...` (DESIGN §7): CSV files or a OneRoster 1.1 folder/zip.
+"""`roster import [--dry-run] [--replace [--force]] FILE...` (DESIGN §7): CSV files or a
+OneRoster 1.1 folder/zip.
 
 All or nothing: on any problem every ``file:line: reason`` goes to stderr (through the
 CLI's error handler, as a :class:`~ptm_sync.core.errors.RosterError`), exit code 1, and nothing
 is written.  On success one line of counts per kind goes to stdout; notes (rows skipped on
 purpose) and removed links that still have active meetings go to stderr.  Student and
-guardian names are never printed or logged.
+guardian names are never printed or logged: who is retired is named by email (guardians,
+teachers) and student id.
+
+``--replace``: the files are the whole roster of the kinds they hold; who is missing is
+retired, their open proposals withdrawn (the cancellations are sent at once when SMTP is
+configured), their confirmed meetings kept (`meetings --retired`).  Retiring more than half
+of the families needs ``--force`` (exit 1 naming it).  ``--dry-run`` prints what would be
+added, updated and retired and writes nothing.
 """
 
 from __future__ import annotations
@@ -12,9 +20,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ptm_sync.app.booking.apply import Applier
 from ptm_sync.app.context import App
-from ptm_sync.app.roster_import import import_roster
+from ptm_sync.app.roster_import import ImportReport, import_roster
+from ptm_sync.app.roster_retire import Replace
+from ptm_sync.app.services import video_provider
 from ptm_sync.core.roster.parse import read_sources
+from ptm_sync.interfaces.cli.commands.common import deliver
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,19 +41,63 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "A folder or .zip is read as a OneRoster 1.1 CSV export.",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="CSV file, OneRoster folder or zip")
-    p.set_defaults(func=cmd_import)
+    p.add_argument(
+        "--dry-run", action="store_true", help="print what would be added, updated and retired"
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="the files are the whole roster of their kinds: who is missing is retired "
+        "(open proposals withdrawn, confirmed meetings kept)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --replace: retire even more than half of the families",
+    )
+    p.set_defaults(func=cmd_import, usage_error=p.error)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    if args.force and not args.replace:
+        args.usage_error("--force goes with --replace")
     sources = read_sources(args.files)  # unreadable paths fail before the config is needed
     app = App.from_args(args)
     app.expect_new_database = True  # a new school's first step after `init`
+    replace = None
+    if args.replace:
+        config, now = app.config, app.now()
+        applier = (
+            Applier(config, now=now, video=video_provider(config))
+            if config.mail is not None
+            else None
+        )
+        replace = Replace(now=now, applier=applier, force=args.force)
     try:
-        report = import_roster(app.db, sources, [a.id for a in app.config.accounts])
+        report = import_roster(
+            app.db,
+            sources,
+            [a.id for a in app.config.accounts],
+            replace=replace,
+            dry_run=args.dry_run,
+        )
+        if args.dry_run:
+            print("dry run: nothing was changed")
+        for line in report.lines():
+            print(line)
+        _notes(report, force=args.force)
+        if _withdrew(report):
+            deliver(app)  # the cancellations of the withdrawn proposals
     finally:
         app.close()
-    for line in report.lines():
-        print(line)
+    return 0
+
+
+def _withdrew(report: ImportReport) -> bool:
+    return not report.dry_run and report.retired is not None and report.retired.withdrawn > 0
+
+
+def _notes(report: ImportReport, *, force: bool) -> None:
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     if report.removed_with_meetings:
@@ -52,4 +108,10 @@ def cmd_import(args: argparse.Namespace) -> int:
             "see `ptm-sync meetings` and cancel what should not happen",
             file=sys.stderr,
         )
-    return 0
+    retired = report.retired
+    if report.dry_run and retired is not None and retired.too_many and not force:
+        print(
+            f"note: this retires {len(retired.guardians)} of the {retired.families} guardians "
+            "(more than half of the families): the import itself needs --force",
+            file=sys.stderr,
+        )

@@ -1,0 +1,240 @@
+"""`roster import --replace [--force] [--dry-run]` (DESIGN §7; issue 16 item 8) on Radicale
+and aiosmtpd: the files are the whole roster of the kinds they hold; who is missing is
+retired, their open proposals withdrawn (a CANCEL to the family: the meeting's UID,
+SEQUENCE + 1), their confirmed meetings kept and listed (`meetings --retired`, the staff
+digest); more than half of the families needs --force; without --replace an import stays
+additive; who comes back is brought back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from icalendar import Event
+
+from tests.support.caldav_servers import EmbeddedCalDAV
+from tests.support.mailservers import SmtpSink
+from tests.support.school import (
+    FAMILIES,
+    TEACHERS,
+    Family,
+    School,
+    calendar_part,
+    parse,
+    plain_body,
+    to_address,
+)
+
+pytestmark = [pytest.mark.radicale, pytest.mark.slow]
+
+ADA, ALAN, GRACE = (t[0] for t in TEACHERS)
+PAT, SAM, MARIA = "pat@example.net", "sam@example.com", "maria@example.org"
+
+
+@pytest.fixture
+def school(
+    tmp_path: Path, radicale_server: EmbeddedCalDAV, smtp_sink: Callable[..., SmtpSink]
+) -> Iterator[tuple[School, SmtpSink]]:
+    """Maria has a confirmed meeting with Grace (booked by staff); `invite` proposed every
+    other meeting (Maria's with Alan among them)."""
+    sink = smtp_sink(mode="plain")
+    s = School(tmp_path, radicale_server, sink.port)
+    s.setup()
+    s.run("book", "--guardian", MARIA, "--teacher", GRACE, "--start", f"{s.day}T15:30")
+    s.run("invite")
+    yield s, sink
+
+
+def families_file(s: School, name: str, families: list[Family]) -> Path:
+    rows = ["student_id,student_name,guardian_email,guardian_name,teacher_email"]
+    for sid, student, g_email, g_name, teachers in families:
+        rows += [f"{sid},{student},{g_email},{g_name},{TEACHERS[i][0]}" for i in teachers]
+    path = s.folder / name
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def without(*guardians: str) -> list[Family]:
+    return [f for f in FAMILIES if f[2] not in guardians]
+
+
+def mine(s: School, guardian: str) -> dict[str, dict[str, Any]]:
+    """The guardian's meetings by teacher."""
+    return {m["teacher"]: m for m in s.meetings() if m["guardian"] == guardian}
+
+
+def retired(s: School) -> list[dict[str, Any]]:
+    """`meetings --retired --format json`."""
+    found: list[dict[str, Any]] = s.run("meetings", "--retired", "--format", "json").json()
+    return found
+
+
+def cancels(sink: SmtpSink, since: int) -> list[tuple[str, Event, str]]:
+    """(recipient, event, text) of each CANCEL received after the first ``since`` emails."""
+    found = []
+    for mail in sink.received[since:]:
+        if not any(p.get_content_type() == "text/calendar" for p in parse(mail.raw).walk()):
+            continue
+        cal = calendar_part(mail.raw)
+        if str(cal["METHOD"]) == "CANCEL":
+            found.append((to_address(mail.raw), cal.events[0], plain_body(mail.raw)))
+    return found
+
+
+def test_replace_retires_the_missing_family_withdraws_its_proposal_and_keeps_its_meeting(
+    school: tuple[School, SmtpSink],
+) -> None:
+    s, sink = school
+    teachers = s.folder / "teachers.csv"
+    smaller = families_file(s, "families-2027.csv", without(MARIA))
+    before = mine(s, MARIA)
+    assert (before[ALAN]["state"], before[GRACE]["state"]) == ("proposed", "confirmed")
+    sent = len(sink.received)
+
+    # --dry-run: what would happen, and nothing happens.
+    dry = s.run("roster", "import", "--replace", "--dry-run", str(teachers), str(smaller))
+    assert dry.out.splitlines() == [
+        "dry run: nothing was changed",
+        "teachers: 3 (0 added, 0 updated)",
+        "students: 3 (0 added, 0 updated)",
+        "guardians: 2 (0 added, 0 updated)",
+        "links: 4 (0 added, 2 removed)",
+        "retired (would be): 0 teachers, 1 guardian, 1 student",
+        f"  guardian {MARIA}",
+        "  student S4",
+        "1 open proposal would be withdrawn (a cancellation to each family)",
+        "1 confirmed meeting of people who left the roster is kept: see "
+        "`ptm-sync meetings --retired`",
+    ]
+    assert "Noah" not in dry.out and "Maria Garcia" not in dry.out  # ids and emails, no names
+    assert mine(s, MARIA) == before and len(sink.received) == sent
+    assert retired(s) == []
+
+    done = s.run("roster", "import", "--replace", str(teachers), str(smaller))
+    assert "retired: 0 teachers, 1 guardian, 1 student" in done.out
+    assert "1 open proposal withdrawn (a cancellation to each family)" in done.out
+    assert "delivered 1; 0 will be retried; 0 failed" in done.out
+    after = mine(s, MARIA)
+    assert after[ALAN]["state"] == "cancelled"
+    assert after[ALAN]["sequence"] == before[ALAN]["sequence"] + 1
+    assert after[GRACE] == before[GRACE]  # confirmed, kept as it was
+    [(to, event, text)] = cancels(sink, sent)
+    assert to == MARIA
+    assert str(event["UID"]) == before[ALAN]["uid"]
+    assert int(event["SEQUENCE"]) == before[ALAN]["sequence"] + 1
+    assert "no longer on the school's roster" in text
+    # The other families' meetings are untouched.
+    assert {m["state"] for m in s.meetings() if m["guardian"] != MARIA} == {"proposed"}
+
+    kept = retired(s)
+    assert [(m["id"], m["state"], m["guardian"], m["retired"]) for m in kept] == [
+        (before[GRACE]["id"], "confirmed", MARIA, "family")
+    ]
+    assert set(kept[0]) >= {"id", "uid", "period", "teacher", "guardian", "students", "start"}
+    assert "family" in s.run("meetings", "--retired").out
+
+    # The staff digest lists it (no family's name).
+    digest = s.run("digest", "--dry-run").out
+    assert f"meeting {before[GRACE]['id']} with {GRACE} at {s.day} 15:30: the family left" in (
+        digest
+    )
+    assert "`ptm-sync meetings --retired` lists them" in digest and "Maria" not in digest
+
+    # Maria is invited no more, by `invite` or a freed slot.
+    sent = len(sink.received)
+    s.run("invite")
+    assert set(mine(s, MARIA)) == {ALAN, GRACE} and len(mine(s, MARIA)) == 2
+    assert all(to_address(m.raw) != MARIA for m in sink.received[sent:])
+
+    # She comes back in a later import: no longer retired.
+    back = s.run("roster", "import", str(teachers), str(s.folder / "families.csv"))
+    assert "guardians: 3 (0 added, 1 updated)" in back.out
+    assert retired(s) == []
+
+
+def test_retiring_more_than_half_of_the_families_needs_force(
+    school: tuple[School, SmtpSink],
+) -> None:
+    s, sink = school
+    truncated = families_file(s, "export.csv", without(SAM, MARIA))  # Pat alone
+    states = {m["id"]: m["state"] for m in s.meetings()}
+    sent = len(sink.received)
+
+    refused = s.run("roster", "import", "--replace", str(truncated), check=False)
+    assert refused.code == 1 and refused.out == ""
+    assert refused.err.strip() == (
+        "ptm-sync: this import retires 2 of the 3 guardians in the roster (more than half of "
+        "the families): if the files are the whole roster, run it again with --force; "
+        "nothing was changed"
+    )
+    assert {m["id"]: m["state"] for m in s.meetings()} == states
+    assert len(sink.received) == sent and retired(s) == []
+
+    dry = s.run("roster", "import", "--replace", "--dry-run", str(truncated))
+    assert "retired (would be): 0 teachers, 2 guardians, 2 students" in dry.out
+    assert "the import itself needs --force" in dry.err
+
+    forced = s.run("roster", "import", "--replace", "--force", str(truncated))
+    assert "retired: 0 teachers, 2 guardians, 2 students" in forced.out
+    withdrawn = {to for to, _, _ in cancels(sink, sent)}
+    assert withdrawn == {SAM, MARIA}
+    assert {m["state"] for m in s.meetings() if m["guardian"] == PAT} == {"proposed"}
+    assert {m["state"] for m in s.meetings() if m["guardian"] != PAT} == {
+        "cancelled",
+        "confirmed",
+    }
+
+    force_alone = s.run("roster", "import", "--force", str(truncated), check=False)
+    assert force_alone.code == 2 and "--force goes with --replace" in force_alone.err
+
+
+def test_without_replace_an_import_stays_additive(school: tuple[School, SmtpSink]) -> None:
+    s, sink = school
+    pat_only = families_file(s, "pat.csv", without(SAM, MARIA))
+    states = {m["id"]: m["state"] for m in s.meetings()}
+    sent = len(sink.received)
+
+    done = s.run("roster", "import", str(pat_only))
+    assert "retired" not in done.out
+    assert done.out.splitlines()[-1] == "links: 3 (0 added, 0 removed)"
+    assert {m["id"]: m["state"] for m in s.meetings()} == states
+    assert len(sink.received) == sent and retired(s) == []
+
+
+def test_a_teacher_missing_from_a_replacing_teachers_file_retires(
+    school: tuple[School, SmtpSink],
+) -> None:
+    s, sink = school
+    lines = (s.folder / "teachers.csv").read_text().splitlines()
+    two = s.folder / "teachers-2.csv"
+    two.write_text("\n".join(line for line in lines if GRACE not in line) + "\n")
+    graces = {m["guardian"]: m for m in s.meetings(teacher=GRACE)}
+    assert {m["state"] for m in graces.values()} == {"proposed", "confirmed"}
+    sent = len(sink.received)
+
+    # A families file naming her with the teachers file that leaves her out: refused.
+    both = s.run(
+        "roster", "import", "--replace", str(two), str(s.folder / "families.csv"), check=False
+    )
+    assert both.code == 1 and "is not in the teachers files given" in both.err
+    assert "families.csv:4" in both.err
+
+    done = s.run("roster", "import", "--replace", str(two))
+    assert "retired: 1 teacher, 0 guardians, 0 students" in done.out
+    assert f"  teacher {GRACE}" in done.out
+    [(to, event, text)] = cancels(sink, sent)
+    assert (to, str(event["UID"])) == (PAT, graces[PAT]["uid"])
+    assert "the teacher is no longer on the school's roster" in text
+    kept = retired(s)
+    assert [(m["guardian"], m["teacher"], m["retired"]) for m in kept] == [
+        (MARIA, GRACE, "teacher")
+    ]
+    # A new family linked to her (an additive import may name a retired teacher) is
+    # proposed its other teacher's meeting, not hers.
+    kim = [("S9", "Kim Lee", "kim@example.org", "Kim Lee", [0, 2])]
+    s.run("roster", "import", str(families_file(s, "kim.csv", kim)))
+    s.run("invite")
+    assert {t: m["state"] for t, m in mine(s, "kim@example.org").items()} == {ADA: "proposed"}
