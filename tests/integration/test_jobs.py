@@ -18,11 +18,12 @@ from ptm_sync.adapters.store.secret import signing_secret
 from ptm_sync.adapters.video.providers import provider_for
 from ptm_sync.app import jobs
 from ptm_sync.app.channels import staff
+from ptm_sync.app.jobs import aftercare
 from ptm_sync.app.outbox.leases import Owner
 from ptm_sync.config.settings import parse
 from ptm_sync.core import trust
 from ptm_sync.core.booking.letters import feedback_address
-from tests.support.booking import ADA, ORGANIZER, PAT, PERIODS, SeededSchool
+from tests.support.booking import ADA, ORGANIZER, PAT, PERIODS, SeededSchool, race
 
 ELSEWHERE = Owner("another-host", 4242, 1.0)
 
@@ -225,3 +226,17 @@ def test_a_feedback_reply_by_in_reply_to_or_the_address_is_recorded_not_decided(
     ]
     assert {r.guardian_id for r in rows} == {school.meeting(meeting_id).guardian_id}
     assert school.meeting(meeting_id).state == "completed"
+
+
+def test_two_runs_past_the_lease_at_once_still_send_each_email_once(db: Database) -> None:
+    """A lease that ran out while its run went on (or two clocks apart): the work itself
+    is idempotent, each meeting decided under its row lock."""
+    school = SeededSchool.create(db)
+    ids = [confirmed(school, slot) for slot in (0, 2, 4)]
+    start = school.slot(0).start
+    ctx = jobs.JobContext(db, school.config, start - timedelta(hours=2), school.video)
+    first, second = race([lambda: aftercare.remind(ctx), lambda: aftercare.remind(ctx)])
+    counts = sorted(int(d.summary.split()[0]) for d in (first, second))
+    assert sum(counts) == 3, (first, second)
+    for meeting_id in ids:
+        assert len(of_kind(school, meeting_id, "reminder")) == 1
