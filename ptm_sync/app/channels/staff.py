@@ -14,7 +14,7 @@ reason and up to three free times; nothing was written then.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -38,7 +38,7 @@ from ptm_sync.config.settings import Config, PeriodConfig
 from ptm_sync.core.booking import disruption
 from ptm_sync.core.booking.decide import APPLIED
 from ptm_sync.core.booking.events import StaffBook, StaffCancel, StaffReschedule
-from ptm_sync.core.booking.values import Decision, Origin
+from ptm_sync.core.booking.values import Decision, MeetingView, Origin
 from ptm_sync.core.errors import BookingRefused, NotFoundError
 from ptm_sync.core.model import ACTIVE_STATES, Interval
 
@@ -66,12 +66,13 @@ class StaffRefused(BookingRefused):
 
 @dataclass
 class DayCancelled:
-    """What a bulk cancellation did: the decisions applied (each followed by its replacement
-    proposal, :func:`~ptm_sync.core.booking.disruption.replaced_by`, or with its family put
-    on the waiting list, ``Decision.waitlist``), the meetings it left (meeting id, why),
-    and how many guardians were sent the day's notice."""
+    """What a bulk cancellation did: the decisions applied, the replacement proposed for
+    each cancelled meeting (by its id; a meeting without one put its family on the waiting
+    list, ``Decision.waitlist``), the meetings it left (meeting id, why), and how many
+    guardians were sent the day's notice."""
 
     cancelled: list[Decision] = field(default_factory=list)
+    replacements: dict[int, MeetingView] = field(default_factory=dict)
     left: list[tuple[int, str]] = field(default_factory=list)
     notices: int = 0
 
@@ -245,10 +246,14 @@ def cancel_day(
                     result.left.append((meeting_id, "gone"))
                     continue
                 decision = applier.handle(session, meeting, event)
-                if decision.outcome == APPLIED:
-                    applied.append(decision)
-                else:
+                if decision.outcome != APPLIED:
                     result.left.append((meeting_id, decision.reason))
+                    continue
+                applied.append(decision)
+                new = disruption.replaced_by(decision)
+                if new is not None:
+                    made = session.scalar(select(Meeting.id).where(Meeting.uid == new.uid))
+                    result.replacements[meeting_id] = replace(new, id=made)
             result.notices += applier.notify_day_cancelled(session, applied, reason=reason)
         result.cancelled += applied
     return result

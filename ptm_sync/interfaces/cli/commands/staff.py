@@ -18,7 +18,6 @@ from ptm_sync.app.channels.late import run_late
 from ptm_sync.app.context import App
 from ptm_sync.app.read.records import waitlist
 from ptm_sync.app.services import video_provider
-from ptm_sync.core.booking import disruption
 from ptm_sync.core.booking.values import Decision, MeetingView
 from ptm_sync.interfaces.cli import output
 from ptm_sync.interfaces.cli.commands.common import deliver
@@ -152,7 +151,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     proposed = waiting = 0
     for decision in result.cancelled:
         print(f"cancelled: {_line(decision, tz)}")
-        instead = disruption.replaced_by(decision)
+        cancelled = decision.before.id if decision.before is not None else None
+        instead = result.replacements.get(cancelled) if cancelled is not None else None
         if instead is not None:
             proposed += 1
             print(f"  proposed instead: {_meeting(instead, tz)}")
