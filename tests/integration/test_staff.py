@@ -346,11 +346,16 @@ def test_cancelling_a_teachers_day_cancels_that_day_only_and_offers_nothing_to_t
     assert set(states.values()) == {"cancelled"}
     assert school.meeting(friday.after.id).state == "confirmed"  # type: ignore[arg-type]
     assert school.meeting(other_teacher.id).state == "proposed"
-    assert [e.method for e in school.emails(proposed.id)][-1] == "CANCEL"
-    # The teacher cannot meet that day: the freed times are not offered to anybody.
+    # A CANCEL, then the day's one plain notice (DESIGN §3 "Bulk disruption").
+    assert [e.method for e in school.emails(proposed.id)][-2:] == ["CANCEL", None]
+    # The teacher cannot meet that day: the freed times are not offered to anybody; each
+    # family is proposed a time on the period's other evening instead.
     with db.read() as session:
         assert session.scalars(select(Meeting).where(Meeting.origin == "waitlist")).all() == []
-    assert meeting_count(school) == 4
+        instead = session.scalars(select(Meeting).where(Meeting.origin == "reproposal")).all()
+        assert {m.start.astimezone(TZ).date() for m in instead} == {date(2027, 4, 16)}
+    assert len(instead) == 2 and {m.state for m in instead} == {"proposed"}
+    assert meeting_count(school) == 6
 
 
 def test_a_day_cancel_offers_to_nobody_even_when_a_family_waits_for_that_teacher(
