@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from ptm_sync.adapters.store import Database, Feedback, JobRun
+from ptm_sync.adapters.store import Database, Feedback, JobRun, Meeting
 from ptm_sync.adapters.store.secret import signing_secret
 from ptm_sync.adapters.video.providers import provider_for
 from ptm_sync.app import jobs
@@ -23,7 +23,8 @@ from ptm_sync.app.outbox.leases import Owner
 from ptm_sync.config.settings import parse
 from ptm_sync.core import trust
 from ptm_sync.core.booking.letters import feedback_address
-from tests.support.booking import ADA, ORGANIZER, PAT, PERIODS, SeededSchool, race
+from tests.support.booking import ADA, ORGANIZER, PAT, PERIODS, SAM, SeededSchool, race
+from tests.support.booking_address import booking_request
 
 ELSEWHERE = Owner("another-host", 4242, 1.0)
 
@@ -240,3 +241,30 @@ def test_two_runs_past_the_lease_at_once_still_send_each_email_once(db: Database
     assert sum(counts) == 3, (first, second)
     for meeting_id in ids:
         assert len(of_kind(school, meeting_id, "reminder")) == 1
+
+
+def test_the_reminder_says_how_to_cancel_or_move_for_who_organizes_the_event(
+    db: Database,
+) -> None:
+    """Our invitation is answered (Decline, Propose new time); a parent who invited the
+    teacher's booking address changes or deletes their own event."""
+    school = SeededSchool.create(db)
+    ours = confirmed(school, 0)
+    outcome = school.deliver(booking_request(school, SAM, ADA, slot=7))
+    assert outcome.outcome == "applied"
+    theirs = next(
+        m.id for m in _meetings(school) if m.guardian_id != school.meeting(ours).guardian_id
+    )
+    run(school, "remind", school.slot(0).start - timedelta(hours=3))
+    texts = {}
+    for meeting_id in (ours, theirs):
+        [sent] = [e for e in school.emails(meeting_id) if e.key.startswith("email:<reminder.")]
+        texts[meeting_id] = str(sent.message.get_body(("plain",)).get_content())
+    assert "answer the invitation in your calendar (Decline, or Propose new time)" in texts[ours]
+    assert "change or delete the event in your calendar" in texts[theirs]
+    assert "Propose new time" not in texts[theirs]
+
+
+def _meetings(school: SeededSchool) -> list[Meeting]:
+    with school.db.read() as session:
+        return list(session.scalars(select(Meeting).order_by(Meeting.id)))

@@ -40,11 +40,26 @@ def _about(m: MeetingFacts) -> str:
 
 
 def reminder(
-    *, school: str, period_title: str, meeting: MeetingFacts, tz: ZoneInfo, contact: str
+    *,
+    school: str,
+    period_title: str,
+    meeting: MeetingFacts,
+    tz: ZoneInfo,
+    contact: str,
+    organized_by_you: bool = False,
 ) -> Text:
     """The reminder before a confirmed meeting: when (the zone in words), where or the
-    joining link, and how to cancel or move it."""
+    joining link, and how to cancel or move it: by answering our invitation, or, for a
+    meeting the parent booked by inviting the teacher's booking address
+    (``organized_by_you``), by changing or deleting their own event."""
     time = at(meeting.start, meeting.end, tz)
+    how = (
+        "To cancel or move it, change or delete the event in your calendar (the teacher's "
+        f"booking address is told), or write to {contact}."
+        if organized_by_you
+        else "To cancel or move it, answer the invitation in your calendar (Decline, or "
+        f"Propose new time), or write to {contact}."
+    )
     return _text(
         f"Reminder: {period_title} with {meeting.teacher_name}, {time}",
         [
@@ -52,8 +67,7 @@ def reminder(
             f"{_about(meeting)}:",
             time,
             _place(meeting),
-            "To cancel or move it, answer the invitation in your calendar (Decline, or "
-            f"Propose new time), or write to {contact}.",
+            how,
             school,
         ],
     )

@@ -146,7 +146,9 @@ def _text(letter: Letter) -> messages.Text:
     if template == "running_late":
         return aftercare_text.running_late(**common, reason=letter.reason)
     if template == "reminder":
-        return aftercare_text.reminder(**common)
+        # The parent who invited the booking address is the event's ORGANIZER.
+        organizer = letter.organizer.lower() == letter.to.lower()
+        return aftercare_text.reminder(**common, organized_by_you=organizer)
     if template == "feedback_request":
         return aftercare_text.feedback_request(**common, link=letter.link)
     if template == "reproposal":
