@@ -89,6 +89,8 @@ def recorded(
 def _by_address(session: Session, inbound: imip.Inbound, mail: MailConfig) -> int | None:
     """The meeting whose feedback address the message was sent to."""
     for address in inbound.recipients:
+        if f"+{FEEDBACK_TAG}" not in address:  # cheap: most messages go elsewhere
+            continue
         tag = trust.token_from_address(address, mail.organizer)
         if tag is None or not tag.startswith(FEEDBACK_TAG) or not tag.isascii():
             continue
