@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from icalendar.enums import PARTSTAT
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, update
 from sqlalchemy.orm import Session
 
 from ptm_sync.adapters.store import (
@@ -45,7 +45,7 @@ from ptm_sync.core.booking import disruption
 from ptm_sync.core.booking.decide import APPLIED, DUPLICATE, decide, needs
 from ptm_sync.core.booking.events import Event
 from ptm_sync.core.booking.letters import Letterhead, letters
-from ptm_sync.core.booking.values import CalendarAction, Decision, Fresh, MeetingView
+from ptm_sync.core.booking.values import CalendarAction, Decision, Fresh, MeetingView, Origin
 from ptm_sync.core.errors import BookingRefused, SlotTaken
 
 log = logging.getLogger(__name__)
@@ -319,6 +319,30 @@ class Applier:
             now=self.now,
             meeting_id=meeting_id,
         )
+
+    # --- retention -----------------------------------------------------------------------
+
+    @staticmethod
+    def purge(session: Session, meeting_id: int, *, now: datetime) -> bool:
+        """Delete the personal data of meeting ``meeting_id``'s own rows (DESIGN §3, the
+        retention period): its history's reason texts, its location, the parent's
+        organizer address of a booking-address meeting; ``purged_at`` = ``now`` (UTC).
+        States, times, SEQUENCE and the parties' ids stay: the anonymous counts of `report`.
+        The caller purges what other tables hold (:mod:`ptm_sync.app.retention`).
+
+        Returns False (nothing written) when there is no such meeting or it was purged.
+        """
+        row = session.get(Meeting, meeting_id, with_for_update=True)
+        if row is None or row.purged_at is not None:
+            return False
+        session.execute(
+            update(MeetingHistory).where(MeetingHistory.meeting_id == meeting_id).values(reason="")
+        )
+        row.location = ""
+        if row.origin == Origin.BOOKING_ADDRESS:
+            row.organizer = ""  # the parent's address: they organized it
+        row.purged_at = now
+        return True
 
     # --- the waiting list ---------------------------------------------------------------
 

@@ -146,7 +146,7 @@ def meeting_record(session: Session, config: Config, meeting_id: int) -> Meeting
         for f, email in session.execute(
             select(Feedback, Guardian.email)
             .outerjoin(Guardian, Guardian.id == Feedback.guardian_id)
-            .where(Feedback.meeting_id == meeting_id)
+            .where(Feedback.meeting_id == meeting_id, Feedback.text != "")  # "": purged
             .order_by(Feedback.at, Feedback.id)
         )
     )

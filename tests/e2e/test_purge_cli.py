@@ -1,0 +1,205 @@
+"""`purge --before DATE` and the retention period (DESIGN §3, §7, §8 ``[retention]``; issue
+16 item 9) on Radicale and aiosmtpd: the personal data of meetings that ended before DATE
+goes — notes, feedback, the senders and bodies of messages, history texts, what was sent,
+our copies of the teacher's events, and the names and addresses of a family that left the
+roster (the database file's bytes are searched for them) — while the states, the history's
+transitions and `report` stay the same.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ptm_sync.adapters.store import Database, Feedback, Guardian
+from ptm_sync.demo import parents
+from tests.support.caldav_servers import EmbeddedCalDAV
+from tests.support.cli import at, ptm_sync
+from tests.support.factories import make_invitation
+from tests.support.mailservers import SmtpSink
+from tests.support.school import FAMILIES, ORGANIZER, TZ, Run, School
+
+pytestmark = [pytest.mark.radicale, pytest.mark.slow]
+
+PAT, SAM = "pat@example.net", "sam@example.com"
+ADA = "ada@lincoln.example.org"
+#: Sam Smith and Ava Smith leave the roster; what names them must go with the purge.
+SAMS = [b"sam@example.com", b"Sam Smith", b"Ava Smith"]
+NOTE = "Sam Smith worries about Ava's reading"
+FEEDBACK = "Thank you, from Sam Smith"
+
+
+@pytest.fixture
+def school(
+    tmp_path: Path, radicale_server: EmbeddedCalDAV, smtp_sink: Callable[..., SmtpSink]
+) -> Iterator[tuple[School, SmtpSink]]:
+    sink = smtp_sink(mode="plain")
+    s = School(
+        tmp_path,
+        radicale_server,
+        sink.port,
+        extra_config="\n[retention]\nmeetings_days = 30\nquarantine_days = 10\n",
+    )
+    s.setup()
+    yield s, sink
+
+
+def when(day: date, clock: str) -> datetime:
+    return datetime.combine(day, time.fromisoformat(clock), tzinfo=TZ)
+
+
+def run_at(s: School, moment: datetime, *args: str) -> Run:
+    done = ptm_sync(s.config, *args, env=at(moment))
+    assert done.returncode == 0, done.stderr
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def database_bytes(s: School) -> bytes:
+    """The SQLite database as it lies on disk: the file and its write-ahead log."""
+    files = [s.folder / "ptm.db", s.folder / "ptm.db-wal"]
+    return b"".join(f.read_bytes() for f in files if f.exists())
+
+
+def rows(s: School, query: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(s.folder / "ptm.db") as conn:
+        return list(conn.execute(query))
+
+
+def counts(s: School) -> tuple[Any, ...]:
+    """What must survive a purge: the meetings' states and times, every transition of the
+    history, the parties' ids, and `report`."""
+    return (
+        rows(s, 'SELECT id, state, start, "end", sequence FROM meetings ORDER BY id'),
+        rows(
+            s,
+            "SELECT meeting_id, actor, from_state, to_state, old_start, new_start "
+            "FROM meeting_history ORDER BY id",
+        ),
+        rows(s, "SELECT meeting_id, guardian_id FROM meeting_guardians ORDER BY 1, 2"),
+        rows(s, "SELECT meeting_id, student_id FROM meeting_students ORDER BY 1, 2"),
+        s.run("report", "--format", "json").json(),
+    )
+
+
+def sams_evening(s: School, sink: SmtpSink) -> dict[str, Any]:
+    """Sam's meeting with Ada: invited, accepted by mail, written to Ada's calendar (and
+    read back by sync), a staff note and Sam's feedback on it; then Sam's family leaves the
+    roster (`roster import --replace`), the meeting kept.  Returns the meeting."""
+    meeting, invitation = make_invitation(s, sink, teacher=ADA, guardian=SAM)
+    reply = parents.reply("outlook", invitation, "ACCEPTED", tz=TZ, now=datetime.now(TZ))
+    assert s.run("mail", "deliver", stdin=reply).out.strip() == "applied (accepted)"
+    s.run("outbox", "flush")
+    s.run("sync")
+    s.run("meetings", "note", str(meeting["id"]), NOTE)
+    db = Database(f"sqlite:///{s.folder / 'ptm.db'}")
+    try:
+        with db.write() as session:
+            sam = session.query(Guardian).filter_by(email=SAM).one()
+            session.add(
+                Feedback(
+                    meeting_id=meeting["id"], guardian_id=sam.id, at=datetime.now(TZ), text=FEEDBACK
+                )
+            )
+    finally:
+        db.dispose()
+    rest = s.folder / "families-2.csv"
+    lines = ["student_id,student_name,guardian_email,guardian_name,teacher_email"]
+    teachers = ["ada@lincoln.example.org", "alan@lincoln.example.org", "grace@lincoln.example.org"]
+    for sid, student, g_email, g_name, which in FAMILIES:
+        if g_email != SAM:
+            lines += [f"{sid},{student},{g_email},{g_name},{teachers[i]}" for i in which]
+    rest.write_text("\n".join(lines) + "\n")
+    s.run("roster", "import", "--replace", str(s.folder / "teachers.csv"), str(rest))
+    assert [m["id"] for m in s.run("meetings", "--retired", "--format", "json").json()] == [
+        meeting["id"]
+    ]
+    return meeting
+
+
+def test_purge_deletes_the_personal_data_of_ended_meetings_and_keeps_the_counts(
+    school: tuple[School, SmtpSink],
+) -> None:
+    s, sink = school
+    meeting = sams_evening(s, sink)
+    on_disk = database_bytes(s)
+    assert all(name in on_disk for name in SAMS)  # the search below can fail
+    assert NOTE.encode() in on_disk and FEEDBACK.encode() in on_disk
+    before = counts(s)
+    every = len(s.meetings())
+
+    # Before the evening, even a DATE far ahead touches no meeting: none has ended.
+    early = run_at(s, when(s.day, "09:00"), "purge", "--before", str(s.day + timedelta(days=90)))
+    assert "(meetings still to come are kept)" in early.out
+    assert "meetings purged: 0" in early.out
+    assert NOTE in s.run("meetings", "show", str(meeting["id"])).out
+
+    after_evening = when(s.day, "18:00")
+    done = run_at(s, after_evening, "purge", "--before", str(s.day + timedelta(days=1)))
+    assert done.out.splitlines()[:2] == [
+        f"purged the personal data of meetings that ended before {s.day + timedelta(days=1)} "
+        "(meetings still to come are kept)",
+        f"meetings purged: {every}",
+    ]
+    assert "people who left the roster made anonymous: 1 guardians, 1 students" in done.out
+    assert "Sam" not in done.out
+
+    on_disk = database_bytes(s)
+    assert [name for name in SAMS if name in on_disk] == []
+    assert NOTE.encode() not in on_disk and FEEDBACK.encode() not in on_disk
+    assert PAT.encode() in on_disk  # Pat is still on the roster: his address stays
+    assert counts(s) == before
+    assert rows(s, "SELECT count(*) FROM meetings WHERE purged_at IS NULL") == [(0,)]
+    assert rows(s, "SELECT count(*) FROM meeting_history WHERE reason != ''") == [(0,)]
+    assert rows(s, "SELECT count(*) FROM outbox WHERE payload != '{}'") == [(0,)]
+    assert rows(s, f"SELECT sender FROM inbound WHERE meeting_id = {meeting['id']}") == [("",)]
+
+    shown = s.run("meetings", "show", str(meeting["id"])).out
+    assert "personal data purged" in shown
+    assert "Notes:" not in shown and "Feedback:" not in shown
+    assert "purged-" in shown and SAM not in shown
+    note = s.run("meetings", "note", str(meeting["id"]), "again", check=False)
+    assert note.code == 1 and "purged" in note.err
+
+    again = run_at(s, after_evening, "purge", "--before", str(s.day + timedelta(days=1)))
+    assert "meetings purged: 0" in again.out
+    assert counts(s) == before
+
+
+def test_the_purge_job_keeps_meetings_days_and_deletes_old_quarantined_bodies(
+    school: tuple[School, SmtpSink],
+) -> None:
+    s, sink = school
+    meeting = sams_evening(s, sink)
+    stranger = (
+        b"From: Sam Smith <sam.smith@work.example>\r\nTo: " + ORGANIZER.encode() + b"\r\n"
+        b"Subject: Accepted\r\nMessage-ID: <q-1@work.example>\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/calendar; charset=utf-8; method=REPLY\r\n\r\n"
+        b"BEGIN:VCALENDAR\r\nMETHOD:REPLY\r\nBEGIN:VEVENT\r\nUID:"
+        + meeting["uid"].encode()
+        + b"\r\nATTENDEE;CN=Sam Smith;PARTSTAT=ACCEPTED:mailto:sam@example.com\r\n"
+        b"END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    received = when(s.day, "19:00")
+    quarantined = ptm_sync(s.config, "mail", "deliver", stdin=stranger, env=at(received))
+    assert quarantined.stdout.strip() == "quarantined (sender-not-attendee)"
+    before = counts(s)
+
+    # 29 days after the evening: no meeting is past meetings_days, the body is past 10 days.
+    soon = run_at(s, when(s.day + timedelta(days=29), "12:00"), "jobs", "run", "purge")
+    assert "0 meetings purged" in soon.out and "1 quarantined body deleted" in soon.out
+    assert NOTE in s.run("meetings", "show", str(meeting["id"])).out
+    assert rows(s, "SELECT count(*) FROM inbound WHERE raw IS NOT NULL") == [(0,)]
+
+    later = run_at(s, when(s.day + timedelta(days=31), "12:00"), "jobs", "run", "purge")
+    assert f"{len(s.meetings())} meetings purged" in later.out
+    assert NOTE not in s.run("meetings", "show", str(meeting["id"])).out
+    assert counts(s) == before
+    on_disk = database_bytes(s)
+    # The quarantined message's sender (a stranger's address) stays for `quarantine`; what
+    # names Sam's family is gone.
+    assert [name for name in SAMS if name in on_disk] == []
