@@ -36,6 +36,7 @@ SERIAL = frozenset(
         "e2e/test_database_outage.py",
         "e2e/test_first_come.py",
         "e2e/test_health_cli.py",
+        "e2e/test_jobs_daemon.py",
         "e2e/test_jobs_replicas.py",
         "e2e/test_outbox_faults_cli.py",
         "e2e/test_replicas.py",
