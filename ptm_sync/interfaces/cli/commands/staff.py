@@ -202,7 +202,8 @@ def cmd_late(args: argparse.Namespace) -> int:
     print(
         f"{args.teacher} runs {args.minutes} minutes late from {local}: "
         f"{moved} meeting{'s' if moved != 1 else ''} moved, "
-        f"{told} stay{'s' if told == 1 else ''} (the famil{'y' if told == 1 else 'ies'} told)"
+        f"{told} stay{'s' if told == 1 else ''}"
+        + (f" (the famil{'y' if told == 1 else 'ies'} told)" if told else "")
     )
     deliver(app)
     return 0
