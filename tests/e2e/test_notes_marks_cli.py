@@ -3,9 +3,9 @@
 `meetings` filters, on Radicale and aiosmtpd.
 
 A note is staff-only: after a note with a unique marker, the booking's confirmation, a
-reschedule and a cancellation go out, and the marker is in no outbox row, no email the
-families received, no event of the teacher's calendar and no public page; `meetings show`
-is where it is read.
+reschedule, a cancellation, the reminder and the feedback request go out, and the marker is
+in no outbox row, no email the families received, no event of the teacher's calendar and no
+public page; `meetings show` is where it is read.
 """
 
 from __future__ import annotations
@@ -125,14 +125,20 @@ def test_a_note_is_shown_by_meetings_show_and_reaches_no_family_calendar_or_page
     # teacher's event moved) and a cancellation (CANCEL, the event removed).
     s.run("reschedule", str(meeting_id), "--start", f"{s.day}T16:15")
     s.run("cancel", str(other), "--reason", "the teacher is ill")
+    # ... the reminder before it, and after it the feedback request.
+    sent = len(sink.received)
+    assert "1 reminder queued" in run_at(s, when(s, "12:00"), "jobs", "run", "remind").out
+    run_at(s, when(s, "16:40"), "jobs", "run", "complete")
+    assert "1 feedback request queued" in run_at(s, when(s, "16:45"), "jobs", "run", "feedback").out
     s.run("outbox", "flush")
+    assert len(sink.received) == sent + 2  # the reminder and the feedback request
 
     shown = s.run("meetings", "show", str(meeting_id)).out
     notes = shown.split("\nNotes:\n", 1)[1]
     assert f": {marker} father asks about maths" in notes
     assert "Feedback:" not in shown  # none recorded
     assert f"{marker} second" in s.run("meetings", "show", str(other)).out
-    assert len(sink.received) >= 4  # two confirmations, an update, a cancellation
+    assert len(sink.received) == 6  # 2 confirmations, an update, a cancellation, 2 above
     assert all(marker not in email_text(m.raw) for m in sink.received)
     assert all(marker not in text for text in outbox_texts(s.folder / "ptm.db"))
     events = teacher_events(radicale_server, s.calendars[GRACE])
