@@ -143,9 +143,7 @@ def test_a_run_records_its_result_and_a_held_lease_keeps_another_process_out(
     ]
 
 
-def test_a_failed_run_is_recorded_as_a_sentence(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failed_run_is_recorded_as_a_sentence(db: Database) -> None:
     school = SeededSchool.create(db)
 
     def broken(_ctx: jobs.JobContext) -> jobs.Done:
@@ -161,7 +159,7 @@ def test_a_failed_run_is_recorded_as_a_sentence(
 
 def test_every_job_runs_without_mail(tmp_path: Path) -> None:
     """A school that only publishes availability: the jobs have nothing to do and fail
-    at nothing (purge aside, which is another module's)."""
+    at nothing."""
     config = parse(
         f"""
 [school]
@@ -178,8 +176,6 @@ url = "sqlite:///{tmp_path / "ptm.db"}"
     try:
         now = datetime(2027, 4, 12, 20, tzinfo=UTC)
         for job in jobs.JOBS:
-            if job.name == "purge":
-                continue
             ran = jobs.run(db, config, job, now=now, video=provider_for(config.video))
             assert ran.done is not None and ran.done.result == "ok", (job.name, ran)
     finally:

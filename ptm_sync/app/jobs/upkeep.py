@@ -4,9 +4,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from ptm_sync.app import retention
 from ptm_sync.app.jobs.work import Done, JobContext, plural
 from ptm_sync.app.read import digest as staff_digest
 from ptm_sync.app.services import expire_holds, open_booking
@@ -36,19 +34,7 @@ def digest(ctx: JobContext) -> Done:
 
 
 def purge(ctx: JobContext) -> Done:
-    """Delete the personal data of meetings past ``[retention] meetings_days``
-    (:func:`ptm_sync.app.retention.purge_due`; the anonymous counts stay)."""
-    # Looked up when run: retention is written beside this package (issue 16) and the
-    # other jobs run without it.
-    try:
-        retention = importlib.import_module("ptm_sync.app.retention")
-    except ModuleNotFoundError:
-        return Done("nothing purged: this build has no retention module")
-    return Done(_told(retention.purge_due(ctx.db, ctx.config, now=ctx.now)))
-
-
-def _told(result: Any) -> str:
-    """What purge_due returned, as a sentence: a count of meetings, or its own words."""
-    if isinstance(result, int):
-        return plural(result, "meeting") + " purged"
-    return str(result)
+    """Delete the personal data of meetings past ``[retention] meetings_days`` and the
+    bodies of quarantined messages past ``quarantine_days`` (:func:`ptm_sync.app.retention.
+    purge_due`; the anonymous counts stay)."""
+    return Done(str(retention.purge_due(ctx.db, ctx.config, now=ctx.now)))
