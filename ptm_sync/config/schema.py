@@ -357,7 +357,9 @@ class RetentionConfig:
         "0: kept.  The anonymous counts of `report` stay.",
         0,
     )
-    quarantine_days: int = opt("Days the bodies of quarantined messages are kept.", 30)
+    quarantine_days: int = opt(
+        "Days the bodies of quarantined messages are kept (the daily purge job); 0: kept.", 30
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
