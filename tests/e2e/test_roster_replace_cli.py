@@ -9,17 +9,20 @@ additive; who comes back is brought back.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from icalendar import Event
 
+from ptm_sync.demo import organizers
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.mailservers import SmtpSink
 from tests.support.school import (
     FAMILIES,
     TEACHERS,
+    TZ,
     Family,
     School,
     calendar_part,
@@ -238,3 +241,38 @@ def test_a_teacher_missing_from_a_replacing_teachers_file_retires(
     s.run("roster", "import", str(families_file(s, "kim.csv", kim)))
     s.run("invite")
     assert {t: m["state"] for t, m in mine(s, "kim@example.org").items()} == {ADA: "proposed"}
+
+
+def test_who_left_the_roster_books_nothing_through_a_booking_address(
+    school: tuple[School, SmtpSink],
+) -> None:
+    s, _ = school
+    teachers = s.folder / "teachers.csv"
+    s.run(
+        "roster",
+        "import",
+        "--replace",
+        str(teachers),
+        str(families_file(s, "f.csv", without(MARIA))),
+    )
+    lines = teachers.read_text().splitlines()
+    (s.folder / "t.csv").write_text("\n".join(x for x in lines if GRACE not in x) + "\n")
+    s.run("roster", "import", "--replace", str(s.folder / "t.csv"))
+
+    def ask(parent: str, teacher: str, clock: str) -> str:
+        start = datetime.combine(s.day, time.fromisoformat(clock), TZ)
+        booking = organizers.Booking(
+            parent=parent,
+            parent_name="A parent",
+            booking_address=f"book+{teacher.split('@')[0]}@lincoln.example.org",
+            start=start,
+            end=start + timedelta(minutes=15),
+        )
+        raw = organizers.request("outlook", booking, tz=TZ, now=datetime.now(TZ))
+        return s.run("mail", "deliver", stdin=raw).out.strip()
+
+    assert ask(MARIA, ALAN, "16:45") == "quarantined (stranger)"
+    assert ask(PAT, GRACE, "16:45") == (
+        "applied (request declined: only the families of this teacher's students can book here)"
+    )
+    assert ask(PAT, ALAN, "16:45") == "applied (booked)"  # who stays books as before
