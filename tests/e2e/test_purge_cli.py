@@ -2,21 +2,22 @@
 16 item 9) on Radicale and aiosmtpd: the personal data of meetings that ended before DATE
 goes — notes, feedback, the senders and bodies of messages, history texts, what was sent,
 our copies of the teacher's events, and the names and addresses of a family that left the
-roster (the database file's bytes are searched for them) — while the states, the history's
-transitions and `report` stay the same.
+roster (SQLite: the database file's bytes are searched for them; PostgreSQL: its tables) —
+while the states, the history's transitions and `report` stay the same.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from ptm_sync.adapters.store import Database, Feedback, Guardian
+from ptm_sync.config import settings as config_mod
 from ptm_sync.demo import parents
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.cli import at, ptm_sync
@@ -34,19 +35,36 @@ NOTE = "Sam Smith worries about Ava's reading"
 FEEDBACK = "Thank you, from Sam Smith"
 
 
-@pytest.fixture
+class PurgeSchool(School):
+    """The test school with a retention period, on ``database`` ("" for its SQLite file)."""
+
+    database: str = ""
+
+    def write(self) -> None:
+        super().write()
+        if self.database:
+            text = self.config.read_text()
+            self.config.write_text(text.replace('"sqlite:///ptm.db"', f'"{self.database}"'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def school(
-    tmp_path: Path, radicale_server: EmbeddedCalDAV, smtp_sink: Callable[..., SmtpSink]
-) -> Iterator[tuple[School, SmtpSink]]:
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    radicale_server: EmbeddedCalDAV,
+    smtp_sink: Callable[..., SmtpSink],
+) -> tuple[PurgeSchool, SmtpSink]:
     sink = smtp_sink(mode="plain")
-    s = School(
+    s = PurgeSchool(
         tmp_path,
         radicale_server,
         sink.port,
         extra_config="\n[retention]\nmeetings_days = 30\nquarantine_days = 10\n",
     )
+    if request.param == "postgresql":
+        s.database = str(request.getfixturevalue("postgres_url"))
     s.setup()
-    yield s, sink
+    return s, sink
 
 
 def when(day: date, clock: str) -> datetime:
@@ -59,15 +77,43 @@ def run_at(s: School, moment: datetime, *args: str) -> Run:
     return Run(done.returncode, done.stdout, done.stderr)
 
 
-def database_bytes(s: School) -> bytes:
-    """The SQLite database as it lies on disk: the file and its write-ahead log."""
-    files = [s.folder / "ptm.db", s.folder / "ptm.db-wal"]
-    return b"".join(f.read_bytes() for f in files if f.exists())
+def open_database(s: School) -> Database:
+    return Database(config_mod.load(str(s.config)).database.url)
+
+
+#: Every text the school keeps, table by table: where a name or an address could be.
+TEXTS = [
+    "SELECT email || ' ' || name FROM guardians",
+    "SELECT student_id || ' ' || name FROM students",
+    "SELECT reason FROM meeting_history",
+    "SELECT location || ' ' || organizer FROM meetings",
+    "SELECT text FROM meeting_notes",
+    "SELECT text FROM feedback",
+    "SELECT sender FROM inbound",
+    "SELECT payload FROM outbox",
+    "SELECT ics FROM calendar_events",
+]
+
+
+def database_bytes(s: PurgeSchool) -> bytes:
+    """What the database holds: SQLite's file and write-ahead log as they lie on disk (what
+    was deleted may linger in free pages); for PostgreSQL the texts of its tables, and the
+    quarantined bodies."""
+    if not s.database:
+        files = [s.folder / "ptm.db", s.folder / "ptm.db-wal"]
+        return b"".join(f.read_bytes() for f in files if f.exists())
+    found = [str(v).encode() for query in TEXTS for (v,) in rows(s, query)]
+    found += [bytes(raw) for (raw,) in rows(s, "SELECT raw FROM inbound WHERE raw IS NOT NULL")]
+    return b"\n".join(found)
 
 
 def rows(s: School, query: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(s.folder / "ptm.db") as conn:
-        return list(conn.execute(query))
+    db = open_database(s)
+    try:
+        with db.read() as session:
+            return [tuple(row) for row in session.execute(text(query))]
+    finally:
+        db.dispose()
 
 
 def counts(s: School) -> tuple[Any, ...]:
@@ -96,7 +142,7 @@ def sams_evening(s: School, sink: SmtpSink) -> dict[str, Any]:
     s.run("outbox", "flush")
     s.run("sync")
     s.run("meetings", "note", str(meeting["id"]), NOTE)
-    db = Database(f"sqlite:///{s.folder / 'ptm.db'}")
+    db = open_database(s)
     try:
         with db.write() as session:
             sam = session.query(Guardian).filter_by(email=SAM).one()
@@ -122,7 +168,7 @@ def sams_evening(s: School, sink: SmtpSink) -> dict[str, Any]:
 
 
 def test_purge_deletes_the_personal_data_of_ended_meetings_and_keeps_the_counts(
-    school: tuple[School, SmtpSink],
+    school: tuple[PurgeSchool, SmtpSink],
 ) -> None:
     s, sink = school
     meeting = sams_evening(s, sink)
@@ -171,7 +217,7 @@ def test_purge_deletes_the_personal_data_of_ended_meetings_and_keeps_the_counts(
 
 
 def test_the_purge_job_keeps_meetings_days_and_deletes_old_quarantined_bodies(
-    school: tuple[School, SmtpSink],
+    school: tuple[PurgeSchool, SmtpSink],
 ) -> None:
     s, sink = school
     meeting = sams_evening(s, sink)

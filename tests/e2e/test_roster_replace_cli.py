@@ -8,7 +8,7 @@ additive; who comes back is brought back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,18 +37,35 @@ ADA, ALAN, GRACE = (t[0] for t in TEACHERS)
 PAT, SAM, MARIA = "pat@example.net", "sam@example.com", "maria@example.org"
 
 
-@pytest.fixture
+class AnySchool(School):
+    """The test school on ``database`` ("" for its SQLite file)."""
+
+    database: str = ""
+
+    def write(self) -> None:
+        super().write()
+        if self.database:
+            text = self.config.read_text()
+            self.config.write_text(text.replace('"sqlite:///ptm.db"', f'"{self.database}"'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def school(
-    tmp_path: Path, radicale_server: EmbeddedCalDAV, smtp_sink: Callable[..., SmtpSink]
-) -> Iterator[tuple[School, SmtpSink]]:
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    radicale_server: EmbeddedCalDAV,
+    smtp_sink: Callable[..., SmtpSink],
+) -> tuple[School, SmtpSink]:
     """Maria has a confirmed meeting with Grace (booked by staff); `invite` proposed every
-    other meeting (Maria's with Alan among them)."""
+    other meeting (Maria's with Alan among them).  On SQLite and PostgreSQL."""
     sink = smtp_sink(mode="plain")
-    s = School(tmp_path, radicale_server, sink.port)
+    s = AnySchool(tmp_path, radicale_server, sink.port)
+    if request.param == "postgresql":
+        s.database = str(request.getfixturevalue("postgres_url"))
     s.setup()
     s.run("book", "--guardian", MARIA, "--teacher", GRACE, "--start", f"{s.day}T15:30")
     s.run("invite")
-    yield s, sink
+    return s, sink
 
 
 def families_file(s: School, name: str, families: list[Family]) -> Path:
