@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import get_timezone_name
 
-from ptm_sync.core.booking.messages import MeetingFacts, Text, _text, when
+from ptm_sync.core.booking.messages import MeetingFacts, Text, _text
 
 
 def zone_words(tz: ZoneInfo, locale: str = "en") -> str:
@@ -143,7 +143,7 @@ def feedback_request(
         f"How was your meeting with {meeting.teacher_name}?",
         [
             f"Thank you for meeting {meeting.teacher_name} about {_about(meeting)} on "
-            f"{when(meeting.start, meeting.end, tz)}.",
+            f"{at(meeting.start, meeting.end, tz)}.",
             how,
             f"Questions: {contact}",
             school,
