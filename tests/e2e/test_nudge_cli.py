@@ -143,12 +143,14 @@ def test_a_dry_run_lists_who_would_be_emailed_and_sends_nothing(
         f"spring: {MARIA}: {GRACE}",
         f"spring: {PAT}: {ALAN}",
         f"spring: {SAM}: {ADA}",
-        "(dry run: nothing sent)",
+        "(dry run: nothing sent; 0 already nudged today)",
     ]
     assert len(sink.received) == before
     assert s.run("outbox", "--format", "json").json() == queued
-    # Nothing was recorded either: the real run still sends all four.
+    # Nothing was recorded either: the real run still sends all four; a dry run after it
+    # lists nobody.
     assert nudge(s).splitlines()[0] == "4 sent, 0 already nudged today"
+    assert nudge(s, "--dry-run").splitlines() == ["(dry run: nothing sent; 4 already nudged today)"]
 
 
 def test_nudge_after_booking_closed_says_so_and_sends_nothing(

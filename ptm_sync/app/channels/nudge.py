@@ -71,11 +71,11 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
-class NudgeResult:
-    """``sent``: emails enqueued now; ``already``: households nudged earlier today."""
+class NudgePlan:
+    """``due``: the households to email now; ``already``: those emailed earlier today."""
 
-    sent: int
-    already: int
+    due: tuple[Target, ...]
+    already: tuple[Target, ...]
 
 
 def is_open(config: Config, period: PeriodConfig, now: datetime) -> bool:
@@ -111,19 +111,18 @@ def periods_to_nudge(config: Config, period_id: str | None, now: datetime) -> li
     return [period]
 
 
-def targets(
-    db: Database, config: Config, periods: Sequence[PeriodConfig], now: datetime
-) -> list[Target]:
-    """The households ``nudge`` would email now (nothing is written)."""
+def plan(db: Database, config: Config, periods: Sequence[PeriodConfig], now: datetime) -> NudgePlan:
+    """Who ``nudge`` would email now, and who was emailed earlier today (nothing is
+    written): ``--dry-run``."""
     with db.read() as session:
-        return _targets(session, config, periods, now)
+        return _plan(session, config, periods, now)
 
 
 def nudge(
     db: Database, config: Config, periods: Sequence[PeriodConfig], now: datetime
-) -> NudgeResult:
+) -> NudgePlan:
     """Enqueue today's email to each household not booked yet in ``periods``, unless it was
-    enqueued today already.
+    enqueued today already; returns who was (``due``) and who had been (``already``).
 
     Raises:
         BookingRefused: ``[mail]`` is not configured (no sender).
@@ -131,19 +130,29 @@ def nudge(
     if config.mail is None:
         raise BookingRefused("[mail] is not configured: no address to send from")
     with db.write() as session:
-        found = _targets(session, config, periods, now)
-        keys = {t.message_id: f"email:{t.message_id}" for t in found}
-        done = set(session.scalars(select(Outbox.key).where(Outbox.key.in_(list(keys.values())))))
-        fresh = [t for t in found if keys[t.message_id] not in done]
-        for target in fresh:
+        found = _plan(session, config, periods, now)
+        for target in found.due:
             row = email_row(
                 _email(config, target, now),
                 now=now,
                 envelope_from=config.mail.organizer,
                 to=target.guardians,
             )
+            # A replica enqueuing the same key meanwhile is no error: the outbox keeps one.
             outbox.enqueue(session, key=row.key, kind=row.kind, payload=row.payload, now=now)
-    return NudgeResult(sent=len(fresh), already=len(found) - len(fresh))
+    return found
+
+
+def _plan(
+    session: Session, config: Config, periods: Sequence[PeriodConfig], now: datetime
+) -> NudgePlan:
+    found = _targets(session, config, periods, now)
+    keys = [f"email:{t.message_id}" for t in found]
+    sent = set(session.scalars(select(Outbox.key).where(Outbox.key.in_(keys))))
+    return NudgePlan(
+        due=tuple(t for t in found if f"email:{t.message_id}" not in sent),
+        already=tuple(t for t in found if f"email:{t.message_id}" in sent),
+    )
 
 
 def _email(config: Config, target: Target, now: datetime) -> EmailMessage:

@@ -81,14 +81,15 @@ def cmd_nudge(args: argparse.Namespace) -> int:
         print("no period is open for booking now: nobody to nudge")
         return 0
     if args.dry_run:
-        for target in nudge.targets(app.db, app.config, periods, now):
+        found = nudge.plan(app.db, app.config, periods, now)
+        for target in found.due:
             teachers = ", ".join(t.teacher for t in target.teachers)
             print(f"{target.period}: {', '.join(target.guardians)}: {teachers}")
-        print("(dry run: nothing sent)")
+        print(f"(dry run: nothing sent; {len(found.already)} already nudged today)")
         return 0
-    result = nudge.nudge(app.db, app.config, periods, now)
-    print(f"{result.sent} sent, {result.already} already nudged today")
-    if result.sent:
+    done = nudge.nudge(app.db, app.config, periods, now)
+    print(f"{len(done.due)} sent, {len(done.already)} already nudged today")
+    if done.due:
         with reported_here(args):
             deliver(app)
     return 0
