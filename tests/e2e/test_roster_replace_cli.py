@@ -217,6 +217,11 @@ def test_without_replace_an_import_stays_additive(school: tuple[School, SmtpSink
     states = {m["id"]: m["state"] for m in s.meetings()}
     sent = len(sink.received)
 
+    dry = s.run("roster", "import", "--dry-run", str(pat_only))
+    assert dry.out.splitlines()[:2] == [
+        "dry run: nothing was changed",
+        "teachers: 0 (0 added, 0 updated)",
+    ]
     done = s.run("roster", "import", str(pat_only))
     assert "retired" not in done.out
     assert done.out.splitlines()[-1] == "links: 3 (0 added, 0 removed)"
