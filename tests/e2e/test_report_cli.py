@@ -148,3 +148,20 @@ def test_an_unknown_period_is_an_error_naming_the_configured_ones(school: School
         assert done.err.strip() == "ptm-sync: no period 'autumn' (configured: spring)"
     usage = school.run("report", "--format", "xml", check=False)
     assert usage.code == 2 and "invalid choice: 'xml'" in usage.err
+
+
+def test_who_left_the_roster_is_no_household_but_their_meetings_stay_counted(
+    school: School,
+) -> None:
+    school.families = [f for f in school.families if f[2] != SAM]
+    school.write()
+    files = [str(school.folder / "teachers.csv"), str(school.folder / "families.csv")]
+    school.run("roster", "import", "--replace", *files)
+
+    rows = {r["teacher"]: r for r in school.run("report", "--format", "json").json()}
+
+    # Sam's missed meeting is still Ada's record; Sam is no household of hers any more.
+    assert numbers(rows[ADA]) == (3, 0, 1, 1, 0, 1, 2, 1)
+    assert numbers(rows[None]) == (5, 2, 1, 1, 1, 1, 3, 2)
+    unbooked = school.run("report", "--unbooked", "--format", "json").json()
+    assert SAM not in {g for r in unbooked for g in r["guardians"]}
