@@ -13,6 +13,7 @@ from ptm_sync.interfaces.cli.commands import (
     daemon,
     demo,
     digest,
+    jobs,
     mail,
     report,
     retention,
@@ -31,6 +32,7 @@ COMMAND_MODULES: list[ModuleType] = [
     retention,
     mail,
     digest,
+    jobs,
     daemon,
     demo,
 ]
