@@ -25,9 +25,11 @@ meeting); and no two active meetings of a teacher overlap.
 
 from __future__ import annotations
 
-import importlib
+import tempfile
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,7 +42,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 from ptm_sync.adapters.store import (
     Database,
@@ -52,6 +54,7 @@ from ptm_sync.adapters.store import (
     Student,
     Teacher,
 )
+from ptm_sync.app import retention
 from ptm_sync.app.booking import load
 from ptm_sync.app.booking.apply import Applier
 from ptm_sync.app.read import report
@@ -75,14 +78,8 @@ from ptm_sync.core.booking.late import LateMeeting, plan
 from ptm_sync.core.booking.values import Origin
 from ptm_sync.core.errors import SlotTaken
 from ptm_sync.core.model import Interval
-from tests.property.test_booking_model import postgres_store, sqlite_store
 from tests.support.booking import ADA, ALAN, ALEX, BROWNS, CHRIS, FAMILIES, PAT, SAM, SeededSchool
-from tests.support.database import postgres_base_url
-
-try:  # the purge (issue 16 item 9) comes with its own change; until then it is not drawn
-    retention: Any = importlib.import_module("ptm_sync.app.retention")
-except ImportError:  # pragma: no cover - depends on the tree
-    retention = None
+from tests.support.database import postgres_base_url, postgres_schema_url
 
 OPEN = ("proposed", "confirmed")
 BOOKED = ("confirmed", "completed")
@@ -353,7 +350,6 @@ class ReportModel(RuleBasedStateMachine):
         else:
             self.handle(meeting_id, MarkNoShow(reason=reason))
 
-    @precondition(lambda self: retention is not None)
     @rule(days=st.sampled_from([0, 1, 30]))
     def purge(self, days: int) -> None:
         """The personal data of meetings that ended ``days`` before now are deleted; the
@@ -462,6 +458,28 @@ class ReportModel(RuleBasedStateMachine):
             for b in active:
                 if a.id < b.id and a.teacher_id == b.teacher_id:
                     assert a.end <= b.start or b.end <= a.start, f"{a.id} and {b.id} overlap"
+
+
+def sqlite_store() -> tuple[str, Callable[[], None]]:
+    folder = tempfile.TemporaryDirectory(prefix="ptm-report-")
+    return f"sqlite:///{Path(folder.name) / 'ptm.db'}", folder.cleanup
+
+
+def postgres_store() -> tuple[str, Callable[[], None]]:
+    """A schema of its own on the test PostgreSQL, dropped by the returned function."""
+    base = postgres_base_url()
+    schema = f"r_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
+
+    return postgres_schema_url(base, schema), drop
 
 
 def run(store: Callable[[], tuple[str, Callable[[], None]]], examples: int, steps: int) -> None:
