@@ -45,7 +45,7 @@ from ptm_sync.app.context import App
 from ptm_sync.config import settings as config_mod
 from ptm_sync.config.settings import AccountConfig, Secret
 from ptm_sync.core.errors import UserError
-from ptm_sync.demo import organizers, parents, school
+from ptm_sync.demo import evening, organizers, parents, school
 from ptm_sync.demo.embedded import (
     EmbeddedServer,
     SmtpSink,
@@ -322,6 +322,13 @@ def run(args: argparse.Namespace, shell: Shell) -> int:
         book_through_the_booking_address(shell, config, folder, sink)
         _run(shell, config, "meetings")
         _run(shell, config, "matrix")
+        evening.the_evening(
+            lambda cfg, *argv, **kw: _run(shell, cfg, *argv, **kw),
+            _say,
+            config=config,
+            sink=sink,
+            today=today,
+        )
         # Without --dir, --once removes the folder at the end: nothing left to try then.
         serve(shell, config, once=args.once, kept=bool(args.dir) or not args.once)
     finally:

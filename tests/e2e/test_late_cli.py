@@ -159,11 +159,13 @@ def test_a_teacher_running_late_moves_the_later_meetings_and_tells_the_families_
         old = datetime.fromisoformat(meeting["start"])
         assert event.start == old + timedelta(minutes=10)
         assert event.end == old + timedelta(minutes=25)
-        assert "Ada Lovelace is running late today" in text and "Eastern Time" in text
+        assert (
+            "Ada Lovelace is running about 10 minutes late today" in text and "Eastern Time" in text
+        )
     for family in (PAT, MARIA):
         [(method, event, text)] = mail[family]
         assert (method, event) == (None, None)
-        assert "running 10 minutes late" in text and "stays booked for" in text
+        assert "running about 10 minutes late today" in text and "stays booked for" in text
     assert SAM not in mail
 
     now = {m["id"]: m for m in s.meetings(teacher=ADA)}

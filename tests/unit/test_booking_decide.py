@@ -766,7 +766,7 @@ def test_a_late_move_is_a_request_update_at_the_new_time_in_words() -> None:
     assert str(cal["METHOD"]) == "REQUEST" and event["SEQUENCE"] == 2
     assert later.start == event.DTSTART and str(event["STATUS"]) == "CONFIRMED"
     body = message.message.get_body(("plain",)).get_content()
-    assert "running late" in body and "Eastern Time" in body
+    assert "running about 10 minutes late" in body and "Eastern Time" in body
     assert decision.history is not None and decision.history.old_start == slot(0).start
 
 

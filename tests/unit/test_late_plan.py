@@ -141,4 +141,4 @@ def test_a_meeting_that_stays_is_told_by_a_plain_email_and_keeps_its_time() -> N
     [(message, cal)] = sent(told)
     assert cal is None
     body = message.message.get_body(("plain",)).get_content()
-    assert "running 10 minutes late" in body and "stays booked" in body
+    assert "running about 10 minutes late today" in body and "stays booked" in body

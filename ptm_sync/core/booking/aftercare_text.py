@@ -87,8 +87,8 @@ def late_moved(
     return _text(
         f"New time: {period_title} with {meeting.teacher_name}, {time}",
         [
-            f"{meeting.teacher_name} is running late today"
-            + (f" ({reason})" if reason else "")
+            f"{meeting.teacher_name} is running {reason or 'late'}"
+            + (" late today" if reason else " today")
             + f". Your meeting about {_about(meeting)} now starts later:",
             time,
             _place(meeting),
@@ -113,8 +113,8 @@ def running_late(
     return _text(
         f"Running late: {period_title} with {meeting.teacher_name}",
         [
-            f"{meeting.teacher_name} is running late today"
-            + (f" ({reason})" if reason else "")
+            f"{meeting.teacher_name} is running {reason or 'late'}"
+            + (" late today" if reason else " today")
             + f". Your meeting about {_about(meeting)} stays booked for {time}, but it may "
             "start a little later. We are sorry for the wait.",
             _place(meeting),

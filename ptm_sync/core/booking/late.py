@@ -93,7 +93,7 @@ def running_late(meeting: MeetingView, event: RunningLate, ctx: Context) -> Deci
             meeting,
             ctx,
             f"{why}; the meeting could not move (told by email)",
-            Change(notice_reason=why),
+            Change(notice_reason=f"about {event.minutes} minutes"),
         )
     # A family reminded of the old time reads the new one in this update: the reminder
     # is not sent again for it.
@@ -104,7 +104,9 @@ def running_late(meeting: MeetingView, event: RunningLate, ctx: Context) -> Deci
         meeting,
         ctx,
         f"{why}: moved by {event.minutes} minutes",
-        Change(updated=moved, old_start=meeting.slot, notice_reason=why),
+        Change(
+            updated=moved, old_start=meeting.slot, notice_reason=f"about {event.minutes} minutes"
+        ),
     )
 
 
