@@ -2,8 +2,9 @@
 
 Times are UTC (:class:`UtcDateTime`).  The meetings table carries the rule that makes a
 double booking impossible whatever the application does: a partial unique index on
-``(teacher_id, start)`` over the active states, and on PostgreSQL also an exclusion
-constraint on overlapping time ranges (migration 0001).
+``(teacher_id, start)`` over the active states, and a refusal of overlapping time ranges:
+on PostgreSQL an exclusion constraint (migration 0001), on SQLite triggers (migration 0011:
+a late move leaves the grid, where two meetings can overlap without starting together).
 """
 
 from __future__ import annotations
