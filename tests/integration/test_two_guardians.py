@@ -482,15 +482,20 @@ def test_upgrading_from_0001_gives_each_meeting_its_guardian_with_its_answer(
                 ),
                 {"e": ADA},
             ).scalar_one()
-            guardian = Guardian(email=PAT, name="Pat", language="")
-            session.add(guardian)
-            session.flush()
+            # The guardian as 0001 knew it (retired_at came with 0010).
+            guardian_id = session.execute(
+                text(
+                    "INSERT INTO guardians (email, name, language) VALUES (:e, 'Pat', '') "
+                    "RETURNING id"
+                ),
+                {"e": PAT},
+            ).scalar_one()
             # Core, with the columns 0001 has: the model has grown since.
             values = dict(
                 uid="u1",
                 period_id="p",
                 teacher_id=teacher_id,
-                guardian_id=guardian.id,
+                guardian_id=guardian_id,
                 start=NOW,
                 end=NOW + 15 * MINUTE,
                 state="confirmed",
@@ -516,7 +521,7 @@ def test_upgrading_from_0001_gives_each_meeting_its_guardian_with_its_answer(
         assert db.is_current()
         with db.read() as session:
             [row] = session.scalars(select(MeetingGuardian))
-            assert (row.meeting_id, row.guardian_id) == (meeting_id, guardian.id)
+            assert (row.meeting_id, row.guardian_id) == (meeting_id, guardian_id)
             assert (row.partstat, row.reply_sequence, row.reply_dtstamp) == (
                 "ACCEPTED",
                 0,
