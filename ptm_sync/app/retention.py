@@ -25,6 +25,9 @@ so that deleted text does not linger in free pages of the file.
 
 ``[retention] quarantine_days``: the body of a quarantined message older than that is
 deleted (its reason, time and sender stay for `quarantine`); 0 keeps them.
+
+A dry run (`purge --before DATE --dry-run`) does the same work in one transaction that is
+rolled back: it counts exactly what the purge would, and changes nothing.
 """
 
 from __future__ import annotations
@@ -101,34 +104,36 @@ class PurgeResult:
             f"{_plural(self.quarantined, 'quarantined body', 'quarantined bodies')} deleted"
         )
 
-    def lines(self) -> list[str]:
-        """What `purge` prints: counts, no names."""
+    def lines(self, *, dry_run: bool = False) -> list[str]:
+        """What `purge` prints: counts, no names (``dry_run``: what a purge would do)."""
+        would = "would be " if dry_run else ""
         return [
-            f"meetings purged: {self.meetings}",
-            f"  notes deleted: {self.notes}; feedback texts: {self.feedback}; "
+            f"meetings {would}purged: {self.meetings}",
+            f"  notes {would}deleted: {self.notes}; feedback texts: {self.feedback}; "
             f"message bodies: {self.messages}; outbox payloads: {self.outbox}; "
             f"calendar copies: {self.events}",
-            f"people who left the roster made anonymous: {self.guardians} guardians, "
+            f"people who left the roster {would}made anonymous: {self.guardians} guardians, "
             f"{self.students} students",
-            f"quarantined message bodies deleted: {self.quarantined}",
+            f"quarantined message bodies {would}deleted: {self.quarantined}",
         ]
 
 
-def purge(db: Database, config: Config, *, before: datetime, now: datetime) -> PurgeResult:
+def purge(
+    db: Database, config: Config, *, before: datetime, now: datetime, dry_run: bool = False
+) -> PurgeResult:
     """Delete the personal data of every meeting that ended before ``before`` (and before
     ``now``: a meeting still to come is never touched), then make anonymous who left the
     roster and has no meeting left.  Times aware; returns the counts.  Running it again
     changes nothing (a purged meeting is skipped, what was caught up is caught up).
+
+    ``dry_run``: the same work in one transaction that is rolled back: the counts of what
+    would be purged, and nothing changes.
     """
     cutoff = min(before, now)
+    if dry_run:
+        return _dry_run(db, cutoff, now)
     with db.read() as session:
-        ids = list(
-            session.scalars(
-                select(Meeting.id)
-                .where(Meeting.end < cutoff, Meeting.purged_at.is_(None))
-                .order_by(Meeting.id)
-            )
-        )
+        ids = _due(session, cutoff)
     result = PurgeResult()
     for start in range(0, len(ids), BATCH):
         with db.write() as session:
@@ -145,6 +150,38 @@ def purge(db: Database, config: Config, *, before: datetime, now: datetime) -> P
             result.students,
         )
     return result
+
+
+def _due(session: Session, cutoff: datetime) -> list[int]:
+    """The meetings not purged yet that ended before ``cutoff``, by id."""
+    return list(
+        session.scalars(
+            select(Meeting.id)
+            .where(Meeting.end < cutoff, Meeting.purged_at.is_(None))
+            .order_by(Meeting.id)
+        )
+    )
+
+
+class _Undo(Exception):
+    """Rolls a dry run's transaction back, carrying what it would have purged."""
+
+    def __init__(self, result: PurgeResult) -> None:
+        self.result = result
+
+
+def _dry_run(db: Database, cutoff: datetime, now: datetime) -> PurgeResult:
+    """What :func:`purge` would do, worked out in one transaction and rolled back."""
+    try:
+        with db.write() as session:
+            ids, result = _due(session, cutoff), PurgeResult()
+            for start in range(0, len(ids), BATCH):  # the statements' sizes of a purge
+                result += _purge_meetings(session, ids[start : start + BATCH], now)
+            result += _catch_up(session, cutoff)
+            result += _anonymize(session)
+            raise _Undo(result)
+    except _Undo as undone:
+        return undone.result
 
 
 def purge_due(db: Database, config: Config, *, now: datetime) -> PurgeResult:

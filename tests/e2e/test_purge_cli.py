@@ -178,18 +178,49 @@ def test_purge_deletes_the_personal_data_of_ended_meetings_and_keeps_the_counts(
     before = counts(s)
     every = len(s.meetings())
 
-    # Before the evening, even a DATE far ahead touches no meeting: none has ended.
-    early = run_at(s, when(s.day, "09:00"), "purge", "--before", str(s.day + timedelta(days=90)))
-    assert "(meetings still to come are kept)" in early.out
-    assert "meetings purged: 0" in early.out
+    # A DATE after today is refused, even before the evening (it would purge the evening's
+    # meetings the moment they end), and after it (tomorrow is still ahead).
+    for clock, ahead in (("09:00", 90), ("18:00", 1)):
+        refused = ptm_sync(
+            s.config,
+            "purge",
+            "--before",
+            str(s.day + timedelta(days=ahead)),
+            env=at(when(s.day, clock)),
+        )
+        assert (refused.returncode, refused.stdout) == (1, "")
+        assert refused.stderr.strip() == (
+            f"ptm-sync: {s.day + timedelta(days=ahead)} is in the future: purge deletes the "
+            "personal data of meetings that ended before DATE; give today's date or earlier"
+        )
+    # Today, before the evening: nothing has ended before today.
+    today = run_at(s, when(s.day, "09:00"), "purge", "--before", str(s.day))
+    assert "meetings purged: 0" in today.out
     assert NOTE in s.run("meetings", "show", str(meeting["id"])).out
+    assert counts(s) == before
 
-    after_evening = when(s.day, "18:00")
-    done = run_at(s, after_evening, "purge", "--before", str(s.day + timedelta(days=1)))
-    assert done.out.splitlines()[:2] == [
-        f"purged the personal data of meetings that ended before {s.day + timedelta(days=1)} "
-        "(meetings still to come are kept)",
-        f"meetings purged: {every}",
+    # The next morning: --dry-run says what a purge would do and changes nothing.
+    next_morning = when(s.day + timedelta(days=1), "09:00")
+    cutoff = str(s.day + timedelta(days=1))
+    dry = run_at(s, next_morning, "purge", "--before", cutoff, "--dry-run")
+    header, *would = dry.out.splitlines()
+    assert header == (
+        "dry run: nothing was changed; a purge would delete the personal data of meetings "
+        f"that ended before {cutoff}"
+    )
+    assert would[0] == f"meetings would be purged: {every}"
+    assert would[1].startswith("  notes would be deleted: 1; feedback texts: 1; ")
+    assert would[2] == "people who left the roster would be made anonymous: 1 guardians, 1 students"
+    assert "Sam" not in dry.out
+    assert NOTE in s.run("meetings", "show", str(meeting["id"])).out
+    assert rows(s, "SELECT count(*) FROM meetings WHERE purged_at IS NULL") == [(every,)]
+    assert all(name in database_bytes(s) for name in SAMS)
+    assert counts(s) == before
+
+    done = run_at(s, next_morning, "purge", "--before", cutoff)
+    assert done.out.splitlines() == [
+        f"purged the personal data of meetings that ended before {cutoff}",
+        *(line.replace("would be ", "") for line in would),
     ]
     assert "people who left the roster made anonymous: 1 guardians, 1 students" in done.out
     assert "Sam" not in done.out
@@ -211,7 +242,7 @@ def test_purge_deletes_the_personal_data_of_ended_meetings_and_keeps_the_counts(
     note = s.run("meetings", "note", str(meeting["id"]), "again", check=False)
     assert note.code == 1 and "purged" in note.err
 
-    again = run_at(s, after_evening, "purge", "--before", str(s.day + timedelta(days=1)))
+    again = run_at(s, next_morning, "purge", "--before", cutoff)
     assert "meetings purged: 0" in again.out
     assert counts(s) == before
 

@@ -1,9 +1,11 @@
-"""`purge --before DATE` (DESIGN §7): delete the personal data of meetings that ended before
-DATE (the school's local date: before its midnight).
+"""`purge --before DATE [--dry-run]` (DESIGN §7): delete the personal data of meetings that
+ended before DATE (the school's local date: before its midnight).
 
-A DATE in the future is allowed: only meetings that have ended are touched, never one
-still to come.  Prints counts, never names.  The daemon's daily ``purge`` job does the same
-with ``[retention] meetings_days`` (and deletes old quarantined bodies).
+DATE is today (by the school's zone and the commands' clock) or earlier: a later one is
+refused (exit 1), since a date ahead would purge today's meetings, and every one after
+it, the moment they end.  ``--dry-run`` prints what would be purged (counts) and changes
+nothing.  Prints counts, never names.  The daemon's daily ``purge`` job does the same with
+``[retention] meetings_days`` (and deletes old quarantined bodies).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import UTC, datetime, time
 
 from ptm_sync.app.context import App
 from ptm_sync.app.retention import purge
+from ptm_sync.core.errors import UserError
 from ptm_sync.interfaces.cli.commands.staff import iso_date
 
 
@@ -30,18 +33,35 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         required=True,
         type=iso_date,
         metavar="DATE",
-        help="the school's local date, e.g. 2027-06-30",
+        help="the school's local date, today or earlier, e.g. 2027-06-30",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print what would be purged; change nothing"
     )
     p.set_defaults(func=cmd_purge)
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
+    """Raises:
+    UserError: DATE is after today in the school's zone (nothing is purged).
+    """
     app = App.from_args(args)
+    tz = app.config.tz
     now = app.now()
-    before = datetime.combine(args.before, time(0), tzinfo=app.config.tz).astimezone(UTC)
-    result = purge(app.db, app.config, before=before, now=now)
-    ahead = " (meetings still to come are kept)" if before > now else ""
-    print(f"purged the personal data of meetings that ended before {args.before}{ahead}")
-    for line in result.lines()[:3]:
+    if args.before > now.astimezone(tz).date():
+        raise UserError(
+            f"{args.before} is in the future: purge deletes the personal data of meetings "
+            "that ended before DATE; give today's date or earlier"
+        )
+    before = datetime.combine(args.before, time(0), tzinfo=tz).astimezone(UTC)
+    result = purge(app.db, app.config, before=before, now=now, dry_run=args.dry_run)
+    if args.dry_run:
+        print(
+            "dry run: nothing was changed; a purge would delete the personal data of "
+            f"meetings that ended before {args.before}"
+        )
+    else:
+        print(f"purged the personal data of meetings that ended before {args.before}")
+    for line in result.lines(dry_run=args.dry_run)[:3]:
         print(line)
     return 0
