@@ -28,7 +28,7 @@ from __future__ import annotations
 import tempfile
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -264,6 +264,8 @@ class ReportModel(RuleBasedStateMachine):
         first = self.school.meeting(data.draw(st.sampled_from(self.ids(("confirmed",)))))
         the_period = self.school.config.period(first.period_id)
         start = first.start
+        tz = self.school.config.tz
+        day_end = datetime.combine(start.astimezone(tz).date() + timedelta(days=1), time(0), tz)
         self.tick()
         with self.db.write() as session:
             that_day = list(
@@ -292,6 +294,7 @@ class ReportModel(RuleBasedStateMachine):
                 ],
                 minutes=minutes,
                 gap_minutes=the_period.gap_minutes,
+                day_end=day_end,
                 occupied=occupied,
             )
             applier = self.applier()

@@ -44,7 +44,7 @@ def test_the_nudge_names_each_teacher_and_every_way_to_book() -> None:
     ) in body
     assert "press Accept" in body and "Propose new time" in body
     assert "Free times: https://conferences.lincoln.example.org/periods/spring" in body
-    assert "Booking closes Thursday 08 April 2027, 17:00." in body
+    assert "Booking closes Thursday 08 April 2027, 17:00 (Eastern Time)." in body
     assert "write to office@lincoln.example.org" in body
     assert "book+alan@lincoln.example.org" in text.html and "<p>" in text.html
 

@@ -39,6 +39,11 @@ def _about(m: MeetingFacts) -> str:
     return " and ".join(m.students) or "your child"
 
 
+def _how_late(reason: str) -> str:
+    # No "today": the letter may be read on another day; the meeting's date is in it.
+    return f"{reason} late" if reason else "late"
+
+
 def reminder(
     *,
     school: str,
@@ -82,14 +87,14 @@ def late_moved(
     contact: str,
     reason: str,
 ) -> Text:
-    """The teacher runs late: the meeting's new time (the calendar update goes with it)."""
+    """The teacher runs late (``reason``: how late, e.g. "about 10 minutes"): the meeting's
+    new time, its day named (the calendar update goes with it)."""
     time = at(meeting.start, meeting.end, tz)
     return _text(
         f"New time: {period_title} with {meeting.teacher_name}, {time}",
         [
-            f"{meeting.teacher_name} is running {reason or 'late'}"
-            + (" late today" if reason else " today")
-            + f". Your meeting about {_about(meeting)} now starts later:",
+            f"{meeting.teacher_name} is running {_how_late(reason)}. Your meeting about "
+            f"{_about(meeting)} now starts later:",
             time,
             _place(meeting),
             "Your calendar has been updated. If the new time does not suit you, write to "
@@ -108,15 +113,16 @@ def running_late(
     contact: str,
     reason: str,
 ) -> Text:
-    """The teacher runs late and the meeting could not be moved: the family is told."""
+    """The teacher runs late (``reason``: how late, e.g. "about 45 minutes") and the meeting
+    could not be moved: the family is told it may start up to that much later."""
     time = at(meeting.start, meeting.end, tz)
+    later = f"up to {reason} later than planned" if reason else "a little later"
     return _text(
         f"Running late: {period_title} with {meeting.teacher_name}",
         [
-            f"{meeting.teacher_name} is running {reason or 'late'}"
-            + (" late today" if reason else " today")
-            + f". Your meeting about {_about(meeting)} stays booked for {time}, but it may "
-            "start a little later. We are sorry for the wait.",
+            f"{meeting.teacher_name} is running {_how_late(reason)}. Your meeting about "
+            f"{_about(meeting)} stays booked for {time}, but it may start {later}. We are "
+            "sorry for the wait.",
             _place(meeting),
             f"Questions: {contact}",
             school,

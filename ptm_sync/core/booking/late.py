@@ -3,9 +3,12 @@
 ``plan`` decides the whole evening at once, from the last meeting backwards: a meeting
 moves by N minutes when its moved time stays clear of the teacher's other active meetings
 and holds (the later meetings at their moved times) and of its family's other meetings by
-``gap_minutes``; the first one that cannot move stays, and no meeting before it moves
-either, so the teacher's meetings never overlap.  A late move is exempt from the grid and
-may pass the window's end.  :func:`running_late` then decides one meeting's
+``gap_minutes``, and ends by the end of the meeting's local day (the school's midnight: a
+move never takes a meeting to another day); the first one that cannot move stays, and no
+meeting before it moves either, so the teacher's meetings never overlap.  A late move is
+exempt from the grid and may pass the window's end.  A teacher more than
+:data:`MAX_MINUTES` late cancels the evening instead.  :func:`running_late` then decides one
+meeting's
 :class:`~ptm_sync.core.booking.events.RunningLate` event: a REQUEST update (SEQUENCE + 1,
 the teacher's event moves too) or an email telling the family.
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ptm_sync.core.booking.events import RunningLate
 from ptm_sync.core.booking.office import refused_for_staff
@@ -22,6 +25,10 @@ from ptm_sync.core.booking.rows import Change, make
 from ptm_sync.core.booking.table import row_for
 from ptm_sync.core.booking.values import Context, Decision, MeetingView
 from ptm_sync.core.model import Interval, MeetingState
+
+#: The most minutes a teacher may run late (4 hours): later than that, the evening is
+#: cancelled (``cancel --teacher --date``), not moved.
+MAX_MINUTES = 240
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,17 +50,26 @@ def plan(
     *,
     minutes: int,
     gap_minutes: int,
+    day_end: datetime,
     occupied: Sequence[Interval] = (),
 ) -> dict[int, Interval | None]:
     """Each meeting's new time (UTC), or None where it stays and its family is told.
 
-    ``occupied``: the teacher's other active meetings and holds that do not move (UTC).
+    ``minutes``: how late (1..:data:`MAX_MINUTES`).  ``day_end``: the end of the meetings'
+    local day (aware: the school's midnight); a meeting whose moved end would pass it
+    cannot move.  ``occupied``: the teacher's other active meetings and holds that do not
+    move (UTC).
 
     Raises:
-        ValueError: ``minutes`` is not positive.
+        ValueError: ``minutes`` is not positive or more than :data:`MAX_MINUTES`, or
+            ``day_end`` is naive.
     """
     if minutes <= 0:
         raise ValueError("a teacher runs a positive number of minutes late")
+    if minutes > MAX_MINUTES:
+        raise ValueError(f"a teacher runs at most {MAX_MINUTES} minutes late")
+    if day_end.tzinfo is None:
+        raise ValueError("day_end must be an aware time")
     shift, gap = timedelta(minutes=minutes), timedelta(minutes=gap_minutes)
     taken = [s.utc() for s in occupied]
     result: dict[int, Interval | None] = {}
@@ -64,6 +80,7 @@ def plan(
         if (
             not stuck
             and meeting.movable
+            and moved.end <= day_end
             and not any(_overlaps(moved, other, timedelta(0)) for other in taken)
             and not any(_overlaps(moved, other, gap) for other in meeting.family)
         ):

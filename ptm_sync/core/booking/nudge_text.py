@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from ptm_sync.core.booking.aftercare_text import at
+from ptm_sync.core.booking.aftercare_text import at, zone_words
 from ptm_sync.core.booking.messages import Text, _text
 from ptm_sync.core.model import Interval
 
@@ -43,7 +43,8 @@ def nudge(
     closes: datetime | None = None,
 ) -> Text:
     """The reminder to book: each teacher still to book and how, the page of free times,
-    the deadline (``closes``, aware) and whom to ask.
+    the deadline (``closes``, aware; shown in the school's zone, named in words) and whom to
+    ask.
 
     Raises:
         ValueError: ``teachers`` is empty (there is nothing to nudge about).
@@ -61,7 +62,9 @@ def nudge(
             "calendar to the teacher's booking address at one of the free times; you get an "
             "answer by email.",
             f"Free times: {page_url}" if page_url else "",
-            f"Booking closes {closes.astimezone(tz):%A %d %B %Y, %H:%M}." if closes else "",
+            f"Booking closes {closes.astimezone(tz):%A %d %B %Y, %H:%M} ({zone_words(tz)})."
+            if closes
+            else "",
             f"Questions, or to book by phone: write to {contact}.",
             school,
         ],
