@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from connectors.base import CalendarConnector, CalendarRef, RemoteRef
 from ptm_sync.adapters.mail.smtp import SmtpSender
@@ -17,6 +18,11 @@ from ptm_sync.app.booking.apply import CREATING, Applier
 from ptm_sync.app.channels.teacher_calendar import found_after_crash, kept_text, refused_write
 from ptm_sync.app.sync import Connectors, sync
 from ptm_sync.config.settings import Config
+from ptm_sync.core.booking.aftercare import (
+    Unwanted,
+    feedback_request_still_due,
+    reminder_still_due,
+)
 from ptm_sync.core.booking.decide import APPLIED
 from ptm_sync.core.booking.events import CalendarWritten, Event, LinkGivenUp, VideoLinkMade
 from ptm_sync.core.booking.notices import email_of
@@ -26,27 +32,66 @@ from ptm_sync.core.errors import NotFound, PtmError, Unavailable, WrongEtag
 from ptm_sync.core.model import Interval, LinkSource, MeetingState
 from ptm_sync.ops.crashpoints import crash_point
 
+#: Letters that are only worth sending while their meeting is as it was when they were
+#: written: a reminder (DESIGN §3, §6: never once the meeting has started) and a feedback
+#: request (not once the meeting's personal data was purged).
+_TIMELY = frozenset({"reminder", "feedback_request"})
+
 
 class EmailDeliverer:
     """Sends outbox emails over one SMTP connection for the whole batch, as written: a
     letter that carries a video link made after confirmation was written when the link was
-    made (:mod:`ptm_sync.core.booking.written`)."""
+    made (:mod:`ptm_sync.core.booking.written`).
+
+    A reminder or feedback request that waited (the mail server was away) is first checked
+    against its meeting as it is at ``clock()``
+    (:func:`~ptm_sync.core.booking.aftercare.reminder_still_due`,
+    :func:`~ptm_sync.core.booking.aftercare.feedback_request_still_due`): one no longer
+    wanted is not sent, and the row is finished with a note saying why.
+    """
 
     def __init__(
         self,
+        db: Database,
         config: Config,
+        clock: Callable[[], datetime],
         *,
         tls_context: ssl.SSLContext | None = None,
     ) -> None:
         if config.mail is None or config.mail.smtp is None:
             raise PtmError("[mail.smtp] is not configured: emails cannot be sent")
+        self.db, self.clock = db, clock
         self.sender = SmtpSender(config.mail.smtp, tls_context=tls_context)
 
-    def __call__(self, row: Outbox) -> None:
+    def __call__(self, row: Outbox) -> str | None:
+        """Send the row's email; returns a note ("dropped: …", no personal data) instead
+        when it is no longer wanted."""
         data = outbox.email_payload(row)
+        letter = data.get("letter")
+        if letter is not None and letter.get("template") in _TIMELY:
+            unwanted = self._unwanted(row.meeting_id, letter)
+            if unwanted is not None:
+                return f"dropped: {unwanted}"
         raw = email_of(data)
         self.sender.send(raw, sender=data["from"], recipients=data["to"])
         crash_point("after-send")
+        return None
+
+    def _unwanted(self, meeting_id: int | None, letter: Mapping[str, Any]) -> Unwanted | None:
+        """Why this reminder or feedback request is no longer sent, read from its meeting
+        now; None: it is sent."""
+        if meeting_id is None:
+            return None  # a letter about no meeting (none of these is)
+        with self.db.read() as session:
+            meeting = session.get(Meeting, meeting_id)
+            if meeting is None:
+                return Unwanted.GONE
+            state, start, purged = MeetingState(meeting.state), meeting.start, meeting.purged_at
+        if letter["template"] == "feedback_request":
+            return feedback_request_still_due(purged is not None)
+        return reminder_still_due(
+            datetime.fromisoformat(letter["start"]), state, start, self.clock()
+        )
 
     def close(self) -> None:
         self.sender.close()

@@ -317,13 +317,14 @@ class Dispatcher:
             # A calendar write or a Zoom room can have sent a letter on its way (the
             # confirmation that waited for the link): the other workers look now.
             self.kick()
-        if report.delivered or report.retried or report.dead:
+        if report.delivered or report.retried or report.dead or report.dropped:
             log.info(
-                "outbox %s: %d delivered, %d to retry, %d dead",
+                "outbox %s: %d delivered, %d to retry, %d dead, %d dropped (no longer wanted)",
                 worker.destination.name,
                 report.delivered,
                 report.retried,
                 report.dead,
+                report.dropped,
             )
         for where, count in report.deferred.items():
             log.warning("outbox %s: %d not delivered yet (unreachable)", where, count)
@@ -332,7 +333,7 @@ class Dispatcher:
         destination, breaker = worker.destination, worker.breaker
         guard: AbstractContextManager[object] = nullcontext()
         if destination.kind == outbox.EMAIL:
-            email = EmailDeliverer(self.config, tls_context=self.tls_context)
+            email = EmailDeliverer(self.db, self.config, self.clock, tls_context=self.tls_context)
             deliverer: outbox.Deliverer = email
         elif destination.kind == outbox.VIDEO:
             email, deliverer = None, self.video

@@ -52,6 +52,8 @@ _MARK_DONE = (
         attempts=_TABLE.c.attempts + 1,
     )
 )
+#: A row finished without its effect: the deliverer found it no longer wanted.
+_MARK_DROPPED = _MARK_DONE.values(last_error=bindparam("note"))
 
 #: An ``email`` row: the envelope and either the letter (rendered when it is sent, by
 #: :func:`ptm_sync.core.booking.notices.email_of`) or the message itself, base64.
@@ -84,7 +86,11 @@ class VideoPayload(TypedDict):
 Payload = EmailPayload | CalendarPayload | VideoPayload
 
 #: A deliverer performs one row's effect; it raises PtmError (retryable or not) on failure.
-Deliverer = Callable[[Outbox], None]
+#: It returns None when the effect happened, or a note (no personal data) when the row is
+#: no longer wanted and was finished without it (a reminder of a meeting that has started):
+#: the row is done, with the note as its ``last_error``, and counted as dropped, never as
+#: a failure.
+Deliverer = Callable[[Outbox], str | None]
 
 
 def enqueue(
@@ -132,6 +138,8 @@ class FlushReport:
     dead: int = 0
     errors: list[str] = field(default_factory=list)
     resumed: int = 0  # rows taken over from a stopped process
+    dropped: int = 0  # rows finished unsent: no longer wanted (a reminder too late)
+    notes: list[str] = field(default_factory=list)  # "<key>: dropped: <why>", one a drop
     deferred: dict[str, int] = field(default_factory=dict)  # destination -> rows not tried
 
     def add(self, other: FlushReport) -> None:
@@ -140,6 +148,8 @@ class FlushReport:
         self.dead += other.dead
         self.errors += other.errors
         self.resumed += other.resumed
+        self.dropped += other.dropped
+        self.notes += other.notes
         for where, count in other.deferred.items():
             self.deferred[where] = self.deferred.get(where, 0) + count
 
@@ -152,11 +162,15 @@ def deliver_one(
     clock: Callable[[], datetime],
     report: FlushReport,
 ) -> PtmError | None:
-    """Deliver one claimed row and record the outcome; returns the failure, if any."""
+    """Deliver one claimed row and record the outcome; returns the failure, if any.
+
+    A row the deliverer finds no longer wanted (it returns a note) is done without a
+    failure: counted in ``report.dropped``, the note kept as its ``last_error`` and logged.
+    """
     try:
         if deliverer is None:
             raise PtmError(f"no deliverer for {row.kind!r} configured")
-        deliverer(row)
+        dropped = deliverer(row)
     except PtmError as exc:
         if _failed(db, row.id, exc, clock(), report):
             _given_up(deliverer, row)
@@ -173,7 +187,16 @@ def deliver_one(
     crash_point("before-mark-done")
     # Recorded at once, row by row: a crash repeats at most the one item in flight.
     with db.write_connection() as connection:
-        connection.execute(_MARK_DONE, {"row_id": row.id, "at": clock()})
+        if dropped is not None:
+            connection.execute(_MARK_DROPPED, {"row_id": row.id, "at": clock(), "note": dropped})
+        else:
+            connection.execute(_MARK_DONE, {"row_id": row.id, "at": clock()})
+    if dropped is not None:
+        report.dropped += 1
+        report.notes.append(f"{row.key}: {dropped}")
+        # The note names no person (e.g. "dropped: the meeting has started").
+        log.info("outbox row %d (%s) not sent: %s", row.id, row.kind, dropped)
+        return None
     report.delivered += 1
     PROCESS.count(DELIVERIES, kind=row.kind)  # metrics
     return None
@@ -255,7 +278,7 @@ def flush(
     while True:
         report = deliver(db, deliverers, clock=clock, limit=batch, kinds=list(deliverers))
         total.add(report)
-        if report.delivered + report.retried + report.dead == 0:
+        if report.delivered + report.retried + report.dead + report.dropped == 0:
             return total
 
 

@@ -10,6 +10,8 @@ completed once; the applier's row lock makes a second replica's answer a duplica
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
+from enum import StrEnum
 
 from ptm_sync.core.booking.events import AskFeedback, MarkAttended, MarkNoShow, Retire
 from ptm_sync.core.booking.office import refused_for_staff
@@ -19,6 +21,48 @@ from ptm_sync.core.booking.values import Context, Decision, MeetingView
 from ptm_sync.core.model import MeetingState
 
 C, DONE, NOSHOW = MeetingState.CONFIRMED, MeetingState.COMPLETED, MeetingState.NO_SHOW
+
+
+class Unwanted(StrEnum):
+    """Why a queued reminder or feedback request is no longer sent (DESIGN §3, §6: "dropped
+    once the meeting has started").  The texts name no person: they go to the outbox row's
+    ``last_error`` and the log."""
+
+    STARTED = "the meeting has started"
+    CANCELLED = "the meeting was cancelled"
+    NOT_CONFIRMED = "the meeting is no longer confirmed"
+    MOVED = "the meeting was moved (its new time is reminded on its own)"
+    PURGED = "the meeting's personal data was purged"
+    GONE = "the meeting is gone"
+
+
+def reminder_still_due(
+    letter_start: datetime, meeting_state: MeetingState, meeting_start: datetime, now: datetime
+) -> Unwanted | None:
+    """Whether a reminder queued for a meeting starting at ``letter_start`` may still be
+    sent at ``now`` (aware datetimes): None when it may, else why not.
+
+    A reminder waits in the outbox while the mail server is away; when it can go at last,
+    the meeting may have started (a reminder is never sent then), been cancelled, or moved
+    (the new time gets its own reminder: ``reminded`` holds the start reminded of).
+    """
+    if meeting_state is MeetingState.CANCELLED:
+        return Unwanted.CANCELLED
+    if meeting_state in (DONE, NOSHOW):
+        return Unwanted.STARTED
+    if meeting_state is not C:
+        return Unwanted.NOT_CONFIRMED
+    if meeting_start != letter_start:
+        return Unwanted.MOVED
+    if now >= meeting_start:
+        return Unwanted.STARTED
+    return None
+
+
+def feedback_request_still_due(purged: bool) -> Unwanted | None:
+    """Whether a queued feedback request may still be sent: not once the meeting's personal
+    data was purged (its record is gone; an answer could not be kept)."""
+    return Unwanted.PURGED if purged else None
 
 
 def remind(meeting: MeetingView, ctx: Context) -> Decision:

@@ -33,7 +33,7 @@ from ptm_sync.app.sync import opened
 from ptm_sync.core.model import MeetingState
 from ptm_sync.interfaces.cli import output
 from ptm_sync.interfaces.cli.commands import meeting_record
-from ptm_sync.interfaces.cli.commands.common import reported_here
+from ptm_sync.interfaces.cli.commands.common import delivered_line, reported_here
 from ptm_sync.ops.failures import plain
 from ptm_sync.ops.redact import mask_urls
 
@@ -144,9 +144,7 @@ def cmd_invite(args: argparse.Namespace) -> int:
     with reported_here(args):
         report = send_now(app.db, app.config, app.now)
     if report is not None:
-        print(
-            f"delivered {report.delivered}; {report.retried} will be retried; {report.dead} failed"
-        )
+        print(delivered_line(report))
     unsent = outbox.unsent_emails(app.db, since=now)
     if unsent:
         for line in unsent_lines(unsent, report, result, app.config.tz):
@@ -311,9 +309,11 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
     app = App.from_args(args)
     with opened(app.config) as connectors:
         report = flush_outbox(app.db, app.config, connectors, app.now)
-    print(f"delivered {report.delivered}; {report.retried} will be retried; {report.dead} failed")
+    print(delivered_line(report))
     for error in report.errors:
         print(mask_urls(f"  {plain(error)}"))  # a calendar URL's password
+    for note in report.notes:
+        print(f"  {note}")
     for line in backlog_lines(report, outbox.backlog(app.db, now=app.now()), app.config.tz):
         print(line)
     return 0

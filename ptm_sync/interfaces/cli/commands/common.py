@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ptm_sync.app import outbox
 from ptm_sync.app.context import App
 from ptm_sync.app.services import send_now
 
@@ -17,7 +18,16 @@ def deliver(app: App) -> None:
     if report is None:
         print("queued: `ptm-sync outbox flush` or the daemon sends it")
         return
-    print(f"delivered {report.delivered}; {report.retried} will be retried; {report.dead} failed")
+    print(delivered_line(report))
+
+
+def delivered_line(report: outbox.FlushReport) -> str:
+    """What a delivery pass did, in one line: delivered, to retry, failed, and (when any)
+    dropped as no longer wanted (a reminder of a meeting that has started, say)."""
+    line = f"delivered {report.delivered}; {report.retried} will be retried; {report.dead} failed"
+    if report.dropped:
+        line += f"; {report.dropped} dropped as no longer wanted"
+    return line
 
 
 #: The loggers that report, for the daemon's log, each failure a command prints itself.
