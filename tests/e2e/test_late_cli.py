@@ -59,13 +59,15 @@ FAMILIES: list[Family] = [
 
 class LateSchool(School):
     """The test school with a 10-minute gap between a family's meetings, on ``database``
-    ("" for its SQLite file)."""
+    ("" for its SQLite file), its evening's window ``window`` (local times)."""
 
     database: str = ""
+    window: str = "15:00/17:00"
 
     def write(self) -> None:
         super().write()
         text = self.config.read_text().replace("gap_minutes = 5", "gap_minutes = 10")
+        text = text.replace(f"{self.day}T15:00/17:00", f"{self.day}T{self.window}")
         if self.database:
             text = text.replace('url = "sqlite:///ptm.db"', f'url = "{self.database}"')
         self.config.write_text(text)
@@ -86,6 +88,18 @@ def school(
     return s, sink
 
 
+@pytest.fixture
+def night_school(
+    tmp_path: Path, radicale_server: EmbeddedCalDAV, smtp_sink: Callable[..., SmtpSink]
+) -> tuple[LateSchool, SmtpSink]:
+    """An evening that runs until 23:45, on SQLite."""
+    sink = smtp_sink(mode="plain")
+    s = LateSchool(tmp_path, radicale_server, sink.port, families=list(FAMILIES))
+    s.window = "21:00/23:45"
+    s.setup()
+    return s, sink
+
+
 def local(s: School, clock: str) -> datetime:
     return datetime.combine(s.day, time.fromisoformat(clock), tzinfo=TZ)
 
@@ -98,9 +112,10 @@ def book(s: School, guardian: str, teacher: str, clock: str) -> dict[str, Any]:
     return next(m for m in s.meetings() if m["id"] == meeting_id)
 
 
-def late(s: School, *args: str, clock: str = "15:12") -> Any:
-    """`late ARGS` with the commands' clock at ``clock`` on the school's evening."""
-    return ptm_sync(s.config, "late", *args, env=at(local(s, clock)))
+def late(s: School, *args: str, clock: str = "15:12", when: datetime | None = None) -> Any:
+    """`late ARGS` with the commands' clock at ``clock`` on the school's evening (or at
+    ``when``)."""
+    return ptm_sync(s.config, "late", *args, env=at(when or local(s, clock)))
 
 
 def received(sink: SmtpSink, since: int) -> dict[str, list[tuple[str | None, Event | None, str]]]:
@@ -159,13 +174,14 @@ def test_a_teacher_running_late_moves_the_later_meetings_and_tells_the_families_
         old = datetime.fromisoformat(meeting["start"])
         assert event.start == old + timedelta(minutes=10)
         assert event.end == old + timedelta(minutes=25)
-        assert (
-            "Ada Lovelace is running about 10 minutes late today" in text and "Eastern Time" in text
-        )
+        assert "Ada Lovelace is running about 10 minutes late. Your meeting" in text
+        assert f"{s.day:%A %d %B %Y}, " in text and "(Eastern Time)" in text
+        assert "today" not in text
     for family in (PAT, MARIA):
         [(method, event, text)] = mail[family]
         assert (method, event) == (None, None)
-        assert "running about 10 minutes late today" in text and "stays booked for" in text
+        assert "running about 10 minutes late." in text and "stays booked for" in text
+        assert "it may start up to about 10 minutes later than planned" in text
     assert SAM not in mail
 
     now = {m["id"]: m for m in s.meetings(teacher=ADA)}
@@ -217,6 +233,8 @@ def test_bad_input_changes_nothing(school: tuple[LateSchool, SmtpSink]) -> None:
     for args, code, said in (
         (["--teacher", ADA, "--minutes", "0"], 2, "--minutes: not a positive number of minutes"),
         (["--teacher", ADA, "--minutes", "ten"], 2, "--minutes: not a positive number"),
+        (["--teacher", ADA, "--minutes", "100000"], 2, "more than 240: a teacher that late"),
+        (["--teacher", ADA, "--minutes", "241"], 2, "cancel the evening (cancel --teacher"),
         (["--teacher", ADA, "--minutes", "10", "--from", "soon"], 2, "--from: not HH:MM"),
         (["--minutes", "10"], 2, "--teacher"),
         (["--teacher", "nobody@lincoln.example.org", "--minutes", "10"], 1, ""),
@@ -224,6 +242,12 @@ def test_bad_input_changes_nothing(school: tuple[LateSchool, SmtpSink]) -> None:
         done = late(s, *args)
         assert done.returncode == code, (args, done.stdout, done.stderr)
         assert said in done.stderr and "Traceback" not in done.stderr
+    # A teacher more than 4 hours late cancels the evening instead: said, exit 2.
+    typo = late(s, "--teacher", ADA, "--minutes", "100000")
+    assert "cancel the evening (cancel --teacher EMAIL --date DATE)" in typo.stderr
+    helped = late(s, "--help")
+    assert helped.returncode == 0
+    assert "have not started yet" in helped.stdout and "1 to 240" in helped.stdout
     unknown = late(s, "--teacher", "nobody@lincoln.example.org", "--minutes", "10")
     assert unknown.stderr.strip() == (
         "ptm-sync: no teacher 'nobody@lincoln.example.org' in the roster"
@@ -236,3 +260,100 @@ def test_bad_input_changes_nothing(school: tuple[LateSchool, SmtpSink]) -> None:
     [after] = s.meetings(teacher=ADA)
     assert (after["start"], after["sequence"]) == (kim["start"], kim["sequence"])
     assert datetime.fromisoformat(after["start"]).astimezone(UTC) == local(s, "15:45")
+
+
+def test_meetings_already_started_or_over_are_left_alone_and_not_told(
+    school: tuple[LateSchool, SmtpSink], radicale_server: EmbeddedCalDAV
+) -> None:
+    s, sink = school
+    sam = book(s, SAM, ADA, "15:00")  # over at 15:25
+    pat = book(s, PAT, ADA, "15:15")  # in progress at 15:25
+    kim = book(s, KIM, ADA, "15:30")
+    lee = book(s, LEE, ADA, "15:45")
+    before = len(sink.received)
+
+    # At 15:25, "late from 14:00": only the meetings not started yet move.
+    done = late(s, "--teacher", ADA, "--minutes", "10", "--from", "14:00", clock="15:25")
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(" ", 3)[:3] for line in lines[:2]] == [
+        ["moved:", "meeting", str(kim["id"])],
+        ["moved:", "meeting", str(lee["id"])],
+    ]
+    assert (
+        f"{ADA} runs 10 minutes late from {s.day} 14:00: 2 meetings moved, 0 stay; "
+        "2 meetings already started, left as they are"
+    ) in done.stdout
+    assert len(lines) == 4  # the two moves, the summary, the delivery
+    mail = received(sink, before)
+    assert sorted(mail) == sorted([KIM, LEE])  # Sam and Pat are told nothing
+    now = {m["id"]: m for m in s.meetings(teacher=ADA)}
+    for meeting in (sam, pat):
+        assert (now[meeting["id"]]["start"], now[meeting["id"]]["sequence"]) == (
+            meeting["start"],
+            0,
+        )
+    assert in_calendar(radicale_server, s, pat["uid"]) == [local(s, "15:15")]
+    assert datetime.fromisoformat(now[kim["id"]]["start"]) == local(s, "15:40")
+
+    # At 21:00 every meeting from 15:00 is over: nothing moves, nobody is emailed.
+    before = len(sink.received)
+    over = late(s, "--teacher", ADA, "--minutes", "10", "--from", "15:00", clock="21:00")
+    assert over.returncode == 0, over.stderr
+    assert over.stdout == (
+        f"nothing to move: the 4 meetings of {ADA} from {s.day} 15:00 that day have all started\n"
+    )
+    assert len(sink.received) == before
+    assert {m["id"]: m["start"] for m in s.meetings(teacher=ADA)} == {
+        i: m["start"] for i, m in now.items()
+    }
+
+
+def test_a_move_never_passes_midnight_and_the_letters_name_the_day(
+    night_school: tuple[LateSchool, SmtpSink], radicale_server: EmbeddedCalDAV
+) -> None:
+    s, sink = night_school
+    zoe = book(s, ZOE, ADA, "23:15")
+    kim = book(s, KIM, ADA, "23:30")  # the evening's last slot, to 23:45
+    the_evening_before = datetime.combine(s.day - timedelta(days=1), time(18), tzinfo=TZ)
+    before = len(sink.received)
+
+    # Said the day before, for the evening: 15 minutes later, the last one ends at midnight.
+    done = late(
+        s, "--teacher", ADA, "--minutes", "15", "--from", f"{s.day}T23:00", when=the_evening_before
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "2 meetings moved, 0 stay" in done.stdout
+    assert done.stdout.splitlines()[1].endswith("(from 23:30-23:45 to 23:45-00:00)")
+    mail = received(sink, before)
+    [(method, _, text)] = mail[KIM]
+    assert method == "REQUEST"
+    # The letter is read the day before: no "today", the day in words.
+    assert "Ada Lovelace is running about 15 minutes late. Your meeting" in text
+    assert f"{s.day:%A %d %B %Y}, 23:45–00:00 (Eastern Time)" in text and "today" not in text
+
+    # 45 minutes more would take the last meeting into the next day: it stays, and so does
+    # the one before it; both families are told how much later it may start.
+    before = len(sink.received)
+    stuck = late(
+        s, "--teacher", ADA, "--minutes", "45", "--from", f"{s.day}T23:00", when=the_evening_before
+    )
+    assert stuck.returncode == 0, stuck.stderr
+    assert [line.split(" ", 3)[:3] for line in stuck.stdout.splitlines()[:2]] == [
+        ["told:", "meeting", str(zoe["id"])],
+        ["told:", "meeting", str(kim["id"])],
+    ]
+    assert "0 meetings moved, 2 stay (the families told)" in stuck.stdout
+    mail = received(sink, before)
+    assert sorted(mail) == sorted([ZOE, KIM])
+    [(method, event, text)] = mail[KIM]
+    assert (method, event) == (None, None)
+    assert "Ada Lovelace is running about 45 minutes late." in text
+    assert f"stays booked for {s.day:%A %d %B %Y}, 23:45–00:00 (Eastern Time)" in text
+    assert "it may start up to about 45 minutes later than planned" in text
+    assert "a little later" not in text and "today" not in text
+    now = {m["id"]: datetime.fromisoformat(m["start"]) for m in s.meetings(teacher=ADA)}
+    assert now == {zoe["id"]: local(s, "23:30"), kim["id"]: local(s, "23:45")}
+    assert in_calendar(radicale_server, s, kim["uid"]) == [local(s, "23:45")]

@@ -12,7 +12,7 @@ except whoever booked meanwhile.  `--dry-run` lists them and sends nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ import pytest
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.cli import at, ptm_sync
 from tests.support.mailservers import ReceivedMail, SmtpSink
-from tests.support.school import FAMILIES, TEACHERS, TZ, School, parse, plain_body
+from tests.support.school import FAMILIES, TEACHERS, TZ, School, evening, parse, plain_body
 
 pytestmark = [pytest.mark.radicale, pytest.mark.slow]
 
@@ -34,6 +34,11 @@ BROWNS = [
 PAGE = "https://conferences.lincoln.example.org/periods/spring"
 #: The commands' clock: noon today in the school's zone (the evening is 10 days ahead).
 TODAY = datetime.now(TZ).replace(hour=12, minute=0, second=0, microsecond=0)
+
+
+def closes(day: date) -> date:
+    """The period's booking deadline: 17:00 (school's zone) two days before the evening."""
+    return day - timedelta(days=2)
 
 
 def book(s: School, guardian: str, teacher: str, clock: str) -> int:
@@ -61,12 +66,15 @@ def school(
     tmp_path: Path, radicale_server: EmbeddedCalDAV, smtp_sink: Callable[..., SmtpSink]
 ) -> tuple[School, SmtpSink]:
     sink = smtp_sink(mode="plain")
+    day = evening()
     s = School(
         tmp_path,
         radicale_server,
         sink.port,
+        day=day,
         families=[*FAMILIES, *BROWNS],
-        extra_config=f'\n[web]\npublic_url = "{PAGE.rsplit("/periods", 1)[0]}"\n',
+        extra_config=f"booking_closes = {closes(day)}T17:00:00\n"
+        f'\n[web]\npublic_url = "{PAGE.rsplit("/periods", 1)[0]}"\n',
     )
     s.setup()
     book(s, PAT, ADA, "15:00")  # Mia's meeting with Ada
@@ -112,6 +120,8 @@ def test_nudge_emails_each_unbooked_household_once_a_day_how_to_book(
     assert "Ada Lovelace about Zoe Brown" in browns
     for text in mails.values():
         assert f"Free times: {PAGE}" in text and "office@lincoln.example.org" in text
+        # The deadline in the school's zone, the zone named in words.
+        assert f"Booking closes {closes(s.day):%A %d %B %Y}, 17:00 (Eastern Time)." in text
     raw = next(m.raw for m in sink.received[before:] if CHRIS in m.rcpt_tos)
     assert str(parse(raw)["To"]) == f"{ALEX}, {CHRIS}"
     assert str(parse(raw)["Subject"]) == "Please book: Spring conferences at Lincoln High School"

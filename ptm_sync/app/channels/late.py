@@ -1,7 +1,8 @@
 """A teacher running late (DESIGN §3 "Running late"): the use case behind `late`.
 
 In one write transaction: the teacher's confirmed meetings on that local day starting at or
-after the given time are loaded and locked, with what may stop them moving — their
+after the given time, and not started yet (a meeting in progress or over is left alone, its
+family not told), are loaded and locked, with what may stop them moving — their
 families' other active meetings (any teacher) and the teacher's other active meetings and
 holds that day; :func:`ptm_sync.core.booking.late.plan` decides the whole evening from the
 last meeting backwards, and each meeting's
@@ -9,8 +10,8 @@ last meeting backwards, and each meeting's
 the LAST one first: the later meeting has left the time the earlier one moves into, so
 neither the unique index on (teacher, start) nor PostgreSQL's exclusion constraint ever
 sees two of the teacher's meetings overlap mid-way.  A late move is exempt from the grid
-and may pass the window's end; a meeting the parent organizes (booking address) cannot
-move, and its family is told.
+and may pass the window's end, never the day's end (the school's midnight); a meeting the
+parent organizes (booking address) cannot move, and its family is told.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from ptm_sync.adapters.store import Database, Meeting, MeetingGuardian
@@ -35,15 +36,19 @@ from ptm_sync.core.errors import BookingRefused, SlotTaken
 from ptm_sync.core.model import ACTIVE_STATES, Interval, MeetingState
 
 _ACTIVE = [s.value for s in ACTIVE_STATES]
+_HELD = [MeetingState.CONFIRMED.value, MeetingState.COMPLETED.value, MeetingState.NO_SHOW.value]
 
 
 @dataclass
 class RanLate:
     """What `late` did: the decisions, in the meetings' time order (``late``: moved,
-    ``late-told``: stayed, the family told), and the meetings the core refused (id, why)."""
+    ``late-told``: stayed, the family told), the meetings the core refused (id, why), and
+    ``started``: how many meetings (confirmed, completed or missed) from the given time on
+    had already started at ``now`` (in progress or over: left alone)."""
 
     decisions: list[Decision] = field(default_factory=list)
     left: list[tuple[int, str]] = field(default_factory=list)
+    started: int = 0
 
     @property
     def moved(self) -> list[Decision]:
@@ -65,29 +70,39 @@ def run_late(
     video: VideoProvider,
 ) -> RanLate:
     """``teacher`` runs ``minutes`` late from ``since`` (aware) on, that day (the school's
-    local date of ``since``): their confirmed meetings from then on move by ``minutes``
-    where they can (REQUEST updates, the teacher's events follow), the others stay and
-    their families are told (DESIGN §3).
+    local date of ``since``): their confirmed meetings from then on that have not started
+    at ``now`` move by ``minutes`` where they can (REQUEST updates, the teacher's events
+    follow; never past the day's end), the others stay and their families are told
+    (DESIGN §3).  Meetings already started are left alone and only counted.
 
     Raises:
         NotFoundError: no such teacher.
-        BookingRefused: ``minutes`` is not positive, or another meeting of the teacher
-            took a time meanwhile (nothing was changed; run it again).
+        BookingRefused: ``minutes`` is not in 1..:data:`late.MAX_MINUTES`, or another
+            meeting of the teacher took a time meanwhile (nothing was changed; run it
+            again).
     """
     if minutes <= 0:
         raise BookingRefused(f"--minutes must be a positive number of minutes, not {minutes}")
+    if minutes > late.MAX_MINUTES:
+        raise BookingRefused(
+            f"--minutes must be at most {late.MAX_MINUTES}, not {minutes}: a teacher that "
+            "late should cancel the evening (cancel --teacher EMAIL --date DATE)"
+        )
     tz = config.tz
     day = since.astimezone(tz).date()
     day_start = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
     day_end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
-    # A moved meeting may pass the day's last minute by ``minutes`` at most.
-    reach = Interval(day_start, day_end + timedelta(minutes=minutes))
+    # No move passes the day's end: what can be in the way lies within the day.
+    reach = Interval(day_start, day_end)
+    since, now = since.astimezone(UTC), now.astimezone(UTC)
     applier = Applier(config, now=now, video=video)
     result = RanLate()
     try:
         with db.write() as session:
             the_teacher = teacher_by_email(session, teacher)
-            rows = _late_meetings(session, the_teacher.id, since.astimezone(UTC), day_end)
+            if since < now:
+                result.started = _started(session, the_teacher.id, since, min(now, day_end))
+            rows = _late_meetings(session, the_teacher.id, max(since, now), day_end)
             if not rows:
                 return result
             late_ids = {m.id for m in rows}
@@ -106,6 +121,7 @@ def run_late(
                 ],
                 minutes=minutes,
                 gap_minutes=gap,
+                day_end=day_end,
                 occupied=occupied,
             )
             # The last meeting first: it leaves the time the one before it moves into.
@@ -145,6 +161,20 @@ def _late_meetings(
             .with_for_update(of=Meeting)
         )
     )
+
+
+def _started(session: Session, teacher_id: int, since: datetime, now: datetime) -> int:
+    """How many of the teacher's meetings held (confirmed, or completed or missed since)
+    started in [since, now): in progress or over, they are no part of running late."""
+    counted = session.scalar(
+        select(func.count(Meeting.id)).where(
+            Meeting.teacher_id == teacher_id,
+            Meeting.state.in_(_HELD),
+            Meeting.start >= since,
+            Meeting.start < now,
+        )
+    )
+    return int(counted or 0)
 
 
 def _teacher_times(

@@ -22,13 +22,31 @@ COLUMNS = ["name", "last_run", "next_run", "last_result"]
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "jobs", help="the scheduled jobs with their last and next run; `jobs run NAME` runs one"
+        "jobs",
+        help="the scheduled jobs with their last and next run; `jobs run NAME` runs one",
+        description="The jobs the daemon runs on schedule (reminders, completion, feedback "
+        "requests, the purge...), each with its last run, next run and last result, times "
+        "in the school's zone. `jobs run NAME` runs one now.",
     )
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        help="output format (default: table)",
+    )
     p.set_defaults(func=cmd_jobs)
-    actions = p.add_subparsers(dest="jobs_command", metavar="ACTION")
-    run = actions.add_parser("run", help="run one job now, as the daemon would")
-    run.add_argument("name", metavar="NAME", choices=jobs.NAMES, help=" | ".join(jobs.NAMES))
+    actions = p.add_subparsers(
+        dest="jobs_command", metavar="ACTION", help="without one: list the jobs"
+    )
+    run = actions.add_parser(
+        "run",
+        help="run one job now, as the daemon would",
+        description="Run one job now, as the daemon would, say what it did and send what it "
+        "queued. A failed run is one line on stderr, exit code 1.",
+    )
+    run.add_argument(
+        "name", metavar="NAME", choices=jobs.NAMES, help="the job: " + " | ".join(jobs.NAMES)
+    )
     run.set_defaults(func=cmd_jobs_run)
 
 

@@ -30,19 +30,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "report",
         help="the record per period and teacher: meetings scheduled, held, moved, missed, "
         "and households booked",
+        description="Per period, one row per teacher and one for the whole school: meetings "
+        "scheduled, confirmed, completed, missed, cancelled and rescheduled, and the "
+        "households with a student of the teacher and how many of them booked (uptake).",
     )
     p.add_argument("--period", metavar="ID", help="one period (default: every period)")
-    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument(
+        "--format",
+        choices=["table", "csv", "json"],
+        default="table",
+        help="output format (default: table)",
+    )
     p.add_argument(
         "--unbooked",
         action="store_true",
-        help="the households with no confirmed or completed meeting with a teacher they need",
+        help="list instead the households with no confirmed or completed meeting with a "
+        "teacher they need (period, teacher, students, guardians)",
     )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "nudge",
         help="email the households that have not booked yet how to book (once a day at most)",
+        description="Each household that has not booked a teacher it needs gets one email per "
+        "period naming those teachers and how to book them: the invitation waiting for its "
+        "answer, the teacher's booking address, the page of free times and the office. A "
+        "household is emailed once a day at most.",
     )
     p.add_argument("--period", metavar="ID", help="one period (default: every period open now)")
     p.add_argument("--dry-run", action="store_true", help="list who would be emailed; send nothing")

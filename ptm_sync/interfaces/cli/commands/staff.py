@@ -18,6 +18,7 @@ from ptm_sync.app.channels.late import run_late
 from ptm_sync.app.context import App
 from ptm_sync.app.read.records import waitlist
 from ptm_sync.app.services import video_provider
+from ptm_sync.core.booking.late import MAX_MINUTES as MAX_LATE_MINUTES
 from ptm_sync.core.booking.values import Decision, MeetingView
 from ptm_sync.interfaces.cli import output
 from ptm_sync.interfaces.cli.commands.common import deliver
@@ -27,10 +28,14 @@ WAITLIST_COLUMNS = ["teacher", "guardian", "students", "position", "since"]
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("book", help="staff booking for a guardian (phone, paper form)")
-    p.add_argument("--guardian", required=True, metavar="EMAIL")
-    p.add_argument("--teacher", required=True, metavar="EMAIL")
+    p.add_argument("--guardian", required=True, metavar="EMAIL", help="the guardian's address")
+    p.add_argument("--teacher", required=True, metavar="EMAIL", help="the teacher's address")
     p.add_argument(
-        "--start", required=True, type=iso_time, metavar="ISO", help="e.g. 2027-04-12T15:30"
+        "--start",
+        required=True,
+        type=iso_time,
+        metavar="ISO",
+        help="the slot's start, e.g. 2027-04-12T15:30 (school's zone without an offset)",
     )
     p.add_argument(
         "--student",
@@ -42,8 +47,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_book)
 
     p = sub.add_parser("reschedule", help="move a meeting to another time")
-    p.add_argument("meeting", type=int, metavar="MEETING_ID")
-    p.add_argument("--start", required=True, type=iso_time, metavar="ISO")
+    p.add_argument("meeting", type=int, metavar="MEETING_ID", help="the meeting's id")
+    p.add_argument(
+        "--start",
+        required=True,
+        type=iso_time,
+        metavar="ISO",
+        help="the new start, e.g. 2027-04-12T15:30 (school's zone without an offset)",
+    )
     p.add_argument("--override", action="store_true", help="set aside the deadline and the caps")
     p.set_defaults(func=cmd_reschedule)
 
@@ -52,7 +63,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="cancel a meeting, or a teacher's whole day",
         usage="%(prog)s MEETING_ID [--reason TEXT] | --teacher EMAIL --date DATE [--reason TEXT]",
     )
-    p.add_argument("meeting", type=int, nargs="?", metavar="MEETING_ID")
+    p.add_argument("meeting", type=int, nargs="?", metavar="MEETING_ID", help="one meeting's id")
     p.add_argument("--teacher", metavar="EMAIL", help="with --date: every meeting that day")
     p.add_argument(
         "--date", type=iso_date, metavar="DATE", help="the school's local date, e.g. 2027-04-12"
@@ -61,10 +72,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_cancel, usage_error=p.error)
 
     p = sub.add_parser(
-        "late", help="a teacher runs N minutes late: their later meetings that day move"
+        "late",
+        help="a teacher runs N minutes late: their later meetings that day move",
+        description="A teacher runs N minutes late from a time on: their confirmed meetings "
+        "that day that have not started yet move by N minutes where they can (the families "
+        "get a calendar update); a meeting that cannot move, and every one before it, stays "
+        "and its family is told by email. No meeting moves to another day.",
     )
-    p.add_argument("--teacher", required=True, metavar="EMAIL")
-    p.add_argument("--minutes", required=True, type=positive_minutes, metavar="N")
+    p.add_argument("--teacher", required=True, metavar="EMAIL", help="the teacher's address")
+    p.add_argument(
+        "--minutes",
+        required=True,
+        type=late_minutes,
+        metavar="N",
+        help=f"how many minutes late, 1 to {MAX_LATE_MINUTES}",
+    )
     p.add_argument(
         "--from",
         dest="since",
@@ -75,9 +97,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_late)
 
     p = sub.add_parser("waitlist", help="families waiting for a teacher, in order")
-    p.add_argument("--teacher", metavar="EMAIL")
-    p.add_argument("--period", metavar="ID")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--teacher", metavar="EMAIL", help="one teacher (default: every teacher)")
+    p.add_argument("--period", metavar="ID", help="one period (default: every period)")
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     p.set_defaults(func=cmd_waitlist)
 
 
@@ -191,8 +213,17 @@ def cmd_late(args: argparse.Namespace) -> int:
         video=video_provider(app.config),
     )
     local = f"{since.astimezone(tz):%Y-%m-%d %H:%M}"
+    started = result.started
     if not result.decisions and not result.left:
-        print(f"no confirmed meetings of {args.teacher} from {local} that day: nothing to change")
+        if started:
+            print(
+                f"nothing to move: the {_meetings(started)} of {args.teacher} from {local} "
+                f"that day {'has' if started == 1 else 'have all'} started"
+            )
+        else:
+            print(
+                f"no confirmed meetings of {args.teacher} from {local} that day: nothing to change"
+            )
         return 0
     for decision in result.decisions:
         print(_late_line(decision, tz))
@@ -204,9 +235,14 @@ def cmd_late(args: argparse.Namespace) -> int:
         f"{moved} meeting{'s' if moved != 1 else ''} moved, "
         f"{told} stay{'s' if told == 1 else ''}"
         + (f" (the famil{'y' if told == 1 else 'ies'} told)" if told else "")
+        + (f"; {_meetings(started)} already started, left as they are" if started else "")
     )
     deliver(app)
     return 0
+
+
+def _meetings(count: int) -> str:
+    return f"{count} meeting{'s' if count != 1 else ''}"
 
 
 def _late_line(decision: Decision, tz: ZoneInfo) -> str:
@@ -245,15 +281,21 @@ def iso_time(text: str) -> datetime:
         ) from None
 
 
-def positive_minutes(text: str) -> int:
-    """A positive whole number of minutes (argparse ``type``: anything else is a usage
-    error, exit 2)."""
+def late_minutes(text: str) -> int:
+    """How late a teacher runs: a whole number of minutes from 1 to
+    :data:`MAX_LATE_MINUTES` (argparse ``type``: anything else is a usage error, exit 2;
+    a teacher later than that cancels the evening instead)."""
     try:
         minutes = int(text.strip())
     except ValueError:
         minutes = 0
     if minutes <= 0:
         raise argparse.ArgumentTypeError(f"not a positive number of minutes: {text!r} (e.g. 10)")
+    if minutes > MAX_LATE_MINUTES:
+        raise argparse.ArgumentTypeError(
+            f"{minutes} minutes is more than {MAX_LATE_MINUTES}: a teacher that late should "
+            "cancel the evening (cancel --teacher EMAIL --date DATE)"
+        )
     return minutes
 
 
