@@ -49,6 +49,8 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     note = actions.add_parser(
         "note",
         help="a staff-only note on a meeting (never shown to the family or in a calendar)",
+        description="Attach a note to a meeting (preparation, outcome). Notes are shown only "
+        "in `meetings show`, never to a family or in a calendar.",
     )
     note.add_argument("id", type=int, metavar="ID", help="the meeting's id (see `meetings`)")
     note.add_argument("text", nargs="+", metavar="TEXT", help="the note")
