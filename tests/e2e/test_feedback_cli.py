@@ -1,6 +1,8 @@
 """A family's reply to a feedback request (DESIGN §3): fetched by `mail fetch` from Dovecot
 or piped to `mail deliver`, matched by In-Reply-To or the plus-address token, recorded
-against the meeting — never taken for an iTIP answer, never quarantined.
+against the meeting with the guardian who sent it — never taken for an iTIP answer.  Only
+the meeting's guardians (or their aliases) may: anybody else's message is quarantined as
+``sender-not-attendee``, never recorded.
 
 The period has no ``feedback_url``, so the request asks the family to reply by email.
 """
@@ -126,16 +128,46 @@ def test_a_stranger_or_an_auto_reply_is_not_feedback(
 ) -> None:
     s, sink, _ = imap_school()
     meeting, request = asked(s, sink)
+    # To the feedback address, naming the request: a stranger's words are not recorded.
     stranger = answer(request, "Hello from someone else.")
-    stranger.replace_header("From", "Kim <kim@example.org>")
-    assert s.run("mail", "deliver", stdin=bytes(stranger)).out.strip() == (
-        "feedback (feedback recorded)"
-    )
+    stranger.replace_header("From", "Evil <evil@example.com>")
+    done = s.run("mail", "deliver", stdin=bytes(stranger))
+    assert done.out.strip().startswith("quarantined (sender-not-attendee")
+    # A guardian of the school but not of this meeting (Sam) is a stranger here too.
+    other = answer(request, "Not my meeting.")
+    other.replace_header("From", "Sam Smith <sam@example.com>")
+    assert "sender-not-attendee" in s.run("mail", "deliver", stdin=bytes(other)).out
     away = answer(request, "I am out of the office until Monday.")
     away["Auto-Submitted"] = "auto-replied"
     assert s.run("mail", "deliver", stdin=bytes(away)).out.strip().startswith("auto_reply")
-    # The stranger's words are kept against the meeting, with no guardian named.
-    assert recorded(s) == [(meeting["id"], "Hello from someone else.", None)]
+    assert recorded(s) == []
+    held = s.run("quarantine", "--format", "json").json()
+    assert [(q["sender"], q["reason"]) for q in held] == [
+        ("evil@example.com", "sender-not-attendee"),
+        ("sam@example.com", "sender-not-attendee"),
+    ]
+    assert "Feedback:" not in s.run("meetings", "show", str(meeting["id"])).out
+
+
+def test_feedback_from_a_guardians_alias_is_recorded_as_that_guardian(
+    imap_school: Callable[..., ImapSchool],
+) -> None:
+    """The sender is compared as an iTIP reply's is: ``[mail] aliases`` count."""
+    s, sink, _ = imap_school()
+    s.config.write_text(
+        s.config.read_text().replace(
+            'organizer = "conferences@lincoln.example.org"',
+            'organizer = "conferences@lincoln.example.org"\n'
+            f'aliases = {{ "{PAT}" = ["pat.johnson@work.example.com"] }}',
+        )
+    )
+    meeting, request = asked(s, sink)
+    reply = answer(request, "Thanks from my work address.")
+    reply.replace_header("From", "Pat Johnson <Pat.Johnson@work.example.com>")
+    assert s.run("mail", "deliver", stdin=bytes(reply)).out.strip() == (
+        "feedback (feedback recorded)"
+    )
+    assert recorded(s) == [(meeting["id"], "Thanks from my work address.", PAT)]
 
 
 def test_meetings_show_lists_the_feedback_with_who_sent_it(
@@ -146,6 +178,6 @@ def test_meetings_show_lists_the_feedback_with_who_sent_it(
     s.run("mail", "deliver", stdin=bytes(answer(request, "Ada was wonderful.\nThank you.")))
     shown = s.run("meetings", "show", str(meeting["id"])).out
     feedback = shown.split("\nFeedback:\n", 1)[1].splitlines()
-    assert feedback[0].endswith(f" {PAT}: Ada was wonderful.")
+    assert feedback[0].endswith(f" Pat Johnson <{PAT}>: Ada was wonderful.")
     assert feedback[1].strip() == "Thank you."
     assert "On Tue, Lincoln High School wrote" not in shown  # the quote is not kept

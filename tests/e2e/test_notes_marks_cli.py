@@ -179,7 +179,7 @@ def test_meetings_show_lists_the_feedback_a_family_gave(school: tuple[School, Sm
 
     shown = s.run("meetings", "show", str(meeting_id)).out
     feedback = shown.split("\nFeedback:\n", 1)[1].splitlines()
-    assert feedback == [f"  {s.day} 17:00 {PAT}: Very helpful.", "    Thank you!"]
+    assert feedback == [f"  {s.day} 17:00 Pat Johnson <{PAT}>: Very helpful.", "    Thank you!"]
 
 
 # --- marks ----------------------------------------------------------------------------------

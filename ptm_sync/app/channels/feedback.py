@@ -7,10 +7,13 @@ feedback_address`).  An inbound message is such a reply when it is sent to that 
 (To, Cc or an envelope recipient such as Delivered-To), or when In-Reply-To or References
 name the request's Message-ID (the outbox row ``email:<Message-ID>`` of the meeting).  Its
 text — the plain body without the quoted request, bounded — becomes a
-:class:`~ptm_sync.adapters.store.Feedback` row, with the guardian when the sender is one of
-the meeting's.  It is never taken for an iTIP answer, even with a calendar part, and never
-quarantined as unknown; a bounce, an auto-reply or a read receipt is recorded as what it
-is, and a message our mail server found forged (DMARC) is quarantined as any would be.
+:class:`~ptm_sync.adapters.store.Feedback` row with the guardian who sent it.  Only a
+guardian of the meeting may: the sender is compared as an iTIP reply's is (the effective
+sender, an alias from ``[mail] aliases`` counting as its guardian: DESIGN §4), and anybody
+else's message is quarantined as ``sender-not-attendee``, never recorded.  It is never taken
+for an iTIP answer, even with a calendar part; a bounce, an auto-reply or a read receipt is
+recorded as what it is, and a message our mail server found forged (DMARC) is quarantined
+as any would be.
 
 Feedback is no change of the meeting: nothing here writes the meeting, its history or the
 outbox (the applier's, :mod:`ptm_sync.app.booking.apply`).
@@ -30,6 +33,7 @@ from ptm_sync.config.settings import Config, MailConfig
 from ptm_sync.core import imip, trust
 from ptm_sync.core.booking.decide import DUPLICATE
 from ptm_sync.core.booking.letters import FEEDBACK_TAG
+from ptm_sync.core.errors import QuarantineReason, Unusable
 from ptm_sync.core.imip.reply_text import reply_text, thread_ids
 
 #: The inbound outcome of a feedback reply (``meetings show`` lists its text).
@@ -53,7 +57,8 @@ def recorded(
     not (the pipeline decides it as any other message).
 
     Raises:
-        Unusable: ``authentication-failed`` when our mail server found it forged.
+        Unusable: ``authentication-failed`` when our mail server found it forged;
+            ``sender-not-attendee`` when its sender is none of the meeting's guardians.
     """
     mail = config.mail
     if mail is None or inbound.kind in _NOT_REPLIES:
@@ -69,6 +74,11 @@ def recorded(
         return None
     if meeting.purged_at is not None:
         return InboundDecision(FEEDBACK, "not recorded: the meeting was purged", meeting.id)
+    guardian_id = _guardian(session, meeting.id, inbound.sender or "", mail)
+    if guardian_id is None:
+        raise Unusable(
+            QuarantineReason.SENDER_NOT_ATTENDEE, "feedback from somebody not of the meeting"
+        )
     if inbound.message_id and _seen(session, meeting.id, inbound.message_id):
         return InboundDecision(DUPLICATE, "feedback recorded already", meeting.id, meeting.uid)
     text = reply_text(raw)
@@ -77,7 +87,7 @@ def recorded(
     session.add(
         Feedback(
             meeting_id=meeting.id,
-            guardian_id=_guardian(session, meeting.id, inbound.sender or "", mail),
+            guardian_id=guardian_id,
             at=now,
             text=text,
             inbound_id=inbound_id,
@@ -132,7 +142,9 @@ def _seen(session: Session, meeting_id: int, message_id: str) -> bool:
 
 
 def _guardian(session: Session, meeting_id: int, sender: str, mail: MailConfig) -> int | None:
-    """The meeting's guardian who sent it (or one of their ``[mail] aliases``), else None."""
+    """The meeting's guardian who sent it (or one of their ``[mail] aliases``), else None:
+    the comparison an iTIP reply's sender passes
+    (:func:`~ptm_sync.app.channels.reply_matching.speaker`)."""
     rows = session.execute(
         select(Guardian.id, Guardian.email)
         .join(MeetingGuardian, MeetingGuardian.guardian_id == Guardian.id)

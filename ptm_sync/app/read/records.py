@@ -60,11 +60,13 @@ class Transition:
 @dataclass(frozen=True, slots=True)
 class Remark:
     """A staff note (``by``: its author) or a family's feedback (``by``: the guardian's
-    email, "" when not known) on a meeting; ``at`` in the school's zone."""
+    email, ``by_name`` their name; both "" when not known: feedback recorded before senders
+    were checked, or its guardian deleted) on a meeting; ``at`` in the school's zone."""
 
     at: datetime
     by: str
     text: str
+    by_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +144,9 @@ def meeting_record(session: Session, config: Config, meeting_id: int) -> Meeting
         )
     )
     feedback = tuple(
-        Remark(f.at.astimezone(tz), email or "", f.text)
-        for f, email in session.execute(
-            select(Feedback, Guardian.email)
+        Remark(f.at.astimezone(tz), email or "", f.text, name or "")
+        for f, email, name in session.execute(
+            select(Feedback, Guardian.email, Guardian.name)
             .outerjoin(Guardian, Guardian.id == Feedback.guardian_id)
             .where(Feedback.meeting_id == meeting_id, Feedback.text != "")  # "": purged
             .order_by(Feedback.at, Feedback.id)

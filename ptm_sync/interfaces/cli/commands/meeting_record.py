@@ -134,19 +134,28 @@ def meeting_text(m: MeetingRecord) -> str:
         for t in m.history
     ]
     text = "\n".join(head) + output.to_table(rows, HISTORY_COLUMNS)
-    return text + _remarks("Notes", m.notes) + _remarks("Feedback", m.feedback)
+    return text + _remarks("Notes", m.notes) + _remarks("Feedback", m.feedback, senders=True)
 
 
-def _remarks(title: str, remarks: tuple[Remark, ...]) -> str:
+def _remarks(title: str, remarks: tuple[Remark, ...], *, senders: bool = False) -> str:
+    """Notes (by their author) or feedback (``senders``: by the guardian who sent it, name
+    and email)."""
     if not remarks:
         return ""
     lines = ["", f"{title}:"]
     for r in remarks:
-        by = f" {r.by}" if r.by else ""
+        by = f" {_sender(r)}" if senders else f" {r.by}" if r.by else ""
         first, *more = r.text.splitlines() or [""]
         lines.append(f"  {r.at:%Y-%m-%d %H:%M}{by}: {first}")
         lines += [f"    {line}" for line in more]
     return "\n".join(lines) + "\n"
+
+
+def _sender(r: Remark) -> str:
+    """Who sent a feedback: ``Name <email>``; said so when not known."""
+    if not r.by:
+        return "(sender unknown)"
+    return f"{r.by_name} <{r.by}>" if r.by_name else f"<{r.by}>"
 
 
 def _moved(t: Transition) -> str:
