@@ -39,7 +39,7 @@ from ptm_sync.adapters.store import (
     Student,
     Teacher,
 )
-from ptm_sync.app.roster_retire import Replace, Retirement, families, retire
+from ptm_sync.app.roster_retire import Replace, Retirement, headcount, retire
 from ptm_sync.core.errors import RosterError
 from ptm_sync.core.model import ACTIVE_STATES, teacher_key_for
 from ptm_sync.core.roster.parse import Roster, RosterContext, RosterTeacher, parse_roster
@@ -127,8 +127,8 @@ def import_roster(
 
     Raises:
         RosterError: every problem of every file; nothing was written.
-        UserError: ``replace`` would retire more than half of the families without
-            ``replace.force``; nothing was written.
+        UserError: ``replace`` would retire more than half of the teachers, families or
+            students without ``replace.force``; nothing was written.
     """
     context = RosterContext(tuple(accounts), stored_teachers(db), replace=replace is not None)
     return apply_roster(db, parse_roster(sources, context), replace=replace, dry_run=dry_run)
@@ -200,7 +200,7 @@ def _assign(row: Any, **values: str | None) -> bool:
 def _apply(
     session: Session, roster: Roster, replace: Replace | None, dry_run: bool
 ) -> ImportReport:
-    families_before = families(session)
+    before = headcount(session)
     teachers, teacher_tally = _teachers(session, roster.teachers)
     students = {s.student_id: s for s in session.scalars(select(Student))}
     added = updated = 0
@@ -251,7 +251,7 @@ def _apply(
         session.execute(delete(Link).where(Link.id.in_(ids[start : start + _CHUNK])))
     retired = None
     if replace is not None:
-        retired = retire(session, roster, replace, families_before=families_before, dry_run=dry_run)
+        retired = retire(session, roster, replace, before=before, dry_run=dry_run)
     return ImportReport(
         teachers=teacher_tally,
         students=student_tally,

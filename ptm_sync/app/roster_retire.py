@@ -12,8 +12,9 @@ CANCEL to the family); its confirmed meetings are kept, and listed for staff by 
 --retired`` and the staff digest (:mod:`ptm_sync.app.read.retired`).  Families waiting for
 a teacher who left, or who left themselves, no longer wait.
 
-A truncated export must not empty a school: retiring more than half of the families (the
-guardians in the roster before the import) needs ``force``.
+A truncated export must not empty a school: retiring more than half of the teachers, of
+the families (the guardians) or of the students in the roster before the import needs
+``force`` (a teachers file holding its header alone would otherwise retire every teacher).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ TEACHER_LEFT = "the teacher is no longer on the school's roster"
 class Replace:
     """How ``roster import --replace`` runs: ``now`` (aware, UTC) is the time of the
     retirements; ``applier`` withdraws the open proposals (None: ``[mail]`` is not
-    configured); ``force``: more than half of the families may be retired."""
+    configured); ``force``: more than half of the teachers, families or students may be
+    retired."""
 
     now: datetime
     applier: Applier | None = None
@@ -53,23 +55,43 @@ class Replace:
 
 
 @dataclass(frozen=True, slots=True)
+class Headcount:
+    """Who is on the roster (not retired): how many teachers, guardians (the families)
+    and students."""
+
+    teachers: int = 0
+    guardians: int = 0
+    students: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Retirement:
     """Who an import retired: teachers' and guardians' emails, student ids (never names);
-    ``families``: the guardians in the roster before the import; ``withdrawn``: open
-    proposals withdrawn; ``kept``: confirmed meetings of retired people (all of them, not
-    only this import's)."""
+    ``before``: who was on the roster before the import; ``withdrawn``: open proposals
+    withdrawn; ``kept``: confirmed meetings of retired people (all of them, not only this
+    import's)."""
 
     teachers: tuple[str, ...] = ()
     guardians: tuple[str, ...] = ()
     students: tuple[str, ...] = ()
-    families: int = 0
+    before: Headcount = Headcount()
     withdrawn: int = 0
     kept: int = 0
 
     @property
-    def too_many(self) -> bool:
-        """More than half of the families would leave the roster."""
-        return 2 * len(self.guardians) > self.families
+    def over_half(self) -> tuple[str, ...]:
+        """For each kind of which more than half of those on the roster would leave it,
+        what leaves, e.g. "6 of the 6 teachers in the roster (more than half of the
+        teachers)"; empty when no kind would."""
+        return tuple(
+            f"{retired} of the {on_roster} {kind} in the roster (more than half of the {whole})"
+            for retired, on_roster, kind, whole in (
+                (len(self.teachers), self.before.teachers, "teachers", "teachers"),
+                (len(self.guardians), self.before.guardians, "guardians", "families"),
+                (len(self.students), self.before.students, "students", "students"),
+            )
+            if 2 * retired > on_roster
+        )
 
     def lines(self, *, dry_run: bool = False) -> list[str]:
         """What the command prints: counts, then who, then the meetings."""
@@ -99,10 +121,14 @@ class Retirement:
         return out
 
 
-def families(session: Session) -> int:
-    """The guardians in the roster now (not retired)."""
-    count = session.scalar(select(func.count(Guardian.id)).where(Guardian.retired_at.is_(None)))
-    return int(count or 0)
+def headcount(session: Session) -> Headcount:
+    """Who is on the roster now (not retired)."""
+
+    def on_roster(table: type[R]) -> int:
+        count = session.scalar(select(func.count(table.id)).where(table.retired_at.is_(None)))
+        return int(count or 0)
+
+    return Headcount(on_roster(Teacher), on_roster(Guardian), on_roster(Student))
 
 
 def retire(
@@ -110,15 +136,16 @@ def retire(
     roster: Roster,
     replace: Replace,
     *,
-    families_before: int,
+    before: Headcount,
     dry_run: bool = False,
 ) -> Retirement:
     """Retire whoever of the kinds ``roster`` holds is missing from it, withdraw their open
     proposals (unless ``dry_run``: then only counted) and let their waiting go.
 
     Raises:
-        UserError: more than half of ``families_before`` would be retired without
-            ``replace.force`` (and not ``dry_run``); nothing is written then.
+        UserError: more than half of the teachers, guardians or students on the roster
+            ``before`` would be retired without ``replace.force`` (and not ``dry_run``);
+            nothing is written then.
         BookingRefused: an open proposal must be withdrawn and ``[mail]`` is not
             configured.
     """
@@ -144,21 +171,18 @@ def retire(
                 student.retired_at = now
                 students.append(student.student_id)
     done = Retirement(
-        tuple(sorted(teachers)), tuple(sorted(guardians)), tuple(sorted(students)), families_before
+        tuple(sorted(teachers)), tuple(sorted(guardians)), tuple(sorted(students)), before
     )
-    if done.too_many and not replace.force and not dry_run:
+    if done.over_half and not replace.force and not dry_run:
         raise UserError(
-            f"this import retires {len(guardians)} of the {families_before} guardians in the "
-            "roster (more than half of the families): if the files are the whole roster, "
-            "run it again with --force; nothing was changed"
+            f"this import retires {' and '.join(done.over_half)}: if the files are the whole "
+            "roster, run it again with --force; nothing was changed"
         )
     session.flush()
     withdrawn = _withdraw(session, replace.applier, dry_run=dry_run)
     _stop_waiting(session)
     kept = len(retired_meetings(session, (MeetingState.CONFIRMED,)))
-    return Retirement(
-        done.teachers, done.guardians, done.students, families_before, withdrawn, kept
-    )
+    return Retirement(done.teachers, done.guardians, done.students, before, withdrawn, kept)
 
 
 def _count(n: int, what: str) -> str:

@@ -16,7 +16,10 @@ from typing import Any
 import pytest
 from icalendar import Event
 
+from ptm_sync.adapters.store import Database
+from ptm_sync.config import settings as config_mod
 from ptm_sync.demo import organizers
+from ptm_sync.interfaces.web.pages import Site
 from tests.support.caldav_servers import EmbeddedCalDAV
 from tests.support.mailservers import SmtpSink
 from tests.support.school import (
@@ -195,7 +198,10 @@ def test_retiring_more_than_half_of_the_families_needs_force(
 
     dry = s.run("roster", "import", "--replace", "--dry-run", str(truncated))
     assert "retired (would be): 0 teachers, 2 guardians, 2 students" in dry.out
-    assert "the import itself needs --force" in dry.err
+    assert (
+        "note: this retires 2 of the 3 guardians in the roster (more than half of the "
+        "families): without --dry-run the import would need --force"
+    ) in dry.err.splitlines()
 
     forced = s.run("roster", "import", "--replace", "--force", str(truncated))
     assert "retired: 0 teachers, 2 guardians, 2 students" in forced.out
@@ -209,6 +215,79 @@ def test_retiring_more_than_half_of_the_families_needs_force(
 
     force_alone = s.run("roster", "import", "--force", str(truncated), check=False)
     assert force_alone.code == 2 and "--force goes with --replace" in force_alone.err
+
+
+def test_a_teachers_file_holding_its_header_alone_needs_force(
+    school: tuple[School, SmtpSink],
+) -> None:
+    """A truncated teachers export must not retire every teacher (the review's finding:
+    all of them were retired, exit 0, and --dry-run gave no warning)."""
+    s, sink = school
+    header = s.folder / "teachers-header.csv"
+    header.write_text("email,name,account,calendar,room\n")
+    states = {m["id"]: m["state"] for m in s.meetings()}
+    slots = s.run("slots", "--format", "json").json()
+    assert {row["teacher"] for row in slots} == {ADA, ALAN, GRACE}
+    sent = len(sink.received)
+
+    dry = s.run("roster", "import", "--replace", "--dry-run", str(header))
+    assert "retired (would be): 3 teachers, 0 guardians, 0 students" in dry.out
+    assert (
+        "note: this retires 3 of the 3 teachers in the roster (more than half of the "
+        "teachers): without --dry-run the import would need --force"
+    ) in dry.err.splitlines()
+
+    refused = s.run("roster", "import", "--replace", str(header), check=False)
+    assert (refused.code, refused.out) == (1, "")
+    assert refused.err.strip() == (
+        "ptm-sync: this import retires 3 of the 3 teachers in the roster (more than half of "
+        "the teachers): if the files are the whole roster, run it again with --force; "
+        "nothing was changed"
+    )
+    assert {m["id"]: m["state"] for m in s.meetings()} == states
+    assert s.run("slots", "--format", "json").json() == slots
+    assert len(sink.received) == sent and retired(s) == []
+
+    # Two of three teachers leaving is more than half too; one of three is not.
+    lines = (s.folder / "teachers.csv").read_text().splitlines()
+    ada_only = s.folder / "teachers-ada.csv"
+    ada_only.write_text("\n".join([lines[0], *(x for x in lines if ADA in x)]) + "\n")
+    two = s.run("roster", "import", "--replace", str(ada_only), check=False)
+    assert two.code == 1 and "retires 2 of the 3 teachers in the roster" in two.err
+
+    forced = s.run("roster", "import", "--replace", "--force", str(header))
+    assert "retired: 3 teachers, 0 guardians, 0 students" in forced.out
+    assert s.run("slots", "--format", "json").json() == []
+
+
+def test_a_families_file_with_new_student_ids_needs_force(
+    school: tuple[School, SmtpSink],
+) -> None:
+    """Every guardian stays, but every student id changed (another export's ids): retiring
+    more than half of the students needs --force, as for the families."""
+    s, sink = school
+    renumbered = [
+        (f"X{sid}", student, g_email, g_name, teachers)
+        for sid, student, g_email, g_name, teachers in FAMILIES
+    ]
+    path = families_file(s, "renumbered.csv", renumbered)
+    states = {m["id"]: m["state"] for m in s.meetings()}
+    sent = len(sink.received)
+
+    dry = s.run("roster", "import", "--replace", "--dry-run", str(path))
+    assert "retired (would be): 0 teachers, 0 guardians, 4 students" in dry.out
+    assert (
+        "note: this retires 4 of the 4 students in the roster (more than half of the "
+        "students): without --dry-run the import would need --force"
+    ) in dry.err.splitlines()
+    refused = s.run("roster", "import", "--replace", str(path), check=False)
+    assert refused.code == 1 and refused.err.strip() == (
+        "ptm-sync: this import retires 4 of the 4 students in the roster (more than half of "
+        "the students): if the files are the whole roster, run it again with --force; "
+        "nothing was changed"
+    )
+    assert {m["id"]: m["state"] for m in s.meetings()} == states
+    assert len(sink.received) == sent and retired(s) == []
 
 
 def test_without_replace_an_import_stays_additive(school: tuple[School, SmtpSink]) -> None:
@@ -298,3 +377,107 @@ def test_who_left_the_roster_books_nothing_through_a_booking_address(
         "applied (request declined: only the families of this teacher's students can book here)"
     )
     assert ask(PAT, ALAN, "16:45") == "applied (booked)"  # who stays books as before
+
+
+def published(s: School, *paths: str) -> list[tuple[int, str]]:
+    """(status, body) of each public page, served in this process as `run` serves them."""
+    config = config_mod.load(str(s.config))
+    db = Database(config.database.url)
+    try:
+        site = Site(config, db, lambda: datetime.now(TZ))
+        answers = [site.handle(path) for path in paths]
+    finally:
+        db.dispose()
+    return [(a.status, a.body.decode("utf-8", "replace")) for a in answers]
+
+
+def test_a_retired_teacher_offers_no_times_and_who_left_is_booked_nothing(
+    school: tuple[School, SmtpSink],
+) -> None:
+    s, _ = school
+    lines = (s.folder / "teachers.csv").read_text().splitlines()
+    without_grace = s.folder / "teachers-2.csv"
+    without_grace.write_text("\n".join(x for x in lines if GRACE not in x) + "\n")
+    kept = mine(s, MARIA)[GRACE]
+    assert kept["state"] == "confirmed"
+    assert GRACE in {row["teacher"] for row in s.run("slots", "--format", "json").json()}
+    s.run("roster", "import", "--replace", str(without_grace))
+
+    # Her free times are offered nowhere: slots, the matrix, the public page, its JSON and
+    # her feed (404, as for a teacher nobody knows).
+    slots = s.run("slots", "--format", "json").json()
+    assert slots and {row["teacher"] for row in slots} == {ADA, ALAN}
+    assert {row["teacher"] for row in s.run("matrix", "--format", "json").json()} == {ADA, ALAN}
+    for command in ("slots", "matrix"):
+        named = s.run(command, "--teacher", GRACE, check=False)
+        assert (named.code, named.out) == (1, "")
+        assert named.err.strip() == (
+            f"ptm-sync: teacher '{GRACE}' left the roster (roster import --replace) and "
+            "offers no times; import them again to offer them"
+        )
+    (page, html), (_, listing), (feed, _), (unknown, _), (ada_feed, _) = published(
+        s,
+        "/periods/spring",
+        "/periods/spring/slots.json",
+        "/periods/spring/teachers/grace.ics",
+        "/periods/spring/teachers/nobody.ics",
+        "/periods/spring/teachers/ada.ics",
+    )
+    assert page == 200 and "Grace Hopper" not in html and "Ada Lovelace" in html
+    assert GRACE not in listing and ADA in listing
+    assert (feed, unknown, ada_feed) == (404, 404, 200)
+
+    # Staff book her nothing, nor move her kept meeting; her meetings are still listed.
+    booked = s.run(
+        "book", "--guardian", PAT, "--teacher", GRACE, "--start", f"{s.day}T16:00", check=False
+    )
+    assert (booked.code, booked.err.strip()) == (
+        1,
+        f"ptm-sync: teacher {GRACE} left the roster (roster import --replace); "
+        "import them again to book",
+    )
+    moved = s.run("reschedule", str(kept["id"]), "--start", f"{s.day}T16:15", check=False)
+    assert moved.code == 1 and f"teacher {GRACE} left the roster" in moved.err
+    assert [m["id"] for m in s.meetings(teacher=GRACE) if m["state"] == "confirmed"] == [kept["id"]]
+
+    # A guardian who left is booked nothing either, and their kept meeting is not moved.
+    s.run(
+        "roster",
+        "import",
+        "--replace",
+        str(s.folder / "teachers.csv"),
+        str(families_file(s, "f.csv", without(MARIA))),
+    )
+    assert GRACE in {row["teacher"] for row in s.run("slots", "--format", "json").json()}
+    refused = s.run(
+        "book", "--guardian", MARIA, "--teacher", ALAN, "--start", f"{s.day}T16:00", check=False
+    )
+    assert (refused.code, refused.err.strip()) == (
+        1,
+        f"ptm-sync: guardian {MARIA} left the roster (roster import --replace); "
+        "import them again to book",
+    )
+    moved = s.run("reschedule", str(kept["id"]), "--start", f"{s.day}T16:15", check=False)
+    assert moved.code == 1 and f"guardian {MARIA} left the roster" in moved.err
+    assert mine(s, MARIA)[GRACE] == kept
+    # Back on the roster, Grace is booked as before (at a time clear of Pat's proposals).
+    s.run("book", "--guardian", PAT, "--teacher", GRACE, "--start", f"{s.day}T15:00")
+
+
+def test_meetings_retired_or_conflicts_with_state_is_a_usage_error(
+    school: tuple[School, SmtpSink],
+) -> None:
+    s, _ = school
+    for args, named in (
+        (["--retired", "--state", "cancelled"], "--state and --retired"),
+        (["--retired", "--state", "confirmed"], "--state and --retired"),
+        (["--retired", "--conflicts"], "--conflicts and --retired"),
+        (["--conflicts", "--state", "proposed"], "--state and --conflicts"),
+    ):
+        done = s.run("meetings", *args, check=False)
+        assert (done.code, done.out) == (2, ""), args
+        assert f"error: {named} cannot be combined" in done.err
+    helped = s.run("meetings", "--help").out
+    assert "only meetings in this state: proposed, confirmed" in " ".join(helped.split())
+    assert "no_show" in helped and "cancelled" in helped
+    assert len(s.run("meetings", "--state", "proposed", "--format", "json").json()) > 1

@@ -8,7 +8,10 @@ the decision.  The core decides (the admission rule with the staff override, the
 the messages, the waiting list); this module only gathers what it decides on.
 
 A refusal is a :class:`StaffRefused` (a :class:`~ptm_sync.core.errors.UserError`) carrying the
-reason and up to three free times; nothing was written then.
+reason and up to three free times; nothing was written then.  Who left the roster (``roster
+import --replace``: a teacher, guardian or student with ``retired_at``) is booked nothing and
+their meetings are not moved: a :class:`~ptm_sync.core.errors.BookingRefused` says so (a
+cancellation stays possible: staff decide what happens to a kept meeting).
 """
 
 from __future__ import annotations
@@ -100,15 +103,18 @@ def book(
 
     Raises:
         NotFoundError: no such teacher, guardian or student.
-        BookingRefused: the guardian has no student with the teacher, or the student
-            already has a confirmed meeting with the teacher (reschedule it instead).
+        BookingRefused: the teacher, the guardian or the student left the roster; the
+            guardian has no student with the teacher, or the student already has a
+            confirmed meeting with the teacher (reschedule it instead).
         StaffRefused: the core refused the time (busy, off the grid, deadline, caps…).
     """
     applier = Applier(config, now=now, video=video)
     with db.write() as session:
         the_teacher = teacher_by_email(session, teacher)
         the_guardian = _guardian(session, guardian)
+        _on_roster(the_teacher, the_guardian)
         students = _students(session, the_guardian, the_teacher, student)
+        _on_roster(*students)
         period = period_for(config.periods, Interval(start, start), now)
         slot = _slot(period, start)
         parties = load.parties(session, period, the_guardian, the_teacher, students)
@@ -145,12 +151,21 @@ def reschedule(
 
     Raises:
         NotFoundError: no such meeting.
+        BookingRefused: the meeting's teacher, one of its guardians or students left the
+            roster.
         StaffRefused: the core refused (the meeting is closed, the time is not free…), or
             the meeting is at that time already.
     """
     applier = Applier(config, now=now, video=video)
     with db.write() as session:
         meeting = _meeting(session, meeting_id)
+        teacher_of = session.get(Teacher, meeting.teacher_id)
+        assert teacher_of is not None
+        _on_roster(
+            teacher_of,
+            *(link.guardian for link in meeting.guardians),
+            *(link.student for link in meeting.students),
+        )
         slot = _slot(config.period(meeting.period_id), start)
         event = StaffReschedule(slot=slot, override=override, note=note)
         decision = applier.handle(session, meeting, event)
@@ -279,6 +294,21 @@ def _guardian(session: Session, email: str) -> Guardian:
     if found is None:
         raise NotFoundError(f"no guardian {email!r} in the roster")
     return found
+
+
+def _on_roster(*people: Teacher | Guardian | Student) -> None:
+    """Raises BookingRefused naming the first of ``people`` who left the roster."""
+    for person in people:
+        if person.retired_at is not None:
+            kind, name = (
+                ("student", person.student_id)
+                if isinstance(person, Student)
+                else ("teacher" if isinstance(person, Teacher) else "guardian", person.email)
+            )
+            raise BookingRefused(
+                f"{kind} {name} left the roster (roster import --replace); "
+                "import them again to book"
+            )
 
 
 def _meeting(session: Session, meeting_id: int) -> Meeting:

@@ -2,7 +2,9 @@
 
 The one place that turns stored busy times and meetings into the pure slot engine's inputs;
 the command line, the published pages and the booking engine all go through here, so
-`slots --format json` and `/periods/<id>/slots.json` can never disagree.
+`slots --format json` and `/periods/<id>/slots.json` can never disagree.  A teacher who
+left the roster (``retired_at``, `roster import --replace`) offers no times: :func:`teachers`
+leaves them out.
 """
 
 from __future__ import annotations
@@ -82,14 +84,31 @@ class TeacherTimes:
     unknown: list[Interval] = field(default_factory=list)
 
 
-def teachers(session: Session, teacher_email: str | None = None) -> list[Teacher]:
+def teachers(
+    session: Session, teacher_email: str | None = None, *, retired: bool = False
+) -> list[Teacher]:
+    """The roster's teachers by name, or the one with ``teacher_email`` (any case); those
+    who left the roster (``roster import --replace``) only with ``retired``: they offer no
+    times (slots, the matrix, the published pages and feeds, the planner).
+
+    Raises:
+        NotFoundError: no teacher has ``teacher_email``, or (without ``retired``) that
+            teacher left the roster.
+    """
     query = select(Teacher).order_by(Teacher.name, Teacher.email)
     if teacher_email:
         query = query.where(Teacher.email == teacher_email.strip().lower())
     found = list(session.scalars(query))
     if teacher_email and not found:
         raise NotFoundError(f"no teacher {teacher_email!r} in the roster")
-    return found
+    if retired:
+        return found
+    if teacher_email and found[0].retired_at is not None:
+        raise NotFoundError(
+            f"teacher {teacher_email!r} left the roster (roster import --replace) and offers "
+            "no times; import them again to offer them"
+        )
+    return [t for t in found if t.retired_at is None]
 
 
 # Built once: every booking decision reads a teacher's times, and building the statements

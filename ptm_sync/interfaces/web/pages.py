@@ -145,7 +145,12 @@ class Site:
         tz = self.config.tz
         by_teacher: OrderedDict[str, list[SlotRow]] = OrderedDict()
         with self.db.read() as session:
-            teachers = list(session.scalars(select(Teacher).order_by(Teacher.name)))
+            teachers = list(
+                session.scalars(
+                    # Who left the roster offers no times (and is not listed).
+                    select(Teacher).where(Teacher.retired_at.is_(None)).order_by(Teacher.name)
+                )
+            )
             read = set(
                 session.scalars(select(Calendar.teacher_id).where(Calendar.synced_at.is_not(None)))
             )
@@ -192,8 +197,10 @@ class Site:
         if period is None:
             return self.not_found(f"no period {period_id}")
         with self.db.read() as session:
-            exists = session.scalar(select(func.count()).where(Teacher.key == key))
-        if not exists:
+            exists = session.scalar(
+                select(func.count()).where(Teacher.key == key, Teacher.retired_at.is_(None))
+            )
+        if not exists:  # unknown, or left the roster: the same answer
             return self.not_found(f"no teacher {key}")
         rows = [r for r in self._slots(period) if r.teacher_key == key]
         body = render.slots_ics(rows, title=f"{period.title}: free times", now=self.clock())

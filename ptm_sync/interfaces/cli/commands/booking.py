@@ -2,7 +2,10 @@
 and `note` live in :mod:`~ptm_sync.interfaces.cli.commands.meeting_record`.
 
 `meetings` validates its filters: a state that is none (``--state bogus``) is a usage error
-naming the states (exit 2); an unknown teacher an error, as for `slots` (exit 1).
+naming the states (exit 2); so is ``--retired`` or ``--conflicts`` with ``--state``, or the
+two together (each lists confirmed meetings of its own kind: a combination would list
+nothing, or a subset nobody asked for); an unknown teacher is an error, as for `slots`
+(exit 1).
 """
 
 from __future__ import annotations
@@ -66,7 +69,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_invite)
 
     p = sub.add_parser("meetings", help="the record of meetings")
-    p.add_argument("--state", metavar="S", choices=[s.value for s in MeetingState])
+    states = [s.value for s in MeetingState]
+    p.add_argument(
+        "--state",
+        metavar="S",
+        choices=states,
+        help=f"only meetings in this state: {', '.join(states)}",
+    )
     p.add_argument("--teacher", metavar="EMAIL")
     p.add_argument(
         "--conflicts",
@@ -79,7 +88,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="only confirmed meetings of families or teachers who left the roster",
     )
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
-    p.set_defaults(func=cmd_meetings)
+    p.set_defaults(func=cmd_meetings, usage_error=p.error)
     actions = p.add_subparsers(dest="meetings_command", metavar="ACTION")
     meeting_record.register(actions)
 
@@ -182,7 +191,27 @@ def unsent_lines(
     return lines
 
 
+def _filters_that_clash(args: argparse.Namespace) -> str:
+    """The filters given together that cannot be combined, named ("": none)."""
+    given = [
+        option
+        for option, value in (
+            ("--state", args.state),
+            ("--conflicts", args.conflicts),
+            ("--retired", args.retired),
+        )
+        if value
+    ]
+    return " and ".join(given) if len(given) > 1 else ""
+
+
 def cmd_meetings(args: argparse.Namespace) -> int:
+    together = _filters_that_clash(args)
+    if together:
+        args.usage_error(
+            f"{together} cannot be combined: --conflicts and --retired each list confirmed "
+            "meetings of their own kind; give one of them, or --state alone"
+        )
     app = App.from_args(args)
     tz = app.config.tz
     with app.db.read() as session:
@@ -195,7 +224,8 @@ def cmd_meetings(args: argparse.Namespace) -> int:
         if args.state:
             query = query.where(Meeting.state == args.state)
         if args.teacher:
-            teachers(session, args.teacher)  # an unknown teacher is an error, not "none"
+            # An unknown teacher is an error, not "none"; one who left has meetings still.
+            teachers(session, args.teacher, retired=True)
             query = query.where(Teacher.email == args.teacher.strip().lower())
         # Meetings over and done are no conflict anyone can act on: today's and later only.
         clashes = conflicts(session, after=app.now()) if args.conflicts else {}

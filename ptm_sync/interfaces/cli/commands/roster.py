@@ -11,7 +11,8 @@ teachers) and student id.
 ``--replace``: the files are the whole roster of the kinds they hold; who is missing is
 retired, their open proposals withdrawn (the cancellations are sent at once when SMTP is
 configured), their confirmed meetings kept (`meetings --retired`).  Retiring more than half
-of the families needs ``--force`` (exit 1 naming it).  ``--dry-run`` prints what would be
+of the teachers, of the families or of the students needs ``--force`` (exit 1 naming it and
+the counts; ``--dry-run`` says so).  ``--dry-run`` prints what would be
 added, updated and retired and writes nothing.
 """
 
@@ -53,7 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--force",
         action="store_true",
-        help="with --replace: retire even more than half of the families",
+        help="with --replace: retire even more than half of the teachers, families or students",
     )
     p.set_defaults(func=cmd_import, usage_error=p.error)
 
@@ -109,9 +110,9 @@ def _notes(report: ImportReport, *, force: bool) -> None:
             file=sys.stderr,
         )
     retired = report.retired
-    if report.dry_run and retired is not None and retired.too_many and not force:
+    if report.dry_run and retired is not None and retired.over_half and not force:
         print(
-            f"note: this retires {len(retired.guardians)} of the {retired.families} guardians "
-            "(more than half of the families): the import itself needs --force",
+            f"note: this retires {' and '.join(retired.over_half)}: "
+            "without --dry-run the import would need --force",
             file=sys.stderr,
         )
