@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, time
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy import select
 from ptm_sync.adapters.store import Database, Feedback, Guardian
 from tests.support.cli import at, ptm_sync
 from tests.support.mailservers import SmtpSink
-from tests.support.school import TZ, ImapSchool, School, parse, plain_body
+from tests.support.school import ORGANIZER, TZ, ImapSchool, School, parse, plain_body
 
 pytestmark = [pytest.mark.radicale, pytest.mark.dovecot, pytest.mark.slow]
 
@@ -49,8 +50,11 @@ def asked(s: School, sink: SmtpSink) -> tuple[dict[str, Any], EmailMessage]:
 
 
 def answer(request: EmailMessage, text: str, *, in_reply_to: bool = True) -> EmailMessage:
-    """Pat's reply as a mail client writes it: to the Reply-To, the request quoted."""
-    reply = EmailMessage()
+    """Pat's reply as a mail client writes it: to the Reply-To, the request quoted.  Its
+    lines may be as long as RFC 5322 allows (998), as a mail client's are: Python's default
+    78 would write our long Message-ID in In-Reply-To as RFC 2047 encoded words, which no
+    mail client does (RFC 2047 §5: none in a msg-id)."""
+    reply = EmailMessage(policy=policy.default.clone(max_line_length=998))
     reply["From"] = f"Pat Johnson <{PAT}>"
     reply["To"] = str(request["Reply-To"])
     reply["Subject"] = f"Re: {request['Subject']}"
@@ -85,6 +89,8 @@ def test_a_reply_fetched_by_imap_is_recorded_against_its_meeting(
     s, sink, mailbox = imap_school()
     meeting, request = asked(s, sink)
     assert "replying to this email" in plain_body(bytes(request))
+    # No plus addressing: the reply goes to the organizer, matched by In-Reply-To.
+    assert str(request["Reply-To"]) == ORGANIZER
 
     mailbox.append(bytes(answer(request, "Very helpful, thank you.\nAda explained it all.")))
     fetched = s.run("mail", "fetch")
@@ -99,9 +105,14 @@ def test_a_reply_fetched_by_imap_is_recorded_against_its_meeting(
 def test_a_reply_to_the_address_alone_with_a_calendar_part_is_feedback_not_an_answer(
     imap_school: Callable[..., ImapSchool],
 ) -> None:
-    """Matched by the plus-address token (no In-Reply-To); the calendar part it carries (a
-    DECLINE of the meeting) is not taken for an iTIP answer."""
+    """With plus addressing, matched by the plus-address token (no In-Reply-To); the
+    calendar part it carries (a DECLINE of the meeting) is not taken for an iTIP answer."""
     s, sink, _ = imap_school()
+    s.config.write_text(
+        s.config.read_text().replace(
+            f'organizer = "{ORGANIZER}"', f'organizer = "{ORGANIZER}"\nplus_addressing = true'
+        )
+    )
     meeting, request = asked(s, sink)
     reply = answer(request, "We could not find the room at first.", in_reply_to=False)
     decline = (
@@ -156,8 +167,8 @@ def test_feedback_from_a_guardians_alias_is_recorded_as_that_guardian(
     s, sink, _ = imap_school()
     s.config.write_text(
         s.config.read_text().replace(
-            'organizer = "conferences@lincoln.example.org"',
-            'organizer = "conferences@lincoln.example.org"\n'
+            f'organizer = "{ORGANIZER}"',
+            f'organizer = "{ORGANIZER}"\n'
             f'aliases = {{ "{PAT}" = ["pat.johnson@work.example.com"] }}',
         )
     )

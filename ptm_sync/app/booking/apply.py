@@ -83,6 +83,7 @@ class Applier:
             period_titles={p.id: p.title for p in config.periods},
             additional_response=config.booking_address.add_additional_response,
             feedback_links={p.id: p.feedback_url for p in config.periods},
+            plus_addressing=config.mail.plus_addressing,
         )
 
     # --- deciding ---------------------------------------------------------------------

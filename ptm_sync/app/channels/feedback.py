@@ -2,10 +2,11 @@
 (DESIGN §3).
 
 When a period has no ``feedback_url`` the request asks the family to reply by email; its
-Reply-To is ``organizer+feedback-<token>@domain`` (:func:`ptm_sync.core.booking.letters.
-feedback_address`).  An inbound message is such a reply when it is sent to that address
-(To, Cc or an envelope recipient such as Delivered-To), or when In-Reply-To or References
-name the request's Message-ID (the outbox row ``email:<Message-ID>`` of the meeting).  Its
+Reply-To is ``organizer+feedback-<token>@domain`` with ``[mail] plus_addressing``
+(:func:`ptm_sync.core.booking.letters.feedback_address`), else the organizer address itself.
+An inbound message is such a reply when it is sent to a feedback address (To, Cc or an
+envelope recipient such as Delivered-To), or when In-Reply-To or References name the
+request's Message-ID (the outbox row ``email:<Message-ID>`` of the meeting).  Its
 text — the plain body without the quoted request, bounded — becomes a
 :class:`~ptm_sync.adapters.store.Feedback` row with the guardian who sent it.  Only a
 guardian of the meeting may: the sender is compared as an iTIP reply's is (the effective

@@ -57,8 +57,10 @@ FEEDBACK_TAG = "feedback-"
 
 
 def feedback_address(organizer: str, token: str) -> str:
-    """Where a reply to a feedback request goes: ``local+feedback-<token>@domain`` of the
-    organizer address (the plus-address token matches the reply to its meeting)."""
+    """Where a reply to a feedback request goes with plus addressing:
+    ``local+feedback-<token>@domain`` of the organizer address (the plus-address token
+    matches the reply to its meeting).  Without plus addressing the reply goes to the
+    organizer address itself and is matched by In-Reply-To or References."""
     local, _, domain = organizer.partition("@")
     return f"{local.split('+', 1)[0]}+{FEEDBACK_TAG}{token}@{domain}"
 
@@ -79,7 +81,9 @@ class Letterhead:
 
     ``organizer``: ``[mail] organizer`` (the envelope sender and the Message-ID domain);
     ``public_url``: ``[web] public_url``; ``additional_response``: ``[booking_address]
-    add_additional_response``, appended to our answers to booking requests.
+    add_additional_response``, appended to our answers to booking requests;
+    ``plus_addressing``: ``[mail] plus_addressing`` (whether our mail server delivers
+    ``local+tag@domain`` to us: a feedback request's Reply-To is such an address only then).
     """
 
     school: str
@@ -91,6 +95,7 @@ class Letterhead:
     additional_response: str = ""
     #: Each period's ``feedback_url`` (absent or "": feedback by reply email).
     feedback_links: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    plus_addressing: bool = False
 
     @property
     def domain(self) -> str:
@@ -326,7 +331,13 @@ def _letter(
         rules_link = head.feedback_links.get(meeting.period, "")
         link = _feedback_link(rules_link, meeting.feedback_token)
         if not link:
-            reply_to = feedback_address(head.organizer, meeting.feedback_token)
+            # Replies come back to us: to this meeting's feedback address where our mail
+            # server takes plus addresses, else to the organizer (matched by In-Reply-To).
+            reply_to = (
+                feedback_address(head.organizer, meeting.feedback_token)
+                if head.plus_addressing
+                else head.organizer
+            )
     before = decision.before
     moved_from = (
         (before.start, before.end)
