@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +207,31 @@ def test_a_reminder_of_a_meeting_moved_meanwhile_is_dropped_and_the_new_time_rem
     )
     [sent] = reminders(sink)
     assert "16:30–16:45 (Eastern Time)" in plain_body(sent)
+
+
+def test_a_feedback_request_that_waited_past_the_purge_is_not_sent(
+    school: tuple[School, SmtpSink],
+) -> None:
+    """The meeting's personal data went (`purge --before`) while its feedback request
+    waited for the family's mail server: the request is dropped, never sent."""
+    s, sink = school
+    meeting = book(s, PAT, GRACE, "15:30")
+    before = len(sink.received)
+    sink.refuse(PAT, TRY_LATER)
+    command(s, local(s, "15:45"), "jobs", "run", "complete")
+    out = command(s, local(s, "15:50"), "jobs", "run", "feedback")
+    assert out[0] == "feedback: 1 feedback request queued"
+    next_morning = local(s, "09:00") + timedelta(days=1)
+    command(s, next_morning, "purge", "--before", str(next_morning.date()))
+    assert "personal data purged" in s.run("meetings", "show", str(meeting["id"])).out
+
+    sink.handler.refusals.clear()
+    out = command(s, next_morning + timedelta(minutes=5), "outbox", "flush")
+    assert out[0] == "delivered 0; 0 will be retried; 0 failed; 1 dropped as no longer wanted"
+    assert any(
+        line.strip().startswith("email:<feedback_request.")
+        and line.endswith(": dropped: the meeting's personal data was purged")
+        for line in out[1:]
+    ), out
+    assert sink.received[before:] == []
+    assert outbox_left(s, next_morning + timedelta(minutes=6)) == []

@@ -86,6 +86,30 @@ def test_retryable_failure_waits_with_backoff_then_succeeds(db: Database) -> Non
     assert _states(db)["k"] == ("done", 3)
 
 
+def test_a_row_no_longer_wanted_is_done_with_its_reason_never_a_failure(db: Database) -> None:
+    """A deliverer that returns a note (a reminder of a meeting that has started) finishes
+    the row unsent: done, the note as its last error, counted as dropped."""
+    _add(db, "k-late")
+    _add(db, "k-due")
+    clock = Clock()
+
+    def deliverer(row: Outbox) -> str | None:
+        return "dropped: the meeting has started" if row.key == "k-late" else None
+
+    report = outbox.flush(db, {outbox.EMAIL: deliverer}, clock=clock)
+    assert (report.delivered, report.dropped, report.retried, report.dead) == (1, 1, 0, 0)
+    assert report.notes == ["k-late: dropped: the meeting has started"]
+    assert report.errors == []
+    with db.read() as s:
+        rows = {r.key: (r.state, r.last_error) for r in s.scalars(select(Outbox))}
+    assert rows == {
+        "k-late": ("done", "dropped: the meeting has started"),
+        "k-due": ("done", ""),
+    }
+    assert outbox.undelivered(db) == []
+    assert outbox.flush(db, {outbox.EMAIL: deliverer}, clock=clock).dropped == 0  # once
+
+
 def test_retry_after_from_the_server_is_honoured() -> None:
     assert outbox.backoff(1, retry_after=600) == timedelta(seconds=600)
     assert outbox.backoff(1, retry_after=1) == outbox.BASE_DELAY
