@@ -210,3 +210,57 @@ def test_a_cancelled_day_sends_cancels_one_notice_per_family_and_replacement_tim
 
     left = {str(e["UID"]) for e in teacher_events(radicale_server, s.calendars[ADA])}
     assert not ours & left and "parents-evening-elsewhere" in left
+
+
+def test_a_family_that_left_the_roster_is_proposed_nothing_and_waits_for_nothing(
+    school: tuple[TwoEvenings, SmtpSink],
+) -> None:
+    """The review's finding: after Sam's family was retired by `roster import --replace`, a
+    cancelled day proposed Sam a replacement time (a REQUEST).  Sam's kept meeting is
+    cancelled (a CANCEL, and the notice saying so, with the office's contact); the
+    replacement and the waiting list are for who stays."""
+    s, sink = school
+    ava = book(s, SAM, "15:00")
+    mia = book(s, PAT, "15:30", "S1")
+    rows = ["student_id,student_name,guardian_email,guardian_name,teacher_email"]
+    rows += [f"{sid},{name},{g},{gn},{ADA}" for sid, name, g, gn, _ in FAMILIES if g != SAM]
+    (s.folder / "families-2.csv").write_text("\n".join(rows) + "\n")
+    s.run("roster", "import", "--replace", str(s.folder / "families-2.csv"))
+    assert [m["id"] for m in s.run("meetings", "--retired", "--format", "json").json()] == [
+        ava["id"]
+    ]
+    before = len(sink.received)
+
+    done = s.run("cancel", "--teacher", ADA, "--date", str(s.day), "--reason", ILL)
+
+    lines = done.out.splitlines()
+    assert lines[:2] == [
+        f"cancelled: meeting {ava['id']} {s.day} 15:00-15:15 {ADA} with {SAM} (S3): cancelled",
+        "  left the roster (roster import --replace): no replacement, no waiting list",
+    ]
+    assert (
+        "1 replacement time proposed, 0 on the waiting list; 2 guardians sent the day's notice"
+        in done.out
+    )
+    theirs = [m for m in s.meetings(teacher=ADA) if m["guardian"] == SAM]
+    assert [(m["id"], m["state"]) for m in theirs] == [(ava["id"], "cancelled")]
+    assert [m["guardian"] for m in s.meetings(state="proposed")] == [PAT]
+    assert s.run("waitlist", "--format", "json").json() == []
+
+    mail = received(sink, before)
+    assert sorted(mail) == sorted([PAT, SAM])
+    # A CANCEL of the kept meeting and the day's notice: no REQUEST.
+    assert sorted((m or "", str(e["UID"]) if e else "") for m, e, _ in mail[SAM]) == [
+        ("", ""),
+        ("CANCEL", ava["uid"]),
+    ]
+    [notice] = [text for m, _, text in mail[SAM] if m is None]
+    assert f"Ada Lovelace cannot meet families on {s.day:%A %d %B %Y} ({ILL})" in notice
+    assert "your meeting that day is cancelled:" in notice
+    assert "Questions: office@lincoln.example.org" in notice
+    for said in ("What happens next", "reserved", "waiting list", "invitation", "book+"):
+        assert said not in notice, said
+    assert [m for m, _, _ in mail[PAT]].count("REQUEST") == 1
+    [pat_notice] = [text for m, _, text in mail[PAT] if m is None]
+    assert f"About Mia: we have reserved {s.second:%A %d %B %Y}, 15:00–15:15" in pat_notice
+    assert mia["id"] not in {m["id"] for m in s.meetings(state="confirmed")}

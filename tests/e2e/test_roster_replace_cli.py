@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from icalendar import Event
 
-from ptm_sync.adapters.store import Database
+from ptm_sync.adapters.store import Database, Meeting
 from ptm_sync.config import settings as config_mod
 from ptm_sync.demo import organizers
 from ptm_sync.interfaces.web.pages import Site
-from tests.support.caldav_servers import EmbeddedCalDAV
+from tests.support.caldav_servers import EmbeddedCalDAV, delete_href
 from tests.support.mailservers import SmtpSink
 from tests.support.school import (
     FAMILIES,
@@ -481,3 +481,48 @@ def test_meetings_retired_or_conflicts_with_state_is_a_usage_error(
     assert "only meetings in this state: proposed, confirmed" in " ".join(helped.split())
     assert "no_show" in helped and "cancelled" in helped
     assert len(s.run("meetings", "--state", "proposed", "--format", "json").json()) > 1
+
+
+def test_a_left_familys_meeting_deleted_by_the_teacher_is_cancelled_and_nothing_proposed(
+    school: tuple[School, SmtpSink], radicale_server: EmbeddedCalDAV
+) -> None:
+    """Grace deletes Maria's kept meeting from her calendar after Maria's family left the
+    roster: the meeting is cancelled (a CANCEL to Maria) and, unlike for a family that
+    stays (DESIGN §3), no new time is proposed and nobody waits."""
+    s, sink = school
+    s.run("outbox", "flush")
+    kept = mine(s, MARIA)[GRACE]
+    s.run(
+        "roster",
+        "import",
+        "--replace",
+        str(s.folder / "teachers.csv"),
+        str(families_file(s, "f.csv", without(MARIA))),
+    )
+    config = config_mod.load(str(s.config))
+    db = Database(config.database.url)
+    try:
+        with db.read() as session:
+            href = session.get(Meeting, kept["id"]).remote_href  # type: ignore[union-attr]
+    finally:
+        db.dispose()
+    assert href
+    sent = len(sink.received)
+    delete_href(radicale_server, href)
+
+    s.run("sync")
+    s.run("outbox", "flush")
+
+    assert mine(s, MARIA)[GRACE]["state"] == "cancelled"
+    assert [m["state"] for m in s.meetings() if m["guardian"] == MARIA].count("proposed") == 0
+    assert s.run("waitlist", "--format", "json").json() == []
+    [(to, event, text)] = cancels(sink, sent)
+    assert (to, str(event["UID"])) == (MARIA, kept["uid"])
+    assert "invitation for another time" not in text and "waiting list" not in text
+    requests = [
+        m
+        for m in sink.received[sent:]
+        if any(p.get_content_type() == "text/calendar" for p in parse(m.raw).walk())
+        and str(calendar_part(m.raw)["METHOD"]) == "REQUEST"
+    ]
+    assert requests == []

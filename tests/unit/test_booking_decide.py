@@ -42,6 +42,7 @@ from ptm_sync.core.booking.values import (
     CalendarAction,
     Context,
     Decision,
+    Left,
     MeetingView,
     Origin,
     Outcome,
@@ -711,6 +712,26 @@ def test_the_reproposal_avoids_every_time_already_offered() -> None:
     assert offer.after is not None and offer.after.slot == slot(2)
     assert offer.after.reproposals == 2 and offer.after.replaces == 7
     assert offer.after.uid == "next-z9z9z9z9z9z9z9z9@lincoln.example.org"
+
+
+def test_who_left_the_roster_is_proposed_nothing_after_a_decline_or_a_deletion() -> None:
+    """Nothing that follows a meeting's end goes to who left the roster: no re-proposal,
+    no waiting list, and their letter names no next step (not even how to book)."""
+    left = Left(guardians=frozenset({PAT_ID}))
+    for meeting_now, event, free in (
+        (meeting(P), Answer(guardian_id=PAT_ID, partstat=DECLINED, dtstamp=LATER), (1, 2)),
+        (meeting(P), Answer(guardian_id=PAT_ID, partstat=DECLINED, dtstamp=LATER), ()),
+        (meeting(C, sequence=1, at=1), TeacherRemoved(), (0, 1, 2)),
+    ):
+        decision = decide(meeting_now, event, context(free=free, left=left))
+        assert decision.outcome == Outcome.APPLIED
+        assert (decision.then, decision.waitlist, decision.left) == ((), None, {PAT_ID})
+        for message, _ in sent(decision):
+            body = message.message.get_body(("plain",)).get_content()
+            assert "invitation for another time" not in body and "waiting list" not in body
+            assert "book+" not in body
+        stays = decide(meeting_now, event, context(free=free))
+        assert stays.then or stays.waitlist is not None  # the same answer from who stays
 
 
 def test_staff_overrides_are_recorded_in_the_history() -> None:

@@ -14,7 +14,16 @@ from ptm_sync.core.booking.disruption import families, notices, replaced_by
 from ptm_sync.core.booking.events import StaffCancel
 from ptm_sync.core.booking.letters import Letter
 from ptm_sync.core.booking.notices import render
-from ptm_sync.core.booking.values import FAMILY, FREE, TRIED, Context, Decision, Origin
+from ptm_sync.core.booking.values import (
+    FAMILY,
+    FREE,
+    LEFT,
+    TRIED,
+    Context,
+    Decision,
+    Left,
+    Origin,
+)
 from ptm_sync.core.model import Interval, MeetingState, Window
 from tests.unit.booking_values import (
     HEAD,
@@ -54,7 +63,7 @@ def cancel_day(at: int = 0, state: MeetingState = C, **kw: object) -> Decision:
 
 def test_the_cancellation_proposes_the_first_free_time_of_another_evening() -> None:
     event = StaffCancel(reason=BECAUSE, offer_freed=False, elsewhere=OFF)
-    assert needs(meeting(C), event) == {FREE, FAMILY, TRIED}
+    assert needs(meeting(C), event) == {FREE, FAMILY, TRIED, LEFT}
 
     decision = cancel_day(at=2)
 
@@ -148,3 +157,48 @@ def test_meetings_that_share_a_guardian_are_one_family() -> None:
     grouped = families({5: {1}, 6: {2}, 7: {3, 1}, 8: {3}, 9: {4}})
     assert grouped == [[5, 7, 8], [6], [9]]
     assert families({}) == []
+
+
+# --- who left the roster (`roster import --replace`) ----------------------------------------
+
+
+def test_a_family_that_left_is_proposed_nothing_and_waits_for_nothing() -> None:
+    """The review's finding: a retired family got a replacement invitation."""
+    for left in (
+        Left(guardians=frozenset({PAT.guardian_id})),
+        Left(students=frozenset({meeting(C).students[0].id})),
+        Left(teacher=True),
+    ):
+        for free in (tuple(GRID2), tuple(FIRST)):  # a time elsewhere, or none: the list
+            decision = cancel_day(left=left, free=free)
+            assert decision.state is MeetingState.CANCELLED
+            assert (decision.then, decision.waitlist) == ((), None)
+            assert decision.left == {PAT.guardian_id}
+            [(_, cal)] = sent(decision)  # the CANCEL, and nothing else
+            assert cal is not None and str(cal["METHOD"]) == "CANCEL"
+
+
+def test_who_stays_of_a_joint_meeting_is_proposed_the_replacement_alone() -> None:
+    both = meeting(C, parties=(PAT, KIM), sequence=1)
+    event = StaffCancel(reason=BECAUSE, offer_freed=False, elsewhere=OFF)
+    decision = decide(both, event, ctx(left=Left(guardians=frozenset({PAT.guardian_id}))))
+    new = replaced_by(decision)
+    assert new is not None and [p.email for p in new.parties] == [KIM.email]
+    assert decision.left == {PAT.guardian_id}
+    waits = decide(
+        both, event, ctx(free=tuple(FIRST), left=Left(guardians=frozenset({KIM.guardian_id})))
+    )
+    assert waits.waitlist is not None and waits.waitlist.guardian_ids == (PAT.guardian_id,)
+
+    pat, kim = notices([decision], HEAD, NOW, reason=BECAUSE)
+    assert (pat.to, kim.to) == (PAT.email, KIM.email)
+    assert [(c.instead, c.ended) for c in pat.cancelled] == [(None, True)]
+    assert kim.cancelled[0].instead is not None and not kim.cancelled[0].ended
+    assert Letter.from_json(pat.as_json()) == pat
+    text = render(pat).get_body(("plain",)).get_content()
+    assert "your meeting that day is cancelled" in text
+    assert "Your calendar receives a cancellation for the meeting." in text
+    assert "Questions: office@lincoln.example.org" in text
+    for said in ("What happens next", "reserved", "waiting list", "invitation", "book+ada"):
+        assert said not in text, said
+    assert "we have reserved" in render(kim).get_body(("plain",)).get_content()

@@ -30,10 +30,12 @@ from ptm_sync.core.booking.addresses import booking_address
 from ptm_sync.core.booking.values import (
     FAMILY,
     FREE,
+    LEFT,
     PENDING,
     TRIED,
     Context,
     Fresh,
+    Left,
     MeetingView,
     Origin,
     Party,
@@ -279,6 +281,8 @@ def context(
         ctx = replace(ctx, family=family, family_count=len(family))
     if TRIED in needs:
         ctx = replace(ctx, tried=_tried(session, meeting))
+    if LEFT in needs:
+        ctx = replace(ctx, left=_left(session, meeting, teacher))
     return ctx
 
 
@@ -370,6 +374,26 @@ def _need(session: Session, meeting: MeetingView) -> list[tuple[int, str, dateti
         },
     )
     return [(int(i), str(state), start, end) for i, state, start, end in rows]
+
+
+def _left(session: Session, meeting: MeetingView, teacher: Teacher) -> Left:
+    """Who of ``meeting`` left the roster (``retired_at`` set by ``roster import --replace``)."""
+    guardians = session.scalars(
+        select(Guardian.id).where(
+            Guardian.id.in_([p.guardian_id for p in meeting.parties]),
+            Guardian.retired_at.is_not(None),
+        )
+    )
+    students = session.scalars(
+        select(Student.id).where(
+            Student.id.in_([s.id for s in meeting.students]), Student.retired_at.is_not(None)
+        )
+    )
+    return Left(
+        teacher=teacher.retired_at is not None,
+        guardians=frozenset(guardians),
+        students=frozenset(students),
+    )
 
 
 def _tried(session: Session, meeting: MeetingView) -> tuple[Interval, ...]:

@@ -71,8 +71,9 @@ class StaffRefused(BookingRefused):
 class DayCancelled:
     """What a bulk cancellation did: the decisions applied, the replacement proposed for
     each cancelled meeting (by its id; a meeting without one put its family on the waiting
-    list, ``Decision.waitlist``), the meetings it left (meeting id, why), and how many
-    guardians were sent the day's notice."""
+    list, ``Decision.waitlist``, unless it left the roster: ``Decision.left``), the
+    meetings it left (meeting id, why), and how many guardians were sent the day's
+    notice."""
 
     cancelled: list[Decision] = field(default_factory=list)
     replacements: dict[int, MeetingView] = field(default_factory=dict)
@@ -214,11 +215,13 @@ def cancel_day(
 
     Each meeting gets its CANCEL, and its family a replacement time on another evening of
     the period (a new proposal) where one is free and the admission rule allows it, else
-    a place on the teacher's waiting list; each guardian gets one plain notice about all of
-    their meetings that day.  A family (meetings sharing a guardian) is decided in one
-    transaction, with its notice.  The freed times are not offered to the waiting list:
-    the teacher cannot meet that day (:attr:`StaffCancel.offer_freed`).  A meeting answered
-    meanwhile (closed) is left and named in :attr:`DayCancelled.left`.
+    a place on the teacher's waiting list (neither for who left the roster: the core
+    decides, :attr:`~ptm_sync.core.booking.values.Context.left`); each guardian gets one
+    plain notice about all of their meetings that day.  A family (meetings sharing a
+    guardian) is decided in one transaction, with its notice.  The freed times are not
+    offered to the waiting list: the teacher cannot meet that day
+    (:attr:`StaffCancel.offer_freed`).  A meeting answered meanwhile (closed) is left and
+    named in :attr:`DayCancelled.left`.
 
     Raises:
         NotFoundError: no such teacher.

@@ -173,7 +173,18 @@ def with_next_step(
     """After a proposal is declined (or, with ``because``, the teacher removed a booked
     meeting: the reason the family reads): the next best time as a new proposal, up to
     ``max_reproposals``; else the family is told how else to book, and put on the
-    teacher's waiting list when the teacher has no free time left for it (DESIGN §3)."""
+    teacher's waiting list when the teacher has no free time left for it (DESIGN §3).
+
+    Who left the roster (``ctx.left``) gets neither: the next step is for the guardians and
+    students who stay, and nothing follows when the teacher left or nobody stays
+    (:attr:`Decision.left` names the guardians it ends for)."""
+    ended = ctx.left.ended_for(meeting)
+    staying = ctx.left.staying(meeting)
+    if ended:
+        decision = replace(decision, left=ended)
+    if staying is None:
+        return decision
+    meeting = staying
     rules = ctx.rules
     if meeting.reproposals < rules.max_reproposals and ctx.fresh is not None:
         slot = admission.next_best(meeting.slot, ctx)

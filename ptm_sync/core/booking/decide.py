@@ -77,6 +77,7 @@ from ptm_sync.core.booking.table import NEW
 from ptm_sync.core.booking.values import (
     FAMILY,
     FREE,
+    LEFT,
     PENDING,
     TRIED,
     Context,
@@ -161,16 +162,16 @@ def needs(meeting: MeetingView, event: Event) -> frozenset[str]:
             if event.proposed is not None and event.proposed.utc() != meeting.slot:
                 return frozenset({FREE, FAMILY})  # a proposal of another time
             if str(event.partstat).upper() == PARTSTAT.DECLINED:
-                return frozenset({FREE, FAMILY, TRIED})  # the re-proposal
+                return frozenset({FREE, FAMILY, TRIED, LEFT})  # the re-proposal
             return frozenset()
         case Counter() | Offer() | StaffReschedule():
             return frozenset({FREE, FAMILY})
         case Request() | StaffBook():
             return frozenset({FREE, FAMILY, PENDING})
         case TeacherRemoved():
-            return frozenset({FREE, FAMILY, TRIED})
+            return frozenset({FREE, FAMILY, TRIED, LEFT})  # a new proposal
         case StaffCancel() if event.elsewhere is not None:
-            return frozenset({FREE, FAMILY, TRIED})  # a replacement on another evening
+            return frozenset({FREE, FAMILY, TRIED, LEFT})  # a replacement on another evening
         case StaffCancel() if meeting.organized_by_parent:
             return frozenset({FREE, FAMILY})  # the answer offers other free times
     return frozenset()

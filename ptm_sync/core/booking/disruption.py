@@ -10,7 +10,9 @@ another evening of the period that is free for the teacher and that the family m
 
 Then :func:`notices` writes the one plain notice each guardian gets about all of their
 meetings with the teacher that day (what was cancelled, why, what happens next), beside the
-per-meeting CANCELs and the invitations, which calendars need one by one.  :func:`families`
+per-meeting CANCELs and the invitations, which calendars need one by one.  Who left the
+roster (the guardian, the student or the teacher: ``Context.left``) is proposed nothing
+and waits for nothing; their notice says only that the meeting is cancelled.  :func:`families`
 says which meetings are decided together: those that share a guardian.
 """
 
@@ -81,9 +83,21 @@ def with_replacement(
     """``decision`` (the cancellation of ``meeting``) followed by a new proposal on another
     evening (origin ``reproposal``, an invitation whose text says ``because``), or with
     the family put on the teacher's waiting list, told by the day's notice rather than by
-    an email of its own (:attr:`WaitlistEntry.notify` False)."""
+    an email of its own (:attr:`WaitlistEntry.notify` False).
+
+    Who left the roster (``ctx.left``) gets neither: the replacement is for the guardians
+    and students who stay, and nothing follows when the teacher left or nobody stays
+    (:attr:`Decision.left` names the guardians it ends for: their notice says only that
+    the meeting is cancelled)."""
     if decision.outcome != APPLIED:
         return decision
+    ended = ctx.left.ended_for(meeting)
+    staying = ctx.left.staying(meeting)
+    if ended:
+        decision = replace(decision, left=ended)
+    if staying is None:
+        return decision
+    meeting = staying
     slot = replacement(meeting, ctx, outside) if ctx.fresh is not None else None
     if slot is not None:
         draft = draft_from(meeting, slot, ctx, reproposals=1)
@@ -173,13 +187,15 @@ def _notice(
     for decision in decisions:
         before = decision.before
         assert before is not None
-        new = replaced_by(decision)
+        ended = party.guardian_id in decision.left  # left the roster: nothing follows
+        new = None if ended else replaced_by(decision)
         cancelled.append(
             CancelledMeeting(
                 start=before.start,
                 end=before.end,
                 students=tuple(s.first_name for s in before.students),
                 instead=(new.start, new.end) if new is not None else None,
+                ended=ended,
             )
         )
     students = tuple(dict.fromkeys(name for c in cancelled for name in c.students))

@@ -24,12 +24,19 @@ from ptm_sync.core.booking.messages import Text, _text
 class CancelledMeeting:
     """One cancelled meeting as the notice names it: its time (aware), the students' first
     names, and the replacement time reserved instead (``instead``, aware) or None when the
-    family is on the teacher's waiting list."""
+    family is on the teacher's waiting list — or, ``ended``, nothing follows (the guardian,
+    the student or the teacher left the roster)."""
 
     start: datetime
     end: datetime
     students: tuple[str, ...] = ()
     instead: tuple[datetime, datetime] | None = None
+    ended: bool = False
+
+    @property
+    def waiting(self) -> bool:
+        """The family is on the teacher's waiting list for it."""
+        return self.instead is None and not self.ended
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -37,6 +44,7 @@ class CancelledMeeting:
             "end": self.end.isoformat(),
             "students": list(self.students),
             "instead": [t.isoformat() for t in self.instead] if self.instead else None,
+            "ended": self.ended,
         }
 
     @classmethod
@@ -51,6 +59,7 @@ class CancelledMeeting:
             start=datetime.fromisoformat(data["start"]),
             end=datetime.fromisoformat(data["end"]),
             students=tuple(data.get("students", ())),
+            ended=bool(data.get("ended", False)),
             instead=(
                 (datetime.fromisoformat(instead[0]), datetime.fromisoformat(instead[1]))
                 if instead
@@ -77,7 +86,8 @@ def day_cancelled(
 ) -> Text:
     """The notice of a teacher's cancelled day: each of the guardian's meetings with the
     teacher that day, the reason, and what happens next for each (``how``: how else to
-    book, said when a meeting went to the waiting list)."""
+    book, said when a meeting went to the waiting list); nothing is said to follow a
+    meeting that ``ended`` (who left the roster: the office's contact closes the notice)."""
     first = min(cancelled, key=lambda c: c.start)
     day = f"{first.start.astimezone(tz):%A %d %B %Y}"
     one = len(cancelled) == 1
@@ -88,6 +98,8 @@ def day_cancelled(
     )
     steps = []
     for c in sorted(cancelled, key=lambda c: c.start):
+        if c.ended:
+            continue  # left the roster: no other time, no waiting list
         if c.instead is not None:
             steps.append(
                 f"- About {_about(c.students)}: we have reserved {at(*c.instead, tz)} instead. "
@@ -100,7 +112,7 @@ def day_cancelled(
                 f"you now, so you are on {teacher_name}'s waiting list. When a time becomes "
                 "free, we reserve it for you and send you an invitation."
             )
-    waiting = any(c.instead is None for c in cancelled)
+    waiting = any(c.waiting for c in cancelled)
     return _text(
         f"Cancelled: {period_title} with {teacher_name} on {day}",
         [
@@ -114,7 +126,7 @@ def day_cancelled(
                 else "your meetings that day are cancelled:"
             )
             + f"\n{times}",
-            "What happens next:\n" + "\n".join(steps),
+            "What happens next:\n" + "\n".join(steps) if steps else "",
             "Your calendar receives a cancellation for "
             + ("the meeting." if one else "each meeting."),
             how if waiting else "",

@@ -260,7 +260,11 @@ def _recipients(decision: Decision, notice: Notice, meeting: MeetingView) -> lis
     return [p for p in meeting.parties if p not in asker]
 
 
-def _next_step(decision: Decision, how: str) -> str:
+def _next_step(decision: Decision, how: str, party: Party) -> str:
+    """What ``party`` can do next: the new invitation, the waiting list or how else to book;
+    nothing for a guardian the meeting's end ends it for (:attr:`Decision.left`)."""
+    if party.guardian_id in decision.left:
+        return ""
     if any(d.rule == "reproposal" for d in decision.then):
         return "We are sending you an invitation for another time."
     if decision.waitlist is not None:
@@ -380,7 +384,7 @@ def _letter(
         reason=notice.reason,
         alternatives=tuple((a.start, a.end) for a in notice.alternatives),
         declined_by=declined_by,
-        next_step=_next_step(decision, how) if template in WITH_NEXT_STEP else how,
+        next_step=_next_step(decision, how, party) if template in WITH_NEXT_STEP else how,
         additional=head.additional_response if reply else "",
         kept=kept,
         moved_from=moved_from,

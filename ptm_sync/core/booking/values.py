@@ -21,6 +21,8 @@ from ptm_sync.core.model import Actor, Interval, LinkSource, MeetingState, Windo
 #: Parts of a :class:`Context` the store can provide; :func:`ptm_sync.core.booking.decide.needs`
 #: names the ones an event needs, so that an Accept costs no slot computation.
 FREE, FAMILY, TRIED, PENDING = "free", "family", "tried", "pending"
+#: Who of the meeting left the roster (:class:`Left`): read for what follows a meeting's end.
+LEFT = "left"
 
 
 class Outcome(StrEnum):
@@ -233,6 +235,37 @@ class MeetingView:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Left:
+    """Who of a meeting left the roster (``roster import --replace``): its teacher, and the
+    ids of its guardians and students who did.  Nobody who left is proposed a new meeting
+    or put on a waiting list: what follows a meeting's end (a re-proposal after a decline
+    or the teacher's deletion, a replacement for a cancelled day) is for who stays."""
+
+    teacher: bool = False
+    guardians: frozenset[int] = frozenset()
+    students: frozenset[int] = frozenset()
+
+    def staying(self, meeting: MeetingView) -> MeetingView | None:
+        """``meeting`` with only its guardians and students still on the roster; None when
+        nobody is left to meet: the teacher left, or every guardian, or every student."""
+        if self.teacher:
+            return None
+        if not self.guardians and not self.students:
+            return meeting
+        parties = tuple(p for p in meeting.parties if p.guardian_id not in self.guardians)
+        students = tuple(s for s in meeting.students if s.id not in self.students)
+        if not parties or not students:
+            return None
+        return replace(meeting, parties=parties, students=students)
+
+    def ended_for(self, meeting: MeetingView) -> frozenset[int]:
+        """The ids of ``meeting``'s guardians for whom nothing follows (:meth:`staying`)."""
+        staying = self.staying(meeting)
+        kept = {p.guardian_id for p in staying.parties} if staying is not None else set()
+        return frozenset(p.guardian_id for p in meeting.parties if p.guardian_id not in kept)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Rules:
     """The booking rules of one period (DESIGN §3, §8), as the core needs them.
 
@@ -322,6 +355,8 @@ class Context:
     location: str = ""  # where an in-person meeting of this teacher happens
     #: Where this meeting's video link comes from (``none`` in an in-person period).
     link_from: LinkSource = LinkSource.NONE
+    #: Who of the meeting left the roster (read with :data:`LEFT`).
+    left: Left = Left()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -380,7 +415,9 @@ class Decision:
     transition table that decided.  ``then``: decisions about other meetings that follow
     from this one in the same transaction (a re-proposal, a superseded proposal).
     ``releases``: the slot this decision frees (offered to the waiting list).
-    ``waitlist``: the family to put on the teacher's waiting list.
+    ``waitlist``: the family to put on the teacher's waiting list.  ``left``: the guardians
+    for whom nothing follows the meeting's end (they, its student or its teacher left the
+    roster): no new time, no waiting list, and their letters say none.
     """
 
     rule: Rule
@@ -397,6 +434,7 @@ class Decision:
     waitlist: WaitlistEntry | None = None
     overrides: tuple[str, ...] = field(default_factory=tuple)
     alternatives: tuple[Interval, ...] = ()  # free times offered with a refusal
+    left: frozenset[int] = frozenset()
 
     @property
     def state(self) -> MeetingState | None:

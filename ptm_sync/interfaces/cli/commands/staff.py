@@ -181,6 +181,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         elif decision.waitlist is not None:
             waiting += 1
             print("  no other time free: the family is on the teacher's waiting list")
+        elif decision.left:
+            print("  left the roster (roster import --replace): no replacement, no waiting list")
     for meeting_id, why in result.left:
         print(f"left: meeting {meeting_id}: {why}")
     print(
