@@ -7,6 +7,7 @@ the whole; every problem is recorded through a :data:`Bad` callback as (message,
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import itertools
 import os
 import re
@@ -229,6 +230,11 @@ def _check_web(web: WebConfig, where: str, bad: Bad) -> None:
         bad(f'must be host:port, e.g. "127.0.0.1:8080", got {web.listen!r}', f"{where}.listen")
     if web.public_url and not re.match(r"https?://[^/]", web.public_url):
         bad(f"must be an http(s) URL, got {web.public_url!r}", f"{where}.public_url")
+    for network in web.metrics_from:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            bad(f'must be networks like "10.0.0.0/8", got {network!r}', f"{where}.metrics_from")
 
 
 #: Each section's own rules, run on every section that loaded (so that one bad value

@@ -145,6 +145,9 @@ class MailConfig:
 class WebConfig:
     listen: str = opt("host:port the daemon serves the published pages on.", "127.0.0.1:8080")
     public_url: str = opt("How parents reach the pages, e.g. https://conferences.school.org.", "")
+    metrics_from: tuple[str, ...] = opt(
+        "Networks (CIDR) that may read /metrics; 403 elsewhere.", ("127.0.0.0/8", "::1/128")
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -173,6 +173,16 @@ def test_a_web_listen_that_is_no_host_and_port_is_refused_at_load() -> None:
     assert "web.listen: must be host:port" in str(caught.value)
 
 
+def test_a_metrics_network_that_is_no_cidr_is_refused_naming_the_key() -> None:
+    text = school().replace("[web]\n", '[web]\nmetrics_from = ["10.0.0.0/8", "10.0.0.300/32"]\n')
+    with pytest.raises(ConfigError) as caught:
+        config.parse(text)
+    assert "web.metrics_from: must be networks" in str(caught.value)
+    assert "10.0.0.300/32" in str(caught.value)
+    good = school().replace("[web]\n", '[web]\nmetrics_from = ["10.0.0.0/8", "fd00::/8"]\n')
+    assert config.parse(good).web.metrics_from == ("10.0.0.0/8", "fd00::/8")
+
+
 def test_an_unknown_account_type_is_one_line_not_one_per_key_of_it() -> None:
     """A typo in ``type`` says so, once: its url, username and password are not each
     reported as keys that "do not belong" to a type that does not exist."""

@@ -29,6 +29,7 @@ from ptm_sync.app.read.health import problems, read_state
 from ptm_sync.config.settings import Config, PeriodConfig
 from ptm_sync.core.errors import ConfigError
 from ptm_sync.interfaces.web.metrics import Exporter, MissingLibrary
+from ptm_sync.interfaces.web.security import log_path, may_read_metrics, networks
 from ptm_sync.ops.metrics import PROCESS, ProcessMetrics
 from ptm_sync.ops.redact import mask_urls
 
@@ -74,6 +75,7 @@ class Site:
         imap = config.mail.imap if config.mail is not None else None
         self._imap = f"IMAP server {imap.host}:{imap.port}" if imap is not None else None
         self.exporter = Exporter(db, clock, process, imap=imap is not None)
+        self.metrics_from = networks(config.web.metrics_from)
         self._health: tuple[float, Response] | None = None
         self._health_lock = threading.Lock()
         self.routes: list[tuple[re.Pattern[str], Callable[..., Response]]] = [
@@ -85,8 +87,12 @@ class Site:
             (re.compile(r"/periods/([^/]+)/teachers/([^/]+)\.ics"), self.teacher_feed),
         ]
 
-    def handle(self, path: str) -> Response:
-        """The response to a GET of ``path``.
+    def handle(self, path: str, *, client: str | None = None) -> Response:
+        """The response to a GET of ``path`` (percent-encoded, with or without its query).
+
+        ``client``: the address of the peer when served over the network (``""`` when it is
+        unknown); ``None`` for a caller in this process (the tests, the CLI).  /metrics
+        answers 403 to a peer outside ``[web] metrics_from``.
 
         A database outage (:func:`~ptm_sync.adapters.store.db.database_outage`) is no bug: the page
         answers 503 with a short plain text, and the log has one line (which database, what
@@ -98,6 +104,12 @@ class Site:
             for pattern, view in self.routes:
                 match = pattern.fullmatch(path)
                 if match:
+                    if (
+                        view == self.metrics
+                        and client is not None
+                        and not may_read_metrics(client, self.metrics_from)
+                    ):
+                        return self.forbidden()
                     response: Response = view(*match.groups())
                     return response
             return self.not_found("no such page")
@@ -105,11 +117,14 @@ class Site:
             outage = database_outage(exc)
             if outage is None:
                 raise
-            log.warning("serving %s: %s", mask_urls(path), mask_urls(outage))
+            log.warning("serving %s: %s", mask_urls(log_path(path)), mask_urls(outage))
             return self.unavailable()
 
     def unavailable(self) -> Response:
         return Response(503, TEXT, UNAVAILABLE.encode(), cache_seconds=0)
+
+    def forbidden(self) -> Response:
+        return Response(403, TEXT, b"Forbidden.\n", cache_seconds=0)
 
     def not_found(self, what: str) -> Response:
         body = render.page("Not found", f"<h1>Not found</h1><p>{html.escape(what)}</p>")
