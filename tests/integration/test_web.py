@@ -103,26 +103,31 @@ def fetch(base: str, path: str) -> Fetched:
 
 
 class Sections(HTMLParser):
-    """Teacher name (each <h3>) → the free times listed under it (<li> texts)."""
+    """Teacher name (each <h3>) → the free times listed under it, each as "<day> <time>":
+    the day of the <h4> heading above its list, the time of the <li>."""
 
     def __init__(self) -> None:
         super().__init__()
         self.times: dict[str, list[str]] = {}
-        self._tag = ""
+        self._open: list[str] = []
         self._current = ""
+        self._day = ""
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._tag = tag
+        self._open.append(tag)
 
     def handle_endtag(self, tag: str) -> None:
-        self._tag = ""
+        while self._open and self._open.pop() != tag:
+            pass
 
     def handle_data(self, data: str) -> None:
-        if self._tag == "h3":
+        if "h3" in self._open:
             self._current = data.strip()
             self.times[self._current] = []
-        elif self._tag == "li" and self._current:
-            self.times[self._current].append(data.strip())
+        elif "h4" in self._open:
+            self._day = data.strip()
+        elif self._open[-1:] == ["li"] and self._current and self._day:
+            self.times[self._current].append(f"{self._day} {data.strip()}")
 
 
 # --- the pages -------------------------------------------------------------------------------
@@ -148,7 +153,7 @@ def test_the_period_page_lists_each_teacher_and_exactly_their_free_times(
         starts = [datetime.fromisoformat(r["start"]) for r in rows]
         ends = [datetime.fromisoformat(r["end"]) for r in rows]
         expected[name] = [
-            f"{s:%a %d %b %H:%M}–{e:%H:%M}" for s, e in zip(starts, ends, strict=True)
+            f"{s:%A %d %B} {s:%H:%M}–{e:%H:%M}" for s, e in zip(starts, ends, strict=True)
         ]
     assert parser.times == expected
     for email in NAMES:

@@ -1,13 +1,14 @@
 """Routing and pages: path in, (status, content type, body) out; no sockets here.
 
 Paths (DESIGN §7, a contract): ``/``, ``/periods/<id>``, ``/periods/<id>/slots.json``,
-``/periods/<id>/teachers/<teacher-key>.ics``, ``/healthz``, ``/metrics``.  Nothing served here
+``/periods/<id>/teachers/<teacher-key>.ics``, ``/healthz``, ``/metrics``, and the stylesheet
+``/static/ptm.css``.  HTML comes from the autoescaping templates of
+:mod:`~ptm_sync.interfaces.web.templating`.  Nothing served here
 carries a guardian's or student's name or the title of a teacher's own event.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import re
@@ -17,19 +18,24 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
 from urllib.parse import quote, unquote
 
 from sqlalchemy import func, select
 
 from ptm_sync.adapters.store import Calendar, Database, Teacher
 from ptm_sync.adapters.store.db import database_outage, safe_traceback
+from ptm_sync.app.booking.load import teacher_info
 from ptm_sync.app.read import render
 from ptm_sync.app.read.availability import SlotRow, period_slots
 from ptm_sync.app.read.health import problems, read_state
 from ptm_sync.config.settings import Config, PeriodConfig
+from ptm_sync.core.booking.aftercare_text import zone_words
 from ptm_sync.core.errors import ConfigError
 from ptm_sync.interfaces.web.metrics import Exporter, MissingLibrary
 from ptm_sync.interfaces.web.security import log_path, may_read_metrics, networks
+from ptm_sync.interfaces.web.templating import render as render_page
+from ptm_sync.interfaces.web.templating import static_files
 from ptm_sync.ops.metrics import PROCESS, ProcessMetrics
 from ptm_sync.ops.redact import mask_urls
 
@@ -37,6 +43,8 @@ HTML = "text/html; charset=utf-8"
 JSON = "application/json"
 ICS = "text/calendar; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
+#: Seconds a browser keeps a static file (the stylesheet) before asking again.
+STATIC_CACHE_SECONDS = 3600
 
 #: What a page answers while the database cannot be reached: no details, no SQL.
 UNAVAILABLE = "Temporarily unavailable, try again later.\n"
@@ -85,6 +93,7 @@ class Site:
             (re.compile(r"/periods/([^/]+)/?"), self.period_page),
             (re.compile(r"/periods/([^/]+)/slots\.json"), self.period_json),
             (re.compile(r"/periods/([^/]+)/teachers/([^/]+)\.ics"), self.teacher_feed),
+            (re.compile(r"/static/([^/]+)"), self.static),
         ]
 
     def handle(self, path: str, *, client: str | None = None) -> Response:
@@ -127,8 +136,17 @@ class Site:
         return Response(403, TEXT, b"Forbidden.\n", cache_seconds=0)
 
     def not_found(self, what: str) -> Response:
-        body = render.page("Not found", f"<h1>Not found</h1><p>{html.escape(what)}</p>")
-        return Response(404, HTML, body.encode(), cache_seconds=0)
+        body = render_page("not_found.html", {"what": what})
+        return Response(404, HTML, body, cache_seconds=0)
+
+    def static(self, name: str) -> Response:
+        """A file of the fixed list of :func:`~ptm_sync.interfaces.web.templating.static_files`
+        (the stylesheet); any other name, ``..`` included, is 404."""
+        found = static_files().get(name)
+        if found is None:
+            return self.not_found("no such file")
+        content_type, body = found
+        return Response(200, content_type, body, cache_seconds=STATIC_CACHE_SECONDS)
 
     def _period(self, period_id: str) -> PeriodConfig | None:
         try:
@@ -141,19 +159,17 @@ class Site:
             return period_slots(session, self.config, period, now=self.clock())
 
     def index(self) -> Response:
-        school = self.config.school
-        items = "".join(
-            f'<li><a href="/periods/{quote(p.id)}">{html.escape(p.title)}</a> '
-            f'<span class="muted">{_span(p, self.config)}</span></li>'
+        periods = [
+            {"url": f"/periods/{quote(p.id)}", "title": p.title, "days": _span(p, self.config)}
             for p in self.config.periods
-        )
-        body = (
-            f"<h1>{html.escape(school.name)}</h1>"
-            f"<h2>Parent-teacher conferences</h2><ul>{items}</ul>"
-        )
-        return Response(200, HTML, render.page(school.name, body).encode())
+        ]
+        body = render_page("index.html", {"school": self.config.school.name, "periods": periods})
+        return Response(200, HTML, body)
 
     def period_page(self, period_id: str) -> Response:
+        """Teachers and their free times grouped by day (local dates and times, the zone
+        in words), how to book, each teacher's booking address when mail is configured;
+        never a guardian's or student's name or a teacher's event title."""
         period = self._period(period_id)
         if period is None:
             return self.not_found(f"no period {period_id}")
@@ -173,32 +189,43 @@ class Site:
             by_teacher[t.key] = []
         for row in self._slots(period):
             by_teacher.setdefault(row.teacher_key, []).append(row)
-        sections = []
+        mail = self.config.mail is not None
+        listed = []
         for t in teachers:
             rows = by_teacher[t.key]
-            feed = f"/periods/{quote(period.id)}/teachers/{quote(t.key)}.ics"
-            if rows:
-                times = "".join(f"<li>{r.start:%a %d %b %H:%M}–{r.end:%H:%M}</li>" for r in rows)
-                listing = f'<ul class="times">{times}</ul>'
-            elif t.id not in read:
-                # Never read: we do not know the teacher's times yet; "full" would be a lie.
-                listing = '<p class="muted">Times not published yet.</p>'
-            else:
-                listing = '<p class="muted">No free times left.</p>'
-            room = f' <span class="muted">room {html.escape(t.room)}</span>' if t.room else ""
-            sections.append(
-                f"<section><h3>{html.escape(t.name)}{room}</h3>{listing}"
-                f'<p><a href="{feed}">Subscribe to free times (iCalendar)</a></p></section>'
+            days = [
+                {
+                    "iso": day.isoformat(),
+                    "label": f"{day:%A %d %B}",
+                    "times": [f"{r.start:%H:%M}–{r.end:%H:%M}" for r in group],
+                }
+                for day, group in groupby(
+                    sorted(rows, key=lambda r: r.start), key=lambda r: r.start.astimezone(tz).date()
+                )
+            ]
+            listed.append(
+                {
+                    "name": t.name,
+                    "room": t.room or "",
+                    "address": teacher_info(self.config, t).booking_address if mail else "",
+                    "days": days,
+                    # Never read: we do not know the teacher's times yet; "full" would be a lie.
+                    "published": t.id in read,
+                    "feed": f"/periods/{quote(period.id)}/teachers/{quote(t.key)}.ics",
+                }
             )
-        contact = html.escape(self.config.school.contact)
-        body = (
-            f"<h1>{html.escape(period.title)}</h1>"
-            f"<p>{html.escape(self.config.school.name)} · {_span(period, self.config)} · "
-            f"times in {html.escape(tz.key)} · {period.slot_minutes} minutes each</p>"
-            f'<p>Questions: <a href="mailto:{contact}">{contact}</a> · '
-            f'<a href="/periods/{quote(period.id)}/slots.json">JSON</a></p>' + "".join(sections)
-        )
-        return Response(200, HTML, render.page(period.title, body).encode())
+        context = {
+            "title": period.title,
+            "school": self.config.school.name,
+            "days": _span(period, self.config),
+            "zone": zone_words(tz),
+            "minutes": period.slot_minutes,
+            "contact": self.config.school.contact,
+            "addresses": mail,
+            "teachers": listed,
+            "json": f"/periods/{quote(period.id)}/slots.json",
+        }
+        return Response(200, HTML, render_page("period.html", context))
 
     def period_json(self, period_id: str) -> Response:
         period = self._period(period_id)
