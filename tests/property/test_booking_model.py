@@ -27,16 +27,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -44,9 +40,8 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from ptm_sync.adapters.store import (
@@ -72,6 +67,7 @@ from ptm_sync.core.booking.events import CalendarWritten
 from ptm_sync.core.booking.notices import email_of
 from ptm_sync.core.errors import BookingRefused, SlotTaken
 from ptm_sync.core.model import Interval
+from tests.support import model_stores
 from tests.support.booking import (
     ADA,
     ALAN,
@@ -85,7 +81,7 @@ from tests.support.booking import (
     refresh_message,
 )
 from tests.support.booking_address import booking_request
-from tests.support.database import postgres_base_url, postgres_schema_url
+from tests.support.database import postgres_base_url
 
 OPEN = ("proposed", "confirmed")
 ALL = (*OPEN, "declined", "cancelled", "expired", "superseded")
@@ -639,38 +635,12 @@ class BookingModel(RuleBasedStateMachine):
                     session.delete(event)
 
 
-def sqlite_store() -> tuple[str, Callable[[], None]]:
-    folder = tempfile.TemporaryDirectory(prefix="ptm-model-")
-    return f"sqlite:///{Path(folder.name) / 'ptm.db'}", folder.cleanup
+sqlite_store = model_stores.sqlite_store("ptm-model-")
+postgres_store = model_stores.postgres_store("m_")
 
 
-def postgres_store() -> tuple[str, Callable[[], None]]:
-    base = postgres_base_url()
-    schema = f"m_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
-
-    return postgres_schema_url(base, schema), drop
-
-
-def run(store: Callable[[], tuple[str, Callable[[], None]]], examples: int, steps: int) -> None:
-    machine = type("Model", (BookingModel,), {"database": staticmethod(store)})
-    run_state_machine_as_test(
-        machine,
-        settings=settings(
-            max_examples=examples,
-            stateful_step_count=steps,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-        ),
-    )
+def run(store: model_stores.StoreMaker, examples: int, steps: int) -> None:
+    model_stores.run_model(BookingModel, store, examples, steps)
 
 
 @pytest.mark.parametrize("store", ["sqlite", "postgresql"])

@@ -25,24 +25,19 @@ meeting); and no two active meetings of a teacher overlap.
 
 from __future__ import annotations
 
-import tempfile
-import uuid
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from ptm_sync.adapters.store import (
     Database,
@@ -78,8 +73,9 @@ from ptm_sync.core.booking.late import LateMeeting, plan
 from ptm_sync.core.booking.values import Origin
 from ptm_sync.core.errors import SlotTaken
 from ptm_sync.core.model import Interval
+from tests.support import model_stores
 from tests.support.booking import ADA, ALAN, ALEX, BROWNS, CHRIS, FAMILIES, PAT, SAM, SeededSchool
-from tests.support.database import postgres_base_url, postgres_schema_url
+from tests.support.database import postgres_base_url
 
 OPEN = ("proposed", "confirmed")
 BOOKED = ("confirmed", "completed")
@@ -463,39 +459,12 @@ class ReportModel(RuleBasedStateMachine):
                     assert a.end <= b.start or b.end <= a.start, f"{a.id} and {b.id} overlap"
 
 
-def sqlite_store() -> tuple[str, Callable[[], None]]:
-    folder = tempfile.TemporaryDirectory(prefix="ptm-report-")
-    return f"sqlite:///{Path(folder.name) / 'ptm.db'}", folder.cleanup
+sqlite_store = model_stores.sqlite_store("ptm-report-")
+postgres_store = model_stores.postgres_store("r_")
 
 
-def postgres_store() -> tuple[str, Callable[[], None]]:
-    """A schema of its own on the test PostgreSQL, dropped by the returned function."""
-    base = postgres_base_url()
-    schema = f"r_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
-
-    return postgres_schema_url(base, schema), drop
-
-
-def run(store: Callable[[], tuple[str, Callable[[], None]]], examples: int, steps: int) -> None:
-    machine = type("Model", (ReportModel,), {"database": staticmethod(store)})
-    run_state_machine_as_test(
-        machine,
-        settings=settings(
-            max_examples=examples,
-            stateful_step_count=steps,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-        ),
-    )
+def run(store: model_stores.StoreMaker, examples: int, steps: int) -> None:
+    model_stores.run_model(ReportModel, store, examples, steps)
 
 
 def test_the_report_agrees_with_the_history_on_sqlite() -> None:
